@@ -1,0 +1,527 @@
+"""Tests for models.sheets: reading CSV/XLSX import files into validated rows or problems."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import Workbook
+
+from models.sheets import (
+    Column,
+    ImportProblem,
+    ImportRejected,
+    parse_cluster_applications,
+    parse_jingpin_applications,
+    parse_roster,
+    read_sheet,
+    write_sheet,
+)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+ROSTER_HEADERS = [
+    "市、县(市、区)",
+    "处室/科室",
+    "姓名",
+    "职务",
+    "手机号码(浙政钉号码)",
+    "备注(集群遴选/制造精品)",
+    "电子邮箱",
+]
+
+CLUSTER_HEADERS = [
+    "申报单位",
+    "所在县（市、区）",
+    "申报类型",
+    "集群名称",
+    "细分赛道",
+    "当前所属X体系",
+    "2025年集群规上企业营业收入（亿元）",
+    "省级及以上链主企业数量",
+    "省级及以上创新平台数量",
+    "省级及以上企业研发机构数量",
+    "世界级细分领域",
+    "集群联系人",
+    "联系人手机",
+    "联系人邮箱",
+    "外部编号",
+]
+
+JINGPIN_HEADERS = [
+    "序号",
+    "企业名称",
+    "所在县（市、区）",
+    "产品名称及型号",
+    "产品类别 (先进制造类、数字技术融合类、 特色（消费品）类)",
+    "所在“415X”先进制造业集群赛道",
+    "上市日期",
+    "近三年研发投入占比（%）",
+    "近三年年均销售收入（万元）",
+    "联系人",
+    "联系电话",
+]
+
+
+def roster_row(**overrides: Any) -> list[Any]:
+    base = {
+        "org": "杭州市",
+        "dept": "产业处",
+        "name": "王明",
+        "title": "处长",
+        "mobile": "13805710001",
+        "programs": "集群遴选",
+        "email": "wangming@hz.gov.cn",
+    }
+    base.update(overrides)
+    return list(base.values())
+
+
+def cluster_row(**overrides: Any) -> list[Any]:
+    base = {
+        "applicant": "西湖区",
+        "county": "",
+        "zone": "省级重点产业集群核心区",
+        "cluster": "人工智能",
+        "track": "模型数据服务",
+        "x": "无",
+        "revenue": "520.5",
+        "chain": "2",
+        "platforms": "1",
+        "rd": "5",
+        "world": "",
+        "contact": "钱进",
+        "mobile": "13905710003",
+        "email": "qianjin@xh.gov.cn",
+        "ext": "",
+    }
+    base.update(overrides)
+    return list(base.values())
+
+
+def jingpin_row(**overrides: Any) -> list[Any]:
+    base = {
+        "seq": 1,
+        "enterprise": "浙江某某机械有限公司",
+        "county": "萧山区",
+        "product": "数控机床 XK-500",
+        "category": "先进制造类",
+        "track": "工业母机与机器人",
+        "launch": "2023-05-01",
+        "rd": "4.2",
+        "sales": "1200",
+        "contact": "孙丽",
+        "phone": "13700000001",
+    }
+    base.update(overrides)
+    return list(base.values())
+
+
+def rejected(call: Any, *args: Any) -> list[ImportProblem]:
+    with pytest.raises(ImportRejected) as info:
+        call(*args)
+    return info.value.problems
+
+
+# --- reading and layout ---------------------------------------------------------------------
+
+
+def test_it_reads_the_official_roster_layout_with_title_lines_from_xlsx() -> None:
+    rows = parse_roster(FIXTURES / "roster_official.xlsx")
+    assert [(r.row, r.org, r.name) for r in rows] == [
+        (5, "杭州市", "王明"),
+        (6, "杭州市", "李华"),
+        (8, "西湖区", "赵静"),
+    ]
+    assert rows[0].mobile == "13805710001"
+    assert rows[0].mobile_display == "138 0571 0001"
+    assert rows[1].mobile == "0571-87058343"
+    assert rows[2].programs == frozenset({"cluster", "jingpin"})
+
+
+def test_it_reads_csv_in_gbk() -> None:
+    rows = parse_roster(FIXTURES / "roster_gbk.csv")
+    assert [(r.row, r.org, r.name, r.programs) for r in rows] == [
+        (4, "宁波市", "陈刚", frozenset({"cluster", "jingpin"})),
+        (5, "鄞州区", "周敏", frozenset({"jingpin"})),
+    ]
+
+
+def test_it_reads_csv_in_utf8_with_bom(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row()])
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert parse_roster(path)[0].email == "wangming@hz.gov.cn"
+
+
+def test_it_reads_csv_in_utf8_without_bom(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row()], encoding="utf-8")
+    assert parse_roster(path)[0].name == "王明"
+
+
+@pytest.mark.parametrize(
+    ("mobile_header", "programs_header"),
+    [
+        ("手机号码(浙政钉号码)", "备注(集群遴选/制造精品)"),
+        ("手机号码（浙政钉号码）", "备注（集群遴选／制造精品）"),
+        ("手机号码 \n(浙政钉号码)", "备 注"),
+        ("手机号码", "备注"),
+        ("手机号码", "项目"),
+    ],
+)
+def test_it_matches_header_variants(tmp_path: Path, mobile_header: str, programs_header: str) -> None:
+    headers = ["市、县（市、区）", "处室／科室", "姓 名", "职务", mobile_header, programs_header, "邮箱"]
+    path = write_sheet(tmp_path / "roster.xlsx", headers, [roster_row()])
+    row = parse_roster(path)[0]
+    assert (row.department, row.name, row.mobile, row.programs) == (
+        "产业处",
+        "王明",
+        "13805710001",
+        frozenset({"cluster"}),
+    )
+
+
+def test_it_ignores_unknown_extra_columns(tmp_path: Path) -> None:
+    headers = ["序号", *ROSTER_HEADERS, "办公室地址"]
+    path = write_sheet(tmp_path / "roster.xlsx", headers, [[1, *roster_row(), "省府路8号"]])
+    assert parse_roster(path)[0].name == "王明"
+
+
+def test_it_skips_empty_rows_and_keeps_real_row_numbers(tmp_path: Path) -> None:
+    rows = [
+        roster_row(),
+        [None] * 7,
+        ["", " ", "", "", "", "", ""],
+        roster_row(name="李华", email="li@hz.gov.cn"),
+    ]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows, title_lines=["工作人员信息汇总表"])
+    assert [(r.row, r.name) for r in parse_roster(path)] == [(3, "王明"), (6, "李华")]
+
+
+def test_it_skips_trailing_note_rows(tmp_path: Path) -> None:
+    footer = [
+        "备注：1. 请分别统计汇总",
+        "2. 集群遴选工作人员信息表请发省产业发展中心",
+        "填报人：",
+        "联系电话（手机）：",
+    ]
+    path = write_sheet(tmp_path / "roster.xlsx", ROSTER_HEADERS, [roster_row()], footer_lines=footer)
+    assert len(parse_roster(path)) == 1
+
+
+def test_it_reads_a_named_worksheet(tmp_path: Path) -> None:
+    path = tmp_path / "book.xlsx"
+    wb = Workbook()
+    first = wb.active
+    assert first is not None
+    first.append(["说明页"])
+    second = wb.create_sheet("集群遴选")
+    second.append(ROSTER_HEADERS)
+    second.append(roster_row())
+    wb.save(path)
+    assert parse_roster(path, sheet_name="集群遴选")[0].name == "王明"
+
+
+def test_it_reads_a_sheet_without_column_specs_keyed_by_header_text(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "any.csv", ["甲", "乙"], [["1", "2"]], title_lines=["标题"])
+    sheet = read_sheet(path)
+    assert (sheet.header_row, sheet.rows[0].number, sheet.rows[0].values) == (2, 3, {"甲": "1", "乙": "2"})
+
+
+def test_it_rejects_legacy_xls_files(tmp_path: Path) -> None:
+    path = tmp_path / "roster.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0")
+    problems = rejected(parse_roster, path)
+    assert ".xlsx" in problems[0].message
+
+
+# --- problems -------------------------------------------------------------------------------
+
+
+def test_it_formats_a_problem_with_file_row_and_column() -> None:
+    problem = ImportProblem("roster.csv", 7, "电子邮箱", "邮箱格式不正确：zhang@ (应如 name@example.gov.cn)")
+    assert str(problem) == "roster.csv 第7行 「电子邮箱」: 邮箱格式不正确：zhang@ (应如 name@example.gov.cn)"
+
+
+def test_it_reports_a_bad_email_naming_row_and_column(tmp_path: Path) -> None:
+    rows = [roster_row(), roster_row(name="张三", email="zhang@")]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows, title_lines=["工作人员信息汇总表"])
+    [problem] = rejected(parse_roster, path)
+    assert str(problem) == "roster.csv 第4行 「电子邮箱」: 邮箱格式不正确：zhang@ (应如 name@example.gov.cn)"
+
+
+def test_it_reports_a_bad_mobile_naming_row_column_and_value(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row(mobile="1380571")])
+    [problem] = rejected(parse_roster, path)
+    assert (problem.row, problem.column) == (2, "手机号码(浙政钉号码)")
+    assert "1380571" in problem.message
+
+
+def test_it_reports_empty_programs(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row(programs="")])
+    [problem] = rejected(parse_roster, path)
+    assert (problem.row, problem.column) == (2, "备注(集群遴选/制造精品)")
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("集群遴选", {"cluster"}),
+        ("集群", {"cluster"}),
+        ("精品", {"jingpin"}),
+        ("制造精品", {"jingpin"}),
+        ("集群遴选/制造精品", {"cluster", "jingpin"}),
+        ("集群遴选，制造精品", {"cluster", "jingpin"}),
+        ("全部", {"cluster", "jingpin"}),
+        ("均", {"cluster", "jingpin"}),
+    ],
+)
+def test_it_accepts_program_variants(tmp_path: Path, typed: str, expected: set[str]) -> None:
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row(programs=typed)])
+    assert parse_roster(path)[0].programs == frozenset(expected)
+
+
+def test_it_reports_a_duplicate_person_naming_both_rows(tmp_path: Path) -> None:
+    rows = [roster_row(), roster_row(name="李华", email="li@hz.gov.cn"), roster_row(programs="全部")]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
+    [problem] = rejected(parse_roster, path)
+    assert (problem.row, problem.column) == (4, "姓名")
+    assert "第2行" in problem.message and "王明" in problem.message
+
+
+def test_it_allows_the_same_person_for_two_programs_on_two_rows(tmp_path: Path) -> None:
+    rows = [roster_row(), roster_row(programs="制造精品")]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
+    assert len(parse_roster(path)) == 2
+
+
+def test_it_reports_one_email_used_by_two_names(tmp_path: Path) -> None:
+    rows = [roster_row(), roster_row(name="李华", org="西湖区")]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
+    [problem] = rejected(parse_roster, path)
+    assert (problem.row, problem.column) == (3, "电子邮箱")
+    assert "第2行" in problem.message
+
+
+def test_it_reports_a_missing_required_column_with_headers_found(tmp_path: Path) -> None:
+    headers = ROSTER_HEADERS[:-1]  # no 电子邮箱
+    path = write_sheet(
+        tmp_path / "roster.xlsx", headers, [roster_row()[:-1]], title_lines=["工作人员信息汇总表"]
+    )
+    [problem] = rejected(parse_roster, path)
+    assert problem.file == "roster.xlsx"
+    assert problem.column == "电子邮箱"
+    assert "第2行" in problem.message and "「姓名」" in problem.message
+
+
+def test_it_collects_all_problems_in_a_file(tmp_path: Path) -> None:
+    rows = [
+        roster_row(email="bad"),
+        roster_row(name="李华", mobile="12", email="li@hz.gov.cn"),
+        roster_row(name="", programs="其他", email="x@hz.gov.cn"),
+    ]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
+    problems = rejected(parse_roster, path)
+    assert [(p.row, p.column) for p in problems] == [
+        (2, "电子邮箱"),
+        (3, "手机号码(浙政钉号码)"),
+        (4, "姓名"),
+        (4, "备注(集群遴选/制造精品)"),
+    ]
+
+
+def test_it_caps_the_printed_problem_list_at_fifty() -> None:
+    problems = [ImportProblem("a.csv", i, "姓名", "必填项为空") for i in range(2, 62)]
+    text = str(ImportRejected(problems))
+    assert "共60处" in text and "…另有10处" in text
+    assert "第51行" in text and "第52行" not in text
+
+
+# --- cluster applications -------------------------------------------------------------------
+
+
+def test_it_parses_a_cluster_application(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row()])
+    [row] = parse_cluster_applications(path)
+    assert (row.applicant, row.county, row.is_park, row.zone_type, row.cluster_name) == (
+        "西湖区",
+        "西湖区",
+        False,
+        "core",
+        "人工智能",
+    )
+    assert (row.revenue_2025, row.chain_leaders, row.innovation_platforms, row.world_class) == (
+        Decimal("520.5"),
+        2,
+        1,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("核心区", "core"),
+        ("省级重点产业集群协同区", "collaborative"),
+        ("省级“新星”产业群", "rising_star"),
+        ("新星", "rising_star"),
+    ],
+)
+def test_it_accepts_zone_type_variants(tmp_path: Path, typed: str, expected: str) -> None:
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(zone=typed)])
+    assert parse_cluster_applications(path)[0].zone_type == expected
+
+
+def test_it_normalises_quotes_in_the_x_system(tmp_path: Path) -> None:
+    path = write_sheet(
+        tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(zone="协同区", x='"新星"产业群')]
+    )
+    assert parse_cluster_applications(path)[0].x_system == "“新星”产业群"
+
+
+def test_it_requires_the_county_for_a_park(tmp_path: Path) -> None:
+    path = write_sheet(
+        tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(applicant="杭州经济技术开发区")]
+    )
+    [problem] = rejected(parse_cluster_applications, path)
+    assert (problem.row, problem.column) == (2, "所在县（市、区）")
+
+
+def test_it_requires_the_cluster_name_for_a_core_zone_but_not_a_rising_star(tmp_path: Path) -> None:
+    rows = [cluster_row(cluster=""), cluster_row(zone="新星产业群", cluster="", track="算力产业")]
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, rows)
+    [problem] = rejected(parse_cluster_applications, path)
+    assert (problem.row, problem.column) == (2, "集群名称")
+
+
+def test_it_reports_a_negative_revenue_and_a_fractional_count(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(revenue="-1", chain="1.5")])
+    problems = rejected(parse_cluster_applications, path)
+    assert [(p.column, "-1" in p.message or "1.5" in p.message) for p in problems] == [
+        ("2025年集群规上企业营业收入（亿元）", True),
+        ("省级及以上链主企业数量", True),
+    ]
+
+
+def test_it_reports_a_duplicate_applicant_and_track(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(), cluster_row(zone="协同区")])
+    [problem] = rejected(parse_cluster_applications, path)
+    assert (problem.row, problem.column) == (3, "细分赛道")
+    assert "第2行" in problem.message
+
+
+# --- 精品 applications ----------------------------------------------------------------------
+
+
+def test_it_parses_a_jingpin_application_from_the_official_summary_form(tmp_path: Path) -> None:
+    path = write_sheet(
+        tmp_path / "jingpin.xlsx",
+        JINGPIN_HEADERS,
+        [jingpin_row(), ["...", *[None] * 10]],
+        title_lines=["2026 年浙江制造精品推荐汇总表", "填报单位（盖章）："],
+        footer_lines=["填报人：", "联系电话（手机）："],
+    )
+    [row] = parse_jingpin_applications(path)
+    assert (row.row, row.category, row.track, row.launch_date) == (
+        4,
+        "advanced",
+        "工业母机与机器人",
+        date(2023, 5, 1),
+    )
+    assert (row.rd_ratio, row.avg_sales, row.brand_product) == (Decimal("4.2"), Decimal("1200"), False)
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("特色（消费品）类", "consumer"),
+        ("特色(消费品)类", "consumer"),
+        ("消费品类", "consumer"),
+        ("数字技术融合类", "digital"),
+    ],
+)
+def test_it_accepts_product_category_variants(tmp_path: Path, typed: str, expected: str) -> None:
+    path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(category=typed)])
+    assert parse_jingpin_applications(path)[0].category == expected
+
+
+def test_it_accepts_a_short_track_header_and_track_spelling_variants(tmp_path: Path) -> None:
+    headers = [("集群赛道" if h.startswith("所在“415X”") else h) for h in JINGPIN_HEADERS]
+    path = write_sheet(tmp_path / "jingpin.csv", headers, [jingpin_row(track="生物医药及医疗器械")])
+    assert parse_jingpin_applications(path)[0].track == "生物医药与医疗器械"
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("2023-05-01", date(2023, 5, 1)),
+        ("2023/5/1", date(2023, 5, 1)),
+        ("2023年5月1日", date(2023, 5, 1)),
+        ("2023.05", date(2023, 5, 1)),
+        ("2024年12月", date(2024, 12, 1)),
+    ],
+)
+def test_it_accepts_date_text_variants(tmp_path: Path, typed: str, expected: date) -> None:
+    path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(launch=typed)])
+    assert parse_jingpin_applications(path)[0].launch_date == expected
+
+
+def test_it_reads_xlsx_date_cells(tmp_path: Path) -> None:
+    rows = [
+        jingpin_row(launch=date(2024, 3, 15)),
+        jingpin_row(product="B型", launch=datetime(2023, 1, 2, 0, 0)),
+    ]
+    path = write_sheet(tmp_path / "jingpin.xlsx", JINGPIN_HEADERS, rows)
+    assert [r.launch_date for r in parse_jingpin_applications(path)] == [date(2024, 3, 15), date(2023, 1, 2)]
+
+
+def test_it_reads_an_unformatted_excel_date_serial(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "jingpin.xlsx", JINGPIN_HEADERS, [jingpin_row(launch=45047)])
+    assert parse_jingpin_applications(path)[0].launch_date == date(2023, 5, 1)
+
+
+def test_it_reports_a_malformed_date_naming_row_and_column(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(launch="2023-13-01")])
+    [problem] = rejected(parse_jingpin_applications, path)
+    assert (problem.row, problem.column) == (2, "上市日期")
+    assert "2023-13-01" in problem.message
+
+
+def test_it_reads_a_percentage_formatted_cell_as_shown(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "jingpin.xlsx", JINGPIN_HEADERS, [jingpin_row(rd=0.035)])
+    wb_path = path
+    from openpyxl import load_workbook
+
+    wb = load_workbook(wb_path)
+    ws = wb.active
+    assert ws is not None
+    ws["H2"].number_format = "0.0%"
+    wb.save(wb_path)
+    assert parse_jingpin_applications(path)[0].rd_ratio == Decimal("3.5")
+
+
+def test_it_reports_a_duplicate_enterprise_and_product(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(), jingpin_row(seq=2)])
+    [problem] = rejected(parse_jingpin_applications, path)
+    assert (problem.row, problem.column) == (3, "产品名称及型号")
+    assert "第2行" in problem.message
+
+
+def test_it_reports_an_unknown_track_with_the_allowed_list(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(track="元宇宙")])
+    [problem] = rejected(parse_jingpin_applications, path)
+    assert "元宇宙" in problem.message and "历史经典产业" in problem.message
+
+
+# --- writer ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_it_round_trips_rows_through_write_sheet(tmp_path: Path, suffix: str) -> None:
+    columns = [Column("name", "姓名"), Column("when", "日期")]
+    path = write_sheet(tmp_path / f"t{suffix}", ["姓名", "日期"], [["王明", date(2023, 5, 1)]])
+    sheet = read_sheet(path, columns)
+    assert sheet.rows[0].values["name"] == "王明"
+    assert str(sheet.rows[0].values["when"])[:10] == "2023-05-01"
