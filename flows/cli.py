@@ -1,0 +1,741 @@
+"""The ``shenbao`` command line: one entry point for coordinators and operators.
+
+Each command reads the clock once (real time, or --now / SHENBAO_NOW), opens one unit of work,
+calls domain functions, and prints Chinese tables or --json. Prefect is imported only by the
+commands that run flows.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from calendars.campaign import CampaignFileError, builtin_campaign_files
+from calendars.timeutil import format_deadline, format_local, parse_deadline, parse_instant
+from calendars.workdays import UnknownYearError
+from flows import output as out
+from flows.runtime import Runtime
+from flows.settings import Settings
+from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
+from models.audit import AuditKeyMissing, events_for_case
+from models.campaign import Campaign, get_campaign
+from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES, Case
+from models.context import Actor
+from models.machines import KIND_LABELS, machine_for
+from models.org import TIER_LABELS, Contact, Organisation
+from models.sheets import ImportRejected
+
+EXIT_REFUSED = 3
+EXIT_BAD_INPUT = 2
+
+
+class Fail(click.ClickException):
+    """An error a coordinator can act on; printed in Chinese, exit code 2 (bad input) or 3 (refused)."""
+
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+    def show(self, file: Any = None) -> None:
+        out.error(self.message)
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn domain errors into clear messages and exit codes instead of tracebacks."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ActionRefused as exc:
+            raise Fail(f"操作被拒绝：{exc}", EXIT_REFUSED) from exc
+        except ImportRejected as exc:
+            raise Fail(f"{exc}\n（整个文件未导入，数据库未作任何修改）") from exc
+        except (CampaignFileError, CaseNotFound, AuditKeyMissing, UnknownYearError, LookupError, ValueError) as exc:
+            raise Fail(str(exc).strip("'\"")) from exc
+        except ValidationError as exc:
+            raise Fail(str(exc)) from exc
+        except Exception as exc:
+            from sqlalchemy.exc import OperationalError
+
+            if isinstance(exc, OperationalError):
+                raise Fail(f"数据库无法访问：{exc.orig}（请检查 SHENBAO_DATABASE_URL）", 4) from exc
+            raise
+
+    return wrapper
+
+
+def _rt(ctx: click.Context) -> Runtime:
+    return ctx.ensure_object(dict)["runtime"]  # type: ignore[no-any-return]
+
+
+def _actor(rt: Runtime, as_org: str | None, by: str | None) -> Actor:
+    """``--as`` names the organisation acted for (checked against jurisdiction), ``--by`` the person."""
+    import getpass
+
+    name = by or f"cli:{getpass.getuser()}"
+    if not as_org:
+        return Actor(name=name)
+    with rt.db.read() as session:
+        from models.imports import resolve_org
+
+        org, why = resolve_org(session, as_org)
+        if org is None:
+            org = session.get(Organisation, as_org)
+        if org is None:
+            raise Fail(why or f"未知的单位：{as_org}")
+        return Actor(name=name, org_id=org.id, tier=org.tier)
+
+
+def _resolve_division(rt: Runtime, text: str | None, tier: str) -> str | None:
+    if not text:
+        return None
+    from models.reference import load_divisions
+
+    division, why = load_divisions().resolve_or_explain(text)
+    if division is None or division.tier != tier:
+        raise Fail(why or f"「{text}」不是{'设区市' if tier == 'city' else '县（市、区）'}")
+    return division.code
+
+
+def _default_campaign(rt: Runtime, campaign: str | None) -> str:
+    if campaign:
+        return campaign
+    with rt.db.read() as session:
+        from sqlmodel import select
+
+        ids = session.exec(select(Campaign.id).order_by(Campaign.id)).all()
+    if len(ids) == 1:
+        return ids[0]
+    raise Fail(f"请用 --campaign 指定批次（已有：{'、'.join(ids) or '无，请先 shenbao init'}）")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="以 JSON 输出，供程序读取")
+
+
+# -- the group --------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--now", "now", metavar="TIME", help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW")
+@click.option("--database-url", metavar="URL", help="数据库地址（默认 SQLite <home>/shenbao.db）；也可设 SHENBAO_DATABASE_URL")
+@click.pass_context
+def cli(ctx: click.Context, now: str | None, database_url: str | None) -> None:
+    """申报 shenbao：多层级申报工作的流程与截止时间引擎。
+
+    \b
+    常用：
+      shenbao init                      建库、加载内置批次（2026 集群遴选、制造精品）
+      shenbao campaign show 2026-cluster-selection
+      shenbao roster import 名单.xlsx    导入工作人员信息汇总表（附件3，含邮箱列）
+      shenbao case import 申报.xlsx --campaign 2026-cluster-selection
+      shenbao case act CL26-00001 submit
+      shenbao status --campaign 2026-cluster-selection
+      shenbao history CL26-00001
+      shenbao audit verify
+
+    环境变量：SHENBAO_HOME（数据目录）、SHENBAO_DATABASE_URL、SHENBAO_NOW、SHENBAO_AUDIT_KEY_FILE。
+    """
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise Fail(f"配置错误：{exc}") from exc
+    if database_url:
+        settings.database_url = database_url
+    if now:
+        try:
+            parse_instant(now)
+        except ValueError as exc:
+            raise Fail(f"--now: {exc}") from exc
+    ctx.ensure_object(dict)["runtime"] = Runtime(settings, now_override=now)
+
+
+# -- init ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--no-campaigns", is_flag=True, help="只建库，不加载内置批次")
+@json_option
+@click.pass_context
+@handled
+def init(ctx: click.Context, no_campaigns: bool, as_json: bool) -> None:
+    """建库或升级数据库结构（Alembic），写入浙江省行政区划，加载内置批次。可重复运行。"""
+    from models.registry import load_campaign, seed_divisions
+    from models.schema import upgrade
+
+    rt = _rt(ctx)
+    before, after = upgrade(rt.db)
+    audit = rt.audit(create=True)
+    actor = _actor(rt, None, None)
+    result: dict[str, Any] = {"database": rt.db.safe_url, "schema_from": before, "schema_to": after,
+                              "campaigns": {}}
+    now = rt.now()
+    with rt.db.write() as session:
+        from models.context import Ctx
+
+        c = Ctx(now=now, actor=actor, audit=audit)
+        result["divisions_added"] = seed_divisions(session)
+        if not no_campaigns:
+            for path in builtin_campaign_files():
+                campaign, changes = load_campaign(session, c, path.read_text(encoding="utf-8"), origin=path.name)
+                result["campaigns"][campaign.id] = changes
+    if as_json:
+        out.print_json(result)
+        return
+    out.line(f"数据库：{result['database']}")
+    out.line(f"结构版本：{before or '（新建）'} → {after}")
+    out.line(f"行政区划：新增 {result['divisions_added']} 个（省、11 个设区市、90 个县（市、区））")
+    for cid, changes in result["campaigns"].items():
+        out.line(f"批次 {cid}：{'；'.join(changes) if changes else '已是最新'}")
+    out.line(f"审计密钥：{rt.settings.resolved_key_file}（请妥善保管，勿与数据库放在同一备份中）")
+
+
+# -- campaigns -------------------------------------------------------------------------------------
+
+
+@cli.group()
+def campaign() -> None:
+    """批次：列出、查看环节与截止时间、加载批次文件。"""
+
+
+@campaign.command("list")
+@json_option
+@click.pass_context
+@handled
+def campaign_list(ctx: click.Context, as_json: bool) -> None:
+    """列出已加载的批次。"""
+    from sqlmodel import select
+
+    rt = _rt(ctx)
+    with rt.db.read() as session:
+        rows = session.exec(select(Campaign).order_by(Campaign.id)).all()
+        data = [{"id": c.id, "program": c.program, "name": c.name, "notice": c.spec().notice,
+                 "loaded_at": c.loaded_at} for c in rows]
+    if as_json:
+        out.print_json(data)
+        return
+    out.table("批次", ["编号", "类型", "名称", "文号", "加载时间"],
+              [[d["id"], PROGRAM_LABELS.get(d["program"], d["program"]), d["name"], d["notice"],
+                format_local(d["loaded_at"])] for d in data])
+
+
+@campaign.command("show")
+@click.argument("campaign_id")
+@json_option
+@click.pass_context
+@handled
+def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
+    """查看批次的各环节：谁办理、截止时间（上海时间，含星期）、剩余工作日、待办数量。"""
+    from models.status import stage_views
+
+    rt = _rt(ctx)
+    now = rt.now()
+    with rt.db.read() as session:
+        c = get_campaign(session, campaign_id)
+        views = stage_views(session, c, now, rt.calendar)
+        spec = c.spec()
+    if as_json:
+        out.print_json({"id": spec.id, "name": spec.name, "notice": spec.notice, "now": now,
+                        "stages": [v.as_dict() for v in views]})
+        return
+    out.line(f"{spec.name}（{spec.notice}）")
+    out.line(f"当前时间：{format_local(now)}")
+    rows = []
+    for v in views:
+        due = format_deadline(v.due_at) if v.due_at else "另行通知"
+        if v.due_at and v.version > 1:
+            due += f"（第{v.version}版）"
+        if v.working_days_left is None:
+            left = "—"
+        elif v.working_days_left < 0:
+            left = "已截止"
+        else:
+            left = f"{v.working_days_left} 个工作日"
+        rows.append([v.stage.id, v.stage.name, TIER_LABELS.get(v.stage.actor, v.stage.actor), due, left,
+                     v.pending, v.stage.source])
+    out.table(None, ["环节", "名称", "办理方", "截止时间", "剩余", "待办", "依据"], rows)
+    for contact in spec.province_contacts:
+        out.line(f"联系人：{contact.role} {contact.name} {contact.phone}")
+
+
+@campaign.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@handled
+def campaign_load(ctx: click.Context, file: Path) -> None:
+    """加载或更新一个批次文件（YAML）。截止时间的变化记为调整事件并写入审计。"""
+    from models.context import Ctx
+    from models.registry import load_campaign
+
+    rt = _rt(ctx)
+    c = Ctx(now=rt.now(), actor=_actor(rt, None, None), audit=rt.audit())
+    with rt.db.write() as session:
+        loaded, changes = load_campaign(session, c, file.read_text(encoding="utf-8"), origin=str(file))
+    out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
+
+
+# -- deadlines -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def deadline() -> None:
+    """截止时间：公布“另行通知”的日期，或延期/提前。每次调整都记入审计并重排提醒。"""
+
+
+@deadline.command("set")
+@click.argument("campaign_id")
+@click.argument("stage_id")
+@click.argument("when", required=False)
+@click.option("--tba", is_flag=True, help="改回“另行通知”（无日期）")
+@click.option("--reason", required=True, help="调整理由（必填，记入审计）")
+@click.option("--by", help="操作人姓名")
+@click.pass_context
+@handled
+def deadline_set(ctx: click.Context, campaign_id: str, stage_id: str, when: str | None, tba: bool, reason: str,
+                 by: str | None) -> None:
+    """设定环节截止时间。WHEN 按通知写法：2026-07-10（当日24:00前）、“2026-06-25 24:00”、“2026-08-10 17:00”。"""
+    if bool(when) == tba:
+        raise Fail("请给出新的截止时间 WHEN，或用 --tba 改为另行通知（二者选一）")
+    due = None if tba else parse_deadline(when or "")
+    rt = _rt(ctx)
+    c = rt.ctx(_actor(rt, None, by))
+    with rt.db.write() as session:
+        row = set_deadline(session, c, campaign_id, stage_id, due, reason)
+    out.line(f"{campaign_id}/{stage_id} 截止时间已设为 {format_deadline(row.due_at) if row.due_at else '另行通知'}"
+             f"（第{row.version}版）")
+
+
+# -- roster ----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def roster() -> None:
+    """工作人员信息汇总表（附件3）：导入联系人，查看名单。"""
+
+
+@roster.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+@handled
+def roster_import(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """导入 CSV/XLSX：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
+
+    全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
+    导入后，名单所属设区市的“工作人员信息汇总表”任务记为已报送。
+    """
+    from models.imports import import_roster
+
+    rt = _rt(ctx)
+    c = rt.ctx(_actor(rt, None, None))
+    with rt.db.write() as session:
+        summary = import_roster(session, c, file)
+    if as_json:
+        out.print_json(summary.__dict__)
+        return
+    out.line(f"{file.name}：{summary.rows} 行，新增联系人 {len(summary.created)} 人，更新 {summary.updated} 人")
+    for note in summary.notes:
+        out.line(f"  {note}")
+
+
+@roster.command("list")
+@click.option("--city", help="设区市，如 杭州市")
+@click.option("--program", type=click.Choice(["cluster", "jingpin"]), help="工作：cluster 集群遴选 / jingpin 制造精品")
+@json_option
+@click.pass_context
+@handled
+def roster_list(ctx: click.Context, city: str | None, program: str | None, as_json: bool) -> None:
+    """列出联系人。"""
+    from sqlmodel import select
+
+    rt = _rt(ctx)
+    city_code = _resolve_division(rt, city, "city")
+    with rt.db.read() as session:
+        query = select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id)
+        if city_code:
+            query = query.where(Organisation.city_code == city_code)
+        rows = [(c, o) for c, o in session.exec(query.order_by(Organisation.id, Contact.name)).all()
+                if not program or c.works_on(program)]
+    data = [{"org": o.name, "org_id": o.id, "department": c.department, "name": c.name, "title": c.title,
+             "mobile": c.mobile, "email": c.email, "programs": c.programs.split(","), "active": c.active}
+            for c, o in rows]
+    if as_json:
+        out.print_json(data)
+        return
+    out.table(f"联系人（{len(data)} 人）", ["单位", "处室/科室", "姓名", "职务", "手机", "邮箱", "工作"],
+              [[d["org"], d["department"], d["name"], d["title"], d["mobile"], d["email"],
+                "、".join(PROGRAM_LABELS[p] for p in d["programs"] if p in PROGRAM_LABELS)] for d in data])
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def case() -> None:
+    """案件（申报、推荐、名单任务）：新增、导入、查看、办理。"""
+
+
+@case.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--campaign", "campaign_id", help="批次编号，如 2026-cluster-selection")
+@json_option
+@click.pass_context
+@handled
+def case_import(ctx: click.Context, file: Path, campaign_id: str | None, as_json: bool) -> None:
+    """批量导入申报（CSV/XLSX），列名取自附1-2（集群）或附2-3（精品）。全部校验通过才写入。"""
+    from models.imports import import_cases
+
+    rt = _rt(ctx)
+    campaign_id = _default_campaign(rt, campaign_id)
+    c = rt.ctx(_actor(rt, None, None))
+    with rt.db.write() as session:
+        summary = import_cases(session, c, campaign_id, file)
+    if as_json:
+        out.print_json(summary.__dict__)
+        return
+    first = summary.created[0] if summary.created else "-"
+    last = summary.created[-1] if summary.created else "-"
+    out.line(f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个")
+
+
+@case.command("add")
+@click.option("--campaign", "campaign_id", help="批次编号")
+@click.option("--field", "fields", multiple=True, metavar="列名=值",
+              help="按导入表的列名给值，可重复，如 --field 申报单位=西湖区 --field 申报类型=协同区")
+@click.pass_context
+@handled
+def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...]) -> None:
+    """新增一个申报。字段与导入表相同，经过同样的校验（一行的导入）。
+
+    \b
+    集群遴选必填：申报单位、申报类型、集群名称、细分赛道、当前所属X体系、
+      2025年集群规上企业营业收入（亿元）、省级及以上链主企业数量、省级及以上创新平台数量、
+      省级及以上企业研发机构数量、集群联系人、联系人手机（园区另填 所在县（市、区））
+    制造精品必填：企业名称、所在县（市、区）、产品名称及型号、产品类别、所在“415X”先进制造业集群赛道、
+      上市日期、近三年研发投入占比（%）、近三年年均销售收入（万元）
+    """
+    import tempfile
+
+    from models.imports import import_cases
+    from models.sheets import write_sheet
+
+    if not fields:
+        raise Fail("请用 --field 列名=值 给出申报内容（见 shenbao case add --help）")
+    pairs = []
+    for f in fields:
+        if "=" not in f:
+            raise Fail(f"--field 应为 列名=值，收到：{f}")
+        k, v = f.split("=", 1)
+        pairs.append((k.strip(), v.strip()))
+    rt = _rt(ctx)
+    campaign_id = _default_campaign(rt, campaign_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "命令行输入.csv"
+        write_sheet(path, [k for k, _ in pairs], [[v for _, v in pairs]])
+        c = rt.ctx(_actor(rt, None, None))
+        with rt.db.write() as session:
+            summary = import_cases(session, c, campaign_id, path)
+    out.line(f"已新增 {summary.created[0]}")
+
+
+def _case_dict(session: Any, case: Case) -> dict[str, Any]:
+    machine = machine_for(case.kind)
+    org = session.get(Organisation, case.org_id)
+    return {
+        "ref": case.ref, "campaign": case.campaign_id, "kind": case.kind, "kind_label": KIND_LABELS[case.kind],
+        "state": case.state, "state_label": machine.state_label(case.state), "state_since": case.state_since,
+        "title": case.title, "org": org.name if org else case.org_id, "org_id": case.org_id,
+        "city_code": case.city_code, "county_code": case.county_code, "zone_type": case.zone_type,
+        "category": case.category, "track": case.track, "recommender_id": case.recommender_id,
+        "quota_bucket": case.quota_bucket, "defence_at": case.defence_at, "letter": case.letter,
+        "external_id": case.external_id, "attrs": case.attrs, "findings": case.findings,
+        "allowed_actions": [{"action": t.action, "label": t.label, "needs_reason": t.needs_reason}
+                            for t in machine.allowed(case.state)],
+    }
+
+
+@case.command("show")
+@click.argument("ref")
+@json_option
+@click.pass_context
+@handled
+def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """查看一个案件：字段、当前状态、资格检查结果、可执行的操作。"""
+    rt = _rt(ctx)
+    with rt.db.read() as session:
+        data = _case_dict(session, get_case(session, ref))
+    if as_json:
+        out.print_json(data)
+        return
+    out.line(f"{data['ref']}  {data['kind_label']}  {data['title']}")
+    out.line(f"状态：{data['state_label']}（{data['state']}，自 {format_local(data['state_since'])}）")
+    if data["zone_type"]:
+        out.line(f"申报类型：{ZONE_TYPES.get(data['zone_type'], data['zone_type'])}  赛道：{data['track']}")
+    if data["category"]:
+        out.line(f"产品类别：{JINGPIN_CATEGORIES.get(data['category'], data['category'])}  赛道：{data['track']}")
+    if data["defence_at"]:
+        out.line(f"现场答辩：{format_local(data['defence_at'])}")
+    if data["letter"]:
+        out.line(f"签章文件：{data['letter']}")
+    if data["quota_bucket"]:
+        out.line(f"占用名额：{data['quota_bucket']}")
+    for key, value in data["attrs"].items():
+        if value not in (None, "") and key != "source_row":
+            out.line(f"  {key}: {value}")
+    for f in data["findings"]:
+        mark = {"block": "✗", "in_principle": "!", "info": "·"}.get(f["severity"], "?")
+        extra = f"（已说明理由：{f['override']}）" if f.get("override") else ""
+        out.line(f"  {mark} [{f['rule']}] {f['message']}{extra}")
+    allowed = "、".join(f"{a['label']}({a['action']})" for a in data["allowed_actions"]) or "无（已办结）"
+    out.line(f"可执行：{allowed}")
+
+
+@case.command("list")
+@click.option("--campaign", "campaign_id", help="批次编号")
+@click.option("--kind", type=click.Choice(sorted(KIND_LABELS)), help="案件类型")
+@click.option("--city", help="设区市")
+@click.option("--county", help="县（市、区）")
+@click.option("--state", help="状态，如 draft、submitted")
+@click.option("--limit", default=200, show_default=True, help="最多列出多少条")
+@json_option
+@click.pass_context
+@handled
+def case_list(ctx: click.Context, campaign_id: str | None, kind: str | None, city: str | None, county: str | None,
+              state: str | None, limit: int, as_json: bool) -> None:
+    """按条件列出案件。"""
+    from models.status import list_cases
+
+    rt = _rt(ctx)
+    city_code = _resolve_division(rt, city, "city")
+    county_code = _resolve_division(rt, county, "county")
+    with rt.db.read() as session:
+        cases = list_cases(session, campaign_id, kind=kind, city=city_code, county=county_code, state=state,
+                           limit=limit)
+        data = [{"ref": c.ref, "kind": c.kind, "state": c.state,
+                 "state_label": machine_for(c.kind).state_label(c.state), "title": c.title,
+                 "track": c.track, "since": c.state_since} for c in cases]
+    if as_json:
+        out.print_json(data)
+        return
+    out.table(f"案件（{len(data)} 条）", ["编号", "类型", "名称", "赛道", "状态", "自"],
+              [[d["ref"], KIND_LABELS[d["kind"]], d["title"], d["track"], d["state_label"], format_local(d["since"])]
+               for d in data])
+
+
+def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for v in values:
+        if "=" not in v:
+            raise Fail(f"--override 应为 规则编号=理由，收到：{v}")
+        k, why = v.split("=", 1)
+        if not why.strip():
+            raise Fail(f"--override {k}: 理由不能为空")
+        result[k.strip()] = why.strip()
+    return result
+
+
+@case.command("act")
+@click.argument("ref")
+@click.argument("action")
+@click.option("--reason", default="", help="理由（退回、不予推荐、撤回等必填）")
+@click.option("--override", "overrides", multiple=True, metavar="规则=理由",
+              help="对“原则上”条件说明理由后继续，如 --override revenue_threshold=细分领域达世界级水平")
+@click.option("--as", "as_org", metavar="单位", help="以某单位身份办理（校验权限与管辖），如 杭州市、西湖区")
+@click.option("--by", help="操作人姓名（记入审计）")
+@click.option("--at", "at", metavar="TIME", help="安排现场答辩的时间，如 2026-08-10T09:00")
+@click.option("--letter", metavar="文件名", help="上传的签章推荐函/汇总表文件名（attach）")
+@json_option
+@click.pass_context
+@handled
+def case_act(ctx: click.Context, ref: str, action: str, reason: str, overrides: tuple[str, ...], as_org: str | None,
+             by: str | None, at: str | None, letter: str | None, as_json: bool) -> None:
+    """办理案件：submit 提交、return 退回、recommend 推荐、not_recommend 不予推荐、withdraw 撤回、
+    approve 县级审核通过、pass_preliminary/fail_preliminary 初审、schedule_defence 安排答辩、
+    hold_defence 完成答辩、select/reject 评审结果、attach 上传推荐函 等（见 case show 的“可执行”）。
+
+    不允许的操作会被拒绝并说明原因（当前状态、截止时间、名额、资格条件），拒绝本身也记入审计；退出码 3。
+    """
+    rt = _rt(ctx)
+    params: dict[str, Any] = {}
+    if at:
+        params["at"] = parse_instant(at)
+    if letter:
+        params["letter"] = letter
+    c = rt.ctx(_actor(rt, as_org, by))
+    perform(rt.db, c, ref, action, reason=reason, overrides=_parse_overrides(overrides), params=params)
+    with rt.db.read() as session:
+        data = _case_dict(session, get_case(session, ref))
+    if as_json:
+        out.print_json(data)
+        return
+    out.line(f"{data['ref']} {data['title']}：{machine_for(data['kind']).state_label(data['state'])}")
+
+
+# -- status and history -------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--campaign", "campaign_id", help="批次编号（默认全部）")
+@click.option("--kind", type=click.Choice(sorted(KIND_LABELS)), help="案件类型（默认该批次的申报）")
+@click.option("--city", help="设区市：按县（市、区）展开")
+@click.option("--county", help="县（市、区）：按申报单位展开")
+@click.option("--state", help="只统计某一状态")
+@json_option
+@click.pass_context
+@handled
+def status(ctx: click.Context, campaign_id: str | None, kind: str | None, city: str | None, county: str | None,
+           state: str | None, as_json: bool) -> None:
+    """进度一览：各设区市（或县、申报单位）× 状态的数量，以及各环节的截止时间与待办。"""
+    from sqlmodel import select
+
+    from models.status import board, stage_views
+
+    rt = _rt(ctx)
+    now = rt.now()
+    city_code = _resolve_division(rt, city, "city")
+    county_code = _resolve_division(rt, county, "county")
+    results = []
+    with rt.db.read() as session:
+        campaigns = [get_campaign(session, campaign_id)] if campaign_id else list(
+            session.exec(select(Campaign).order_by(Campaign.id)))
+        for c in campaigns:
+            k = kind or ("cluster_application" if c.program == "cluster" else "jingpin_application")
+            b = board(session, c.id, k, city=city_code, county=county_code, state=state)
+            views = stage_views(session, c, now, rt.calendar)
+            results.append((c, b, views))
+    if as_json:
+        out.print_json([{"campaign": c.id, "now": now, "board": b.as_dict(), "stages": [v.as_dict() for v in views]}
+                        for c, b, views in results])
+        return
+    out.line(f"当前时间：{format_local(now)}")
+    for c, b, views in results:
+        machine = machine_for(b.kind)
+        used_states = [s for s in b.states if b.total().get(s)] or b.states[:3]
+        label = {"city": "设区市", "county": "县（市、区）", "applicant": "申报单位"}[b.group_by]
+        rows = [[name, *[counts.get(s, 0) for s in used_states], sum(counts.values())] for _code, name, counts in b.rows]
+        total = b.total()
+        rows.append(["合计", *[total.get(s, 0) for s in used_states], sum(total.values())])
+        out.table(f"{c.name} — {KIND_LABELS[b.kind]}", [label, *[machine.state_label(s) for s in used_states], "合计"],
+                  rows)
+        for v in views:
+            due = format_deadline(v.due_at) if v.due_at else "另行通知"
+            flag = "  ⚠ 已逾期" if v.overdue else ""
+            out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}")
+
+
+@cli.command()
+@click.argument("ref")
+@json_option
+@click.pass_context
+@handled
+def history(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """案件的完整时间线：每次状态变化、理由说明、拒绝记录，谁、何时、从何到何、为什么。"""
+    import json
+
+    rt = _rt(ctx)
+    with rt.db.read() as session:
+        c = get_case(session, ref)
+        machine = machine_for(c.kind)
+        events = events_for_case(session, c.id)  # type: ignore[arg-type]
+    data = [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "from": e.from_value, "to": e.to_value,
+             "reason": e.reason, "details": json.loads(e.details)} for e in events]
+    if as_json:
+        out.print_json({"ref": c.ref, "events": data})
+        return
+    names = {"create": "新建", "state_change": "状态变化", "override": "说明理由", "refusal": "被拒绝",
+             "update": "更新"}
+    rows = []
+    for d in data:
+        what = d["details"].get("label") or d["details"].get("action") or ""
+        if d["action"] == "override":
+            what = f"规则 {d['from']}"
+        change = ""
+        if d["action"] in ("state_change", "create"):
+            change = f"{machine.state_label(d['from']) if d['from'] else ''} → {machine.state_label(d['to'] or '')}"
+        elif d["action"] == "refusal":
+            change = f"（{machine.state_label(d['from'] or '')}，未变化）"
+        rows.append([d["seq"], format_local(d["at"]), d["actor"], names.get(d["action"], d["action"]), what, change,
+                     d["reason"]])
+    out.table(f"{c.ref} {c.title}", ["序号", "时间", "操作人", "事件", "操作", "状态", "理由/说明"], rows,
+              justify_numbers=False)
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+
+@cli.group()
+def audit() -> None:
+    """审计：校验哈希链（发现被修改、删除、调换顺序的记录）。"""
+
+
+@audit.command("verify")
+@json_option
+@click.pass_context
+@handled
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """校验审计链：逐条重算带密钥的哈希，并与库外锚点比对；发现问题时退出码为 1。"""
+    rt = _rt(ctx)
+    log = rt.audit()
+    with rt.db.read() as session:
+        report = log.verify(session)
+    if as_json:
+        out.print_json({"ok": report.ok, "checked": report.checked, "head_seq": report.head_seq,
+                        "anchor_seq": report.anchor_seq,
+                        "problems": [p.__dict__ for p in report.problems]})
+    elif report.ok:
+        out.line(f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条")
+    else:
+        out.line(f"审计链发现 {len(report.problems)} 处问题（共检查 {report.checked} 条）：")
+        for p in report.problems:
+            out.line(f"  ✗ 第 {p.seq} 条 [{p.kind}] {p.message}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _load_extensions() -> None:
+    """Commands of the later layers (notifications, service, web) register themselves here."""
+    import importlib
+
+    for name in ("flows.cli_notify", "flows.cli_service", "dashboard.cli"):
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # Absent layers are fine; a broken import inside a present one is not.
+            if not (exc.name and name.startswith(exc.name)):
+                raise
+
+
+def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        parse_instant(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    ctx.find_object(dict)["runtime"].now_override = value
+
+
+def _add_common_options(group: click.Group) -> None:
+    """Every command accepts --now, so `shenbao status --now …` works as well as `shenbao --now … status`."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _add_common_options(command)
+        elif not any(p.name == "now" for p in command.params):
+            command.params.append(click.Option(
+                ["--now"], metavar="TIME", expose_value=False, callback=_set_now,
+                help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW",
+            ))
+
+
+def main() -> None:
+    _load_extensions()
+    _add_common_options(cli)
+    cli(prog_name="shenbao")
+
+

@@ -1,0 +1,426 @@
+"""Acting on cases: the state machine, its guards, the audit record, in one transaction.
+
+``act`` changes nothing unless every check passes; a refusal raises :class:`ActionRefused`
+and the caller rolls back, then records the refusal itself (``perform`` does both), so a
+refused action leaves only its audit record behind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, select
+
+from calendars.campaign import CampaignSpec
+from calendars.timeutil import format_deadline, format_local
+from models import quota as quotas
+from models.audit import AuditEvent, EventDraft
+from models.campaign import Campaign, StageDeadline, get_campaign
+from models.case import Case
+from models.context import SYSTEM, Actor, Ctx
+from models.db import Database
+from models.eligibility import Finding, findings_for
+from models.machines import Machine, Transition, machine_for
+from models.org import TIER_LABELS, Organisation
+
+
+class ActionRefused(Exception):
+    """An action that is not allowed now; the message says why in words a coordinator reads."""
+
+    def __init__(self, message: str, *, rule: str, findings: list[Finding] | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.findings = findings or []
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+# -- lookups -----------------------------------------------------------------------------
+
+
+def get_case(session: Session, ref: str, *, lock: bool = False) -> Case:
+    query = select(Case).where(Case.ref == ref.strip())
+    if lock:
+        query = query.with_for_update()
+    case = session.exec(query).first()
+    if case is None and ref.strip().isdigit():
+        case = session.get(Case, int(ref))
+    if case is None:
+        raise CaseNotFound(f"找不到案件：{ref}（用 shenbao status 或 shenbao case list 查看编号）")
+    return case
+
+
+def current_deadline(session: Session, campaign_id: str, stage_id: str) -> StageDeadline | None:
+    return session.get(StageDeadline, (campaign_id, stage_id))
+
+
+def describe_allowed(machine: Machine, state: str) -> str:
+    allowed = machine.allowed(state)
+    if not allowed:
+        return "无（已办结）"
+    return "、".join(f"{t.label}({t.action})" for t in allowed)
+
+
+# -- permissions ---------------------------------------------------------------------------
+
+
+def within_jurisdiction(org: Organisation, case: Case) -> bool:
+    """Whether an organisation's staff may see and act on a case."""
+    if org.tier == "province":
+        return True
+    if org.tier == "city":
+        return case.city_code == org.id
+    if org.tier == "county":
+        return case.county_code == org.id or case.org_id == org.id
+    if org.tier in ("soe_group", "association"):
+        return case.recommender_id == org.id or case.org_id == org.id
+    return case.org_id == org.id  # park, enterprise
+
+
+def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> None:
+    if actor.is_operator:
+        return
+    org = session.get(Organisation, actor.org_id)
+    if org is None:
+        raise ActionRefused(f"操作人所属单位不存在：{actor.org_id}", rule="actor_unknown")
+    tier = "county" if org.tier == "park" and "park" not in t.tiers else org.tier
+    if org.tier not in t.tiers and tier not in t.tiers:
+        who = "、".join(TIER_LABELS.get(x, x) for x in t.tiers if x != "system") or "系统"
+        raise ActionRefused(
+            f"「{t.label}」须由{who}操作，{org.name}（{TIER_LABELS.get(org.tier, org.tier)}）无权执行",
+            rule="tier",
+        )
+    if not within_jurisdiction(org, case):
+        raise ActionRefused(f"{org.name}无权处理案件 {case.ref}（不在本单位管辖范围内）", rule="jurisdiction")
+
+
+# -- guards ------------------------------------------------------------------------------
+
+
+def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t: Transition) -> None:
+    stage = spec.window_stage_for(t.action, case.kind)
+    if stage is None:
+        return
+    if stage.opens is not None and ctx.now < stage.opens:
+        raise ActionRefused(
+            f"「{stage.name}」尚未开放，开放时间为 {format_local(stage.opens)}", rule="window_not_open"
+        )
+    deadline = current_deadline(session, case.campaign_id, stage.id)
+    due = deadline.due_at if deadline else stage.deadline
+    if due is not None and ctx.now >= due:
+        raise ActionRefused(
+            f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.deadline_text or stage.source}）",
+            rule="window_closed",
+        )
+
+
+def _guard_eligibility(
+    session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, overrides: dict[str, str]
+) -> list[Finding]:
+    org = session.get(Organisation, case.county_code) if case.county_code else None
+    mountain_island = bool(org and org.mountain_island)
+    found = findings_for(spec, case.kind, case.attrs, zone_type=case.zone_type, category=case.category,
+                         mountain_island=mountain_island)
+    blocks = [f for f in found if f.severity == "block"]
+    if blocks:
+        raise ActionRefused(
+            "不符合申报条件：\n" + "\n".join(f"  ✗ [{f.rule}] {f.message}" for f in blocks),
+            rule="eligibility", findings=found,
+        )
+    rules = {f.rule for f in found}
+    unknown = sorted(set(overrides) - rules)
+    if unknown:
+        raise ActionRefused(
+            f"说明理由的规则 {'、'.join(unknown)} 不在本次检查结果中（本次检查结果：{'、'.join(sorted(rules)) or '无'}）",
+            rule="override_unknown", findings=found,
+        )
+    missing = [f for f in found if f.severity == "in_principle" and not overrides.get(f.rule, "").strip()]
+    if missing:
+        raise ActionRefused(
+            "以下条件为“原则上”要求，未满足时须记录理由后方可继续：\n"
+            + "\n".join(f"  ! [{f.rule}] {f.message}" for f in missing)
+            + "\n  如确需继续，请加 --override 规则编号=理由（每条一项）",
+            rule="override_required", findings=found,
+        )
+    return found
+
+
+def _recommender_of(session: Session, case: Case) -> Organisation | None:
+    rid = case.recommender_id or case.city_code
+    return session.get(Organisation, rid) if rid else None
+
+
+def recommendation_case(session: Session, campaign_id: str, recommender_id: str) -> Case | None:
+    return session.exec(
+        select(Case).where(Case.campaign_id == campaign_id, Case.kind == "recommendation",
+                           Case.org_id == recommender_id)
+    ).first()
+
+
+def _guard_recommendation_open(session: Session, case: Case) -> None:
+    recommender = _recommender_of(session, case)
+    if recommender is None:
+        return
+    rec = recommendation_case(session, case.campaign_id, recommender.id)
+    if rec is not None and rec.state == "submitted":
+        raise ActionRefused(
+            f"{recommender.name}的推荐已于 {format_local(rec.state_since)} 报送省经信厅（{rec.ref}），"
+            "不能再调整；如需调整请由省经信厅退回推荐",
+            rule="recommendation_submitted",
+        )
+
+
+def _guard_reviewed(session: Session, case: Case) -> None:
+    recommender = _recommender_of(session, case)
+    direct = recommender is not None and recommender.tier in ("soe_group", "association")
+    if case.state == "submitted" and not direct:
+        raise ActionRefused(
+            f"{case.ref} 尚未经县级经信部门审核通过（当前：已提交待县级审核），不能推荐", rule="not_reviewed"
+        )
+
+
+# -- the action ------------------------------------------------------------------------------
+
+
+_CASCADE_STATES = ("submitted", "county_approved")
+
+
+def act(
+    session: Session,
+    ctx: Ctx,
+    case: Case,
+    action: str,
+    *,
+    reason: str = "",
+    overrides: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Perform ``action`` on ``case`` at ``ctx.now`` by ``ctx.actor``, or raise ActionRefused."""
+    overrides = {k: v for k, v in (overrides or {}).items()}
+    params = dict(params or {})
+    machine = machine_for(case.kind)
+    t = machine.find(action, case.state)
+    if t is None:
+        if action not in machine.actions():
+            raise ActionRefused(
+                f"「{machine.label}」没有操作 {action}；当前状态「{machine.state_label(case.state)}」可执行："
+                f"{describe_allowed(machine, case.state)}",
+                rule="unknown_action",
+            )
+        label = next(x.label for x in machine.transitions if x.action == action)
+        raise ActionRefused(
+            f"{case.ref} 当前状态为「{machine.state_label(case.state)}」，不能执行「{label}」；可执行："
+            f"{describe_allowed(machine, case.state)}",
+            rule="state",
+        )
+    if "system" in t.tiers and not ctx.actor.is_operator:
+        raise ActionRefused(f"「{t.label}」由系统在截止时自动执行", rule="system_only")
+    _check_actor(session, ctx.actor, case, t)
+    if t.needs_reason and not reason.strip():
+        raise ActionRefused(f"「{t.label}」须填写理由（--reason）", rule="reason_required")
+
+    campaign = get_campaign(session, case.campaign_id)
+    spec = campaign.spec()
+    found: list[Finding] = []
+    for guard in t.guards:
+        if guard == "window":
+            _guard_window(session, ctx, spec, case, t)
+        elif guard == "eligibility":
+            found = _guard_eligibility(session, ctx, spec, case, overrides)
+        elif guard == "recommendation_open":
+            # The engine's own cascade runs while the recommendation is being submitted.
+            if ctx.actor != SYSTEM:
+                _guard_recommendation_open(session, case)
+        elif guard == "reviewed":
+            _guard_reviewed(session, case)
+        elif guard == "quota":
+            _guard_quota(session, spec, case)
+        elif guard == "letter":
+            if not (case.letter or params.get("letter")):
+                raise ActionRefused(
+                    "报送前须上传签章版推荐函/推荐意见汇总表（attach --letter 文件名）", rule="letter_missing"
+                )
+        elif guard == "defence_time":
+            if not isinstance(params.get("at"), datetime):
+                raise ActionRefused("安排现场答辩须给出答辩时间（--at 2026-08-10T09:00）", rule="defence_time")
+        else:  # a guard named in a machine but not implemented is a programming error
+            raise RuntimeError(f"unknown guard {guard}")
+
+    from_state = case.state
+    details: dict[str, Any] = {"action": action, "label": t.label}
+    if params:
+        details["params"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
+    if found:
+        case.findings = [f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found]
+        details["findings"] = case.findings
+    if action == "attach":
+        case.letter = str(params.get("letter") or "")
+    if action == "schedule_defence":
+        case.defence_at = params["at"]
+        details["defence_at"] = format_local(params["at"])
+    if action == "recommend":
+        bucket = session.info.pop("claimed_quota", None)
+        case.quota_bucket = bucket
+
+    if t.target is not None:
+        case.state = t.target
+        case.state_since = ctx.now
+    case.updated_at = ctx.now
+    case.version += 1
+    session.add(case)
+
+    drafts = [
+        EventDraft(
+            at=ctx.now, actor=ctx.actor.label, action="state_change" if t.target else "update",
+            subject=f"case:{case.ref}", case_id=case.id, campaign_id=case.campaign_id,
+            from_value=from_state, to_value=case.state, reason=reason, details=details,
+        )
+    ]
+    for rule, why in sorted(overrides.items()):
+        drafts.append(
+            EventDraft(
+                at=ctx.now, actor=ctx.actor.label, action="override", subject=f"case:{case.ref}",
+                case_id=case.id, campaign_id=case.campaign_id, from_value=rule, to_value="overridden",
+                reason=why, details={"finding": next((f.message for f in found if f.rule == rule), "")},
+            )
+        )
+    events = ctx.audit.append_many(session, drafts)
+
+    if case.kind == "recommendation" and action in ("submit", "resubmit"):
+        _cascade_not_recommended(session, ctx, spec, case)
+    return events[0]
+
+
+def _guard_quota(session: Session, spec: CampaignSpec, case: Case) -> None:
+    if case.kind == "recommendation":
+        org = session.get(Organisation, case.org_id)
+        problems = quotas.over_quota(session, spec, case.campaign_id, org) if org else []
+        if problems:
+            raise ActionRefused("；".join(problems), rule="quota")
+        return
+    try:
+        quota = quotas.claim(session, spec, case, _recommender_of(session, case))
+    except quotas.QuotaExceeded as exc:
+        raise ActionRefused(str(exc), rule="quota") from exc
+    session.info["claimed_quota"] = quota.bucket
+
+
+def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec: Case) -> None:
+    """Submitting a recommendation closes the choice: cases not on it are not recommended."""
+    org = session.get(Organisation, rec.org_id)
+    query = select(Case).where(
+        Case.campaign_id == rec.campaign_id, Case.kind != "recommendation", Case.kind != "roster",
+        Case.state.in_(_CASCADE_STATES),  # type: ignore[attr-defined]
+    )
+    if org is not None and org.tier in ("soe_group", "association"):
+        query = query.where(Case.recommender_id == org.id)
+    else:
+        query = query.where(Case.city_code == rec.org_id)
+        if spec.program == "jingpin":
+            query = query.where((Case.recommender_id.is_(None)) | (Case.recommender_id == rec.org_id))  # type: ignore[union-attr]
+    system = ctx.as_system()
+    for case in session.exec(query.order_by(Case.ref)).all():
+        t = machine_for(case.kind).find("not_recommend", case.state)
+        if t is None:
+            continue
+        act(session, system, case, "not_recommend",
+            reason=f"未列入{org.name if org else rec.org_id}报送的推荐（{rec.ref}）")
+
+
+def record_refusal(session: Session, ctx: Ctx, subject: str, action: str, exc: ActionRefused,
+                   *, case_id: int | None = None, campaign_id: str | None = None,
+                   state: str | None = None) -> None:
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now, actor=ctx.actor.label, action="refusal", subject=subject, case_id=case_id,
+            campaign_id=campaign_id, from_value=state, to_value=state, reason=str(exc),
+            details={"action": action, "rule": exc.rule,
+                     "findings": [f.as_dict() for f in exc.findings]},
+        ),
+    )
+
+
+def perform(db: Database, ctx: Ctx, ref: str, action: str, *, reason: str = "",
+            overrides: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> Case:
+    """Act in one transaction; on refusal roll it back and record only the refusal."""
+    try:
+        with db.write() as session:
+            case = get_case(session, ref, lock=True)
+            act(session, ctx, case, action, reason=reason, overrides=overrides, params=params)
+            return case
+    except ActionRefused as exc:
+        with db.write() as session:
+            case = get_case(session, ref)
+            record_refusal(session, ctx, f"case:{case.ref}", action, exc, case_id=case.id,
+                           campaign_id=case.campaign_id, state=case.state)
+        raise
+
+
+# -- deadlines and closings ---------------------------------------------------------------------
+
+
+def set_deadline(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, due_at: datetime | None,
+                 reason: str) -> StageDeadline:
+    """Announce or move a stage's deadline: a new version, recorded with its reason."""
+    campaign = get_campaign(session, campaign_id)
+    stage = campaign.spec().stage(stage_id)
+    if not reason.strip():
+        raise ActionRefused("设定或调整截止时间须填写理由（--reason）", rule="reason_required")
+    row = session.get(StageDeadline, (campaign_id, stage_id))
+    if row is None:
+        row = StageDeadline(campaign_id=campaign_id, stage_id=stage_id, due_at=stage.deadline, version=1,
+                            changed_at=ctx.now)
+    old = row.due_at
+    if old == due_at:
+        raise ActionRefused(f"「{stage.name}」截止时间已是 {format_deadline(due_at) if due_at else '另行通知'}",
+                            rule="deadline_unchanged")
+    row.due_at, row.version, row.changed_at, row.reason = due_at, row.version + 1, ctx.now, reason
+    session.add(row)
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now, actor=ctx.actor.label, action="deadline_change", subject=f"stage:{campaign_id}/{stage_id}",
+            campaign_id=campaign_id, from_value=old.isoformat() if old else None,
+            to_value=due_at.isoformat() if due_at else None, reason=reason,
+            details={"stage": stage.name, "version": row.version,
+                     "from_text": format_deadline(old) if old else "另行通知",
+                     "to_text": format_deadline(due_at) if due_at else "另行通知"},
+        ),
+    )
+    return row
+
+
+def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None) -> list[Case]:
+    """Lapse every case still open at a window that has closed (e.g. drafts at 06-25 24:00).
+
+    Level-triggered: it looks at what is true at ``ctx.now``, so running it late or twice is
+    harmless. Each lapse is a system action in the audit, with the deadline as its reason.
+    """
+    lapsed: list[Case] = []
+    campaigns = session.exec(select(Campaign)).all()
+    for campaign in campaigns:
+        if campaign_id and campaign.id != campaign_id:
+            continue
+        spec = campaign.spec()
+        for stage in spec.stages:
+            if not stage.lapse_states:
+                continue
+            row = current_deadline(session, campaign.id, stage.id)
+            due = row.due_at if row else stage.deadline
+            if due is None or ctx.now < due:
+                continue
+            cases = session.exec(
+                select(Case).where(Case.campaign_id == campaign.id, Case.kind == stage.subject,
+                                   Case.state.in_(stage.lapse_states))  # type: ignore[attr-defined]
+                .order_by(Case.id)
+            ).all()
+            system = Ctx(now=ctx.now, actor=Actor(name="system"), audit=ctx.audit)
+            for case in cases:
+                act(session, system, case, "lapse",
+                    reason=f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭")
+                lapsed.append(case)
+    return lapsed

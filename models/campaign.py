@@ -1,0 +1,63 @@
+"""Campaigns as loaded into the database, and their stage deadlines.
+
+The campaign file is stored whole (``spec_text``) so that the database alone says what rules
+a case was judged by. A stage's deadline lives in its own row because it moves: an extension
+or a date announced later is an event with a version number, and reminders are keyed by that
+version so that a move re-plans them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, Session, SQLModel, select
+
+from calendars.campaign import CampaignSpec, load_campaign_text
+from models.types import UTCDateTime
+
+
+class Campaign(SQLModel, table=True):
+    __tablename__ = "campaign"
+
+    id: str = Field(primary_key=True, max_length=60)
+    program: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+    spec_text: str = Field(sa_column=Column(Text, nullable=False))
+    spec_digest: str = Field(max_length=64)
+    loaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+    def spec(self) -> CampaignSpec:
+        return _parse_cached(self.spec_text, self.id)
+
+
+@lru_cache(maxsize=64)
+def _parse_cached(text: str, origin: str) -> CampaignSpec:
+    return load_campaign_text(text, origin=f"campaign {origin}")
+
+
+class StageDeadline(SQLModel, table=True):
+    """The deadline now in force for one stage; its history is in the audit log."""
+
+    __tablename__ = "stage_deadline"
+
+    campaign_id: str = Field(foreign_key="campaign.id", primary_key=True, max_length=60)
+    stage_id: str = Field(primary_key=True, max_length=60)
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    version: int = 1
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str = Field(default="", max_length=500)
+
+
+def deadlines_of(session: Session, campaign_id: str) -> dict[str, StageDeadline]:
+    rows = session.exec(select(StageDeadline).where(StageDeadline.campaign_id == campaign_id)).all()
+    return {row.stage_id: row for row in rows}
+
+
+def get_campaign(session: Session, campaign_id: str) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        known = "、".join(session.exec(select(Campaign.id)).all()) or "（尚未加载任何批次，请先运行 shenbao init）"
+        raise LookupError(f"未知的批次：{campaign_id}（已有：{known}）")
+    return campaign

@@ -1,0 +1,325 @@
+"""Writing imported files into the engine, all or nothing.
+
+``models.sheets`` turns a file into typed rows or a list of problems; this module resolves the
+organisations the rows name, checks them against what the database already holds, and only when
+nothing at all is wrong writes every row, plus one audit event for the import and one per new
+case. A file with one bad row changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models.actions import act
+from models.audit import EventDraft
+from models.campaign import get_campaign
+from models.case import Case
+from models.context import Ctx
+from models.org import Contact, Organisation
+from models.reference import load_divisions
+from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
+from models.sheets import (
+    ClusterApplicationRow,
+    ImportProblem,
+    ImportRejected,
+    JingpinApplicationRow,
+    parse_cluster_applications,
+    parse_jingpin_applications,
+    parse_roster,
+)
+
+
+@dataclass
+class ImportSummary:
+    file: str
+    digest: str
+    rows: int = 0
+    created: list[str] = field(default_factory=list)
+    updated: int = 0
+    organisations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _org_id(prefix: str, *parts: str) -> str:
+    return f"{prefix}-{hashlib.sha1('|'.join(parts).encode()).hexdigest()[:10]}"
+
+
+def resolve_org(session: Session, name: str) -> tuple[Organisation | None, str | None]:
+    """A division by any of its spellings, or an organisation already created by an import."""
+    division, why = load_divisions().resolve_or_explain(name)
+    if division is not None:
+        return session.get(Organisation, division.code), None
+    org = session.exec(select(Organisation).where(Organisation.name == name.strip())).first()
+    if org is not None:
+        return org, None
+    return None, why
+
+
+# -- rosters --------------------------------------------------------------------------------
+
+
+def import_roster(session: Session, ctx: Ctx, path: Path) -> ImportSummary:
+    """附件3 rows become contacts; each city's roster task for those programs is marked submitted."""
+    rows = parse_roster(path)
+    problems: list[ImportProblem] = []
+    resolved: list[tuple[Any, Organisation]] = []
+    for row in rows:
+        org, why = resolve_org(session, row.org)
+        if org is None:
+            problems.append(ImportProblem(path.name, row.row, "市、县(市、区)", why or f"未知的单位：{row.org}"))
+            continue
+        resolved.append((row, org))
+    if problems:
+        raise ImportRejected(problems)
+
+    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    cities_by_program: dict[str, set[str]] = {}
+    for row, org in resolved:
+        programs = ",".join(sorted(row.programs))
+        contact = session.exec(
+            select(Contact).where(Contact.org_id == org.id, Contact.name == row.name, Contact.email == row.email)
+        ).first()
+        if contact is None:
+            contact = Contact(org_id=org.id, name=row.name, email=row.email, updated_at=ctx.now)
+            summary.created.append(f"{org.name} {row.name}")
+        else:
+            summary.updated += 1
+            programs = ",".join(sorted(set(contact.programs.split(",")) | set(row.programs)))
+        contact.department = row.department or ""
+        contact.title = row.title or ""
+        contact.mobile = row.mobile_display or row.mobile
+        contact.programs = programs
+        contact.active = True
+        contact.source = f"{path.name} 第{row.row}行"
+        contact.updated_at = ctx.now
+        session.add(contact)
+        if org.city_code and org.tier in ("city", "county"):
+            for program in row.programs:
+                cities_by_program.setdefault(program, set()).add(org.city_code)
+    session.flush()
+    ctx.audit.append(session, EventDraft(
+        at=ctx.now, actor=ctx.actor.label, action="import", subject=f"roster:{path.name}",
+        to_value=summary.digest, reason=f"导入工作人员信息汇总表 {path.name}",
+        details={"rows": len(rows), "created": len(summary.created), "updated": summary.updated},
+    ))
+    summary.notes += _submit_roster_tasks(session, ctx, cities_by_program, path.name)
+    return summary
+
+
+def _submit_roster_tasks(session: Session, ctx: Ctx, cities_by_program: dict[str, set[str]], fname: str) -> list[str]:
+    notes: list[str] = []
+    tasks = session.exec(
+        select(Case).where(Case.kind == "roster", Case.state.in_(("pending", "returned")))  # type: ignore[attr-defined]
+    ).all()
+    for task in tasks:
+        program = get_campaign(session, task.campaign_id).program
+        if task.org_id in cities_by_program.get(program, set()):
+            act(session, ctx, task, "submit", reason=f"导入 {fname}")
+            notes.append(f"{task.title}（{task.ref}）已报送")
+    return notes
+
+
+# -- cases ------------------------------------------------------------------------------
+
+
+def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:
+    campaign = get_campaign(session, campaign_id)
+    spec = campaign.spec()
+    if spec.program == "cluster":
+        return _import_cluster(session, ctx, spec, path)
+    return _import_jingpin(session, ctx, spec, path)
+
+
+def _county_of(session: Session, name: str, path: Path, row: int, column: str,
+               problems: list[ImportProblem]) -> Organisation | None:
+    division, why = load_divisions().resolve_or_explain(name)
+    if division is None or division.tier != "county":
+        problems.append(ImportProblem(path.name, row, column, why or f"「{name}」不是县（市、区）"))
+        return None
+    return session.get(Organisation, division.code)
+
+
+def _existing(session: Session, campaign_id: str) -> tuple[set[tuple[str, str]], dict[str, str]]:
+    rows = session.exec(
+        select(Case.ref, Case.org_id, Case.track, Case.title, Case.external_id).where(Case.campaign_id == campaign_id)
+    ).all()
+    keys = {(org_id, track or title) for _ref, org_id, track, title, _ext in rows}
+    by_external = {ext: ref for ref, _o, _t, _ti, ext in rows if ext}
+    return keys, by_external
+
+
+def _ensure_org(session: Session, cache: dict[str, Organisation], org_id: str, **fields: Any) -> Organisation:
+    org = cache.get(org_id) or session.get(Organisation, org_id)
+    if org is None:
+        org = Organisation(id=org_id, **fields)
+        session.add(org)
+    cache[org_id] = org
+    return org
+
+
+def _add_contact(session: Session, ctx: Ctx, org_id: str, name: str | None, phone: str | None,
+                 email: str | None, program: str, source: str) -> None:
+    if not (name and email):
+        return
+    contact = session.exec(
+        select(Contact).where(Contact.org_id == org_id, Contact.name == name, Contact.email == email)
+    ).first()
+    if contact is None:
+        session.add(Contact(org_id=org_id, name=name, email=email, mobile=phone or "", programs=program,
+                            title="申报联系人", source=source, updated_at=ctx.now))
+
+
+def _import_cluster(session: Session, ctx: Ctx, spec: Any, path: Path) -> ImportSummary:
+    rows: list[ClusterApplicationRow] = parse_cluster_applications(path)
+    problems: list[ImportProblem] = []
+    existing, by_external = _existing(session, spec.id)
+    planned: list[tuple[ClusterApplicationRow, Organisation, str, str]] = []
+    for row in rows:
+        county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
+        if county is None:
+            continue
+        if row.is_park:
+            org_id = _org_id("PARK", county.id, row.applicant)
+        else:
+            applicant, _ = resolve_org(session, row.applicant)
+            org_id = applicant.id if applicant is not None else _org_id("PARK", county.id, row.applicant)
+        if (org_id, row.track) in existing:
+            problems.append(ImportProblem(path.name, row.row, "细分赛道",
+                                          f"「{row.applicant}」的「{row.track}」申报已在本批次中，不能重复导入"))
+        if row.external_id and row.external_id in by_external:
+            problems.append(ImportProblem(path.name, row.row, "外部编号",
+                                          f"外部编号 {row.external_id} 已对应案件 {by_external[row.external_id]}"))
+        planned.append((row, county, org_id, row.track))
+    if problems:
+        raise ImportRejected(problems)
+
+    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    orgs: dict[str, Organisation] = {}
+    allocate = RefAllocator(session, spec, "cluster_application")
+    new_rows: list[dict[str, Any]] = []
+    for row, county, org_id, track in planned:
+        if org_id != county.id:
+            _ensure_org(session, orgs, org_id, name=row.applicant, tier="park", city_code=county.city_code,
+                        county_code=county.id, mountain_island=county.mountain_island)
+        _add_contact(session, ctx, org_id, row.contact_name, row.contact_mobile_display, row.contact_email,
+                     "cluster", f"{path.name} 第{row.row}行")
+        highland = row.cluster_name if row.zone_type == "rising_star" else None
+        cluster = row.cluster_name if row.zone_type != "rising_star" else None
+        new_rows.append({
+            "ref": allocate(), "kind": "cluster_application", "org_id": org_id, "city_code": county.city_code,
+            "county_code": county.id, "title": row.applicant, "zone_type": row.zone_type, "track": track,
+            "external_id": row.external_id,
+            "attrs": {
+                "applicant": row.applicant, "cluster": cluster, "highland": highland, "subtrack": track,
+                "x_system": row.x_system, "revenue": str(row.revenue_2025), "chain_leaders": row.chain_leaders,
+                "innovation_platforms": row.innovation_platforms, "rd_centres": row.rd_institutions,
+                "world_class": row.world_class, "contact_name": row.contact_name,
+                "contact_mobile": row.contact_mobile_display, "contact_email": row.contact_email,
+                "source_row": row.row,
+            },
+        })
+    session.flush()
+    summary.organisations = len(orgs)
+    summary.created = bulk_new_cases(session, ctx, spec, new_rows, reason=f"导入 {path.name}")
+    ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
+    return summary
+
+
+def _recommender_tier(name: str) -> str | None:
+    if "协会" in name or "学会" in name or "联合会" in name:
+        return "association"
+    if "国资委" in name or "集团" in name or "控股" in name:
+        return "soe_group"
+    return None
+
+
+def _import_jingpin(session: Session, ctx: Ctx, spec: Any, path: Path) -> ImportSummary:
+    rows: list[JingpinApplicationRow] = parse_jingpin_applications(path)
+    problems: list[ImportProblem] = []
+    existing, by_external = _existing(session, spec.id)
+    planned: list[tuple[JingpinApplicationRow, Organisation, str, str | None]] = []
+    for row in rows:
+        county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
+        if county is None:
+            continue
+        ent_id = _org_id("ENT", row.enterprise)
+        if (ent_id, row.product) in existing:
+            problems.append(ImportProblem(path.name, row.row, "产品名称及型号",
+                                          f"「{row.enterprise}」的「{row.product}」已在本批次中，不能重复导入"))
+        if row.external_id and row.external_id in by_external:
+            problems.append(ImportProblem(path.name, row.row, "外部编号",
+                                          f"外部编号 {row.external_id} 已对应案件 {by_external[row.external_id]}"))
+        recommender_id: str | None = None
+        if row.recommender:
+            rec_div = load_divisions().resolve(row.recommender)
+            if rec_div is not None and rec_div.tier == "city":
+                recommender_id = None  # the city itself: the default
+            else:
+                tier = _recommender_tier(row.recommender)
+                if tier is None:
+                    problems.append(ImportProblem(
+                        path.name, row.row, "推荐单位",
+                        f"「{row.recommender}」不是设区市、省属企业集团（名称含“集团”）或省级行业协会（名称含“协会”）"))
+                    continue
+                recommender_id = _org_id("SOE" if tier == "soe_group" else "ASSOC", row.recommender)
+        planned.append((row, county, ent_id, recommender_id))
+    if problems:
+        raise ImportRejected(problems)
+
+    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    orgs: dict[str, Organisation] = {}
+    allocate = RefAllocator(session, spec, "jingpin_application")
+    new_rows: list[dict[str, Any]] = []
+    for row, county, ent_id, recommender_id in planned:
+        _ensure_org(session, orgs, ent_id, name=row.enterprise, tier="enterprise", city_code=county.city_code,
+                    county_code=county.id, mountain_island=county.mountain_island)
+        if recommender_id is not None:
+            assert row.recommender is not None
+            tier = _recommender_tier(row.recommender) or "association"
+            _ensure_org(session, orgs, recommender_id, name=row.recommender, tier=tier)
+        _add_contact(session, ctx, ent_id, row.contact_name, row.contact_phone_display, row.contact_email,
+                     "jingpin", f"{path.name} 第{row.row}行")
+        new_rows.append({
+            "ref": allocate(), "kind": "jingpin_application", "org_id": ent_id, "city_code": county.city_code,
+            "county_code": county.id, "title": f"{row.enterprise}：{row.product}", "category": row.category,
+            "track": row.track, "recommender_id": recommender_id, "brand_aligned": row.brand_product,
+            "external_id": row.external_id,
+            "attrs": {
+                "enterprise": row.enterprise, "product": row.product, "track": row.track,
+                "launch_date": row.launch_date.isoformat(), "rd_ratio": str(row.rd_ratio),
+                "avg_sales": str(row.avg_sales), "recommender": row.recommender,
+                "contact_name": row.contact_name, "contact_mobile": row.contact_phone_display,
+                "contact_email": row.contact_email, "source_row": row.row,
+            },
+        })
+    session.flush()
+    # SOE groups and associations recommend directly: each gets its recommendation case.
+    for org_id, org in orgs.items():
+        if org.tier in ("soe_group", "association"):
+            ref = city_case_ref(spec, "recommendation", org_id)
+            if session.exec(select(Case.id).where(Case.ref == ref)).first() is None:
+                new_case(session, ctx, spec, kind="recommendation", ref=ref, org_id=org_id, city_code=None,
+                         county_code=None, title=f"{org.name}推荐报送", reason=f"导入 {path.name}")
+    summary.organisations = len(orgs)
+    summary.created = bulk_new_cases(session, ctx, spec, new_rows, reason=f"导入 {path.name}")
+    ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
+    return summary
+
+
+def _import_event(ctx: Ctx, campaign_id: str, path: Path, summary: ImportSummary) -> EventDraft:
+    return EventDraft(
+        at=ctx.now, actor=ctx.actor.label, action="import", subject=f"import:{path.name}", campaign_id=campaign_id,
+        to_value=summary.digest, reason=f"导入申报 {path.name}",
+        details={"rows": summary.rows, "created": len(summary.created),
+                 "first": summary.created[0] if summary.created else None,
+                 "last": summary.created[-1] if summary.created else None},
+    )

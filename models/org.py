@@ -1,0 +1,64 @@
+"""Organisations (province, cities, counties, parks, enterprises, recommenders) and contacts.
+
+Divisions come from the built-in reference data and keep their GB/T 2260 code as id, so a
+county is the same row in every campaign. Parks, enterprises, SOE groups and associations are
+created on import and get a generated id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+TIERS = ("province", "city", "county", "park", "enterprise", "soe_group", "association")
+TIER_LABELS = {
+    "province": "省级",
+    "city": "设区市",
+    "county": "县（市、区）",
+    "park": "开发区（园区）",
+    "enterprise": "企业",
+    "soe_group": "省属企业集团",
+    "association": "省级行业协会",
+}
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisation"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200, index=True)
+    tier: str = Field(max_length=20)
+    # Jurisdiction: the city and county a row belongs to, for filters and permissions.
+    city_code: str | None = Field(default=None, max_length=6, index=True)
+    county_code: str | None = Field(default=None, max_length=6, index=True)
+    mountain_island: bool = False
+
+
+class Contact(SQLModel, table=True):
+    """A person from a staff roster (附件3) or from an application's contact columns."""
+
+    __tablename__ = "contact"
+    __table_args__ = (
+        UniqueConstraint("org_id", "name", "email", name="uq_contact_org_name_email"),
+        Index("ix_contact_org_active", "org_id", "active"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organisation.id", max_length=40)
+    department: str = Field(default="", max_length=100)
+    name: str = Field(max_length=50)
+    title: str = Field(default="", max_length=50)
+    mobile: str = Field(default="", max_length=40)
+    email: str = Field(max_length=200)
+    # Comma-separated programs this person works on: "cluster", "jingpin".
+    programs: str = Field(default="cluster,jingpin", max_length=40)
+    active: bool = True
+    source: str = Field(default="", max_length=200)
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+    def works_on(self, program: str) -> bool:
+        return program in self.programs.split(",")

@@ -1,0 +1,10 @@
+"""Every table, imported in one place so that metadata and migrations see them all."""
+
+from __future__ import annotations
+
+from models.audit import AuditEvent, AuditHead
+from models.campaign import Campaign, StageDeadline
+from models.case import Case
+from models.org import Contact, Organisation
+
+__all__ = ["AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "Organisation", "StageDeadline"]
