@@ -6,5 +6,9 @@ from models.audit import AuditEvent, AuditHead
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.org import Contact, Organisation
+from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
 
-__all__ = ["AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "Organisation", "StageDeadline"]
+__all__ = [
+    "AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "DeliveryAttempt", "Email", "Notification",
+    "Organisation", "ReconcileCursor", "StageDeadline",
+]
