@@ -33,6 +33,7 @@ def build_mime(*, message_id: str, from_addr: str, from_name: str, to_addr: str,
     msg["Message-ID"] = message_id
     for name, value in (extra_headers or {}).items():
         msg[name] = value
-    msg.set_content(text, charset="utf-8")
-    msg.add_alternative(html, subtype="html", charset="utf-8")
+    # base64 bodies pass any relay, including ones without 8BITMIME.
+    msg.set_content(text, charset="utf-8", cte="base64")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
     return msg.as_bytes()
