@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
@@ -9,6 +10,6 @@ from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
 
 __all__ = [
-    "AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "DeliveryAttempt", "Email", "Notification",
+    "AccessToken", "AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "DeliveryAttempt", "Email", "Notification",
     "Organisation", "ReconcileCursor", "StageDeadline",
 ]
