@@ -87,6 +87,8 @@ class Stage(_Strict):
     # started its review); None = until every case is resolved.
     closes: datetime | None = None
     source: str = ""
+    # What the people who still have to act should do, quoted in reminders.
+    instructions: str = ""
     reminders: tuple[ReminderStep, ...] = ()
     escalation: EscalationPolicy | None = None
 

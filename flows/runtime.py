@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from calendars.timeutil import parse_instant
 from calendars.workdays import WorkCalendar, load_default_calendar
@@ -12,6 +13,11 @@ from flows.settings import Settings
 from models.audit import AuditLog
 from models.context import Actor, Ctx
 from models.db import Database
+from notifications.compose import MailIdentity
+from notifications.render import Renderer
+
+if TYPE_CHECKING:
+    from notifications.dispatcher import SmtpConfig
 
 
 @dataclass
@@ -39,3 +45,36 @@ class Runtime:
 
     def ctx(self, actor: Actor, *, now: datetime | None = None) -> Ctx:
         return Ctx(now=now or self.now(), actor=actor, audit=self.audit())
+
+    # -- mail -------------------------------------------------------------------------------
+    @cached_property
+    def identity(self) -> MailIdentity:
+        s = self.settings
+        return MailIdentity(from_addr=s.mail_from, from_name=s.mail_from_name, dashboard_url=s.dashboard_url)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return Renderer(self.settings.templates_dir)
+
+    def smtp_config(self, **overrides: object) -> SmtpConfig:
+        from notifications.dispatcher import SmtpConfig
+
+        s = self.settings
+        values: dict[str, object] = {
+            "host": s.smtp_host, "port": s.smtp_port, "security": s.smtp_security, "user": s.smtp_user,
+            "password": s.smtp_password, "timeout": s.smtp_timeout, "rate_per_second": s.mail_rate_per_second,
+            "max_attempts": s.mail_max_attempts, "concurrency": s.mail_concurrency,
+        }
+        values.update(overrides)
+        return SmtpConfig(**values)  # type: ignore[arg-type]
+
+    def recheck(self):  # type: ignore[no-untyped-def]
+        """The dispatcher's last look before sending: is there still something to say?"""
+        from notifications.compose import recheck
+
+        calendar, identity, renderer = self.calendar, self.identity, self.renderer
+
+        def _recheck(session, email, now):  # type: ignore[no-untyped-def]
+            return recheck(session, email, now, calendar, identity, renderer)
+
+        return _recheck

@@ -1,0 +1,248 @@
+"""Gathering due notifications into one email per recipient (a digest), and re-checking them.
+
+Each notification becomes a *section* of its recipient's email. A section is computed from the
+database as it is now, not from what was true when the notification was written: somebody who
+submitted in the meantime is not chased. The same computation runs again just before sending
+(``recheck``), so a reminder queued at 09:00 for a county that submits at 09:05 is cancelled or
+shortened rather than sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlmodel import Session, select
+
+from calendars.campaign import CampaignSpec, Stage
+from calendars.timeutil import format_deadline, format_duration_zh, format_local, parse_instant
+from calendars.workdays import UnknownYearError, WorkCalendar
+from models.campaign import Campaign, deadlines_of
+from models.case import PROGRAM_LABELS, Case
+from models.machines import machine_for
+from models.org import Contact
+from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notification
+from notifications.audience import Directory
+from notifications.mime import build_mime, message_id_for
+from notifications.render import Renderer
+from notifications.schedule import WorkingHours
+
+ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
+CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation")
+
+
+@dataclass(frozen=True)
+class MailIdentity:
+    from_addr: str = "shenbao@localhost"
+    from_name: str = "申报提醒"
+    dashboard_url: str | None = None
+    working_hours: tuple[str, str] = ("08:30", "17:30")
+
+    @property
+    def domain(self) -> str:
+        return self.from_addr.rsplit("@", 1)[-1] or "shenbao.local"
+
+
+class _Campaigns:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._cache: dict[str, tuple[Campaign, CampaignSpec, dict[str, Any]]] = {}
+
+    def get(self, campaign_id: str) -> tuple[Campaign, CampaignSpec, dict[str, Any]]:
+        if campaign_id not in self._cache:
+            campaign = self.session.get(Campaign, campaign_id)
+            assert campaign is not None
+            self._cache[campaign_id] = (campaign, campaign.spec(), deadlines_of(self.session, campaign_id))
+        return self._cache[campaign_id]
+
+
+def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Case], int]:
+    """The cases still waiting at ``stage`` on any of ``orgs`` (mirrors reconcile.pending_by_org)."""
+    query = select(Case).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
+                               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+    if stage.actor == "county":
+        query = query.where(Case.county_code.in_(orgs) | Case.org_id.in_(orgs))  # type: ignore[union-attr,attr-defined]
+    elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+        query = query.where(Case.city_code.in_(orgs))  # type: ignore[union-attr]
+    elif stage.actor != "province":
+        query = query.where(Case.org_id.in_(orgs))  # type: ignore[attr-defined]
+    cases = list(session.exec(query.order_by(Case.ref)).all())
+    return cases, len(cases)
+
+
+def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> dict[str, Any]:
+    if due is None:
+        return {"deadline_text": "另行通知", "working_days_left": None, "remaining": None, "overdue": False}
+    try:
+        left: int | None = calendar.working_days_left(now, due)
+    except UnknownYearError:
+        left = None
+    return {"deadline_text": format_deadline(due), "working_days_left": left,
+            "remaining": format_duration_zh(due - now), "overdue": now >= due}
+
+
+def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar: WorkCalendar,
+                n: Notification, contact: Contact, now: datetime) -> dict[str, Any] | None:
+    """What one notification says now, or None when there is nothing left to say."""
+    payload = n.payload or {}
+    if n.kind in ("notice", "deadline_notice"):
+        section = dict(payload)
+        section["kind"], section["urgent"] = n.kind, False
+        if section.get("at"):
+            section["at_text"] = format_local(parse_instant(section["at"]))
+        if n.campaign_id:
+            _campaign, spec, _ = campaigns.get(n.campaign_id)
+            section["campaign_name"] = spec.name
+        return section
+    assert n.campaign_id and n.stage_id
+    _campaign, spec, deadlines = campaigns.get(n.campaign_id)
+    stage = spec.stage(n.stage_id)
+    row = deadlines.get(stage.id)
+    if row is None or row.version != n.deadline_version:
+        return None
+    base = {"kind": n.kind, "campaign_name": spec.name, "program": PROGRAM_LABELS.get(spec.program, spec.program),
+            "stage_name": stage.name, "stage_id": stage.id, "instructions": stage.instructions,
+            "deadline_note": stage.deadline_text, "step": n.step, "urgent": n.urgent}
+    base |= _countdown(calendar, now, row.due_at)
+    orgs = list(payload.get("orgs", []))
+    if n.kind in ("reminder", "overdue"):
+        cases, total = _pending_cases(session, n.campaign_id, stage, orgs)
+        if not total:
+            return None
+        forwarded = [o for o in orgs if o != contact.org_id]
+        base |= {
+            "items": [_item(c) for c in cases[:ITEM_LIMIT]], "total": total, "more": max(0, total - ITEM_LIMIT),
+            "forwarded": [d.name(o) for o in forwarded], "shown": sorted(c.ref for c in cases),
+        }
+        return base
+    # supervisor_reminder / escalation: who below still has not acted, with how to reach them
+    late = []
+    shown: list[str] = []
+    for org_id in orgs:
+        cases, total = _pending_cases(session, n.campaign_id, stage, [org_id])
+        if not total:
+            continue
+        shown += [c.ref for c in cases]
+        people = d.contacts(org_id, spec.program) or d.contacts(d.supervisor(org_id), spec.program)
+        late.append({
+            "org": d.name(org_id), "count": total,
+            "refs": [f"{c.ref} {c.title}" for c in cases[:5]], "more": max(0, total - 5),
+            "contacts": [{"name": p.name, "title": p.title, "mobile": p.mobile, "email": p.email} for p in people],
+        })
+    if not late:
+        return None
+    round_no = int(n.step[1:]) if n.kind == "escalation" and n.step and n.step.startswith("r") else None
+    return base | {"late": late, "round": round_no, "shown": sorted(shown)}
+
+
+def _item(case: Case) -> dict[str, str]:
+    return {"ref": case.ref, "title": case.title, "state": machine_for(case.kind).state_label(case.state),
+            "track": case.track or ""}
+
+
+def _render(renderer: Renderer, identity: MailIdentity, contact: Contact, org_name: str,
+            sections: list[dict[str, Any]], now: datetime) -> tuple[str, str, str]:
+    context = {"contact": contact, "org_name": org_name, "sections": sections, "now_text": format_local(now),
+               "dashboard_url": identity.dashboard_url, "from_name": identity.from_name}
+    return renderer.render(context)
+
+
+def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity,
+            renderer: Renderer) -> int:
+    """Turn every pending, due notification into emails, one per recipient. Returns emails written."""
+    pending = session.exec(
+        select(Notification).where(Notification.status == PENDING, Notification.due_at <= now)
+        .order_by(Notification.contact_id, Notification.id)
+    ).all()
+    if not pending:
+        return 0
+    by_contact: dict[int, list[Notification]] = defaultdict(list)
+    for n in pending:
+        by_contact[n.contact_id].append(n)
+    d = Directory(session)
+    campaigns = _Campaigns(session)
+    hours = WorkingHours.parse(identity.working_hours)
+    written = 0
+    for contact_id, notes in by_contact.items():
+        contact = d.contact(contact_id)
+        if contact is None or not contact.active:
+            for n in notes:
+                n.status, n.status_reason = CANCELLED, "联系人已停用"
+                session.add(n)
+            continue
+        sections = []
+        kept: list[Notification] = []
+        for n in notes:
+            section = section_for(session, d, campaigns, calendar, n, contact, now)
+            if section is None:
+                n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
+                session.add(n)
+                continue
+            n.payload = dict(n.payload or {}) | {"shown": section.get("shown", [])}
+            sections.append(section)
+            kept.append(n)
+        if not kept:
+            continue
+        key = "m:" + str(contact_id) + ":" + hashlib.sha1("|".join(n.key for n in kept).encode()).hexdigest()[:20]
+        subject, text, html = _render(renderer, identity, contact, d.name(contact.org_id), sections, now)
+        message_id = message_id_for(key, identity.domain)
+        urgent = any(n.urgent for n in kept)
+        email = Email(
+            key=key, message_id=message_id, contact_id=contact_id, to_addr=contact.email, to_name=contact.name,
+            subject=subject, text_body=text, html_body=html,
+            raw=build_mime(message_id=message_id, from_addr=identity.from_addr, from_name=identity.from_name,
+                           to_addr=contact.email, to_name=contact.name, subject=subject, text=text, html=html,
+                           date=now, extra_headers={"X-Shenbao-Key": key}),
+            urgent=urgent, kinds=",".join(sorted({n.kind for n in kept})), created_at=now,
+            # Quiet hours: only the last-day reminders go out at night or on a holiday.
+            next_attempt_at=now if urgent else hours.next_open(now, calendar), status=E_PENDING,
+        )
+        session.add(email)
+        session.flush()
+        for n in kept:
+            n.status, n.email_id = QUEUED, email.id
+            session.add(n)
+        written += 1
+    session.flush()
+    return written
+
+
+def recheck(session: Session, email: Email, now: datetime, calendar: WorkCalendar, identity: MailIdentity,
+            renderer: Renderer) -> bytes | Literal["keep"] | None:
+    """Just before sending: keep, re-render with fewer items, or cancel (None)."""
+    notes = session.exec(select(Notification).where(Notification.email_id == email.id)
+                         .order_by(Notification.id)).all()
+    if not any(n.kind in CHASING for n in notes):
+        return "keep"
+    d = Directory(session)
+    contact = d.contact(email.contact_id)
+    if contact is None:
+        return None
+    campaigns = _Campaigns(session)
+    sections, changed = [], False
+    for n in notes:
+        section = section_for(session, d, campaigns, calendar, n, contact, now)
+        if section is None:
+            changed = True
+            n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
+            session.add(n)
+            continue
+        if section.get("shown", []) != (n.payload or {}).get("shown", []):
+            changed = True
+        sections.append(section)
+    if not sections:
+        return None
+    if not changed:
+        return "keep"
+    subject, text, html = _render(renderer, identity, contact, d.name(contact.org_id), sections, now)
+    email.subject, email.text_body, email.html_body = subject, text, html
+    email.raw = build_mime(message_id=email.message_id, from_addr=identity.from_addr, from_name=identity.from_name,
+                           to_addr=email.to_addr, to_name=email.to_name, subject=subject, text=text, html=html,
+                           date=now, extra_headers={"X-Shenbao-Key": email.key})
+    session.add(email)
+    return email.raw
+
+

@@ -1,0 +1,127 @@
+"""State changes and deadline moves that someone must hear about, as data.
+
+The audit record is the source: a notice is a pure function of one audit event, so a notice
+can never be lost between the action and the outbox; reconcile turns events past its watermark
+into notices, keyed by the event's sequence number and the recipient.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models.audit import AuditEvent
+from models.campaign import Campaign
+from models.case import Case
+from models.machines import machine_for
+from notifications.audience import PROVINCE, Directory
+
+# (case kind, action) -> who hears: the applicant, its county, its city, the case's owner, the province.
+NOTICE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("cluster_application", "return"): ("applicant", "county"),
+    ("cluster_application", "recommend"): ("applicant", "county"),
+    ("cluster_application", "not_recommend"): ("applicant", "county"),
+    ("cluster_application", "lapse"): ("applicant", "county", "city"),
+    ("cluster_application", "pass_preliminary"): ("applicant", "county", "city"),
+    ("cluster_application", "fail_preliminary"): ("applicant", "county", "city"),
+    ("cluster_application", "schedule_defence"): ("applicant", "county", "city"),
+    ("cluster_application", "select"): ("applicant", "county", "city"),
+    ("cluster_application", "reject"): ("applicant", "county", "city"),
+    ("jingpin_application", "return"): ("applicant", "county"),
+    ("jingpin_application", "approve"): ("applicant",),
+    ("jingpin_application", "recommend"): ("applicant", "county"),
+    ("jingpin_application", "not_recommend"): ("applicant", "county"),
+    ("jingpin_application", "lapse"): ("applicant", "county"),
+    ("jingpin_application", "pass_preliminary"): ("applicant", "county", "city"),
+    ("jingpin_application", "fail_preliminary"): ("applicant", "county", "city"),
+    ("jingpin_application", "start_site_check"): ("applicant", "county", "city"),
+    ("jingpin_application", "select"): ("applicant", "county", "city"),
+    ("jingpin_application", "reject"): ("applicant", "county", "city"),
+    ("recommendation", "submit"): ("province",),
+    ("recommendation", "resubmit"): ("province",),
+    ("recommendation", "return"): ("owner",),
+    ("roster", "return"): ("owner",),
+}
+
+
+def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list[dict[str, Any]]:
+    details = json.loads(event.details)
+    campaign = session.get(Campaign, event.campaign_id) if event.campaign_id else None
+    program = campaign.program if campaign else ""
+    if event.action == "state_change" and event.case_id is not None:
+        case = session.get(Case, event.case_id)
+        if case is None:
+            return []
+        action = details.get("action", "")
+        audiences = NOTICE_RULES.get((case.kind, action))
+        if not audiences:
+            return []
+        machine = machine_for(case.kind)
+        targets: list[str] = []
+        for audience in audiences:
+            org = {"applicant": case.org_id, "county": case.county_code, "city": case.city_code,
+                   "owner": case.org_id, "province": PROVINCE}[audience]
+            if org and org not in targets:
+                targets.append(org)
+        payload = {
+            "ref": case.ref, "title": case.title, "kind": case.kind, "action": action,
+            "label": details.get("label", action), "from": machine.state_label(event.from_value or ""),
+            "to": machine.state_label(event.to_value or ""), "reason": event.reason, "actor": _actor_label(event.actor),
+            "at": event.at.isoformat(), "defence_at": details.get("defence_at"),
+        }
+        return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
+    if event.action == "deadline_change":
+        stage_id = event.subject.rsplit("/", 1)[-1]
+        if campaign is None:
+            return []
+        stage = campaign.spec().stage(stage_id)
+        # Everyone who still has to act at the stage hears of the new date, and for the
+        # province's own stages (preliminary review, defence) the applicants waiting on it.
+        rows = session.exec(
+            select(Case.org_id, Case.county_code, Case.city_code).where(
+                Case.campaign_id == event.campaign_id, Case.kind == stage.subject,
+                Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+            .distinct()
+        ).all()
+        targets = []
+        for org_id, county, _city in rows:
+            if stage.actor == "county":
+                candidates = [county]
+            elif stage.actor in ("city",) and stage.subject in ("roster", "recommendation"):
+                candidates = [org_id]
+            elif stage.actor == "province":
+                candidates = [org_id, county]
+            else:
+                candidates = [org_id, county] if not d.contacts(org_id, program) else [org_id]
+            for org in candidates:
+                if org and org not in targets:
+                    targets.append(org)
+        payload = {"stage": stage.id, "stage_name": stage.name, "from_text": details.get("from_text"),
+                   "to_text": details.get("to_text"), "version": details.get("version"),
+                   "reason": event.reason, "actor": _actor_label(event.actor), "at": event.at.isoformat()}
+        return _rows(d, targets, program, "deadline_notice", event, payload, stage_id=stage.id)
+    return []
+
+
+def _actor_label(actor: str) -> str:
+    return "系统（自动）" if actor == "system" else actor
+
+
+def _rows(d: Directory, targets: list[str], program: str, kind: str, event: AuditEvent, payload: dict[str, Any],
+          *, case_id: int | None = None, stage_id: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    seen: set[int] = set()
+    for org in targets:
+        for c in d.contacts(org, program):
+            if c.id in seen:
+                continue
+            seen.add(c.id)  # type: ignore[arg-type]
+            out.append({
+                "key": f"n:{event.seq}:{c.id}", "kind": kind, "campaign_id": event.campaign_id,
+                "stage_id": stage_id, "deadline_version": None, "step": None, "case_id": case_id,
+                "audit_seq": event.seq, "contact_id": c.id, "email_addr": c.email, "urgent": False,
+                "payload": payload | {"org": org},
+            })
+    return out

@@ -1,0 +1,296 @@
+"""Reconcile: look at the database at ``now`` and write whatever is due and not yet written.
+
+Level-triggered, like a Kubernetes controller: nothing here remembers what it did last time
+except through the outbox's unique keys and one audit watermark. Running it twice, after a
+crash, or an hour late writes the same rows. In order:
+
+1. windows close by themselves (drafts lapse at 2026-06-25 24:00; models.actions.close_windows);
+2. notifications planned for an old deadline version are cancelled, with the reason;
+3. for every stage with a deadline: the latest reminder step already due, to whoever still has
+   to act (and, where the campaign says so, to one tier up); after the deadline, the latest
+   escalation round one tier up (two tiers from ``ladder_after`` on);
+4. state changes and deadline moves recorded in the audit since the watermark become notices;
+5. (compose) pending notifications are gathered into one email per recipient.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, update
+from sqlmodel import Session, select
+
+from calendars.campaign import CampaignSpec, Stage
+from calendars.timeutil import format_deadline
+from calendars.workdays import WorkCalendar
+from models.actions import close_windows
+from models.audit import AuditEvent, EventDraft
+from models.campaign import Campaign, deadlines_of
+from models.case import Case
+from models.context import Ctx
+from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
+from notifications.audience import PROVINCE, Directory
+from notifications.notices import notices_for_event
+from notifications.schedule import WorkingHours, escalation_rounds, latest_due_step, reminder_time
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    lapsed: list[str] = field(default_factory=list)
+    written: Counter[str] = field(default_factory=Counter)
+    cancelled: int = 0
+    emails: int = 0
+
+    @property
+    def nothing_new(self) -> bool:
+        return not (self.lapsed or sum(self.written.values()) or self.cancelled or self.emails)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"now": self.now.isoformat(), "lapsed": self.lapsed, "written": dict(self.written),
+                "cancelled": self.cancelled, "emails": self.emails}
+
+
+# -- who still has to act at a stage -------------------------------------------------------------
+
+
+def pending_by_org(session: Session, campaign_id: str, stage: Stage) -> dict[str, int]:
+    """Acting organisation -> number of cases still waiting on it at ``stage``.
+
+    One GROUP BY over the (campaign, state) index; the acting organisation depends on who the
+    stage's actor is: the applicant's county for county stages, the applicant itself for an
+    enterprise, the case's owner for a city's own tasks.
+    """
+    rows = session.exec(
+        select(Case.org_id, Case.county_code, Case.city_code, func.count())
+        .where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
+               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+        .group_by(Case.org_id, Case.county_code, Case.city_code)
+    ).all()
+    out: dict[str, int] = defaultdict(int)
+    for org_id, county, city, n in rows:
+        if stage.actor == "province":
+            acting = PROVINCE
+        elif stage.actor == "county":
+            acting = county or org_id
+        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+            acting = city or org_id
+        else:  # enterprise, city/recommender own tasks
+            acting = org_id
+        out[acting] += n
+    return dict(out)
+
+
+def _recipients(d: Directory, org_id: str, program: str) -> tuple[list[Any], str | None]:
+    """The org's own contacts; an enterprise or park without any is reached through its county.
+
+    Government bodies (counties, cities) are expected to be on the roster: when one is not,
+    nobody is reminded on its behalf, and the escalation after the deadline says so.
+    """
+    contacts = d.contacts(org_id, program)
+    org = d.org(org_id)
+    if contacts or org is None or org.tier not in ("enterprise", "park"):
+        return contacts, None
+    up = d.supervisor(org_id)
+    return d.contacts(up, program), up
+
+
+# -- writing notifications ----------------------------------------------------------------------
+
+
+@dataclass
+class _Planned:
+    key: str
+    kind: str
+    contact_id: int
+    email: str
+    due_at: datetime
+    urgent: bool
+    step: str | None
+    orgs: set[str]
+
+
+class _Writer:
+    """Collects planned rows for one (campaign, stage, version) and inserts the new ones."""
+
+    def __init__(self, session: Session, ctx: Ctx, campaign_id: str, stage_id: str, version: int) -> None:
+        self.session, self.ctx = session, ctx
+        self.campaign_id, self.stage_id, self.version = campaign_id, stage_id, version
+        self.rows: dict[str, _Planned] = {}
+
+    def plan(self, key: str, kind: str, contact: Any, due_at: datetime, urgent: bool, step: str | None,
+             org: str) -> None:
+        row = self.rows.get(key)
+        if row is None:
+            self.rows[key] = _Planned(key, kind, contact.id, contact.email, due_at, urgent, step, {org})
+        else:
+            row.orgs.add(org)
+
+    def flush(self, report: TickReport) -> None:
+        if not self.rows:
+            return
+        existing = set(self.session.exec(
+            select(Notification.key).where(Notification.campaign_id == self.campaign_id,
+                                           Notification.stage_id == self.stage_id,
+                                           Notification.deadline_version == self.version)
+        ).all())
+        new = [r for k, r in self.rows.items() if k not in existing]
+        if not new:
+            return
+        self.session.execute(insert(Notification), [
+            {"key": r.key, "kind": r.kind, "campaign_id": self.campaign_id, "stage_id": self.stage_id,
+             "deadline_version": self.version, "step": r.step, "case_id": None, "audit_seq": None,
+             "contact_id": r.contact_id, "email_addr": r.email, "urgent": r.urgent, "due_at": r.due_at,
+             "created_at": self.ctx.now, "status": PENDING, "status_reason": "", "email_id": None,
+             "payload": {"orgs": sorted(r.orgs)}}
+            for r in new
+        ])
+        report.written.update(r.kind for r in new)
+
+
+def _cancel(session: Session, report: TickReport, reason: str, *conditions: Any) -> None:
+    result = session.execute(
+        update(Notification).where(Notification.status == PENDING, *conditions)
+        .values(status=CANCELLED, status_reason=reason)
+    )
+    report.cancelled += result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar, spec: CampaignSpec,
+                stage: Stage, due: datetime, version: int, report: TickReport) -> None:
+    now = ctx.now
+    if stage.opens is not None and now < stage.opens:
+        return
+    hours = WorkingHours.parse(spec.working_hours)
+    pending = pending_by_org(session, spec.id, stage)
+    if not pending:
+        return
+    d.preload(pending)
+    writer = _Writer(session, ctx, spec.id, stage.id, version)
+    prefix = f"{spec.id}:{stage.id}:v{version}"
+
+    if now < due and stage.reminders:
+        for audience in ("actor", "supervisor"):
+            steps = [(s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience]
+            latest = latest_due_step(steps, now)
+            if latest is None:
+                continue
+            step, at = latest
+            for org_id in pending:
+                target = org_id if audience == "actor" else d.supervisor(org_id)
+                if target is None:
+                    continue
+                contacts, _forwarded_to = _recipients(d, target, spec.program)
+                kind = "reminder" if audience == "actor" else "supervisor_reminder"
+                for c in contacts:
+                    writer.plan(f"{kind[0]}r:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, org_id)
+            # A newer step supersedes an older one not yet mailed: one reminder, the current one.
+            kind = "reminder" if audience == "actor" else "supervisor_reminder"
+            _cancel(session, report, "已被更新的提醒取代", Notification.campaign_id == spec.id,
+                    Notification.stage_id == stage.id, Notification.kind == kind, Notification.step != step.id)
+
+    policy = stage.escalation
+    if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
+        rounds = escalation_rounds(policy, due, calendar, until=now)
+        if rounds:
+            k, at = len(rounds), rounds[-1]
+            step_id = f"r{k}"
+            for org_id in pending:
+                up = d.supervisor(org_id)
+                targets = [up] if up else []
+                if k >= policy.ladder_after and up:
+                    up2 = d.supervisor(up)
+                    if up2:
+                        targets.append(up2)
+                for target in targets:
+                    for c in d.contacts(target, spec.program):
+                        writer.plan(f"e:{prefix}:{step_id}:{c.id}", "escalation", c, at, False, step_id, org_id)
+                for c in d.contacts(org_id, spec.program):
+                    writer.plan(f"o:{prefix}:{step_id}:{c.id}", "overdue", c, at, False, step_id, org_id)
+            _cancel(session, report, "已被新一轮督办取代", Notification.campaign_id == spec.id,
+                    Notification.stage_id == stage.id, Notification.kind.in_(("escalation", "overdue")),  # type: ignore[attr-defined]
+                    Notification.step != step_id)
+    writer.flush(report)
+
+
+# -- notices from the audit log --------------------------------------------------------------------
+
+
+NOTICE_CURSOR = "notices"
+
+
+def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport) -> None:
+    cursor = session.get(ReconcileCursor, NOTICE_CURSOR)
+    if cursor is None:
+        cursor = ReconcileCursor(name=NOTICE_CURSOR, value=0)
+    events = session.exec(
+        select(AuditEvent).where(AuditEvent.seq > cursor.value,
+                                 AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
+        .where(AuditEvent.at <= ctx.now)
+        .order_by(AuditEvent.seq)
+    ).all()
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for event in events:
+        for notice in notices_for_event(session, d, event):
+            if notice["key"] in seen:
+                continue
+            seen.add(notice["key"])
+            rows.append(notice | {"created_at": ctx.now, "due_at": event.at, "status": PENDING, "status_reason": "",
+                                  "email_id": None})
+    if rows:
+        existing = set(session.exec(select(Notification.key).where(
+            Notification.audit_seq.in_([r["audit_seq"] for r in rows]))).all())  # type: ignore[union-attr]
+        rows = [r for r in rows if r["key"] not in existing]
+        if rows:
+            session.execute(insert(Notification), rows)
+            report.written.update(r["kind"] for r in rows)
+    if events:
+        cursor.value = events[-1].seq
+        session.add(cursor)
+
+
+# -- the tick ------------------------------------------------------------------------------------
+
+
+def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
+    """Steps 1–4: closings, cancellations, reminders, escalations, notices. No email composed."""
+    report = TickReport(now=ctx.now)
+    report.lapsed = [c.ref for c in close_windows(session, ctx)]
+    session.flush()
+    d = Directory(session)
+    for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
+        spec = campaign.spec()
+        deadlines = deadlines_of(session, campaign.id)
+        for stage in spec.stages:
+            row = deadlines.get(stage.id)
+            if row is None:
+                continue
+            due_text = format_deadline(row.due_at) if row.due_at else "另行通知"
+            _cancel(session, report, f"截止时间已调整为 {due_text}（第{row.version}版）",
+                    Notification.campaign_id == campaign.id, Notification.stage_id == stage.id,
+                    Notification.deadline_version.is_not(None),  # type: ignore[union-attr]
+                    Notification.deadline_version != row.version)
+            if row.due_at is not None:
+                _plan_stage(session, ctx, d, calendar, spec, stage, row.due_at, row.version, report)
+    _write_notices(session, ctx, d, report)
+    if report.lapsed or report.cancelled:
+        # The lapses are audited one by one by close_windows; this records what the run did.
+        ctx.audit.append(session, EventDraft(
+            at=ctx.now, actor=ctx.actor.label, action="reconcile", subject="reconcile",
+            reason="定时对账", details=report.as_dict(),
+        ))
+    return report
+
+
+def tick(session: Session, ctx: Ctx, calendar: WorkCalendar, identity: Any, renderer: Any) -> TickReport:
+    """One reconcile pass and the emails it implies, in the caller's unit of work."""
+    from notifications.compose import compose
+
+    report = reconcile(session, ctx, calendar)
+    session.flush()
+    report.emails = compose(session, ctx.now, calendar, identity, renderer)
+    return report
