@@ -95,6 +95,16 @@ def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> N
         )
     if not within_jurisdiction(org, case):
         raise ActionRefused(f"{org.name}无权处理案件 {case.ref}（不在本单位管辖范围内）", rule="jurisdiction")
+    # Seeing a case is not deciding it: only the case's own recommender (the city, or the SOE
+    # group / association it is filed through) recommends it and uses its quota.
+    if t.action in ("recommend", "not_recommend") and org.tier != "province":
+        rid = case.recommender_id or case.city_code
+        if rid != org.id:
+            owner = session.get(Organisation, rid) if rid else None
+            raise ActionRefused(
+                f"{case.ref} 由{owner.name if owner else rid}推荐，{org.name}无权「{t.label}」（不在本单位推荐范围内）",
+                rule="jurisdiction",
+            )
 
 
 # -- guards ------------------------------------------------------------------------------
