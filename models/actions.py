@@ -259,6 +259,9 @@ def act(
         else:  # a guard named in a machine but not implemented is a programming error
             raise RuntimeError(f"unknown guard {guard}")
 
+    if action == "attach" and not params.get("letter"):
+        raise ActionRefused("上传签章推荐函/汇总表须给出文件名（--letter 文件名）", rule="letter_missing")
+
     from_state = case.state
     details: dict[str, Any] = {"action": action, "label": t.label}
     if params:
@@ -266,8 +269,9 @@ def act(
     if found:
         case.findings = [f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found]
         details["findings"] = case.findings
-    if action == "attach":
-        case.letter = str(params.get("letter") or "")
+    if case.kind == "recommendation" and params.get("letter"):
+        # The letter given with attach, submit or resubmit is the one on file.
+        case.letter = str(params["letter"])
     if action == "schedule_defence":
         case.defence_at = params["at"]
         details["defence_at"] = format_local(params["at"])
