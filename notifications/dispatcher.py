@@ -1,0 +1,840 @@
+"""The outbox dispatcher: drains due ``email`` rows to an SMTP server and records every attempt.
+
+How a row moves
+---------------
+``pending``/``retry`` (due: ``next_attempt_at <= now``) --claim--> ``sending`` --> one of
+
+- ``sent``       the server accepted it (2xx after DATA);
+- ``retry``      a temporary failure (4xx, connection lost, timeout): tried again at
+                 ``now + backoff_base * 2**(attempts-1)``, capped;
+- ``dead``       a permanent failure for this message (5xx for the recipient or its content),
+                 or ``max_attempts`` temporary failures in a row: a dead letter with the reason;
+- ``cancelled``  the re-check found nothing left to say (the person did it meanwhile).
+
+Every try is a ``DeliveryAttempt`` row (outcome sent / temporary / permanent / cancelled).
+
+Claiming
+--------
+Several dispatchers (tasks, processes, machines) may drain one outbox at once. A row is claimed
+in a short write transaction that turns it into ``sending`` with ``claimed_by``/``claimed_at``:
+on PostgreSQL the candidates are locked with ``SELECT … FOR UPDATE SKIP LOCKED`` so that
+dispatchers never wait for each other; on SQLite (one writer at a time, ``BEGIN IMMEDIATE``) each
+row is taken with a conditional ``UPDATE … WHERE id = ? AND status IN (…)`` and counts only if
+exactly one row changed (healthchecks' ``sendalerts`` way). Results are written back only while
+the row is still claimed by the same worker.
+
+Delivery guarantee: at least once
+---------------------------------
+A row in ``sending`` whose ``claimed_at`` is older than ``lease_seconds`` belongs to a dispatcher
+that died, and is claimed again. That is the only way a message can go out twice: a dispatcher
+that handed the message to the server and died (or stalled beyond the lease) before its result was
+written. Results are written in small batches (a few hundred rows or 50 ms), so the window is the
+time between the server's 250 and that write. Both copies carry the same Message-ID, derived from
+the email's key and already inside ``Email.raw`` (see ``notifications.mime``), so a mail client,
+the server's log or an auditor can tell they are one message. No message is lost: a crash leaves
+rows in ``sending``, never silently dropped.
+
+Time
+----
+``now`` is injected (simulations run a fake clock): claims, attempts, back-off and ``sent_at`` are
+all stamped with it. The real clock is read only to measure elapsed time and to pace the
+rate limiter, which throttles real traffic to a real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import multiprocessing
+import os
+import re
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any, Literal, TypeAlias
+
+import aiosmtplib
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlmodel import Session
+
+from models.db import Database
+from models.outbox import (
+    E_CANCELLED,
+    E_DEAD,
+    E_PENDING,
+    E_RETRY,
+    E_SENDING,
+    E_SENT,
+    DeliveryAttempt,
+    Email,
+)
+
+Recheck: TypeAlias = Callable[[Session, Email, datetime], "bytes | Literal['keep'] | None"]
+
+CANCELLED_DETAIL = "已办结，无需再催"
+
+_email = Email.__table__  # type: ignore[attr-defined]
+_attempt = DeliveryAttempt.__table__  # type: ignore[attr-defined]
+_DUE_STATUSES = (E_PENDING, E_RETRY)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and report
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    user: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+    rate_per_second: float = 0.0  # per SMTP server and process; 0 = unlimited
+    max_attempts: int = 6
+    concurrency: int = 4  # SMTP connections per process, each reused for many messages
+    backoff_base_seconds: float = 60.0
+    lease_seconds: float = 600.0
+    backoff_cap_seconds: float = 6 * 3600.0
+    # Tokens that may be spent at once; 1 spaces every message evenly (servers flag bursts).
+    rate_burst: int = 1
+    # MAIL FROM; empty = the address in each message's From header.
+    envelope_from: str = ""
+    # EHLO name; empty = this machine's FQDN, looked up once per process.
+    local_hostname: str = ""
+    validate_certs: bool = True
+    batch_size: int = 200  # rows per claim transaction
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.security not in ("none", "starttls", "tls"):
+            problems.append(f"security must be none, starttls or tls, not {self.security!r}")
+        if not 0 < self.port < 65536:
+            problems.append(f"port must be 1..65535, not {self.port}")
+        for name in ("max_attempts", "concurrency", "batch_size", "rate_burst"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
+        for name in ("rate_per_second", "backoff_base_seconds", "lease_seconds", "timeout"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, not {getattr(self, name)}")
+        if problems:
+            raise ValueError("SmtpConfig: " + "; ".join(problems))
+
+    @property
+    def server(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    retry: int = 0
+    dead: int = 0
+    cancelled: int = 0
+    # Claimed but not tried because the server was unreachable; released for a later run.
+    deferred: int = 0
+    elapsed_seconds: float = 0.0
+    server_unreachable: bool = False
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retry + self.dead + self.cancelled + self.deferred
+
+    @property
+    def per_second(self) -> float:
+        return self.sent / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    def __add__(self, other: DispatchReport) -> DispatchReport:
+        return DispatchReport(
+            sent=self.sent + other.sent,
+            retry=self.retry + other.retry,
+            dead=self.dead + other.dead,
+            cancelled=self.cancelled + other.cancelled,
+            deferred=self.deferred + other.deferred,
+            elapsed_seconds=max(self.elapsed_seconds, other.elapsed_seconds),
+            server_unreachable=self.server_unreachable or other.server_unreachable,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Rate limiting
+
+
+class TokenBucket:
+    """A token bucket whose clock is a parameter, so tests compute waits instead of sleeping.
+
+    ``reserve()`` takes a token at once and says how long to wait before using it; the balance
+    may go negative, which queues callers in arrival order without a lock held across a sleep.
+    Thread-safe, so one bucket can pace every worker of a process.
+    """
+
+    def __init__(self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = float(max(burst, 1))
+        self.clock = clock
+        self._tokens = self.capacity
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = self.clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+            self._tokens -= 1.0
+            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    async def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+
+_buckets: dict[tuple[str, int], TokenBucket] = {}
+_buckets_lock = threading.Lock()
+
+
+def rate_limiter_for(config: SmtpConfig) -> TokenBucket | None:
+    """The process-wide bucket of one SMTP server (host:port), shared by all its workers."""
+    if config.rate_per_second <= 0:
+        return None
+    key = (config.host, config.port)
+    with _buckets_lock:
+        bucket = _buckets.get(key)
+        if bucket is None or bucket.rate != config.rate_per_second or bucket.capacity != config.rate_burst:
+            bucket = _buckets[key] = TokenBucket(config.rate_per_second, config.rate_burst)
+        return bucket
+
+
+# --------------------------------------------------------------------------------------------
+# Outcomes
+
+
+def backoff(config: SmtpConfig, attempts: int) -> timedelta:
+    """Delay before the next try after ``attempts`` failed ones (1 → base, 2 → 2·base, …)."""
+    exponent = max(attempts - 1, 0)
+    # Cap the exponent too: 2**attempts overflows a float long before anyone notices.
+    seconds = config.backoff_base_seconds * 2 ** min(exponent, 40)
+    return timedelta(seconds=min(seconds, config.backoff_cap_seconds))
+
+
+@dataclass(slots=True)
+class _Job:
+    id: int
+    to_addr: str
+    raw: bytes
+    attempts: int
+
+
+@dataclass(slots=True)
+class _Outcome:
+    job: _Job
+    kind: Literal["sent", "temporary", "permanent", "deferred"]
+    code: int | None = None
+    detail: str = ""
+
+
+def classify(exc: BaseException) -> tuple[Literal["temporary", "permanent"], int | None, str, bool]:
+    """(outcome, SMTP code, detail, connection still usable) for a failed ``sendmail``."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        refusal = exc.recipients[0]
+        kind: Literal["temporary", "permanent"] = "permanent" if refusal.code >= 500 else "temporary"
+        return kind, refusal.code, f"{refusal.code} {refusal.message}", True
+    if isinstance(exc, aiosmtplib.SMTPDataError):
+        # The server read the message and refused it: 5xx is about this message (size,
+        # content), so retrying it cannot help.
+        kind = "permanent" if exc.code >= 500 else "temporary"
+        return kind, exc.code, f"{exc.code} {exc.message}", exc.code != 421
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        # Refusing our sender is about our account or the server's mood, not this message:
+        # dead-lettering every mail because of it would be wrong, so it counts as temporary.
+        return "temporary", exc.code, f"{exc.code} {exc.message} (MAIL FROM)", exc.code != 421
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return "temporary", exc.code, f"{exc.code} {exc.message}", exc.code != 421
+    if isinstance(exc, (ValueError, aiosmtplib.SMTPNotSupported)):
+        # An address that cannot be put in an SMTP envelope (e.g. non-ASCII without SMTPUTF8).
+        return "permanent", None, f"invalid address: {exc}", True
+    return "temporary", None, f"{type(exc).__name__}: {exc}", False
+
+
+# --------------------------------------------------------------------------------------------
+# The dispatcher
+
+
+_FROM_HEADER = re.compile(rb"^from:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=64)
+def _address_in(header: bytes) -> str:
+    return parseaddr(header.decode("ascii", "replace").replace("\r\n", "").replace("\n", ""))[1]
+
+
+def envelope_sender(raw: bytes) -> str:
+    """The bare address of the From header (``=?utf-8?…?= <a@b>`` → ``a@b``)."""
+    match = _FROM_HEADER.search(raw.split(b"\r\n\r\n", 1)[0])
+    return _address_in(match.group(1).strip()) if match else ""
+
+
+@functools.cache
+def _fqdn() -> str:
+    return socket.getfqdn()
+
+
+class _Run:
+    """One ``dispatch_due`` call: a claimer, ``concurrency`` SMTP workers and a recorder.
+
+    Database work is synchronous SQLAlchemy, so it runs on one dedicated thread: the event loop
+    keeps the SMTP connections busy while a claim or a batch of results is being written.
+    """
+
+    FLUSH_SIZE = 300
+    FLUSH_INTERVAL = 0.05
+
+    def __init__(
+        self,
+        db: Database,
+        now: datetime,
+        config: SmtpConfig,
+        worker: str,
+        recheck: Recheck | None,
+        limit: int | None,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.db = db
+        self.now = now
+        self.config = config
+        self.worker = worker
+        self.recheck = recheck
+        self.limit = limit
+        self.progress = progress
+        self.report = DispatchReport()
+        self.limiter = rate_limiter_for(config)
+        self.queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=config.batch_size)
+        self.outcomes: list[_Outcome] = []
+        self.flush_wanted = asyncio.Event()
+        self.sending_done = False
+        self.connect_failures = 0  # consecutive, across workers
+        self.breaker_open = False
+        self.total = 0
+        self.done = 0
+        self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
+
+    async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.db_thread, fn, *args)
+
+    async def run(self) -> DispatchReport:
+        started = time.perf_counter()
+        try:
+            self.total = await self._in_db(self._count_due)
+            if self.limit is not None:
+                self.total = min(self.total, self.limit)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._claimer())
+                    workers = [group.create_task(self._sender()) for _ in range(self.config.concurrency)]
+                    recorder = group.create_task(self._recorder())
+                    await asyncio.gather(*workers)
+                    self.sending_done = True
+                    self.flush_wanted.set()
+                    await recorder
+            except BaseExceptionGroup as group_error:
+                # Callers want the database or programming error, not asyncio's wrapper.
+                raise group_error.exceptions[0] from group_error
+        finally:
+            self.db_thread.shutdown(wait=True)
+        self.report.elapsed_seconds = time.perf_counter() - started
+        self.report.server_unreachable = self.breaker_open
+        return self.report
+
+    # -- claiming ---------------------------------------------------------------------------
+    def _due_clause(self) -> Any:
+        cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
+        return or_(
+            and_(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now),
+            # A claim older than the lease belongs to a dispatcher that died.
+            and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
+        )
+
+    def _count_due(self) -> int:
+        with self.db.read() as session:
+            return int(
+                session.execute(
+                    select(func.count()).select_from(_email).where(self._due_clause())
+                ).scalar_one()
+            )
+
+    def _claim(self, n: int) -> tuple[int, list[_Job]]:
+        """Claim up to ``n`` rows; (how many were claimed, those still to send after re-check)."""
+        cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
+        with self.db.write() as session:
+            # Two cheap queries instead of one OR: the due one walks the partial index
+            # ix_email_due, the stale-claim one the status index.
+            stale = (
+                select(_email.c.id)
+                .where(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff)
+                .order_by(_email.c.claimed_at, _email.c.id)
+                .limit(n)
+                .with_for_update(skip_locked=True)
+            )
+            ids = list(session.execute(stale).scalars())
+            if len(ids) < n:
+                due = (
+                    select(_email.c.id)
+                    .where(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now)
+                    .order_by(_email.c.next_attempt_at, _email.c.id)
+                    .limit(n - len(ids))
+                    .with_for_update(skip_locked=True)
+                )
+                ids += session.execute(due).scalars()
+            if not ids:
+                return 0, []
+            values = {"status": E_SENDING, "claimed_by": self.worker, "claimed_at": self.now}
+            if self.db.is_sqlite:
+                claimed = []
+                guarded = (
+                    update(_email)
+                    .where(
+                        _email.c.id == bindparam("row_id"),
+                        or_(
+                            _email.c.status.in_(_DUE_STATUSES),
+                            and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
+                        ),
+                    )
+                    .values(**values)
+                )
+                for row_id in ids:
+                    if session.execute(guarded, {"row_id": row_id}).rowcount == 1:
+                        claimed.append(row_id)
+            else:
+                # The rows are locked by this transaction (FOR UPDATE), nobody else can take them.
+                session.execute(update(_email).where(_email.c.id.in_(ids)).values(**values))
+                claimed = ids
+            rows = session.execute(
+                select(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
+                .where(_email.c.id.in_(claimed))
+                .order_by(_email.c.id)
+            ).all()
+            jobs = [_Job(r.id, r.to_addr, bytes(r.raw), r.attempts) for r in rows]
+            if self.recheck is not None:
+                jobs = self._apply_recheck(session, jobs)
+            return len(claimed), jobs
+
+    def _apply_recheck(self, session: Session, jobs: list[_Job]) -> list[_Job]:
+        """Ask the domain whether each message is still worth sending, in the claim transaction
+        so its own changes (notifications marked done) commit together with ours."""
+        assert self.recheck is not None
+        by_id = {e.id: e for e in session.scalars(select(Email).where(Email.id.in_([j.id for j in jobs])))}
+        kept = []
+        for job in jobs:
+            email = by_id[job.id]
+            try:
+                with session.begin_nested():
+                    verdict = self.recheck(session, email, self.now)
+            except Exception as exc:
+                # A bug or a missing row in the re-check must not stall the whole outbox, nor
+                # send something unchecked: this one waits, with the reason, the rest go on.
+                attempts = email.attempts
+                email.status = E_RETRY if attempts else E_PENDING
+                email.next_attempt_at = self.now + backoff(self.config, max(attempts, 1))
+                email.last_error = f"re-check failed: {type(exc).__name__}: {exc}"[:1000]
+                self.report.deferred += 1
+                continue
+            if verdict is None:
+                email.status = E_CANCELLED
+                email.last_error = CANCELLED_DETAIL
+                session.add(
+                    DeliveryAttempt(
+                        email_id=job.id,
+                        at=self.now,
+                        worker=self.worker,
+                        outcome="cancelled",
+                        detail=CANCELLED_DETAIL,
+                    )
+                )
+                self.report.cancelled += 1
+                self.done += 1
+                continue
+            if isinstance(verdict, bytes):
+                email.raw = verdict
+                job.raw = verdict
+            elif verdict != "keep":
+                raise TypeError(f"recheck returned {verdict!r}: expected bytes, None or 'keep'")
+            kept.append(job)
+        return kept
+
+    async def _claimer(self) -> None:
+        claimed = 0
+        try:
+            while not self.breaker_open:
+                n = self.config.batch_size
+                if self.limit is not None:
+                    n = min(n, self.limit - claimed)
+                    if n <= 0:
+                        break
+                count, jobs = await self._in_db(self._claim, n)
+                if count == 0:
+                    break
+                claimed += count
+                for job in jobs:
+                    await self.queue.put(job)
+        finally:
+            for _ in range(self.config.concurrency):
+                await self.queue.put(None)
+
+    # -- sending ------------------------------------------------------------------------------
+    def _client(self) -> aiosmtplib.SMTP:
+        c = self.config
+        return aiosmtplib.SMTP(
+            hostname=c.host,
+            port=c.port,
+            timeout=c.timeout,
+            use_tls=c.security == "tls",
+            start_tls=True if c.security == "starttls" else False,
+            username=c.user or None,
+            password=c.password or None,
+            validate_certs=c.validate_certs,
+            local_hostname=c.local_hostname or _fqdn(),
+        )
+
+    async def _sender(self) -> None:
+        smtp: aiosmtplib.SMTP | None = None
+        try:
+            while (job := await self.queue.get()) is not None:
+                if self.breaker_open:
+                    self._record(_Outcome(job, "deferred", None, "not tried: SMTP server unreachable"))
+                    continue
+                if smtp is None or not smtp.is_connected:
+                    smtp = self._client()
+                    try:
+                        await smtp.connect()
+                    except Exception as exc:
+                        smtp = None
+                        self._connect_failed()
+                        kind, code, detail, _ = classify(exc)
+                        self._record(_Outcome(job, "temporary", code, f"connect: {detail}"))
+                        continue
+                    self.connect_failures = 0
+                if self.limiter is not None:
+                    await self.limiter.acquire()
+                sender = self.config.envelope_from or envelope_sender(job.raw)
+                try:
+                    await smtp.sendmail(sender, [job.to_addr], job.raw)
+                except Exception as exc:
+                    kind, code, detail, usable = classify(exc)
+                    self._record(_Outcome(job, kind, code, detail))
+                    if not usable:
+                        smtp.close()
+                        smtp = None
+                    continue
+                self._record(_Outcome(job, "sent"))
+        finally:
+            if smtp is not None and smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except Exception:
+                    smtp.close()
+
+    def _connect_failed(self) -> None:
+        # When every worker in turn fails to connect, the server is down: stop claiming and
+        # release what is queued, instead of spending a timeout on each of thousands of rows.
+        self.connect_failures += 1
+        if self.connect_failures >= self.config.concurrency:
+            self.breaker_open = True
+
+    def _record(self, outcome: _Outcome) -> None:
+        self.outcomes.append(outcome)
+        if len(self.outcomes) >= self.FLUSH_SIZE:
+            self.flush_wanted.set()
+
+    # -- recording ----------------------------------------------------------------------------
+    async def _recorder(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.flush_wanted.wait(), self.FLUSH_INTERVAL)
+            except TimeoutError:
+                pass
+            self.flush_wanted.clear()
+            finished = self.sending_done
+            batch, self.outcomes = self.outcomes, []
+            if batch:
+                await self._in_db(self._write_outcomes, batch)
+                self.done += len(batch)
+            if self.progress is not None and (batch or finished):
+                self.progress(self.done, max(self.total, self.done))
+            if finished and not self.outcomes:
+                return
+
+    def _write_outcomes(self, batch: list[_Outcome]) -> None:
+        c = self.config
+        now = self.now
+        mine = and_(
+            _email.c.id == bindparam("row_id"),
+            _email.c.claimed_by == self.worker,
+            _email.c.status == E_SENDING,
+        )
+        sent_ids: list[int] = []
+        failed: list[dict[str, Any]] = []
+        released: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        for o in batch:
+            job = o.job
+            if o.kind == "deferred":
+                released.append(
+                    {
+                        "row_id": job.id,
+                        "status": E_RETRY if job.attempts else E_PENDING,
+                        "next_attempt_at": now + backoff(c, max(job.attempts, 1)),
+                        "last_error": o.detail[:1000],
+                    }
+                )
+                self.report.deferred += 1
+                continue
+            attempts.append(
+                {
+                    "email_id": job.id,
+                    "at": now,
+                    "worker": self.worker,
+                    "outcome": o.kind,
+                    "smtp_code": o.code,
+                    "detail": o.detail[:1000],
+                }
+            )
+            if o.kind == "sent":
+                sent_ids.append(job.id)
+                self.report.sent += 1
+                continue
+            tried = job.attempts + 1
+            dead = o.kind == "permanent" or tried >= c.max_attempts
+            reason = (
+                o.detail if o.kind == "permanent" else f"{o.detail} (attempt {tried} of {c.max_attempts})"
+            )
+            failed.append(
+                {
+                    "row_id": job.id,
+                    "status": E_DEAD if dead else E_RETRY,
+                    "attempts": tried,
+                    "next_attempt_at": now + backoff(c, tried),
+                    "last_error": reason[:1000],
+                }
+            )
+            if dead:
+                self.report.dead += 1
+            else:
+                self.report.retry += 1
+        with self.db.write() as session:
+            if sent_ids:
+                session.execute(
+                    update(_email)
+                    .where(
+                        _email.c.id.in_(sent_ids),
+                        _email.c.claimed_by == self.worker,
+                        _email.c.status == E_SENDING,
+                    )
+                    .values(status=E_SENT, sent_at=now, attempts=_email.c.attempts + 1, last_error="")
+                )
+            if failed:
+                session.execute(
+                    update(_email)
+                    .where(mine)
+                    .values(
+                        status=bindparam("status"),
+                        attempts=bindparam("attempts"),
+                        next_attempt_at=bindparam("next_attempt_at"),
+                        last_error=bindparam("last_error"),
+                    ),
+                    failed,
+                )
+            if released:
+                session.execute(
+                    update(_email)
+                    .where(mine)
+                    .values(
+                        status=bindparam("status"),
+                        next_attempt_at=bindparam("next_attempt_at"),
+                        last_error=bindparam("last_error"),
+                    ),
+                    released,
+                )
+            if attempts:
+                # Every try is a row, including those whose email was meanwhile reclaimed by
+                # another dispatcher: the attempt happened.
+                session.execute(insert(_attempt), attempts)
+
+
+async def dispatch_due(
+    db: Database,
+    now: datetime,
+    config: SmtpConfig,
+    *,
+    worker: str,
+    recheck: Recheck | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DispatchReport:
+    """Send every email due at ``now`` (at most ``limit``), until none is left to claim.
+
+    ``recheck(session, email, now)`` is asked about each claimed email inside the claim
+    transaction: ``"keep"`` sends it as stored, bytes replace the message (re-rendered because
+    part of it is done), ``None`` cancels it. ``progress(done, total)`` is called after each
+    batch of results is written.
+    """
+    return await _Run(db, now, config, worker, recheck, limit, progress).run()
+
+
+def dispatch(
+    db: Database,
+    now: datetime,
+    config: SmtpConfig,
+    *,
+    worker: str,
+    recheck: Recheck | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DispatchReport:
+    """:func:`dispatch_due` for synchronous callers (CLI, APScheduler jobs, Prefect tasks)."""
+    return asyncio.run(
+        dispatch_due(db, now, config, worker=worker, recheck=recheck, limit=limit, progress=progress)
+    )
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Several processes
+
+
+def load_recheck(path: str) -> Recheck:
+    """``"package.module:function"`` → the function (a child process cannot receive a closure)."""
+    module_name, _, attr = path.partition(":")
+    if not attr:
+        raise ValueError(f"recheck path {path!r} must look like 'package.module:function'")
+    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+
+
+def _report_fields(report: DispatchReport) -> dict[str, Any]:
+    return {f.name: getattr(report, f.name) for f in fields(report)}
+
+
+def _dispatch_child(
+    db_url: str,
+    now: datetime,
+    config: SmtpConfig,
+    worker: str,
+    recheck_path: str | None,
+    start: Any,
+    results: Any,
+) -> None:
+    try:
+        db = Database(db_url)
+        recheck = load_recheck(recheck_path) if recheck_path else None
+    except BaseException:
+        start.abort()
+        results.put((worker, "error", traceback.format_exc()))
+        return
+    try:
+        # Everyone starts together, after the imports: the parent times the sending only.
+        start.wait(timeout=120)
+        report = dispatch(db, now, config, worker=worker, recheck=recheck)
+        results.put((worker, "ok", _report_fields(report)))
+    except BaseException:
+        results.put((worker, "error", traceback.format_exc()))
+    finally:
+        db.dispose()
+
+
+def per_process_config(config: SmtpConfig, processes: int) -> SmtpConfig:
+    """The server's rate is shared: each of ``processes`` dispatchers gets its part."""
+    return replace(config, rate_per_second=config.rate_per_second / processes)
+
+
+def dispatch_in_processes(
+    db_url: str,
+    now: datetime,
+    config: SmtpConfig,
+    processes: int,
+    recheck_path: str | None = None,
+) -> DispatchReport:
+    """Run ``processes`` OS processes, each a dispatcher with its own database connections and
+    ``config.concurrency`` SMTP connections, until nothing is due; return the summed report.
+
+    The rate limit is per process, so each gets ``rate_per_second / processes`` to keep the
+    server's total within the configured rate. ``elapsed_seconds`` is the wall time from the
+    moment all processes were ready to the last one finishing.
+    """
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
+    child_config = per_process_config(config, processes)
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(processes + 1)
+    results = ctx.Queue()
+    base = default_worker_name()
+    children = [
+        ctx.Process(
+            target=_dispatch_child,
+            args=(db_url, now, child_config, f"{base}/{i}", recheck_path, start, results),
+            name=f"shenbao-dispatch-{i}",
+        )
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    total = DispatchReport()
+    errors: list[str] = []
+    try:
+        try:
+            start.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            pass  # a child failed to start; its error is in the queue
+        started = time.perf_counter()
+        pending = processes
+        while pending:
+            try:
+                worker, status, payload = results.get(timeout=1.0)
+            except Exception:  # queue.Empty: check that nobody died without a word
+                if all(not c.is_alive() for c in children) and results.empty():
+                    errors.append("dispatcher process exited without a report")
+                    break
+                continue
+            pending -= 1
+            if status == "ok":
+                total = total + DispatchReport(**payload)
+            else:
+                errors.append(f"{worker}: {payload}")
+        total.elapsed_seconds = time.perf_counter() - started
+    finally:
+        for child in children:
+            child.join(timeout=30)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+    if errors:
+        raise RuntimeError("dispatcher process failed:\n" + "\n".join(errors))
+    return total
+
+
+__all__: Iterable[str] = (
+    "CANCELLED_DETAIL",
+    "DispatchReport",
+    "Recheck",
+    "SmtpConfig",
+    "TokenBucket",
+    "backoff",
+    "classify",
+    "dispatch",
+    "dispatch_due",
+    "dispatch_in_processes",
+    "envelope_sender",
+    "per_process_config",
+    "rate_limiter_for",
+)

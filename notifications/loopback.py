@@ -1,0 +1,197 @@
+"""A real SMTP server on 127.0.0.1 that keeps what it receives: for the demo, tests and fault drills.
+
+It is aiosmtpd, not a mock: the dispatcher talks real SMTP to it, so what the tests count is what
+a mail server would have accepted. Faults a government server shows are switchable: a recipient
+refused for good (550, unknown user) and a server that defers the first N transactions (451,
+greylisting or throttling).
+
+    with LoopbackSMTP(save_dir="out/mail") as smtp:
+        dispatch(db, now, SmtpConfig(port=smtp.port), worker="demo")
+        print(len(smtp.messages), smtp.decoded(0)["Subject"])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+# Message-ID from the header block only: parsing the whole message for every delivery would
+# cost the server more than receiving it.
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(<[^>\r\n]*>)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    received_at: datetime  # the server's own (real) clock: it stands for the outside world
+    message_id: str | None
+
+
+def message_id_of(raw: bytes) -> str | None:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    match = _MESSAGE_ID.search(head)
+    return match.group(1).decode("ascii", "replace") if match else None
+
+
+class _Handler:
+    """aiosmtpd hooks; runs in the server thread, so shared state is behind ``lock``."""
+
+    def __init__(self, owner: LoopbackSMTP) -> None:
+        self.owner = owner
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        owner = self.owner
+        with owner.lock:
+            if address.lower() in owner.reject:
+                owner.rejected += 1
+                return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+            if owner.temp_failures_left > 0:
+                owner.temp_failures_left -= 1
+                owner.deferred += 1
+                return "451 4.7.1 Try again later: too many messages"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        self.owner._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw)
+        return "250 2.0.0 OK: queued"
+
+
+class _PortZeroController(Controller):
+    """aiosmtpd's Controller pokes ``self.port`` to wake the server; with port 0 that would be
+    the wrong port, so learn the one the OS picked before it does."""
+
+    def _trigger_server(self) -> None:
+        if self.server is not None and self.port == 0:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+class LoopbackSMTP:
+    """An aiosmtpd server in a background thread that collects every message it accepts.
+
+    ``reject``: addresses refused at RCPT with a permanent 550. ``temp_fail_first``: the first N
+    RCPT commands get a temporary 451. ``save_dir``: also write each message as an .eml file.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        save_dir: str | Path | None = None,
+        reject: Iterable[str] = (),
+        temp_fail_first: int = 0,
+        keep_raw: bool = True,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self.port = port
+        self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.lock = threading.Lock()
+        self.reject = {a.lower() for a in reject}
+        self.temp_failures_left = temp_fail_first
+        # keep_raw=False keeps only envelope and Message-ID: long benches need no bodies.
+        self.keep_raw = keep_raw
+        self.rejected = 0
+        self.deferred = 0
+        self._messages: list[ReceivedMessage] = []
+        self._controller: _PortZeroController | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> LoopbackSMTP:
+        if self._controller is not None:
+            raise RuntimeError("LoopbackSMTP already started")
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+        controller = _PortZeroController(
+            _Handler(self),
+            hostname=self.host,
+            port=self._requested_port,
+            # A fixed name: the default asks DNS for the machine's FQDN, which can take seconds.
+            server_hostname="loopback.shenbao.invalid",
+            ready_timeout=10.0,
+        )
+        controller.start()
+        self._controller = controller
+        self.port = controller.port
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def __enter__(self) -> LoopbackSMTP:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- faults, switchable while running -----------------------------------------------------
+    def set_reject(self, addresses: Iterable[str]) -> None:
+        with self.lock:
+            self.reject = {a.lower() for a in addresses}
+
+    def fail_next(self, count: int) -> None:
+        with self.lock:
+            self.temp_failures_left = count
+
+    # -- what arrived ---------------------------------------------------------------------------
+    def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], raw: bytes) -> None:
+        message_id = message_id_of(raw)
+        kept = raw if self.keep_raw else b""
+        item = ReceivedMessage(mail_from, rcpt_tos, kept, datetime.now(UTC), message_id)
+        with self.lock:
+            self._messages.append(item)
+            number = len(self._messages)
+        if self.save_dir is not None:
+            tag = hashlib.sha1((message_id or str(number)).encode()).hexdigest()[:12]
+            (self.save_dir / f"{number:06d}-{tag}.eml").write_bytes(raw)
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        with self.lock:
+            return list(self._messages)
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self._messages)
+
+    def message_ids(self) -> list[str | None]:
+        return [m.message_id for m in self.messages]
+
+    def clear(self) -> None:
+        with self.lock:
+            self._messages.clear()
+
+    def decoded(self, i: int) -> EmailMessage:
+        """Message ``i`` parsed as a mail client would (headers decoded from RFC 2047)."""
+        parsed: Any = BytesParser(policy=policy.default).parsebytes(self.messages[i].raw)
+        return parsed

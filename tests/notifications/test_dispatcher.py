@@ -1,0 +1,307 @@
+"""The outbox dispatcher against a real SMTP server (aiosmtpd on loopback), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from models.db import Database
+from models.outbox import E_DEAD, E_PENDING, E_RETRY, E_SENDING, E_SENT, DeliveryAttempt, Email
+from notifications.dispatcher import (
+    CANCELLED_DETAIL,
+    dispatch,
+    dispatch_due,
+    dispatch_in_processes,
+    envelope_sender,
+)
+from notifications.loopback import LoopbackSMTP
+from notifications.mime import build_mime
+from tests.conftest import CURRENT_TIME
+from tests.notifications.conftest import SENDER, SENDER_NAME, add_emails, config_for, emails, free_port
+
+NOW = CURRENT_TIME
+
+
+def attempts_of(db: Database, email_id: int) -> list[DeliveryAttempt]:
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.email_id == email_id)
+                .order_by(DeliveryAttempt.id)
+            )
+        )
+
+
+def test_it_delivers_every_due_email_exactly_once_with_chinese_headers_intact(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    ids = add_emails(db, to=[("王小明", "wxm@qz.example.cn"), ("欧阳娜娜", "oyn@hz.example.cn")])
+    later = add_emails(db, first=10, count=1, due=NOW + timedelta(hours=1))
+
+    report = dispatch(db, NOW, config_for(smtp.port), worker="t1")
+    again = dispatch(db, NOW, config_for(smtp.port), worker="t1")
+
+    assert (report.sent, again.sent, len(smtp)) == (2, 0, 2)
+    rows = emails(db)
+    received = {m.message_id: i for i, m in enumerate(smtp.messages)}
+    for email_id in ids:
+        row = rows[email_id]
+        assert (row.status, row.attempts, row.sent_at, row.claimed_by) == (E_SENT, 1, NOW, "t1")
+        message = smtp.decoded(received[row.message_id])
+        assert message["Message-ID"] == row.message_id
+        assert message["Subject"] == "【提醒】2026年先进制造业集群申报材料将于6月5日截止"
+        assert message["To"].addresses[0].display_name == row.to_name
+        assert message["From"].addresses[0].display_name == SENDER_NAME
+        assert "请于2026年6月5日17:00前" in message.get_body(("plain",)).get_content()
+        assert [a.outcome for a in attempts_of(db, email_id)] == ["sent"]
+    assert {m.mail_from for m in smtp.messages} == {SENDER}
+    assert sorted(m.rcpt_tos for m in smtp.messages) == [("oyn@hz.example.cn",), ("wxm@qz.example.cn",)]
+    assert rows[later[0]].status == E_PENDING
+
+
+def test_it_dead_letters_a_rejected_recipient_and_sends_the_others(db: Database, smtp: LoopbackSMTP) -> None:
+    ids = add_emails(db, to=[("甲", "a@example.cn"), ("乙", "nobody@example.cn"), ("丙", "c@example.cn")])
+    smtp.set_reject(["nobody@example.cn"])
+
+    report = dispatch(db, NOW, config_for(smtp.port, concurrency=1), worker="t")
+
+    assert (report.sent, report.dead, report.retry) == (2, 1, 0)
+    rows = emails(db)
+    assert [rows[i].status for i in ids] == [E_SENT, E_DEAD, E_SENT]
+    assert "550" in rows[ids[1]].last_error and "User unknown" in rows[ids[1]].last_error
+    [attempt] = attempts_of(db, ids[1])
+    assert (attempt.outcome, attempt.smtp_code) == ("permanent", 550)
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["a@example.cn", "c@example.cn"]
+
+
+def test_it_retries_with_backoff_while_the_server_is_down_and_delivers_once_it_is_back(db: Database) -> None:
+    port = free_port()
+    ids = add_emails(db, 3)
+    config = config_for(port, concurrency=4, backoff_base_seconds=60)
+
+    down = dispatch(db, NOW, config, worker="t")
+
+    assert (down.sent, down.retry) == (0, 3)
+    for row in emails(db).values():
+        assert (row.status, row.attempts, row.next_attempt_at) == (E_RETRY, 1, NOW + timedelta(seconds=60))
+        assert row.last_error.startswith("connect:")
+    assert [(a.outcome, a.smtp_code) for a in attempts_of(db, ids[0])] == [("temporary", None)]
+
+    assert dispatch(db, NOW + timedelta(seconds=30), config, worker="t").handled == 0
+
+    with LoopbackSMTP(port=port) as smtp:
+        back = dispatch(db, NOW + timedelta(seconds=61), config, worker="t")
+        assert back.sent == 3
+        assert Counter(smtp.message_ids()) == Counter(r.message_id for r in emails(db).values())
+        assert len(smtp) == 3
+    for row in emails(db).values():
+        assert (row.status, row.attempts) == (E_SENT, 2)
+    assert [a.outcome for a in attempts_of(db, ids[0])] == ["temporary", "sent"]
+
+
+def test_it_stops_claiming_and_releases_the_rest_when_no_connection_succeeds(db: Database) -> None:
+    add_emails(db, 12)
+    config = config_for(free_port(), concurrency=2, batch_size=4)
+
+    report = dispatch(db, NOW, config, worker="t")
+
+    assert report.server_unreachable
+    assert report.deferred >= 1 and report.retry + report.deferred <= 12
+    rows = emails(db).values()
+    assert not [r for r in rows if r.status == E_SENDING]
+    with db.read() as session:
+        tried = session.scalars(select(DeliveryAttempt)).all()
+    # Only what was really tried is an attempt; the released rows wait for the next run.
+    assert len(tried) == report.retry
+    untried = [r for r in rows if r.attempts == 0]
+    assert len(untried) == 12 - report.retry
+    assert {r.status for r in untried} == {E_PENDING}
+    released = [r for r in untried if r.last_error.startswith("not tried")]
+    assert len(released) == report.deferred
+    assert all(r.next_attempt_at > NOW for r in released)
+
+
+def test_it_retries_a_temporary_refusal_and_dead_letters_after_max_attempts(db: Database) -> None:
+    [email_id] = add_emails(db, 1)
+    with LoopbackSMTP(temp_fail_first=100) as smtp:
+        config = config_for(smtp.port, max_attempts=3, backoff_base_seconds=60)
+        when = NOW
+        for expected_status, expected_delay in ((E_RETRY, 60), (E_RETRY, 120), (E_DEAD, None)):
+            dispatch(db, when, config, worker="t")
+            row = emails(db)[email_id]
+            assert row.status == expected_status
+            if expected_delay is not None:
+                assert row.next_attempt_at == when + timedelta(seconds=expected_delay)
+                when = row.next_attempt_at
+        assert len(smtp) == 0
+    assert row.attempts == 3
+    assert "451" in row.last_error and "attempt 3 of 3" in row.last_error
+    assert [(a.outcome, a.smtp_code) for a in attempts_of(db, email_id)] == [("temporary", 451)] * 3
+
+
+def test_it_caps_the_backoff(db: Database, smtp: LoopbackSMTP) -> None:
+    [email_id] = add_emails(db, 1, attempts=10, status=E_RETRY)
+    smtp.fail_next(1)
+
+    dispatch(db, NOW, config_for(smtp.port, max_attempts=20, backoff_cap_seconds=6 * 3600), worker="t")
+
+    assert emails(db)[email_id].next_attempt_at == NOW + timedelta(hours=6)
+
+
+def test_it_reclaims_a_row_left_sending_by_a_crashed_dispatcher_but_not_one_within_its_lease(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    stale, fresh = add_emails(db, 2, status=E_SENDING, claimed_by="dead-worker")
+    with db.write() as session:
+        session.execute(update(Email).where(Email.id == stale).values(claimed_at=NOW - timedelta(minutes=11)))
+        session.execute(update(Email).where(Email.id == fresh).values(claimed_at=NOW - timedelta(minutes=5)))
+
+    report = dispatch(db, NOW, config_for(smtp.port, lease_seconds=600), worker="rescuer")
+
+    assert report.sent == 1
+    rows = emails(db)
+    assert (rows[stale].status, rows[stale].claimed_by) == (E_SENT, "rescuer")
+    assert (rows[fresh].status, rows[fresh].claimed_by) == (E_SENDING, "dead-worker")
+    assert smtp.message_ids() == [rows[stale].message_id]
+
+
+def test_it_cancels_an_email_the_recheck_finds_done(db: Database, smtp: LoopbackSMTP) -> None:
+    done, open_ = add_emails(db, 2)
+    seen = []
+
+    def recheck(session, email, now):  # type: ignore[no-untyped-def]
+        seen.append((email.id, now))
+        return None if email.id == done else "keep"
+
+    report = dispatch(db, NOW, config_for(smtp.port), worker="t", recheck=recheck)
+
+    assert (report.sent, report.cancelled) == (1, 1)
+    assert sorted(seen) == [(done, NOW), (open_, NOW)]
+    rows = emails(db)
+    assert (rows[done].status, rows[done].attempts) == ("cancelled", 0)
+    assert [(a.outcome, a.detail) for a in attempts_of(db, done)] == [("cancelled", CANCELLED_DETAIL)]
+    assert smtp.message_ids() == [rows[open_].message_id]
+
+
+def test_it_sends_the_rerendered_message_the_recheck_returns(db: Database, smtp: LoopbackSMTP) -> None:
+    [email_id] = add_emails(db, 1)
+    row = emails(db)[email_id]
+    rerendered = build_mime(
+        message_id=row.message_id,
+        from_addr=SENDER,
+        from_name=SENDER_NAME,
+        to_addr=row.to_addr,
+        to_name=row.to_name,
+        subject="【提醒】仍有1项材料未提交",
+        text="其余材料已办结。",
+        html="<p>其余材料已办结。</p>",
+        date=NOW,
+    )
+
+    dispatch(db, NOW, config_for(smtp.port), worker="t", recheck=lambda s, e, now: rerendered)
+
+    assert smtp.decoded(0)["Subject"] == "【提醒】仍有1项材料未提交"
+    assert smtp.messages[0].raw == rerendered
+    assert emails(db)[email_id].raw == rerendered
+
+
+def test_it_holds_back_an_email_whose_recheck_fails_and_sends_the_rest(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    broken, fine = add_emails(db, 2)
+
+    def recheck(session, email, now):  # type: ignore[no-untyped-def]
+        if email.id == broken:
+            raise LookupError("case 42 vanished")
+        return "keep"
+
+    report = dispatch(db, NOW, config_for(smtp.port), worker="t", recheck=recheck)
+
+    rows = emails(db)
+    assert (report.sent, rows[fine].status) == (1, E_SENT)
+    assert rows[broken].status == E_PENDING and rows[broken].next_attempt_at > NOW
+    assert "case 42 vanished" in rows[broken].last_error
+
+
+def test_it_claims_each_row_once_when_dispatchers_race_in_one_process(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    add_emails(db, 300)
+    config = config_for(smtp.port, batch_size=20, concurrency=3)
+
+    async def race():  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*(dispatch_due(db, NOW, config, worker=f"w{i}") for i in range(3)))
+
+    reports = asyncio.run(race())
+
+    assert sum(r.sent for r in reports) == 300
+    assert Counter(Counter(smtp.message_ids()).values()) == {1: 300}
+    with db.read() as session:
+        assert session.scalars(select(DeliveryAttempt.outcome)).all() == ["sent"] * 300
+
+
+def test_it_stops_at_the_limit_and_reports_progress(db: Database, smtp: LoopbackSMTP) -> None:
+    add_emails(db, 30)
+    calls: list[tuple[int, int]] = []
+
+    report = dispatch(
+        db,
+        NOW,
+        config_for(smtp.port, batch_size=8),
+        worker="t",
+        limit=20,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+
+    assert report.sent == 20 and len(smtp) == 20
+    assert calls[-1] == (20, 20)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_it_drains_a_sqlite_outbox_with_two_processes(sqlite_db: Database, smtp: LoopbackSMTP) -> None:
+    add_emails(sqlite_db, 300)
+
+    report = dispatch_in_processes(sqlite_db.url, NOW, config_for(smtp.port, batch_size=25), processes=2)
+
+    assert report.sent == 300
+    assert Counter(Counter(smtp.message_ids()).values()) == {1: 300}
+    assert {r.status for r in emails(sqlite_db).values()} == {E_SENT}
+
+
+@pytest.mark.postgres
+def test_it_drains_2000_rows_with_four_dispatcher_processes_on_postgresql(
+    pg_db: Database, smtp: LoopbackSMTP, pg_url: str
+) -> None:
+    add_emails(pg_db, 2000)
+
+    report = dispatch_in_processes(pg_url, NOW, config_for(smtp.port, batch_size=50), processes=4)
+
+    assert report.sent == 2000
+    counts = Counter(smtp.message_ids())
+    assert len(counts) == 2000 and set(counts.values()) == {1}
+    rows = emails(pg_db).values()
+    assert {r.status for r in rows} == {E_SENT}
+    assert counts.keys() == {r.message_id for r in rows}
+    # Everyone did part of the work: the claim really is shared, not serialised behind one.
+    assert len({r.claimed_by for r in rows}) >= 2
+
+
+def test_it_takes_the_envelope_sender_from_the_from_header() -> None:
+    raw = build_mime(
+        message_id="<x@y>",
+        from_addr=SENDER,
+        from_name="一个很长很长的发件单位名称" * 4,
+        to_addr="a@b.cn",
+        to_name="甲",
+        subject="s",
+        text="t",
+        html="h",
+        date=NOW,
+    )
+
+    assert envelope_sender(raw) == SENDER
