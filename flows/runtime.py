@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from calendars.timeutil import parse_instant
 from calendars.workdays import WorkCalendar, load_default_calendar
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     now_override: str | None = None
+    # Called after each simulated step (long runs show progress); None prints nothing.
+    progress: Any = None
 
     @cached_property
     def db(self) -> Database:

@@ -126,7 +126,10 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
         if not total:
             continue
         shown += [c.ref for c in cases]
-        people = d.contacts(org_id, spec.program) or d.contacts(d.supervisor(org_id), spec.program)
+        people = d.contacts(org_id, spec.program)
+        org = d.org(org_id)
+        if not people and org is not None and org.tier in ("enterprise", "park"):
+            people = d.contacts(d.supervisor(org_id), spec.program)  # reach it through its county
         late.append({
             "org": d.name(org_id), "count": total,
             "refs": [f"{c.ref} {c.title}" for c in cases[:5]], "more": max(0, total - 5),

@@ -1,0 +1,233 @@
+"""Commands that chase people: tick (reconcile), send (dispatch), simulate, outbox, demo."""
+
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from sqlmodel import select
+
+from calendars.timeutil import format_local, parse_instant
+from flows import output as out
+from flows.cli import Fail, _rt, cli, handled, json_option
+from flows.runtime import Runtime
+from models.context import Actor
+from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, Email
+
+SYSTEM = Actor(name="system")
+
+
+def run_tick(rt: Runtime, now: datetime) -> Any:
+    from notifications.reconcile import tick
+
+    ctx = rt.ctx(SYSTEM, now=now)
+    with rt.db.write() as session:
+        return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
+
+
+def run_send(rt: Runtime, now: datetime, *, processes: int = 1, **smtp: Any) -> Any:
+    from notifications.dispatcher import dispatch, dispatch_in_processes
+
+    config = rt.smtp_config(**smtp)
+    worker = f"{socket.gethostname()}:{__import__('os').getpid()}"
+    if processes > 1:
+        return dispatch_in_processes(rt.db.url, now, config, processes)
+    return dispatch(rt.db, now, config, worker=worker, recheck=rt.recheck())
+
+
+@cli.command()
+@json_option
+@click.pass_context
+@handled
+def tick(ctx: click.Context, as_json: bool) -> None:
+    """对账一次：关闭已截止的窗口，写入到期的提醒、督办与通知，合并成每人一封邮件（不发送）。
+
+    可重复运行：再次运行、晚运行或崩溃后重跑都不会产生重复。
+    """
+    rt = _rt(ctx)
+    now = rt.now()
+    report = run_tick(rt, now)
+    if as_json:
+        out.print_json(report.as_dict())
+        return
+    written = "、".join(f"{k} {v}" for k, v in sorted(report.written.items())) or "无"
+    out.line(f"{format_local(now)} 对账：新写入 {written}；取消 {report.cancelled}；"
+             f"生成邮件 {report.emails} 封；逾期关闭 {len(report.lapsed)} 件")
+
+
+@cli.command()
+@click.option("--processes", default=1, show_default=True, help="发送进程数（多进程提高吞吐）")
+@json_option
+@click.pass_context
+@handled
+def send(ctx: click.Context, processes: int, as_json: bool) -> None:
+    """发送发件箱中到期的邮件（SMTP 设置见 SHENBAO_SMTP_*），失败按指数退避重试，多次失败转入死信。"""
+    rt = _rt(ctx)
+    report = run_send(rt, rt.now(), processes=processes)
+    data = report.as_dict() if hasattr(report, "as_dict") else report.__dict__
+    if as_json:
+        out.print_json(data)
+        return
+    out.line("发送结果：" + "，".join(f"{k} {v}" for k, v in data.items() if isinstance(v, int)))
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED]),
+              help="只看某一状态")
+@click.option("--limit", default=50, show_default=True)
+@json_option
+@click.pass_context
+@handled
+def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+    """查看发件箱：每封邮件的收件人、主题、状态、尝试次数与最后错误。"""
+    rt = _rt(ctx)
+    with rt.db.read() as session:
+        query = select(Email).order_by(Email.id.desc()).limit(limit)  # type: ignore[union-attr]
+        if status:
+            query = query.where(Email.status == status)
+        emails = session.exec(query).all()
+    data = [{"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": e.status,
+             "attempts": e.attempts, "created_at": e.created_at, "sent_at": e.sent_at, "last_error": e.last_error,
+             "message_id": e.message_id} for e in emails]
+    if as_json:
+        out.print_json(data)
+        return
+    out.table(f"发件箱（最近 {len(data)} 封）", ["编号", "收件人", "主题", "状态", "尝试", "生成", "错误"],
+              [[d["id"], f"{d['name']} <{d['to']}>", d["subject"], d["status"], d["attempts"],
+                format_local(d["created_at"]), d["last_error"][:40]] for d in data])
+
+
+def _parse_step(text: str | None) -> timedelta | None:
+    if not text:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    try:
+        return timedelta(**{units[text[-1]]: float(text[:-1])})
+    except (KeyError, ValueError):
+        raise Fail(f"--step 应如 30m、6h、1d，收到：{text}") from None
+
+
+def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: timedelta | None, send: bool,
+                      on_step: Any = None, extra_instants: list[datetime] | None = None) -> list[dict[str, Any]]:
+    """Move the clock from ``start`` to ``until``, ticking (and sending) at each instant.
+
+    Without ``step`` the clock jumps from one instant that matters to the next (deadlines,
+    reminder steps, escalation rounds, the start of working hours), which is what the
+    scheduler service does in real time.
+    """
+    from notifications.wakeups import wakeups
+
+    if step is None:
+        with rt.db.read() as session:
+            instants = [w.at for w in wakeups(session, rt.calendar, start, until)]
+    else:
+        instants, t = [], start + step
+        while t <= until:
+            instants.append(t)
+            t += step
+    instants = sorted(set(instants) | {i for i in (extra_instants or []) if start < i <= until})
+    timeline: list[dict[str, Any]] = []
+    for i, now in enumerate(instants, 1):
+        if on_step is not None:
+            on_step(now)
+        report = run_tick(rt, now)
+        sent = None
+        if send:
+            sent = run_send(rt, now)
+        with rt.db.read() as session:
+            new = session.exec(select(Email).where(Email.created_at == now).order_by(Email.id)).all()
+        entry = {"at": now, "tick": report.as_dict(), "emails": [
+            {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": e.status} for e in new]}
+        if sent is not None:
+            entry["sent"] = sent.as_dict() if hasattr(sent, "as_dict") else sent.__dict__
+        timeline.append(entry)
+        if rt.progress:
+            rt.progress(i, len(instants), now, entry)
+    return timeline
+
+
+@cli.command()
+@click.option("--until", "until", required=True, metavar="TIME", help="模拟到此时刻，如 2026-08-15")
+@click.option("--step", metavar="间隔", help="固定步长（30m、6h、1d）；默认按各关键时刻跳转")
+@click.option("--dry-run", is_flag=True, help="只看不做：结束时回滚所有写入，不发送任何邮件")
+@click.option("--send/--no-send", "do_send", default=True, show_default=True, help="每步之后是否通过 SMTP 发送")
+@json_option
+@click.pass_context
+@handled
+def simulate(ctx: click.Context, until: str, step: str | None, dry_run: bool, do_send: bool, as_json: bool) -> None:
+    """从当前时间（--now）推进时钟到 --until，每一步对账并发送，打印将要（或已经）发出的邮件时间线。"""
+    rt = _rt(ctx)
+    start, end = rt.now(), parse_instant(until)
+    if end <= start:
+        raise Fail(f"--until（{format_local(end)}）应晚于当前时间（{format_local(start)}）")
+    if dry_run:
+        timeline = _dry_run(rt, start, end, _parse_step(step))
+    else:
+        rt.progress = _progress_printer(as_json)
+        timeline = simulate_timeline(rt, start, end, step=_parse_step(step), send=do_send)
+    if as_json:
+        out.print_json(timeline)
+        return
+    _print_timeline(timeline, dry_run=dry_run)
+
+
+def _progress_printer(quiet: bool) -> Any:
+    def progress(i: int, n: int, now: datetime, entry: dict[str, Any]) -> None:
+        if not quiet:
+            out.err_console.print(f"[{i}/{n}] {format_local(now)}  新邮件 {len(entry['emails'])} 封",
+                                  markup=False, highlight=False)
+    return progress
+
+
+def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None) -> list[dict[str, Any]]:
+    """The whole simulation in one transaction that is rolled back: nothing stays, nothing is sent."""
+    from notifications.reconcile import tick
+    from notifications.wakeups import wakeups
+
+    timeline = []
+    with rt.db.writer.connect() as conn:
+        trans = conn.begin()
+        from sqlmodel import Session
+
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        try:
+            if step is None:
+                instants = [w.at for w in wakeups(session, rt.calendar, start, end)]
+            else:
+                instants, t = [], start + step
+                while t <= end:
+                    instants.append(t)
+                    t += step
+            audit = rt.audit()
+            audit.anchor_path = None  # nothing is committed, so nothing is anchored
+            from models.context import Ctx
+
+            for now in instants:
+                report = tick(session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer)
+                session.flush()
+                new = session.exec(select(Email).where(Email.created_at == now).order_by(Email.id)).all()
+                timeline.append({"at": now, "tick": report.as_dict(), "emails": [
+                    {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": "dry-run"}
+                    for e in new]})
+        finally:
+            session.close()
+            trans.rollback()
+    return timeline
+
+
+def _print_timeline(timeline: list[dict[str, Any]], *, dry_run: bool) -> None:
+    total = 0
+    for entry in timeline:
+        if not entry["emails"] and not entry["tick"]["lapsed"]:
+            continue
+        out.line(f"── {format_local(entry['at'])}")
+        if entry["tick"]["lapsed"]:
+            out.line(f"   逾期关闭：{'、'.join(entry['tick']['lapsed'])}")
+        for e in entry["emails"]:
+            total += 1
+            out.line(f"   → {e['name']} <{e['to']}>  {e['subject']}")
+    out.line(f"共 {total} 封邮件{'（演练，未写入、未发送）' if dry_run else ''}")
+
+
