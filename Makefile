@@ -1,0 +1,35 @@
+# shenbao: the two commands a new machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench services clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+## demo: set up and run the main job (SQLite, in-process loopback SMTP, 2026-05-20 → 08-15)
+demo: $(BIN)/.installed
+	$(BIN)/shenbao demo --out demo-out
+
+## services: make sure what the tests talk to is running (PostgreSQL; Chromium for browser tests)
+services:
+	bash tests/setup-machine.sh
+
+## test: set up and run the whole suite on SQLite and PostgreSQL, ruff first
+test: $(BIN)/.installed services
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check calendars models notifications flows
+
+## bench: the benchmarks of bench/README.md (minutes, not part of test)
+bench: $(BIN)/.installed services
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf demo-out .pytest_cache
