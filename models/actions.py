@@ -246,6 +246,8 @@ def act(
     campaign = get_campaign(session, case.campaign_id)
     spec = campaign.spec()
     found: list[Finding] = []
+    if t.guards:
+        ctx.audit.lock(session)  # the guards count what concurrent writers change
     for guard in t.guards:
         if guard == "window":
             _guard_window(session, ctx, spec, case, t)

@@ -128,6 +128,15 @@ class AuditLog:
             session.flush()
         return head
 
+    def lock(self, session: Session) -> None:
+        """Take the chain's lock now, until the caller's transaction ends.
+
+        Every writer takes it to append; a writer that first counts what others write (a quota,
+        a submitted recommendation) takes it before counting, or two of them both see the last
+        free slot (PostgreSQL runs them concurrently; SQLite's BEGIN IMMEDIATE already queues them).
+        """
+        self._lock_head(session)
+
     def append(self, session: Session, draft: EventDraft) -> AuditEvent:
         return self.append_many(session, [draft])[0]
 
