@@ -102,7 +102,8 @@ def test_it_names_the_known_kinds_when_asked_for_an_unknown_one() -> None:
 def _pairs_not_allowed() -> list[tuple[Machine, str, str]]:
     out = []
     for machine in ALL:
-        for state in machine.states:
+        # A lapsed application also names its deadline, which needs the database: test_actions.
+        for state in [s for s in machine.states if s != "lapsed"]:
             allowed = {t.action for t in machine.allowed(state)}
             for action in sorted(machine.actions() - allowed)[:2]:
                 out.append((machine, state, action))
