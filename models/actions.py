@@ -223,13 +223,14 @@ def act(
         label = next(x.label for x in machine.transitions if x.action == action)
         if case.state == "lapsed":
             spec = get_campaign(session, case.campaign_id).spec()
-            stage = spec.window_stage_for(action, case.kind) or spec.window_stage_for("submit", case.kind)
+            stage = spec.window_stage_for(action, case.kind)
             if stage is not None:
                 row = current_deadline(session, case.campaign_id, stage.id)
                 due = row.due_at if row else stage.deadline
                 raise ActionRefused(
-                    f"{case.ref} 已逾期关闭：「{stage.name}」已于 {format_deadline(due) if due else '截止时间'} 截止，"
-                    f"逾期不再受理，不能执行「{label}」",
+                    f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」已于 "
+                    f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」；可执行："
+                    f"{describe_allowed(machine, case.state)}",
                     rule="window_closed",
                 )
         raise ActionRefused(

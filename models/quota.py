@@ -85,6 +85,12 @@ def claim(session: Session, spec: CampaignSpec, case: Case, recommender: Organis
     A brand-aligned product from a brand county uses the county's extra slots first and the
     city quota only when those are used up, which is how 附2-2 row 12 reads.
     """
+    # Two coordinators recommending at the same moment must not both see the last free slot:
+    # lock the recommending organisation's row before counting (PostgreSQL; on SQLite the
+    # writer's BEGIN IMMEDIATE already serialises the whole transaction).
+    lock_id = recommender.id if recommender is not None else case.city_code
+    if lock_id:
+        session.exec(select(Organisation).where(Organisation.id == lock_id).with_for_update()).first()
     candidates = [q for q in (brand_quota_for(session, spec, case),) if q is not None]
     candidates.append(quota_for(session, spec, case, recommender))
     last_error: QuotaExceeded | None = None

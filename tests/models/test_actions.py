@@ -155,8 +155,9 @@ def test_it_refuses_to_submit_a_lapsed_application_naming_its_state(
     with seeded.write() as session:
         close_windows(session, make_ctx(AFTER_APPLICATION))
     exc = refused(do, seeded, make_ctx, hz["桐庐县"], "submit", at=AFTER_APPLICATION)
-    assert exc.rule == "state"
+    assert exc.rule == "window_closed"
     assert "「逾期未提交」" in str(exc) and "无（已办结）" in str(exc)
+    assert "2026-06-25（周四）24:00" in str(exc)
 
 
 def test_it_lets_a_human_not_lapse_a_case(seeded: Database, make_ctx: Any, hz: dict[str, str]) -> None:
