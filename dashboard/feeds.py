@@ -1,0 +1,75 @@
+"""A contact's deadline calendar: the stages that concern them, with alarms before each deadline.
+
+The UID of a stage's event never changes and its SEQUENCE is the deadline's version, so when the
+province moves a deadline, subscribed calendars move the event instead of adding a second one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, select
+
+from calendars.ics import IcsAlarm, IcsEvent, render_calendar
+from models.campaign import Campaign, deadlines_of
+from models.org import Organisation
+
+# Which stages (by their actor) concern an organisation of each tier: its own, and for the
+# supervising tiers those of the tier below, whom they are expected to chase.
+STAGE_ACTORS = {
+    "province": {"province", "city", "county", "enterprise", "recommender"},
+    "city": {"city", "county", "enterprise"},
+    "county": {"county", "enterprise"},
+    "park": {"county"},
+    "enterprise": {"enterprise"},
+    "soe_group": {"city", "enterprise", "recommender"},
+    "association": {"city", "enterprise", "recommender"},
+}
+ALARMS = ((timedelta(days=3), "3天后截止"), (timedelta(days=1), "明天截止"))
+
+
+def contact_events(session: Session, org: Organisation, programs: set[str], *, base_url: str,
+                   now: datetime) -> list[IcsEvent]:
+    actors = STAGE_ACTORS.get(org.tier, set())
+    events: list[IcsEvent] = []
+    for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
+        if campaign.program not in programs:
+            continue
+        spec = campaign.spec()
+        deadlines = deadlines_of(session, campaign.id)
+        for stage in spec.stages:
+            if stage.actor not in actors:
+                continue
+            row = deadlines.get(stage.id)
+            due = row.due_at if row else stage.deadline
+            if due is None:
+                continue  # 另行通知: appears once the province sets a date (SEQUENCE goes up then)
+            version = row.version if row else 1
+            own = stage.actor == org.tier or (org.tier == "park" and stage.actor == "county")
+            summary = f"【{'截止' if own else '督办'}】{stage.name}"
+            description = "\n".join(x for x in (
+                f"{spec.name}（{spec.notice}）",
+                stage.deadline_text,
+                f"依据：{stage.source}" if stage.source else "",
+                f"截止时间第 {version} 版" + (f"，调整原因：{row.reason}" if row and row.reason and version > 1 else ""),
+            ) if x)
+            events.append(IcsEvent(
+                uid=f"{campaign.id}.{stage.id}@shenbao",
+                summary=summary,
+                start=due,
+                description=description,
+                url=f"{base_url}/campaigns/{campaign.id}",
+                sequence=version,
+                alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in ALARMS),
+                last_modified=row.changed_at if row else None,
+                status="CONFIRMED",
+            ))
+    return events
+
+
+def contact_calendar(session: Session, org: Organisation, programs: set[str], *, name: str, base_url: str,
+                     now: datetime) -> str:
+    events = contact_events(session, org, programs, base_url=base_url, now=now)
+    # DTSTAMP from the newest change, not the clock: the same data gives the same bytes.
+    stamp = max((e.last_modified for e in events if e.last_modified), default=None) or now
+    return render_calendar(events, name=name, stamp=stamp)

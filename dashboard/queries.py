@@ -1,0 +1,404 @@
+"""Read-only queries behind the pages and the API, always narrowed to the viewer's scope.
+
+``models.status`` answers for the whole province; a county must not even see provincial
+totals, so the counts here take the scope filter of :mod:`dashboard.scope`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from calendars.campaign import CampaignSpec, Stage
+from calendars.timeutil import format_deadline, format_duration_zh, local_date
+from calendars.workdays import UnknownYearError, WorkCalendar
+from dashboard.scope import case_filter, org_filter
+from models import quota as quotas
+from models.actions import recommendation_case
+from models.audit import AuditEvent
+from models.campaign import Campaign, StageDeadline, deadlines_of
+from models.case import QUOTA_STATES, Case
+from models.machines import machine_for
+from models.org import Contact, Organisation
+from models.outbox import DeliveryAttempt, Email, Notification
+from models.reference import load_divisions
+
+APPLICATION_KIND = {"cluster": "cluster_application", "jingpin": "jingpin_application"}
+TIER_OF_ACTOR = {"province": "省级", "city": "设区市", "county": "县（市、区）", "enterprise": "企业",
+                 "recommender": "推荐单位"}
+
+
+def application_kind(campaign: Campaign) -> str:
+    return APPLICATION_KIND[campaign.program]
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageStatus:
+    stage: Stage
+    due_at: datetime | None
+    version: int
+    pending: int
+    working_days_left: int | None
+    now: datetime
+    reason: str = ""
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_at is not None and self.now >= self.due_at and self.pending > 0
+
+    @property
+    def closed(self) -> bool:
+        return self.due_at is not None and self.now >= self.due_at
+
+    @property
+    def due_text(self) -> str:
+        return format_deadline(self.due_at) if self.due_at else "另行通知"
+
+    @property
+    def countdown(self) -> str:
+        """Working days first (what coordinators plan by), then the exact time left."""
+        if self.due_at is None:
+            return "截止时间另行通知"
+        left = self.due_at - self.now
+        if left <= timedelta(0):
+            return f"已截止（{format_duration_zh(left)}）"
+        days = self.working_days_left
+        if days is None:
+            return f"还剩 {format_duration_zh(left)}"
+        if days == 0:
+            return f"今天截止，还剩 {format_duration_zh(left)}"
+        return f"还剩 {days} 个工作日（{format_duration_zh(left)}）"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.id, "name": self.stage.name, "actor": self.stage.actor,
+            "actor_label": TIER_OF_ACTOR.get(self.stage.actor, self.stage.actor), "subject": self.stage.subject,
+            "opens_at": self.stage.opens, "due_at": self.due_at, "due_text": self.due_text,
+            "deadline_version": self.version, "deadline_text": self.stage.deadline_text,
+            "source": self.stage.source, "pending": self.pending, "working_days_left": self.working_days_left,
+            "countdown": self.countdown, "overdue": self.overdue,
+        }
+
+
+def stage_statuses(session: Session, campaign: Campaign, org: Organisation, now: datetime,
+                   calendar: WorkCalendar | None) -> list[StageStatus]:
+    spec = campaign.spec()
+    deadlines = deadlines_of(session, campaign.id)
+    counts = {
+        (kind, state): n
+        for kind, state, n in session.exec(
+            select(Case.kind, Case.state, func.count())
+            .where(Case.campaign_id == campaign.id, case_filter(org))
+            .group_by(Case.kind, Case.state)
+        ).all()
+    }
+    out: list[StageStatus] = []
+    for stage in spec.stages:
+        row: StageDeadline | None = deadlines.get(stage.id)
+        due = row.due_at if row else stage.deadline
+        left = None
+        if due is not None and calendar is not None:
+            try:
+                left = calendar.working_days_left(now, due)
+            except UnknownYearError:
+                left = None
+        pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
+        out.append(StageStatus(stage, due, row.version if row else 1, pending, left, now,
+                               reason=row.reason if row else ""))
+    return out
+
+
+def overdue_states(statuses: list[StageStatus], kind: str) -> set[str]:
+    """States of ``kind`` that owe an action at a stage whose deadline has passed."""
+    states: set[str] = set()
+    for s in statuses:
+        if s.stage.subject == kind and s.closed:
+            states.update(s.stage.pending_states)
+    return states
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+def list_cases(session: Session, org: Organisation, campaign_id: str | None, *, kind: str | None = None,
+               city: str | None = None, county: str | None = None, state: str | None = None,
+               applicant: str | None = None, q: str | None = None, limit: int = 200,
+               offset: int = 0) -> tuple[list[Case], int]:
+    filters = [case_filter(org)]
+    if campaign_id:
+        filters.append(Case.campaign_id == campaign_id)
+    if kind:
+        filters.append(Case.kind == kind)
+    if city:
+        filters.append(Case.city_code == city)
+    if county:
+        filters.append(Case.county_code == county)
+    if state:
+        filters.append(Case.state == state)
+    if applicant:
+        filters.append(Case.org_id == applicant)
+    if q:
+        like = f"%{q.strip()}%"
+        filters.append(Case.title.like(like) | Case.ref.like(like) | Case.external_id.like(like))  # type: ignore[attr-defined,union-attr]
+    total = session.exec(select(func.count()).select_from(Case).where(*filters)).one()
+    rows = session.exec(select(Case).where(*filters).order_by(Case.ref).offset(offset).limit(limit)).all()
+    return list(rows), int(total)
+
+
+def org_names(session: Session, ids: set[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    rows = session.exec(select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(ids)))).all()  # type: ignore[attr-defined]
+    names = dict(rows)
+    divisions = load_divisions()
+    for code in ids:
+        if code not in names:
+            d = divisions.by_code(code)
+            names[code] = d.name if d else code
+    return names
+
+
+def division_name(code: str | None) -> str:
+    if not code:
+        return "市本级"
+    d = load_divisions().by_code(code)
+    return d.name if d else code
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+EVENT_NAMES = {
+    "create": "新建", "state_change": "状态变化", "override": "说明理由", "refusal": "被拒绝", "update": "更新",
+    "deadline_change": "截止时间调整", "import": "导入", "campaign_load": "加载批次",
+}
+
+
+@dataclass
+class HistoryItem:
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    action_label: str
+    what: str
+    from_label: str
+    to_label: str
+    reason: str
+    details: dict[str, Any]
+
+
+def case_history(session: Session, case: Case) -> list[HistoryItem]:
+    machine = machine_for(case.kind)
+    events = session.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)).all()
+    items = []
+    for e in events:
+        details = json.loads(e.details or "{}")
+        what = details.get("label") or ""
+        if e.action == "override":
+            what = f"规则 {e.from_value}：{details.get('finding', '')}"
+        elif e.action == "refusal":
+            action = details.get("action", "")
+            what = next((t.label for t in machine.transitions if t.action == action), action)
+        elif e.action == "create":
+            what = "新建案件"
+        from_label = machine.state_label(e.from_value) if e.from_value and e.action != "override" else ""
+        to_label = machine.state_label(e.to_value) if e.to_value and e.action != "override" else ""
+        items.append(HistoryItem(e.seq, e.at, e.actor, e.action, EVENT_NAMES.get(e.action, e.action), what,
+                                 from_label, to_label, e.reason, details))
+    return items
+
+
+# -- progress (charts) ----------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    stage: Stage
+    due_at: datetime | None
+    total: int
+    acted_by_day: list[tuple[date, int]]  # cumulative, one point per local day
+    today: date
+
+    @property
+    def acted(self) -> int:
+        return self.acted_by_day[-1][1] if self.acted_by_day else 0
+
+
+def stage_progress(session: Session, campaign: Campaign, stage: Stage, due_at: datetime | None,
+                   org: Organisation, now: datetime) -> Progress:
+    """How many of the cases this stage waits for have acted, day by day.
+
+    "Acted" is the first change out of the stage's pending states made by a person; the
+    engine's own lapses and cascades are not somebody acting. The total is every case that is
+    still pending plus every one that has acted, so a case returned for revision and submitted
+    again counts once.
+    """
+    pending = tuple(stage.pending_states)
+    first_acts = (
+        select(AuditEvent.case_id, func.min(AuditEvent.at).label("at"))
+        .join(Case, Case.id == AuditEvent.case_id)  # type: ignore[arg-type]
+        .where(AuditEvent.campaign_id == campaign.id, AuditEvent.action == "state_change",
+               AuditEvent.actor != "system", AuditEvent.from_value.in_(pending),  # type: ignore[union-attr]
+               AuditEvent.to_value.not_in(pending),  # type: ignore[union-attr]
+               Case.kind == stage.subject, case_filter(org))
+        .group_by(AuditEvent.case_id)
+    )
+    acted_rows = session.exec(first_acts).all()
+    acted_ids = [cid for cid, _at in acted_rows]
+    pending_total = session.exec(
+        select(func.count()).select_from(Case).where(
+            Case.campaign_id == campaign.id, Case.kind == stage.subject, case_filter(org),
+            Case.state.in_(pending))  # type: ignore[attr-defined]
+    ).one()
+    pending_acted = 0
+    for start in range(0, len(acted_ids), 900):  # SQLite's bound-parameter limit
+        chunk = acted_ids[start:start + 900]
+        pending_acted += session.exec(
+            select(func.count()).select_from(Case).where(Case.id.in_(chunk), Case.state.in_(pending))  # type: ignore[union-attr,attr-defined]
+        ).one()
+    total = int(pending_total) - int(pending_acted) + len(acted_ids)
+
+    spec: CampaignSpec = campaign.spec()
+    today = local_date(now)
+    start = local_date(stage.opens) if stage.opens else spec.issued
+    firsts = sorted(local_date(at) for _cid, at in acted_rows)
+    if firsts:
+        start = min(start, firsts[0])
+    end = today
+    if due_at is not None:
+        end = max(end, local_date(due_at - timedelta(microseconds=1)))
+    end = min(end, start + timedelta(days=400))  # a mistyped date must not draw years of days
+    series: list[tuple[date, int]] = []
+    i, count, day = 0, 0, start
+    while day <= end:
+        while i < len(firsts) and firsts[i] <= day:
+            count += 1
+            i += 1
+        series.append((day, count))
+        day += timedelta(days=1)
+    return Progress(stage, due_at, total, series, today)
+
+
+# -- recommendation and quota -----------------------------------------------------------------------
+
+
+@dataclass
+class QuotaLine:
+    bucket: str
+    name: str
+    limit: int | None
+    used: int
+    refs: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+    @property
+    def percent(self) -> int:
+        if not self.limit:
+            return 0
+        return min(100, round(100 * self.used / self.limit))
+
+
+@dataclass
+class CityRecommendation:
+    campaign: Campaign
+    city: Organisation
+    recommendation: Case | None
+    quotas: list[QuotaLine]
+    candidates: list[Case]
+    recommended: list[Case]
+    not_recommended: list[Case]
+
+
+def city_recommendation(session: Session, campaign: Campaign, city: Organisation) -> CityRecommendation:
+    spec = campaign.spec()
+    usage = quotas.usage(session, campaign.id)
+    lines: list[QuotaLine] = []
+
+    def line(bucket: str, name: str, limit: int | None) -> None:
+        lines.append(QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket)))
+
+    if spec.program == "cluster":
+        limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
+        line(f"rising_star:{city.id}", f"{city.name}“新星”产业群推荐（原则上不超过{limit}个）", limit)
+        line(f"cluster:{city.id}", f"{city.name}核心区协同区推荐（不限数量）", None)
+    else:
+        rules = spec.jingpin
+        assert rules is not None  # a jingpin campaign always has its rules (CampaignSpec checks it)
+        line(f"city:{city.id}", f"{city.name}制造精品推荐名额（附2-2）", rules.city_quotas.get(city.id, 0))
+        for county in load_divisions().counties_of(city.id):
+            if county.code in rules.brand_counties:
+                line(f"brand:{county.code}", f"{county.name}先进制造业集群品牌产品单列名额",
+                     rules.brand_county_extra)
+    kind = APPLICATION_KIND[spec.program]
+    base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
+    if spec.program == "jingpin":
+        # Products recommended by an SOE group or an association are not the city's to choose.
+        base = base.where(Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
+        candidate_states: tuple[str, ...] = ("county_approved", "submitted")
+    else:
+        candidate_states = ("submitted",)
+    cases = list(session.exec(base.order_by(Case.ref)).all())
+    return CityRecommendation(
+        campaign=campaign, city=city,
+        recommendation=recommendation_case(session, campaign.id, city.id),
+        quotas=lines,
+        candidates=[c for c in cases if c.state in candidate_states],
+        recommended=[c for c in cases if c.state in QUOTA_STATES],
+        not_recommended=[c for c in cases if c.state == "not_recommended"],
+    )
+
+
+# -- notifications ----------------------------------------------------------------------------------
+
+EMAIL_STATUS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "retry": "等待重试", "dead": "发送失败",
+                "cancelled": "已取消"}
+NOTIFICATION_STATUS = {"pending": "待合并发送", "queued": "已装入邮件", "cancelled": "已取消"}
+NOTIFICATION_KINDS = {"reminder": "截止提醒", "supervisor_reminder": "督促提醒", "escalation": "逾期督办",
+                      "notice": "状态通知", "deadline_notice": "截止时间变更"}
+ATTEMPT_OUTCOMES = {"sent": "成功", "temporary": "暂时失败（将重试）", "permanent": "永久失败", "cancelled": "已取消"}
+
+
+@dataclass
+class MailLog:
+    emails: list[tuple[Email, Contact, Organisation]]
+    attempts: dict[int, list[DeliveryAttempt]]
+    email_counts: dict[str, int]
+    notification_counts: dict[str, int]
+    total: int
+
+
+def mail_log(session: Session, org: Organisation, *, status: str | None = None, limit: int = 200,
+             offset: int = 0) -> MailLog:
+    scope = [org_filter(org)]
+    base = (select(Email, Contact, Organisation).join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Contact.org_id).where(*scope))
+    counted = (select(Email.status, func.count()).join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
+               .join(Organisation, Organisation.id == Contact.org_id).where(*scope).group_by(Email.status))
+    email_counts = dict(session.exec(counted).all())
+    notification_counts = dict(session.exec(
+        select(Notification.status, func.count()).join(Contact, Contact.id == Notification.contact_id)  # type: ignore[arg-type]
+        .join(Organisation, Organisation.id == Contact.org_id).where(*scope).group_by(Notification.status)
+    ).all())
+    if status:
+        base = base.where(Email.status == status)
+    total = sum(email_counts.get(status, 0) for status in ([status] if status else email_counts))
+    rows = list(session.exec(base.order_by(Email.created_at.desc(), Email.id.desc())  # type: ignore[attr-defined,union-attr]
+                             .offset(offset).limit(limit)).all())
+    ids = [e.id for e, _c, _o in rows]
+    attempts: dict[int, list[DeliveryAttempt]] = {}
+    if ids:
+        for a in session.exec(select(DeliveryAttempt).where(DeliveryAttempt.email_id.in_(ids))  # type: ignore[attr-defined]
+                              .order_by(DeliveryAttempt.id)).all():
+            attempts.setdefault(a.email_id, []).append(a)
+    return MailLog(rows, attempts, email_counts, notification_counts, int(total))

@@ -1,0 +1,1 @@
+"""Routes, one module per concept: sign-in, pages, form actions, files (exports, feeds), API."""

@@ -1,0 +1,184 @@
+"""Files: the official .xlsx forms, status reports, uploaded letters, and calendar feeds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from sqlmodel import Session, select
+
+from calendars.timeutil import format_local, local_date
+from dashboard import exports, scope
+from dashboard.auth import Viewer, token_id_from_feed, viewer_for_token_id
+from dashboard.feeds import contact_calendar
+from dashboard.queries import (
+    application_kind,
+    division_name,
+    list_cases,
+    org_names,
+    overdue_states,
+    stage_statuses,
+)
+from dashboard.routes.forms import letters_dir, safe_filename
+from dashboard.routes.pages import get_campaign_or_404
+from dashboard.web import absolute_url, api_viewer, now, runtime
+from models.actions import CaseNotFound, get_case
+from models.campaign import Campaign
+from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, QUOTA_STATES, Case
+from models.machines import machine_for
+from models.org import Contact, Organisation
+from models.status import board
+
+router = APIRouter(tags=["导出与日历"])
+
+ViewerDep = Annotated[Viewer, Depends(api_viewer)]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _download(data: bytes, filename: str, media_type: str) -> Response:
+    ascii_name = filename.encode("ascii", "ignore").decode() or "download"
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+def _city(session: Session, viewer: Viewer, city_code: str) -> Organisation:
+    scope.require_city(viewer.org, city_code)
+    city = session.get(Organisation, city_code)
+    if city is None:
+        raise HTTPException(404, f"没有这个设区市：{city_code}")
+    return city
+
+
+@router.get("/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx", response_class=Response,
+            summary="附2-3 浙江制造精品推荐汇总表（设区市）")
+def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
+    with runtime(request).db.read() as session:
+        city = _city(session, viewer, city_code)
+        c = get_campaign_or_404(session, campaign_id)
+        if c.program != "jingpin":
+            raise HTTPException(404, "推荐汇总表（附2-3）只适用于制造精品批次")
+        cases = session.exec(
+            select(Case).where(Case.campaign_id == c.id, Case.kind == "jingpin_application",
+                               Case.city_code == city.id, Case.state.in_(QUOTA_STATES),  # type: ignore[attr-defined]
+                               Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
+            .order_by(Case.ref)
+        ).all()
+    rows = [exports.JingpinRow(
+        enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
+        product=str(x.attrs.get("product") or x.title), category=JINGPIN_CATEGORIES.get(x.category or "", x.category or ""),
+        track=x.track or "") for x in cases]
+    filler_org = f"{city.name}经济和信息化局"
+    data = exports.jingpin_summary_xlsx(year=c.spec().issued.year, filler_org=filler_org, rows=rows,
+                                        filler=viewer.name, phone=viewer.mobile)
+    return _download(data, f"附2-3_{c.spec().issued.year}年浙江制造精品推荐汇总表_{city.name}.xlsx", XLSX)
+
+
+@router.get("/exports/{campaign_id}/cities/{city_code}/roster.xlsx", response_class=Response,
+            summary="附件3 工作人员信息汇总表（设区市）")
+def roster(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
+    with runtime(request).db.read() as session:
+        city = _city(session, viewer, city_code)
+        c = get_campaign_or_404(session, campaign_id)
+        rows = session.exec(
+            select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id)
+            .where(Contact.active, Organisation.tier.in_(("city", "county")),  # type: ignore[attr-defined]
+                   (Organisation.id == city.id) | (Organisation.city_code == city.id))
+            .order_by(Organisation.id, Contact.department, Contact.name)
+        ).all()
+    label = PROGRAM_LABELS[c.program]
+    data = exports.roster_xlsx(city=city.name, rows=[
+        exports.RosterRow(org=o.name, department=ct.department, name=ct.name, title=ct.title, mobile=ct.mobile,
+                          program=label)
+        for ct, o in rows if ct.works_on(c.program)
+    ])
+    return _download(data, f"附件3_工作人员信息汇总表_{city.name}_{label}.xlsx", XLSX)
+
+
+def _status_report(request: Request, session: Session, viewer: Viewer, c: Campaign, city: str | None) -> bytes:
+    at = now(request)
+    org = viewer.org
+    kind = application_kind(c)
+    machine = machine_for(kind)
+    statuses = stage_statuses(session, c, org, at, runtime(request).calendar)
+    stage_rows = [(s.stage.name, s.as_dict()["actor_label"], s.due_text,
+                   s.working_days_left if s.working_days_left is not None else "", s.pending,
+                   "已逾期" if s.overdue else ("已截止" if s.closed else "")) for s in statuses]
+    grid = board(session, c.id, kind, city=city)
+    states = [st for st in machine.states if grid.total().get(st)] or list(machine.states)[:4]
+    grid_rows = [(name if code != "-" else "市本级", *[counts.get(st, 0) for st in states], sum(counts.values()))
+                 for code, name, counts in grid.rows]
+    total = grid.total()
+    grid_rows.append(("合计", *[total.get(st, 0) for st in states], sum(total.values())))
+    cases, _n = list_cases(session, org, c.id, kind=kind, city=city, limit=100_000)
+    names = org_names(session, {x.org_id for x in cases})
+    late = overdue_states(statuses, kind)
+    case_rows = [(x.ref, x.title, names.get(x.org_id, x.org_id), division_name(x.county_code), x.track or "",
+                  machine.state_label(x.state), format_local(x.state_since), "是" if x.state in late else "")
+                 for x in cases]
+    scope_label = division_name(city) if city else "全省"
+    return exports.status_report_xlsx(title=c.name, generated=at, scope=scope_label, sheets=[
+        exports.StatusSheet("环节与截止时间", ("环节", "办理", "截止时间", "剩余工作日", "待办", "状态"), stage_rows,
+                            (40, 14, 26, 12, 10, 10), frozenset(i for i, s in enumerate(statuses) if s.overdue)),
+        exports.StatusSheet("进度一览", ("设区市" if city is None else "县（市、区）",
+                                     *[machine.state_label(st) for st in states], "合计"), grid_rows,
+                            (16, *[12] * len(states), 10)),
+        exports.StatusSheet("案件清单", ("编号", "名称", "申报单位", "县（市、区）", "赛道", "状态", "状态起始", "逾期"),
+                            case_rows, (16, 40, 24, 14, 18, 18, 22, 8),
+                            frozenset(i for i, x in enumerate(cases) if x.state in late)),
+    ])
+
+
+@router.get("/exports/{campaign_id}/status.xlsx", response_class=Response, summary="全省进度报告（省级）")
+def status_report(request: Request, campaign_id: str, viewer: ViewerDep) -> Response:
+    scope.require_province(viewer.org, "导出全省进度报告")
+    with runtime(request).db.read() as session:
+        c = get_campaign_or_404(session, campaign_id)
+        data = _status_report(request, session, viewer, c, None)
+    day = local_date(now(request)).isoformat()
+    return _download(data, f"进度报告_{c.name}_全省_{day}.xlsx", XLSX)
+
+
+@router.get("/exports/{campaign_id}/cities/{city_code}/status.xlsx", response_class=Response,
+            summary="设区市进度报告")
+def city_status_report(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
+    with runtime(request).db.read() as session:
+        city = _city(session, viewer, city_code)
+        c = get_campaign_or_404(session, campaign_id)
+        data = _status_report(request, session, viewer, c, city.id)
+    day = local_date(now(request)).isoformat()
+    return _download(data, f"进度报告_{c.name}_{city.name}_{day}.xlsx", XLSX)
+
+
+@router.get("/cases/{ref}/letter", response_class=FileResponse, summary="下载案件的签章推荐函/汇总表")
+def letter(request: Request, ref: str, viewer: ViewerDep) -> Response:
+    with runtime(request).db.read() as session:
+        try:
+            case = get_case(session, ref)
+        except CaseNotFound:
+            case = None
+        case = scope.require_case(viewer.org, case, ref)
+    if not case.letter:
+        raise HTTPException(404, f"{case.ref} 尚未上传签章文件")
+    path = letters_dir(request, case.ref) / safe_filename(case.letter)
+    if not path.is_file():
+        raise HTTPException(404, f"签章文件「{case.letter}」已登记，但不在本服务器上（可能经命令行登记）")
+    return FileResponse(path, filename=case.letter)
+
+
+@router.get("/calendar/{feed}.ics", response_class=Response, summary="个人截止时间日历订阅（iCalendar）")
+def calendar_feed(request: Request, feed: str) -> Response:
+    """No cookie and no header: calendar apps only fetch a URL, so the URL itself is the secret."""
+    rt = runtime(request)
+    token_id = token_id_from_feed(request.app.state.web_secret, feed)
+    viewer = viewer_for_token_id(rt.db, token_id, now(request), via="feed") if token_id is not None else None
+    if viewer is None:
+        raise HTTPException(404, "日历订阅地址无效或已失效（令牌已吊销或过期）")
+    with rt.db.read() as session:
+        text = contact_calendar(session, viewer.org, set(viewer.programs.split(",")),
+                                name=f"申报截止时间（{viewer.org.name}）", base_url=absolute_url(request, ""),
+                                now=now(request))
+    return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
+                    headers={"Content-Disposition": "inline; filename=\"shenbao.ics\""})
+

@@ -1,0 +1,245 @@
+"""The JSON API's request and response models (they are what the OpenAPI schema documents)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Me(BaseModel):
+    contact_id: int
+    name: str
+    email: str
+    org_id: str
+    org_name: str
+    tier: str
+    tier_label: str
+    programs: list[str]
+    token_expires_at: datetime
+
+
+class StageOut(BaseModel):
+    stage: str
+    name: str
+    actor: str
+    actor_label: str
+    subject: str
+    opens_at: datetime | None
+    due_at: datetime | None = Field(description="截止时刻（UTC）；null 表示另行通知")
+    due_text: str = Field(description="北京时间，含星期，如 2026-06-25（周四）24:00")
+    deadline_version: int
+    deadline_text: str
+    source: str
+    pending: int = Field(description="本单位范围内尚待办理的数量")
+    working_days_left: int | None
+    countdown: str
+    overdue: bool
+
+
+class CampaignOut(BaseModel):
+    id: str
+    program: str
+    name: str
+    notice: str
+    now: datetime
+    stages: list[StageOut]
+
+
+class BoardRow(BaseModel):
+    code: str
+    name: str
+    counts: dict[str, int]
+    total: int
+
+
+class BoardOut(BaseModel):
+    campaign: str
+    kind: str
+    group_by: str = Field(description="city（按设区市）、county（按县）或 applicant（按申报单位）")
+    states: list[str]
+    state_labels: dict[str, str]
+    overdue_states: list[str]
+    rows: list[BoardRow]
+    total: dict[str, int]
+
+
+class AllowedAction(BaseModel):
+    action: str
+    label: str
+    needs_reason: bool
+    tiers: list[str]
+
+
+class CaseSummary(BaseModel):
+    ref: str
+    campaign: str
+    kind: str
+    title: str
+    state: str
+    state_label: str
+    state_since: datetime
+    org_id: str
+    city_code: str | None
+    county_code: str | None
+    track: str | None
+    external_id: str | None
+
+
+class CaseDetail(CaseSummary):
+    kind_label: str
+    org_name: str
+    zone_type: str | None
+    category: str | None
+    recommender_id: str | None
+    brand_aligned: bool
+    quota_bucket: str | None
+    defence_at: datetime | None
+    letter: str | None
+    version: int
+    attrs: dict[str, Any]
+    findings: list[dict[str, Any]]
+    allowed_actions: list[AllowedAction]
+
+
+class CaseList(BaseModel):
+    total: int
+    offset: int
+    cases: list[CaseSummary]
+
+
+class EventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    action_label: str
+    what: str
+    from_state: str | None
+    to_state: str | None
+    reason: str
+    details: dict[str, Any]
+
+
+class History(BaseModel):
+    ref: str
+    events: list[EventOut]
+
+
+class ActionIn(BaseModel):
+    """One action on a case, as a coordinator would take it in the page."""
+
+    action: str = Field(description="如 submit、return、recommend、not_recommend、attach、schedule_defence、select",
+                        examples=["submit"])
+    reason: str = Field(default="", description="理由（退回、不予推荐、撤回、未入选等必填）")
+    overrides: dict[str, str] = Field(default_factory=dict,
+                                      description="对“原则上”条件说明理由：{规则编号: 理由}")
+    at: str | None = Field(default=None, description="现场答辩时间（schedule_defence），如 2026-08-10T09:00（北京时间）")
+    letter: str | None = Field(default=None, description="签章推荐函/汇总表文件名（attach）")
+
+
+class ActionOut(BaseModel):
+    ok: bool
+    audit_seq: int | None = Field(description="本次操作写入审计链的事件序号")
+    case: CaseDetail
+
+
+class Refusal(BaseModel):
+    detail: str
+    rule: str | None = None
+
+
+class DeadlineIn(BaseModel):
+    due: str | None = Field(description="新的截止时间，如 2026-07-10、2026-06-25 24:00；null 表示另行通知",
+                            examples=["2026-07-10 17:30"])
+    reason: str = Field(description="调整原因（必填，记入审计）")
+
+
+class DeadlineOut(BaseModel):
+    campaign: str
+    stage: str
+    due_at: datetime | None
+    due_text: str
+    version: int
+
+
+class QuotaOut(BaseModel):
+    bucket: str
+    name: str
+    limit: int | None
+    used: int
+    left: int | None
+    refs: list[str]
+
+
+class RecommendationOut(BaseModel):
+    campaign: str
+    city: str
+    city_name: str
+    recommendation: CaseSummary | None
+    letter: str | None
+    quotas: list[QuotaOut]
+    candidates: list[CaseSummary]
+    recommended: list[CaseSummary]
+
+
+class ProgressPoint(BaseModel):
+    day: str
+    acted: int
+
+
+class ProgressOut(BaseModel):
+    stage: str
+    name: str
+    total: int
+    acted: int
+    due_at: datetime | None
+    points: list[ProgressPoint]
+
+
+class AttemptOut(BaseModel):
+    at: datetime
+    outcome: str
+    outcome_label: str
+    smtp_code: int | None
+    detail: str
+
+
+class EmailOut(BaseModel):
+    id: int
+    to_name: str
+    to_addr: str
+    org_name: str
+    subject: str
+    kinds: str
+    status: str
+    status_label: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str
+    attempt_log: list[AttemptOut]
+
+
+class MailLogOut(BaseModel):
+    total: int
+    email_counts: dict[str, int]
+    notification_counts: dict[str, int]
+    emails: list[EmailOut]
+
+
+class AuditProblemOut(BaseModel):
+    seq: int
+    kind: str
+    message: str
+
+
+class AuditOut(BaseModel):
+    ok: bool
+    checked: int
+    head_seq: int
+    anchor_seq: int | None
+    problems: list[AuditProblemOut] = Field(description="仅省级用户可见明细")
+    problem_count: int
