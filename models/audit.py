@@ -16,7 +16,7 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ class EventDraft:
 def _canonical(seq: int, d: EventDraft | AuditEvent, details_text: str) -> bytes:
     body = {
         "seq": seq,
-        "at": d.at.isoformat(timespec="microseconds"),
+        # UTC, as the column gives it back: an aware local time would hash differently on reading.
+        "at": d.at.astimezone(UTC).isoformat(timespec="microseconds"),
         "actor": d.actor,
         "action": d.action,
         "subject": d.subject,
