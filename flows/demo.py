@@ -337,7 +337,7 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
     tier_names = {"province": "省级", "city": "设区市", "county": "县（市、区）", "park": "园区", "enterprise": "企业",
                   "soe_group": "省属企业", "association": "协会"}
     kind_names = {"reminder": "提醒", "supervisor_reminder": "督促下级", "overdue": "逾期告知", "escalation": "督办",
-                  "notice": "状态通知", "deadline_notice": "时间调整"}
+                  "notice": "状态通知", "deadline_notice": "时间调整", "stuck": "滞留督办"}
     with rt.db.read() as session:
         rows = session.exec(
             select(Notification.campaign_id, Notification.stage_id, Notification.kind, Organisation.tier,

@@ -31,7 +31,7 @@ from notifications.render import Renderer
 from notifications.schedule import WorkingHours
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
-CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation")
+CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation", "stuck")
 
 
 @dataclass(frozen=True)

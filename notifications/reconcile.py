@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, update
 from sqlmodel import Session, select
 
 from calendars.campaign import CampaignSpec, Stage
-from calendars.timeutil import format_deadline
+from calendars.timeutil import format_deadline, local_date, start_of_local_day
 from calendars.workdays import WorkCalendar
 from models.actions import close_windows
 from models.audit import AuditEvent, EventDraft
@@ -213,7 +213,32 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
             _cancel(session, report, "已被新一轮督办取代", Notification.campaign_id == spec.id,
                     Notification.stage_id == stage.id, Notification.kind.in_(("escalation", "overdue")),  # type: ignore[attr-defined]
                     Notification.step != step_id)
+    if policy is not None and policy.stuck_after_working_days and now < due:
+        _plan_stuck(session, d, calendar, spec, stage, policy.stuck_after_working_days, writer, prefix, now)
     writer.flush(report)
+
+
+def _plan_stuck(session: Session, d: Directory, calendar: WorkCalendar, spec: CampaignSpec, stage: Stage,
+                days: int, writer: _Writer, prefix: str, now: datetime) -> None:
+    """Before the deadline, a case waiting too long at one organisation is escalated once.
+
+    Keyed by the case and the instant it entered its state, so a case that moves on and comes
+    back (returned, resubmitted) can be escalated again, but never twice for one stay.
+    """
+    cutoff = start_of_local_day(calendar.add_working_days(local_date(now), -days) + timedelta(days=1))
+    stuck = session.exec(
+        select(Case.id, Case.org_id, Case.county_code, Case.city_code, Case.state_since)
+        .where(Case.campaign_id == spec.id, Case.kind == stage.subject,
+               Case.state.in_(stage.pending_states), Case.state_since < cutoff)  # type: ignore[attr-defined]
+    ).all()
+    for case_id, org_id, county, city, since in stuck:
+        acting = {"county": county or org_id, "province": PROVINCE}.get(stage.actor, org_id)
+        if stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+            acting = city or org_id
+        up = d.supervisor(acting)
+        for c in d.contacts(up, spec.program):
+            writer.plan(f"s:{prefix}:{case_id}:{int(since.timestamp())}:{c.id}", "stuck", c, now, False,
+                        f"stuck-{case_id}", acting)
 
 
 # -- notices from the audit log --------------------------------------------------------------------

@@ -19,7 +19,7 @@ from jinja2 import (
     select_autoescape,
 )
 
-KINDS = ("reminder", "supervisor_reminder", "overdue", "escalation", "notice", "deadline_notice")
+KINDS = ("reminder", "supervisor_reminder", "overdue", "escalation", "stuck", "notice", "deadline_notice")
 
 
 class Renderer:
