@@ -68,7 +68,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         payload = {
             "ref": case.ref, "title": case.title, "kind": case.kind, "action": action,
             "label": details.get("label", action), "from": machine.state_label(event.from_value or ""),
-            "to": machine.state_label(event.to_value or ""), "reason": event.reason, "actor": _actor_label(event.actor),
+            "to": machine.state_label(event.to_value or ""), "reason": event.reason, "actor": _actor_label(event.actor, d),
             "at": event.at.isoformat(), "defence_at": details.get("defence_at"),
         }
         return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
@@ -100,13 +100,17 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
                     targets.append(org)
         payload = {"stage": stage.id, "stage_name": stage.name, "from_text": details.get("from_text"),
                    "to_text": details.get("to_text"), "version": details.get("version"),
-                   "reason": event.reason, "actor": _actor_label(event.actor), "at": event.at.isoformat()}
+                   "reason": event.reason, "actor": _actor_label(event.actor, d), "at": event.at.isoformat()}
         return _rows(d, targets, program, "deadline_notice", event, payload, stage_id=stage.id)
     return []
 
 
-def _actor_label(actor: str) -> str:
-    return "系统（自动）" if actor == "system" else actor
+def _actor_label(actor: str, d: Directory) -> str:
+    """"严梦玲@330000" as people read it: "严梦玲（浙江省）"."""
+    if actor == "system":
+        return "系统（自动）"
+    name, _, org_id = actor.partition("@")
+    return f"{name}（{d.name(org_id)}）" if org_id else name
 
 
 def _rows(d: Directory, targets: list[str], program: str, kind: str, event: AuditEvent, payload: dict[str, Any],
