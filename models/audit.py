@@ -14,7 +14,10 @@ import hmac
 import json
 import os
 import secrets
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +28,13 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from models.types import UTCDateTime
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: threads of one process are still serialised
+    fcntl = None  # type: ignore[assignment]
+
 GENESIS = "0" * 64
+_ANCHOR_THREAD_LOCK = threading.Lock()
 
 
 class AuditEvent(SQLModel, table=True):
@@ -185,14 +194,18 @@ class AuditLog:
         if pending is None or self.anchor_path is None:
             return
         seq, digest = pending
-        current = read_anchor(self.anchor_path)
-        # Two processes may commit out of order; the anchor only moves forward.
-        if current is not None and current[0] >= seq:
-            return
         self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.anchor_path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"seq": seq, "hash": digest}) + "\n")
-        os.replace(tmp, self.anchor_path)
+        # Threads and processes commit out of order; the anchor only moves forward. The
+        # read-compare-replace runs under a file lock, each writer with its own temporary file
+        # (one name per process let two threads rename each other's file away).
+        with _anchor_lock(self.anchor_path):
+            current = read_anchor(self.anchor_path)
+            if current is not None and current[0] >= seq:
+                return
+            fd, tmp = tempfile.mkstemp(dir=self.anchor_path.parent, prefix=f"{self.anchor_path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"seq": seq, "hash": digest}) + "\n")
+            os.replace(tmp, self.anchor_path)
 
     # -- checking ------------------------------------------------------------------------
     def verify(self, session: Session, *, batch: int = 5000) -> VerifyReport:
@@ -251,6 +264,15 @@ def _stream(session: Session, batch: int) -> Iterator[AuditEvent]:
             return
         yield from rows
         after = rows[-1].seq
+
+
+@contextmanager
+def _anchor_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock beside the anchor file, across threads and processes (POSIX flock)."""
+    with _ANCHOR_THREAD_LOCK, open(path.with_name(path.name + ".lock"), "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def read_anchor(path: Path) -> tuple[int, str] | None:
