@@ -1,0 +1,207 @@
+"""The audit chain: every change recorded, tampering found and located, truncation caught by the anchor.
+
+Tampering is done the way an intruder with database access would do it: plain SQL on the table,
+on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from models.actions import ActionRefused, perform
+from models.audit import AuditEvent, AuditLog, EventDraft, read_anchor
+from models.db import Database
+from tests.models.spine import cluster_case, events, n_events
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+COLUMNS = (
+    "at",
+    "actor",
+    "action",
+    "subject",
+    "case_id",
+    "campaign_id",
+    "from_value",
+    "to_value",
+    "reason",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+@pytest.fixture
+def history(seeded: Database, make_ctx: Any) -> Database:
+    """Seeded, plus a few cases that went through submissions, a return and a refusal."""
+    ctx = make_ctx()
+    with seeded.write() as session:
+        refs = [cluster_case(session, ctx, county=c).ref for c in ("西湖区", "萧山区", "鄞州区")]
+    for ref in refs:
+        perform(seeded, make_ctx(), ref, "submit")
+    perform(seeded, make_ctx(), refs[0], "return", reason="材料不全")
+    with pytest.raises(ActionRefused):
+        perform(seeded, make_ctx(), refs[1], "select")
+    return seeded
+
+
+def verify(db: Database, audit: AuditLog) -> Any:
+    with db.read() as session:
+        return audit.verify(session)
+
+
+def sql(db: Database, statement: str, **params: Any) -> None:
+    with db.writer.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def kinds(report: Any) -> set[tuple[int, str]]:
+    return {(p.seq, p.kind) for p in report.problems}
+
+
+def test_it_verifies_an_untouched_chain(history: Database, audit: AuditLog) -> None:
+    report = verify(history, audit)
+    assert report.ok, report.problems
+    assert report.checked == n_events(history) == report.head_seq == report.anchor_seq
+
+
+def test_it_records_every_kind_of_change(history: Database) -> None:
+    recorded = {e.action for e in events(history)}
+    assert {"campaign_load", "create", "state_change", "refusal"} <= recorded
+
+
+def test_it_chains_each_event_to_the_previous_one(history: Database) -> None:
+    chain = events(history)
+    assert [e.seq for e in chain] == list(range(1, len(chain) + 1))
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(chain))
+
+
+def test_it_reports_a_changed_reason_at_its_seq(history: Database, audit: AuditLog) -> None:
+    target = events(history, action="state_change")[-1].seq
+    sql(history, "UPDATE audit_event SET reason = '材料齐全' WHERE seq = :seq", seq=target)
+    report = verify(history, audit)
+    assert kinds(report) == {(target, "changed")}
+    assert f"第 {target} 条" in report.problems[0].message
+
+
+def test_it_reports_a_changed_time(history: Database, audit: AuditLog) -> None:
+    target = events(history, action="refusal")[-1].seq
+    at = "2026-05-01 00:00:00" if history.is_sqlite else "2026-05-01 00:00:00+00"
+    sql(history, "UPDATE audit_event SET at = :at WHERE seq = :seq", at=at, seq=target)
+    assert kinds(verify(history, audit)) == {(target, "changed")}
+
+
+def test_it_reports_a_deleted_event_in_the_middle(history: Database, audit: AuditLog) -> None:
+    target = n_events(history) // 2
+    sql(history, "DELETE FROM audit_event WHERE seq = :seq", seq=target)
+    report = verify(history, audit)
+    assert (target, "deleted") in kinds(report)
+    assert "缺失" in next(p.message for p in report.problems if p.kind == "deleted")
+
+
+def test_it_reports_two_swapped_events(history: Database, audit: AuditLog) -> None:
+    a, b = events(history)[-3:-1]
+    for row, other in ((a, b), (b, a)):
+        sets = ", ".join(f"{c} = :{c}" for c in COLUMNS)
+        sql(
+            history,
+            f"UPDATE audit_event SET {sets} WHERE seq = :seq",
+            seq=row.seq,
+            **{c: getattr(other, c) for c in COLUMNS},
+        )
+    report = verify(history, audit)
+    assert not report.ok
+    assert {seq for seq, _ in kinds(report)} >= {a.seq, b.seq}
+    assert (a.seq, "reordered") in kinds(report)
+
+
+def test_it_reports_removed_newest_events_through_the_anchor(history: Database, audit: AuditLog) -> None:
+    chain = events(history)
+    keep = chain[-3]
+    sql(history, "DELETE FROM audit_event WHERE seq > :seq", seq=keep.seq)
+    sql(history, "UPDATE audit_head SET seq = :seq, hash = :hash", seq=keep.seq, hash=keep.hash)
+    report = verify(history, audit)
+    assert kinds(report) == {(chain[-1].seq, "truncated")}
+    assert f"只有 {keep.seq} 条" in report.problems[0].message
+
+
+def test_it_reports_removed_newest_events_through_the_head_row_too(
+    history: Database, audit: AuditLog
+) -> None:
+    last = n_events(history)
+    sql(history, "DELETE FROM audit_event WHERE seq = :seq", seq=last)
+    assert {kind for _, kind in kinds(verify(history, audit))} == {"head", "truncated"}
+
+
+def test_it_reports_an_event_appended_by_hand(history: Database, audit: AuditLog) -> None:
+    last = events(history)[-1]
+    row = {c: getattr(last, c) for c in COLUMNS} | {"reason": "伪造", "prev_hash": last.hash}
+    names = ", ".join(("seq", *COLUMNS))
+    values = ", ".join(f":{c}" for c in ("seq", *COLUMNS))
+    sql(history, f"INSERT INTO audit_event ({names}) VALUES ({values})", seq=last.seq + 1, **row)
+    assert (last.seq + 1, "changed") in kinds(verify(history, audit))
+
+
+def test_it_fails_every_event_under_a_wrong_key(history: Database, audit: AuditLog) -> None:
+    report = verify(history, AuditLog(key=b"not-the-key", anchor_path=audit.anchor_path))
+    changed = [p for p in report.problems if p.kind == "changed"]
+    assert len(changed) == report.checked == n_events(history)
+
+
+def test_it_moves_the_anchor_only_on_commit(history: Database, audit: AuditLog, make_ctx: Any) -> None:
+    assert audit.anchor_path is not None
+    before = read_anchor(audit.anchor_path)
+    with pytest.raises(RuntimeError), history.write() as session:
+        audit.append(session, EventDraft(at=make_ctx().now, actor="t", action="test", subject="x"))
+        raise RuntimeError("rolled back")
+    assert read_anchor(audit.anchor_path) == before
+    assert verify(history, audit).ok
+
+
+def test_it_verifies_events_written_with_a_local_time_zone(
+    seeded: Database, audit: AuditLog, make_ctx: Any
+) -> None:
+    with seeded.write() as session:
+        ref = cluster_case(session, make_ctx()).ref
+    perform(seeded, make_ctx(datetime(2026, 6, 2, 9, 30, tzinfo=SHANGHAI)), ref, "submit")
+    report = verify(seeded, audit)
+    assert report.ok, report.problems
+
+
+def test_it_keeps_one_chain_when_writers_run_concurrently(
+    seeded: Database, audit: AuditLog, make_ctx: Any
+) -> None:
+    ctx = make_ctx()
+    with seeded.write() as session:
+        refs = [cluster_case(session, ctx, county=c).ref for c in ("西湖区", "萧山区", "鄞州区", "海曙区")]
+    errors: list[BaseException] = []
+
+    def work(ref: str) -> None:
+        try:
+            perform(seeded, make_ctx(), ref, "submit")
+            perform(seeded, make_ctx(), ref, "return", reason="补充")
+            perform(seeded, make_ctx(), ref, "resubmit")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in refs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    report = verify(seeded, audit)
+    assert report.ok, report.problems
+    assert len(events(seeded, action="state_change")) == 12
+
+
+def test_it_stores_events_that_read_back_identically(history: Database) -> None:
+    with history.read() as session:
+        first = session.get(AuditEvent, 1)
+    assert first is not None and first.at.tzinfo is not None
