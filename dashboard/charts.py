@@ -85,7 +85,7 @@ def progress_chart(p: Progress, *, width: int = 560, height: int = 220) -> Marku
         yy = y(p.total)
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#2f7d4f" '
                      'stroke-dasharray="5 4"/>')
-        parts.append(f'<text x="{left + plot_w - 4}" y="{yy - 5:.1f}" text-anchor="end" fill="#2f7d4f">应办 {p.total}</text>')
+        parts.append(f'<text x="{left + 4}" y="{yy - 5:.1f}" fill="#2f7d4f">应办 {p.total}</text>')
     if p.due_at is not None:
         last = _last_day(p.due_at)
         if axis.start <= last <= axis.end:
@@ -97,7 +97,9 @@ def progress_chart(p: Progress, *, width: int = 560, height: int = 220) -> Marku
         xx = axis.x(p.today)
         parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#1f5fbf" '
                      'stroke-dasharray="2 3"/>')
-        parts.append(f'<text x="{xx + 4:.1f}" y="{top - 8}" fill="#1f5fbf">今天</text>')
+        near_right = xx > left + plot_w - 40
+        parts.append(f'<text x="{xx + (-4 if near_right else 4):.1f}" y="{top + 14}" '
+                     f'text-anchor="{"end" if near_right else "start"}" fill="#1f5fbf">今天</text>')
     # Cumulative line up to today only: the future has not happened.
     points = [(axis.x(d), y(n)) for d, n in p.acted_by_day if d <= p.today]
     if points:
@@ -107,8 +109,10 @@ def progress_chart(p: Progress, *, width: int = 560, height: int = 220) -> Marku
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1f5fbf" stroke-width="2"/>')
         lx, ly = points[-1]
         parts.append(f'<circle cx="{lx:.1f}" cy="{ly:.1f}" r="3.5" fill="#1f5fbf"/>')
-        parts.append(f'<text x="{lx - 6:.1f}" y="{ly + 15:.1f}" text-anchor="end" fill="#1f5fbf" '
-                     f'font-weight="bold">已办 {p.acted}</text>')
+        # Above the point, on the side with room: the axis labels are below it.
+        anchor, dx = ("end", -6) if lx > left + plot_w / 2 else ("start", 6)
+        parts.append(f'<text x="{lx + dx:.1f}" y="{max(ly - 8, top + 26):.1f}" text-anchor="{anchor}" '
+                     f'fill="#1f5fbf" font-weight="bold">已办 {p.acted}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -69,7 +69,7 @@ class StageStatus:
             return "截止时间另行通知"
         left = self.due_at - self.now
         if left <= timedelta(0):
-            return f"已截止（{format_duration_zh(left)}）"
+            return f"已截止 {format_duration_zh(-left)}"
         days = self.working_days_left
         if days is None:
             return f"还剩 {format_duration_zh(left)}"

@@ -1,0 +1,174 @@
+"""Nobody reaches another organisation's data: every route, as each tier, against others' data.
+
+The table below must name every route of the app (a new route without an entry fails
+``test_it_walks_every_route``), so a route cannot be added without deciding who may use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlmodel import select
+from starlette.routing import Mount, Route
+
+from models.case import Case
+from models.org import Contact
+from models.outbox import Email
+from tests.conftest import CLUSTER, JINGPIN
+from tests.dashboard.conftest import csrf_of, sign_in
+from tests.dashboard.world import World
+
+# Reachable without signing in, by design.
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/login/{token}"), ("POST", "/logout"),
+          ("GET", "/api/openapi.json"), ("GET", "/calendar/{feed}.ics")}
+
+# Routes with no parameter naming another organisation: their answer is the viewer's own scope.
+# What must never appear in them when a 杭州 person asks:
+OWN_SCOPE = {("GET", "/"), ("GET", "/me"), ("GET", "/notifications"), ("GET", "/audit"), ("GET", "/api/me"),
+             ("GET", "/api/campaigns"), ("GET", "/api/campaigns/{campaign_id}"),
+             ("GET", "/api/campaigns/{campaign_id}/progress/{stage_id}"), ("GET", "/api/notifications"),
+             ("GET", "/api/audit/verify"), ("GET", "/campaigns/{campaign_id}"), ("GET", "/api/cases")}
+FOREIGN_MARKERS = ("鄞州", "宁波", "SZJX-0101", "QYZJ-0101", "甬兴", "fangyin@yz.gov.cn", "郑甬")
+
+
+def foreign_requests(world: World, viewer: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """For each route: requests at data outside ``viewer``'s organisation."""
+    r = world.refs
+    other_case = r["yinzhou_collab"]
+    other_ext = "SZJX-0101"
+    table: dict[tuple[str, str], list[dict[str, Any]]] = {
+        ("GET", "/campaigns/{campaign_id}/board"): [
+            {"url": f"/campaigns/{CLUSTER}/board?city=330200"}, {"url": f"/campaigns/{CLUSTER}/board?county=330212"}],
+        ("GET", "/cases/{ref}"): [{"url": f"/cases/{other_case}"}, {"url": f"/cases/{r['jp_yinzhou']}"},
+                                  {"url": f"/cases/{r['rec_ningbo_cl']}"}],
+        ("GET", "/campaigns/{campaign_id}/cities/{city_code}"): [{"url": f"/campaigns/{CLUSTER}/cities/330200"}],
+        ("POST", "/cases/{ref}/act"): [{"url": f"/cases/{other_case}/act",
+                                        "form": {"action": "recommend", "reason": "越权尝试"}},
+                                       {"url": f"/cases/{other_case}/act",
+                                        "form": {"action": "return", "reason": "越权尝试"}}],
+        ("POST", "/campaigns/{campaign_id}/stages/{stage_id}/deadline"): [
+            {"url": f"/campaigns/{CLUSTER}/stages/application/deadline",
+             "form": {"due": "2026-07-31", "reason": "越权尝试"}}],
+        ("GET", "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx"): [
+            {"url": f"/exports/{JINGPIN}/cities/330200/jingpin-summary.xlsx"}],
+        ("GET", "/exports/{campaign_id}/cities/{city_code}/roster.xlsx"): [
+            {"url": f"/exports/{CLUSTER}/cities/330200/roster.xlsx"}],
+        ("GET", "/exports/{campaign_id}/status.xlsx"): [{"url": f"/exports/{CLUSTER}/status.xlsx"}],
+        ("GET", "/exports/{campaign_id}/cities/{city_code}/status.xlsx"): [
+            {"url": f"/exports/{CLUSTER}/cities/330200/status.xlsx"}],
+        ("GET", "/cases/{ref}/letter"): [{"url": f"/cases/{r['rec_ningbo_cl']}/letter"}],
+        ("GET", "/api/campaigns/{campaign_id}/board"): [
+            {"url": f"/api/campaigns/{CLUSTER}/board?city=330200"},
+            {"url": f"/api/campaigns/{CLUSTER}/board?county=330212"}],
+        ("GET", "/api/campaigns/{campaign_id}/cities/{city_code}/recommendation"): [
+            {"url": f"/api/campaigns/{CLUSTER}/cities/330200/recommendation"}],
+        ("PUT", "/api/campaigns/{campaign_id}/stages/{stage_id}/deadline"): [
+            {"url": f"/api/campaigns/{CLUSTER}/stages/application/deadline",
+             "json": {"due": "2026-07-31", "reason": "越权尝试"}}],
+        ("GET", "/api/cases/by-external/{external_id}"): [{"url": f"/api/cases/by-external/{other_ext}"}],
+        ("GET", "/api/cases/{ref}"): [{"url": f"/api/cases/{other_case}"}],
+        ("GET", "/api/cases/{ref}/history"): [{"url": f"/api/cases/{other_case}/history"}],
+        ("POST", "/api/cases/{ref}/actions"): [{"url": f"/api/cases/{other_case}/actions",
+                                                "json": {"action": "recommend"}}],
+        ("POST", "/api/cases/by-external/{external_id}/actions"): [
+            {"url": f"/api/cases/by-external/{other_ext}/actions", "json": {"action": "recommend"}}],
+    }
+    table[("GET", "/api/cases")] = [{"url": "/api/cases?city=330200"}, {"url": "/api/cases?county=330212"}]
+    if viewer in ("xihu", "enterprise"):
+        # A county does not see its city's other counties, nor the city's own page and exports.
+        table[("GET", "/cases/{ref}")].append({"url": f"/cases/{r['rs2']}"})  # a 萧山区 park
+        table[("GET", "/campaigns/{campaign_id}/cities/{city_code}")].append(
+            {"url": f"/campaigns/{CLUSTER}/cities/330100"})
+        table[("GET", "/exports/{campaign_id}/cities/{city_code}/roster.xlsx")].append(
+            {"url": f"/exports/{CLUSTER}/cities/330100/roster.xlsx"})
+        table[("GET", "/campaigns/{campaign_id}/board")].append({"url": f"/campaigns/{CLUSTER}/board?county=330109"})
+    if viewer == "enterprise":
+        table[("GET", "/cases/{ref}")].append({"url": f"/cases/{r['xihu_core']}"})
+        table[("GET", "/api/cases/{ref}")].append({"url": f"/api/cases/{r['xihu_core']}"})
+    return table
+
+
+def app_routes(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    found = set()
+    for route in app.routes:
+        if isinstance(route, Mount):
+            continue
+        if isinstance(route, APIRoute | Route):
+            for method in route.methods or ():
+                if method != "HEAD":
+                    found.add((method, route.path))
+    return found
+
+
+def test_it_walks_every_route(app, world: World) -> None:  # type: ignore[no-untyped-def]
+    covered = PUBLIC | OWN_SCOPE | set(foreign_requests(world, "hangzhou"))
+    assert app_routes(app) - covered == set(), "a route has no access rule in this test"
+
+
+@pytest.mark.parametrize("viewer", ["hangzhou", "xihu", "enterprise"])
+def test_it_refuses_every_route_on_another_organisations_data(client, world: World, viewer: str) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token(viewer))
+    csrf = csrf_of(client)
+    with world.db.read() as session:
+        before = {c.ref: (c.state, c.version) for c in session.exec(select(Case)).all()}
+    failures = []
+    for (method, _path), requests in foreign_requests(world, viewer).items():
+        for req in requests:
+            kwargs: dict[str, Any] = {"follow_redirects": False}
+            if "form" in req:
+                kwargs["data"] = {**req["form"], "csrf_token": csrf}
+            if "json" in req:
+                kwargs["json"] = req["json"]
+                kwargs["headers"] = {"X-CSRF-Token": csrf}
+            response = client.request(method, req["url"], **kwargs)
+            if response.status_code not in (403, 404):
+                failures.append(f"{method} {req['url']} → {response.status_code}")
+    assert failures == []
+    with world.db.read() as session:
+        after = {c.ref: (c.state, c.version) for c in session.exec(select(Case)).all()}
+    assert after == before, "a refused request changed a case"
+
+
+def test_the_same_refusals_hold_for_a_bearer_token(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {world.token('xihu')}"}
+    for (method, path), requests in foreign_requests(world, "xihu").items():
+        if not path.startswith(("/api/", "/exports/")):
+            continue
+        for req in requests:
+            response = client.request(method, req["url"], headers=headers, json=req.get("json"))
+            assert response.status_code in (403, 404), f"{method} {req['url']} → {response.status_code}"
+
+
+def test_own_scope_pages_show_nothing_of_other_cities(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    # A mail to 鄞州区's contact exists, so the notification log has something to leak.
+    from datetime import timedelta
+
+    from tests.dashboard.world import NOW
+
+    with world.db.write() as session:
+        contact = session.exec(select(Contact).where(Contact.email == "fangyin@yz.gov.cn")).one()
+        session.add(Email(key="k-yz", message_id="<k-yz@shenbao>", contact_id=contact.id, to_addr=contact.email,
+                          to_name=contact.name, subject="鄞州区：线上申报截止提醒", text_body="", html_body="", raw=b"",
+                          created_at=NOW - timedelta(days=1), next_attempt_at=NOW, status="dead", attempts=6,
+                          last_error="550 mailbox unavailable"))
+    sign_in(client, world.token("hangzhou"))
+    urls = ["/", "/me", "/notifications", "/audit", "/api/me", "/api/campaigns", f"/api/campaigns/{CLUSTER}",
+            f"/api/campaigns/{CLUSTER}/progress/application", "/api/notifications", "/api/audit/verify",
+            f"/campaigns/{CLUSTER}", f"/campaigns/{JINGPIN}", "/api/cases", f"/campaigns/{CLUSTER}/board",
+            f"/api/campaigns/{CLUSTER}/board"]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        leaked = [m for m in FOREIGN_MARKERS if m in response.text]
+        assert leaked == [], f"{url} shows {leaked}"
+
+
+def test_scoped_counts_leave_other_cities_out(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("xihu"))
+    stages = {s["stage"]: s for s in client.get(f"/api/campaigns/{CLUSTER}").json()["stages"]}
+    # 西湖区 has two drafts of its own; the province has seven applications in all.
+    assert stages["application"]["pending"] == 2
+    assert stages["city_recommendation"]["pending"] == 0
+    assert client.get("/api/cases", params={"campaign": CLUSTER}).json()["total"] == 4
