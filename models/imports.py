@@ -152,7 +152,10 @@ def _existing(session: Session, campaign_id: str) -> tuple[set[tuple[str, str]],
     rows = session.exec(
         select(Case.ref, Case.org_id, Case.track, Case.title, Case.external_id).where(Case.campaign_id == campaign_id)
     ).all()
+    # A cluster application is one applicant and 细分赛道; a 精品 application one enterprise and
+    # product, which only its title ("企业：产品") carries (its track is the 415X cluster).
     keys = {(org_id, track or title) for _ref, org_id, track, title, _ext in rows}
+    keys |= {(org_id, title) for _ref, org_id, _track, title, _ext in rows}
     by_external = {ext: ref for ref, _o, _t, _ti, ext in rows if ext}
     return keys, by_external
 
@@ -252,7 +255,7 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, path: Path) -> Import
         if county is None:
             continue
         ent_id = _org_id("ENT", row.enterprise)
-        if (ent_id, row.product) in existing:
+        if (ent_id, f"{row.enterprise}：{row.product}") in existing:
             problems.append(ImportProblem(path.name, row.row, "产品名称及型号",
                                           f"「{row.enterprise}」的「{row.product}」已在本批次中，不能重复导入"))
         if row.external_id and row.external_id in by_external:
