@@ -61,15 +61,24 @@ class _Campaigns:
 
 def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Case], int]:
     """The cases still waiting at ``stage`` on any of ``orgs`` (mirrors reconcile.pending_by_org)."""
-    query = select(Case).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
-                               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
-    if stage.actor == "county":
-        query = query.where(Case.county_code.in_(orgs) | Case.org_id.in_(orgs))  # type: ignore[union-attr,attr-defined]
-    elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-        query = query.where(Case.city_code.in_(orgs))  # type: ignore[union-attr]
-    elif stage.actor != "province":
-        query = query.where(Case.org_id.in_(orgs))  # type: ignore[attr-defined]
-    cases = list(session.exec(query.order_by(Case.ref)).all())
+    base = select(Case).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
+                              Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+    if stage.actor == "province":
+        cases = list(session.exec(base.order_by(Case.ref)).all())
+        return cases, len(cases)
+    found: dict[int, Case] = {}
+    # A county forwarding for thousands of enterprises: keep each IN list within SQLite's limits.
+    for start in range(0, len(orgs), 500):
+        chunk = orgs[start:start + 500]
+        if stage.actor == "county":
+            query = base.where(Case.county_code.in_(chunk) | Case.org_id.in_(chunk))  # type: ignore[union-attr,attr-defined]
+        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+            query = base.where(Case.city_code.in_(chunk))  # type: ignore[union-attr]
+        else:
+            query = base.where(Case.org_id.in_(chunk))  # type: ignore[attr-defined]
+        for case in session.exec(query).all():
+            found[case.id] = case  # type: ignore[index]
+    cases = sorted(found.values(), key=lambda c: c.ref)
     return cases, len(cases)
 
 
