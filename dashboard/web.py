@@ -32,6 +32,7 @@ def build_templates() -> Environment:
     env.filters["local"] = lambda dt: format_local(dt) if dt else ""
     env.filters["deadline"] = lambda dt: format_deadline(dt) if dt else "另行通知"
     env.filters["day"] = format_date
+    env.filters["plain"] = plain_refusal
     env.globals.update(KIND_LABELS=KIND_LABELS, TIER_LABELS=TIER_LABELS, PROGRAM_LABELS=PROGRAM_LABELS,
                        ZONE_TYPES=ZONE_TYPES, JINGPIN_CATEGORIES=JINGPIN_CATEGORIES)
     return env
