@@ -1,0 +1,377 @@
+"""Imports into the database: rosters (附件3 + 电子邮箱), cluster and 精品 applications.
+
+A rejected file names file, row and column and leaves every table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+
+from models.audit import AuditEvent
+from models.case import Case
+from models.db import Database
+from models.imports import import_cases, import_roster
+from models.org import Contact, Organisation
+from models.sheets import ImportRejected, write_sheet
+from tests.fixtures.scenario.make_samples import CLUSTER_HEADERS, JINGPIN_HEADERS, ROSTER_HEADERS
+from tests.models.spine import CLUSTER, JINGPIN, code, events, roster_ref, state_of
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+SCENARIO = FIXTURES / "scenario"
+
+ROSTER_ROW = ["宁波市", "产业处", "陈刚", "副处长", "13600000001", "集群遴选", "chengang@nb.gov.cn"]
+CLUSTER_ROW = [
+    "鄞州区",
+    "",
+    "协同区",
+    "人工智能",
+    "智能终端",
+    "创新型产业集群",
+    260,
+    1,
+    1,
+    3,
+    "否",
+    "周敏",
+    "13600000002",
+    "zm@yz.gov.cn",
+    "",
+]
+JINGPIN_ROW = [
+    1,
+    "宁波精工有限公司",
+    "鄞州区",
+    "数控车床 NB-1",
+    "先进制造类",
+    "工业母机与机器人",
+    "2023-05-01",
+    4,
+    900,
+    "",
+    "周敏",
+    "13600000003",
+    "zm@nbjg.com",
+]
+
+
+def counts(db: Database) -> dict[str, int]:
+    with db.read() as session:
+        return {
+            model.__name__: session.exec(select(func.count()).select_from(model)).one()
+            for model in (Case, Contact, Organisation, AuditEvent)
+        }
+
+
+def rejected(fn: Any, *args: Any) -> ImportRejected:
+    with pytest.raises(ImportRejected) as info:
+        fn(*args)
+    return info.value
+
+
+def run_roster(db: Database, make_ctx: Any, path: Path) -> Any:
+    with db.write() as session:
+        return import_roster(session, make_ctx(), path)
+
+
+def run_cases(db: Database, make_ctx: Any, campaign: str, path: Path) -> Any:
+    with db.write() as session:
+        return import_cases(session, make_ctx(), campaign, path)
+
+
+# -- rosters ------------------------------------------------------------------------------------------
+
+
+def test_it_imports_the_official_roster_layout_from_xlsx(seeded: Database, make_ctx: Any) -> None:
+    summary = run_roster(seeded, make_ctx, SCENARIO / "roster_hangzhou.xlsx")
+    assert (summary.rows, len(summary.created), summary.updated) == (4, 4, 0)
+    with seeded.read() as session:
+        people = {c.name: c for c in session.exec(select(Contact))}
+    assert set(people) == {"王明", "李华", "赵静", "孙亮"}
+    assert (people["赵静"].org_id, people["赵静"].programs) == (code("西湖区"), "cluster,jingpin")
+    assert (people["王明"].mobile, people["王明"].email) == ("138 0571 0001", "wangming@hz.gov.cn")
+    assert people["孙亮"].source == "roster_hangzhou.xlsx 第8行"
+
+
+def test_it_marks_the_citys_roster_tasks_submitted(seeded: Database, make_ctx: Any) -> None:
+    run_roster(seeded, make_ctx, SCENARIO / "roster_hangzhou.xlsx")
+    assert state_of(seeded, roster_ref(CLUSTER, "330100")) == "submitted"
+    assert state_of(seeded, roster_ref(JINGPIN, "330100")) == "submitted"
+    assert state_of(seeded, roster_ref(CLUSTER, "330200")) == "pending"
+    submitted = events(seeded, subject=f"case:{roster_ref(CLUSTER, '330100')}")[-1]
+    assert "roster_hangzhou.xlsx" in submitted.reason
+
+
+def test_it_marks_only_the_programs_the_roster_covers(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    path = write_sheet(
+        tmp_path / "温州.csv",
+        ROSTER_HEADERS,
+        [["温州市", "产业处", "林一", "科长", "13600000009", "制造精品", "linyi@wz.gov.cn"]],
+    )
+    run_roster(seeded, make_ctx, path)
+    assert state_of(seeded, roster_ref(JINGPIN, "330300")) == "submitted"
+    assert state_of(seeded, roster_ref(CLUSTER, "330300")) == "pending"
+
+
+def test_it_imports_a_gbk_csv_roster(seeded: Database, make_ctx: Any) -> None:
+    summary = run_roster(seeded, make_ctx, FIXTURES / "roster_gbk.csv")
+    assert summary.rows == len(summary.created) > 0
+    assert state_of(seeded, roster_ref(CLUSTER, "330200")) == "submitted"
+
+
+def test_it_updates_contacts_when_the_same_roster_comes_again(seeded: Database, make_ctx: Any) -> None:
+    run_roster(seeded, make_ctx, SCENARIO / "roster_hangzhou.xlsx")
+    before = counts(seeded)
+    again = run_roster(seeded, make_ctx, SCENARIO / "roster_hangzhou.xlsx")
+    assert (len(again.created), again.updated, again.notes) == (0, 4, [])
+    assert counts(seeded)["Contact"] == before["Contact"]
+
+
+def test_it_merges_one_person_listed_once_per_program(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    rows = [ROSTER_ROW, [*ROSTER_ROW[:5], "制造精品", ROSTER_ROW[6]]]
+    run_roster(seeded, make_ctx, write_sheet(tmp_path / "宁波.xlsx", ROSTER_HEADERS, rows))
+    with seeded.read() as session:
+        people = list(session.exec(select(Contact)))
+    assert [(p.name, p.programs) for p in people] == [("陈刚", "cluster,jingpin")]
+
+
+# -- rejected files change nothing ------------------------------------------------------------------
+
+
+def bad_roster(tmp_path: Path, row: list[Any], *, suffix: str = ".csv") -> Path:
+    return write_sheet(tmp_path / f"名单{suffix}", ROSTER_HEADERS, [ROSTER_ROW, row])
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "words"),
+    [
+        ([*ROSTER_ROW[:6], "chen@@nb"], "电子邮箱", "chen@@nb"),
+        (["东湖区", *ROSTER_ROW[1:]], "市、县(市、区)", "东湖区"),
+        ([*ROSTER_ROW[:4], "12345", *ROSTER_ROW[5:]], "手机号码(浙政钉号码)", "12345"),
+        (
+            ["宁波市", "产业处", "陈刚", "副处长", "13600000001", "集群遴选", "other@nb.gov.cn"],
+            "姓名",
+            "重复",
+        ),
+        ([*ROSTER_ROW[:5], "", ROSTER_ROW[6]], "备注(集群遴选/制造精品)", "集群遴选"),
+    ],
+    ids=["bad-email", "unknown-county", "bad-mobile", "duplicate-row", "no-program"],
+)
+def test_it_rejects_a_bad_roster_row_naming_file_row_and_column(
+    seeded: Database, make_ctx: Any, tmp_path: Path, row: list[Any], column: str, words: str
+) -> None:
+    path = bad_roster(tmp_path, row)
+    before = counts(seeded)
+    exc = rejected(run_roster, seeded, make_ctx, path)
+    [problem] = exc.problems
+    assert (problem.file, problem.row, problem.column) == ("名单.csv", 3, column)
+    assert words in problem.message
+    assert f"名单.csv 第3行 「{column}」" in str(exc)
+    assert counts(seeded) == before
+    assert state_of(seeded, roster_ref(CLUSTER, "330200")) == "pending"
+
+
+def test_it_rejects_a_roster_without_the_email_column(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    path = write_sheet(
+        tmp_path / "名单.xlsx", ROSTER_HEADERS[:-1], [ROSTER_ROW[:-1]], title_lines=["工作人员信息汇总表"]
+    )
+    before = counts(seeded)
+    exc = rejected(run_roster, seeded, make_ctx, path)
+    [problem] = exc.problems
+    assert (problem.file, problem.column) == ("名单.xlsx", "电子邮箱")
+    assert "第2行" in problem.message  # where the header was found
+    assert counts(seeded) == before
+
+
+def test_it_reports_unknown_organisations_only_once_the_file_parses(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    rows = [ROSTER_ROW, [*ROSTER_ROW[:6], "x"], ["东湖区", *ROSTER_ROW[1:5], "制造精品", "a@b.cn"]]
+    exc = rejected(run_roster, seeded, make_ctx, write_sheet(tmp_path / "r.csv", ROSTER_HEADERS, rows))
+    assert [(p.row, p.column) for p in exc.problems] == [(3, "电子邮箱")]  # the parser stops the file first
+    rows[1] = [*ROSTER_ROW[:3], "副处长", "13600000001", "制造精品", "chengang@nb.gov.cn"]
+    exc = rejected(run_roster, seeded, make_ctx, write_sheet(tmp_path / "r.csv", ROSTER_HEADERS, rows))
+    assert [(p.row, p.column) for p in exc.problems] == [(4, "市、县(市、区)")]
+
+
+# -- cluster applications ------------------------------------------------------------------------------
+
+
+def test_it_imports_cluster_applications_with_their_fields(seeded: Database, make_ctx: Any) -> None:
+    summary = run_cases(seeded, make_ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
+    assert summary.rows == len(summary.created) == 11
+    assert summary.created[0] == "CL26-00001" and summary.organisations == 1
+    with seeded.read() as session:
+        case = session.exec(select(Case).where(Case.title == "萧山区")).one()
+    assert (case.kind, case.state, case.zone_type, case.track) == (
+        "cluster_application",
+        "draft",
+        "core",
+        "化纤",
+    )
+    assert (case.org_id, case.county_code, case.city_code) == ("330109", "330109", "330100")
+    assert case.attrs["cluster"] == "现代纺织与服装" and case.attrs["revenue"] == "1200"
+    assert case.external_id == "SZJX-2026-0002"
+
+
+def test_it_creates_a_park_committee_under_its_county(seeded: Database, make_ctx: Any) -> None:
+    run_cases(seeded, make_ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
+    with seeded.read() as session:
+        park = session.exec(select(Organisation).where(Organisation.name == "杭州未来科技城管委会")).one()
+        case = session.exec(select(Case).where(Case.org_id == park.id)).one()
+        contacts = list(session.exec(select(Contact).where(Contact.org_id == park.id)))
+    assert (park.tier, park.city_code, park.county_code) == ("park", "330100", code("余杭区"))
+    assert case.county_code == code("余杭区")
+    assert [(c.name, c.email) for c in contacts] == [("吴五", "contact8@example.gov.cn")]
+
+
+def test_it_records_one_create_event_per_case_and_one_for_the_file(seeded: Database, make_ctx: Any) -> None:
+    before = counts(seeded)["AuditEvent"]
+    run_cases(seeded, make_ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
+    new = events(seeded)[before:]
+    assert [e.action for e in new] == ["create"] * 11 + ["import"]
+    assert new[-1].subject == "import:cluster_hangzhou.csv" and '"rows":11' in new[-1].details
+
+
+def test_it_refuses_to_import_the_same_applications_twice(seeded: Database, make_ctx: Any) -> None:
+    run_cases(seeded, make_ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
+    duplicates = [p for p in exc.problems if p.column == "细分赛道"]
+    assert len(duplicates) == 11 and "已在本批次中" in duplicates[0].message
+    assert {p.column for p in exc.problems} == {"细分赛道", "外部编号"}
+    assert counts(seeded) == before
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "words"),
+    [
+        ({1: "东湖区", 0: "某园区管委会"}, "所在县（市、区）", "东湖区"),
+        ({6: "两百亿"}, "2025年集群规上企业营业收入（亿元）", "两百亿"),
+        ({2: "核心区、协同区"}, "申报类型", "限选1个"),
+        ({13: "zm#yz.gov.cn"}, "联系人邮箱", "zm#yz.gov.cn"),
+    ],
+    ids=["unknown-county", "bad-number", "two-types", "bad-email"],
+)
+def test_it_rejects_a_bad_cluster_row_naming_file_row_and_column(
+    seeded: Database, make_ctx: Any, tmp_path: Path, change: dict[int, Any], column: str, words: str
+) -> None:
+    bad = list(CLUSTER_ROW)
+    for i, v in change.items():
+        bad[i] = v
+    bad[4] = "算力基础设施"
+    path = write_sheet(tmp_path / "集群.xlsx", CLUSTER_HEADERS, [CLUSTER_ROW, bad])
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, CLUSTER, path)
+    [problem] = exc.problems
+    assert (problem.file, problem.row, problem.column) == ("集群.xlsx", 3, column)
+    assert words in problem.message
+    assert counts(seeded) == before
+
+
+def test_it_rejects_a_duplicate_row_inside_the_file(seeded: Database, make_ctx: Any, tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "集群.csv", CLUSTER_HEADERS, [CLUSTER_ROW, CLUSTER_ROW])
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, CLUSTER, path)
+    [problem] = exc.problems
+    assert (problem.row, problem.column) == (3, "细分赛道") and "第2行重复" in problem.message
+    assert counts(seeded) == before
+
+
+def test_it_rejects_a_cluster_file_given_to_the_jingpin_campaign(seeded: Database, make_ctx: Any) -> None:
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, JINGPIN, SCENARIO / "cluster_hangzhou.csv")
+    assert "产品名称及型号" in {p.column for p in exc.problems}
+    assert counts(seeded) == before
+
+
+# -- 精品 applications ---------------------------------------------------------------------------------
+
+
+def test_it_creates_enterprises_and_direct_recommenders(seeded: Database, make_ctx: Any) -> None:
+    summary = run_cases(seeded, make_ctx, JINGPIN, SCENARIO / "jingpin_mixed.xlsx")
+    assert len(summary.created) == 6
+    with seeded.read() as session:
+        orgs = {
+            o.name: o
+            for o in session.exec(
+                select(Organisation).where(
+                    Organisation.tier.in_(  # type: ignore[attr-defined]
+                        ("enterprise", "soe_group", "association")
+                    )
+                )
+            )
+        }
+        soe, assoc = orgs["浙江省能源集团有限公司"], orgs["浙江省仪器仪表行业协会"]
+        rec_cases = {
+            c.org_id: c
+            for c in session.exec(
+                select(Case).where(Case.kind == "recommendation", Case.campaign_id == JINGPIN)
+            )
+        }
+        product = session.exec(select(Case).where(Case.title.like("浙江能源装备%"))).one()  # type: ignore[attr-defined]
+    assert (soe.tier, assoc.tier) == ("soe_group", "association")
+    assert orgs["舟山海工装备有限公司"].mountain_island and not orgs["杭州精工机床有限公司"].mountain_island
+    assert rec_cases[soe.id].state == rec_cases[assoc.id].state == "draft"
+    assert (product.recommender_id, product.city_code, product.category) == (soe.id, "330100", "advanced")
+
+
+def test_it_rejects_a_malformed_launch_date_naming_the_cell(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    bad = list(JINGPIN_ROW)
+    bad[1], bad[6] = "宁波智能有限公司", "2023-13-45"
+    path = write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [JINGPIN_ROW, bad])
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, JINGPIN, path)
+    [problem] = exc.problems
+    assert (problem.file, problem.row, problem.column) == ("精品.csv", 3, "上市日期")
+    assert "2023-13-45" in problem.message
+    assert counts(seeded) == before
+
+
+def test_it_rejects_a_recommender_that_is_neither_city_nor_soe_nor_association(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    bad = list(JINGPIN_ROW)
+    bad[9] = "某某咨询公司"
+    exc = rejected(
+        run_cases, seeded, make_ctx, JINGPIN, write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [bad])
+    )
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "推荐单位")]
+
+
+def test_it_treats_a_city_named_as_recommender_as_the_default(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    row = list(JINGPIN_ROW)
+    row[9] = "宁波市经信局"
+    run_cases(seeded, make_ctx, JINGPIN, write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [row]))
+    with seeded.read() as session:
+        assert (
+            session.exec(select(Case.recommender_id).where(Case.kind == "jingpin_application")).one() is None
+        )
+
+
+def test_it_refuses_to_import_the_same_products_twice(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    path = write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [JINGPIN_ROW])
+    run_cases(seeded, make_ctx, JINGPIN, path)
+    before = counts(seeded)
+    again = shutil.copy(path, tmp_path / "精品（第二次）.csv")
+    exc = rejected(run_cases, seeded, make_ctx, JINGPIN, Path(again))
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "产品名称及型号")]
+    assert "已在本批次中" in exc.problems[0].message
+    assert counts(seeded) == before
