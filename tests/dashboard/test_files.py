@@ -1,0 +1,109 @@
+"""Exports in the notice's layouts, and calendar feeds that follow a moved deadline."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from openpyxl import load_workbook
+
+from dashboard.auth import feed_id
+from models.actions import perform, set_deadline
+from tests.conftest import CLUSTER, JINGPIN
+from tests.dashboard.conftest import WEB, sign_in
+from tests.dashboard.world import World
+
+
+def _sheet(content: bytes):  # type: ignore[no-untyped-def]
+    return load_workbook(BytesIO(content)).active
+
+
+def _rows(ws) -> list[list[object]]:  # type: ignore[no-untyped-def]
+    return [[c for c in row] for row in ws.iter_rows(values_only=True)]
+
+
+def test_the_jingpin_summary_is_the_form_of_annex_2_3(client, world: World, make_ctx) -> None:  # type: ignore[no-untyped-def]
+    operator = make_ctx("2026-06-20T08:00")
+    ref = world.refs["jp_xihu"]
+    perform(world.db, operator, ref, "submit")
+    perform(world.db, operator, ref, "approve")
+    perform(world.db, operator, ref, "recommend")
+    sign_in(client, world.token("hangzhou"))
+    response = client.get(f"/exports/{JINGPIN}/cities/330100/jingpin-summary.xlsx")
+    assert response.status_code == 200
+    assert "filename*=UTF-8''" in response.headers["content-disposition"]
+    rows = _rows(_sheet(response.content))
+    assert rows[0][0] == "附2-3"
+    assert rows[1][0] == "2026年浙江制造精品推荐汇总表"
+    assert rows[2][0] == "填报单位（盖章）：杭州市经济和信息化局"
+    assert rows[3][:3] == ["序号", "企业名称", "产品名称及型号"] and rows[3][4] == "所在“415X”先进制造业集群赛道"
+    assert str(rows[3][3]).startswith("产品类别")
+    assert rows[4] == [1, "杭州智算科技有限公司", "智算一体机 ZS-800", "先进制造类", "人工智能"]
+    texts = [r[0] for r in rows if r[0]]
+    assert "填报人：王明" in texts and "联系电话（手机）：13800000001" in texts
+    assert any(str(t).startswith("注：“415X”先进制造业集群赛道：人工智能") for t in texts)
+
+
+def test_the_roster_is_the_form_of_annex_3(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("hangzhou"))
+    rows = _rows(_sheet(client.get(f"/exports/{CLUSTER}/cities/330100/roster.xlsx").content))
+    assert rows[1][0] == "工作人员信息汇总表" and rows[2][0] == "设区市：杭州市"
+    assert rows[3] == ["市、县(市、区)", "处室/科室", "姓名", "职务", "手机号码(浙政钉号码)", "备注(集群遴选/制造精品)"]
+    people = {r[2]: r for r in rows[4:] if r[1] is not None}
+    assert people["王明"] == ["杭州市", "产业处", "王明", "科长", "13800000001", "集群遴选"]
+    assert people["林西"][0] == "西湖区"
+    assert "方鄞" not in people  # 鄞州区 belongs to 宁波市
+    assert any(str(r[0]).startswith("备注：1.") for r in rows if r[0])
+
+
+def test_the_status_report_lists_stages_board_and_cases(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    book = load_workbook(BytesIO(client.get(f"/exports/{CLUSTER}/status.xlsx").content))
+    assert book.sheetnames == ["环节与截止时间", "进度一览", "案件清单"]
+    stages = _rows(book["环节与截止时间"])
+    assert stages[3][0] == "报送工作人员信息汇总表（附件3）" and stages[3][5] == "已逾期"
+    board = _rows(book["进度一览"])
+    assert board[3][0] == "杭州市" and board[-1][0] == "合计" and board[-1][-1] == 7
+    cases = _rows(book["案件清单"])
+    assert len(cases) == 3 + 7
+    sign_in(client, world.token("hangzhou"))
+    city = load_workbook(BytesIO(client.get(f"/exports/{CLUSTER}/cities/330100/status.xlsx").content))
+    assert len(_rows(city["案件清单"])) == 3 + 6
+
+
+def test_a_feed_follows_a_moved_deadline(client, world: World, make_ctx) -> None:  # type: ignore[no-untyped-def]
+    url = f"/calendar/{feed_id(WEB.secret, world.people['hangzhou'].token_id)}.ics"  # type: ignore[arg-type]
+    first = client.get(url)  # no cookie: calendar apps only fetch the URL
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/calendar")
+    text = first.text
+    assert "UID:2026-cluster-selection.city_recommendation@shenbao" in text
+    assert "TRIGGER:-P3D" in text and "TRIGGER:-P1D" in text
+    assert "SUMMARY:【截止】设区市审核推荐并上传推荐函（签章版）" in text.replace("\r\n ", "")
+    assert "SEQUENCE:1" in text
+    from calendars.timeutil import parse_deadline
+
+    with world.db.write() as session:
+        set_deadline(session, make_ctx("2026-06-20T08:00"), CLUSTER, "city_recommendation",
+                     parse_deadline("2026-07-10"), "延期一周")
+    moved = client.get(url).text.replace("\r\n ", "")
+    block = moved.split("UID:2026-cluster-selection.city_recommendation@shenbao")[1].split("END:VEVENT")[0]
+    assert "SEQUENCE:2" in block and "DTSTART:20260710T160000Z" in block
+    assert "调整原因：延期一周" in block
+
+
+def test_a_feed_shows_only_the_stages_of_its_tier(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    url = f"/calendar/{feed_id(WEB.secret, world.people['enterprise'].token_id)}.ics"  # type: ignore[arg-type]
+    text = client.get(url).text.replace("\r\n ", "")
+    assert "企业在线申报" in text
+    assert "设区市" not in text and "工作人员信息汇总表" not in text
+
+
+def test_a_forged_or_revoked_feed_is_not_found(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    from dashboard.auth import revoke_tokens
+    from tests.dashboard.world import NOW
+
+    token_id = world.people["ningbo"].token_id
+    assert client.get(f"/calendar/{token_id}.forged.ics").status_code == 404
+    assert client.get(f"/calendar/{feed_id('another-secret-0123456789', token_id)}.ics").status_code == 404
+    with world.db.write() as session:
+        revoke_tokens(session, NOW, token_id=token_id)
+    assert client.get(f"/calendar/{feed_id(WEB.secret, token_id)}.ics").status_code == 404  # type: ignore[arg-type]

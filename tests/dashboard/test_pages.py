@@ -1,0 +1,111 @@
+"""What coordinators read: the campaign with its charts, the board, mail, the audit check."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import text
+from sqlmodel import select
+
+from dashboard.charts import progress_chart
+from dashboard.queries import stage_progress
+from models.campaign import get_campaign
+from models.org import Contact, Organisation
+from models.outbox import DeliveryAttempt, Email
+from tests.conftest import CLUSTER
+from tests.dashboard.conftest import sign_in
+from tests.dashboard.world import NOW, World
+
+
+def test_the_campaign_page_draws_a_timeline_and_a_chart_per_stage(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    page = client.get(f"/campaigns/{CLUSTER}").text
+    assert page.count('<svg class="chart"') == 6
+    assert '<svg class="timeline"' in page and "今天" in page
+    assert "2026-06-25（周四）24:00" in page
+    assert "还剩 4 个工作日" in page  # 06-22..06-25; 06-20 is a Saturday
+    assert "已逾期" in page  # the roster stage closed on 06-05 with all 11 cities pending
+
+
+def test_the_progress_counts_people_acting_not_the_engine(world: World) -> None:
+    with world.db.read() as session:
+        campaign = get_campaign(session, CLUSTER)
+        stage = campaign.spec().stage("application")
+        province = session.get(Organisation, "330000")
+        assert province is not None
+        p = stage_progress(session, campaign, stage, stage.deadline, province, NOW)
+    assert (p.total, p.acted) == (7, 5)
+    by_day = dict(p.acted_by_day)
+    assert (by_day[date(2026, 6, 9)], by_day[date(2026, 6, 10)]) == (0, 5)  # all five submitted on 06-10
+    svg = progress_chart(p)
+    assert "已办 5" in svg and "应办 7" in svg and "截止 6/25" in svg
+
+
+def test_the_board_drills_down_and_marks_overdue_cases(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    cities = client.get(f"/campaigns/{CLUSTER}/board?kind=roster").text
+    assert "逾期 1" in cities and 'class="num late"' in cities
+    counties = client.get(f"/campaigns/{CLUSTER}/board?city=330100").text
+    assert "萧山区" in counties and "鄞州区" not in counties
+    applicants = client.get(f"/campaigns/{CLUSTER}/board?county=330109").text
+    assert "萧山信息港小镇管委会" in applicants and "西湖云谷" not in applicants
+    filtered = client.get(f"/campaigns/{CLUSTER}/board", params={"state": "draft"}).text
+    assert "案件（共 2 个）" in filtered
+
+
+def test_a_city_starts_at_its_counties(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("hangzhou"))
+    page = client.get(f"/campaigns/{CLUSTER}/board").text
+    assert "县（市、区）</th>" in page and "西湖区" in page and "温州市" not in page
+
+
+def test_the_case_page_shows_fields_findings_actions_and_history(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("xihu"))
+    page = client.get(f"/cases/{world.refs['xihu_collab']}").text
+    assert "2025年集群规上企业营业收入（亿元）" in page
+    assert "低于规模门槛" in page and 'name="override_revenue_threshold"' in page
+    assert "提交申报" in page and "撤回申报" in page
+    assert "办理记录" in page and "新建案件" in page
+
+
+def test_the_notification_log_shows_failures_and_retries(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    with world.db.write() as session:
+        contact = session.exec(select(Contact).where(Contact.email == "wangming@hz.gov.cn")).one()
+        mail = Email(key="k1", message_id="<k1@shenbao>", contact_id=contact.id, to_addr=contact.email,
+                     to_name=contact.name, subject="【催办】报送工作人员信息汇总表已逾期", text_body="", html_body="",
+                     raw=b"", kinds="escalation", created_at=NOW - timedelta(hours=2), next_attempt_at=NOW,
+                     status="retry", attempts=1, last_error="421 try later")
+        session.add(mail)
+        session.flush()
+        session.add(DeliveryAttempt(email_id=mail.id, at=NOW - timedelta(hours=1), worker="w1", outcome="temporary",
+                                    smtp_code=421, detail="try later"))
+    sign_in(client, world.token("hangzhou"))
+    page = client.get("/notifications").text
+    assert "【催办】报送工作人员信息汇总表已逾期" in page and "等待重试" in page
+    assert "暂时失败（将重试）（421）" in page and "逾期督办" in page
+    api = client.get("/api/notifications").json()
+    assert api["email_counts"] == {"retry": 1}
+    assert api["emails"][0]["attempt_log"][0]["smtp_code"] == 421
+
+
+def test_the_audit_page_detects_a_changed_record(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    assert "审计链完好" in client.get("/audit").text
+    with world.db.writer.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET reason = '篡改' WHERE seq = 3"))
+    page = client.get("/audit").text
+    assert "审计链发现" in page and "第 3 条" in page
+    client.cookies.clear()
+    sign_in(client, world.token("xihu"))
+    page = client.get("/audit").text
+    assert "审计链发现" in page and "问题明细仅省级用户可见" in page
+    assert client.get("/api/audit/verify").json()["problems"] == []
+
+
+def test_the_openapi_schema_documents_response_models(client) -> None:  # type: ignore[no-untyped-def]
+    schema = client.get("/api/openapi.json").json()
+    post = schema["paths"]["/api/cases/{ref}/actions"]["post"]
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ActionOut")
+    assert "409" in post["responses"]
+    assert "/api/cases/by-external/{external_id}/actions" in schema["paths"]
+    assert {"CaseDetail", "BoardOut", "RecommendationOut", "MailLogOut", "AuditOut"} <= set(schema["components"]["schemas"])
