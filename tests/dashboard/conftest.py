@@ -64,3 +64,7 @@ def csrf_of(client: TestClient) -> str:
 
 
 __all__ = ["NOW", "csrf_of", "make_runtime", "sign_in"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: 在真实浏览器（Debian chromium + Playwright）中运行的看板测试")
