@@ -112,6 +112,10 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
     row = deadlines.get(stage.id)
     if row is None or row.version != n.deadline_version:
         return None
+    if n.kind in ("reminder", "supervisor_reminder") and row.due_at is not None and now >= row.due_at:
+        # A reminder held past its deadline (server down, retries) would announce a deadline
+        # that is over ("还剩 -1 个工作日"); the overdue notice and the escalation speak now.
+        return None
     base = {"kind": n.kind, "campaign_name": spec.name, "program": PROGRAM_LABELS.get(spec.program, spec.program),
             "stage_name": stage.name, "stage_id": stage.id, "instructions": stage.instructions,
             "deadline_note": stage.deadline_text, "step": n.step, "urgent": n.urgent}
