@@ -1,0 +1,287 @@
+"""Digests and the last look before sending, with the real dispatcher and a real SMTP server on loopback.
+
+One email per recipient per run, carrying every item due for them; sections recomputed from the
+database, and recomputed again just before the dispatcher hands the message over, so nobody is
+chased for something done in the meantime; quiet hours hold ordinary mail until 08:30 of the next
+working day, while a last-day reminder goes at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from models.db import Database
+from models.outbox import CANCELLED, E_CANCELLED, E_PENDING, E_SENT, QUEUED
+from notifications.loopback import LoopbackSMTP
+from tests.conftest import CLUSTER, JINGPIN
+from tests.models.spine import cluster_case, jingpin_case, roster_ref
+from tests.notifications.world import (
+    act,
+    at,
+    attempts,
+    build_town,
+    emails,
+    move_deadline,
+    notifications,
+    send_at,
+    tick_at,
+)
+
+RECHECK_REASON = "发送前复核：已办结或截止时间已调整，无需再发"
+
+
+@pytest.fixture
+def town(seeded: Database, make_ctx: Any) -> dict[str, Any]:
+    return build_town(seeded, make_ctx)
+
+
+@pytest.fixture
+def smtp() -> Any:
+    with LoopbackSMTP() as server:
+        yield server
+
+
+def text_of(smtp: LoopbackSMTP, i: int) -> str:
+    return smtp.decoded(i).get_body(("plain",)).get_content().replace("\r\n", "\n")
+
+
+def test_it_puts_everything_due_for_one_person_into_one_email(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    with db.write() as session:
+        second = cluster_case(
+            session, make_ctx("2026-06-01T10:00"), county="西湖区", subtrack="模型数据服务"
+        ).ref
+    act(db, make_ctx, "2026-06-15T10:00", town["xihu"], "submit", "西湖区")
+    act(db, make_ctx, "2026-06-17T16:00", town["xihu"], "return", "杭州市", reason="实施方案缺少年度目标")
+
+    report = tick_at(db, make_ctx, "2026-06-18T09:00")
+    send_at(db, "2026-06-18T09:00", smtp.port)
+
+    mine = emails(db, contact_id=ids["xihu"])
+    assert len(mine) == 1 and report.emails == 2  # 李娜's digest and 王强's reminder
+    email = mine[0]
+    assert (email.kinds, email.status, email.created_at) == (
+        "notice,reminder",
+        E_SENT,
+        at("2026-06-18T09:00"),
+    )
+    assert email.subject == "【申报工作提醒】李娜，您有2项待办与通知（2026-06-18（周四）09:00）"
+    assert {n.kind for n in notifications(db, email_id=email.id)} == {"notice", "reminder"}
+    [received] = [i for i, m in enumerate(smtp.messages) if m.rcpt_tos == ("lina@xihu.example",)]
+    text = text_of(smtp, received)
+    assert f"{town['xihu']} 西湖区\n事项：退回修改" in text and "说明：实施方案缺少年度目标" in text
+    assert f"· {second} 西湖区（模型数据服务） — 填报中" in text
+    assert "尚未办理的事项（共 1 项）" in text  # the returned one is not chased as a draft
+    assert len(smtp) == 2 and len(set(smtp.message_ids())) == 2
+
+
+def test_it_lists_the_late_organisations_with_their_contact_details_in_an_escalation(
+    seeded: Database, make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    town = build_town(seeded, make_ctx, keep_rosters=(roster_ref(CLUSTER, "330100"),))
+    db, ids = town["db"], town["ids"]
+
+    tick_at(db, make_ctx, "2026-06-08T09:30")
+    send_at(db, "2026-06-08T09:30", smtp.port)
+
+    [escalation] = emails(db, contact_id=ids["prov"])
+    assert escalation.subject == (
+        "【督办】报送工作人员信息汇总表（附件3）已于2026-06-05（周五）24:00截止，1个单位逾期未办理"
+    )
+    assert "杭州市：1 项" in escalation.text_body
+    assert "联系人 陈静（处长） 手机 13905710003 邮箱 chenjing@hz.example" in escalation.text_body
+    assert "陈静 13905710003 chenjing@hz.example" in escalation.html_body
+    assert "RS26-CL-330100 杭州市工作人员信息汇总表" in escalation.text_body
+    [overdue] = emails(db, contact_id=ids["hz"])
+    assert (
+        overdue.subject
+        == "【逾期】报送工作人员信息汇总表（附件3）已于2026-06-05（周五）24:00截止，仍有1项未办理"
+    )
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["chenjing@hz.example", "yml@jxt.example"]
+
+
+def test_it_copies_the_province_on_a_late_county_from_the_ladder_round(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    db, ids = town["db"], town["ids"]
+    with db.write() as session:
+        ref = jingpin_case(session, make_ctx("2026-06-01T10:00"), county="西湖区").ref
+    act(db, make_ctx, "2026-06-10T10:00", ref, "submit", "西湖区")
+    tick_at(db, make_ctx, "2026-07-21T09:30")
+    tick_at(db, make_ctx, "2026-07-23T09:30")
+
+    [to_province] = emails(db, contact_id=ids["prov_jp"], created_at=at("2026-07-23T09:30"))
+    assert "督办轮次：第 2 次" in to_province.text_body
+    assert "西湖区：1 项" in to_province.text_body
+    assert "联系人 李娜（科长） 手机 13905710001 邮箱 lina@xihu.example" in to_province.text_body
+    # Round 1 goes to the city only (the province hears of the cities' own late recommendations).
+    [first] = emails(db, contact_id=ids["prov_jp"], created_at=at("2026-07-21T09:30"))
+    assert "各地经信部门审核把关" not in first.text_body and "西湖区" not in first.text_body
+
+
+def test_it_holds_an_ordinary_notice_written_at_night_until_the_next_working_morning(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-15T10:00", town["xihu"], "submit", "西湖区")
+    tick_at(db, make_ctx, "2026-06-18T09:00")
+    send_at(db, "2026-06-18T09:00", smtp.port)  # 王强's d-7 reminder
+    smtp.clear()
+    act(db, make_ctx, "2026-06-18T22:00", town["xihu"], "return", "杭州市", reason="请补充链主企业名单")
+
+    tick_at(db, make_ctx, "2026-06-18T22:00")
+    [email] = emails(db, contact_id=ids["xihu"])
+    night = send_at(db, "2026-06-18T22:00", smtp.port)
+    holiday = send_at(db, "2026-06-19T10:00", smtp.port)  # 端午
+    monday = send_at(db, "2026-06-22T08:30", smtp.port)
+
+    assert (email.created_at, email.next_attempt_at, email.urgent) == (
+        at("2026-06-18T22:00"),
+        at("2026-06-22T08:30"),
+        False,
+    )
+    assert (night.sent, holiday.sent, monday.sent) == (0, 0, 1)
+    assert [m.rcpt_tos for m in smtp.messages] == [("lina@xihu.example",)]
+
+
+def test_it_sends_a_last_day_reminder_outside_working_hours_at_once(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    tick_at(db, make_ctx, "2026-06-25T18:00")  # last-hours: 6 hours before 24:00, urgent
+
+    [email] = emails(db, contact_id=ids["xihu"])
+    report = send_at(db, "2026-06-25T18:00", smtp.port)
+
+    assert (email.urgent, email.next_attempt_at) == (True, at("2026-06-25T18:00"))
+    assert email.subject.startswith("【今日截止】线上申报")
+    assert report.sent == 2 and len(smtp) == 2
+
+
+def test_it_cancels_a_reminder_when_the_case_is_submitted_between_compose_and_send(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    tick_at(db, make_ctx, "2026-06-18T09:00")
+    [email] = emails(db, contact_id=ids["xihu"])
+    act(db, make_ctx, "2026-06-18T09:02", town["xihu"], "submit", "西湖区")
+
+    report = send_at(db, "2026-06-18T09:05", smtp.port)
+
+    assert [m.rcpt_tos for m in smtp.messages] == [("wangqiang@yuhang.example",)]
+    assert (report.sent, report.cancelled) == (1, 1)
+    [row] = emails(db, id=email.id)
+    assert row.status == E_CANCELLED
+    assert [(a.outcome, a.at) for a in attempts(db, email.id)] == [("cancelled", at("2026-06-18T09:05"))]
+    [reminder] = notifications(db, email_id=email.id)
+    assert (reminder.status, reminder.status_reason) == (CANCELLED, RECHECK_REASON)
+
+
+def test_it_shortens_a_reminder_to_what_is_still_undone_just_before_sending(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    with db.write() as session:
+        second = cluster_case(
+            session, make_ctx("2026-06-01T10:00"), county="西湖区", subtrack="模型数据服务"
+        ).ref
+    tick_at(db, make_ctx, "2026-06-22T09:00")
+    [email] = emails(db, contact_id=ids["xihu"])
+    assert "2项待办" in email.subject
+    act(db, make_ctx, "2026-06-22T09:01", town["xihu"], "submit", "西湖区")
+
+    send_at(db, "2026-06-22T09:02", smtp.port)
+
+    [i] = [i for i, m in enumerate(smtp.messages) if m.rcpt_tos == ("lina@xihu.example",)]
+    message = smtp.decoded(i)
+    assert message["Subject"] == (
+        "【提醒】线上申报（申报信息表、实施方案及佐证材料）将于2026-06-25（周四）24:00截止，1项待办（还剩3个工作日）"
+    )
+    assert message["Message-ID"] == email.message_id  # the same message, shortened
+    text = text_of(smtp, i)
+    assert second in text and town["xihu"] not in text
+    [row] = emails(db, id=email.id)
+    assert (row.status, row.subject) == (E_SENT, message["Subject"])
+
+
+def test_it_cancels_a_queued_reminder_when_the_deadline_moves_before_it_is_sent(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-15T10:00", town["yuhang"], "submit", "余杭区")
+    tick_at(db, make_ctx, "2026-06-18T09:00")
+    move_deadline(db, make_ctx, "2026-06-18T09:01", CLUSTER, "application", "2026-06-30 24:00")
+
+    send_at(db, "2026-06-18T09:02", smtp.port)
+    tick_at(db, make_ctx, "2026-06-18T09:03")
+    send_at(db, "2026-06-18T09:03", smtp.port)
+
+    [old, notice] = emails(db, contact_id=ids["xihu"])
+    assert (old.status, notice.status) == (E_CANCELLED, E_SENT)
+    assert notice.subject == (
+        "【时间调整】线上申报（申报信息表、实施方案及佐证材料）截止时间调整为2026-06-30（周二）24:00"
+    )
+    assert [m.rcpt_tos for m in smtp.messages] == [("lina@xihu.example",)]
+    assert "2026-06-25（周四）24:00" not in text_of(smtp, 0).split("原为")[0]
+
+
+def test_it_does_not_send_a_reminder_that_was_held_until_after_its_deadline(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    # 杭州市's cluster recommendation: the last-day reminder is written at 08:30 on 07-03, but the
+    # mail server is down all day; by the next attempt the deadline has passed and the overdue
+    # notice and the escalation say what there is to say: "还剩 -1 个工作日" must not go out.
+    tick_at(db, make_ctx, "2026-06-26T00:00")  # the drafts lapse; the notices go out
+    send_at(db, "2026-06-26T08:30", smtp.port)
+    smtp.clear()
+    tick_at(db, make_ctx, "2026-07-03T08:30")
+    [email] = emails(db, contact_id=ids["hz"], created_at=at("2026-07-03T08:30"))
+    assert email.kinds == "reminder" and email.subject.startswith("【今日截止】设区市审核推荐")
+
+    report = send_at(db, "2026-07-04T10:00", smtp.port)
+
+    assert (report.sent, report.cancelled) == (0, 1)
+    assert emails(db, id=email.id)[0].status == E_CANCELLED
+    assert len(smtp) == 0
+
+
+def test_it_cancels_what_was_due_for_a_contact_no_longer_on_the_roster(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    from models.org import Contact
+
+    db, ids = town["db"], town["ids"]
+    with db.write() as session:
+        contact = session.get(Contact, ids["xihu"])
+        assert contact is not None
+        contact.active = False
+        session.add(contact)
+    # The row is written before the contact leaves; compose finds the contact gone.
+    act(db, make_ctx, "2026-06-15T10:00", town["xihu"], "submit", "西湖区")
+    act(db, make_ctx, "2026-06-17T16:00", town["xihu"], "return", "杭州市", reason="补充材料")
+    tick_at(db, make_ctx, "2026-06-17T16:00")
+
+    assert emails(db, contact_id=ids["xihu"]) == []
+    assert not [n for n in notifications(db) if n.contact_id == ids["xihu"] and n.status == QUEUED]
+
+
+def test_it_keeps_state_change_notices_queued_and_sends_them_unchanged(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
+) -> None:
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-15T10:00", town["xihu"], "submit", "西湖区")
+    act(db, make_ctx, "2026-06-29T10:00", town["xihu"], "recommend", "杭州市")
+    tick_at(db, make_ctx, "2026-06-29T10:00")
+    [email] = emails(db, contact_id=ids["xihu"])
+    assert email.status == E_PENDING
+
+    send_at(db, "2026-06-29T10:01", smtp.port)
+
+    assert smtp.messages[0].raw == emails(db, id=email.id)[0].raw
+    assert smtp.decoded(0)["Subject"] == f"【通知】{town['xihu']} 西湖区：推荐（市级已推荐）"
+    assert JINGPIN  # both campaigns are loaded; only the cluster one speaks here
