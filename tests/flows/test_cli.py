@@ -1,0 +1,378 @@
+"""The ``shenbao`` command line, as coordinators and operators use it.
+
+Most tests drive ``flows.cli.cli`` in-process with click's CliRunner (fast); a handful run the
+real console script in a subprocess (help, init twice, tampering with sqlite3, SHENBAO_NOW,
+PostgreSQL through SHENBAO_DATABASE_URL). Every test has its own SHENBAO_HOME and passes the time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from flows import cli as cli_module
+from models.sheets import write_sheet
+from tests.fixtures.scenario.make_samples import CLUSTER_HEADERS
+
+SCENARIO = Path(__file__).resolve().parents[1] / "fixtures" / "scenario"
+SHENBAO = Path(sys.executable).parent / "shenbao"
+NOW = "2026-06-01T10:00"
+AFTER = "2026-06-26T00:00"
+
+cli_module._load_extensions()
+cli_module._add_common_options(cli_module.cli)
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
+    return env | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | extra
+
+
+class Shenbao:
+    """``shenbao`` with its own home directory, in-process."""
+
+    def __init__(self, home: Path, **env: str) -> None:
+        self.home = home
+        self.env = {"SHENBAO_HOME": str(home), "SHENBAO_NOW": None, "SHENBAO_DATABASE_URL": None} | env
+
+    def __call__(self, *args: str, now: str | None = NOW, code: int = 0) -> Result:
+        argv = (["--now", now] if now else []) + list(args)
+        result = CliRunner().invoke(cli_module.cli, argv, env=self.env, catch_exceptions=False)
+        assert result.exit_code == code, (argv, result.exit_code, result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str, now: str | None = NOW) -> Any:
+        return json.loads(self(*args, "--json", now=now).stdout)
+
+
+def run_script(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [str(SHENBAO), *args],
+        env=clean_env(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
+    return done
+
+
+@pytest.fixture
+def sb(tmp_path: Path) -> Shenbao:
+    run = Shenbao(tmp_path / "home")
+    run("init")
+    return run
+
+
+@pytest.fixture
+def cases(sb: Shenbao) -> dict[str, str]:
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    listed = sb.json("case", "list", "--campaign", "2026-cluster-selection", "--kind", "cluster_application")
+    return {c["title"]: c["ref"] for c in listed}
+
+
+# -- help ------------------------------------------------------------------------------------------
+
+
+def test_it_explains_itself_with_help(tmp_path: Path) -> None:
+    done = run_script(tmp_path, "--help")
+    assert "申报 shenbao" in done.stdout and "SHENBAO_DATABASE_URL" in done.stdout
+    for name in ("init", "campaign", "roster", "case", "status", "history", "audit"):
+        assert name in done.stdout
+
+
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in sorted(group.commands.items()):
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize(
+    ("path", "command"),
+    list(_commands(cli_module.cli)),
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else "",
+)
+def test_it_explains_every_command_with_help(
+    tmp_path: Path, path: tuple[str, ...], command: click.Command
+) -> None:
+    result = Shenbao(tmp_path)(*path, "--help", now=None)
+    purpose = (command.help or "").strip().splitlines()[0]
+    assert purpose and purpose[:12] in " ".join(result.stdout.split())
+
+
+# -- init and campaigns ------------------------------------------------------------------------------
+
+
+def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path: Path) -> None:
+    first = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
+    assert first["divisions_added"] == 102 and first["schema_from"] is None
+    assert first["campaigns"]["2026-cluster-selection"] == ["新建批次", "新建市级案件 22 个"]
+    second = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
+    assert second["divisions_added"] == 0 and second["schema_from"] == second["schema_to"]
+    assert second["campaigns"] == {"2026-cluster-selection": [], "2026-jingpin": []}
+    assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
+    run_script(tmp_path, "audit", "verify")
+
+
+def test_it_shows_a_campaigns_stages_with_weekday_and_24_00(sb: Shenbao) -> None:
+    out = sb("campaign", "show", "2026-cluster-selection").stdout
+    assert (
+        "2026-06-25（周四）24:00" in out
+        and "2026-06-05（周五）24:00" in out
+        and "2026-07-03（周五）24:00" in out
+    )
+    assert "另行通知" in out and "现场答辩" in out and "严梦玲" in out
+    jp = sb.json("campaign", "show", "2026-jingpin")
+    assert [s["stage"] for s in jp["stages"]] == [
+        "roster",
+        "application",
+        "local_review",
+        "city_recommendation",
+        "review",
+    ]
+    assert jp["stages"][1]["due_at"] == "2026-07-10T16:00:00+00:00"
+
+
+def test_it_lists_the_loaded_campaigns(sb: Shenbao) -> None:
+    assert [c["id"] for c in sb.json("campaign", "list")] == ["2026-cluster-selection", "2026-jingpin"]
+
+
+def test_it_reports_a_broken_campaign_file_naming_the_field(sb: Shenbao, tmp_path: Path) -> None:
+    text = (Path(cli_module.__file__).parents[1] / "calendars/campaigns/2026-jingpin.yaml").read_text(
+        encoding="utf-8"
+    )
+    bad = tmp_path / "2026-jingpin.yaml"
+    bad.write_text(text.replace("deadline: 2026-07-10", 'deadline: "2026-07-32"'), encoding="utf-8")
+    result = sb("campaign", "load", str(bad), code=2)
+    assert "stages[application].deadline" in result.stderr and str(bad) in result.stderr
+
+
+def test_it_announces_a_deadline_and_shows_its_version(sb: Shenbao) -> None:
+    sb("deadline", "set", "2026-cluster-selection", "defence", "2026-08-15 17:00", "--reason", "答辩通知")
+    out = sb("campaign", "show", "2026-cluster-selection").stdout
+    assert "2026-08-15（周六）17:00（第2版）" in out
+
+
+# -- imports -----------------------------------------------------------------------------------------
+
+
+def test_it_imports_a_roster_and_marks_the_task_submitted(sb: Shenbao) -> None:
+    out = sb("roster", "import", str(SCENARIO / "roster_hangzhou.xlsx")).stdout
+    assert "4 行，新增联系人 4 人" in out and "杭州市工作人员信息汇总表" in out
+    people = sb.json("roster", "list", "--city", "杭州市", "--program", "jingpin")
+    assert {p["name"] for p in people} == {"李华", "赵静"}
+    assert sb.json("case", "show", "RS26-CL-330100")["state"] == "submitted"
+
+
+def test_it_imports_applications(sb: Shenbao, cases: dict[str, str]) -> None:
+    assert len(cases) == 11 and cases["西湖区"] == "CL26-00001"
+
+
+def test_it_exits_2_naming_row_and_column_of_a_bad_import(sb: Shenbao, tmp_path: Path) -> None:
+    good = [
+        "鄞州区",
+        "",
+        "协同区",
+        "人工智能",
+        "智能终端",
+        "创新型产业集群",
+        260,
+        1,
+        1,
+        3,
+        "否",
+        "周敏",
+        "13600000002",
+        "zm@yz.gov.cn",
+        "",
+    ]
+    bad = [*good[:4], "算力基础设施", *good[5:12], "136-no", *good[13:]]
+    path = write_sheet(tmp_path / "申报.csv", CLUSTER_HEADERS, [good, bad])
+    result = sb("case", "import", str(path), "--campaign", "2026-cluster-selection", code=2)
+    assert "申报.csv 第3行 「联系人手机」" in result.stderr and "整个文件未导入" in result.stderr
+    assert sb.json("case", "list", "--kind", "cluster_application") == []
+
+
+def test_it_adds_one_application_from_fields(sb: Shenbao) -> None:
+    fields = {
+        "申报单位": "海曙区",
+        "申报类型": "协同区",
+        "集群名称": "人工智能",
+        "细分赛道": "智能终端",
+        "当前所属X体系": "创新型产业集群",
+        "2025年集群规上企业营业收入（亿元）": "210",
+        "省级及以上链主企业数量": "0",
+        "省级及以上创新平台数量": "0",
+        "省级及以上企业研发机构数量": "1",
+        "集群联系人": "张三",
+        "联系人手机": "13800000000",
+    }
+    args = [x for k, v in fields.items() for x in ("--field", f"{k}={v}")]
+    assert "已新增 CL26-00001" in sb("case", "add", "--campaign", "2026-cluster-selection", *args).stdout
+
+
+# -- acting --------------------------------------------------------------------------------------------
+
+
+def test_it_acts_on_a_case_and_shows_the_new_state(sb: Shenbao, cases: dict[str, str]) -> None:
+    out = sb("case", "act", cases["西湖区"], "submit", "--as", "西湖区", "--by", "赵静").stdout
+    assert "已提交待市级审核" in out
+    shown = sb.json("case", "show", cases["西湖区"])
+    assert shown["state"] == "submitted" and {a["action"] for a in shown["allowed_actions"]} >= {
+        "recommend",
+        "return",
+    }
+
+
+def test_it_exits_3_with_the_reason_when_an_action_is_refused(sb: Shenbao, cases: dict[str, str]) -> None:
+    result = sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    assert "操作被拒绝" in result.stderr and "2026-06-25（周四）24:00" in result.stderr
+    assert sb.json("case", "show", cases["桐庐县"])["state"] == "draft"
+
+
+def test_it_refuses_another_citys_coordinator(sb: Shenbao, cases: dict[str, str]) -> None:
+    sb("case", "act", cases["西湖区"], "submit")
+    result = sb("case", "act", cases["西湖区"], "recommend", "--as", "宁波市", code=3)
+    assert "宁波市无权处理案件" in result.stderr
+
+
+def test_it_takes_an_override_reason_and_records_it(sb: Shenbao, cases: dict[str, str]) -> None:
+    park = cases["杭州未来科技城管委会"]
+    refused = sb("case", "act", park, "submit", code=3)
+    assert "revenue_threshold" in refused.stderr and "--override" in refused.stderr
+    sb("case", "act", park, "submit", "--override", "revenue_threshold=软件业增速快")
+    show = sb("case", "show", park).stdout
+    assert "已说明理由：软件业增速快" in show
+    history = sb.json("history", park)["events"]
+    assert [e["action"] for e in history] == ["create", "refusal", "state_change", "override"]
+    assert history[-1]["reason"] == "软件业增速快"
+
+
+def test_it_rejects_an_override_without_a_reason(sb: Shenbao, cases: dict[str, str]) -> None:
+    result = sb(
+        "case", "act", cases["杭州未来科技城管委会"], "submit", "--override", "revenue_threshold=", code=2
+    )
+    assert "理由不能为空" in result.stderr
+
+
+def test_it_schedules_a_defence_at_a_given_time(sb: Shenbao, cases: dict[str, str]) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit")
+    sb("case", "act", ref, "recommend", "--as", "杭州市")
+    sb("case", "act", ref, "pass_preliminary", "--as", "浙江省", now="2026-07-20T10:00")
+    sb("case", "act", ref, "schedule_defence", "--at", "2026-08-10T09:00", now="2026-07-20T10:00")
+    assert "现场答辩：2026-08-10（周一）09:00" in sb("case", "show", ref).stdout
+
+
+def test_it_submits_a_recommendation_with_its_letter(sb: Shenbao, cases: dict[str, str]) -> None:
+    sb("case", "act", cases["富阳区"], "submit")
+    rc = "RC26-CL-330100"
+    assert "推荐函" in sb("case", "act", rc, "submit", "--as", "杭州市", code=3).stderr
+    sb("case", "act", rc, "submit", "--as", "杭州市", "--letter", "杭经信〔2026〕12号.pdf")
+    assert sb.json("case", "show", rc)["letter"] == "杭经信〔2026〕12号.pdf"
+    assert sb.json("case", "show", cases["富阳区"])["state"] == "not_recommended"
+
+
+def test_it_names_an_unknown_case(sb: Shenbao) -> None:
+    assert "找不到案件：CL26-99999" in sb("case", "show", "CL26-99999", code=2).stderr
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+
+def test_it_reports_status_as_json(sb: Shenbao, cases: dict[str, str]) -> None:
+    sb("case", "act", cases["西湖区"], "submit")
+    [report] = sb.json("status", "--campaign", "2026-cluster-selection")
+    assert report["campaign"] == "2026-cluster-selection" and report["now"] == "2026-06-01T02:00:00+00:00"
+    board = report["board"]
+    assert (board["kind"], board["group_by"]) == ("cluster_application", "city")
+    assert board["states"][:3] == ["draft", "submitted", "returned"]
+    hz = next(r for r in board["rows"] if r["code"] == "330100")
+    assert (hz["name"], hz["counts"], hz["total"]) == ("杭州市", {"draft": 10, "submitted": 1}, 11)
+    assert len(board["rows"]) == 11 and board["total"] == {"draft": 10, "submitted": 1}
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert stages["application"]["pending"] == 10 and stages["application"]["overdue"] is False
+    assert stages["defence"]["due_at"] is None
+
+
+def test_it_breaks_status_down_by_county(sb: Shenbao, cases: dict[str, str]) -> None:
+    [report] = sb.json("status", "--campaign", "2026-cluster-selection", "--city", "杭州市")
+    assert report["board"]["group_by"] == "county"
+    assert {r["name"] for r in report["board"]["rows"] if r["total"]} >= {"西湖区", "淳安县", "余杭区"}
+
+
+def test_it_prints_a_case_history_with_refusals(sb: Shenbao, cases: dict[str, str]) -> None:
+    sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    out = sb("history", cases["桐庐县"]).stdout
+    assert "被拒绝" in out and "2026-06-25（周四）24:00" in out and "新建" in out
+
+
+# -- the clock ------------------------------------------------------------------------------------------
+
+
+def test_it_takes_now_from_the_option_after_the_subcommand(sb: Shenbao) -> None:
+    result = sb("campaign", "show", "2026-cluster-selection", "--json", "--now", "2026-06-20T09:00", now=None)
+    assert json.loads(result.stdout)["now"] == "2026-06-20T01:00:00+00:00"
+
+
+def test_it_takes_now_from_shenbao_now(tmp_path: Path) -> None:
+    Shenbao(tmp_path, SHENBAO_NOW="2026-06-01T10:00")("init", now=None)
+    shown = Shenbao(tmp_path, SHENBAO_NOW="2026-06-26T08:00").json(
+        "campaign", "show", "2026-cluster-selection", now=None
+    )
+    assert shown["now"] == "2026-06-26T00:00:00+00:00"
+    assert {s["stage"]: s["working_days_left"] for s in shown["stages"]}["application"] < 0
+
+
+def test_it_rejects_a_malformed_now(sb: Shenbao) -> None:
+    assert "--now" in sb("status", now="2026-06-31T09:00", code=2).stderr
+
+
+# -- the audit -------------------------------------------------------------------------------------------
+
+
+def test_it_verifies_the_audit_and_exits_1_after_the_sqlite_file_is_tampered_with(tmp_path: Path) -> None:
+    sb = Shenbao(tmp_path)
+    sb("init")
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    sb("case", "act", "CL26-00001", "submit")
+    assert "审计链完好" in sb("audit", "verify").stdout
+    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+        seq = conn.execute("SELECT max(seq) FROM audit_event WHERE action = 'state_change'").fetchone()[0]
+        conn.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?", (seq,))
+    done = run_script(tmp_path, "audit", "verify", "--json", code=1)
+    report = json.loads(done.stdout)
+    assert report["ok"] is False and [(p["seq"], p["kind"]) for p in report["problems"]] == [(seq, "changed")]
+
+
+def test_it_runs_on_postgresql_from_shenbao_database_url(tmp_path: Path, fresh_pg_url: str) -> None:
+    env = {"SHENBAO_DATABASE_URL": fresh_pg_url, "SHENBAO_NOW": NOW}
+    first = json.loads(run_script(tmp_path, "init", "--json", **env).stdout)
+    assert first["database"].startswith("postgresql") and first["divisions_added"] == 102
+    sb = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url)
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    sb("case", "act", "CL26-00001", "submit")
+    assert sb.json("case", "show", "CL26-00001")["state"] == "submitted"
+    assert json.loads(run_script(tmp_path, "audit", "verify", "--json", **env).stdout)["ok"] is True
+
+
+@pytest.fixture
+def fresh_pg_url(worker_id: str) -> Iterator[str]:
+    """An empty PostgreSQL database: ``shenbao init`` runs the migrations from nothing."""
+    from tests.conftest import _pg_database
+
+    yield from _pg_database(f"cli_{worker_id}")
