@@ -47,6 +47,8 @@ class Shenbao:
 
     def __call__(self, *args: str, now: str | None = NOW, code: int = 0) -> Result:
         argv = (["--now", now] if now else []) + list(args)
+        # Tables are sized at import from COLUMNS; make them wide enough that no cell folds.
+        cli_module.out.console.width = cli_module.out.err_console.width = 400
         result = CliRunner().invoke(cli_module.cli, argv, env=self.env, catch_exceptions=False)
         assert result.exit_code == code, (argv, result.exit_code, result.stdout, result.stderr)
         return result
