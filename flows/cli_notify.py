@@ -194,7 +194,9 @@ def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:
             if step is None:
-                instants = [w.at for w in wakeups(session, rt.calendar, start, end)]
+                # Two wake-ups may share an instant (a last-day reminder at 08:30 and the start of
+                # working hours): tick once, or the timeline lists that instant's emails twice.
+                instants = sorted({w.at for w in wakeups(session, rt.calendar, start, end)})
             else:
                 instants, t = [], start + step
                 while t <= end:
