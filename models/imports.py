@@ -70,6 +70,7 @@ def resolve_org(session: Session, name: str) -> tuple[Organisation | None, str |
 def import_roster(session: Session, ctx: Ctx, path: Path) -> ImportSummary:
     """附件3 rows become contacts; each city's roster task for those programs is marked submitted."""
     rows = parse_roster(path)
+    ctx.audit.lock(session)  # contacts are looked up, then inserted: one importer at a time
     problems: list[ImportProblem] = []
     resolved: list[tuple[Any, Organisation]] = []
     for row in rows:
@@ -132,6 +133,9 @@ def _submit_roster_tasks(session: Session, ctx: Ctx, cities_by_program: dict[str
 
 
 def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:
+    # Case numbers and the duplicate check read what other writers insert: queue behind them
+    # (PostgreSQL; SQLite's BEGIN IMMEDIATE already does) instead of colliding on CL26-00001.
+    ctx.audit.lock(session)
     campaign = get_campaign(session, campaign_id)
     spec = campaign.spec()
     if spec.program == "cluster":
