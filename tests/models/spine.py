@@ -7,8 +7,11 @@ cover the import path itself.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from calendars.timeutil import parse_instant
@@ -220,3 +223,17 @@ def n_events(db: Database) -> int:
 
 def state_of(db: Database, ref: str) -> str:
     return snapshot(db, ref)[0]
+
+
+def wait_until_blocked(db: Database, thread: threading.Thread) -> None:
+    """Return once ``thread`` waits for a lock held by the caller (PostgreSQL), or after a short grace
+    (SQLite, where the other writer waits at BEGIN IMMEDIATE and cannot be seen waiting)."""
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        if db.is_sqlite:
+            time.sleep(0.2)
+            return
+        with db.reader.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                return
+        time.sleep(0.01)

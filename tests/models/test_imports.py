@@ -6,6 +6,7 @@ A rejected file names file, row and column and leaves every table exactly as it 
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from models.imports import import_cases, import_roster
 from models.org import Contact, Organisation
 from models.sheets import ImportRejected, write_sheet
 from tests.fixtures.scenario.make_samples import CLUSTER_HEADERS, JINGPIN_HEADERS, ROSTER_HEADERS
-from tests.models.spine import CLUSTER, JINGPIN, code, events, roster_ref, state_of
+from tests.models.spine import CLUSTER, JINGPIN, code, events, roster_ref, state_of, wait_until_blocked
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SCENARIO = FIXTURES / "scenario"
@@ -375,3 +376,27 @@ def test_it_refuses_to_import_the_same_products_twice(
     assert [(p.row, p.column) for p in exc.problems] == [(2, "产品名称及型号")]
     assert "已在本批次中" in exc.problems[0].message
     assert counts(seeded) == before
+
+
+def test_it_numbers_two_concurrent_imports_without_collision(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    """Two coordinators import at the same moment: the second waits and numbers after the first."""
+    first = write_sheet(tmp_path / "一.csv", CLUSTER_HEADERS, [CLUSTER_ROW])
+    other_row = ["海曙区", *CLUSTER_ROW[1:]]
+    second = write_sheet(tmp_path / "二.csv", CLUSTER_HEADERS, [other_row])
+    outcome: list[Any] = []
+
+    def later() -> None:
+        try:
+            outcome.append(run_cases(seeded, make_ctx, CLUSTER, second).created)
+        except Exception as exc:  # reported below
+            outcome.append(exc)
+
+    with seeded.write() as session:
+        assert import_cases(session, make_ctx(), CLUSTER, first).created == ["CL26-00001"]
+        thread = threading.Thread(target=later)
+        thread.start()
+        wait_until_blocked(seeded, thread)
+    thread.join(timeout=30)
+    assert outcome == [["CL26-00002"]]

@@ -26,6 +26,7 @@ from tests.models.spine import (
     rec_ref,
     recommender,
     snapshot,
+    wait_until_blocked,
 )
 
 JINGPIN_FILE = CAMPAIGN_DIR / "2026-jingpin.yaml"
@@ -240,26 +241,8 @@ def test_it_refuses_the_fourth_rising_star_when_two_recommendations_race(
         act(session, ctx, get_case(session, refs[2]), "recommend")  # flushed, not yet committed
         other = threading.Thread(target=second)
         other.start()
-        _wait_until_blocked(seeded, other)
+        wait_until_blocked(seeded, other)
     other.join(timeout=30)
     assert outcome == {"second": "quota"}
     with seeded.read() as session:
         assert usage(session, CLUSTER)["rising_star:330100"] == 3
-
-
-def _wait_until_blocked(db: Database, thread: threading.Thread) -> None:
-    """Return once ``thread`` waits for a lock held by us (PostgreSQL), or after a short grace (SQLite)."""
-    import time
-
-    from sqlalchemy import text
-
-    deadline = time.monotonic() + 10
-    while thread.is_alive() and time.monotonic() < deadline:
-        if db.is_sqlite:
-            time.sleep(0.2)  # the other writer waits at BEGIN IMMEDIATE
-            return
-        with db.reader.connect() as conn:
-            waiting = conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar()
-        if waiting:
-            return
-        time.sleep(0.01)
