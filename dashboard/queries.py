@@ -166,6 +166,19 @@ def org_names(session: Session, ids: set[str]) -> dict[str, str]:
     return names
 
 
+QUOTA_KINDS = {"rising_star": "“新星”产业群推荐名额", "cluster": "核心区协同区推荐（不限数量）",
+               "city": "制造精品推荐名额（附2-2）", "brand": "先进制造业集群品牌产品单列名额",
+               "soe": "省属企业集团推荐名额", "assoc": "省级行业协会推荐名额"}
+
+
+def quota_label(session: Session, bucket: str | None) -> str:
+    """``rising_star:330100`` → 杭州市“新星”产业群推荐名额 (what Case.quota_bucket means to people)."""
+    if not bucket:
+        return ""
+    kind, _, owner = bucket.partition(":")
+    return f"{org_names(session, {owner}).get(owner, owner)}{QUOTA_KINDS.get(kind, kind)}"
+
+
 def division_name(code: str | None) -> str:
     if not code:
         return "市本级"

@@ -23,6 +23,7 @@ from dashboard.queries import (
     mail_log,
     org_names,
     overdue_states,
+    quota_label,
     stage_progress,
     stage_statuses,
 )
@@ -153,7 +154,7 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     attrs = [(ATTR_LABELS.get(k, k), v) for k, v in case.attrs.items()
              if k != "source_row" and v not in (None, "") and not (k == "track" and case.track == v)]
     overridable = [f for f in case.findings if f.get("severity") == "in_principle"]
-    return {"case": case, "machine": machine, "names": names, "mine": mine, "others": others, "attrs": attrs,
+    return {"case": case, "machine": machine, "names": names, "quota": quota_label(session, case.quota_bucket), "mine": mine, "others": others, "attrs": attrs,
             "overridable": overridable, "severity": SEVERITY, "history": case_history(session, case)}
 
 
@@ -198,6 +199,7 @@ def city_page(request: Request, campaign_id: str, city_code: str, viewer: Viewer
         statuses = stage_statuses(session, c, viewer.org, now(request), rt.calendar)
     stage = next((s for s in statuses if s.stage.subject == "recommendation"), None)
     return render(request, "city.html", viewer=viewer, campaign=c, rec=rec, stage=stage,
+                  quota_names={q.bucket: q.name for q in rec.quotas},
                   division_name=division_name, machine_for=machine_for)
 
 
