@@ -355,8 +355,12 @@ def test_a_24_00_closing_happens_at_24_00_not_at_the_next_poll(scenario: Runtime
     start = APPLICATION_CLOSES - timedelta(seconds=3)
     with running(Service(scenario, quiet_options(), ServiceClock.starting_at(start))) as service:
         assert drafts(scenario) == 11  # the catch-up ran before the deadline
-        events = wait_for(lambda: lapse_events(scenario), what="the drafts to lapse at 24:00")
-        assert service.last_sweep is not None and service.last_sweep.reason.startswith("唤醒")
+        woke = wait_for(
+            lambda: service.last_sweep if service.last_sweep.reason.startswith("唤醒") else None,  # type: ignore[union-attr]
+            what="the wake-up at 24:00",
+        )
+    assert woke.tick.lapsed and "截止" in woke.reason
+    events = lapse_events(scenario)
     assert len(events) == 11
     for event in events:
         assert APPLICATION_CLOSES <= event.at < APPLICATION_CLOSES + timedelta(minutes=60)
