@@ -229,3 +229,22 @@ def audit_page(request: Request, viewer: ViewerDep) -> Response:
 def me_page(request: Request, viewer: ViewerDep) -> Response:
     path = f"/calendar/{feed_id(request.app.state.web_secret, viewer.token_id)}.ics"
     return render(request, "me.html", viewer=viewer, feed_url=absolute_url(request, path))
+
+
+@router.get("/api/docs")
+def api_docs(request: Request) -> Response:
+    """The API reference rendered here from the OpenAPI schema (Swagger UI would need a CDN)."""
+    schema = request.app.openapi()
+    endpoints = []
+    for path, methods in schema["paths"].items():
+        if not path.startswith("/api/"):
+            continue
+        for method, op in methods.items():
+            ok = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            model = (ok.get("$ref") or ok.get("items", {}).get("$ref") or "").rsplit("/", 1)[-1]
+            endpoints.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                              "params": [p["name"] for p in op.get("parameters", [])],
+                              "body": "requestBody" in op, "model": model,
+                              "errors": sorted(k for k in op.get("responses", {}) if k not in ("200", "422"))})
+    return render(request, "api_docs.html", viewer=None, endpoints=endpoints, description=schema["info"]["description"],
+                  models=schema.get("components", {}).get("schemas", {}))

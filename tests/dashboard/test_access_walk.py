@@ -22,7 +22,7 @@ from tests.dashboard.world import World
 
 # Reachable without signing in, by design.
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/login/{token}"), ("POST", "/logout"),
-          ("GET", "/api/openapi.json"), ("GET", "/calendar/{feed}.ics")}
+          ("GET", "/api/openapi.json"), ("GET", "/api/docs"), ("GET", "/calendar/{feed}.ics")}
 
 # Routes with no parameter naming another organisation: their answer is the viewer's own scope.
 # What must never appear in them when a 杭州 person asks:

@@ -109,3 +109,9 @@ def test_the_openapi_schema_documents_response_models(client) -> None:  # type: 
     assert "409" in post["responses"]
     assert "/api/cases/by-external/{external_id}/actions" in schema["paths"]
     assert {"CaseDetail", "BoardOut", "RecommendationOut", "MailLogOut", "AuditOut"} <= set(schema["components"]["schemas"])
+
+
+def test_the_api_reference_is_readable_without_a_cdn(client) -> None:  # type: ignore[no-untyped-def]
+    page = client.get("/api/docs").text
+    assert "/api/cases/by-external/{external_id}/actions" in page and "ActionOut" in page
+    assert "cdn" not in page.lower()
