@@ -195,7 +195,9 @@ def _guard_reviewed(session: Session, case: Case) -> None:
 # -- the action ------------------------------------------------------------------------------
 
 
-_CASCADE_STATES = ("submitted", "county_approved")
+# Undecided when the list goes in: waiting for the city, or returned for revision and not back yet
+# (left out, a returned application could come back only to find nobody able to decide it).
+_CASCADE_STATES = ("submitted", "county_approved", "returned")
 
 
 def act(
