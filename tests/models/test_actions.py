@@ -303,7 +303,7 @@ def test_it_marks_undecided_applications_not_recommended_when_the_city_submits(
     cascade = events(seeded, subject=f"case:{hz['富阳区']}")[-1]
     assert cascade.actor == "system" and rc in cascade.reason and "杭州市" in cascade.reason
     assert state_of(seeded, hz["西湖区"]) == state_of(seeded, hz["余杭区"]) == "recommended"
-    assert state_of(seeded, hz["建德市"]) == "returned"  # being revised: not on the list, not decided
+    assert state_of(seeded, hz["建德市"]) == "not_recommended"  # being revised, not on the list
     assert state_of(seeded, hz["桐庐县"]) == "draft"
     assert state_of(seeded, nb) == "submitted"  # another city's application
 
@@ -311,28 +311,35 @@ def test_it_marks_undecided_applications_not_recommended_when_the_city_submits(
 def test_it_refuses_further_recommendations_once_the_city_has_submitted(
     seeded: Database, make_ctx: Any, hz: dict[str, str]
 ) -> None:
-    submit_all(seeded, make_ctx, hz, "建德市")
-    do(seeded, make_ctx, hz["建德市"], "return", who="杭州市", at=REVIEW, reason="补充佐证材料")
+    early = parse_instant("2026-06-20T10:00")  # the city sends its list before the window closes
     rc = rec_ref(CLUSTER, code("杭州市"))
-    do(seeded, make_ctx, rc, "submit", who="杭州市", at=REVIEW, params={"letter": "推荐函.pdf"})
-    do(seeded, make_ctx, hz["建德市"], "resubmit", who="建德市", at=REVIEW)
+    do(seeded, make_ctx, rc, "submit", who="杭州市", at=early, params={"letter": "推荐函.pdf"})
+    do(seeded, make_ctx, hz["建德市"], "submit", who="建德市", at=parse_instant("2026-06-22T10:00"))
     exc = refused(do, seeded, make_ctx, hz["建德市"], "recommend", who="杭州市", at=REVIEW)
     assert exc.rule == "recommendation_submitted"
-    assert rc in str(exc) and "2026-06-28（周日）10:00" in str(exc)
+    assert rc in str(exc) and "2026-06-20（周六）10:00" in str(exc)
 
 
 def test_it_lets_the_city_adjust_after_the_province_returns_its_recommendation(
     seeded: Database, make_ctx: Any, hz: dict[str, str]
 ) -> None:
-    submit_all(seeded, make_ctx, hz, "建德市")
-    do(seeded, make_ctx, hz["建德市"], "return", who="杭州市", at=REVIEW, reason="补充佐证材料")
     rc = rec_ref(CLUSTER, code("杭州市"))
-    do(seeded, make_ctx, rc, "submit", who="杭州市", at=REVIEW, params={"letter": "推荐函.pdf"})
-    do(seeded, make_ctx, hz["建德市"], "resubmit", who="建德市", at=REVIEW)
+    early = parse_instant("2026-06-20T10:00")
+    do(seeded, make_ctx, rc, "submit", who="杭州市", at=early, params={"letter": "函.pdf"})
+    do(seeded, make_ctx, hz["建德市"], "submit", who="建德市", at=parse_instant("2026-06-22T10:00"))
     do(seeded, make_ctx, rc, "return", who="浙江省", at=REVIEW, reason="请补报建德市")
     do(seeded, make_ctx, hz["建德市"], "recommend", who="杭州市", at=REVIEW)
     do(seeded, make_ctx, rc, "resubmit", who="杭州市", at=REVIEW)
     assert (state_of(seeded, rc), state_of(seeded, hz["建德市"])) == ("submitted", "recommended")
+
+
+def test_it_lets_the_city_decline_an_application_it_returned(
+    seeded: Database, make_ctx: Any, hz: dict[str, str]
+) -> None:
+    submit_all(seeded, make_ctx, hz, "建德市")
+    do(seeded, make_ctx, hz["建德市"], "return", who="杭州市", at=REVIEW, reason="补充佐证材料")
+    do(seeded, make_ctx, hz["建德市"], "not_recommend", who="杭州市", at=REVIEW, reason="逾期未补正")
+    assert state_of(seeded, hz["建德市"]) == "not_recommended"
 
 
 # -- the province: 初审, 答辩, 评审 ------------------------------------------------------------------
