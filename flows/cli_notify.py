@@ -127,9 +127,12 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
         while t <= until:
             instants.append(t)
             t += step
-    instants = sorted(set(instants) | {i for i in (extra_instants or []) if start < i <= until})
+    remaining = sorted(set(instants) | {i for i in (extra_instants or []) if start < i <= until})
     timeline: list[dict[str, Any]] = []
-    for i, now in enumerate(instants, 1):
+    i = 0
+    while remaining:
+        now = remaining.pop(0)
+        i += 1
         if on_step is not None:
             on_step(now)
         report = run_tick(rt, now)
@@ -143,8 +146,14 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
         if sent is not None:
             entry["sent"] = sent.as_dict() if hasattr(sent, "as_dict") else sent.__dict__
         timeline.append(entry)
+        if step is None and on_step is not None:
+            # An action may have moved a deadline or announced one: its reminder steps and
+            # escalation rounds are new instants, planned afresh as the scheduler service does.
+            with rt.db.read() as session:
+                fresh = {w.at for w in wakeups(session, rt.calendar, now, until)}
+            remaining = sorted(set(remaining) | fresh)
         if rt.progress:
-            rt.progress(i, len(instants), now, entry)
+            rt.progress(i, i + len(remaining), now, entry)
     return timeline
 
 
