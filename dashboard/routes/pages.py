@@ -131,9 +131,10 @@ def board_page(
         names = org_names(session, {x.org_id for x in cases})
     used_states = [s for s in machine.states if grid is None or grid.total().get(s)] or list(machine.states)[:4]
     crumbs = [("全省" if org.tier == "province" else org.name, {})]
-    if level.get("city"):
+    # The viewer's own organisation is the first crumb already; do not repeat it.
+    if level.get("city") and level["city"] != org.id:
         crumbs.append((division_name(level["city"]), {"city": level["city"]}))
-    if level.get("county"):
+    if level.get("county") and level["county"] != org.id:
         crumbs.append((division_name(level["county"]), {"county": level["county"]}))
     return render(
         request, "board.html", viewer=viewer, campaign=c, kind=kind, kinds=kinds, machine=machine, grid=grid,
