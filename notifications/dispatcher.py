@@ -44,6 +44,7 @@ rate limiter, which throttles real traffic to a real server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import multiprocessing
@@ -124,6 +125,8 @@ class SmtpConfig:
         for name in ("rate_per_second", "backoff_base_seconds", "lease_seconds", "timeout"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.envelope_from and not _ENVELOPE_ADDRESS.fullmatch(self.envelope_from):
+            problems.append(f"envelope_from {self.envelope_from!r} is not a plain ASCII address")
         if problems:
             raise ValueError("SmtpConfig: " + "; ".join(problems))
 
@@ -271,6 +274,9 @@ def classify(exc: BaseException) -> tuple[Literal["temporary", "permanent"], int
 
 
 _FROM_HEADER = re.compile(rb"^from:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+# What may stand between < and > on a MAIL/RCPT line without SMTPUTF8: printable ASCII, no
+# brackets or spaces. Anything else would let a stored address inject SMTP commands.
+_ENVELOPE_ADDRESS = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+")
 
 
 @functools.lru_cache(maxsize=64)
@@ -282,6 +288,39 @@ def envelope_sender(raw: bytes) -> str:
     """The bare address of the From header (``=?utf-8?…?= <a@b>`` → ``a@b``)."""
     match = _FROM_HEADER.search(raw.split(b"\r\n\r\n", 1)[0])
     return _address_in(match.group(1).strip()) if match else ""
+
+
+@functools.lru_cache(maxsize=1024)
+def envelope_address(address: str) -> bytes:
+    """``a@b`` → ``<a@b>`` for a MAIL or RCPT line; ValueError if it cannot go there."""
+    if not _ENVELOPE_ADDRESS.fullmatch(address):
+        raise ValueError(f"{address!r} is not an address an SMTP envelope can carry")
+    return b"<" + address.encode("ascii") + b">"
+
+
+async def send_raw(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes, raw: bytes) -> None:
+    """One mail transaction of stored bytes over an open aiosmtplib connection.
+
+    This is ``SMTP.sendmail(sender, [recipient], raw)`` without its address parsing: sendmail
+    runs email.utils.parseaddr four times per message (~120 µs, half of the dispatcher's CPU per
+    mail), for addresses that were checked once when the job was claimed. Errors are the same
+    exceptions sendmail raises, and the envelope is reset after a refusal so the connection
+    can carry the next message.
+    """
+    try:
+        response = await smtp.execute_command(b"MAIL", b"FROM:" + sender)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender.decode())
+        response = await smtp.execute_command(b"RCPT", b"TO:" + recipient)
+        if response.code not in (250, 251):
+            refusal = aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient.decode())
+            raise aiosmtplib.SMTPRecipientsRefused([refusal])
+        await smtp.data(raw)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        if smtp.is_connected:
+            with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):
+                await smtp.rset()
+        raise
 
 
 @functools.cache
@@ -397,36 +436,27 @@ class _Run:
                 ids += session.execute(due).scalars()
             if not ids:
                 return 0, []
-            values = {"status": E_SENDING, "claimed_by": self.worker, "claimed_at": self.now}
-            if self.db.is_sqlite:
-                claimed = []
-                guarded = (
-                    update(_email)
-                    .where(
-                        _email.c.id == bindparam("row_id"),
-                        or_(
-                            _email.c.status.in_(_DUE_STATUSES),
-                            and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
-                        ),
-                    )
-                    .values(**values)
-                )
-                for row_id in ids:
-                    if session.execute(guarded, {"row_id": row_id}).rowcount == 1:
-                        claimed.append(row_id)
-            else:
-                # The rows are locked by this transaction (FOR UPDATE), nobody else can take them.
-                session.execute(update(_email).where(_email.c.id.in_(ids)).values(**values))
-                claimed = ids
+            # The conditional update is the claim: a row counts as ours only if it was still
+            # claimable when this statement changed it, and RETURNING says exactly which rows
+            # those are (healthchecks checks rowcount == 1 per row; one statement for a batch
+            # does the same check for all of them at a fraction of the cost). On PostgreSQL the
+            # rows are already locked by FOR UPDATE above; on SQLite BEGIN IMMEDIATE already
+            # keeps other writers out, and the guard keeps the claim correct without relying on it.
+            claimable = or_(
+                and_(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now),
+                and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
+            )
             rows = session.execute(
-                select(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
-                .where(_email.c.id.in_(claimed))
-                .order_by(_email.c.id)
+                update(_email)
+                .where(_email.c.id.in_(ids), claimable)
+                .values(status=E_SENDING, claimed_by=self.worker, claimed_at=self.now)
+                .returning(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
             ).all()
-            jobs = [_Job(r.id, r.to_addr, bytes(r.raw), r.attempts) for r in rows]
+            rows.sort(key=lambda r: r.id)
+            jobs = [_Job(r.id, r.to_addr, r.raw, r.attempts) for r in rows]
             if self.recheck is not None:
                 jobs = self._apply_recheck(session, jobs)
-            return len(claimed), jobs
+            return len(rows), jobs
 
     def _apply_recheck(self, session: Session, jobs: list[_Job]) -> list[_Job]:
         """Ask the domain whether each message is still worth sending, in the claim transaction
@@ -516,6 +546,8 @@ class _Run:
                     smtp = self._client()
                     try:
                         await smtp.connect()
+                        if smtp.is_ehlo_or_helo_needed:
+                            await smtp.ehlo()
                     except Exception as exc:
                         smtp = None
                         self._connect_failed()
@@ -525,9 +557,9 @@ class _Run:
                     self.connect_failures = 0
                 if self.limiter is not None:
                     await self.limiter.acquire()
-                sender = self.config.envelope_from or envelope_sender(job.raw)
                 try:
-                    await smtp.sendmail(sender, [job.to_addr], job.raw)
+                    sender = envelope_address(self.config.envelope_from or envelope_sender(job.raw))
+                    await send_raw(smtp, sender, envelope_address(job.to_addr), job.raw)
                 except Exception as exc:
                     kind, code, detail, usable = classify(exc)
                     self._record(_Outcome(job, kind, code, detail))
@@ -834,7 +866,9 @@ __all__: Iterable[str] = (
     "dispatch",
     "dispatch_due",
     "dispatch_in_processes",
+    "envelope_address",
     "envelope_sender",
     "per_process_config",
     "rate_limiter_for",
+    "send_raw",
 )
