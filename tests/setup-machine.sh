@@ -16,10 +16,11 @@ if ! pg_up; then
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
   pg_up || { echo "PostgreSQL could not be started: the PostgreSQL tests will fail" >&2; exit 1; }
 fi
-if [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Debian's chromium for the browser tests"
+# Chromium for the browser tests; a CJK font so the screenshots show Chinese, not boxes.
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "wqy\|noto.*cjk"; then
+  echo "Installing Debian's chromium and a CJK font for the browser tests"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) \
       || echo "chromium could not be installed: browser tests will be skipped" >&2
   else
     echo "not root or no apt-get: browser tests will be skipped" >&2
