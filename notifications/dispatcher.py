@@ -364,7 +364,6 @@ class _Run:
         self.connect_failures = 0  # consecutive, across workers
         self.breaker_open = False
         self.total = 0
-        self.done = 0
         self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
 
     async def _in_db(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -491,7 +490,6 @@ class _Run:
                     )
                 )
                 self.report.cancelled += 1
-                self.done += 1
                 continue
             if isinstance(verdict, bytes):
                 email.raw = verdict
@@ -599,9 +597,10 @@ class _Run:
             batch, self.outcomes = self.outcomes, []
             if batch:
                 await self._in_db(self._write_outcomes, batch)
-                self.done += len(batch)
             if self.progress is not None and (batch or finished):
-                self.progress(self.done, max(self.total, self.done))
+                # The counters are written only by the database thread, which is idle now.
+                done = self.report.handled
+                self.progress(done, max(self.total, done))
             if finished and not self.outcomes:
                 return
 

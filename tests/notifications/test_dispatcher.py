@@ -305,3 +305,20 @@ def test_it_takes_the_envelope_sender_from_the_from_header() -> None:
     )
 
     assert envelope_sender(raw) == SENDER
+
+
+def test_it_dead_letters_an_address_smtp_cannot_carry_without_bothering_the_server(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    bad, good = add_emails(db, to=[("张三", "zhangsan@qz.example.cn"), ("李四", "lisi@qz.example.cn")])
+    # An internationalised address, as a roster typed it; the server does not offer SMTPUTF8.
+    with db.write() as session:
+        session.execute(update(Email).where(Email.id == bad).values(to_addr="张三@例子.中国"))
+
+    report = dispatch(db, NOW, config_for(smtp.port, concurrency=1), worker="t")
+
+    rows = emails(db)
+    assert (report.dead, report.sent) == (1, 1)
+    assert rows[bad].status == E_DEAD and "invalid address" in rows[bad].last_error
+    assert rows[good].status == E_SENT
+    assert [m.rcpt_tos for m in smtp.messages] == [("lisi@qz.example.cn",)]
