@@ -377,4 +377,5 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
     """An empty PostgreSQL database: ``shenbao init`` runs the migrations from nothing."""
     from tests.conftest import _pg_database
 
-    yield from _pg_database(f"cli_{worker_id}")
+    for url in _pg_database(f"cli_{worker_id}"):
+        yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
