@@ -64,6 +64,17 @@ def resolve_org(session: Session, name: str) -> tuple[Organisation | None, str |
     return None, why
 
 
+def _too_long(problems: list[ImportProblem], path: Path, row: int,
+              checks: list[tuple[str, str | None, Any, str]]) -> None:
+    """Cells longer than their database column: PostgreSQL would refuse the whole import with a
+    traceback (and SQLite would store them), so they are reported like any other bad cell."""
+    for column, value, model, field_name in checks:
+        limit = model.__table__.c[field_name].type.length
+        if value and limit and len(value) > limit:
+            problems.append(ImportProblem(path.name, row, column,
+                                          f"内容过长（{len(value)} 个字符，最多 {limit} 个）：{value[:20]}…"))
+
+
 # -- rosters --------------------------------------------------------------------------------
 
 
@@ -74,6 +85,11 @@ def import_roster(session: Session, ctx: Ctx, path: Path) -> ImportSummary:
     problems: list[ImportProblem] = []
     resolved: list[tuple[Any, Organisation]] = []
     for row in rows:
+        _too_long(problems, path, row.row, [
+            ("处室/科室", row.department, Contact, "department"), ("姓名", row.name, Contact, "name"),
+            ("职务", row.title, Contact, "title"), ("手机号码(浙政钉号码)", row.mobile_display, Contact, "mobile"),
+            ("电子邮箱", row.email, Contact, "email"),
+        ])
         org, why = resolve_org(session, row.org)
         if org is None:
             problems.append(ImportProblem(path.name, row.row, "市、县(市、区)", why or f"未知的单位：{row.org}"))
@@ -191,6 +207,11 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, path: Path) -> Import
     existing, by_external = _existing(session, spec.id)
     planned: list[tuple[ClusterApplicationRow, Organisation, str, str]] = []
     for row in rows:
+        _too_long(problems, path, row.row, [
+            ("申报单位", row.applicant, Organisation, "name"), ("细分赛道", row.track, Case, "track"),
+            ("外部编号", row.external_id, Case, "external_id"), ("集群联系人", row.contact_name, Contact, "name"),
+            ("联系人手机", row.contact_mobile_display, Contact, "mobile"), ("联系人邮箱", row.contact_email, Contact, "email"),
+        ])
         county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
         if county is None:
             continue
@@ -255,6 +276,13 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, path: Path) -> Import
     existing, by_external = _existing(session, spec.id)
     planned: list[tuple[JingpinApplicationRow, Organisation, str, str | None]] = []
     for row in rows:
+        _too_long(problems, path, row.row, [
+            ("企业名称", row.enterprise, Organisation, "name"),
+            ("产品名称及型号", f"{row.enterprise}：{row.product}", Case, "title"),
+            ("推荐单位", row.recommender, Organisation, "name"), ("外部编号", row.external_id, Case, "external_id"),
+            ("联系人", row.contact_name, Contact, "name"), ("联系电话", row.contact_phone_display, Contact, "mobile"),
+            ("联系邮箱", row.contact_email, Contact, "email"),
+        ])
         county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
         if county is None:
             continue
