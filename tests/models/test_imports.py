@@ -400,3 +400,25 @@ def test_it_numbers_two_concurrent_imports_without_collision(
         wait_until_blocked(seeded, thread)
     thread.join(timeout=30)
     assert outcome == [["CL26-00002"]]
+
+
+def test_it_rejects_a_cell_longer_than_its_column_on_every_backend(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    row = list(CLUSTER_ROW)
+    row[4] = "智能终端及配套" * 10  # 70 characters for a 60-character column
+    path = write_sheet(tmp_path / "集群.csv", CLUSTER_HEADERS, [row])
+    before = counts(seeded)
+    exc = rejected(run_cases, seeded, make_ctx, CLUSTER, path)
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "细分赛道")]
+    assert "最多 60 个" in exc.problems[0].message
+    assert counts(seeded) == before
+
+
+def test_it_rejects_a_product_name_too_long_to_store(seeded: Database, make_ctx: Any, tmp_path: Path) -> None:
+    row = list(JINGPIN_ROW)
+    row[3] = "高精度五轴联动数控加工中心" * 25
+    exc = rejected(
+        run_cases, seeded, make_ctx, JINGPIN, write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [row])
+    )
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "产品名称及型号")]
