@@ -27,6 +27,17 @@ CaseKind = Literal["cluster_application", "jingpin_application", "recommendation
 OffsetUnit = Literal["days", "working_days", "hours"]
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """YAML without implicit timestamps: "2026-07-32" stays text, so validation can report it
+    with the file and the field instead of PyYAML failing deep inside the parser."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class CampaignFileError(ValueError):
     """A campaign file that cannot be used; the message names the file and the field."""
 
@@ -100,6 +111,14 @@ class Stage(_Strict):
         if isinstance(value, (str, date)):
             return parse_deadline(value)
         raise ValueError(f"无法识别的时间：{value!r}")
+
+    @model_validator(mode="after")
+    def _opens_before_deadline(self) -> Stage:
+        if self.opens is not None and self.deadline is not None and self.opens >= self.deadline:
+            raise ValueError(f"环节 {self.id} 的开放时间（opens）应早于截止时间（deadline）")
+        if self.closes is not None and self.deadline is not None and self.closes < self.deadline:
+            raise ValueError(f"环节 {self.id} 的停止督办时间（closes）不应早于截止时间（deadline）")
+        return self
 
     @property
     def announced(self) -> bool:
@@ -208,7 +227,7 @@ class CampaignSpec(_Strict):
 def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     """Parse and validate a campaign file's text; errors name ``origin`` and the field path."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         raise CampaignFileError(f"{origin}: YAML 格式错误：{exc}") from exc
     if not isinstance(raw, dict):
@@ -218,7 +237,7 @@ def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            where = ".".join(_path_label(raw, err["loc"]))
+            where = ".".join(_path_label(raw, err["loc"])) or "（整个文件）"
             lines.append(f"  {where}: {err['msg']}")
         raise CampaignFileError(f"{origin}: 批次文件有 {len(lines)} 处错误：\n" + "\n".join(lines)) from exc
 

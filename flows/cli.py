@@ -62,10 +62,13 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except ValidationError as exc:
             raise Fail(str(exc)) from exc
         except Exception as exc:
-            from sqlalchemy.exc import OperationalError
+            from sqlalchemy.exc import DBAPIError, OperationalError
 
             if isinstance(exc, OperationalError):
                 raise Fail(f"数据库无法访问：{exc.orig}（请检查 SHENBAO_DATABASE_URL）", 4) from exc
+            if isinstance(exc, DBAPIError):
+                # e.g. a value longer than its column on PostgreSQL: nothing was written.
+                raise Fail(f"数据库拒绝了这次写入（未作任何修改）：{str(exc.orig).splitlines()[0]}") from exc
             raise
 
     return wrapper

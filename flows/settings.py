@@ -55,5 +55,8 @@ class Settings(BaseSettings):
         if self.audit_anchor_file:
             return self.audit_anchor_file
         # One anchor per database: switching SHENBAO_DATABASE_URL must not mix two chains.
-        tag = hashlib.sha256(self.resolved_database_url.encode()).hexdigest()[:12]
+        url = self.resolved_database_url
+        if url.startswith("postgresql://"):  # the same database however the driver is spelled
+            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        tag = hashlib.sha256(url.encode()).hexdigest()[:12]
         return self.home / f"audit-anchor-{tag}.json"

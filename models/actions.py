@@ -282,7 +282,8 @@ def act(
     details: dict[str, Any] = {"action": action, "label": t.label}
     if params:
         details["params"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
-    if found:
+    if "eligibility" in t.guards:
+        # Replace, never keep, the findings of an earlier check: a fixed application is clean.
         case.findings = [f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found]
         details["findings"] = case.findings
     if case.kind == "recommendation" and params.get("letter"):

@@ -239,6 +239,11 @@ class AuditLog:
         if self.anchor_path is not None:
             anchor = read_anchor(self.anchor_path)
             report.anchor_seq = anchor[0] if anchor else None
+            if anchor is None and last_seq > 0:
+                # Deleting the anchor together with the newest rows must not pass as "no anchor yet".
+                report.problems.append(
+                    Problem(last_seq, "anchor_missing", f"库外锚点文件缺失：{self.anchor_path}（无法确认最新的事件未被删除）")
+                )
             if anchor is not None:
                 a_seq, a_hash = anchor
                 if a_seq > last_seq:

@@ -148,11 +148,6 @@ def test_it_names_the_file_and_the_field_of_an_impossible_deadline(tmp_path: Pat
     assert "stages[application].deadline" in str(exc) and "2026-06-31" in str(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calendars/campaign.py: YAML builds the date itself and its ValueError "
-    "escapes load_campaign_text, so neither the file nor the field is named (reported)",
-)
 def test_it_names_the_file_and_the_field_of_an_impossible_unquoted_date(tmp_path: Path) -> None:
     text = CLUSTER_FILE.read_text(encoding="utf-8").replace("deadline: 2026-07-03", "deadline: 2026-07-32")
     with pytest.raises(CampaignFileError, match=r"stages\[city_recommendation\]\.deadline"):
