@@ -112,11 +112,15 @@ def worker_name(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
-def dispatch_at(rt: Runtime, now: datetime, *, worker: str | None = None) -> DispatchReport:
-    """Drain what is due at ``now`` (``shenbao send``); safe beside other dispatchers."""
+def dispatch_at(
+    rt: Runtime, now: datetime, *, worker: str | None = None, limit: int | None = None
+) -> DispatchReport:
+    """Drain what is due at ``now`` (``shenbao send``), at most ``limit``; safe beside other dispatchers."""
     from notifications.dispatcher import dispatch
 
-    return dispatch(rt.db, now, rt.smtp_config(), worker=worker or worker_name("serve"), recheck=rt.recheck())
+    return dispatch(
+        rt.db, now, rt.smtp_config(), worker=worker or worker_name("serve"), recheck=rt.recheck(), limit=limit
+    )
 
 
 def describe_tick(report: TickReport) -> str:
@@ -458,6 +462,8 @@ class SweepResult:
     sent: DispatchReport | None = None
     error: str | None = None
     attempts: int = 0
+    # Another dispatch was still draining the outbox: this sweep only reconciled.
+    dispatch_skipped: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -494,7 +500,8 @@ class Service:
         self.worker = worker_name("serve")
         self.scheduler: BackgroundScheduler | None = None
         self.last_sweep: SweepResult | None = None
-        self._sweep_lock = threading.Lock()
+        self._reconcile_lock = threading.Lock()
+        self._dispatch_lock = threading.Lock()
         self._signature: str | None = None
         self._planned_real: float = 0.0
         self._store_db: Database | None = None
@@ -587,15 +594,25 @@ class Service:
             _active = None
 
     def _take_lock(self) -> None:
+        waiting = False
         while True:
             try:
                 self.lock.acquire()
                 self._locked = True
+                if waiting:
+                    log.info("备用模式：原调度服务已停止，本进程接管")
                 return
             except ServiceLocked as exc:
                 if not self.options.standby:
                     raise
-                log.info("备用模式：%s；%s 秒后再试", exc.holder, _num(self.options.standby_poll_seconds))
+                # Said once; then quietly, every standby_poll_seconds, until the holder goes.
+                log.log(
+                    logging.DEBUG if waiting else logging.INFO,
+                    "备用模式：已有调度服务在运行（%s），每 %s 秒检查一次，待其停止后接管",
+                    exc.holder,
+                    _num(self.options.standby_poll_seconds),
+                )
+                waiting = True
             if self.stopping.wait(self.options.standby_poll_seconds):
                 return
 
@@ -731,64 +748,81 @@ class Service:
 
     # -- the work -------------------------------------------------------------------------------
     def sweep(self, reason: str, *, not_before: datetime | None = None) -> SweepResult:
-        """Reconcile, then dispatch, at one reading of the clock; retried if the database is down."""
-        with self._sweep_lock:
-            now = self.clock.now()
-            if not_before is not None and now < not_before:
-                # A date job never fires early on the same clock; this only guards the edge.
-                now = not_before
-            result = SweepResult(at=now, reason=reason)
-            attempts = max(self.options.db_attempts, 1)
-            for attempt in range(1, attempts + 1):
-                result.attempts = attempt
+        """Reconcile, then dispatch, at one reading of the clock; each retried if the database is down.
+
+        Reconciles queue behind each other (they are short). A dispatch may be long (a rate-limited
+        server, a big outbox): a sweep that finds one running only reconciles, so a 24:00 closing
+        never waits behind mail, and each dispatch is bounded to about one sweep interval.
+        """
+        now = self.clock.now()
+        if not_before is not None and now < not_before:
+            # A date job never fires early on the same clock; this only guards the edge.
+            now = not_before
+        result = SweepResult(at=now, reason=reason)
+        with self._reconcile_lock:
+            result.tick = self._retrying(result, "对账", lambda: reconcile_at(self.rt, now))
+        if result.tick is not None and not self.stopping.is_set():
+            if self._dispatch_lock.acquire(blocking=False):
                 try:
-                    result.tick = reconcile_at(self.rt, now)
-                    result.sent = dispatch_at(self.rt, now, worker=self.worker)
-                    result.error = None
-                    break
-                except Exception as exc:
-                    if not is_db_unreachable(exc):
-                        result.error = f"{type(exc).__name__}: {exc}"
-                        log.exception(
-                            "%s %s：对账或发送出错（数据未受影响的部分下次照常处理）",
-                            format_local(now),
-                            reason,
-                        )
-                        break
-                    result.error = f"数据库无法访问：{_short(exc)}"
-                    if attempt < attempts:
-                        log.error(
-                            "%s %s：%s（第 %d/%d 次），%s 秒后重试",
-                            format_local(now),
-                            reason,
-                            result.error,
-                            attempt,
-                            attempts,
-                            _num(self.options.db_retry_seconds),
-                        )
-                        if self.stopping.wait(self.options.db_retry_seconds):
-                            break
-                    else:
-                        log.error(
-                            "%s %s：%s（已试 %d 次），等下一次唤醒再补",
-                            format_local(now),
-                            reason,
-                            result.error,
-                            attempts,
-                        )
-            if result.error is None and result.tick is not None and result.sent is not None:
-                busy = not result.tick.nothing_new or result.sent.handled
-                level = logging.INFO if busy or reason != "周期" else logging.DEBUG
-                log.log(
-                    level,
-                    "%s %s：对账 %s；%s",
-                    format_local(now),
-                    reason,
-                    describe_tick(result.tick),
-                    describe_dispatch(result.sent),
+                    result.sent = self._retrying(
+                        result,
+                        "发送",
+                        lambda: dispatch_at(self.rt, now, worker=self.worker, limit=self._dispatch_limit),
+                    )
+                finally:
+                    self._dispatch_lock.release()
+            else:
+                result.dispatch_skipped = True
+        if result.error is None and result.tick is not None:
+            busy = not result.tick.nothing_new or (result.sent is not None and result.sent.handled)
+            level = logging.INFO if busy or reason != "周期" else logging.DEBUG
+            sent = (
+                describe_dispatch(result.sent)
+                if result.sent is not None
+                else "上一轮发送仍在进行，本轮只对账"
+            )
+            log.log(level, "%s %s：对账 %s；%s", format_local(now), reason, describe_tick(result.tick), sent)
+        self.last_sweep = result
+        return result
+
+    @property
+    def _dispatch_limit(self) -> int | None:
+        rate = self.rt.settings.mail_rate_per_second
+        return max(int(rate * self.options.sweep_minutes * 60), 1) if rate > 0 else None
+
+    def _retrying(self, result: SweepResult, what: str, step: Callable[[], Any]) -> Any:
+        """``step()``, tried ``db_attempts`` times while the database does not answer."""
+        attempts = max(self.options.db_attempts, 1)
+        when = f"{format_local(result.at)} {result.reason}"
+        for attempt in range(1, attempts + 1):
+            result.attempts = max(result.attempts, attempt)
+            try:
+                value = step()
+                result.error = None
+                return value
+            except Exception as exc:
+                if not is_db_unreachable(exc):
+                    result.error = f"{type(exc).__name__}: {exc}"
+                    log.exception("%s：%s出错（已回滚；下次唤醒照常处理）", when, what)
+                    return None
+                result.error = f"数据库无法访问：{_short(exc)}"
+                if attempt == attempts:
+                    log.error(
+                        "%s：%s失败，%s（已试 %d 次），等下一次唤醒再补", when, what, result.error, attempts
+                    )
+                    return None
+                log.error(
+                    "%s：%s失败，%s（第 %d/%d 次），%s 秒后重试",
+                    when,
+                    what,
+                    result.error,
+                    attempt,
+                    attempts,
+                    _num(self.options.db_retry_seconds),
                 )
-            self.last_sweep = result
-            return result
+                if self.stopping.wait(self.options.db_retry_seconds):
+                    return None
+        return None
 
     # -- the dashboard --------------------------------------------------------------------------
     def _start_web(self) -> None:

@@ -543,3 +543,33 @@ def test_the_service_commands_do_not_import_prefect() -> None:
         "assert 'prefect' not in sys.modules, 'prefect imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=60)
+
+
+def test_a_standby_takes_over_when_the_running_service_stops(scenario: Runtime) -> None:
+    import threading
+
+    clock = ServiceClock.starting_at(parse_instant("2026-06-20T10:00"))
+    first = Service(scenario, quiet_options(), clock)
+    first.start()
+    standby = Service(scenario, quiet_options(standby=True, standby_poll_seconds=0.1), clock)
+    starting = threading.Thread(target=standby.start)
+    try:
+        starting.start()
+        starting.join(timeout=1.0)
+        assert starting.is_alive()  # waiting for the lock, not running
+        assert standby.scheduler is None
+    finally:
+        first.stop()
+    starting.join(timeout=30)
+    try:
+        assert standby.scheduler is not None and standby.last_sweep is not None
+    finally:
+        standby.stop()
+
+
+def test_a_sweep_only_reconciles_while_a_long_dispatch_is_still_draining(scenario: Runtime) -> None:
+    service = Service(scenario, quiet_options(), ServiceClock.starting_at(parse_instant("2026-06-18T10:00")))
+    with service._dispatch_lock:  # another sweep's dispatch, still at work
+        result = service.sweep("测试")
+    assert result.tick is not None and result.tick.emails > 0
+    assert result.sent is None and result.dispatch_skipped
