@@ -165,6 +165,22 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
     if stage.opens is not None and now < stage.opens:
         return
     hours = WorkingHours.parse(spec.working_hours)
+    latest_steps: dict[str, tuple[Any, datetime]] = {}
+    if now < due and stage.reminders:
+        for audience in ("actor", "supervisor"):
+            steps = [(s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience]
+            latest = latest_due_step(steps, now)
+            if latest is not None:
+                latest_steps[audience] = latest
+    policy = stage.escalation
+    rounds: list[datetime] = []
+    if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
+        rounds = escalation_rounds(policy, due, calendar, until=now)
+    stuck = policy is not None and bool(policy.stuck_after_working_days) and now < due
+    if not (latest_steps or rounds or stuck):
+        # Nothing of this stage can be due yet: its open cases need not be read at all (most
+        # stages most of the time; it keeps a tick over 100,000 open cases cheap).
+        return
     pending = pending_by_org(session, spec.id, stage)
     if not pending:
         return
@@ -172,13 +188,8 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
     writer = _Writer(session, ctx, spec.id, stage.id, version)
     prefix = f"{spec.id}:{stage.id}:v{version}"
 
-    if now < due and stage.reminders:
-        for audience in ("actor", "supervisor"):
-            steps = [(s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience]
-            latest = latest_due_step(steps, now)
-            if latest is None:
-                continue
-            step, at = latest
+    if latest_steps:
+        for audience, (step, at) in latest_steps.items():
             for org_id in pending:
                 target = org_id if audience == "actor" else d.supervisor(org_id)
                 if target is None:
@@ -192,9 +203,7 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
             _cancel(session, report, "已被更新的提醒取代", Notification.campaign_id == spec.id,
                     Notification.stage_id == stage.id, Notification.kind == kind, Notification.step != step.id)
 
-    policy = stage.escalation
-    if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
-        rounds = escalation_rounds(policy, due, calendar, until=now)
+    if policy is not None:
         if rounds:
             k, at = len(rounds), rounds[-1]
             step_id = f"r{k}"
