@@ -31,6 +31,7 @@ from notifications.render import Renderer
 from notifications.schedule import WorkingHours
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
+STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is read whole
 CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation", "stuck")
 
 
@@ -47,9 +48,15 @@ class MailIdentity:
 
 
 class _Campaigns:
+    """What one compose (or recheck) run reads more than once: campaigns, deadlines, and the
+    cases still waiting per stage and organisations (every contact of a county asks the same)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
         self._cache: dict[str, tuple[Campaign, CampaignSpec, dict[str, Any]]] = {}
+        self._pending: dict[tuple[str, str, tuple[str, ...]], tuple[list[Any], int]] = {}
+        self._asked: dict[tuple[str, str], int] = defaultdict(int)
+        self._stage_index: dict[tuple[str, str], dict[str, list[Any]]] = {}
 
     def get(self, campaign_id: str) -> tuple[Campaign, CampaignSpec, dict[str, Any]]:
         if campaign_id not in self._cache:
@@ -58,15 +65,40 @@ class _Campaigns:
             self._cache[campaign_id] = (campaign, campaign.spec(), deadlines_of(self.session, campaign_id))
         return self._cache[campaign_id]
 
+    def pending(self, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Any], int]:
+        key = (campaign_id, stage.id, tuple(orgs))
+        if key in self._pending:
+            return self._pending[key]
+        stage_key = (campaign_id, stage.id)
+        self._asked[stage_key] += 1
+        if stage.actor != "province" and self._asked[stage_key] > STAGE_SCAN_AFTER:
+            # Many organisations asked about one stage (a reminder to every county): one scan of
+            # the stage's open cases beats a query per county, each reading rows all over the table.
+            if stage_key not in self._stage_index:
+                self._stage_index[stage_key] = _pending_index(self.session, campaign_id, stage)
+            index = self._stage_index[stage_key]
+            found = {row.id: row for org in orgs for row in index.get(org, ())}
+            cases = sorted(found.values(), key=lambda c: c.ref)
+            self._pending[key] = (cases, len(cases))
+        else:
+            self._pending[key] = _pending_cases(self.session, campaign_id, stage, orgs)
+        return self._pending[key]
 
-def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Case], int]:
-    """The cases still waiting at ``stage`` on any of ``orgs`` (mirrors reconcile.pending_by_org)."""
-    base = select(Case).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
-                              Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+
+# What a section shows of a case: loading whole rows (JSON attrs and all) for the thousand
+# drafts of a county cost most of a 100,000-case compose.
+_CASE_LINE = (Case.id, Case.ref, Case.title, Case.kind, Case.state, Case.track)
+
+
+def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Any], int]:
+    """The cases still waiting at ``stage`` on any of ``orgs`` (mirrors reconcile.pending_by_org),
+    as rows of ``_CASE_LINE``."""
+    base = select(*_CASE_LINE).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
+                                     Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
     if stage.actor == "province":
         cases = list(session.exec(base.order_by(Case.ref)).all())
         return cases, len(cases)
-    found: dict[int, Case] = {}
+    found: dict[int, Any] = {}
     # A county forwarding for thousands of enterprises: keep each IN list within SQLite's limits.
     for start in range(0, len(orgs), 500):
         chunk = orgs[start:start + 500]
@@ -80,6 +112,26 @@ def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[
             found[case.id] = case  # type: ignore[index]
     cases = sorted(found.values(), key=lambda c: c.ref)
     return cases, len(cases)
+
+
+def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str, list[Any]]:
+    """Every case still waiting at ``stage``, under each organisation ``_pending_cases`` would find it by."""
+    rows = session.exec(
+        select(*_CASE_LINE, Case.org_id, Case.county_code, Case.city_code)
+        .where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
+               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+    ).all()
+    index: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        if stage.actor == "county":
+            keys = {row.county_code, row.org_id}
+        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+            keys = {row.city_code}
+        else:
+            keys = {row.org_id}
+        for key in keys - {None}:
+            index[key].append(row)
+    return index
 
 
 def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> dict[str, Any]:
@@ -122,7 +174,7 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
     base |= _countdown(calendar, now, row.due_at)
     orgs = list(payload.get("orgs", []))
     if n.kind in ("reminder", "overdue"):
-        cases, total = _pending_cases(session, n.campaign_id, stage, orgs)
+        cases, total = campaigns.pending(n.campaign_id, stage, orgs)
         if not total:
             return None
         forwarded = [o for o in orgs if o != contact.org_id]
@@ -135,7 +187,7 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
     late = []
     shown: list[str] = []
     for org_id in orgs:
-        cases, total = _pending_cases(session, n.campaign_id, stage, [org_id])
+        cases, total = campaigns.pending(n.campaign_id, stage, [org_id])
         if not total:
             continue
         shown += [c.ref for c in cases]
@@ -154,7 +206,7 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
     return base | {"late": late, "round": round_no, "shown": sorted(shown)}
 
 
-def _item(case: Case) -> dict[str, str]:
+def _item(case: Any) -> dict[str, str]:
     return {"ref": case.ref, "title": case.title, "state": machine_for(case.kind).state_label(case.state),
             "track": case.track or ""}
 
