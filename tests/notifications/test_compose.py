@@ -285,3 +285,50 @@ def test_it_keeps_state_change_notices_queued_and_sends_them_unchanged(
     assert smtp.messages[0].raw == emails(db, id=email.id)[0].raw
     assert smtp.decoded(0)["Subject"] == f"【通知】{town['xihu']} 西湖区：推荐（市级已推荐）"
     assert JINGPIN  # both campaigns are loaded; only the cluster one speaks here
+
+
+def test_it_lists_each_county_only_its_own_drafts_when_many_are_reminded_at_once(
+    seeded: Database, make_ctx: Any
+) -> None:
+    # Twelve counties reminded in one run: compose reads the stage's open cases once, not per
+    # county, and each county must still see exactly its own drafts (a park's under its county).
+    from tests.models.spine import code
+    from tests.notifications.world import add_contact, quiet_rosters
+
+    counties = [
+        "上城区",
+        "拱墅区",
+        "西湖区",
+        "滨江区",
+        "萧山区",
+        "余杭区",
+        "临平区",
+        "钱塘区",
+        "富阳区",
+        "临安区",
+        "桐庐县",
+        "淳安县",
+    ]
+    mine: dict[str, set[str]] = {}
+    with seeded.write() as session:
+        ctx = make_ctx("2026-06-01T10:00")
+        for i, county in enumerate(counties):
+            refs = {cluster_case(session, ctx, county=county).ref}
+            if i % 3 == 0:
+                refs.add(
+                    cluster_case(
+                        session, ctx, county=county, applicant=f"{county}智造园", subtrack="模型数据服务"
+                    ).ref
+                )
+            mine[county] = refs
+    for county in counties:
+        add_contact(seeded, county, f"{county}联系人", f"{code(county)}@county.example")
+    quiet_rosters(seeded, make_ctx)
+
+    tick_at(seeded, make_ctx, "2026-06-18T09:00")
+
+    import re
+
+    for county in counties:
+        [email] = [e for e in emails(seeded) if e.to_addr == f"{code(county)}@county.example"]
+        assert set(re.findall(r"CL26-\d{5}", email.text_body)) == mine[county], county
