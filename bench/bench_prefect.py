@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -372,9 +373,11 @@ def main() -> None:
     if not args.no_worker:
         figures["deployment"] = deployment_latency(folder, args.deployment_runs)
 
+    rt.db.dispose()
     report(figures, args.province_cases)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def report(f: dict[str, Any], province: int) -> None:
