@@ -21,7 +21,7 @@ services:
 ## test: set up and run the whole suite on SQLite and PostgreSQL, ruff first
 test: $(BIN)/.installed services
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2 -p no:cacheprovider
+	$(BIN)/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

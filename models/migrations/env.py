@@ -23,10 +23,19 @@ def run_migrations_online() -> None:
     _run(connection)
 
 
+# Tables that belong to others: APScheduler's job store (created by `shenbao serve` itself).
+FOREIGN_TABLES = {"shenbao_scheduler_jobs"}
+
+
+def _include(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=_include,
         # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
