@@ -231,6 +231,10 @@ def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: M
     for n in pending:
         by_contact[n.contact_id].append(n)
     d = Directory(session)
+    # One query for every organisation a section will name (a county forwarding for thousands
+    # of enterprises), not a lookup each.
+    d.preload({o for n in pending for o in (n.payload or {}).get("orgs", [])}
+              | {c.org_id for c in map(d.contact, by_contact) if c is not None})
     campaigns = _Campaigns(session)
     hours = WorkingHours.parse(identity.working_hours)
     written = 0
@@ -289,6 +293,7 @@ def recheck(session: Session, email: Email, now: datetime, calendar: WorkCalenda
     contact = d.contact(email.contact_id)
     if contact is None:
         return None
+    d.preload({o for n in notes for o in (n.payload or {}).get("orgs", [])} | {contact.org_id})
     campaigns = _Campaigns(session)
     sections, changed = [], False
     for n in notes:
