@@ -191,6 +191,12 @@ class LoopbackSMTP:
         with self.lock:
             self._messages.clear()
 
+    def take(self) -> list[ReceivedMessage]:
+        """Everything received so far, removed at once (nothing can slip in between)."""
+        with self.lock:
+            taken, self._messages = self._messages, []
+        return taken
+
     def decoded(self, i: int) -> EmailMessage:
         """Message ``i`` parsed as a mail client would (headers decoded from RFC 2047)."""
         parsed: Any = BytesParser(policy=policy.default).parsebytes(self.messages[i].raw)

@@ -35,6 +35,7 @@ def test_it_picks_a_free_port_and_keeps_what_it_receives(tmp_path: Path) -> None
         assert message.message_id == message_id_for("loopback-test", "shenbao.test")
         assert server.decoded(0)["Subject"] == "【通知】申报系统开放"
         assert server.decoded(0)["To"].addresses[0].display_name == "李四"
+        assert server.take() == [message] and len(server) == 0
     [saved] = (tmp_path / "mail").glob("*.eml")
     assert saved.name.startswith("000001-") and saved.read_bytes() == RAW
     assert not server.running
