@@ -263,12 +263,15 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     events = session.exec(
         select(AuditEvent).where(AuditEvent.seq > cursor.value,
                                  AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
-        .where(AuditEvent.at <= ctx.now)
         .order_by(AuditEvent.seq)
     ).all()
+    # An event stamped after now (another machine's clock ahead, an action entered with --now)
+    # is written when its time comes: the watermark stops short of it, and the events after it
+    # that are written now are recognised by their keys when they are read again.
+    later = next((e.seq for e in events if e.at > ctx.now), None)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for event in events:
+    for event in (e for e in events if e.at <= ctx.now):
         for notice in notices_for_event(session, d, event):
             if notice["key"] in seen:
                 continue
@@ -283,7 +286,7 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
             session.execute(insert(Notification), rows)
             report.written.update(r["kind"] for r in rows)
     if events:
-        cursor.value = events[-1].seq
+        cursor.value = later - 1 if later is not None else events[-1].seq
         session.add(cursor)
 
 
