@@ -260,3 +260,26 @@ def test_it_notifies_the_applicant_once_when_the_city_returns_its_application(
         (ids["xihu"], QUEUED, "佐证材料不全")
     ]
     assert returns[0].due_at == at("2026-06-29T10:00")
+
+
+def test_it_writes_a_notice_stamped_ahead_of_the_tick_once_its_time_comes(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    # Two machines, one clock ahead: the return is recorded first (seq n) but stamped 12:00, the
+    # recommendation after it (seq n+1) stamped 10:00. The 11:00 tick writes the recommendation's
+    # notice; the watermark must not pass the return, whose notice is due at 12:00.
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-17T15:00", town["xihu"], "submit", "西湖区")
+    act(db, make_ctx, "2026-06-17T15:00", town["yuhang"], "submit", "余杭区")
+    act(db, make_ctx, "2026-06-29T12:00", town["xihu"], "return", "杭州市", reason="请补充材料")
+    act(db, make_ctx, "2026-06-29T10:00", town["yuhang"], "recommend", "杭州市")
+
+    tick_at(db, make_ctx, "2026-06-29T11:00")
+    early = {(n.contact_id, n.payload["action"]) for n in notifications(db, kind="notice")}
+    tick_at(db, make_ctx, "2026-06-29T12:30")
+    tick_at(db, make_ctx, "2026-06-29T13:00")
+
+    assert early == {(ids["yuhang"], "recommend")}
+    assert sorted((n.contact_id, n.payload["action"]) for n in notifications(db, kind="notice")) == sorted(
+        [(ids["yuhang"], "recommend"), (ids["xihu"], "return")]
+    )
