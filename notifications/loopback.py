@@ -54,6 +54,16 @@ class _Handler:
     def __init__(self, owner: LoopbackSMTP) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            # aiosmtpd reads commands from a stream and answers them in order, which is all
+            # RFC 2920 asks of a server; it just does not say so. Most real servers do.
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
@@ -92,6 +102,8 @@ class LoopbackSMTP:
 
     ``reject``: addresses refused at RCPT with a permanent 550. ``temp_fail_first``: the first N
     RCPT commands get a temporary 451. ``save_dir``: also write each message as an .eml file.
+    ``max_message_bytes``: larger messages are refused after DATA (552). ``pipelining``: offer
+    PIPELINING in the EHLO reply (False behaves like a server that does not).
     """
 
     def __init__(
@@ -103,6 +115,8 @@ class LoopbackSMTP:
         reject: Iterable[str] = (),
         temp_fail_first: int = 0,
         keep_raw: bool = True,
+        pipelining: bool = True,
+        max_message_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -113,6 +127,8 @@ class LoopbackSMTP:
         self.temp_failures_left = temp_fail_first
         # keep_raw=False keeps only envelope and Message-ID: long benches need no bodies.
         self.keep_raw = keep_raw
+        self.pipelining = pipelining
+        self.max_message_bytes = max_message_bytes
         self.rejected = 0
         self.deferred = 0
         self._messages: list[ReceivedMessage] = []
@@ -131,6 +147,7 @@ class LoopbackSMTP:
             # A fixed name: the default asks DNS for the machine's FQDN, which can take seconds.
             server_hostname="loopback.shenbao.invalid",
             ready_timeout=10.0,
+            data_size_limit=self.max_message_bytes,
         )
         controller.start()
         self._controller = controller

@@ -322,3 +322,55 @@ def test_it_dead_letters_an_address_smtp_cannot_carry_without_bothering_the_serv
     assert rows[bad].status == E_DEAD and "invalid address" in rows[bad].last_error
     assert rows[good].status == E_SENT
     assert [m.rcpt_tos for m in smtp.messages] == [("lisi@qz.example.cn",)]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "lockstep"])
+def test_it_sorts_refusals_the_same_with_and_without_pipelining(
+    sqlite_db: Database, pipelining: bool
+) -> None:
+    greylisted, unknown, fine = add_emails(
+        sqlite_db, to=[("甲", "a@example.cn"), ("乙", "nobody@example.cn"), ("丙", "c@example.cn")]
+    )
+    with LoopbackSMTP(pipelining=pipelining, reject=["nobody@example.cn"], temp_fail_first=1) as smtp:
+        config = config_for(smtp.port, concurrency=1, pipelining=pipelining)
+        report = dispatch(sqlite_db, NOW, config, worker="t")
+
+        rows = emails(sqlite_db)
+        assert (report.sent, report.retry, report.dead) == (1, 1, 1)
+        assert [rows[i].status for i in (greylisted, unknown, fine)] == [E_RETRY, E_DEAD, E_SENT]
+        assert [(a.outcome, a.smtp_code) for a in attempts_of(sqlite_db, greylisted)] == [("temporary", 451)]
+        assert smtp.message_ids() == [rows[fine].message_id]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "lockstep"])
+def test_it_dead_letters_a_message_too_big_for_the_server_and_goes_on(
+    sqlite_db: Database, pipelining: bool
+) -> None:
+    big, small = add_emails(sqlite_db, 2)
+    with sqlite_db.write() as session:
+        row = session.get(Email, big)
+        assert row is not None
+        session.execute(
+            update(Email).where(Email.id == big).values(raw=row.raw + (b"X" * 70 + b"\r\n") * 100)
+        )
+    with LoopbackSMTP(pipelining=pipelining, max_message_bytes=4000) as smtp:
+        report = dispatch(sqlite_db, NOW, config_for(smtp.port, concurrency=1), worker="t")
+
+        rows = emails(sqlite_db)
+        assert (report.dead, report.sent) == (1, 1)
+        assert rows[big].status == E_DEAD and "552" in rows[big].last_error
+        assert smtp.message_ids() == [rows[small].message_id]
+
+
+def test_it_keeps_lines_that_start_with_a_dot_intact(sqlite_db: Database, smtp: LoopbackSMTP) -> None:
+    [email_id] = add_emails(sqlite_db, 1)
+    raw = (
+        b"From: noreply@jxt.zj.gov.cn\r\nTo: contact0@qz.example.cn\r\nMessage-ID: <dots@shenbao.test>\r\n"
+        b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two dots\r\nlast line"
+    )
+    with sqlite_db.write() as session:
+        session.execute(update(Email).where(Email.id == email_id).values(raw=raw))
+
+    dispatch(sqlite_db, NOW, config_for(smtp.port), worker="t")
+
+    assert smtp.messages[0].raw == raw + b"\r\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiosmtplib
 import pytest
 
-from notifications.dispatcher import classify, envelope_address
+from notifications.dispatcher import classify, data_block, envelope_address
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,9 @@ def test_it_refuses_addresses_an_envelope_cannot_carry(address: str) -> None:
 
 def test_it_brackets_a_plain_address() -> None:
     assert envelope_address("li.si+shenbao@qz.example.cn") == b"<li.si+shenbao@qz.example.cn>"
+
+
+def test_it_frames_a_message_for_data() -> None:
+    assert data_block(b"a\r\nb\r\n") == b"a\r\nb\r\n.\r\n"
+    assert data_block(b".x\r\n.\r\ny") == b"..x\r\n..\r\ny\r\n.\r\n"
+    assert data_block(b"bare\nlf\rcr\r\n") == b"bare\r\nlf\r\ncr\r\n.\r\n"
