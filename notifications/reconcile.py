@@ -279,8 +279,13 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
             rows.append(notice | {"created_at": ctx.now, "due_at": event.at, "status": PENDING, "status_reason": "",
                                   "email_id": None})
     if rows:
-        existing = set(session.exec(select(Notification.key).where(
-            Notification.audit_seq.in_([r["audit_seq"] for r in rows]))).all())  # type: ignore[union-attr]
+        # In chunks: a window closing over 50,000 drafts gives 150,000 notices, past PostgreSQL's
+        # 65,535 parameters per statement.
+        seqs = sorted({r["audit_seq"] for r in rows})
+        existing: set[str] = set()
+        for start in range(0, len(seqs), 900):
+            existing.update(session.exec(select(Notification.key).where(
+                Notification.audit_seq.in_(seqs[start:start + 900]))).all())  # type: ignore[union-attr]
         rows = [r for r in rows if r["key"] not in existing]
         if rows:
             session.execute(insert(Notification), rows)
