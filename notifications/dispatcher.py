@@ -63,7 +63,7 @@ from email.utils import parseaddr
 from typing import Any, Literal, TypeAlias
 
 import aiosmtplib
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, update
 from sqlmodel import Session
 
 from models.db import Database
@@ -77,6 +77,7 @@ from models.outbox import (
     DeliveryAttempt,
     Email,
 )
+from models.types import UTCDateTime
 
 Recheck: TypeAlias = Callable[[Session, Email, datetime], "bytes | Literal['keep'] | None"]
 
@@ -85,6 +86,18 @@ CANCELLED_DETAIL = "已办结，无需再催"
 _email = Email.__table__  # type: ignore[attr-defined]
 _attempt = DeliveryAttempt.__table__  # type: ignore[attr-defined]
 _DUE_STATUSES = (E_PENDING, E_RETRY)
+# Literal, not bound: a partial index (ix_email_due) is only usable when the query repeats its
+# predicate with the same constants.
+_DUE_PREDICATE = text("email.status IN ('pending', 'retry')")
+_SQLITE_DUE = (
+    text(
+        "SELECT id FROM email INDEXED BY ix_email_due"
+        " WHERE status IN ('pending', 'retry') AND next_attempt_at <= :now"
+        " ORDER BY next_attempt_at, id LIMIT :n"
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()), bindparam("n", type_=Integer()))
+    .columns(id=Integer())
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,7 +562,7 @@ class _Run:
     def _due_clause(self) -> Any:
         cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
         return or_(
-            and_(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now),
+            and_(_DUE_PREDICATE, _email.c.next_attempt_at <= self.now),
             # A claim older than the lease belongs to a dispatcher that died.
             and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
         )
@@ -565,44 +578,48 @@ class _Run:
     def _claim(self, n: int) -> tuple[int, list[_Job]]:
         """Claim up to ``n`` rows; (how many were claimed, those still to send after re-check)."""
         cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
+        stale = and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff)
+        due = and_(_DUE_PREDICATE, _email.c.next_attempt_at <= self.now)
+        rows: list[Any] = []
         with self.db.write() as session:
-            # Two cheap queries instead of one OR: the due one walks the partial index
-            # ix_email_due, the stale-claim one the status index.
-            stale = (
-                select(_email.c.id)
-                .where(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff)
-                .order_by(_email.c.claimed_at, _email.c.id)
-                .limit(n)
-                .with_for_update(skip_locked=True)
-            )
-            ids = list(session.execute(stale).scalars())
-            if len(ids) < n:
-                due = (
-                    select(_email.c.id)
-                    .where(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now)
-                    .order_by(_email.c.next_attempt_at, _email.c.id)
-                    .limit(n - len(ids))
-                    .with_for_update(skip_locked=True)
-                )
-                ids += session.execute(due).scalars()
-            if not ids:
+            # Stale claims first (few, found through the status index), then due rows in the
+            # order they fell due.
+            for claimable, candidates in (
+                (
+                    stale,
+                    select(_email.c.id).where(stale).order_by(_email.c.claimed_at, _email.c.id),
+                ),
+                (
+                    due,
+                    select(_email.c.id).where(due).order_by(_email.c.next_attempt_at, _email.c.id),
+                ),
+            ):
+                wanted = n - len(rows)
+                if wanted <= 0:
+                    break
+                if self.db.is_sqlite and claimable is due:
+                    # Without statistics SQLite prefers the status index and sorts every pending
+                    # row for each batch; the partial index is already in due order.
+                    candidates = _SQLITE_DUE.bindparams(now=self.now, n=wanted)
+                elif self.db.is_sqlite:
+                    candidates = candidates.limit(wanted)
+                else:
+                    # Rows another dispatcher is claiming are skipped, not waited for.
+                    candidates = candidates.limit(wanted).with_for_update(skip_locked=True)
+                # The conditional update is the claim: a row is ours only if it was still
+                # claimable when this statement changed it, and RETURNING names exactly those
+                # rows (healthchecks checks rowcount == 1 row by row; one statement does the
+                # same check for a batch). BEGIN IMMEDIATE on SQLite and the row locks on
+                # PostgreSQL make the re-check redundant today; it keeps the claim correct if
+                # either ever changes.
+                rows += session.execute(
+                    update(_email)
+                    .where(_email.c.id.in_(candidates), claimable)
+                    .values(status=E_SENDING, claimed_by=self.worker, claimed_at=self.now)
+                    .returning(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
+                ).all()
+            if not rows:
                 return 0, []
-            # The conditional update is the claim: a row counts as ours only if it was still
-            # claimable when this statement changed it, and RETURNING says exactly which rows
-            # those are (healthchecks checks rowcount == 1 per row; one statement for a batch
-            # does the same check for all of them at a fraction of the cost). On PostgreSQL the
-            # rows are already locked by FOR UPDATE above; on SQLite BEGIN IMMEDIATE already
-            # keeps other writers out, and the guard keeps the claim correct without relying on it.
-            claimable = or_(
-                and_(_email.c.status.in_(_DUE_STATUSES), _email.c.next_attempt_at <= self.now),
-                and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
-            )
-            rows = session.execute(
-                update(_email)
-                .where(_email.c.id.in_(ids), claimable)
-                .values(status=E_SENDING, claimed_by=self.worker, claimed_at=self.now)
-                .returning(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
-            ).all()
             rows.sort(key=lambda r: r.id)
             jobs = [_Job(r.id, r.to_addr, r.raw, r.attempts) for r in rows]
             if self.recheck is not None:
