@@ -63,7 +63,7 @@ from email.utils import parseaddr
 from typing import Any, Literal, TypeAlias
 
 import aiosmtplib
-from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, true, update
 from sqlmodel import Session
 
 from models.db import Database
@@ -600,12 +600,18 @@ class _Run:
                 if self.db.is_sqlite and claimable is due:
                     # Without statistics SQLite prefers the status index and sorts every pending
                     # row for each batch; the partial index is already in due order.
-                    candidates = _SQLITE_DUE.bindparams(now=self.now, n=wanted)
+                    chosen: Any = _email.c.id.in_(_SQLITE_DUE.bindparams(now=self.now, n=wanted))
                 elif self.db.is_sqlite:
-                    candidates = candidates.limit(wanted)
+                    chosen = _email.c.id.in_(candidates.limit(wanted))
                 else:
-                    # Rows another dispatcher is claiming are skipped, not waited for.
-                    candidates = candidates.limit(wanted).with_for_update(skip_locked=True)
+                    # Rows another dispatcher is claiming are skipped, not waited for. A CTE,
+                    # because PostgreSQL may run an IN (subquery) more than once, and with
+                    # SKIP LOCKED each run can pick other rows: the LIMIT would not hold.
+                    locked = candidates.limit(wanted).with_for_update(skip_locked=True).cte("chosen")
+                    chosen = _email.c.id == locked.c.id
+                    # Locked rows were re-checked against ``claimable`` by FOR UPDATE itself;
+                    # repeating it here only makes the planner scan the table again.
+                    claimable = true()
                 # The conditional update is the claim: a row is ours only if it was still
                 # claimable when this statement changed it, and RETURNING names exactly those
                 # rows (healthchecks checks rowcount == 1 row by row; one statement does the
@@ -614,7 +620,7 @@ class _Run:
                 # either ever changes.
                 rows += session.execute(
                     update(_email)
-                    .where(_email.c.id.in_(candidates), claimable)
+                    .where(chosen, claimable)
                     .values(status=E_SENDING, claimed_by=self.worker, claimed_at=self.now)
                     .returning(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
                 ).all()
