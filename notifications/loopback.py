@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import ssl
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 # Message-ID from the header block only: parsing the whole message for every delivery would
 # cost the server more than receiving it.
@@ -63,6 +64,15 @@ class _Handler:
             # RFC 2920 asks of a server; it just does not say so. Most real servers do.
             responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self.owner.credentials and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -104,6 +114,9 @@ class LoopbackSMTP:
     RCPT commands get a temporary 451. ``save_dir``: also write each message as an .eml file.
     ``max_message_bytes``: larger messages are refused after DATA (552). ``pipelining``: offer
     PIPELINING in the EHLO reply (False behaves like a server that does not).
+    ``tls_context``: offer STARTTLS with it, or with ``implicit_tls`` speak TLS from the first byte
+    (port 465 style). ``credentials``: require AUTH (PLAIN/LOGIN) with one of these
+    user → password pairs before MAIL, as an authenticated submission server does.
     """
 
     def __init__(
@@ -117,6 +130,9 @@ class LoopbackSMTP:
         keep_raw: bool = True,
         pipelining: bool = True,
         max_message_bytes: int = 32 * 1024 * 1024,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        credentials: dict[str, str] | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -129,6 +145,9 @@ class LoopbackSMTP:
         self.keep_raw = keep_raw
         self.pipelining = pipelining
         self.max_message_bytes = max_message_bytes
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.credentials = dict(credentials or {})
         self.rejected = 0
         self.deferred = 0
         self._messages: list[ReceivedMessage] = []
@@ -140,6 +159,14 @@ class LoopbackSMTP:
             raise RuntimeError("LoopbackSMTP already started")
         if self.save_dir is not None:
             self.save_dir.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any] = {}
+        if self.tls_context is not None:
+            options["ssl_context" if self.implicit_tls else "tls_context"] = self.tls_context
+        if self.credentials:
+            # Passwords only over TLS, which with implicit TLS is every connection. "AUTH before
+            # MAIL" is checked in handle_MAIL: aiosmtpd's own auth_required warns about every
+            # connection once auth_require_tls is off, even when the connection is TLS.
+            options.update(authenticator=self._authenticate, auth_require_tls=not self.implicit_tls)
         controller = _PortZeroController(
             _Handler(self),
             hostname=self.host,
@@ -148,6 +175,7 @@ class LoopbackSMTP:
             server_hostname="loopback.shenbao.invalid",
             ready_timeout=10.0,
             data_size_limit=self.max_message_bytes,
+            **options,
         )
         controller.start()
         self._controller = controller
@@ -158,6 +186,17 @@ class LoopbackSMTP:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if isinstance(auth_data, LoginPassword):
+            user = auth_data.login.decode("utf-8", "replace")
+            password = auth_data.password.decode("utf-8", "replace")
+            if user in self.credentials and self.credentials[user] == password:
+                return AuthResult(success=True, auth_data=auth_data)
+        # handled=False, or aiosmtpd assumes we answered the client ourselves and says nothing.
+        return AuthResult(success=False, handled=False)
 
     @property
     def running(self) -> bool:

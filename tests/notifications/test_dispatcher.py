@@ -374,3 +374,62 @@ def test_it_keeps_lines_that_start_with_a_dot_intact(sqlite_db: Database, smtp: 
     dispatch(sqlite_db, NOW, config_for(smtp.port), worker="t")
 
     assert smtp.messages[0].raw == raw + b"\r\n"
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_it_logs_in_over_tls_and_still_pipelines(sqlite_db: Database, tls_contexts, security: str) -> None:  # type: ignore[no-untyped-def]
+    context, _ = tls_contexts
+    add_emails(sqlite_db, 3)
+    with LoopbackSMTP(
+        tls_context=context, implicit_tls=security == "tls", credentials={"shenbao": "s3cret"}
+    ) as smtp:
+        config = config_for(
+            smtp.port,
+            security=security,
+            user="shenbao",
+            password="s3cret",
+            validate_certs=False,
+            concurrency=2,
+        )
+        report = dispatch(sqlite_db, NOW, config, worker="t")
+
+        assert report.sent == 3 and len(smtp) == 3
+    assert {r.status for r in emails(sqlite_db).values()} == {E_SENT}
+
+
+def test_it_retries_when_the_server_refuses_the_login(sqlite_db: Database, tls_contexts) -> None:  # type: ignore[no-untyped-def]
+    context, _ = tls_contexts
+    add_emails(sqlite_db, 2)
+    with LoopbackSMTP(tls_context=context, credentials={"shenbao": "s3cret"}) as smtp:
+        config = config_for(
+            smtp.port,
+            security="starttls",
+            user="shenbao",
+            password="wrong",
+            validate_certs=False,
+            concurrency=2,
+        )
+        report = dispatch(sqlite_db, NOW, config, worker="t")
+
+        assert (report.sent, report.retry, len(smtp)) == (0, 2, 0)
+    assert all("535" in r.last_error for r in emails(sqlite_db).values())
+
+
+def cancel_everything(session, email, now):  # type: ignore[no-untyped-def]
+    """A recheck a child process can import by name."""
+    return None
+
+
+def test_it_hands_the_recheck_to_each_process_by_name(sqlite_db: Database, smtp: LoopbackSMTP) -> None:
+    add_emails(sqlite_db, 40)
+
+    report = dispatch_in_processes(
+        sqlite_db.url,
+        NOW,
+        config_for(smtp.port, batch_size=10),
+        processes=2,
+        recheck_path="tests.notifications.test_dispatcher:cancel_everything",
+    )
+
+    assert (report.cancelled, report.sent, len(smtp)) == (40, 0, 0)
+    assert {r.status for r in emails(sqlite_db).values()} == {"cancelled"}

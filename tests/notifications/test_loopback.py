@@ -53,3 +53,12 @@ def test_it_refuses_listed_recipients_for_good_and_defers_the_first_n() -> None:
         assert deferred.value.recipients["a@example.cn"][0] == 451
         assert refused.value.recipients["nobody@example.cn"][0] == 550
         assert (len(server), server.rejected, server.deferred) == (1, 1, 1)
+
+
+def test_it_refuses_mail_before_login_when_it_wants_one() -> None:
+    with LoopbackSMTP(credentials={"shenbao": "s3cret"}) as server:
+        with smtplib.SMTP("127.0.0.1", server.port) as client:
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail("x@y.cn", ["a@example.cn"], RAW)
+
+        assert refused.value.smtp_code == 530 and len(server) == 0
