@@ -429,6 +429,14 @@ class _Channel(asyncio.Protocol):
     async def command(self, data: bytes, replies: int) -> list[aiosmtplib.SMTPResponse]:
         if self.closed or self.transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("connection closed")
+        if self._replies and not self._waiters:
+            # A reply nobody asked for (a server's "421 closing" before it hangs up, say) would
+            # be paired with this command; drop the connection instead and start a clean one.
+            unsolicited = self._replies[0]
+            self.transport.close()
+            raise aiosmtplib.SMTPServerDisconnected(
+                f"unsolicited reply {unsolicited.code} {unsolicited.message}"
+            )
         waiter: asyncio.Future[list[aiosmtplib.SMTPResponse]] = asyncio.get_running_loop().create_future()
         self._waiters.append((replies, waiter))
         self.transport.write(data)
