@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     mail_from: str = "shenbao@localhost"
     mail_from_name: str = "申报提醒"
     mail_rate_per_second: float = Field(default=0.0, description="每个 SMTP 服务器每秒最多发送封数，0 为不限")
-    mail_max_attempts: int = 6
+    # With a 60 s base doubling to a 6 h cap, 10 attempts ride out about ten hours of SMTP outage.
+    mail_max_attempts: int = 10
     mail_concurrency: int = 4
     templates_dir: Path | None = Field(default=None, description="覆盖内置邮件模板的目录")
 
