@@ -324,10 +324,12 @@ def roster() -> None:
 
 @roster.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True,
+              help="此表为所列单位的完整名单：名单上已没有的人员停用（不删除，历史可查；申报联系人不受影响）")
 @json_option
 @click.pass_context
 @handled
-def roster_import(ctx: click.Context, file: Path, as_json: bool) -> None:
+def roster_import(ctx: click.Context, file: Path, replace: bool, as_json: bool) -> None:
     """导入 CSV/XLSX：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
 
     全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
@@ -338,7 +340,7 @@ def roster_import(ctx: click.Context, file: Path, as_json: bool) -> None:
     rt = _rt(ctx)
     c = rt.ctx(_actor(rt, None, None))
     with rt.db.write() as session:
-        summary = import_roster(session, c, file)
+        summary = import_roster(session, c, file, replace=replace)
     if as_json:
         out.print_json(summary.__dict__)
         return

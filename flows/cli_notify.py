@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import click
+from sqlalchemy import func
 from sqlmodel import select
 
 from calendars.timeutil import format_local, parse_instant
@@ -135,12 +136,15 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
         i += 1
         if on_step is not None:
             on_step(now)
+        with rt.db.read() as session:
+            # Emails this step writes: a re-run over the same instants lists only its own.
+            before = session.exec(select(func.max(Email.id))).one() or 0
         report = run_tick(rt, now)
         sent = None
         if send:
             sent = run_send(rt, now)
         with rt.db.read() as session:
-            new = session.exec(select(Email).where(Email.created_at == now).order_by(Email.id)).all()
+            new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
         entry = {"at": now, "tick": report.as_dict(), "emails": [
             {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": e.status} for e in new]}
         if sent is not None:
@@ -216,9 +220,10 @@ def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None
             from models.context import Ctx
 
             for now in instants:
+                before = session.exec(select(func.max(Email.id))).one() or 0
                 report = tick(session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer)
                 session.flush()
-                new = session.exec(select(Email).where(Email.created_at == now).order_by(Email.id)).all()
+                new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
                 timeline.append({"at": now, "tick": report.as_dict(), "emails": [
                     {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": "dry-run"}
                     for e in new]})

@@ -78,8 +78,14 @@ def _too_long(problems: list[ImportProblem], path: Path, row: int,
 # -- rosters --------------------------------------------------------------------------------
 
 
-def import_roster(session: Session, ctx: Ctx, path: Path) -> ImportSummary:
-    """附件3 rows become contacts; each city's roster task for those programs is marked submitted."""
+def import_roster(session: Session, ctx: Ctx, path: Path, *, replace: bool = False) -> ImportSummary:
+    """附件3 rows become contacts; each city's roster task for those programs is marked submitted.
+
+    With ``replace`` the file is the complete staff list of the organisations it names, for the
+    programs it names: roster people of those organisations who are no longer on it stop
+    receiving mail (deactivated, not deleted: their history stays readable). Applicants'
+    contacts from application files are left alone.
+    """
     rows = parse_roster(path)
     ctx.audit.lock(session)  # contacts are looked up, then inserted: one importer at a time
     problems: list[ImportProblem] = []
@@ -123,10 +129,27 @@ def import_roster(session: Session, ctx: Ctx, path: Path) -> ImportSummary:
             for program in row.programs:
                 cities_by_program.setdefault(program, set()).add(org.city_code)
     session.flush()
+    retired: list[str] = []
+    if replace:
+        listed = {(org.id, row.name, row.email) for row, org in resolved}
+        programs_by_org: dict[str, set[str]] = {}
+        for row, org in resolved:
+            programs_by_org.setdefault(org.id, set()).update(row.programs)
+        for org_id, programs in programs_by_org.items():
+            for contact in session.exec(select(Contact).where(Contact.org_id == org_id, Contact.active == True)):  # noqa: E712
+                if (contact.org_id, contact.name, contact.email) in listed or contact.title == "申报联系人":
+                    continue
+                if set(contact.programs.split(",")) & programs:
+                    contact.active, contact.updated_at = False, ctx.now
+                    session.add(contact)
+                    retired.append(f"{contact.name} <{contact.email}>")
+        if retired:
+            summary.notes.append(f"不再在名单上的 {len(retired)} 人已停用：{'、'.join(retired)}")
     ctx.audit.append(session, EventDraft(
         at=ctx.now, actor=ctx.actor.label, action="import", subject=f"roster:{path.name}",
         to_value=summary.digest, reason=f"导入工作人员信息汇总表 {path.name}",
-        details={"rows": len(rows), "created": len(summary.created), "updated": summary.updated},
+        details={"rows": len(rows), "created": len(summary.created), "updated": summary.updated,
+                 "replace": replace, "deactivated": retired},
     ))
     summary.notes += _submit_roster_tasks(session, ctx, cities_by_program, path.name)
     return summary
