@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from calendars.timeutil import parse_deadline
+from calendars.timeutil import format_deadline, parse_deadline
 
 CAMPAIGN_DIR = Path(__file__).parent / "campaigns"
 
@@ -102,6 +102,13 @@ class Stage(_Strict):
     instructions: str = ""
     reminders: tuple[ReminderStep, ...] = ()
     escalation: EscalationPolicy | None = None
+
+    def basis(self, due: datetime | None) -> str:
+        """The notice's wording of this deadline, saying so when the province has moved it: quoted
+        as is, "申报系统截止时间为2026年6月25日24:00" would contradict the 06-30 printed beside it."""
+        if self.deadline_text and self.deadline is not None and due is not None and due != self.deadline:
+            return f"{self.deadline_text}（原定；现已调整为{format_deadline(due)}）"
+        return self.deadline_text
 
     @field_validator("deadline", "opens", "closes", mode="before")
     @classmethod

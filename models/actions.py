@@ -122,7 +122,7 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
     due = deadline.due_at if deadline else stage.deadline
     if due is not None and ctx.now >= due:
         raise ActionRefused(
-            f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.deadline_text or stage.source}）",
+            f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.basis(due) or stage.source}）",
             rule="window_closed",
         )
 

@@ -170,7 +170,7 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
         return None
     base = {"kind": n.kind, "campaign_name": spec.name, "program": PROGRAM_LABELS.get(spec.program, spec.program),
             "stage_name": stage.name, "stage_id": stage.id, "instructions": stage.instructions,
-            "deadline_note": stage.deadline_text, "step": n.step, "urgent": n.urgent}
+            "deadline_note": stage.basis(row.due_at), "step": n.step, "urgent": n.urgent}
     base |= _countdown(calendar, now, row.due_at)
     orgs = list(payload.get("orgs", []))
     if n.kind in ("reminder", "overdue"):
