@@ -65,13 +65,22 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
                                Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
             .order_by(Case.ref)
         ).all()
+        # 填报人 is the city's own jingpin contact, whoever downloads the form (the province or a
+        # colleague on the cluster campaign must not appear as the city's filler).
+        if viewer.org.id == city.id and viewer.works_on("jingpin"):
+            filler, phone = viewer.name, viewer.mobile
+        else:
+            contact = next((ct for ct in session.exec(
+                select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
+            ).all() if ct.works_on("jingpin")), None)
+            filler, phone = (contact.name, contact.mobile) if contact is not None else ("", "")
     rows = [exports.JingpinRow(
         enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
         product=str(x.attrs.get("product") or x.title), category=JINGPIN_CATEGORIES.get(x.category or "", x.category or ""),
         track=x.track or "") for x in cases]
     filler_org = f"{city.name}经济和信息化局"
     data = exports.jingpin_summary_xlsx(year=c.spec().issued.year, filler_org=filler_org, rows=rows,
-                                        filler=viewer.name, phone=viewer.mobile)
+                                        filler=filler, phone=phone)
     return _download(data, f"附2-3_{c.spec().issued.year}年浙江制造精品推荐汇总表_{city.name}.xlsx", XLSX)
 
 

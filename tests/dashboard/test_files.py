@@ -43,6 +43,16 @@ def test_the_jingpin_summary_is_the_form_of_annex_2_3(client, world: World, make
     assert any(str(t).startswith("注：“415X”先进制造业集群赛道：人工智能") for t in texts)
 
 
+def test_the_jingpin_summary_names_the_city_s_filler_whoever_downloads_it(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    # The province downloading 杭州市's form must not put its own official down as 杭州市's 填报人.
+    sign_in(client, world.token("province"))
+    response = client.get(f"/exports/{JINGPIN}/cities/330100/jingpin-summary.xlsx")
+    assert response.status_code == 200
+    texts = [r[0] for r in _rows(_sheet(response.content)) if r[0]]
+    assert "填报人：王明" in texts and "联系电话（手机）：13800000001" in texts
+    assert "填报人：严梦玲" not in texts
+
+
 def test_the_roster_is_the_form_of_annex_3(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("hangzhou"))
     rows = _rows(_sheet(client.get(f"/exports/{CLUSTER}/cities/330100/roster.xlsx").content))
