@@ -38,9 +38,10 @@ EXIT_BAD_INPUT = 2
 class Fail(click.ClickException):
     """An error a coordinator can act on; printed in Chinese, exit code 2 (bad input) or 3 (refused)."""
 
-    def __init__(self, message: str, code: int = EXIT_BAD_INPUT) -> None:
+    def __init__(self, message: str, code: int = EXIT_BAD_INPUT, **data: Any) -> None:
         super().__init__(message)
         self.exit_code = code
+        self.data = data  # what --json prints besides the message (rule, problems …)
 
     def show(self, file: Any = None) -> None:
         out.error(self.message)
@@ -52,11 +53,23 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            return _translated(*args, **kwargs)
+        except Fail as exc:
+            if kwargs.get("as_json"):
+                # A program reading --json gets the failure on stdout too, not only prose on stderr.
+                out.print_json({"ok": False, "exit_code": exc.exit_code, "error": exc.message} | exc.data)
+            raise
+
+    def _translated(*args: Any, **kwargs: Any) -> Any:
+        try:
             return fn(*args, **kwargs)
         except ActionRefused as exc:
-            raise Fail(f"操作被拒绝：{exc}", EXIT_REFUSED) from exc
+            raise Fail(f"操作被拒绝：{exc}", EXIT_REFUSED, rule=exc.rule,
+                       findings=[f.as_dict() for f in exc.findings]) from exc
         except ImportRejected as exc:
-            raise Fail(f"{exc}\n（整个文件未导入，数据库未作任何修改）") from exc
+            raise Fail(f"{exc}\n（整个文件未导入，数据库未作任何修改）",
+                       problems=[{"file": p.file, "row": p.row, "column": p.column, "message": p.message}
+                                 for p in exc.problems]) from exc
         except (CampaignFileError, CaseNotFound, AuditKeyMissing, UnknownYearError, LookupError, ValueError) as exc:
             raise Fail(str(exc).strip("'\"")) from exc
         except ValidationError as exc:
@@ -449,9 +462,31 @@ def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...
     out.line(f"已新增 {summary.created[0]}")
 
 
+ATTR_LABELS = {
+    "applicant": "申报单位", "cluster": "集群名称", "highland": "产业高地", "subtrack": "细分赛道",
+    "x_system": "当前所属X体系", "revenue": "2025年集群规上企业营业收入（亿元）", "chain_leaders": "省级及以上链主企业数量",
+    "innovation_platforms": "省级及以上创新平台数量", "rd_centres": "省级及以上企业研发机构数量",
+    "world_class": "细分领域达世界级水平", "contact_name": "联系人", "contact_mobile": "联系电话",
+    "contact_email": "联系邮箱", "enterprise": "企业名称", "product": "产品名称及型号", "track": "集群赛道",
+    "launch_date": "上市日期", "rd_ratio": "近三年研发投入占比（%）", "avg_sales": "近三年年均销售收入（万元）",
+    "recommender": "推荐单位",
+}
+
+
 def _case_dict(session: Any, case: Case) -> dict[str, Any]:
     machine = machine_for(case.kind)
     org = session.get(Organisation, case.org_id)
+    findings, checked = case.findings, True
+    if not findings and case.kind in ("cluster_application", "jingpin_application") and case.state == "draft":
+        # Not yet submitted: show what the submit check would say, so the applicant can fix it first.
+        from models.eligibility import findings_for
+
+        county = session.get(Organisation, case.county_code) if case.county_code else None
+        spec = get_campaign(session, case.campaign_id).spec()
+        findings = [f.as_dict() for f in findings_for(
+            spec, case.kind, case.attrs, zone_type=case.zone_type, category=case.category,
+            mountain_island=bool(county and county.mountain_island))]
+        checked = False
     return {
         "ref": case.ref, "campaign": case.campaign_id, "kind": case.kind, "kind_label": KIND_LABELS[case.kind],
         "state": case.state, "state_label": machine.state_label(case.state), "state_since": case.state_since,
@@ -459,9 +494,10 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "city_code": case.city_code, "county_code": case.county_code, "zone_type": case.zone_type,
         "category": case.category, "track": case.track, "recommender_id": case.recommender_id,
         "quota_bucket": case.quota_bucket, "defence_at": case.defence_at, "letter": case.letter,
-        "external_id": case.external_id, "attrs": case.attrs, "findings": case.findings,
+        "external_id": case.external_id, "attrs": case.attrs, "findings": findings,
+        "findings_are_preview": not checked,
         "allowed_actions": [{"action": t.action, "label": t.label, "needs_reason": t.needs_reason}
-                            for t in machine.allowed(case.state)],
+                            for t in machine.allowed(case.state) if t.tiers != ("system",)],
     }
 
 
@@ -492,7 +528,10 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         out.line(f"占用名额：{data['quota_bucket']}")
     for key, value in data["attrs"].items():
         if value not in (None, "") and key != "source_row":
-            out.line(f"  {key}: {value}")
+            shown = {True: "是", False: "否"}.get(value, value) if isinstance(value, bool) else value
+            out.line(f"  {ATTR_LABELS.get(key, key)}：{shown}")
+    if data["findings"] and data["findings_are_preview"]:
+        out.line("资格预检（提交时将按此检查）：")
     for f in data["findings"]:
         mark = {"block": "✗", "in_principle": "!", "info": "·"}.get(f["severity"], "?")
         extra = f"（已说明理由：{f['override']}）" if f.get("override") else ""
@@ -612,7 +651,7 @@ def status(ctx: click.Context, campaign_id: str | None, kind: str | None, city: 
         for c in campaigns:
             k = kind or ("cluster_application" if c.program == "cluster" else "jingpin_application")
             b = board(session, c.id, k, city=city_code, county=county_code, state=state)
-            views = stage_views(session, c, now, rt.calendar)
+            views = stage_views(session, c, now, rt.calendar, city=city_code, county=county_code)
             results.append((c, b, views))
     if as_json:
         out.print_json([{"campaign": c.id, "now": now, "board": b.as_dict(), "stages": [v.as_dict() for v in views]}

@@ -58,7 +58,8 @@ def current_deadline(session: Session, campaign_id: str, stage_id: str) -> Stage
 
 
 def describe_allowed(machine: Machine, state: str) -> str:
-    allowed = machine.allowed(state)
+    # What people can do: the engine's own actions (lapse at a deadline) are not offered.
+    allowed = [t for t in machine.allowed(state) if t.tiers != ("system",)]
     if not allowed:
         return "无（已办结）"
     return "、".join(f"{t.label}({t.action})" for t in allowed)

@@ -43,15 +43,18 @@ class StageView:
         }
 
 
-def stage_views(session: Session, campaign: Campaign, now: datetime, calendar: WorkCalendar | None) -> list[StageView]:
+def stage_views(session: Session, campaign: Campaign, now: datetime, calendar: WorkCalendar | None, *,
+                city: str | None = None, county: str | None = None) -> list[StageView]:
+    """Each stage with its deadline and how many cases still wait at it (within a city or county)."""
     spec = campaign.spec()
     deadlines = deadlines_of(session, campaign.id)
+    query = select(Case.kind, Case.state, func.count()).where(Case.campaign_id == campaign.id)
+    if city:
+        query = query.where(Case.city_code == city)
+    if county:
+        query = query.where(Case.county_code == county)
     counts = dict(
-        ((kind, state), n)
-        for kind, state, n in session.exec(
-            select(Case.kind, Case.state, func.count()).where(Case.campaign_id == campaign.id)
-            .group_by(Case.kind, Case.state)
-        ).all()
+        ((kind, state), n) for kind, state, n in session.exec(query.group_by(Case.kind, Case.state)).all()
     )
     views = []
     for stage in spec.stages:

@@ -31,6 +31,7 @@ from models.audit import AuditEvent, EventDraft
 from models.campaign import Campaign, deadlines_of
 from models.case import Case
 from models.context import Ctx
+from models.org import Organisation
 from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
 from notifications.audience import PROVINCE, Directory
 from notifications.notices import notices_for_event
@@ -55,6 +56,27 @@ class TickReport:
 
 
 # -- who still has to act at a stage -------------------------------------------------------------
+
+
+def parks_by_county(session: Session, campaign_id: str, stage: Stage) -> dict[str, set[str]]:
+    """Parks (开发区、园区管委会) with cases waiting at a county stage, by county.
+
+    The county's bureau files on the provincial platform, so it is the acting organisation; a
+    park that applied is reminded too, through its own contacts, about its own applications.
+    """
+    if stage.actor != "county":
+        return {}
+    rows = session.exec(
+        select(Case.county_code, Case.org_id).join(Organisation, Organisation.id == Case.org_id).where(
+            Case.campaign_id == campaign_id, Case.kind == stage.subject, Organisation.tier == "park",
+            Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+        .distinct()
+    ).all()
+    out: dict[str, set[str]] = defaultdict(set)
+    for county, org_id in rows:
+        if county:
+            out[county].add(org_id)
+    return dict(out)
 
 
 def pending_by_org(session: Session, campaign_id: str, stage: Stage) -> dict[str, int]:
@@ -189,6 +211,7 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
     prefix = f"{spec.id}:{stage.id}:v{version}"
 
     if latest_steps:
+        parks = parks_by_county(session, spec.id, stage) if "actor" in latest_steps else {}
         for audience, (step, at) in latest_steps.items():
             for org_id in pending:
                 target = org_id if audience == "actor" else d.supervisor(org_id)
@@ -198,6 +221,10 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
                 kind = "reminder" if audience == "actor" else "supervisor_reminder"
                 for c in contacts:
                     writer.plan(f"{kind[0]}r:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, org_id)
+                if audience == "actor":
+                    for park in sorted(parks.get(org_id, ())):
+                        for c in d.contacts(park, spec.program):
+                            writer.plan(f"rr:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, park)
             # A newer step supersedes an older one not yet mailed: one reminder, the current one.
             kind = "reminder" if audience == "actor" else "supervisor_reminder"
             _cancel(session, report, "已被更新的提醒取代", Notification.campaign_id == spec.id,
