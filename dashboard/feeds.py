@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from calendars.ics import IcsAlarm, IcsEvent, render_calendar
+from calendars.timeutil import to_local
 from models.campaign import Campaign, deadlines_of
 from models.org import Organisation
 
@@ -26,6 +27,15 @@ STAGE_ACTORS = {
     "association": {"city", "enterprise", "recommender"},
 }
 ALARMS = ((timedelta(days=3), "3天后截止"), (timedelta(days=1), "明天截止"))
+# A "24:00" deadline is the first instant of the next day: alarms a whole number of days before
+# it would ring at midnight. Ring at 09:00 instead, two days before the last day and on it.
+MIDNIGHT_ALARMS = ((timedelta(days=2, hours=15), "还有3天截止（最后一天24:00）"),
+                   (timedelta(hours=15), "今天24:00截止"))
+
+
+def alarms_for(due: datetime) -> tuple[tuple[timedelta, str], ...]:
+    local = to_local(due)
+    return MIDNIGHT_ALARMS if (local.hour, local.minute) == (0, 0) else ALARMS
 
 
 def contact_events(session: Session, org: Organisation, programs: set[str], *, base_url: str,
@@ -60,7 +70,7 @@ def contact_events(session: Session, org: Organisation, programs: set[str], *, b
                 description=description,
                 url=f"{base_url}/campaigns/{campaign.id}",
                 sequence=version,
-                alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in ALARMS),
+                alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms_for(due)),
                 last_modified=row.changed_at if row else None,
                 status="CONFIRMED",
             ))

@@ -86,7 +86,8 @@ def test_a_feed_follows_a_moved_deadline(client, world: World, make_ctx) -> None
     assert first.status_code == 200 and first.headers["content-type"].startswith("text/calendar")
     text = first.text
     assert "UID:2026-cluster-selection.city_recommendation@shenbao" in text
-    assert "TRIGGER:-P3D" in text and "TRIGGER:-P1D" in text
+    # 07-03 24:00: alarms at 09:00 on 07-01 and on 07-03, not at midnight.
+    assert "TRIGGER:-P2DT15H" in text and "TRIGGER:-PT15H" in text
     assert "SUMMARY:【截止】设区市审核推荐并上传推荐函（签章版）" in text.replace("\r\n ", "")
     assert "SEQUENCE:1" in text
     from calendars.timeutil import parse_deadline
