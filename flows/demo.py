@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
+from sqlalchemy import func
 from sqlmodel import select
 
 from calendars.timeutil import format_local, parse_deadline, parse_instant
@@ -30,6 +31,7 @@ from flows.settings import Settings
 from models.actions import ActionRefused, perform, set_deadline
 from models.case import Case
 from models.context import Actor, Ctx
+from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import Email, Notification
 
@@ -186,6 +188,11 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
         rec = f"RC26-JP-{city}"
         steps.append(Step(at + timedelta(hours=1), f"{rec} 上传汇总表", _act(rec, "attach", city, params={"letter": "推荐意见汇总表（盖章）.pdf"})))
         steps.append(Step(at + timedelta(hours=2), f"{rec} 报送", _act(rec, "submit", city)))
+        # The province's review of the catalogue (its dates were never announced in the notice).
+        for app in apps:
+            steps.append(Step(parse_instant("2026-08-04T15:00"), f"{app.ref} 初审", _province_review(app.ref)))
+            steps.append(Step(parse_instant("2026-08-13T10:00"), f"{app.ref} 评审结果",
+                              _result(app.ref, rng, after="prelim_passed")))
     # A county tries to submit after the window closed: refused, and the refusal is audited.
     late = never_submitted[0] if never_submitted else None
     if late is not None:
@@ -238,13 +245,13 @@ def _schedule(ref: str, rng: random.Random) -> Callable[[Runtime, datetime], str
     return run
 
 
-def _result(ref: str, rng: random.Random) -> Callable[[Runtime, datetime], str | None]:
+def _result(ref: str, rng: random.Random, *, after: str = "defence_held") -> Callable[[Runtime, datetime], str | None]:
     selected = rng.random() < 0.7
 
     def run(rt: Runtime, now: datetime) -> str | None:
         with rt.db.read() as session:
             state = session.exec(select(Case.state).where(Case.ref == ref)).one()
-        if state != "defence_held":
+        if state != after:
             return "skip"
         if selected:
             return _act(ref, "select", "330000")(rt, now)
@@ -380,6 +387,18 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
         for r in refusals[:4]:
             out.line(f"  · {r}")
     out.line(f"审计链：{'完好' if report.ok else '发现问题'}，共 {report.checked} 条事件")
+    with rt.db.read() as session:
+        outcome = session.exec(
+            select(Case.campaign_id, Case.kind, Case.state, func.count())
+            .where(Case.kind.in_(("cluster_application", "jingpin_application")))  # type: ignore[attr-defined]
+            .group_by(Case.campaign_id, Case.kind, Case.state)
+        ).all()
+    by_campaign: dict[str, list[str]] = defaultdict(list)
+    for campaign_id, kind, state, n in sorted(outcome, key=lambda r: (r[0], -r[3])):
+        by_campaign[campaign_id].append(f"{machine_for(kind).state_label(state)} {n}")
+    for campaign_id, parts in by_campaign.items():
+        program = {"cluster": "集群遴选", "jingpin": "制造精品"}[specs[campaign_id].program]
+        out.line(f"{program}申报结果（模拟结束时）：{'，'.join(parts)}")
     example = next((e for e in emails if "escalation" in e.kinds and e.status == "sent"), None) or (emails[0] if emails else None)
     if example is not None:
         out.line("")
