@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from calendars.campaign import CampaignSpec
@@ -426,15 +427,18 @@ def set_deadline(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, du
     return row
 
 
-def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None) -> list[Case]:
+def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None) -> list[Any]:
     """Lapse every case still open at a window that has closed (e.g. drafts at 06-25 24:00).
 
     Level-triggered: it looks at what is true at ``ctx.now``, so running it late or twice is
-    harmless. Each lapse is a system action in the audit, with the deadline as its reason.
+    harmless. Each lapse is a system action in the audit, with the deadline as its reason,
+    exactly as ``act(…, "lapse")`` records it; the cases are changed in bulk because a window
+    closing over a province's drafts is thousands of identical transitions at one instant.
+    Returns the lapsed cases as rows with ``id``, ``ref`` and ``state`` (the state before).
     """
-    lapsed: list[Case] = []
-    campaigns = session.exec(select(Campaign)).all()
-    for campaign in campaigns:
+    lapsed: list[Any] = []
+    system = Ctx(now=ctx.now, actor=SYSTEM, audit=ctx.audit)
+    for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
         if campaign_id and campaign.id != campaign_id:
             continue
         spec = campaign.spec()
@@ -445,14 +449,32 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             due = row.due_at if row else stage.deadline
             if due is None or ctx.now < due:
                 continue
+            machine = machine_for(stage.subject)
+            transitions = {state: machine.find("lapse", state) for state in stage.lapse_states}
+            states = [state for state, t in transitions.items() if t is not None]
+            if not states:
+                continue
             cases = session.exec(
-                select(Case).where(Case.campaign_id == campaign.id, Case.kind == stage.subject,
-                                   Case.state.in_(stage.lapse_states))  # type: ignore[attr-defined]
-                .order_by(Case.id)
+                select(Case.id, Case.ref, Case.state).where(
+                    Case.campaign_id == campaign.id, Case.kind == stage.subject,
+                    Case.state.in_(states))  # type: ignore[attr-defined]
+                .order_by(Case.id).with_for_update()
             ).all()
-            system = Ctx(now=ctx.now, actor=Actor(name="system"), audit=ctx.audit)
-            for case in cases:
-                act(session, system, case, "lapse",
-                    reason=f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭")
-                lapsed.append(case)
+            if not cases:
+                continue
+            reason = f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭"
+            ids = [c.id for c in cases]
+            for begin in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                session.execute(
+                    update(Case).where(Case.id.in_(ids[begin:begin + 900]))  # type: ignore[union-attr]
+                    .values(state="lapsed", state_since=ctx.now, updated_at=ctx.now, version=Case.version + 1)
+                    .execution_options(synchronize_session="fetch")
+                )
+            system.audit.append_many(session, [
+                EventDraft(at=ctx.now, actor=system.actor.label, action="state_change", subject=f"case:{c.ref}",
+                           case_id=c.id, campaign_id=campaign.id, from_value=c.state, to_value="lapsed",
+                           reason=reason, details={"action": "lapse", "label": transitions[c.state].label})  # type: ignore[union-attr]
+                for c in cases
+            ])
+            lapsed.extend(cases)
     return lapsed
