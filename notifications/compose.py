@@ -211,8 +211,40 @@ def _item(case: Any) -> dict[str, str]:
             "track": case.track or ""}
 
 
+GROUP_NOTICES_FROM = 3  # this many identical state changes read better as one list than as boxes
+
+
+def grouped(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge notices of the same change (e.g. forty drafts lapsing at 24:00) into one section."""
+    def key(s: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(s.get(k) for k in ("campaign_name", "action", "label", "to", "reason", "actor"))
+
+    members: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for s in sections:
+        if s["kind"] == "notice":
+            members.setdefault(key(s), []).append(s)
+    out: list[dict[str, Any]] = []
+    emitted: set[tuple[Any, ...]] = set()
+    for s in sections:
+        group = members.get(key(s)) if s["kind"] == "notice" else None
+        if group is None or len(group) < GROUP_NOTICES_FROM:
+            out.append(s)
+        elif key(s) not in emitted:
+            emitted.add(key(s))
+            first = group[0]
+            out.append({
+                "kind": "notice_group", "urgent": False, "campaign_name": first.get("campaign_name"),
+                "label": first.get("label"), "to": first.get("to"), "reason": first.get("reason"),
+                "actor": first.get("actor"), "at_text": first.get("at_text"), "total": len(group),
+                "items": [{"ref": m.get("ref"), "title": m.get("title"), "from": m.get("from"),
+                           "defence_at": m.get("defence_at")} for m in group],
+            })
+    return out
+
+
 def _render(renderer: Renderer, identity: MailIdentity, contact: Contact, org_name: str,
             sections: list[dict[str, Any]], now: datetime) -> tuple[str, str, str]:
+    sections = grouped(sections)
     context = {"contact": contact, "org_name": org_name, "sections": sections, "now_text": format_local(now),
                "dashboard_url": identity.dashboard_url, "from_name": identity.from_name}
     return renderer.render(context)

@@ -19,7 +19,8 @@ from jinja2 import (
     select_autoescape,
 )
 
-KINDS = ("reminder", "supervisor_reminder", "overdue", "escalation", "stuck", "notice", "deadline_notice")
+KINDS = ("reminder", "supervisor_reminder", "overdue", "escalation", "stuck", "notice", "notice_group",
+         "deadline_notice")
 
 
 class Renderer:
