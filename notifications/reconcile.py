@@ -296,6 +296,11 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     # is written when its time comes: the watermark stops short of it, and the events after it
     # that are written now are recognised by their keys when they are read again.
     later = next((e.seq for e in events if e.at > ctx.now), None)
+    # Load the cases the events name in a few queries (a window closing is thousands of events);
+    # notices_for_event then finds them in the session's identity map.
+    case_ids = sorted({e.case_id for e in events if e.case_id is not None})
+    for start in range(0, len(case_ids), 900):
+        session.exec(select(Case).where(Case.id.in_(case_ids[start:start + 900]))).all()  # type: ignore[union-attr]
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for event in (e for e in events if e.at <= ctx.now):
