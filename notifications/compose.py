@@ -25,7 +25,7 @@ from models.case import PROGRAM_LABELS, Case
 from models.machines import machine_for
 from models.org import Contact
 from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notification
-from notifications.audience import Directory
+from notifications.audience import Directory, lookup_keys
 from notifications.mime import build_mime, message_id_for
 from notifications.render import Renderer
 from notifications.schedule import WorkingHours
@@ -91,7 +91,7 @@ _CASE_LINE = (Case.id, Case.ref, Case.title, Case.kind, Case.state, Case.track)
 
 
 def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Any], int]:
-    """The cases still waiting at ``stage`` on any of ``orgs`` (mirrors reconcile.pending_by_org),
+    """The cases still waiting at ``stage`` on any of ``orgs`` (the SQL form of audience.lookup_keys),
     as rows of ``_CASE_LINE``."""
     base = select(*_CASE_LINE).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
                                      Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
@@ -123,13 +123,7 @@ def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str
     ).all()
     index: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
-        if stage.actor == "county":
-            keys = {row.county_code, row.org_id}
-        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-            keys = {row.city_code}
-        else:
-            keys = {row.org_id}
-        for key in keys - {None}:
+        for key in lookup_keys(stage, row.org_id, row.county_code, row.city_code):
             index[key].append(row)
     return index
 

@@ -33,7 +33,7 @@ from models.case import Case
 from models.context import Ctx
 from models.org import Organisation
 from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
-from notifications.audience import PROVINCE, Directory
+from notifications.audience import Directory, acting_org
 from notifications.notices import notices_for_event
 from notifications.schedule import WorkingHours, escalation_rounds, latest_due_step, reminder_time
 
@@ -94,15 +94,7 @@ def pending_by_org(session: Session, campaign_id: str, stage: Stage) -> dict[str
     ).all()
     out: dict[str, int] = defaultdict(int)
     for org_id, county, city, n in rows:
-        if stage.actor == "province":
-            acting = PROVINCE
-        elif stage.actor == "county":
-            acting = county or org_id
-        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-            acting = city or org_id
-        else:  # enterprise, city/recommender own tasks
-            acting = org_id
-        out[acting] += n
+        out[acting_org(stage, org_id, county, city)] += n
     return dict(out)
 
 
@@ -268,9 +260,7 @@ def _plan_stuck(session: Session, d: Directory, calendar: WorkCalendar, spec: Ca
                Case.state.in_(stage.pending_states), Case.state_since < cutoff)  # type: ignore[attr-defined]
     ).all()
     for case_id, org_id, county, city, since in stuck:
-        acting = {"county": county or org_id, "province": PROVINCE}.get(stage.actor, org_id)
-        if stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-            acting = city or org_id
+        acting = acting_org(stage, org_id, county, city)
         up = d.supervisor(acting)
         for c in d.contacts(up, spec.program):
             writer.plan(f"s:{prefix}:{case_id}:{int(since.timestamp())}:{c.id}", "stuck", c, now, False,
