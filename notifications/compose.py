@@ -244,6 +244,16 @@ def _render(renderer: Renderer, identity: MailIdentity, contact: Contact, org_na
     return renderer.render(context)
 
 
+def _write_message(email: Email, renderer: Renderer, identity: MailIdentity, contact: Contact, org_name: str,
+                   sections: list[dict[str, Any]], now: datetime) -> None:
+    """Render the sections and store subject, bodies and the finished MIME bytes on the email."""
+    email.subject, email.text_body, email.html_body = _render(renderer, identity, contact, org_name, sections, now)
+    email.raw = build_mime(message_id=email.message_id, from_addr=identity.from_addr, from_name=identity.from_name,
+                           to_addr=email.to_addr, to_name=email.to_name, subject=email.subject,
+                           text=email.text_body, html=email.html_body, date=now,
+                           extra_headers={"X-Shenbao-Key": email.key})
+
+
 def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity,
             renderer: Renderer) -> int:
     """Turn every pending, due notification into emails, one per recipient. Returns emails written."""
@@ -285,19 +295,15 @@ def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: M
         if not kept:
             continue
         key = "m:" + str(contact_id) + ":" + hashlib.sha1("|".join(n.key for n in kept).encode()).hexdigest()[:20]
-        subject, text, html = _render(renderer, identity, contact, d.name(contact.org_id), sections, now)
-        message_id = message_id_for(key, identity.domain)
         urgent = any(n.urgent for n in kept)
         email = Email(
-            key=key, message_id=message_id, contact_id=contact_id, to_addr=contact.email, to_name=contact.name,
-            subject=subject, text_body=text, html_body=html,
-            raw=build_mime(message_id=message_id, from_addr=identity.from_addr, from_name=identity.from_name,
-                           to_addr=contact.email, to_name=contact.name, subject=subject, text=text, html=html,
-                           date=now, extra_headers={"X-Shenbao-Key": key}),
-            urgent=urgent, kinds=",".join(sorted({n.kind for n in kept})), created_at=now,
+            key=key, message_id=message_id_for(key, identity.domain), contact_id=contact_id,
+            to_addr=contact.email, to_name=contact.name, urgent=urgent,
+            kinds=",".join(sorted({n.kind for n in kept})), created_at=now,
             # Quiet hours: only the last-day reminders go out at night or on a holiday.
             next_attempt_at=now if urgent else hours.next_open(now, calendar), status=E_PENDING,
         )
+        _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
         session.add(email)
         session.flush()
         for n in kept:
@@ -336,11 +342,7 @@ def recheck(session: Session, email: Email, now: datetime, calendar: WorkCalenda
         return None
     if not changed:
         return "keep"
-    subject, text, html = _render(renderer, identity, contact, d.name(contact.org_id), sections, now)
-    email.subject, email.text_body, email.html_body = subject, text, html
-    email.raw = build_mime(message_id=email.message_id, from_addr=identity.from_addr, from_name=identity.from_name,
-                           to_addr=email.to_addr, to_name=email.to_name, subject=subject, text=text, html=html,
-                           date=now, extra_headers={"X-Shenbao-Key": email.key})
+    _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
     session.add(email)
     return email.raw
 
