@@ -110,6 +110,30 @@ def _parse_step(text: str | None) -> timedelta | None:
         raise Fail(f"--step 应如 30m、6h、1d，收到：{text}") from None
 
 
+def _instants(session: Any, rt: Runtime, start: datetime, end: datetime, step: timedelta | None) -> list[datetime]:
+    """Every ``step`` from ``start``, or, without one, every instant that matters. Two wake-ups may
+    share an instant (a last-day reminder at 08:30 and the start of working hours): it is ticked
+    once, or the timeline would list that instant's emails twice."""
+    from notifications.wakeups import wakeups
+
+    if step is None:
+        return sorted({w.at for w in wakeups(session, rt.calendar, start, end)})
+    instants, t = [], start + step
+    while t <= end:
+        instants.append(t)
+        t += step
+    return instants
+
+
+def _entry(session: Any, now: datetime, report: Any, before: int, *, status: str | None = None) -> dict[str, Any]:
+    """One line of the timeline: what the tick did and the emails it wrote (ids above ``before``,
+    so a re-run over the same instants lists only its own)."""
+    new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
+    return {"at": now, "tick": report.as_dict(), "emails": [
+        {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": status or e.status}
+        for e in new]}
+
+
 def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: timedelta | None, send: bool,
                       on_step: Any = None, extra_instants: list[datetime] | None = None) -> list[dict[str, Any]]:
     """Move the clock from ``start`` to ``until``, ticking (and sending) at each instant.
@@ -120,14 +144,8 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
     """
     from notifications.wakeups import wakeups
 
-    if step is None:
-        with rt.db.read() as session:
-            instants = [w.at for w in wakeups(session, rt.calendar, start, until)]
-    else:
-        instants, t = [], start + step
-        while t <= until:
-            instants.append(t)
-            t += step
+    with rt.db.read() as session:
+        instants = _instants(session, rt, start, until, step)
     remaining = sorted(set(instants) | {i for i in (extra_instants or []) if start < i <= until})
     timeline: list[dict[str, Any]] = []
     i = 0
@@ -144,9 +162,7 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
         if send:
             sent = run_send(rt, now)
         with rt.db.read() as session:
-            new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
-        entry = {"at": now, "tick": report.as_dict(), "emails": [
-            {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": e.status} for e in new]}
+            entry = _entry(session, now, report, before)
         if sent is not None:
             entry["sent"] = sent.as_dict() if hasattr(sent, "as_dict") else sent.__dict__
         timeline.append(entry)
@@ -197,7 +213,6 @@ def _progress_printer(quiet: bool) -> Any:
 def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None) -> list[dict[str, Any]]:
     """The whole simulation in one transaction that is rolled back: nothing stays, nothing is sent."""
     from notifications.reconcile import tick
-    from notifications.wakeups import wakeups
 
     timeline = []
     with rt.db.writer.connect() as conn:
@@ -206,15 +221,7 @@ def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None
 
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         try:
-            if step is None:
-                # Two wake-ups may share an instant (a last-day reminder at 08:30 and the start of
-                # working hours): tick once, or the timeline lists that instant's emails twice.
-                instants = sorted({w.at for w in wakeups(session, rt.calendar, start, end)})
-            else:
-                instants, t = [], start + step
-                while t <= end:
-                    instants.append(t)
-                    t += step
+            instants = _instants(session, rt, start, end, step)
             audit = rt.audit()
             audit.anchor_path = None  # nothing is committed, so nothing is anchored
             from models.context import Ctx
@@ -223,10 +230,7 @@ def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None
                 before = session.exec(select(func.max(Email.id))).one() or 0
                 report = tick(session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer)
                 session.flush()
-                new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
-                timeline.append({"at": now, "tick": report.as_dict(), "emails": [
-                    {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": "dry-run"}
-                    for e in new]})
+                timeline.append(_entry(session, now, report, before, status="dry-run"))
         finally:
             session.close()
             trans.rollback()
