@@ -25,7 +25,7 @@ test: $(BIN)/.installed services
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check calendars models notifications flows
+	$(BIN)/ruff format --check .
 
 ## bench: the benchmarks of bench/README.md (minutes, not part of test)
 bench: $(BIN)/.installed services

@@ -24,7 +24,7 @@ STATIC = Path(__file__).parent / "static"
 # No script runs in these pages; inline SVG charts are markup, not images from elsewhere.
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
-                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -32,7 +32,11 @@ _SECURITY_HEADERS = {
 
 
 def _wants_json(request: Request) -> bool:
-    path = request.url.path[len(request.scope.get("root_path", "")):] if request.scope.get("root_path") else request.url.path
+    path = (
+        request.url.path[len(request.scope.get("root_path", "")) :]
+        if request.scope.get("root_path")
+        else request.url.path
+    )
     return path.startswith("/api/") or path.startswith("/calendar/")
 
 
@@ -44,24 +48,33 @@ def create_app(runtime: Runtime, web: WebSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="申报 shenbao 看板与接口",
         description="浙江省“415X”集群遴选与浙江制造精品申报工作的协同看板。所有接口需个人令牌："
-                    "`Authorization: Bearer <令牌>`（shenbao token issue 签发）。时间均为带时区的 ISO 8601。",
+        "`Authorization: Bearer <令牌>`（shenbao token issue 签发）。时间均为带时区的 ISO 8601。",
         version="1",
         # Swagger UI and ReDoc load scripts from a CDN; the schema itself is served and readable.
-        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
     app.state.runtime = runtime
     app.state.web_secret = secret
     app.state.templates = build_templates()
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="shenbao_session",
-                       max_age=web.session_hours * 3600, same_site="lax", https_only=web.secure_cookies)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret,
+        session_cookie="shenbao_session",
+        max_age=web.session_hours * 3600,
+        same_site="lax",
+        https_only=web.secure_cookies,
+    )
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
         for key, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
-        if request.url.path.startswith(("/api/", "/exports/", "/calendar/")) or "text/html" in response.headers.get(
-                "content-type", ""):
+        if request.url.path.startswith(
+            ("/api/", "/exports/", "/calendar/")
+        ) or "text/html" in response.headers.get("content-type", ""):
             # Pages and files carry one organisation's data: no shared caches.
             response.headers.setdefault("Cache-Control", "private, no-store")
         return response
@@ -77,16 +90,30 @@ def create_app(runtime: Runtime, web: WebSettings | None = None) -> FastAPI:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         if request.url.path.startswith("/exports/"):
             return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-        return render(request, "error.html", viewer=None, status_code=exc.status_code,
-                      status=exc.status_code, message=str(exc.detail))
+        return render(
+            request,
+            "error.html",
+            viewer=None,
+            status_code=exc.status_code,
+            status=exc.status_code,
+            message=str(exc.detail),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
         problems = "；".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         if _wants_json(request):
-            return JSONResponse({"detail": f"请求参数有误：{problems}", "errors": exc.errors()}, status_code=422)
-        return render(request, "error.html", viewer=None, status_code=422, status=422,
-                      message=f"请求参数有误：{problems}")
+            return JSONResponse(
+                {"detail": f"请求参数有误：{problems}", "errors": exc.errors()}, status_code=422
+            )
+        return render(
+            request,
+            "error.html",
+            viewer=None,
+            status_code=422,
+            status=422,
+            message=f"请求参数有误：{problems}",
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (login, pages, forms, files, api):

@@ -81,15 +81,19 @@ class IssuedToken:
 
 def find_contact(session: Session, email: str, org: str | None = None) -> tuple[Contact, Organisation]:
     """The one active contact with this e-mail (``org`` picks one when several share it)."""
-    query = select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id).where(
-        func.lower(Contact.email) == email.strip().lower()
+    query = (
+        select(Contact, Organisation)
+        .join(Organisation, Organisation.id == Contact.org_id)
+        .where(func.lower(Contact.email) == email.strip().lower())
     )
     rows = session.exec(query).all()
     if org:
         rows = [(c, o) for c, o in rows if org in (o.id, o.name)]
     if not rows:
-        raise AuthError(f"找不到邮箱为 {email} 的联系人{'（单位：' + org + '）' if org else ''}"
-                        "（先导入工作人员信息汇总表：shenbao roster import）")
+        raise AuthError(
+            f"找不到邮箱为 {email} 的联系人{'（单位：' + org + '）' if org else ''}"
+            "（先导入工作人员信息汇总表：shenbao roster import）"
+        )
     active = [(c, o) for c, o in rows if c.active]
     if not active:
         raise AuthError(f"联系人 {email} 已停用，不能签发令牌")
@@ -99,18 +103,26 @@ def find_contact(session: Session, email: str, org: str | None = None) -> tuple[
     return active[0]
 
 
-def issue_token(session: Session, contact: Contact, org: Organisation, now: datetime, *, days: int) -> IssuedToken:
+def issue_token(
+    session: Session, contact: Contact, org: Organisation, now: datetime, *, days: int
+) -> IssuedToken:
     if days < 1 or days > 366:
         raise AuthError("有效期应为 1–366 天")
     token = "sb_" + secrets.token_urlsafe(32)
-    row = AccessToken(contact_id=contact.id, token_hash=hash_token(token), created_at=now,  # type: ignore[arg-type]
-                      expires_at=now + timedelta(days=days))
+    row = AccessToken(
+        contact_id=contact.id,
+        token_hash=hash_token(token),
+        created_at=now,  # type: ignore[arg-type]
+        expires_at=now + timedelta(days=days),
+    )
     session.add(row)
     session.flush()
     return IssuedToken(token=token, row=row, contact=contact, org=org)
 
 
-def list_tokens(session: Session, email: str | None = None) -> list[tuple[AccessToken, Contact, Organisation]]:
+def list_tokens(
+    session: Session, email: str | None = None
+) -> list[tuple[AccessToken, Contact, Organisation]]:
     query = (
         select(AccessToken, Contact, Organisation)
         .join(Contact, Contact.id == AccessToken.contact_id)
@@ -122,8 +134,9 @@ def list_tokens(session: Session, email: str | None = None) -> list[tuple[Access
     return list(session.exec(query).all())
 
 
-def revoke_tokens(session: Session, now: datetime, *, token_id: int | None = None,
-                  email: str | None = None) -> list[AccessToken]:
+def revoke_tokens(
+    session: Session, now: datetime, *, token_id: int | None = None, email: str | None = None
+) -> list[AccessToken]:
     """Revoke one token by id, or every live token of a contact's e-mail."""
     if token_id is None and not email:
         raise AuthError("请给出令牌编号或 --email")
@@ -168,9 +181,17 @@ def _viewer_from(db: Database, now: datetime, where: object, via: str) -> Viewer
             if fresh is not None:
                 fresh.last_used_at = now
                 session.add(fresh)
-    return Viewer(contact_id=contact.id, name=contact.name, email=contact.email,  # type: ignore[arg-type]
-                  mobile=contact.mobile, programs=contact.programs, org=org, token_id=token.id,  # type: ignore[arg-type]
-                  expires_at=token.expires_at, via=via)
+    return Viewer(
+        contact_id=contact.id,
+        name=contact.name,
+        email=contact.email,  # type: ignore[arg-type]
+        mobile=contact.mobile,
+        programs=contact.programs,
+        org=org,
+        token_id=token.id,  # type: ignore[arg-type]
+        expires_at=token.expires_at,
+        via=via,
+    )
 
 
 def viewer_for_token(db: Database, token: str, now: datetime, *, via: str = "bearer") -> Viewer | None:

@@ -78,28 +78,42 @@ def progress_chart(p: Progress, *, width: int = 560, height: int = 220) -> Marku
         parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#5b6678">{n}</text>')
     for d in _day_ticks(axis.start, axis.end):
         xx = axis.x(d)
-        parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top + plot_h}" y2="{top + plot_h + 4}" stroke="#9aa5b5"/>')
-        parts.append(f'<text x="{xx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#5b6678">{_md(d)}</text>')
+        parts.append(
+            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top + plot_h}" y2="{top + plot_h + 4}" stroke="#9aa5b5"/>'
+        )
+        parts.append(
+            f'<text x="{xx:.1f}" y="{top + plot_h + 16}" text-anchor="middle" fill="#5b6678">{_md(d)}</text>'
+        )
     # The goal: everyone pending at this stage has acted.
     if p.total:
         yy = y(p.total)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#2f7d4f" '
-                     'stroke-dasharray="5 4"/>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#2f7d4f" '
+            'stroke-dasharray="5 4"/>'
+        )
         parts.append(f'<text x="{left + 4}" y="{yy - 5:.1f}" fill="#2f7d4f">应办 {p.total}</text>')
     if p.due_at is not None:
         last = _last_day(p.due_at)
         if axis.start <= last <= axis.end:
             xx = axis.x(last)
-            parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#c0392b" '
-                         'stroke-width="1.5"/>')
-            parts.append(f'<text x="{xx - 4:.1f}" y="{top - 8}" text-anchor="end" fill="#c0392b">截止 {_md(last)}</text>')
+            parts.append(
+                f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#c0392b" '
+                'stroke-width="1.5"/>'
+            )
+            parts.append(
+                f'<text x="{xx - 4:.1f}" y="{top - 8}" text-anchor="end" fill="#c0392b">截止 {_md(last)}</text>'
+            )
     if axis.start <= p.today <= axis.end:
         xx = axis.x(p.today)
-        parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#1f5fbf" '
-                     'stroke-dasharray="2 3"/>')
+        parts.append(
+            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#1f5fbf" '
+            'stroke-dasharray="2 3"/>'
+        )
         near_right = xx > left + plot_w - 40
-        parts.append(f'<text x="{xx + (-4 if near_right else 4):.1f}" y="{top + 14}" '
-                     f'text-anchor="{"end" if near_right else "start"}" fill="#1f5fbf">今天</text>')
+        parts.append(
+            f'<text x="{xx + (-4 if near_right else 4):.1f}" y="{top + 14}" '
+            f'text-anchor="{"end" if near_right else "start"}" fill="#1f5fbf">今天</text>'
+        )
     # Cumulative line up to today only: the future has not happened.
     points = [(axis.x(d), y(n)) for d, n in p.acted_by_day if d <= p.today]
     if points:
@@ -111,13 +125,17 @@ def progress_chart(p: Progress, *, width: int = 560, height: int = 220) -> Marku
         parts.append(f'<circle cx="{lx:.1f}" cy="{ly:.1f}" r="3.5" fill="#1f5fbf"/>')
         # Above the point, on the side with room: the axis labels are below it.
         anchor, dx = ("end", -6) if lx > left + plot_w / 2 else ("start", 6)
-        parts.append(f'<text x="{lx + dx:.1f}" y="{max(ly - 8, top + 26):.1f}" text-anchor="{anchor}" '
-                     f'fill="#1f5fbf" font-weight="bold">已办 {p.acted}</text>')
+        parts.append(
+            f'<text x="{lx + dx:.1f}" y="{max(ly - 8, top + 26):.1f}" text-anchor="{anchor}" '
+            f'fill="#1f5fbf" font-weight="bold">已办 {p.acted}</text>'
+        )
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def campaign_timeline(statuses: list[StageStatus], issued: date, now: datetime, *, width: int = 960) -> Markup:
+def campaign_timeline(
+    statuses: list[StageStatus], issued: date, now: datetime, *, width: int = 960
+) -> Markup:
     """One row per stage: its window as a bar ending at the deadline, today as a vertical line."""
     row_h, top, left, right = 30, 34, 300, 24
     height = top + row_h * len(statuses) + 16
@@ -136,12 +154,16 @@ def campaign_timeline(statuses: list[StageStatus], issued: date, now: datetime, 
     ]
     for d in _day_ticks(start, end, 12):
         xx = axis.x(d)
-        parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 6}" y2="{height - 10}" stroke="#eef1f5"/>')
+        parts.append(
+            f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 6}" y2="{height - 10}" stroke="#eef1f5"/>'
+        )
         parts.append(f'<text x="{xx:.1f}" y="{top - 12}" text-anchor="middle" fill="#5b6678">{_md(d)}</text>')
     for i, s in enumerate(statuses):
         y = top + i * row_h
         label = s.stage.name if len(s.stage.name) <= 22 else s.stage.name[:21] + "…"
-        parts.append(f'<text x="{left - 10}" y="{y + 19}" text-anchor="end" fill="#1d2633">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{left - 10}" y="{y + 19}" text-anchor="end" fill="#1d2633">{escape(label)}</text>'
+        )
         if s.due_at is None:
             parts.append(f'<text x="{left + 6}" y="{y + 19}" fill="#8a94a6">截止时间另行通知</text>')
             continue
@@ -149,15 +171,21 @@ def campaign_timeline(statuses: list[StageStatus], issued: date, now: datetime, 
         opens = local_date(s.stage.opens) if s.stage.opens else issued
         x0, x1 = axis.x(max(opens, start)), axis.x(last)
         colour = "#c0392b" if s.overdue else ("#8a94a6" if s.closed else "#1f5fbf")
-        parts.append(f'<rect x="{x0:.1f}" y="{y + 7}" width="{max(x1 - x0, 3):.1f}" height="16" rx="3" '
-                     f'fill="{colour}" fill-opacity="0.22" stroke="{colour}"/>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y + 7}" width="{max(x1 - x0, 3):.1f}" height="16" rx="3" '
+            f'fill="{colour}" fill-opacity="0.22" stroke="{colour}"/>'
+        )
         parts.append(f'<circle cx="{x1:.1f}" cy="{y + 15}" r="5" fill="{colour}"/>')
         tag = f"{_md(last)}（{WEEKDAYS_ZH[last.weekday()]}）"
         parts.append(f'<text x="{x1 + 9:.1f}" y="{y + 19}" fill="{colour}">{escape(tag)}</text>')
     xx = axis.x(today)
-    parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 4}" y2="{height - 8}" stroke="#e67e22" '
-                 'stroke-width="2"/>')
-    parts.append(f'<text x="{xx:.1f}" y="{height - 0}" text-anchor="middle" fill="#e67e22" '
-                 'font-weight="bold">今天</text>')
+    parts.append(
+        f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 4}" y2="{height - 8}" stroke="#e67e22" '
+        'stroke-width="2"/>'
+    )
+    parts.append(
+        f'<text x="{xx:.1f}" y="{height - 0}" text-anchor="middle" fill="#e67e22" '
+        'font-weight="bold">今天</text>'
+    )
     parts.append("</svg>")
     return Markup("".join(parts))

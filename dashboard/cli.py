@@ -11,7 +11,9 @@ from models.org import TIER_LABELS
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址（对外服务请放在 HTTPS 反向代理之后）")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="监听地址（对外服务请放在 HTTPS 反向代理之后）"
+)
 @click.option("--port", default=8080, show_default=True, type=int, help="端口")
 @click.pass_context
 @handled
@@ -60,12 +62,23 @@ def token_issue(ctx: click.Context, email: str, days: int, org: str | None, as_j
         raise Fail(str(exc)) from exc
     link = _link(rt.settings.dashboard_url, issued.token)
     if as_json:
-        out.print_json({"id": issued.row.id, "token": issued.token, "link": link, "contact": contact.name,
-                        "email": contact.email, "org": organisation.name, "tier": organisation.tier,
-                        "expires_at": issued.row.expires_at})
+        out.print_json(
+            {
+                "id": issued.row.id,
+                "token": issued.token,
+                "link": link,
+                "contact": contact.name,
+                "email": contact.email,
+                "org": organisation.name,
+                "tier": organisation.tier,
+                "expires_at": issued.row.expires_at,
+            }
+        )
         return
-    out.line(f"已为 {organisation.name}（{TIER_LABELS.get(organisation.tier, organisation.tier)}）{contact.name} "
-             f"<{contact.email}> 签发令牌 #{issued.row.id}，有效期至 {format_local(issued.row.expires_at)}")
+    out.line(
+        f"已为 {organisation.name}（{TIER_LABELS.get(organisation.tier, organisation.tier)}）{contact.name} "
+        f"<{contact.email}> 签发令牌 #{issued.row.id}，有效期至 {format_local(issued.row.expires_at)}"
+    )
     out.line(f"令牌：{issued.token}")
     out.line(f"登录链接：{link}")
     out.line("令牌只显示这一次，数据库只保存其哈希；请通过安全渠道转交本人。")
@@ -84,19 +97,43 @@ def token_list(ctx: click.Context, email: str | None, as_json: bool) -> None:
     now = rt.now()
     with rt.db.read() as session:
         rows = list_tokens(session, email)
-    data = [{"id": t.id, "contact": c.name, "email": c.email, "org": o.name, "tier": o.tier,
-             "created_at": t.created_at, "expires_at": t.expires_at, "revoked_at": t.revoked_at,
-             "last_used_at": t.last_used_at,
-             "status": "revoked" if t.revoked_at else ("expired" if now >= t.expires_at else "active")}
-            for t, c, o in rows]
+    data = [
+        {
+            "id": t.id,
+            "contact": c.name,
+            "email": c.email,
+            "org": o.name,
+            "tier": o.tier,
+            "created_at": t.created_at,
+            "expires_at": t.expires_at,
+            "revoked_at": t.revoked_at,
+            "last_used_at": t.last_used_at,
+            "status": "revoked" if t.revoked_at else ("expired" if now >= t.expires_at else "active"),
+        }
+        for t, c, o in rows
+    ]
     if as_json:
         out.print_json(data)
         return
     labels = {"revoked": "已吊销", "expired": "已过期", "active": "有效"}
-    out.table(f"令牌（{len(data)} 个）", ["编号", "单位", "姓名", "邮箱", "签发", "到期", "最近使用", "状态"],
-              [[d["id"], d["org"], d["contact"], d["email"], format_local(d["created_at"]),
-                format_local(d["expires_at"]), format_local(d["last_used_at"]) if d["last_used_at"] else "从未",
-                labels[d["status"]]] for d in data], justify_numbers=False)
+    out.table(
+        f"令牌（{len(data)} 个）",
+        ["编号", "单位", "姓名", "邮箱", "签发", "到期", "最近使用", "状态"],
+        [
+            [
+                d["id"],
+                d["org"],
+                d["contact"],
+                d["email"],
+                format_local(d["created_at"]),
+                format_local(d["expires_at"]),
+                format_local(d["last_used_at"]) if d["last_used_at"] else "从未",
+                labels[d["status"]],
+            ]
+            for d in data
+        ],
+        justify_numbers=False,
+    )
 
 
 @token.command("revoke")

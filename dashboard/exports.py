@@ -26,9 +26,21 @@ JINGPIN_NOTE = (
     "高端船舶与海工装备、低空经济与商业航天、新能源与新型储能、电气与农机装备、现代纺织与服装、生物医药与医疗器械、"
     "现代家居与智能家电、绿色石化、高端新材料以及历史经典产业。"
 )
-JINGPIN_HEADERS = ("序号", "企业名称", "产品名称及型号", "产品类别\n（先进制造类、数字技术融合类、特色（消费品）类）",
-                   "所在“415X”先进制造业集群赛道")
-ROSTER_HEADERS = ("市、县(市、区)", "处室/科室", "姓名", "职务", "手机号码(浙政钉号码)", "备注(集群遴选/制造精品)")
+JINGPIN_HEADERS = (
+    "序号",
+    "企业名称",
+    "产品名称及型号",
+    "产品类别\n（先进制造类、数字技术融合类、特色（消费品）类）",
+    "所在“415X”先进制造业集群赛道",
+)
+ROSTER_HEADERS = (
+    "市、县(市、区)",
+    "处室/科室",
+    "姓名",
+    "职务",
+    "手机号码(浙政钉号码)",
+    "备注(集群遴选/制造精品)",
+)
 ROSTER_NOTES = (
     "备注：1. 请分别统计汇总集群遴选、制造精品目录征集工作人员汇总",
     "2. 集群遴选工作人员信息表请发省产业发展中心马远博；制造精品目录征集工作人员信息表请发省技创中心陈诗遥。",
@@ -50,7 +62,9 @@ def _save(wb: Workbook) -> bytes:
     return buffer.getvalue()
 
 
-def _title(ws: Worksheet, row: int, text: str, ncols: int, *, font: Font = _TITLE, height: float = 32) -> None:
+def _title(
+    ws: Worksheet, row: int, text: str, ncols: int, *, font: Font = _TITLE, height: float = 32
+) -> None:
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
     cell = ws.cell(row=row, column=1, value=text)
     cell.font = font
@@ -67,8 +81,15 @@ def _line(ws: Worksheet, row: int, text: str, ncols: int, *, height: float | Non
         ws.row_dimensions[row].height = height
 
 
-def _table(ws: Worksheet, first_row: int, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-           widths: Sequence[float], *, late_rows: set[int] | None = None) -> int:
+def _table(
+    ws: Worksheet,
+    first_row: int,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    widths: Sequence[float],
+    *,
+    late_rows: set[int] | None = None,
+) -> int:
     """Header and bordered body from ``first_row``; returns the next free row."""
     for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
         cell = ws.cell(row=first_row, column=col, value=text)
@@ -104,8 +125,9 @@ class JingpinRow:
     track: str
 
 
-def jingpin_summary_xlsx(*, year: int, filler_org: str, rows: Sequence[JingpinRow], filler: str,
-                         phone: str) -> bytes:
+def jingpin_summary_xlsx(
+    *, year: int, filler_org: str, rows: Sequence[JingpinRow], filler: str, phone: str
+) -> bytes:
     """附2-3 {year}年浙江制造精品推荐汇总表, with one line per recommended product."""
     wb = Workbook()
     ws = wb.active
@@ -161,7 +183,9 @@ class StatusSheet:
     late_rows: frozenset[int] = frozenset()
 
 
-def status_report_xlsx(*, title: str, generated: datetime, scope: str, sheets: Sequence[StatusSheet]) -> bytes:
+def status_report_xlsx(
+    *, title: str, generated: datetime, scope: str, sheets: Sequence[StatusSheet]
+) -> bytes:
     wb = Workbook()
     first = wb.active
     assert first is not None

@@ -29,8 +29,10 @@ STAGE_ACTORS = {
 ALARMS = ((timedelta(days=3), "3天后截止"), (timedelta(days=1), "明天截止"))
 # A "24:00" deadline is the first instant of the next day: alarms a whole number of days before
 # it would ring at midnight. Ring at 09:00 instead, two days before the last day and on it.
-MIDNIGHT_ALARMS = ((timedelta(days=2, hours=15), "还有3天截止（最后一天24:00）"),
-                   (timedelta(hours=15), "今天24:00截止"))
+MIDNIGHT_ALARMS = (
+    (timedelta(days=2, hours=15), "还有3天截止（最后一天24:00）"),
+    (timedelta(hours=15), "今天24:00截止"),
+)
 
 
 def alarms_for(due: datetime) -> tuple[tuple[timedelta, str], ...]:
@@ -38,8 +40,9 @@ def alarms_for(due: datetime) -> tuple[tuple[timedelta, str], ...]:
     return MIDNIGHT_ALARMS if (local.hour, local.minute) == (0, 0) else ALARMS
 
 
-def contact_events(session: Session, org: Organisation, programs: set[str], *, base_url: str,
-                   now: datetime) -> list[IcsEvent]:
+def contact_events(
+    session: Session, org: Organisation, programs: set[str], *, base_url: str, now: datetime
+) -> list[IcsEvent]:
     actors = STAGE_ACTORS.get(org.tier, set())
     events: list[IcsEvent] = []
     for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
@@ -57,28 +60,38 @@ def contact_events(session: Session, org: Organisation, programs: set[str], *, b
             version = row.version if row else 1
             own = stage.actor == org.tier or (org.tier == "park" and stage.actor == "county")
             summary = f"【{'截止' if own else '督办'}】{stage.name}"
-            description = "\n".join(x for x in (
-                f"{spec.name}（{spec.notice}）",
-                stage.deadline_text,
-                f"依据：{stage.source}" if stage.source else "",
-                f"截止时间第 {version} 版" + (f"，调整原因：{row.reason}" if row and row.reason and version > 1 else ""),
-            ) if x)
-            events.append(IcsEvent(
-                uid=f"{campaign.id}.{stage.id}@shenbao",
-                summary=summary,
-                start=due,
-                description=description,
-                url=f"{base_url}/campaigns/{campaign.id}",
-                sequence=version,
-                alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms_for(due)),
-                last_modified=row.changed_at if row else None,
-                status="CONFIRMED",
-            ))
+            description = "\n".join(
+                x
+                for x in (
+                    f"{spec.name}（{spec.notice}）",
+                    stage.deadline_text,
+                    f"依据：{stage.source}" if stage.source else "",
+                    f"截止时间第 {version} 版"
+                    + (f"，调整原因：{row.reason}" if row and row.reason and version > 1 else ""),
+                )
+                if x
+            )
+            events.append(
+                IcsEvent(
+                    uid=f"{campaign.id}.{stage.id}@shenbao",
+                    summary=summary,
+                    start=due,
+                    description=description,
+                    url=f"{base_url}/campaigns/{campaign.id}",
+                    sequence=version,
+                    alarms=tuple(
+                        IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms_for(due)
+                    ),
+                    last_modified=row.changed_at if row else None,
+                    status="CONFIRMED",
+                )
+            )
     return events
 
 
-def contact_calendar(session: Session, org: Organisation, programs: set[str], *, name: str, base_url: str,
-                     now: datetime) -> str:
+def contact_calendar(
+    session: Session, org: Organisation, programs: set[str], *, name: str, base_url: str, now: datetime
+) -> str:
     events = contact_events(session, org, programs, base_url=base_url, now=now)
     # DTSTAMP from the newest change, not the clock: the same data gives the same bytes.
     stamp = max((e.last_modified for e in events if e.last_modified), default=None) or now

@@ -29,8 +29,13 @@ from models.outbox import DeliveryAttempt, Email, Notification
 from models.reference import load_divisions
 
 APPLICATION_KIND = {"cluster": "cluster_application", "jingpin": "jingpin_application"}
-TIER_OF_ACTOR = {"province": "省级", "city": "设区市", "county": "县（市、区）", "enterprise": "企业",
-                 "recommender": "推荐单位"}
+TIER_OF_ACTOR = {
+    "province": "省级",
+    "city": "设区市",
+    "county": "县（市、区）",
+    "enterprise": "企业",
+    "recommender": "推荐单位",
+}
 
 
 def application_kind(campaign: Campaign) -> str:
@@ -79,17 +84,27 @@ class StageStatus:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "stage": self.stage.id, "name": self.stage.name, "actor": self.stage.actor,
-            "actor_label": TIER_OF_ACTOR.get(self.stage.actor, self.stage.actor), "subject": self.stage.subject,
-            "opens_at": self.stage.opens, "due_at": self.due_at, "due_text": self.due_text,
-            "deadline_version": self.version, "deadline_text": self.stage.deadline_text,
-            "source": self.stage.source, "pending": self.pending, "working_days_left": self.working_days_left,
-            "countdown": self.countdown, "overdue": self.overdue,
+            "stage": self.stage.id,
+            "name": self.stage.name,
+            "actor": self.stage.actor,
+            "actor_label": TIER_OF_ACTOR.get(self.stage.actor, self.stage.actor),
+            "subject": self.stage.subject,
+            "opens_at": self.stage.opens,
+            "due_at": self.due_at,
+            "due_text": self.due_text,
+            "deadline_version": self.version,
+            "deadline_text": self.stage.deadline_text,
+            "source": self.stage.source,
+            "pending": self.pending,
+            "working_days_left": self.working_days_left,
+            "countdown": self.countdown,
+            "overdue": self.overdue,
         }
 
 
-def stage_statuses(session: Session, campaign: Campaign, org: Organisation, now: datetime,
-                   calendar: WorkCalendar | None) -> list[StageStatus]:
+def stage_statuses(
+    session: Session, campaign: Campaign, org: Organisation, now: datetime, calendar: WorkCalendar | None
+) -> list[StageStatus]:
     spec = campaign.spec()
     deadlines = deadlines_of(session, campaign.id)
     counts = {
@@ -111,8 +126,11 @@ def stage_statuses(session: Session, campaign: Campaign, org: Organisation, now:
             except UnknownYearError:
                 left = None
         pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
-        out.append(StageStatus(stage, due, row.version if row else 1, pending, left, now,
-                               reason=row.reason if row else ""))
+        out.append(
+            StageStatus(
+                stage, due, row.version if row else 1, pending, left, now, reason=row.reason if row else ""
+            )
+        )
     return out
 
 
@@ -128,10 +146,20 @@ def overdue_states(statuses: list[StageStatus], kind: str) -> set[str]:
 # -- cases -----------------------------------------------------------------------------------------
 
 
-def list_cases(session: Session, org: Organisation, campaign_id: str | None, *, kind: str | None = None,
-               city: str | None = None, county: str | None = None, state: str | None = None,
-               applicant: str | None = None, q: str | None = None, limit: int = 200,
-               offset: int = 0) -> tuple[list[Case], int]:
+def list_cases(
+    session: Session,
+    org: Organisation,
+    campaign_id: str | None,
+    *,
+    kind: str | None = None,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+    applicant: str | None = None,
+    q: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
+) -> tuple[list[Case], int]:
     filters = [case_filter(org)]
     if campaign_id:
         filters.append(Case.campaign_id == campaign_id)
@@ -156,7 +184,9 @@ def list_cases(session: Session, org: Organisation, campaign_id: str | None, *, 
 def org_names(session: Session, ids: set[str]) -> dict[str, str]:
     if not ids:
         return {}
-    rows = session.exec(select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(ids)))).all()  # type: ignore[attr-defined]
+    rows = session.exec(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(ids)))
+    ).all()  # type: ignore[attr-defined]
     names = dict(rows)
     divisions = load_divisions()
     for code in ids:
@@ -166,9 +196,14 @@ def org_names(session: Session, ids: set[str]) -> dict[str, str]:
     return names
 
 
-QUOTA_KINDS = {"rising_star": "“新星”产业群推荐名额", "cluster": "核心区协同区推荐（不限数量）",
-               "city": "制造精品推荐名额（附2-2）", "brand": "先进制造业集群品牌产品单列名额",
-               "soe": "省属企业集团推荐名额", "assoc": "省级行业协会推荐名额"}
+QUOTA_KINDS = {
+    "rising_star": "“新星”产业群推荐名额",
+    "cluster": "核心区协同区推荐（不限数量）",
+    "city": "制造精品推荐名额（附2-2）",
+    "brand": "先进制造业集群品牌产品单列名额",
+    "soe": "省属企业集团推荐名额",
+    "assoc": "省级行业协会推荐名额",
+}
 
 
 def quota_label(session: Session, bucket: str | None) -> str:
@@ -189,8 +224,14 @@ def division_name(code: str | None) -> str:
 # -- history ---------------------------------------------------------------------------------------
 
 EVENT_NAMES = {
-    "create": "新建", "state_change": "状态变化", "override": "说明理由", "refusal": "被拒绝", "update": "更新",
-    "deadline_change": "截止时间调整", "import": "导入", "campaign_load": "加载批次",
+    "create": "新建",
+    "state_change": "状态变化",
+    "override": "说明理由",
+    "refusal": "被拒绝",
+    "update": "更新",
+    "deadline_change": "截止时间调整",
+    "import": "导入",
+    "campaign_load": "加载批次",
 }
 
 
@@ -210,7 +251,9 @@ class HistoryItem:
 
 def case_history(session: Session, case: Case) -> list[HistoryItem]:
     machine = machine_for(case.kind)
-    events = session.exec(select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)).all()
+    events = session.exec(
+        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
+    ).all()
     items = []
     for e in events:
         details = json.loads(e.details or "{}")
@@ -224,8 +267,20 @@ def case_history(session: Session, case: Case) -> list[HistoryItem]:
             what = "新建案件"
         from_label = machine.state_label(e.from_value) if e.from_value and e.action != "override" else ""
         to_label = machine.state_label(e.to_value) if e.to_value and e.action != "override" else ""
-        items.append(HistoryItem(e.seq, e.at, e.actor, e.action, EVENT_NAMES.get(e.action, e.action), what,
-                                 from_label, to_label, e.reason, details))
+        items.append(
+            HistoryItem(
+                e.seq,
+                e.at,
+                e.actor,
+                e.action,
+                EVENT_NAMES.get(e.action, e.action),
+                what,
+                from_label,
+                to_label,
+                e.reason,
+                details,
+            )
+        )
     return items
 
 
@@ -245,8 +300,14 @@ class Progress:
         return self.acted_by_day[-1][1] if self.acted_by_day else 0
 
 
-def stage_progress(session: Session, campaign: Campaign, stage: Stage, due_at: datetime | None,
-                   org: Organisation, now: datetime) -> Progress:
+def stage_progress(
+    session: Session,
+    campaign: Campaign,
+    stage: Stage,
+    due_at: datetime | None,
+    org: Organisation,
+    now: datetime,
+) -> Progress:
     """How many of the cases this stage waits for have acted, day by day.
 
     "Acted" is the first change out of the stage's pending states made by a person; the
@@ -258,22 +319,32 @@ def stage_progress(session: Session, campaign: Campaign, stage: Stage, due_at: d
     first_acts = (
         select(AuditEvent.case_id, func.min(AuditEvent.at).label("at"))
         .join(Case, Case.id == AuditEvent.case_id)  # type: ignore[arg-type]
-        .where(AuditEvent.campaign_id == campaign.id, AuditEvent.action == "state_change",
-               AuditEvent.actor != "system", AuditEvent.from_value.in_(pending),  # type: ignore[union-attr]
-               AuditEvent.to_value.not_in(pending),  # type: ignore[union-attr]
-               Case.kind == stage.subject, case_filter(org))
+        .where(
+            AuditEvent.campaign_id == campaign.id,
+            AuditEvent.action == "state_change",
+            AuditEvent.actor != "system",
+            AuditEvent.from_value.in_(pending),  # type: ignore[union-attr]
+            AuditEvent.to_value.not_in(pending),  # type: ignore[union-attr]
+            Case.kind == stage.subject,
+            case_filter(org),
+        )
         .group_by(AuditEvent.case_id)
     )
     acted_rows = session.exec(first_acts).all()
     acted_ids = [cid for cid, _at in acted_rows]
     pending_total = session.exec(
-        select(func.count()).select_from(Case).where(
-            Case.campaign_id == campaign.id, Case.kind == stage.subject, case_filter(org),
-            Case.state.in_(pending))  # type: ignore[attr-defined]
+        select(func.count())
+        .select_from(Case)
+        .where(
+            Case.campaign_id == campaign.id,
+            Case.kind == stage.subject,
+            case_filter(org),
+            Case.state.in_(pending),
+        )  # type: ignore[attr-defined]
     ).one()
     pending_acted = 0
     for start in range(0, len(acted_ids), 900):  # SQLite's bound-parameter limit
-        chunk = acted_ids[start:start + 900]
+        chunk = acted_ids[start : start + 900]
         pending_acted += session.exec(
             select(func.count()).select_from(Case).where(Case.id.in_(chunk), Case.state.in_(pending))  # type: ignore[union-attr,attr-defined]
         ).one()
@@ -339,7 +410,9 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
     lines: list[QuotaLine] = []
 
     def line(bucket: str, name: str, limit: int | None) -> None:
-        lines.append(QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket)))
+        lines.append(
+            QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket))
+        )
 
     if spec.program == "cluster":
         limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
@@ -351,8 +424,11 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
         line(f"city:{city.id}", f"{city.name}制造精品推荐名额（附2-2）", rules.city_quotas.get(city.id, 0))
         for county in load_divisions().counties_of(city.id):
             if county.code in rules.brand_counties:
-                line(f"brand:{county.code}", f"{county.name}先进制造业集群品牌产品单列名额",
-                     rules.brand_county_extra)
+                line(
+                    f"brand:{county.code}",
+                    f"{county.name}先进制造业集群品牌产品单列名额",
+                    rules.brand_county_extra,
+                )
     kind = APPLICATION_KIND[spec.program]
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":
@@ -363,7 +439,8 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
         candidate_states = ("submitted",)
     cases = list(session.exec(base.order_by(Case.ref)).all())
     return CityRecommendation(
-        campaign=campaign, city=city,
+        campaign=campaign,
+        city=city,
         recommendation=recommendation_case(session, campaign.id, city.id),
         quotas=lines,
         candidates=[c for c in cases if c.state in candidate_states],
@@ -374,12 +451,28 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
 
 # -- notifications ----------------------------------------------------------------------------------
 
-EMAIL_STATUS = {"pending": "待发送", "sending": "发送中", "sent": "已发送", "retry": "等待重试", "dead": "发送失败",
-                "cancelled": "已取消"}
+EMAIL_STATUS = {
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发送",
+    "retry": "等待重试",
+    "dead": "发送失败",
+    "cancelled": "已取消",
+}
 NOTIFICATION_STATUS = {"pending": "待合并发送", "queued": "已装入邮件", "cancelled": "已取消"}
-NOTIFICATION_KINDS = {"reminder": "截止提醒", "supervisor_reminder": "督促提醒", "escalation": "逾期督办",
-                      "notice": "状态通知", "deadline_notice": "截止时间变更"}
-ATTEMPT_OUTCOMES = {"sent": "成功", "temporary": "暂时失败（将重试）", "permanent": "永久失败", "cancelled": "已取消"}
+NOTIFICATION_KINDS = {
+    "reminder": "截止提醒",
+    "supervisor_reminder": "督促提醒",
+    "escalation": "逾期督办",
+    "notice": "状态通知",
+    "deadline_notice": "截止时间变更",
+}
+ATTEMPT_OUTCOMES = {
+    "sent": "成功",
+    "temporary": "暂时失败（将重试）",
+    "permanent": "永久失败",
+    "cancelled": "已取消",
+}
 
 
 @dataclass
@@ -391,27 +484,50 @@ class MailLog:
     total: int
 
 
-def mail_log(session: Session, org: Organisation, *, status: str | None = None, limit: int = 200,
-             offset: int = 0) -> MailLog:
+def mail_log(
+    session: Session, org: Organisation, *, status: str | None = None, limit: int = 200, offset: int = 0
+) -> MailLog:
     scope = [org_filter(org)]
-    base = (select(Email, Contact, Organisation).join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
-            .join(Organisation, Organisation.id == Contact.org_id).where(*scope))
-    counted = (select(Email.status, func.count()).join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
-               .join(Organisation, Organisation.id == Contact.org_id).where(*scope).group_by(Email.status))
+    base = (
+        select(Email, Contact, Organisation)
+        .join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
+        .join(Organisation, Organisation.id == Contact.org_id)
+        .where(*scope)
+    )
+    counted = (
+        select(Email.status, func.count())
+        .join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
+        .join(Organisation, Organisation.id == Contact.org_id)
+        .where(*scope)
+        .group_by(Email.status)
+    )
     email_counts = dict(session.exec(counted).all())
-    notification_counts = dict(session.exec(
-        select(Notification.status, func.count()).join(Contact, Contact.id == Notification.contact_id)  # type: ignore[arg-type]
-        .join(Organisation, Organisation.id == Contact.org_id).where(*scope).group_by(Notification.status)
-    ).all())
+    notification_counts = dict(
+        session.exec(
+            select(Notification.status, func.count())
+            .join(Contact, Contact.id == Notification.contact_id)  # type: ignore[arg-type]
+            .join(Organisation, Organisation.id == Contact.org_id)
+            .where(*scope)
+            .group_by(Notification.status)
+        ).all()
+    )
     if status:
         base = base.where(Email.status == status)
     total = sum(email_counts.get(status, 0) for status in ([status] if status else email_counts))
-    rows = list(session.exec(base.order_by(Email.created_at.desc(), Email.id.desc())  # type: ignore[attr-defined,union-attr]
-                             .offset(offset).limit(limit)).all())
+    rows = list(
+        session.exec(
+            base.order_by(Email.created_at.desc(), Email.id.desc())  # type: ignore[attr-defined,union-attr]
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    )
     ids = [e.id for e, _c, _o in rows]
     attempts: dict[int, list[DeliveryAttempt]] = {}
     if ids:
-        for a in session.exec(select(DeliveryAttempt).where(DeliveryAttempt.email_id.in_(ids))  # type: ignore[attr-defined]
-                              .order_by(DeliveryAttempt.id)).all():
+        for a in session.exec(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.email_id.in_(ids))  # type: ignore[attr-defined]
+            .order_by(DeliveryAttempt.id)
+        ).all():
             attempts.setdefault(a.email_id, []).append(a)
     return MailLog(rows, attempts, email_counts, notification_counts, int(total))

@@ -130,12 +130,17 @@ class History(BaseModel):
 class ActionIn(BaseModel):
     """One action on a case, as a coordinator would take it in the page."""
 
-    action: str = Field(description="如 submit、return、recommend、not_recommend、attach、schedule_defence、select",
-                        examples=["submit"])
+    action: str = Field(
+        description="如 submit、return、recommend、not_recommend、attach、schedule_defence、select",
+        examples=["submit"],
+    )
     reason: str = Field(default="", description="理由（退回、不予推荐、撤回、未入选等必填）")
-    overrides: dict[str, str] = Field(default_factory=dict,
-                                      description="对“原则上”条件说明理由：{规则编号: 理由}")
-    at: str | None = Field(default=None, description="现场答辩时间（schedule_defence），如 2026-08-10T09:00（北京时间）")
+    overrides: dict[str, str] = Field(
+        default_factory=dict, description="对“原则上”条件说明理由：{规则编号: 理由}"
+    )
+    at: str | None = Field(
+        default=None, description="现场答辩时间（schedule_defence），如 2026-08-10T09:00（北京时间）"
+    )
     letter: str | None = Field(default=None, description="签章推荐函/汇总表文件名（attach）")
 
 
@@ -151,8 +156,10 @@ class Refusal(BaseModel):
 
 
 class DeadlineIn(BaseModel):
-    due: str | None = Field(description="新的截止时间，如 2026-07-10、2026-06-25 24:00；null 表示另行通知",
-                            examples=["2026-07-10 17:30"])
+    due: str | None = Field(
+        description="新的截止时间，如 2026-07-10、2026-06-25 24:00；null 表示另行通知",
+        examples=["2026-07-10 17:30"],
+    )
     reason: str = Field(description="调整原因（必填，记入审计）")
 
 

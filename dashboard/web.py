@@ -27,14 +27,24 @@ class LoginRequired(Exception):
 
 def build_templates() -> Environment:
     # One environment, autoescaped, strict: a missing variable is a bug, not an empty cell.
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["local"] = lambda dt: format_local(dt) if dt else ""
     env.filters["deadline"] = lambda dt: format_deadline(dt) if dt else "另行通知"
     env.filters["day"] = format_date
     env.filters["plain"] = plain_refusal
-    env.globals.update(KIND_LABELS=KIND_LABELS, TIER_LABELS=TIER_LABELS, PROGRAM_LABELS=PROGRAM_LABELS,
-                       ZONE_TYPES=ZONE_TYPES, JINGPIN_CATEGORIES=JINGPIN_CATEGORIES)
+    env.globals.update(
+        KIND_LABELS=KIND_LABELS,
+        TIER_LABELS=TIER_LABELS,
+        PROGRAM_LABELS=PROGRAM_LABELS,
+        ZONE_TYPES=ZONE_TYPES,
+        JINGPIN_CATEGORIES=JINGPIN_CATEGORIES,
+    )
     return env
 
 
@@ -75,8 +85,11 @@ def api_viewer(request: Request) -> Viewer:
     try:
         return page_viewer(request)
     except LoginRequired:
-        raise HTTPException(401, "请先登录：请求头 Authorization: Bearer <个人令牌>，或看板会话",
-                            headers={"WWW-Authenticate": "Bearer"}) from None
+        raise HTTPException(
+            401,
+            "请先登录：请求头 Authorization: Bearer <个人令牌>，或看板会话",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from None
 
 
 def csrf_token(request: Request) -> str:
@@ -117,13 +130,19 @@ def absolute_url(request: Request, path: str) -> str:
     return f"{request.url.scheme}://{request.url.netloc}{url(request, path)}"
 
 
-def render(request: Request, template: str, *, viewer: Viewer | None, status_code: int = 200,
-           **context: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, *, viewer: Viewer | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     env: Environment = request.app.state.templates
     flashes = request.session.pop("flash", []) if "session" in request.scope else []
     html = env.get_template(template).render(
-        request=request, viewer=viewer, now=now(request), csrf=csrf_token(request), flashes=flashes,
-        u=lambda path: url(request, path), **context,
+        request=request,
+        viewer=viewer,
+        now=now(request),
+        csrf=csrf_token(request),
+        flashes=flashes,
+        u=lambda path: url(request, path),
+        **context,
     )
     return HTMLResponse(html, status_code=status_code)
 
@@ -131,7 +150,10 @@ def render(request: Request, template: str, *, viewer: Viewer | None, status_cod
 # ActionRefused messages were written for the command line; in a page the CLI flags mean nothing.
 _CLI_HINTS = (
     (re.compile(r"（--reason）"), ""),
-    (re.compile(r"\n?\s*如确需继续，请加 --override 规则编号=理由（每条一项）"), "\n如确需继续，请在下方对应条目填写理由后重新提交。"),
+    (
+        re.compile(r"\n?\s*如确需继续，请加 --override 规则编号=理由（每条一项）"),
+        "\n如确需继续，请在下方对应条目填写理由后重新提交。",
+    ),
     (re.compile(r"（attach --letter 文件名）"), "（请先在推荐页上传签章文件）"),
     (re.compile(r"（--at [^）]*）"), "（请填写答辩时间）"),
     (re.compile(r"（用 shenbao status 或 shenbao case list 查看编号）"), ""),

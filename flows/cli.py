@@ -64,13 +64,28 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ActionRefused as exc:
-            raise Fail(f"操作被拒绝：{exc}", EXIT_REFUSED, rule=exc.rule,
-                       findings=[f.as_dict() for f in exc.findings]) from exc
+            raise Fail(
+                f"操作被拒绝：{exc}",
+                EXIT_REFUSED,
+                rule=exc.rule,
+                findings=[f.as_dict() for f in exc.findings],
+            ) from exc
         except ImportRejected as exc:
-            raise Fail(f"{exc}\n（整个文件未导入，数据库未作任何修改）",
-                       problems=[{"file": p.file, "row": p.row, "column": p.column, "message": p.message}
-                                 for p in exc.problems]) from exc
-        except (CampaignFileError, CaseNotFound, AuditKeyMissing, UnknownYearError, LookupError, ValueError) as exc:
+            raise Fail(
+                f"{exc}\n（整个文件未导入，数据库未作任何修改）",
+                problems=[
+                    {"file": p.file, "row": p.row, "column": p.column, "message": p.message}
+                    for p in exc.problems
+                ],
+            ) from exc
+        except (
+            CampaignFileError,
+            CaseNotFound,
+            AuditKeyMissing,
+            UnknownYearError,
+            LookupError,
+            ValueError,
+        ) as exc:
             raise Fail(str(exc).strip("'\"")) from exc
         except ValidationError as exc:
             raise Fail(str(exc)) from exc
@@ -139,8 +154,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="以 JSON 输
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--now", "now", metavar="TIME", help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW")
-@click.option("--database-url", metavar="URL", help="数据库地址（默认 SQLite <home>/shenbao.db）；也可设 SHENBAO_DATABASE_URL")
+@click.option(
+    "--now", "now", metavar="TIME", help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW"
+)
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="数据库地址（默认 SQLite <home>/shenbao.db）；也可设 SHENBAO_DATABASE_URL",
+)
 @click.pass_context
 def cli(ctx: click.Context, now: str | None, database_url: str | None) -> None:
     """申报 shenbao：多层级申报工作的流程与截止时间引擎。
@@ -189,8 +210,12 @@ def init(ctx: click.Context, no_campaigns: bool, as_json: bool) -> None:
     before, after = upgrade(rt.db)
     audit = rt.audit(create=True)
     actor = _actor(rt, None, None)
-    result: dict[str, Any] = {"database": rt.db.safe_url, "schema_from": before, "schema_to": after,
-                              "campaigns": {}}
+    result: dict[str, Any] = {
+        "database": rt.db.safe_url,
+        "schema_from": before,
+        "schema_to": after,
+        "campaigns": {},
+    }
     now = rt.now()
     with rt.db.write() as session:
         from models.context import Ctx
@@ -199,7 +224,9 @@ def init(ctx: click.Context, no_campaigns: bool, as_json: bool) -> None:
         result["divisions_added"] = seed_divisions(session)
         if not no_campaigns:
             for path in builtin_campaign_files():
-                campaign, changes = load_campaign(session, c, path.read_text(encoding="utf-8"), origin=path.name)
+                campaign, changes = load_campaign(
+                    session, c, path.read_text(encoding="utf-8"), origin=path.name
+                )
                 result["campaigns"][campaign.id] = changes
     if as_json:
         out.print_json(result)
@@ -231,14 +258,33 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
     rt = _rt(ctx)
     with rt.db.read() as session:
         rows = session.exec(select(Campaign).order_by(Campaign.id)).all()
-        data = [{"id": c.id, "program": c.program, "name": c.name, "notice": c.spec().notice,
-                 "loaded_at": c.loaded_at} for c in rows]
+        data = [
+            {
+                "id": c.id,
+                "program": c.program,
+                "name": c.name,
+                "notice": c.spec().notice,
+                "loaded_at": c.loaded_at,
+            }
+            for c in rows
+        ]
     if as_json:
         out.print_json(data)
         return
-    out.table("批次", ["编号", "类型", "名称", "文号", "加载时间"],
-              [[d["id"], PROGRAM_LABELS.get(d["program"], d["program"]), d["name"], d["notice"],
-                format_local(d["loaded_at"])] for d in data])
+    out.table(
+        "批次",
+        ["编号", "类型", "名称", "文号", "加载时间"],
+        [
+            [
+                d["id"],
+                PROGRAM_LABELS.get(d["program"], d["program"]),
+                d["name"],
+                d["notice"],
+                format_local(d["loaded_at"]),
+            ]
+            for d in data
+        ],
+    )
 
 
 @campaign.command("show")
@@ -257,8 +303,15 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         views = stage_views(session, c, now, rt.calendar)
         spec = c.spec()
     if as_json:
-        out.print_json({"id": spec.id, "name": spec.name, "notice": spec.notice, "now": now,
-                        "stages": [v.as_dict() for v in views]})
+        out.print_json(
+            {
+                "id": spec.id,
+                "name": spec.name,
+                "notice": spec.notice,
+                "now": now,
+                "stages": [v.as_dict() for v in views],
+            }
+        )
         return
     out.line(f"{spec.name}（{spec.notice}）")
     out.line(f"当前时间：{format_local(now)}")
@@ -273,8 +326,17 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
             left = "已截止"
         else:
             left = f"{v.working_days_left} 个工作日"
-        rows.append([v.stage.id, v.stage.name, TIER_LABELS.get(v.stage.actor, v.stage.actor), due, left,
-                     v.pending, v.stage.source])
+        rows.append(
+            [
+                v.stage.id,
+                v.stage.name,
+                TIER_LABELS.get(v.stage.actor, v.stage.actor),
+                due,
+                left,
+                v.pending,
+                v.stage.source,
+            ]
+        )
     out.table(None, ["环节", "名称", "办理方", "截止时间", "剩余", "待办", "依据"], rows)
     for contact in spec.province_contacts:
         out.line(f"联系人：{contact.role} {contact.name} {contact.phone}")
@@ -313,8 +375,15 @@ def deadline() -> None:
 @click.option("--by", help="操作人姓名")
 @click.pass_context
 @handled
-def deadline_set(ctx: click.Context, campaign_id: str, stage_id: str, when: str | None, tba: bool, reason: str,
-                 by: str | None) -> None:
+def deadline_set(
+    ctx: click.Context,
+    campaign_id: str,
+    stage_id: str,
+    when: str | None,
+    tba: bool,
+    reason: str,
+    by: str | None,
+) -> None:
     """设定环节截止时间。WHEN 按通知写法：2026-07-10（当日24:00前）、“2026-06-25 24:00”、“2026-08-10 17:00”。"""
     if bool(when) == tba:
         raise Fail("请给出新的截止时间 WHEN，或用 --tba 改为另行通知（二者选一）")
@@ -323,8 +392,10 @@ def deadline_set(ctx: click.Context, campaign_id: str, stage_id: str, when: str 
     c = rt.ctx(_actor(rt, None, by))
     with rt.db.write() as session:
         row = set_deadline(session, c, campaign_id, stage_id, due, reason)
-    out.line(f"{campaign_id}/{stage_id} 截止时间已设为 {format_deadline(row.due_at) if row.due_at else '另行通知'}"
-             f"（第{row.version}版）")
+    out.line(
+        f"{campaign_id}/{stage_id} 截止时间已设为 {format_deadline(row.due_at) if row.due_at else '另行通知'}"
+        f"（第{row.version}版）"
+    )
 
 
 # -- roster ----------------------------------------------------------------------------------------
@@ -337,8 +408,11 @@ def roster() -> None:
 
 @roster.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--replace", is_flag=True,
-              help="此表为所列单位的完整名单：名单上已没有的人员停用（不删除，历史可查；申报联系人不受影响）")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="此表为所列单位的完整名单：名单上已没有的人员停用（不删除，历史可查；申报联系人不受影响）",
+)
 @json_option
 @click.pass_context
 @handled
@@ -357,14 +431,18 @@ def roster_import(ctx: click.Context, file: Path, replace: bool, as_json: bool) 
     if as_json:
         out.print_json(summary.__dict__)
         return
-    out.line(f"{file.name}：{summary.rows} 行，新增联系人 {len(summary.created)} 人，更新 {summary.updated} 人")
+    out.line(
+        f"{file.name}：{summary.rows} 行，新增联系人 {len(summary.created)} 人，更新 {summary.updated} 人"
+    )
     for note in summary.notes:
         out.line(f"  {note}")
 
 
 @roster.command("list")
 @click.option("--city", help="设区市，如 杭州市")
-@click.option("--program", type=click.Choice(["cluster", "jingpin"]), help="工作：cluster 集群遴选 / jingpin 制造精品")
+@click.option(
+    "--program", type=click.Choice(["cluster", "jingpin"]), help="工作：cluster 集群遴选 / jingpin 制造精品"
+)
 @json_option
 @click.pass_context
 @handled
@@ -378,17 +456,44 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
         query = select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id)
         if city_code:
             query = query.where(Organisation.city_code == city_code)
-        rows = [(c, o) for c, o in session.exec(query.order_by(Organisation.id, Contact.name)).all()
-                if not program or c.works_on(program)]
-    data = [{"org": o.name, "org_id": o.id, "department": c.department, "name": c.name, "title": c.title,
-             "mobile": c.mobile, "email": c.email, "programs": c.programs.split(","), "active": c.active}
-            for c, o in rows]
+        rows = [
+            (c, o)
+            for c, o in session.exec(query.order_by(Organisation.id, Contact.name)).all()
+            if not program or c.works_on(program)
+        ]
+    data = [
+        {
+            "org": o.name,
+            "org_id": o.id,
+            "department": c.department,
+            "name": c.name,
+            "title": c.title,
+            "mobile": c.mobile,
+            "email": c.email,
+            "programs": c.programs.split(","),
+            "active": c.active,
+        }
+        for c, o in rows
+    ]
     if as_json:
         out.print_json(data)
         return
-    out.table(f"联系人（{len(data)} 人）", ["单位", "处室/科室", "姓名", "职务", "手机", "邮箱", "工作"],
-              [[d["org"], d["department"], d["name"], d["title"], d["mobile"], d["email"],
-                "、".join(PROGRAM_LABELS[p] for p in d["programs"] if p in PROGRAM_LABELS)] for d in data])
+    out.table(
+        f"联系人（{len(data)} 人）",
+        ["单位", "处室/科室", "姓名", "职务", "手机", "邮箱", "工作"],
+        [
+            [
+                d["org"],
+                d["department"],
+                d["name"],
+                d["title"],
+                d["mobile"],
+                d["email"],
+                "、".join(PROGRAM_LABELS[p] for p in d["programs"] if p in PROGRAM_LABELS),
+            ]
+            for d in data
+        ],
+    )
 
 
 # -- cases -----------------------------------------------------------------------------------------
@@ -419,13 +524,20 @@ def case_import(ctx: click.Context, file: Path, campaign_id: str | None, as_json
         return
     first = summary.created[0] if summary.created else "-"
     last = summary.created[-1] if summary.created else "-"
-    out.line(f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个")
+    out.line(
+        f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个"
+    )
 
 
 @case.command("add")
 @click.option("--campaign", "campaign_id", help="批次编号")
-@click.option("--field", "fields", multiple=True, metavar="列名=值",
-              help="按导入表的列名给值，可重复，如 --field 申报单位=西湖区 --field 申报类型=协同区")
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="列名=值",
+    help="按导入表的列名给值，可重复，如 --field 申报单位=西湖区 --field 申报类型=协同区",
+)
 @click.pass_context
 @handled
 def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...]) -> None:
@@ -463,12 +575,25 @@ def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...
 
 
 ATTR_LABELS = {
-    "applicant": "申报单位", "cluster": "集群名称", "highland": "产业高地", "subtrack": "细分赛道",
-    "x_system": "当前所属X体系", "revenue": "2025年集群规上企业营业收入（亿元）", "chain_leaders": "省级及以上链主企业数量",
-    "innovation_platforms": "省级及以上创新平台数量", "rd_centres": "省级及以上企业研发机构数量",
-    "world_class": "细分领域达世界级水平", "contact_name": "联系人", "contact_mobile": "联系电话",
-    "contact_email": "联系邮箱", "enterprise": "企业名称", "product": "产品名称及型号", "track": "集群赛道",
-    "launch_date": "上市日期", "rd_ratio": "近三年研发投入占比（%）", "avg_sales": "近三年年均销售收入（万元）",
+    "applicant": "申报单位",
+    "cluster": "集群名称",
+    "highland": "产业高地",
+    "subtrack": "细分赛道",
+    "x_system": "当前所属X体系",
+    "revenue": "2025年集群规上企业营业收入（亿元）",
+    "chain_leaders": "省级及以上链主企业数量",
+    "innovation_platforms": "省级及以上创新平台数量",
+    "rd_centres": "省级及以上企业研发机构数量",
+    "world_class": "细分领域达世界级水平",
+    "contact_name": "联系人",
+    "contact_mobile": "联系电话",
+    "contact_email": "联系邮箱",
+    "enterprise": "企业名称",
+    "product": "产品名称及型号",
+    "track": "集群赛道",
+    "launch_date": "上市日期",
+    "rd_ratio": "近三年研发投入占比（%）",
+    "avg_sales": "近三年年均销售收入（万元）",
     "recommender": "推荐单位",
 }
 
@@ -483,21 +608,47 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
 
         county = session.get(Organisation, case.county_code) if case.county_code else None
         spec = get_campaign(session, case.campaign_id).spec()
-        findings = [f.as_dict() for f in findings_for(
-            spec, case.kind, case.attrs, zone_type=case.zone_type, category=case.category,
-            mountain_island=bool(county and county.mountain_island))]
+        findings = [
+            f.as_dict()
+            for f in findings_for(
+                spec,
+                case.kind,
+                case.attrs,
+                zone_type=case.zone_type,
+                category=case.category,
+                mountain_island=bool(county and county.mountain_island),
+            )
+        ]
         checked = False
     return {
-        "ref": case.ref, "campaign": case.campaign_id, "kind": case.kind, "kind_label": KIND_LABELS[case.kind],
-        "state": case.state, "state_label": machine.state_label(case.state), "state_since": case.state_since,
-        "title": case.title, "org": org.name if org else case.org_id, "org_id": case.org_id,
-        "city_code": case.city_code, "county_code": case.county_code, "zone_type": case.zone_type,
-        "category": case.category, "track": case.track, "recommender_id": case.recommender_id,
-        "quota_bucket": case.quota_bucket, "defence_at": case.defence_at, "letter": case.letter,
-        "external_id": case.external_id, "attrs": case.attrs, "findings": findings,
+        "ref": case.ref,
+        "campaign": case.campaign_id,
+        "kind": case.kind,
+        "kind_label": KIND_LABELS[case.kind],
+        "state": case.state,
+        "state_label": machine.state_label(case.state),
+        "state_since": case.state_since,
+        "title": case.title,
+        "org": org.name if org else case.org_id,
+        "org_id": case.org_id,
+        "city_code": case.city_code,
+        "county_code": case.county_code,
+        "zone_type": case.zone_type,
+        "category": case.category,
+        "track": case.track,
+        "recommender_id": case.recommender_id,
+        "quota_bucket": case.quota_bucket,
+        "defence_at": case.defence_at,
+        "letter": case.letter,
+        "external_id": case.external_id,
+        "attrs": case.attrs,
+        "findings": findings,
         "findings_are_preview": not checked,
-        "allowed_actions": [{"action": t.action, "label": t.label, "needs_reason": t.needs_reason}
-                            for t in machine.allowed(case.state) if t.tiers != ("system",)],
+        "allowed_actions": [
+            {"action": t.action, "label": t.label, "needs_reason": t.needs_reason}
+            for t in machine.allowed(case.state)
+            if t.tiers != ("system",)
+        ],
     }
 
 
@@ -519,7 +670,9 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     if data["zone_type"]:
         out.line(f"申报类型：{ZONE_TYPES.get(data['zone_type'], data['zone_type'])}  赛道：{data['track']}")
     if data["category"]:
-        out.line(f"产品类别：{JINGPIN_CATEGORIES.get(data['category'], data['category'])}  赛道：{data['track']}")
+        out.line(
+            f"产品类别：{JINGPIN_CATEGORIES.get(data['category'], data['category'])}  赛道：{data['track']}"
+        )
     if data["defence_at"]:
         out.line(f"现场答辩：{format_local(data['defence_at'])}")
     if data["letter"]:
@@ -550,8 +703,16 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @json_option
 @click.pass_context
 @handled
-def case_list(ctx: click.Context, campaign_id: str | None, kind: str | None, city: str | None, county: str | None,
-              state: str | None, limit: int, as_json: bool) -> None:
+def case_list(
+    ctx: click.Context,
+    campaign_id: str | None,
+    kind: str | None,
+    city: str | None,
+    county: str | None,
+    state: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """按条件列出案件。"""
     from models.status import list_cases
 
@@ -559,17 +720,39 @@ def case_list(ctx: click.Context, campaign_id: str | None, kind: str | None, cit
     city_code = _resolve_division(rt, city, "city")
     county_code = _resolve_division(rt, county, "county")
     with rt.db.read() as session:
-        cases = list_cases(session, campaign_id, kind=kind, city=city_code, county=county_code, state=state,
-                           limit=limit)
-        data = [{"ref": c.ref, "kind": c.kind, "state": c.state,
-                 "state_label": machine_for(c.kind).state_label(c.state), "title": c.title,
-                 "track": c.track, "since": c.state_since} for c in cases]
+        cases = list_cases(
+            session, campaign_id, kind=kind, city=city_code, county=county_code, state=state, limit=limit
+        )
+        data = [
+            {
+                "ref": c.ref,
+                "kind": c.kind,
+                "state": c.state,
+                "state_label": machine_for(c.kind).state_label(c.state),
+                "title": c.title,
+                "track": c.track,
+                "since": c.state_since,
+            }
+            for c in cases
+        ]
     if as_json:
         out.print_json(data)
         return
-    out.table(f"案件（{len(data)} 条）", ["编号", "类型", "名称", "赛道", "状态", "自"],
-              [[d["ref"], KIND_LABELS[d["kind"]], d["title"], d["track"], d["state_label"], format_local(d["since"])]
-               for d in data])
+    out.table(
+        f"案件（{len(data)} 条）",
+        ["编号", "类型", "名称", "赛道", "状态", "自"],
+        [
+            [
+                d["ref"],
+                KIND_LABELS[d["kind"]],
+                d["title"],
+                d["track"],
+                d["state_label"],
+                format_local(d["since"]),
+            ]
+            for d in data
+        ],
+    )
 
 
 def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
@@ -588,8 +771,13 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
 @click.argument("ref")
 @click.argument("action")
 @click.option("--reason", default="", help="理由（退回、不予推荐、撤回等必填）")
-@click.option("--override", "overrides", multiple=True, metavar="规则=理由",
-              help="对“原则上”条件说明理由后继续，如 --override revenue_threshold=细分领域达世界级水平")
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="规则=理由",
+    help="对“原则上”条件说明理由后继续，如 --override revenue_threshold=细分领域达世界级水平",
+)
 @click.option("--as", "as_org", metavar="单位", help="以某单位身份办理（校验权限与管辖），如 杭州市、西湖区")
 @click.option("--by", help="操作人姓名（记入审计）")
 @click.option("--at", "at", metavar="TIME", help="安排现场答辩的时间，如 2026-08-10T09:00")
@@ -597,8 +785,18 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
 @json_option
 @click.pass_context
 @handled
-def case_act(ctx: click.Context, ref: str, action: str, reason: str, overrides: tuple[str, ...], as_org: str | None,
-             by: str | None, at: str | None, letter: str | None, as_json: bool) -> None:
+def case_act(
+    ctx: click.Context,
+    ref: str,
+    action: str,
+    reason: str,
+    overrides: tuple[str, ...],
+    as_org: str | None,
+    by: str | None,
+    at: str | None,
+    letter: str | None,
+    as_json: bool,
+) -> None:
     """办理案件：submit 提交、return 退回、recommend 推荐、not_recommend 不予推荐、withdraw 撤回、
     approve 县级审核通过、pass_preliminary/fail_preliminary 初审、schedule_defence 安排答辩、
     hold_defence 完成答辩、select/reject 评审结果、attach 上传推荐函 等（见 case show 的“可执行”）。
@@ -633,8 +831,15 @@ def case_act(ctx: click.Context, ref: str, action: str, reason: str, overrides: 
 @json_option
 @click.pass_context
 @handled
-def status(ctx: click.Context, campaign_id: str | None, kind: str | None, city: str | None, county: str | None,
-           state: str | None, as_json: bool) -> None:
+def status(
+    ctx: click.Context,
+    campaign_id: str | None,
+    kind: str | None,
+    city: str | None,
+    county: str | None,
+    state: str | None,
+    as_json: bool,
+) -> None:
     """进度一览：各设区市（或县、申报单位）× 状态的数量，以及各环节的截止时间与待办。"""
     from sqlmodel import select
 
@@ -646,27 +851,40 @@ def status(ctx: click.Context, campaign_id: str | None, kind: str | None, city: 
     county_code = _resolve_division(rt, county, "county")
     results = []
     with rt.db.read() as session:
-        campaigns = [get_campaign(session, campaign_id)] if campaign_id else list(
-            session.exec(select(Campaign).order_by(Campaign.id)))
+        campaigns = (
+            [get_campaign(session, campaign_id)]
+            if campaign_id
+            else list(session.exec(select(Campaign).order_by(Campaign.id)))
+        )
         for c in campaigns:
             k = kind or ("cluster_application" if c.program == "cluster" else "jingpin_application")
             b = board(session, c.id, k, city=city_code, county=county_code, state=state)
             views = stage_views(session, c, now, rt.calendar, city=city_code, county=county_code)
             results.append((c, b, views))
     if as_json:
-        out.print_json([{"campaign": c.id, "now": now, "board": b.as_dict(), "stages": [v.as_dict() for v in views]}
-                        for c, b, views in results])
+        out.print_json(
+            [
+                {"campaign": c.id, "now": now, "board": b.as_dict(), "stages": [v.as_dict() for v in views]}
+                for c, b, views in results
+            ]
+        )
         return
     out.line(f"当前时间：{format_local(now)}")
     for c, b, views in results:
         machine = machine_for(b.kind)
         used_states = [s for s in b.states if b.total().get(s)] or b.states[:3]
         label = {"city": "设区市", "county": "县（市、区）", "applicant": "申报单位"}[b.group_by]
-        rows = [[name, *[counts.get(s, 0) for s in used_states], sum(counts.values())] for _code, name, counts in b.rows]
+        rows = [
+            [name, *[counts.get(s, 0) for s in used_states], sum(counts.values())]
+            for _code, name, counts in b.rows
+        ]
         total = b.total()
         rows.append(["合计", *[total.get(s, 0) for s in used_states], sum(total.values())])
-        out.table(f"{c.name} — {KIND_LABELS[b.kind]}", [label, *[machine.state_label(s) for s in used_states], "合计"],
-                  rows)
+        out.table(
+            f"{c.name} — {KIND_LABELS[b.kind]}",
+            [label, *[machine.state_label(s) for s in used_states], "合计"],
+            rows,
+        )
         for v in views:
             due = format_deadline(v.due_at) if v.due_at else "另行通知"
             flag = "  ⚠ 已逾期" if v.overdue else ""
@@ -687,13 +905,29 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
         c = get_case(session, ref)
         machine = machine_for(c.kind)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
-    data = [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "from": e.from_value, "to": e.to_value,
-             "reason": e.reason, "details": json.loads(e.details)} for e in events]
+    data = [
+        {
+            "seq": e.seq,
+            "at": e.at,
+            "actor": e.actor,
+            "action": e.action,
+            "from": e.from_value,
+            "to": e.to_value,
+            "reason": e.reason,
+            "details": json.loads(e.details),
+        }
+        for e in events
+    ]
     if as_json:
         out.print_json({"ref": c.ref, "events": data})
         return
-    names = {"create": "新建", "state_change": "状态变化", "override": "说明理由", "refusal": "被拒绝",
-             "update": "更新"}
+    names = {
+        "create": "新建",
+        "state_change": "状态变化",
+        "override": "说明理由",
+        "refusal": "被拒绝",
+        "update": "更新",
+    }
     rows = []
     for d in data:
         what = d["details"].get("label") or d["details"].get("action") or ""
@@ -704,10 +938,23 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
             change = f"{machine.state_label(d['from']) if d['from'] else ''} → {machine.state_label(d['to'] or '')}"
         elif d["action"] == "refusal":
             change = f"（{machine.state_label(d['from'] or '')}，未变化）"
-        rows.append([d["seq"], format_local(d["at"]), d["actor"], names.get(d["action"], d["action"]), what, change,
-                     d["reason"]])
-    out.table(f"{c.ref} {c.title}", ["序号", "时间", "操作人", "事件", "操作", "状态", "理由/说明"], rows,
-              justify_numbers=False)
+        rows.append(
+            [
+                d["seq"],
+                format_local(d["at"]),
+                d["actor"],
+                names.get(d["action"], d["action"]),
+                what,
+                change,
+                d["reason"],
+            ]
+        )
+    out.table(
+        f"{c.ref} {c.title}",
+        ["序号", "时间", "操作人", "事件", "操作", "状态", "理由/说明"],
+        rows,
+        justify_numbers=False,
+    )
 
 
 # -- audit -----------------------------------------------------------------------------------------
@@ -729,11 +976,19 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
     with rt.db.read() as session:
         report = log.verify(session)
     if as_json:
-        out.print_json({"ok": report.ok, "checked": report.checked, "head_seq": report.head_seq,
-                        "anchor_seq": report.anchor_seq,
-                        "problems": [p.__dict__ for p in report.problems]})
+        out.print_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "head_seq": report.head_seq,
+                "anchor_seq": report.anchor_seq,
+                "problems": [p.__dict__ for p in report.problems],
+            }
+        )
     elif report.ok:
-        out.line(f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条")
+        out.line(
+            f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条"
+        )
     else:
         out.line(f"审计链发现 {len(report.problems)} 处问题（共检查 {report.checked} 条）：")
         for p in report.problems:
@@ -771,15 +1026,18 @@ def _add_common_options(group: click.Group) -> None:
         if isinstance(command, click.Group):
             _add_common_options(command)
         elif not any(p.name == "now" for p in command.params):
-            command.params.append(click.Option(
-                ["--now"], metavar="TIME", expose_value=False, callback=_set_now,
-                help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW",
-            ))
+            command.params.append(
+                click.Option(
+                    ["--now"],
+                    metavar="TIME",
+                    expose_value=False,
+                    callback=_set_now,
+                    help="以指定时间执行（模拟），如 2026-06-20T09:00；也可设 SHENBAO_NOW",
+                )
+            )
 
 
 def main() -> None:
     _load_extensions()
     _add_common_options(cli)
     cli(prog_name="shenbao")
-
-

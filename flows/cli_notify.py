@@ -54,8 +54,10 @@ def tick(ctx: click.Context, as_json: bool) -> None:
         out.print_json(report.as_dict())
         return
     written = "、".join(f"{k} {v}" for k, v in sorted(report.written.items())) or "无"
-    out.line(f"{format_local(now)} 对账：新写入 {written}；取消 {report.cancelled}；"
-             f"生成邮件 {report.emails} 封；逾期关闭 {len(report.lapsed)} 件")
+    out.line(
+        f"{format_local(now)} 对账：新写入 {written}；取消 {report.cancelled}；"
+        f"生成邮件 {report.emails} 封；逾期关闭 {len(report.lapsed)} 件"
+    )
 
 
 @cli.command()
@@ -75,8 +77,11 @@ def send(ctx: click.Context, processes: int, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--status", type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED]),
-              help="只看某一状态")
+@click.option(
+    "--status",
+    type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED]),
+    help="只看某一状态",
+)
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @click.pass_context
@@ -89,15 +94,40 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
         if status:
             query = query.where(Email.status == status)
         emails = session.exec(query).all()
-    data = [{"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": e.status,
-             "attempts": e.attempts, "created_at": e.created_at, "sent_at": e.sent_at, "last_error": e.last_error,
-             "message_id": e.message_id} for e in emails]
+    data = [
+        {
+            "id": e.id,
+            "to": e.to_addr,
+            "name": e.to_name,
+            "subject": e.subject,
+            "status": e.status,
+            "attempts": e.attempts,
+            "created_at": e.created_at,
+            "sent_at": e.sent_at,
+            "last_error": e.last_error,
+            "message_id": e.message_id,
+        }
+        for e in emails
+    ]
     if as_json:
         out.print_json(data)
         return
-    out.table(f"发件箱（最近 {len(data)} 封）", ["编号", "收件人", "主题", "状态", "尝试", "生成", "错误"],
-              [[d["id"], f"{d['name']} <{d['to']}>", d["subject"], d["status"], d["attempts"],
-                format_local(d["created_at"]), d["last_error"][:40]] for d in data])
+    out.table(
+        f"发件箱（最近 {len(data)} 封）",
+        ["编号", "收件人", "主题", "状态", "尝试", "生成", "错误"],
+        [
+            [
+                d["id"],
+                f"{d['name']} <{d['to']}>",
+                d["subject"],
+                d["status"],
+                d["attempts"],
+                format_local(d["created_at"]),
+                d["last_error"][:40],
+            ]
+            for d in data
+        ],
+    )
 
 
 def _parse_step(text: str | None) -> timedelta | None:
@@ -110,7 +140,9 @@ def _parse_step(text: str | None) -> timedelta | None:
         raise Fail(f"--step 应如 30m、6h、1d，收到：{text}") from None
 
 
-def _instants(session: Any, rt: Runtime, start: datetime, end: datetime, step: timedelta | None) -> list[datetime]:
+def _instants(
+    session: Any, rt: Runtime, start: datetime, end: datetime, step: timedelta | None
+) -> list[datetime]:
     """Every ``step`` from ``start``, or, without one, every instant that matters. Two wake-ups may
     share an instant (a last-day reminder at 08:30 and the start of working hours): it is ticked
     once, or the timeline would list that instant's emails twice."""
@@ -125,17 +157,38 @@ def _instants(session: Any, rt: Runtime, start: datetime, end: datetime, step: t
     return instants
 
 
-def _entry(session: Any, now: datetime, report: Any, before: int, *, status: str | None = None) -> dict[str, Any]:
+def _entry(
+    session: Any, now: datetime, report: Any, before: int, *, status: str | None = None
+) -> dict[str, Any]:
     """One line of the timeline: what the tick did and the emails it wrote (ids above ``before``,
     so a re-run over the same instants lists only its own)."""
     new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
-    return {"at": now, "tick": report.as_dict(), "emails": [
-        {"id": e.id, "to": e.to_addr, "name": e.to_name, "subject": e.subject, "status": status or e.status}
-        for e in new]}
+    return {
+        "at": now,
+        "tick": report.as_dict(),
+        "emails": [
+            {
+                "id": e.id,
+                "to": e.to_addr,
+                "name": e.to_name,
+                "subject": e.subject,
+                "status": status or e.status,
+            }
+            for e in new
+        ],
+    }
 
 
-def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: timedelta | None, send: bool,
-                      on_step: Any = None, extra_instants: list[datetime] | None = None) -> list[dict[str, Any]]:
+def simulate_timeline(
+    rt: Runtime,
+    start: datetime,
+    until: datetime,
+    *,
+    step: timedelta | None,
+    send: bool,
+    on_step: Any = None,
+    extra_instants: list[datetime] | None = None,
+) -> list[dict[str, Any]]:
     """Move the clock from ``start`` to ``until``, ticking (and sending) at each instant.
 
     Without ``step`` the clock jumps from one instant that matters to the next (deadlines,
@@ -181,11 +234,15 @@ def simulate_timeline(rt: Runtime, start: datetime, until: datetime, *, step: ti
 @click.option("--until", "until", required=True, metavar="TIME", help="模拟到此时刻，如 2026-08-15")
 @click.option("--step", metavar="间隔", help="固定步长（30m、6h、1d）；默认按各关键时刻跳转")
 @click.option("--dry-run", is_flag=True, help="只看不做：结束时回滚所有写入，不发送任何邮件")
-@click.option("--send/--no-send", "do_send", default=True, show_default=True, help="每步之后是否通过 SMTP 发送")
+@click.option(
+    "--send/--no-send", "do_send", default=True, show_default=True, help="每步之后是否通过 SMTP 发送"
+)
 @json_option
 @click.pass_context
 @handled
-def simulate(ctx: click.Context, until: str, step: str | None, dry_run: bool, do_send: bool, as_json: bool) -> None:
+def simulate(
+    ctx: click.Context, until: str, step: str | None, dry_run: bool, do_send: bool, as_json: bool
+) -> None:
     """从当前时间（--now）推进时钟到 --until，每一步对账并发送，打印将要（或已经）发出的邮件时间线。"""
     rt = _rt(ctx)
     start, end = rt.now(), parse_instant(until)
@@ -205,8 +262,12 @@ def simulate(ctx: click.Context, until: str, step: str | None, dry_run: bool, do
 def _progress_printer(quiet: bool) -> Any:
     def progress(i: int, n: int, now: datetime, entry: dict[str, Any]) -> None:
         if not quiet:
-            out.err_console.print(f"[{i}/{n}] {format_local(now)}  新邮件 {len(entry['emails'])} 封",
-                                  markup=False, highlight=False)
+            out.err_console.print(
+                f"[{i}/{n}] {format_local(now)}  新邮件 {len(entry['emails'])} 封",
+                markup=False,
+                highlight=False,
+            )
+
     return progress
 
 
@@ -228,7 +289,9 @@ def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None
 
             for now in instants:
                 before = session.exec(select(func.max(Email.id))).one() or 0
-                report = tick(session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer)
+                report = tick(
+                    session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer
+                )
                 session.flush()
                 timeline.append(_entry(session, now, report, before, status="dry-run"))
         finally:
@@ -249,5 +312,3 @@ def _print_timeline(timeline: list[dict[str, Any]], *, dry_run: bool) -> None:
             total += 1
             out.line(f"   → {e['name']} <{e['to']}>  {e['subject']}")
     out.line(f"共 {total} 封邮件{'（演练，未写入、未发送）' if dry_run else ''}")
-
-

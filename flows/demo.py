@@ -53,10 +53,12 @@ def _actor(rt: Runtime, org_id: str) -> Actor:
     return Actor(name=person.name if person else f"{org.name}经办人", org_id=org.id, tier=org.tier)
 
 
-def _act(ref: str, action: str, org_id: str, *, only_in: str | None = None,
-         **kw: object) -> Callable[[Runtime, datetime], str | None]:
+def _act(
+    ref: str, action: str, org_id: str, *, only_in: str | None = None, **kw: object
+) -> Callable[[Runtime, datetime], str | None]:
     """An action by ``org_id``'s contact; with ``only_in``, skipped unless the case is in that state
     (the county does not approve what the enterprise never managed to submit)."""
+
     def run(rt: Runtime, now: datetime) -> str | None:
         if only_in is not None:
             with rt.db.read() as session:
@@ -67,6 +69,7 @@ def _act(ref: str, action: str, org_id: str, *, only_in: str | None = None,
             return None
         except ActionRefused as exc:
             return f"被拒绝：{str(exc).splitlines()[0]}"
+
     return run
 
 
@@ -81,20 +84,30 @@ def _import(kind: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
             else:
                 import_cases(session, ctx, kind, path)
         return None
+
     return run
 
 
 def _deadline(campaign: str, stage: str, when: str, reason: str) -> Callable[[Runtime, datetime], str | None]:
     def run(rt: Runtime, now: datetime) -> str | None:
         with rt.db.write() as session:
-            set_deadline(session, rt.ctx(Actor(name="祝博艺", org_id="330000", tier="province"), now=now),
-                         campaign, stage, parse_deadline(when), reason)
+            set_deadline(
+                session,
+                rt.ctx(Actor(name="祝博艺", org_id="330000", tier="province"), now=now),
+                campaign,
+                stage,
+                parse_deadline(when),
+                reason,
+            )
         return None
+
     return run
 
 
 def _local(rng: random.Random, day: str, start_hour: int = 9, end_hour: int = 17) -> datetime:
-    return parse_instant(f"{day}T{rng.randint(start_hour, end_hour - 1):02d}:{rng.choice((0, 15, 30, 45)):02d}")
+    return parse_instant(
+        f"{day}T{rng.randint(start_hour, end_hour - 1):02d}:{rng.choice((0, 15, 30, 45)):02d}"
+    )
 
 
 def _days(start: str, end: str) -> list[str]:
@@ -107,20 +120,55 @@ def scenario(rt: Runtime, files: object, rng: random.Random) -> list[Step]:
     from flows.sample_data import SampleFiles
 
     assert isinstance(files, SampleFiles)
-    steps: list[Step] = [Step(parse_instant("2026-05-26T09:10"), "省级联系人名单导入", _import("roster", files.rosters["330000"]))]
+    steps: list[Step] = [
+        Step(
+            parse_instant("2026-05-26T09:10"),
+            "省级联系人名单导入",
+            _import("roster", files.rosters["330000"]),
+        )
+    ]
     # Cities send their staff rosters; 温州 and 丽水 are late, after the province was alerted.
     for code, path in files.rosters.items():
         if code == "330000":
             continue
-        day = {"330300": "2026-06-09", "331100": "2026-06-12"}.get(code) or rng.choice(_days("2026-05-27", "2026-06-05"))
+        day = {"330300": "2026-06-09", "331100": "2026-06-12"}.get(code) or rng.choice(
+            _days("2026-05-27", "2026-06-05")
+        )
         steps.append(Step(_local(rng, day), f"{path.stem} 报送", _import("roster", path)))
-    steps.append(Step(parse_instant("2026-05-28T10:00"), "集群申报导入（数智经信工作台导出）", _import(CLUSTER, files.cluster)))
-    steps.append(Step(parse_instant("2026-05-28T10:05"), "精品申报导入（企业之家网导出）", _import(JINGPIN, files.jingpin)))
+    steps.append(
+        Step(
+            parse_instant("2026-05-28T10:00"),
+            "集群申报导入（数智经信工作台导出）",
+            _import(CLUSTER, files.cluster),
+        )
+    )
+    steps.append(
+        Step(
+            parse_instant("2026-05-28T10:05"),
+            "精品申报导入（企业之家网导出）",
+            _import(JINGPIN, files.jingpin),
+        )
+    )
     # The province moves the 精品 recommendation deadline mid-campaign.
-    steps.append(Step(parse_instant("2026-07-14T16:00"), "省经信厅延长精品推荐截止时间至7月24日",
-                      _deadline(JINGPIN, "city_recommendation", "2026-07-24", "部分设区市名额分配需补充论证，统一延期至7月24日")))
-    steps.append(Step(parse_instant("2026-07-17T10:00"), "省经信厅公布现场答辩截止安排",
-                      _deadline(CLUSTER, "defence", "2026-08-07 17:30", "现场答辩定于8月5日至7日，8月7日17:30前完成")))
+    steps.append(
+        Step(
+            parse_instant("2026-07-14T16:00"),
+            "省经信厅延长精品推荐截止时间至7月24日",
+            _deadline(
+                JINGPIN,
+                "city_recommendation",
+                "2026-07-24",
+                "部分设区市名额分配需补充论证，统一延期至7月24日",
+            ),
+        )
+    )
+    steps.append(
+        Step(
+            parse_instant("2026-07-17T10:00"),
+            "省经信厅公布现场答辩截止安排",
+            _deadline(CLUSTER, "defence", "2026-08-07 17:30", "现场答辩定于8月5日至7日，8月7日17:30前完成"),
+        )
+    )
     return steps
 
 
@@ -145,30 +193,64 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
             steps.append(Step(submit_at, f"{app.ref} 提交", _submit_with_overrides(app, {})))
             review = _local(rng, rng.choice(_days("2026-06-29", "2026-07-02")))
             if i == 0 and city in ("330200", "330500"):
-                steps.append(Step(review, f"{app.ref} 退回修改", _act(app.ref, "return", city, reason="佐证材料缺少链主企业名单明细")))
-                steps.append(Step(review + timedelta(days=1), f"{app.ref} 修改后重新提交",
-                                  _submit_with_overrides(app, {}, action="resubmit")))
+                steps.append(
+                    Step(
+                        review,
+                        f"{app.ref} 退回修改",
+                        _act(app.ref, "return", city, reason="佐证材料缺少链主企业名单明细"),
+                    )
+                )
+                steps.append(
+                    Step(
+                        review + timedelta(days=1),
+                        f"{app.ref} 修改后重新提交",
+                        _submit_with_overrides(app, {}, action="resubmit"),
+                    )
+                )
                 review = review + timedelta(days=1, hours=2)
             last_review = max(last_review, review)
             if app.zone_type == "rising_star":
                 recommended_star += 1
                 if recommended_star > 3:
-                    steps.append(Step(review, f"{app.ref} 推荐（超名额，将被拒绝）", _act(app.ref, "recommend", city)))
-                    steps.append(Step(review + timedelta(minutes=20), f"{app.ref} 不予推荐",
-                                      _act(app.ref, "not_recommend", city, reason="“新星”产业群推荐名额已满（3个）")))
+                    steps.append(
+                        Step(review, f"{app.ref} 推荐（超名额，将被拒绝）", _act(app.ref, "recommend", city))
+                    )
+                    steps.append(
+                        Step(
+                            review + timedelta(minutes=20),
+                            f"{app.ref} 不予推荐",
+                            _act(app.ref, "not_recommend", city, reason="“新星”产业群推荐名额已满（3个）"),
+                        )
+                    )
                     continue
-            steps.append(Step(review, f"{app.ref} 推荐", _act(app.ref, "recommend", city, only_in="submitted")))
+            steps.append(
+                Step(review, f"{app.ref} 推荐", _act(app.ref, "recommend", city, only_in="submitted"))
+            )
         rec = f"RC26-CL-{city}"
         # 衢州 uploads its letter late, after the province has been alerted.
-        letter_at = parse_instant("2026-07-06T10:00") if city == "330800" else last_review + timedelta(hours=3)
-        steps.append(Step(letter_at, f"{rec} 上传推荐函", _act(rec, "attach", city, params={"letter": "推荐函（签章版）.pdf"})))
+        letter_at = (
+            parse_instant("2026-07-06T10:00") if city == "330800" else last_review + timedelta(hours=3)
+        )
+        steps.append(
+            Step(
+                letter_at,
+                f"{rec} 上传推荐函",
+                _act(rec, "attach", city, params={"letter": "推荐函（签章版）.pdf"}),
+            )
+        )
         steps.append(Step(letter_at + timedelta(hours=1), f"{rec} 报送省经信厅", _act(rec, "submit", city)))
     # The province's preliminary review and the defences.
     cluster_apps = [c for c in cases if c.kind == "cluster_application"]
     for app in cluster_apps:
         steps.append(Step(parse_instant("2026-07-16T15:00"), f"{app.ref} 初审", _province_review(app.ref)))
         steps.append(Step(parse_instant("2026-07-20T10:00"), f"{app.ref} 安排答辩", _schedule(app.ref, rng)))
-        steps.append(Step(parse_instant("2026-08-07T18:00"), f"{app.ref} 答辩结束", _act(app.ref, "hold_defence", "330000", only_in="defence_scheduled")))
+        steps.append(
+            Step(
+                parse_instant("2026-08-07T18:00"),
+                f"{app.ref} 答辩结束",
+                _act(app.ref, "hold_defence", "330000", only_in="defence_scheduled"),
+            )
+        )
         steps.append(Step(parse_instant("2026-08-12T10:00"), f"{app.ref} 评审结果", _result(app.ref, rng)))
     # 精品: enterprises submit, counties approve, cities recommend within quota.
     jingpin_city: dict[str, list[Case]] = defaultdict(list)
@@ -178,29 +260,58 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
         submit_at = _local(rng, rng.choice(_days("2026-06-10", "2026-07-10")))
         steps.append(Step(submit_at, f"{app.ref} 企业提交", _submit_with_overrides(app, {})))
         approve_at = submit_at + timedelta(days=rng.randint(1, 6))
-        steps.append(Step(approve_at, f"{app.ref} 县级审核通过", _act(app.ref, "approve", app.county_code or "", only_in="submitted")))
+        steps.append(
+            Step(
+                approve_at,
+                f"{app.ref} 县级审核通过",
+                _act(app.ref, "approve", app.county_code or "", only_in="submitted"),
+            )
+        )
         jingpin_city[app.city_code or ""].append(app)
     for city, apps in sorted(jingpin_city.items()):
         day = rng.choice(_days("2026-07-20", "2026-07-24")) if city != "330300" else "2026-07-28"
         at = _local(rng, day, 9, 12)
         for app in apps:
-            steps.append(Step(at, f"{app.ref} 市级推荐", _act(app.ref, "recommend", city, only_in="county_approved")))
+            steps.append(
+                Step(at, f"{app.ref} 市级推荐", _act(app.ref, "recommend", city, only_in="county_approved"))
+            )
         rec = f"RC26-JP-{city}"
-        steps.append(Step(at + timedelta(hours=1), f"{rec} 上传汇总表", _act(rec, "attach", city, params={"letter": "推荐意见汇总表（盖章）.pdf"})))
+        steps.append(
+            Step(
+                at + timedelta(hours=1),
+                f"{rec} 上传汇总表",
+                _act(rec, "attach", city, params={"letter": "推荐意见汇总表（盖章）.pdf"}),
+            )
+        )
         steps.append(Step(at + timedelta(hours=2), f"{rec} 报送", _act(rec, "submit", city)))
         # The province's review of the catalogue (its dates were never announced in the notice).
         for app in apps:
-            steps.append(Step(parse_instant("2026-08-04T15:00"), f"{app.ref} 初审", _province_review(app.ref)))
-            steps.append(Step(parse_instant("2026-08-13T10:00"), f"{app.ref} 评审结果",
-                              _result(app.ref, rng, after="prelim_passed")))
+            steps.append(
+                Step(parse_instant("2026-08-04T15:00"), f"{app.ref} 初审", _province_review(app.ref))
+            )
+            steps.append(
+                Step(
+                    parse_instant("2026-08-13T10:00"),
+                    f"{app.ref} 评审结果",
+                    _result(app.ref, rng, after="prelim_passed"),
+                )
+            )
     # A county tries to submit after the window closed: refused, and the refusal is audited.
     late = never_submitted[0] if never_submitted else None
     if late is not None:
-        steps.append(Step(parse_instant("2026-06-26T10:00"), f"{late.ref} 逾期后尝试提交", _act(late.ref, "submit", late.county_code or "")))
+        steps.append(
+            Step(
+                parse_instant("2026-06-26T10:00"),
+                f"{late.ref} 逾期后尝试提交",
+                _act(late.ref, "submit", late.county_code or ""),
+            )
+        )
     return steps
 
 
-def _submit_with_overrides(app: Case, overrides: dict[str, str], action: str = "submit") -> Callable[[Runtime, datetime], str | None]:
+def _submit_with_overrides(
+    app: Case, overrides: dict[str, str], action: str = "submit"
+) -> Callable[[Runtime, datetime], str | None]:
     def run(rt: Runtime, now: datetime) -> str | None:
         actor_org = app.county_code if app.kind == "cluster_application" else app.org_id
         try:
@@ -209,14 +320,24 @@ def _submit_with_overrides(app: Case, overrides: dict[str, str], action: str = "
         except ActionRefused as exc:
             if exc.rule == "override_required":
                 # The county explains why it applies although a 原则上 condition is not met.
-                reasons = {f.rule: "细分领域增长快、龙头企业带动明显，申请按原则上条件审核" for f in exc.findings
-                           if f.severity == "in_principle"}
+                reasons = {
+                    f.rule: "细分领域增长快、龙头企业带动明显，申请按原则上条件审核"
+                    for f in exc.findings
+                    if f.severity == "in_principle"
+                }
                 try:
-                    perform(rt.db, rt.ctx(_actor(rt, actor_org or ""), now=now), app.ref, action, overrides=reasons)
+                    perform(
+                        rt.db,
+                        rt.ctx(_actor(rt, actor_org or ""), now=now),
+                        app.ref,
+                        action,
+                        overrides=reasons,
+                    )
                     return "说明理由后提交"
                 except ActionRefused as again:
                     return f"被拒绝：{str(again).splitlines()[0]}"
             return f"被拒绝：{str(exc).splitlines()[0]}"
+
     return run
 
 
@@ -229,6 +350,7 @@ def _province_review(ref: str) -> Callable[[Runtime, datetime], str | None]:
         passed = int(ref[-1]) % 5 != 0
         action, reason = ("pass_preliminary", "") if passed else ("fail_preliminary", "集群营收指标佐证不足")
         return _act(ref, action, "330000", reason=reason)(rt, now)
+
     return run
 
 
@@ -242,10 +364,13 @@ def _schedule(ref: str, rng: random.Random) -> Callable[[Runtime, datetime], str
         if state != "prelim_passed":
             return "skip"
         return _act(ref, "schedule_defence", "330000", params={"at": when})(rt, now)
+
     return run
 
 
-def _result(ref: str, rng: random.Random, *, after: str = "defence_held") -> Callable[[Runtime, datetime], str | None]:
+def _result(
+    ref: str, rng: random.Random, *, after: str = "defence_held"
+) -> Callable[[Runtime, datetime], str | None]:
     selected = rng.random() < 0.7
 
     def run(rt: Runtime, now: datetime) -> str | None:
@@ -256,12 +381,19 @@ def _result(ref: str, rng: random.Random, *, after: str = "defence_held") -> Cal
         if selected:
             return _act(ref, "select", "330000")(rt, now)
         return _act(ref, "reject", "330000", reason="综合评审得分未进入拟入选范围")(rt, now)
+
     return run
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
-              show_default=True, help="输出目录：数据库、收到的 .eml 邮件、样例表格")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="输出目录：数据库、收到的 .eml 邮件、样例表格",
+)
 @click.option("--start", default="2026-05-20T08:00", show_default=True, help="模拟开始时间")
 @click.option("--until", default="2026-08-15T18:00", show_default=True, help="模拟结束时间")
 @click.option("--seed", default=2026, show_default=True, help="样例数据随机种子")
@@ -280,10 +412,16 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
     (out_dir / "eml").mkdir(parents=True)
     base = _rt(ctx)
     with LoopbackSMTP(save_dir=out_dir / "eml") as server:
-        settings = Settings(home=out_dir, database_url=f"sqlite:///{(out_dir / 'shenbao.db').resolve()}",
-                            smtp_host="127.0.0.1", smtp_port=server.port, smtp_security="none",
-                            mail_from="shenbao@jxt.zj.example", mail_from_name="浙江省申报工作提醒",
-                            dashboard_url=base.settings.dashboard_url or "http://127.0.0.1:8080")
+        settings = Settings(
+            home=out_dir,
+            database_url=f"sqlite:///{(out_dir / 'shenbao.db').resolve()}",
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_security="none",
+            mail_from="shenbao@jxt.zj.example",
+            mail_from_name="浙江省申报工作提醒",
+            dashboard_url=base.settings.dashboard_url or "http://127.0.0.1:8080",
+        )
         rt = Runtime(settings)
         upgrade(rt.db)
         audit = rt.audit(create=True)
@@ -297,7 +435,9 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
                 load_campaign(session, c, path.read_text(encoding="utf-8"), origin=path.name)
         rng = random.Random(seed)
         files = write_sample(out_dir / "samples", seed=seed)
-        out.line(f"样例表格：{out_dir / 'samples'}（{len(files.rosters)} 份工作人员信息汇总表、集群申报、精品申报）")
+        out.line(
+            f"样例表格：{out_dir / 'samples'}（{len(files.rosters)} 份工作人员信息汇总表、集群申报、精品申报）"
+        )
         out.line(f"SMTP 服务器：127.0.0.1:{server.port}（进程内，收到的邮件保存为 {out_dir / 'eml'}/*.eml）")
         steps = sorted(scenario(rt, files, rng))
         planned_cases = False
@@ -324,16 +464,22 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
 
         def progress(i: int, n: int, now: datetime, entry: dict) -> None:  # type: ignore[type-arg]
             if i % 25 == 0 or i == n:
-                out.err_console.print(f"  模拟进度 {i}/{n}：{format_local(now)}，已收到邮件 {len(server)} 封",
-                                      markup=False, highlight=False)
+                out.err_console.print(
+                    f"  模拟进度 {i}/{n}：{format_local(now)}，已收到邮件 {len(server)} 封",
+                    markup=False,
+                    highlight=False,
+                )
 
         rt.progress = progress
         # Action instants are known only after the import; simulate in two legs.
         first_leg_end = parse_instant("2026-05-28T10:05")
-        simulate_timeline(rt, t0, first_leg_end, step=None, send=True, on_step=on_step,
-                          extra_instants=[s.at for s in steps])
+        simulate_timeline(
+            rt, t0, first_leg_end, step=None, send=True, on_step=on_step, extra_instants=[s.at for s in steps]
+        )
         all_case_times = [s.at for s in steps]
-        simulate_timeline(rt, first_leg_end, end, step=None, send=True, on_step=on_step, extra_instants=all_case_times)
+        simulate_timeline(
+            rt, first_leg_end, end, step=None, send=True, on_step=on_step, extra_instants=all_case_times
+        )
         _summary(rt, server, out_dir, refusals, time.monotonic() - began)
 
 
@@ -341,14 +487,34 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
     from notifications.loopback import LoopbackSMTP
 
     assert isinstance(server, LoopbackSMTP)
-    tier_names = {"province": "省级", "city": "设区市", "county": "县（市、区）", "park": "园区", "enterprise": "企业",
-                  "soe_group": "省属企业", "association": "协会"}
-    kind_names = {"reminder": "提醒", "supervisor_reminder": "督促下级", "overdue": "逾期告知", "escalation": "督办",
-                  "notice": "状态通知", "deadline_notice": "时间调整", "stuck": "滞留督办"}
+    tier_names = {
+        "province": "省级",
+        "city": "设区市",
+        "county": "县（市、区）",
+        "park": "园区",
+        "enterprise": "企业",
+        "soe_group": "省属企业",
+        "association": "协会",
+    }
+    kind_names = {
+        "reminder": "提醒",
+        "supervisor_reminder": "督促下级",
+        "overdue": "逾期告知",
+        "escalation": "督办",
+        "notice": "状态通知",
+        "deadline_notice": "时间调整",
+        "stuck": "滞留督办",
+    }
     with rt.db.read() as session:
         rows = session.exec(
-            select(Notification.campaign_id, Notification.stage_id, Notification.kind, Organisation.tier,
-                   Notification.status, Notification.contact_id)
+            select(
+                Notification.campaign_id,
+                Notification.stage_id,
+                Notification.kind,
+                Organisation.tier,
+                Notification.status,
+                Notification.contact_id,
+            )
             .join(Contact, Contact.id == Notification.contact_id)
             .join(Organisation, Organisation.id == Contact.org_id)
         ).all()
@@ -369,18 +535,31 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
         stage_name = "（案件状态变化）"
         if campaign_id and stage_id:
             stage_name = specs[campaign_id].stage(stage_id).name
-        key = ({"cluster": "集群遴选", "jingpin": "制造精品"}[specs[campaign_id].program] if campaign_id else "-", stage_name, kind_names.get(kind, kind),
-               tier_names.get(tier, tier))
+        key = (
+            {"cluster": "集群遴选", "jingpin": "制造精品"}[specs[campaign_id].program]
+            if campaign_id
+            else "-",
+            stage_name,
+            kind_names.get(kind, kind),
+            tier_names.get(tier, tier),
+        )
         table[key] += 1
         people[key].add(contact_id)
     out.line("")
     out.line("════ 演示汇总 ════")
-    out.table("各环节提醒、督办与通知（条目数 / 涉及人数）", ["批次", "环节", "类型", "收件人层级", "条目", "人数"],
-              [[*k, n, len(people[k])] for k, n in sorted(table.items())])
+    out.table(
+        "各环节提醒、督办与通知（条目数 / 涉及人数）",
+        ["批次", "环节", "类型", "收件人层级", "条目", "人数"],
+        [[*k, n, len(people[k])] for k, n in sorted(table.items())],
+    )
     status = Counter(e.status for e in emails)
-    out.line(f"邮件：生成 {len(emails)} 封（每人每次合并为一封），已发送 {status.get('sent', 0)}，"
-             f"取消 {status.get('cancelled', 0)}，死信 {status.get('dead', 0)}，待发 {status.get('pending', 0) + status.get('retry', 0)}")
-    out.line(f"SMTP 服务器实际收到 {len(server)} 封，Message-ID 不重复：{len(set(server.message_ids())) == len(server)}")
+    out.line(
+        f"邮件：生成 {len(emails)} 封（每人每次合并为一封），已发送 {status.get('sent', 0)}，"
+        f"取消 {status.get('cancelled', 0)}，死信 {status.get('dead', 0)}，待发 {status.get('pending', 0) + status.get('retry', 0)}"
+    )
+    out.line(
+        f"SMTP 服务器实际收到 {len(server)} 封，Message-ID 不重复：{len(set(server.message_ids())) == len(server)}"
+    )
     out.line(f"发送前复核取消或被新提醒取代的条目：{cancelled}")
     if refusals:
         out.line(f"被拒绝的操作（已记入审计）：{len(refusals)} 次，例如：")
@@ -399,7 +578,9 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
     for campaign_id, parts in by_campaign.items():
         program = {"cluster": "集群遴选", "jingpin": "制造精品"}[specs[campaign_id].program]
         out.line(f"{program}申报结果（模拟结束时）：{'，'.join(parts)}")
-    example = next((e for e in emails if "escalation" in e.kinds and e.status == "sent"), None) or (emails[0] if emails else None)
+    example = next((e for e in emails if "escalation" in e.kinds and e.status == "sent"), None) or (
+        emails[0] if emails else None
+    )
     if example is not None:
         out.line("")
         out.line(f"示例邮件（{format_local(example.created_at)} 发给 {example.to_name} <{example.to_addr}>）")

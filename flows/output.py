@@ -37,8 +37,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_default) + "\n")
 
 
-def table(title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          justify_numbers: bool = True) -> None:
+def table(
+    title: str | None, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, justify_numbers: bool = True
+) -> None:
     if title:
         line(title)
     t = Table(show_lines=False, header_style="bold")

@@ -32,12 +32,15 @@ class Runtime:
         return Database(self.settings.resolved_database_url)
 
     def audit(self, *, create: bool = False) -> AuditLog:
-        return AuditLog.from_key_file(self.settings.resolved_key_file, self.settings.resolved_anchor_file,
-                                      create=create)
+        return AuditLog.from_key_file(
+            self.settings.resolved_key_file, self.settings.resolved_anchor_file, create=create
+        )
 
     @cached_property
     def calendar(self) -> WorkCalendar:
-        env = {"SHENBAO_WORKDAYS_FILE": str(self.settings.workdays_file)} if self.settings.workdays_file else {}
+        env = (
+            {"SHENBAO_WORKDAYS_FILE": str(self.settings.workdays_file)} if self.settings.workdays_file else {}
+        )
         return load_default_calendar(env)
 
     def now(self) -> datetime:
@@ -63,9 +66,15 @@ class Runtime:
 
         s = self.settings
         values: dict[str, object] = {
-            "host": s.smtp_host, "port": s.smtp_port, "security": s.smtp_security, "user": s.smtp_user,
-            "password": s.smtp_password, "timeout": s.smtp_timeout, "rate_per_second": s.mail_rate_per_second,
-            "max_attempts": s.mail_max_attempts, "concurrency": s.mail_concurrency,
+            "host": s.smtp_host,
+            "port": s.smtp_port,
+            "security": s.smtp_security,
+            "user": s.smtp_user,
+            "password": s.smtp_password,
+            "timeout": s.smtp_timeout,
+            "rate_per_second": s.mail_rate_per_second,
+            "max_attempts": s.mail_max_attempts,
+            "concurrency": s.mail_concurrency,
         }
         values.update(overrides)
         return SmtpConfig(**values)  # type: ignore[arg-type]

@@ -58,6 +58,6 @@ class Settings(BaseSettings):
         # One anchor per database: switching SHENBAO_DATABASE_URL must not mix two chains.
         url = self.resolved_database_url
         if url.startswith("postgresql://"):  # the same database however the driver is spelled
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         tag = hashlib.sha256(url.encode()).hexdigest()[:12]
         return self.home / f"audit-anchor-{tag}.json"

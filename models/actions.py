@@ -134,20 +134,28 @@ def _guard_eligibility(
 ) -> list[Finding]:
     org = session.get(Organisation, case.county_code) if case.county_code else None
     mountain_island = bool(org and org.mountain_island)
-    found = findings_for(spec, case.kind, case.attrs, zone_type=case.zone_type, category=case.category,
-                         mountain_island=mountain_island)
+    found = findings_for(
+        spec,
+        case.kind,
+        case.attrs,
+        zone_type=case.zone_type,
+        category=case.category,
+        mountain_island=mountain_island,
+    )
     blocks = [f for f in found if f.severity == "block"]
     if blocks:
         raise ActionRefused(
             "不符合申报条件：\n" + "\n".join(f"  ✗ [{f.rule}] {f.message}" for f in blocks),
-            rule="eligibility", findings=found,
+            rule="eligibility",
+            findings=found,
         )
     rules = {f.rule for f in found}
     unknown = sorted(set(overrides) - rules)
     if unknown:
         raise ActionRefused(
             f"说明理由的规则 {'、'.join(unknown)} 不在本次检查结果中（本次检查结果：{'、'.join(sorted(rules)) or '无'}）",
-            rule="override_unknown", findings=found,
+            rule="override_unknown",
+            findings=found,
         )
     missing = [f for f in found if f.severity == "in_principle" and not overrides.get(f.rule, "").strip()]
     if missing:
@@ -155,7 +163,8 @@ def _guard_eligibility(
             "以下条件为“原则上”要求，未满足时须记录理由后方可继续：\n"
             + "\n".join(f"  ! [{f.rule}] {f.message}" for f in missing)
             + "\n  如确需继续，请加 --override 规则编号=理由（每条一项）",
-            rule="override_required", findings=found,
+            rule="override_required",
+            findings=found,
         )
     return found
 
@@ -167,8 +176,9 @@ def _recommender_of(session: Session, case: Case) -> Organisation | None:
 
 def recommendation_case(session: Session, campaign_id: str, recommender_id: str) -> Case | None:
     return session.exec(
-        select(Case).where(Case.campaign_id == campaign_id, Case.kind == "recommendation",
-                           Case.org_id == recommender_id)
+        select(Case).where(
+            Case.campaign_id == campaign_id, Case.kind == "recommendation", Case.org_id == recommender_id
+        )
     ).first()
 
 
@@ -273,7 +283,9 @@ def act(
                 )
         elif guard == "defence_time":
             if not isinstance(params.get("at"), datetime):
-                raise ActionRefused("安排现场答辩须给出答辩时间（--at 2026-08-10T09:00）", rule="defence_time")
+                raise ActionRefused(
+                    "安排现场答辩须给出答辩时间（--at 2026-08-10T09:00）", rule="defence_time"
+                )
         else:  # a guard named in a machine but not implemented is a programming error
             raise RuntimeError(f"unknown guard {guard}")
 
@@ -286,7 +298,9 @@ def act(
         details["params"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     if "eligibility" in t.guards:
         # Replace, never keep, the findings of an earlier check: a fixed application is clean.
-        case.findings = [f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found]
+        case.findings = [
+            f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found
+        ]
         details["findings"] = case.findings
     if case.kind == "recommendation" and params.get("letter"):
         # The letter given with attach, submit or resubmit is the one on file.
@@ -307,17 +321,31 @@ def act(
 
     drafts = [
         EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="state_change" if t.target else "update",
-            subject=f"case:{case.ref}", case_id=case.id, campaign_id=case.campaign_id,
-            from_value=from_state, to_value=case.state, reason=reason, details=details,
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="state_change" if t.target else "update",
+            subject=f"case:{case.ref}",
+            case_id=case.id,
+            campaign_id=case.campaign_id,
+            from_value=from_state,
+            to_value=case.state,
+            reason=reason,
+            details=details,
         )
     ]
     for rule, why in sorted(overrides.items()):
         drafts.append(
             EventDraft(
-                at=ctx.now, actor=ctx.actor.label, action="override", subject=f"case:{case.ref}",
-                case_id=case.id, campaign_id=case.campaign_id, from_value=rule, to_value="overridden",
-                reason=why, details={"finding": next((f.message for f in found if f.rule == rule), "")},
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="override",
+                subject=f"case:{case.ref}",
+                case_id=case.id,
+                campaign_id=case.campaign_id,
+                from_value=rule,
+                to_value="overridden",
+                reason=why,
+                details={"finding": next((f.message for f in found if f.rule == rule), "")},
             )
         )
     events = ctx.audit.append_many(session, drafts)
@@ -345,7 +373,9 @@ def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec
     """Submitting a recommendation closes the choice: cases not on it are not recommended."""
     org = session.get(Organisation, rec.org_id)
     query = select(Case).where(
-        Case.campaign_id == rec.campaign_id, Case.kind != "recommendation", Case.kind != "roster",
+        Case.campaign_id == rec.campaign_id,
+        Case.kind != "recommendation",
+        Case.kind != "roster",
         Case.state.in_(_CASCADE_STATES),  # type: ignore[attr-defined]
     )
     if org is not None and org.tier in ("soe_group", "association"):
@@ -359,26 +389,53 @@ def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec
         t = machine_for(case.kind).find("not_recommend", case.state)
         if t is None:
             continue
-        act(session, system, case, "not_recommend",
-            reason=f"未列入{org.name if org else rec.org_id}报送的推荐（{rec.ref}）")
+        act(
+            session,
+            system,
+            case,
+            "not_recommend",
+            reason=f"未列入{org.name if org else rec.org_id}报送的推荐（{rec.ref}）",
+        )
 
 
-def record_refusal(session: Session, ctx: Ctx, subject: str, action: str, exc: ActionRefused,
-                   *, case_id: int | None = None, campaign_id: str | None = None,
-                   state: str | None = None) -> None:
+def record_refusal(
+    session: Session,
+    ctx: Ctx,
+    subject: str,
+    action: str,
+    exc: ActionRefused,
+    *,
+    case_id: int | None = None,
+    campaign_id: str | None = None,
+    state: str | None = None,
+) -> None:
     ctx.audit.append(
         session,
         EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="refusal", subject=subject, case_id=case_id,
-            campaign_id=campaign_id, from_value=state, to_value=state, reason=str(exc),
-            details={"action": action, "rule": exc.rule,
-                     "findings": [f.as_dict() for f in exc.findings]},
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="refusal",
+            subject=subject,
+            case_id=case_id,
+            campaign_id=campaign_id,
+            from_value=state,
+            to_value=state,
+            reason=str(exc),
+            details={"action": action, "rule": exc.rule, "findings": [f.as_dict() for f in exc.findings]},
         ),
     )
 
 
-def perform(db: Database, ctx: Ctx, ref: str, action: str, *, reason: str = "",
-            overrides: dict[str, str] | None = None, params: dict[str, Any] | None = None) -> Case:
+def perform(
+    db: Database,
+    ctx: Ctx,
+    ref: str,
+    action: str,
+    *,
+    reason: str = "",
+    overrides: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+) -> Case:
     """Act in one transaction; on refusal roll it back and record only the refusal."""
     try:
         with db.write() as session:
@@ -388,16 +445,25 @@ def perform(db: Database, ctx: Ctx, ref: str, action: str, *, reason: str = "",
     except ActionRefused as exc:
         with db.write() as session:
             case = get_case(session, ref)
-            record_refusal(session, ctx, f"case:{case.ref}", action, exc, case_id=case.id,
-                           campaign_id=case.campaign_id, state=case.state)
+            record_refusal(
+                session,
+                ctx,
+                f"case:{case.ref}",
+                action,
+                exc,
+                case_id=case.id,
+                campaign_id=case.campaign_id,
+                state=case.state,
+            )
         raise
 
 
 # -- deadlines and closings ---------------------------------------------------------------------
 
 
-def set_deadline(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, due_at: datetime | None,
-                 reason: str) -> StageDeadline:
+def set_deadline(
+    session: Session, ctx: Ctx, campaign_id: str, stage_id: str, due_at: datetime | None, reason: str
+) -> StageDeadline:
     """Announce or move a stage's deadline: a new version, recorded with its reason."""
     campaign = get_campaign(session, campaign_id)
     stage = campaign.spec().stage(stage_id)
@@ -405,23 +471,34 @@ def set_deadline(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, du
         raise ActionRefused("设定或调整截止时间须填写理由（--reason）", rule="reason_required")
     row = session.get(StageDeadline, (campaign_id, stage_id))
     if row is None:
-        row = StageDeadline(campaign_id=campaign_id, stage_id=stage_id, due_at=stage.deadline, version=1,
-                            changed_at=ctx.now)
+        row = StageDeadline(
+            campaign_id=campaign_id, stage_id=stage_id, due_at=stage.deadline, version=1, changed_at=ctx.now
+        )
     old = row.due_at
     if old == due_at:
-        raise ActionRefused(f"「{stage.name}」截止时间已是 {format_deadline(due_at) if due_at else '另行通知'}",
-                            rule="deadline_unchanged")
+        raise ActionRefused(
+            f"「{stage.name}」截止时间已是 {format_deadline(due_at) if due_at else '另行通知'}",
+            rule="deadline_unchanged",
+        )
     row.due_at, row.version, row.changed_at, row.reason = due_at, row.version + 1, ctx.now, reason
     session.add(row)
     ctx.audit.append(
         session,
         EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="deadline_change", subject=f"stage:{campaign_id}/{stage_id}",
-            campaign_id=campaign_id, from_value=old.isoformat() if old else None,
-            to_value=due_at.isoformat() if due_at else None, reason=reason,
-            details={"stage": stage.name, "version": row.version,
-                     "from_text": format_deadline(old) if old else "另行通知",
-                     "to_text": format_deadline(due_at) if due_at else "另行通知"},
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="deadline_change",
+            subject=f"stage:{campaign_id}/{stage_id}",
+            campaign_id=campaign_id,
+            from_value=old.isoformat() if old else None,
+            to_value=due_at.isoformat() if due_at else None,
+            reason=reason,
+            details={
+                "stage": stage.name,
+                "version": row.version,
+                "from_text": format_deadline(old) if old else "另行通知",
+                "to_text": format_deadline(due_at) if due_at else "另行通知",
+            },
         ),
     )
     return row
@@ -455,10 +532,10 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             if not states:
                 continue
             cases = session.exec(
-                select(Case.id, Case.ref, Case.state).where(
-                    Case.campaign_id == campaign.id, Case.kind == stage.subject,
-                    Case.state.in_(states))  # type: ignore[attr-defined]
-                .order_by(Case.id).with_for_update()
+                select(Case.id, Case.ref, Case.state)
+                .where(Case.campaign_id == campaign.id, Case.kind == stage.subject, Case.state.in_(states))  # type: ignore[attr-defined]
+                .order_by(Case.id)
+                .with_for_update()
             ).all()
             if not cases:
                 continue
@@ -466,15 +543,28 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             ids = [c.id for c in cases]
             for begin in range(0, len(ids), 900):  # SQLite's bound-parameter limit
                 session.execute(
-                    update(Case).where(Case.id.in_(ids[begin:begin + 900]))  # type: ignore[union-attr]
+                    update(Case)
+                    .where(Case.id.in_(ids[begin : begin + 900]))  # type: ignore[union-attr]
                     .values(state="lapsed", state_since=ctx.now, updated_at=ctx.now, version=Case.version + 1)
                     .execution_options(synchronize_session="fetch")
                 )
-            system.audit.append_many(session, [
-                EventDraft(at=ctx.now, actor=system.actor.label, action="state_change", subject=f"case:{c.ref}",
-                           case_id=c.id, campaign_id=campaign.id, from_value=c.state, to_value="lapsed",
-                           reason=reason, details={"action": "lapse", "label": transitions[c.state].label})  # type: ignore[union-attr]
-                for c in cases
-            ])
+            system.audit.append_many(
+                session,
+                [
+                    EventDraft(
+                        at=ctx.now,
+                        actor=system.actor.label,
+                        action="state_change",
+                        subject=f"case:{c.ref}",
+                        case_id=c.id,
+                        campaign_id=campaign.id,
+                        from_value=c.state,
+                        to_value="lapsed",
+                        reason=reason,
+                        details={"action": "lapse", "label": transitions[c.state].label},
+                    )  # type: ignore[union-attr]
+                    for c in cases
+                ],
+            )
             lapsed.extend(cases)
     return lapsed

@@ -161,9 +161,19 @@ class AuditLog:
             digest = self._mac(prev, _canonical(seq, d, text))
             events.append(
                 AuditEvent(
-                    seq=seq, at=d.at, actor=d.actor, action=d.action, subject=d.subject,
-                    case_id=d.case_id, campaign_id=d.campaign_id, from_value=d.from_value,
-                    to_value=d.to_value, reason=d.reason, details=text, prev_hash=prev, hash=digest,
+                    seq=seq,
+                    at=d.at,
+                    actor=d.actor,
+                    action=d.action,
+                    subject=d.subject,
+                    case_id=d.case_id,
+                    campaign_id=d.campaign_id,
+                    from_value=d.from_value,
+                    to_value=d.to_value,
+                    reason=d.reason,
+                    details=text,
+                    prev_hash=prev,
+                    hash=digest,
                 )
             )
             prev = digest
@@ -202,7 +212,9 @@ class AuditLog:
             current = read_anchor(self.anchor_path)
             if current is not None and current[0] >= seq:
                 return
-            fd, tmp = tempfile.mkstemp(dir=self.anchor_path.parent, prefix=f"{self.anchor_path.name}.", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(
+                dir=self.anchor_path.parent, prefix=f"{self.anchor_path.name}.", suffix=".tmp"
+            )
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps({"seq": seq, "hash": digest}) + "\n")
             os.replace(tmp, self.anchor_path)
@@ -220,12 +232,20 @@ class AuditLog:
                 )
             if ev.prev_hash != prev:
                 report.problems.append(
-                    Problem(ev.seq, "reordered", f"第 {ev.seq} 条事件的前序哈希与上一条不符（顺序被调换或前一条被删除）")
+                    Problem(
+                        ev.seq,
+                        "reordered",
+                        f"第 {ev.seq} 条事件的前序哈希与上一条不符（顺序被调换或前一条被删除）",
+                    )
                 )
             digest = self._mac(ev.prev_hash, _canonical(ev.seq, ev, ev.details))
             if not hmac.compare_digest(digest, ev.hash):
                 report.problems.append(
-                    Problem(ev.seq, "changed", f"第 {ev.seq} 条事件（{ev.action} {ev.subject}）内容被改动，哈希不符")
+                    Problem(
+                        ev.seq,
+                        "changed",
+                        f"第 {ev.seq} 条事件（{ev.action} {ev.subject}）内容被改动，哈希不符",
+                    )
                 )
             expected_seq, prev, last = ev.seq + 1, ev.hash, ev
         head = session.get(AuditHead, 1)
@@ -234,7 +254,9 @@ class AuditLog:
         report.head_seq = last_seq
         if head is not None and (head.seq != last_seq or head.hash != last_hash):
             report.problems.append(
-                Problem(head.seq, "head", f"链头记录（第 {head.seq} 条）与最后一条事件（第 {last_seq} 条）不符")
+                Problem(
+                    head.seq, "head", f"链头记录（第 {head.seq} 条）与最后一条事件（第 {last_seq} 条）不符"
+                )
             )
         if self.anchor_path is not None:
             anchor = read_anchor(self.anchor_path)
@@ -242,13 +264,21 @@ class AuditLog:
             if anchor is None and last_seq > 0:
                 # Deleting the anchor together with the newest rows must not pass as "no anchor yet".
                 report.problems.append(
-                    Problem(last_seq, "anchor_missing", f"库外锚点文件缺失：{self.anchor_path}（无法确认最新的事件未被删除）")
+                    Problem(
+                        last_seq,
+                        "anchor_missing",
+                        f"库外锚点文件缺失：{self.anchor_path}（无法确认最新的事件未被删除）",
+                    )
                 )
             if anchor is not None:
                 a_seq, a_hash = anchor
                 if a_seq > last_seq:
                     report.problems.append(
-                        Problem(a_seq, "truncated", f"锚点记录到第 {a_seq} 条，但数据库只有 {last_seq} 条：最新的事件被删除")
+                        Problem(
+                            a_seq,
+                            "truncated",
+                            f"锚点记录到第 {a_seq} 条，但数据库只有 {last_seq} 条：最新的事件被删除",
+                        )
                     )
                 else:
                     row = session.get(AuditEvent, a_seq)
@@ -310,7 +340,9 @@ class VerifyReport:
 
 
 def events_for_case(session: Session, case_id: int) -> list[AuditEvent]:
-    return list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq)))
+    return list(
+        session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.seq))
+    )
 
 
 def count_events(session: Session) -> int:

@@ -58,6 +58,9 @@ def deadlines_of(session: Session, campaign_id: str) -> dict[str, StageDeadline]
 def get_campaign(session: Session, campaign_id: str) -> Campaign:
     campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        known = "、".join(session.exec(select(Campaign.id)).all()) or "（尚未加载任何批次，请先运行 shenbao init）"
+        known = (
+            "、".join(session.exec(select(Campaign.id)).all())
+            or "（尚未加载任何批次，请先运行 shenbao init）"
+        )
         raise LookupError(f"未知的批次：{campaign_id}（已有：{known}）")
     return campaign

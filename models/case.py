@@ -17,8 +17,16 @@ from models.types import UTCDateTime
 
 # States in which a case uses a recommendation quota slot.
 QUOTA_STATES = frozenset(
-    {"recommended", "prelim_passed", "prelim_failed", "defence_scheduled", "defence_held",
-     "site_check", "selected", "not_selected"}
+    {
+        "recommended",
+        "prelim_passed",
+        "prelim_failed",
+        "defence_scheduled",
+        "defence_held",
+        "site_check",
+        "selected",
+        "not_selected",
+    }
 )
 
 ZONE_TYPES = {"core": "核心区", "collaborative": "协同区", "rising_star": "“新星”产业群"}

@@ -42,7 +42,9 @@ def _fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def cluster_findings(attrs: dict[str, Any], zone_type: str, rules: ClusterRules, *, mountain_island: bool) -> list[Finding]:
+def cluster_findings(
+    attrs: dict[str, Any], zone_type: str, rules: ClusterRules, *, mountain_island: bool
+) -> list[Finding]:
     out: list[Finding] = []
     cluster_name = attrs.get("cluster") or ""
     subtrack = attrs.get("subtrack") or ""
@@ -55,23 +57,37 @@ def cluster_findings(attrs: dict[str, Any], zone_type: str, rules: ClusterRules,
         track = next((t for t in rules.tracks if t.cluster == cluster_name), None)
         if track is None:
             known = "、".join(t.cluster for t in rules.tracks)
-            out.append(Finding("track_unknown", "block", f"集群名称「{cluster_name}」不在附1-1中（应为：{known}）"))
+            out.append(
+                Finding("track_unknown", "block", f"集群名称「{cluster_name}」不在附1-1中（应为：{known}）")
+            )
             return out
         if not track.open:
-            out.append(Finding("track_closed", "block", f"「{cluster_name}」集群本批不开放核心区协同区申报（附1-1）"))
+            out.append(
+                Finding("track_closed", "block", f"「{cluster_name}」集群本批不开放核心区协同区申报（附1-1）")
+            )
             return out
         if subtrack not in track.subtracks and not track.open_ended:
             out.append(
-                Finding("subtrack_unknown", "block",
-                        f"细分赛道「{subtrack}」不属于「{cluster_name}」（附1-1：{'、'.join(track.subtracks)}）")
+                Finding(
+                    "subtrack_unknown",
+                    "block",
+                    f"细分赛道「{subtrack}」不属于「{cluster_name}」（附1-1：{'、'.join(track.subtracks)}）",
+                )
             )
         elif subtrack not in track.subtracks:
-            out.append(Finding("subtrack_other", "info", f"细分赛道「{subtrack}」未列于附1-1，属“等”所含范围，请审核确认"))
+            out.append(
+                Finding(
+                    "subtrack_other", "info", f"细分赛道「{subtrack}」未列于附1-1，属“等”所含范围，请审核确认"
+                )
+            )
         threshold = track.core_threshold if zone_type == "core" else track.collaborative_threshold
         if x_system == "无":
             out.append(
-                Finding("x_system_required", "in_principle",
-                        "申报核心区协同区的，原则上当前应属于“X”体系（四、（一）3），申报表填“无”")
+                Finding(
+                    "x_system_required",
+                    "in_principle",
+                    "申报核心区协同区的，原则上当前应属于“X”体系（四、（一）3），申报表填“无”",
+                )
             )
         if zone_type == "core":
             leaders = int(attrs.get("chain_leaders") or 0)
@@ -79,14 +95,20 @@ def cluster_findings(attrs: dict[str, Any], zone_type: str, rules: ClusterRules,
             rd_centres = int(attrs.get("rd_centres") or 0)
             if leaders < 1:
                 out.append(
-                    Finding("core_chain_leader", "in_principle",
-                            "申报核心区原则上应拥有至少1家省级及以上链主企业（含培育库）（四、（一）2），填报为0家")
+                    Finding(
+                        "core_chain_leader",
+                        "in_principle",
+                        "申报核心区原则上应拥有至少1家省级及以上链主企业（含培育库）（四、（一）2），填报为0家",
+                    )
                 )
             if platforms < 1 and rd_centres < 3:
                 out.append(
-                    Finding("core_platforms", "in_principle",
-                            "申报核心区原则上应拥有至少1家省级及以上创新平台或至少3家省级及以上企业研发机构"
-                            f"（四、（一）2），填报为创新平台{platforms}家、研发机构{rd_centres}家")
+                    Finding(
+                        "core_platforms",
+                        "in_principle",
+                        "申报核心区原则上应拥有至少1家省级及以上创新平台或至少3家省级及以上企业研发机构"
+                        f"（四、（一）2），填报为创新平台{platforms}家、研发机构{rd_centres}家",
+                    )
                 )
     else:  # rising_star
         highland = attrs.get("highland") or attrs.get("cluster") or ""
@@ -95,15 +117,30 @@ def cluster_findings(attrs: dict[str, Any], zone_type: str, rules: ClusterRules,
             row = next((h for h in rules.rising_star if subtrack in h.subtracks), None)
         if row is None:
             known = "、".join(h.highland for h in rules.rising_star)
-            out.append(Finding("highland_unknown", "block", f"“新星”产业群须属于四大产业高地之一（{known}），填报为「{highland}」"))
+            out.append(
+                Finding(
+                    "highland_unknown",
+                    "block",
+                    f"“新星”产业群须属于四大产业高地之一（{known}），填报为「{highland}」",
+                )
+            )
             return out
         if subtrack not in row.subtracks:
-            out.append(Finding("subtrack_other", "info", f"“新星”细分赛道「{subtrack}」未列于附1-1（包括但不限于），请审核确认"))
+            out.append(
+                Finding(
+                    "subtrack_other",
+                    "info",
+                    f"“新星”细分赛道「{subtrack}」未列于附1-1（包括但不限于），请审核确认",
+                )
+            )
         threshold = row.threshold
         if x_system != "无":
             out.append(
-                Finding("rising_star_in_x", "in_principle",
-                        f"已经属于“X”体系（{x_system}）的，原则上不再申报“新星”产业群（二、2）")
+                Finding(
+                    "rising_star_in_x",
+                    "in_principle",
+                    f"已经属于“X”体系（{x_system}）的，原则上不再申报“新星”产业群（二、2）",
+                )
             )
 
     if threshold is not None:
@@ -111,32 +148,48 @@ def cluster_findings(attrs: dict[str, Any], zone_type: str, rules: ClusterRules,
         if revenue is None:
             out.append(Finding("revenue_missing", "block", "未填报2025年集群规上企业营业收入"))
         elif revenue < needed:
-            basis = f"门槛{_fmt(threshold)}亿元" + ("，山区海岛县下调30%后为" + _fmt(needed) + "亿元" if mountain_island else "")
-            extra = "；申报表注明细分领域达到世界级水平，门槛可适当下调，请评审确认" if attrs.get("world_class") else ""
+            basis = f"门槛{_fmt(threshold)}亿元" + (
+                "，山区海岛县下调30%后为" + _fmt(needed) + "亿元" if mountain_island else ""
+            )
+            extra = (
+                "；申报表注明细分领域达到世界级水平，门槛可适当下调，请评审确认"
+                if attrs.get("world_class")
+                else ""
+            )
             out.append(
-                Finding("revenue_threshold", "in_principle",
-                        f"2025年集群规上企业营业收入{_fmt(revenue)}亿元，低于规模门槛（{basis}，附1-1）{extra}")
+                Finding(
+                    "revenue_threshold",
+                    "in_principle",
+                    f"2025年集群规上企业营业收入{_fmt(revenue)}亿元，低于规模门槛（{basis}，附1-1）{extra}",
+                )
             )
     return out
 
 
-def jingpin_findings(attrs: dict[str, Any], category: str, rules: JingpinRules, *, mountain_island: bool) -> list[Finding]:
+def jingpin_findings(
+    attrs: dict[str, Any], category: str, rules: JingpinRules, *, mountain_island: bool
+) -> list[Finding]:
     out: list[Finding] = []
     cat = next((c for c in rules.categories if c.id == category), None)
     if cat is None:
         out.append(Finding("category_unknown", "block", f"产品类别「{category}」不是三类之一"))
         return out
     if attrs.get("track") not in rules.tracks:
-        out.append(Finding("track_unknown", "block", f"集群赛道「{attrs.get('track')}」不在征集领域内（附2-3 注）"))
+        out.append(
+            Finding("track_unknown", "block", f"集群赛道「{attrs.get('track')}」不在征集领域内（附2-3 注）")
+        )
     launched = attrs.get("launch_date")
     launch = date.fromisoformat(launched) if isinstance(launched, str) and launched else None
     if launch is None:
         out.append(Finding("launch_missing", "block", "未填报产品上市日期"))
     elif not (rules.launch_from <= launch <= rules.launch_to):
         out.append(
-            Finding("launch_window", "block",
-                    f"申报产品须在{rules.launch_from:%Y年%-m月%-d日}至{rules.launch_to:%Y年%-m月%-d日}期间上市"
-                    f"（二、4），填报上市日期为{launch:%Y年%-m月%-d日}")
+            Finding(
+                "launch_window",
+                "block",
+                f"申报产品须在{rules.launch_from:%Y年%-m月%-d日}至{rules.launch_to:%Y年%-m月%-d日}期间上市"
+                f"（二、4），填报上市日期为{launch:%Y年%-m月%-d日}",
+            )
         )
     sales = _dec(attrs.get("avg_sales"))
     needed = cat.min_sales_mountain_island if mountain_island else cat.min_sales
@@ -145,22 +198,35 @@ def jingpin_findings(attrs: dict[str, Any], category: str, rules: JingpinRules, 
     elif sales < needed:
         where = "山区海岛县企业" if mountain_island else ""
         out.append(
-            Finding("sales_threshold", "block",
-                    f"{cat.name}产品近三年年均销售收入须不低于{_fmt(needed)}万元（{where}二、5），填报为{_fmt(sales)}万元")
+            Finding(
+                "sales_threshold",
+                "block",
+                f"{cat.name}产品近三年年均销售收入须不低于{_fmt(needed)}万元（{where}二、5），填报为{_fmt(sales)}万元",
+            )
         )
     rd = _dec(attrs.get("rd_ratio"))
     if rd is None:
         out.append(Finding("rd_missing", "block", "未填报近三年研发投入占比"))
     elif rd < rules.min_rd_ratio:
         out.append(
-            Finding("rd_ratio", "block",
-                    f"企业近三年研发投入占主营业务收入比重不低于{_fmt(rules.min_rd_ratio)}%（二、1），填报为{_fmt(rd)}%")
+            Finding(
+                "rd_ratio",
+                "block",
+                f"企业近三年研发投入占主营业务收入比重不低于{_fmt(rules.min_rd_ratio)}%（二、1），填报为{_fmt(rd)}%",
+            )
         )
     return out
 
 
-def findings_for(spec: CampaignSpec, kind: str, attrs: dict[str, Any], *, zone_type: str | None,
-                 category: str | None, mountain_island: bool) -> list[Finding]:
+def findings_for(
+    spec: CampaignSpec,
+    kind: str,
+    attrs: dict[str, Any],
+    *,
+    zone_type: str | None,
+    category: str | None,
+    mountain_island: bool,
+) -> list[Finding]:
     if kind == "cluster_application" and spec.cluster is not None:
         return cluster_findings(attrs, zone_type or "", spec.cluster, mountain_island=mountain_island)
     if kind == "jingpin_application" and spec.jingpin is not None:

@@ -37,8 +37,12 @@ class Notification(SQLModel, table=True):
     __tablename__ = "notification"
     __table_args__ = (
         # "What is still to be batched" is one cheap query however large the table grows.
-        Index("ix_notification_unbatched", "contact_id", sqlite_where=text("status = 'pending'"),
-              postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_notification_unbatched",
+            "contact_id",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("ix_notification_stage", "campaign_id", "stage_id", "status"),
     )
 
@@ -67,8 +71,12 @@ class Email(SQLModel, table=True):
     __tablename__ = "email"
     __table_args__ = (
         # Dispatchers look only at mail that can go now: a partial index on the due column.
-        Index("ix_email_due", "next_attempt_at", sqlite_where=text("status IN ('pending', 'retry')"),
-              postgresql_where=text("status IN ('pending', 'retry')")),
+        Index(
+            "ix_email_due",
+            "next_attempt_at",
+            sqlite_where=text("status IN ('pending', 'retry')"),
+            postgresql_where=text("status IN ('pending', 'retry')"),
+        ),
         Index("ix_email_status", "status"),
     )
 

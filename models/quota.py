@@ -31,9 +31,7 @@ class QuotaExceeded(Exception):
     def __init__(self, quota: Quota, used: int, refs: list[str]) -> None:
         self.quota, self.used, self.refs = quota, used, refs
         listed = "、".join(refs[:10]) + ("…" if len(refs) > 10 else "")
-        super().__init__(
-            f"超出名额「{quota.name}」：上限 {quota.limit} 个，已使用 {used} 个（{listed}）"
-        )
+        super().__init__(f"超出名额「{quota.name}」：上限 {quota.limit} 个，已使用 {used} 个（{listed}）")
 
 
 def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None) -> Quota:
@@ -43,21 +41,32 @@ def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Org
         city_name = city.name if city else case.city_code
         if case.zone_type == "rising_star":
             limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
-            return Quota(f"rising_star:{case.city_code}", f"{city_name}“新星”产业群推荐数量不超过{limit}个", limit)
+            return Quota(
+                f"rising_star:{case.city_code}", f"{city_name}“新星”产业群推荐数量不超过{limit}个", limit
+            )
         return Quota(f"cluster:{case.city_code}", f"{city_name}核心区协同区推荐（不限数量）", None)
 
     rules = spec.jingpin
     assert rules is not None  # guaranteed by CampaignSpec validation for program jingpin
     if recommender is not None and recommender.tier == "soe_group":
-        return Quota(f"soe:{recommender.id}", f"省属企业集团「{recommender.name}」推荐名额（≤{rules.soe_group_limit}）",
-                     rules.soe_group_limit)
+        return Quota(
+            f"soe:{recommender.id}",
+            f"省属企业集团「{recommender.name}」推荐名额（≤{rules.soe_group_limit}）",
+            rules.soe_group_limit,
+        )
     if recommender is not None and recommender.tier == "association":
-        return Quota(f"assoc:{recommender.id}", f"省级行业协会「{recommender.name}」推荐名额（≤{rules.association_limit}）",
-                     rules.association_limit)
+        return Quota(
+            f"assoc:{recommender.id}",
+            f"省级行业协会「{recommender.name}」推荐名额（≤{rules.association_limit}）",
+            rules.association_limit,
+        )
     city = session.get(Organisation, case.city_code) if case.city_code else None
     city_name = city.name if city else str(case.city_code)
-    return Quota(f"city:{case.city_code}", f"{city_name}制造精品推荐名额（附2-2）",
-                 rules.city_quotas.get(case.city_code or "", 0))
+    return Quota(
+        f"city:{case.city_code}",
+        f"{city_name}制造精品推荐名额（附2-2）",
+        rules.city_quotas.get(case.city_code or "", 0),
+    )
 
 
 def brand_quota_for(session: Session, spec: CampaignSpec, case: Case) -> Quota | None:
@@ -67,14 +76,19 @@ def brand_quota_for(session: Session, spec: CampaignSpec, case: Case) -> Quota |
         return None
     county = session.get(Organisation, case.county_code)
     name = county.name if county else case.county_code
-    return Quota(f"brand:{case.county_code}", f"{name}先进制造业集群品牌产品单列名额（{rules.brand_county_extra}个）",
-                 rules.brand_county_extra)
+    return Quota(
+        f"brand:{case.county_code}",
+        f"{name}先进制造业集群品牌产品单列名额（{rules.brand_county_extra}个）",
+        rules.brand_county_extra,
+    )
 
 
 def used(session: Session, campaign_id: str, bucket: str) -> list[str]:
     return list(
         session.exec(
-            select(Case.ref).where(Case.campaign_id == campaign_id, Case.quota_bucket == bucket).order_by(Case.ref)
+            select(Case.ref)
+            .where(Case.campaign_id == campaign_id, Case.quota_bucket == bucket)
+            .order_by(Case.ref)
         )
     )
 
@@ -114,7 +128,9 @@ def usage(session: Session, campaign_id: str) -> dict[str, int]:
     return {bucket: n for bucket, n in rows if bucket}
 
 
-def over_quota(session: Session, spec: CampaignSpec, campaign_id: str, recommender: Organisation) -> list[str]:
+def over_quota(
+    session: Session, spec: CampaignSpec, campaign_id: str, recommender: Organisation
+) -> list[str]:
     """Quotas of this recommender that are over their limit (a race, or an edited file)."""
     counts = usage(session, campaign_id)
     problems: list[str] = []
@@ -130,9 +146,17 @@ def over_quota(session: Session, spec: CampaignSpec, campaign_id: str, recommend
         n, limit = counts.get(f"city:{recommender.id}", 0), rules.city_quotas.get(recommender.id, 0)
         label = f"{recommender.name}制造精品推荐名额（附2-2）"
     elif recommender.tier == "soe_group":
-        n, limit, label = counts.get(f"soe:{recommender.id}", 0), rules.soe_group_limit, f"省属企业集团「{recommender.name}」推荐名额"
+        n, limit, label = (
+            counts.get(f"soe:{recommender.id}", 0),
+            rules.soe_group_limit,
+            f"省属企业集团「{recommender.name}」推荐名额",
+        )
     else:
-        n, limit, label = counts.get(f"assoc:{recommender.id}", 0), rules.association_limit, f"省级行业协会「{recommender.name}」推荐名额"
+        n, limit, label = (
+            counts.get(f"assoc:{recommender.id}", 0),
+            rules.association_limit,
+            f"省级行业协会「{recommender.name}」推荐名额",
+        )
     if n > limit:
         problems.append(f"超出名额「{label}」：上限 {limit} 个，已推荐 {n} 个")
     return problems

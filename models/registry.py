@@ -22,7 +22,12 @@ from models.machines import machine_for
 from models.org import Organisation
 from models.reference import load_divisions
 
-KIND_PREFIX = {"cluster_application": "CL", "jingpin_application": "JP", "recommendation": "RC", "roster": "RS"}
+KIND_PREFIX = {
+    "cluster_application": "CL",
+    "jingpin_application": "JP",
+    "recommendation": "RC",
+    "roster": "RS",
+}
 PROGRAM_CODE = {"cluster": "CL", "jingpin": "JP"}
 
 
@@ -35,7 +40,9 @@ def seed_divisions(session: Session) -> int:
             continue
         rows.append(
             Organisation(
-                id=d.code, name=d.name, tier=d.tier,
+                id=d.code,
+                name=d.name,
+                tier=d.tier,
                 city_code=d.city_code if d.tier != "province" else None,
                 county_code=d.code if d.tier == "county" else None,
                 mountain_island=d.mountain_island,
@@ -66,7 +73,7 @@ class RefAllocator:
         top = session.exec(
             select(func.max(Case.ref)).where(Case.ref.like(f"{self.prefix}_____"))  # type: ignore[attr-defined]
         ).one()
-        self.next = int(top[len(self.prefix):]) + 1 if top else 1
+        self.next = int(top[len(self.prefix) :]) + 1 if top else 1
 
     def __call__(self) -> str:
         ref = f"{self.prefix}{self.next:05d}"
@@ -83,21 +90,45 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     if existing is not None and existing.spec_digest == digest:
         return existing, changes
     if existing is not None and existing.program != spec.program:
-        raise ActionRefused(f"{origin}: 批次 {spec.id} 已存在且类型为 {existing.program}，不能改为 {spec.program}",
-                            rule="program_changed")
+        raise ActionRefused(
+            f"{origin}: 批次 {spec.id} 已存在且类型为 {existing.program}，不能改为 {spec.program}",
+            rule="program_changed",
+        )
     if existing is None:
-        campaign = Campaign(id=spec.id, program=spec.program, name=spec.name, spec_text=text,
-                            spec_digest=digest, loaded_at=ctx.now)
+        campaign = Campaign(
+            id=spec.id,
+            program=spec.program,
+            name=spec.name,
+            spec_text=text,
+            spec_digest=digest,
+            loaded_at=ctx.now,
+        )
         session.add(campaign)
         session.flush()
         for stage in spec.stages:
-            session.add(StageDeadline(campaign_id=spec.id, stage_id=stage.id, due_at=stage.deadline,
-                                      version=1, changed_at=ctx.now, reason="批次文件"))
-        ctx.audit.append(session, EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="campaign_load", subject=f"campaign:{spec.id}",
-            campaign_id=spec.id, to_value=digest, reason=f"加载批次文件 {origin}",
-            details={"name": spec.name, "stages": [s.id for s in spec.stages]},
-        ))
+            session.add(
+                StageDeadline(
+                    campaign_id=spec.id,
+                    stage_id=stage.id,
+                    due_at=stage.deadline,
+                    version=1,
+                    changed_at=ctx.now,
+                    reason="批次文件",
+                )
+            )
+        ctx.audit.append(
+            session,
+            EventDraft(
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="campaign_load",
+                subject=f"campaign:{spec.id}",
+                campaign_id=spec.id,
+                to_value=digest,
+                reason=f"加载批次文件 {origin}",
+                details={"name": spec.name, "stages": [s.id for s in spec.stages]},
+            ),
+        )
         changes.append("新建批次")
     else:
         campaign = existing
@@ -105,21 +136,39 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
         campaign.spec_text, campaign.spec_digest, campaign.name = text, digest, spec.name
         campaign.loaded_at = ctx.now
         session.add(campaign)
-        ctx.audit.append(session, EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="campaign_load", subject=f"campaign:{spec.id}",
-            campaign_id=spec.id, from_value=existing.spec_digest, to_value=digest,
-            reason=f"更新批次文件 {origin}",
-        ))
+        ctx.audit.append(
+            session,
+            EventDraft(
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="campaign_load",
+                subject=f"campaign:{spec.id}",
+                campaign_id=spec.id,
+                from_value=existing.spec_digest,
+                to_value=digest,
+                reason=f"更新批次文件 {origin}",
+            ),
+        )
         changes.append("更新批次文件")
         old_deadlines = {s.id: s.deadline for s in old_spec.stages}
         for stage in spec.stages:
             row = session.get(StageDeadline, (spec.id, stage.id))
             if row is None:
-                session.add(StageDeadline(campaign_id=spec.id, stage_id=stage.id, due_at=stage.deadline,
-                                          version=1, changed_at=ctx.now, reason="批次文件新增环节"))
+                session.add(
+                    StageDeadline(
+                        campaign_id=spec.id,
+                        stage_id=stage.id,
+                        due_at=stage.deadline,
+                        version=1,
+                        changed_at=ctx.now,
+                        reason="批次文件新增环节",
+                    )
+                )
                 changes.append(f"新增环节 {stage.id}")
             elif old_deadlines.get(stage.id) != stage.deadline and row.due_at != stage.deadline:
-                set_deadline(session, ctx, spec.id, stage.id, stage.deadline, reason=f"批次文件 {origin} 修改")
+                set_deadline(
+                    session, ctx, spec.id, stage.id, stage.deadline, reason=f"批次文件 {origin} 修改"
+                )
                 changes.append(f"环节 {stage.id} 截止时间调整")
     session.flush()
     changes += ensure_city_cases(session, ctx, campaign.id, spec)
@@ -137,31 +186,72 @@ def ensure_city_cases(session: Session, ctx: Ctx, campaign_id: str, spec: Campai
             if ref in have:
                 continue
             title = f"{city.name}{'工作人员信息汇总表' if kind == 'roster' else '推荐报送'}"
-            new_case(session, ctx, spec, kind=kind, ref=ref, org_id=city.code, city_code=city.code,
-                     county_code=None, title=title)
+            new_case(
+                session,
+                ctx,
+                spec,
+                kind=kind,
+                ref=ref,
+                org_id=city.code,
+                city_code=city.code,
+                county_code=None,
+                title=title,
+            )
             created.append(ref)
     return [f"新建市级案件 {len(created)} 个"] if created else []
 
 
-def new_case(session: Session, ctx: Ctx, spec: CampaignSpec, *, kind: str, ref: str, org_id: str,
-             city_code: str | None, county_code: str | None, title: str, reason: str = "",
-             **columns: Any) -> Case:
+def new_case(
+    session: Session,
+    ctx: Ctx,
+    spec: CampaignSpec,
+    *,
+    kind: str,
+    ref: str,
+    org_id: str,
+    city_code: str | None,
+    county_code: str | None,
+    title: str,
+    reason: str = "",
+    **columns: Any,
+) -> Case:
     machine = machine_for(kind)
-    case = Case(ref=ref, campaign_id=spec.id, kind=kind, state=machine.initial, state_since=ctx.now,
-                org_id=org_id, city_code=city_code, county_code=county_code, title=title,
-                created_at=ctx.now, updated_at=ctx.now, **columns)
+    case = Case(
+        ref=ref,
+        campaign_id=spec.id,
+        kind=kind,
+        state=machine.initial,
+        state_since=ctx.now,
+        org_id=org_id,
+        city_code=city_code,
+        county_code=county_code,
+        title=title,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        **columns,
+    )
     session.add(case)
     session.flush()
-    ctx.audit.append(session, EventDraft(
-        at=ctx.now, actor=ctx.actor.label, action="create", subject=f"case:{ref}", case_id=case.id,
-        campaign_id=spec.id, to_value=case.state, reason=reason or "新建",
-        details={"kind": kind, "title": title},
-    ))
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="create",
+            subject=f"case:{ref}",
+            case_id=case.id,
+            campaign_id=spec.id,
+            to_value=case.state,
+            reason=reason or "新建",
+            details={"kind": kind, "title": title},
+        ),
+    )
     return case
 
 
-def bulk_new_cases(session: Session, ctx: Ctx, spec: CampaignSpec, rows: list[dict[str, Any]],
-                   *, reason: str) -> list[str]:
+def bulk_new_cases(
+    session: Session, ctx: Ctx, spec: CampaignSpec, rows: list[dict[str, Any]], *, reason: str
+) -> list[str]:
     """Insert many cases with Core executemany and one audit event each (imports, benchmarks)."""
     if not rows:
         return []
@@ -175,19 +265,38 @@ def bulk_new_cases(session: Session, ctx: Ctx, spec: CampaignSpec, rows: list[di
         row.setdefault("findings", [])
         row.setdefault("version", 1)
         row.setdefault("brand_aligned", False)
-        for key in ("zone_type", "category", "track", "recommender_id", "quota_bucket", "external_id",
-                    "defence_at", "letter"):
+        for key in (
+            "zone_type",
+            "category",
+            "track",
+            "recommender_id",
+            "quota_bucket",
+            "external_id",
+            "defence_at",
+            "letter",
+        ):
             row.setdefault(key, None)
     session.execute(insert(Case), rows)
     refs = [r["ref"] for r in rows]
     ids: dict[str, int] = {}
     for start in range(0, len(refs), 900):  # stay under SQLite's bound-parameter limit
-        chunk = refs[start:start + 900]
+        chunk = refs[start : start + 900]
         ids.update(session.exec(select(Case.ref, Case.id).where(Case.ref.in_(chunk))).all())  # type: ignore[attr-defined]
-    ctx.audit.append_many(session, [
-        EventDraft(at=ctx.now, actor=ctx.actor.label, action="create", subject=f"case:{r['ref']}",
-                   case_id=ids[r["ref"]], campaign_id=spec.id, to_value=r["state"], reason=reason,
-                   details={"kind": r["kind"], "title": r["title"]})
-        for r in rows
-    ])
+    ctx.audit.append_many(
+        session,
+        [
+            EventDraft(
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="create",
+                subject=f"case:{r['ref']}",
+                case_id=ids[r["ref"]],
+                campaign_id=spec.id,
+                to_value=r["state"],
+                reason=reason,
+                details={"kind": r["kind"], "title": r["title"]},
+            )
+            for r in rows
+        ],
+    )
     return refs

@@ -36,15 +36,28 @@ class StageView:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "stage": self.stage.id, "name": self.stage.name, "actor": self.stage.actor,
-            "subject": self.stage.subject, "due_at": self.due_at.isoformat() if self.due_at else None,
-            "deadline_version": self.version, "deadline_text": self.stage.deadline_text,
-            "pending": self.pending, "working_days_left": self.working_days_left, "overdue": self.overdue,
+            "stage": self.stage.id,
+            "name": self.stage.name,
+            "actor": self.stage.actor,
+            "subject": self.stage.subject,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "deadline_version": self.version,
+            "deadline_text": self.stage.deadline_text,
+            "pending": self.pending,
+            "working_days_left": self.working_days_left,
+            "overdue": self.overdue,
         }
 
 
-def stage_views(session: Session, campaign: Campaign, now: datetime, calendar: WorkCalendar | None, *,
-                city: str | None = None, county: str | None = None) -> list[StageView]:
+def stage_views(
+    session: Session,
+    campaign: Campaign,
+    now: datetime,
+    calendar: WorkCalendar | None,
+    *,
+    city: str | None = None,
+    county: str | None = None,
+) -> list[StageView]:
     """Each stage with its deadline and how many cases still wait at it (within a city or county)."""
     spec = campaign.spec()
     deadlines = deadlines_of(session, campaign.id)
@@ -90,15 +103,27 @@ class Board:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "campaign": self.campaign_id, "kind": self.kind, "group_by": self.group_by, "states": self.states,
-            "rows": [{"code": c, "name": label, "counts": counts, "total": sum(counts.values())}
-                     for c, label, counts in self.rows],
+            "campaign": self.campaign_id,
+            "kind": self.kind,
+            "group_by": self.group_by,
+            "states": self.states,
+            "rows": [
+                {"code": c, "name": label, "counts": counts, "total": sum(counts.values())}
+                for c, label, counts in self.rows
+            ],
             "total": self.total(),
         }
 
 
-def board(session: Session, campaign_id: str, kind: str, *, city: str | None = None,
-          county: str | None = None, state: str | None = None) -> Board:
+def board(
+    session: Session,
+    campaign_id: str,
+    kind: str,
+    *,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+) -> Board:
     """Cities × states; with ``city``, that city's counties × states; with ``county``, its applicants."""
     machine = machine_for(kind)
     filters = [Case.campaign_id == campaign_id, Case.kind == kind]
@@ -127,17 +152,27 @@ def board(session: Session, campaign_id: str, kind: str, *, city: str | None = N
         order = [(c.code, c.name) for c in divisions.counties_of(city)] if city else []  # type: ignore[arg-type]
         order += [(code, code) for code in sorted(by_group) if code not in {c for c, _ in order}]
     else:
-        names = dict(session.exec(select(Organisation.id, Organisation.name)
-                                  .where(Organisation.id.in_(list(by_group)))).all())  # type: ignore[attr-defined]
+        names = dict(
+            session.exec(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(by_group)))
+            ).all()
+        )  # type: ignore[attr-defined]
         order = sorted(((code, names.get(code, code)) for code in by_group), key=lambda x: x[1])
     for code, label in order:
         out.rows.append((code, label, by_group.get(code, {})))
     return out
 
 
-def list_cases(session: Session, campaign_id: str | None = None, *, kind: str | None = None,
-               city: str | None = None, county: str | None = None, state: str | None = None,
-               limit: int = 200) -> list[Case]:
+def list_cases(
+    session: Session,
+    campaign_id: str | None = None,
+    *,
+    kind: str | None = None,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+    limit: int = 200,
+) -> list[Case]:
     query = select(Case)
     if campaign_id:
         query = query.where(Case.campaign_id == campaign_id)

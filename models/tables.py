@@ -10,6 +10,16 @@ from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
 
 __all__ = [
-    "AccessToken", "AuditEvent", "AuditHead", "Campaign", "Case", "Contact", "DeliveryAttempt", "Email", "Notification",
-    "Organisation", "ReconcileCursor", "StageDeadline",
+    "AccessToken",
+    "AuditEvent",
+    "AuditHead",
+    "Campaign",
+    "Case",
+    "Contact",
+    "DeliveryAttempt",
+    "Email",
+    "Notification",
+    "Organisation",
+    "ReconcileCursor",
+    "StageDeadline",
 ]

@@ -76,7 +76,7 @@ class Directory:
     def preload(self, org_ids: Iterable[str]) -> None:
         missing = [o for o in set(org_ids) if o and o not in self._orgs]
         for start in range(0, len(missing), 900):
-            chunk = missing[start:start + 900]
+            chunk = missing[start : start + 900]
             for org in self.session.exec(select(Organisation).where(Organisation.id.in_(chunk))).all():  # type: ignore[attr-defined]
                 self._orgs[org.id] = org
             for org_id in chunk:

@@ -90,18 +90,21 @@ class _Campaigns:
 _CASE_LINE = (Case.id, Case.ref, Case.title, Case.kind, Case.state, Case.track)
 
 
-def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Any], int]:
+def _pending_cases(
+    session: Session, campaign_id: str, stage: Stage, orgs: list[str]
+) -> tuple[list[Any], int]:
     """The cases still waiting at ``stage`` on any of ``orgs`` (the SQL form of audience.lookup_keys),
     as rows of ``_CASE_LINE``."""
-    base = select(*_CASE_LINE).where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
-                                     Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+    base = select(*_CASE_LINE).where(
+        Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
+    )  # type: ignore[attr-defined]
     if stage.actor == "province":
         cases = list(session.exec(base.order_by(Case.ref)).all())
         return cases, len(cases)
     found: dict[int, Any] = {}
     # A county forwarding for thousands of enterprises: keep each IN list within SQLite's limits.
     for start in range(0, len(orgs), 500):
-        chunk = orgs[start:start + 500]
+        chunk = orgs[start : start + 500]
         if stage.actor == "county":
             query = base.where(Case.county_code.in_(chunk) | Case.org_id.in_(chunk))  # type: ignore[union-attr,attr-defined]
         elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
@@ -117,9 +120,9 @@ def _pending_cases(session: Session, campaign_id: str, stage: Stage, orgs: list[
 def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str, list[Any]]:
     """Every case still waiting at ``stage``, under each organisation ``_pending_cases`` would find it by."""
     rows = session.exec(
-        select(*_CASE_LINE, Case.org_id, Case.county_code, Case.city_code)
-        .where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
-               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+        select(*_CASE_LINE, Case.org_id, Case.county_code, Case.city_code).where(
+            Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
+        )  # type: ignore[attr-defined]
     ).all()
     index: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -135,12 +138,23 @@ def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> d
         left: int | None = calendar.working_days_left(now, due)
     except UnknownYearError:
         left = None
-    return {"deadline_text": format_deadline(due), "working_days_left": left,
-            "remaining": format_duration_zh(due - now), "overdue": now >= due}
+    return {
+        "deadline_text": format_deadline(due),
+        "working_days_left": left,
+        "remaining": format_duration_zh(due - now),
+        "overdue": now >= due,
+    }
 
 
-def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar: WorkCalendar,
-                n: Notification, contact: Contact, now: datetime) -> dict[str, Any] | None:
+def section_for(
+    session: Session,
+    d: Directory,
+    campaigns: _Campaigns,
+    calendar: WorkCalendar,
+    n: Notification,
+    contact: Contact,
+    now: datetime,
+) -> dict[str, Any] | None:
     """What one notification says now, or None when there is nothing left to say."""
     payload = n.payload or {}
     if n.kind in ("notice", "deadline_notice"):
@@ -162,9 +176,17 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
         # A reminder held past its deadline (server down, retries) would announce a deadline
         # that is over ("还剩 -1 个工作日"); the overdue notice and the escalation speak now.
         return None
-    base = {"kind": n.kind, "campaign_name": spec.name, "program": PROGRAM_LABELS.get(spec.program, spec.program),
-            "stage_name": stage.name, "stage_id": stage.id, "instructions": stage.instructions,
-            "deadline_note": stage.basis(row.due_at), "step": n.step, "urgent": n.urgent}
+    base = {
+        "kind": n.kind,
+        "campaign_name": spec.name,
+        "program": PROGRAM_LABELS.get(spec.program, spec.program),
+        "stage_name": stage.name,
+        "stage_id": stage.id,
+        "instructions": stage.instructions,
+        "deadline_note": stage.basis(row.due_at),
+        "step": n.step,
+        "urgent": n.urgent,
+    }
     base |= _countdown(calendar, now, row.due_at)
     orgs = list(payload.get("orgs", []))
     if n.kind in ("reminder", "overdue"):
@@ -173,8 +195,11 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
             return None
         forwarded = [o for o in orgs if o != contact.org_id]
         base |= {
-            "items": [_item(c) for c in cases[:ITEM_LIMIT]], "total": total, "more": max(0, total - ITEM_LIMIT),
-            "forwarded": [d.name(o) for o in forwarded], "shown": sorted(c.ref for c in cases),
+            "items": [_item(c) for c in cases[:ITEM_LIMIT]],
+            "total": total,
+            "more": max(0, total - ITEM_LIMIT),
+            "forwarded": [d.name(o) for o in forwarded],
+            "shown": sorted(c.ref for c in cases),
         }
         return base
     # supervisor_reminder / escalation: who below still has not acted, with how to reach them
@@ -189,11 +214,17 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
         org = d.org(org_id)
         if not people and org is not None and org.tier in ("enterprise", "park"):
             people = d.contacts(d.supervisor(org_id), spec.program)  # reach it through its county
-        late.append({
-            "org": d.name(org_id), "count": total,
-            "refs": [f"{c.ref} {c.title}" for c in cases[:5]], "more": max(0, total - 5),
-            "contacts": [{"name": p.name, "title": p.title, "mobile": p.mobile, "email": p.email} for p in people],
-        })
+        late.append(
+            {
+                "org": d.name(org_id),
+                "count": total,
+                "refs": [f"{c.ref} {c.title}" for c in cases[:5]],
+                "more": max(0, total - 5),
+                "contacts": [
+                    {"name": p.name, "title": p.title, "mobile": p.mobile, "email": p.email} for p in people
+                ],
+            }
+        )
     if not late:
         return None
     round_no = int(n.step[1:]) if n.kind == "escalation" and n.step and n.step.startswith("r") else None
@@ -201,8 +232,12 @@ def section_for(session: Session, d: Directory, campaigns: _Campaigns, calendar:
 
 
 def _item(case: Any) -> dict[str, str]:
-    return {"ref": case.ref, "title": case.title, "state": machine_for(case.kind).state_label(case.state),
-            "track": case.track or ""}
+    return {
+        "ref": case.ref,
+        "title": case.title,
+        "state": machine_for(case.kind).state_label(case.state),
+        "track": case.track or "",
+    }
 
 
 GROUP_NOTICES_FROM = 3  # this many identical state changes read better as one list than as boxes
@@ -210,6 +245,7 @@ GROUP_NOTICES_FROM = 3  # this many identical state changes read better as one l
 
 def grouped(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge notices of the same change (e.g. forty drafts lapsing at 24:00) into one section."""
+
     def key(s: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(s.get(k) for k in ("campaign_name", "action", "label", "to", "reason", "actor"))
 
@@ -226,39 +262,85 @@ def grouped(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
         elif key(s) not in emitted:
             emitted.add(key(s))
             first = group[0]
-            out.append({
-                "kind": "notice_group", "urgent": False, "campaign_name": first.get("campaign_name"),
-                "label": first.get("label"), "to": first.get("to"), "reason": first.get("reason"),
-                "actor": first.get("actor"), "at_text": first.get("at_text"), "total": len(group),
-                "items": [{"ref": m.get("ref"), "title": m.get("title"), "from": m.get("from"),
-                           "defence_at": m.get("defence_at")} for m in group],
-            })
+            out.append(
+                {
+                    "kind": "notice_group",
+                    "urgent": False,
+                    "campaign_name": first.get("campaign_name"),
+                    "label": first.get("label"),
+                    "to": first.get("to"),
+                    "reason": first.get("reason"),
+                    "actor": first.get("actor"),
+                    "at_text": first.get("at_text"),
+                    "total": len(group),
+                    "items": [
+                        {
+                            "ref": m.get("ref"),
+                            "title": m.get("title"),
+                            "from": m.get("from"),
+                            "defence_at": m.get("defence_at"),
+                        }
+                        for m in group
+                    ],
+                }
+            )
     return out
 
 
-def _render(renderer: Renderer, identity: MailIdentity, contact: Contact, org_name: str,
-            sections: list[dict[str, Any]], now: datetime) -> tuple[str, str, str]:
+def _render(
+    renderer: Renderer,
+    identity: MailIdentity,
+    contact: Contact,
+    org_name: str,
+    sections: list[dict[str, Any]],
+    now: datetime,
+) -> tuple[str, str, str]:
     sections = grouped(sections)
-    context = {"contact": contact, "org_name": org_name, "sections": sections, "now_text": format_local(now),
-               "dashboard_url": identity.dashboard_url, "from_name": identity.from_name}
+    context = {
+        "contact": contact,
+        "org_name": org_name,
+        "sections": sections,
+        "now_text": format_local(now),
+        "dashboard_url": identity.dashboard_url,
+        "from_name": identity.from_name,
+    }
     return renderer.render(context)
 
 
-def _write_message(email: Email, renderer: Renderer, identity: MailIdentity, contact: Contact, org_name: str,
-                   sections: list[dict[str, Any]], now: datetime) -> None:
+def _write_message(
+    email: Email,
+    renderer: Renderer,
+    identity: MailIdentity,
+    contact: Contact,
+    org_name: str,
+    sections: list[dict[str, Any]],
+    now: datetime,
+) -> None:
     """Render the sections and store subject, bodies and the finished MIME bytes on the email."""
-    email.subject, email.text_body, email.html_body = _render(renderer, identity, contact, org_name, sections, now)
-    email.raw = build_mime(message_id=email.message_id, from_addr=identity.from_addr, from_name=identity.from_name,
-                           to_addr=email.to_addr, to_name=email.to_name, subject=email.subject,
-                           text=email.text_body, html=email.html_body, date=now,
-                           extra_headers={"X-Shenbao-Key": email.key})
+    email.subject, email.text_body, email.html_body = _render(
+        renderer, identity, contact, org_name, sections, now
+    )
+    email.raw = build_mime(
+        message_id=email.message_id,
+        from_addr=identity.from_addr,
+        from_name=identity.from_name,
+        to_addr=email.to_addr,
+        to_name=email.to_name,
+        subject=email.subject,
+        text=email.text_body,
+        html=email.html_body,
+        date=now,
+        extra_headers={"X-Shenbao-Key": email.key},
+    )
 
 
-def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity,
-            renderer: Renderer) -> int:
+def compose(
+    session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer
+) -> int:
     """Turn every pending, due notification into emails, one per recipient. Returns emails written."""
     pending = session.exec(
-        select(Notification).where(Notification.status == PENDING, Notification.due_at <= now)
+        select(Notification)
+        .where(Notification.status == PENDING, Notification.due_at <= now)
         .order_by(Notification.contact_id, Notification.id)
     ).all()
     if not pending:
@@ -269,8 +351,10 @@ def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: M
     d = Directory(session)
     # One query for every organisation a section will name (a county forwarding for thousands
     # of enterprises), not a lookup each.
-    d.preload({o for n in pending for o in (n.payload or {}).get("orgs", [])}
-              | {c.org_id for c in map(d.contact, by_contact) if c is not None})
+    d.preload(
+        {o for n in pending for o in (n.payload or {}).get("orgs", [])}
+        | {c.org_id for c in map(d.contact, by_contact) if c is not None}
+    )
     campaigns = _Campaigns(session)
     hours = WorkingHours.parse(identity.working_hours)
     written = 0
@@ -294,14 +378,25 @@ def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: M
             kept.append(n)
         if not kept:
             continue
-        key = "m:" + str(contact_id) + ":" + hashlib.sha1("|".join(n.key for n in kept).encode()).hexdigest()[:20]
+        key = (
+            "m:"
+            + str(contact_id)
+            + ":"
+            + hashlib.sha1("|".join(n.key for n in kept).encode()).hexdigest()[:20]
+        )
         urgent = any(n.urgent for n in kept)
         email = Email(
-            key=key, message_id=message_id_for(key, identity.domain), contact_id=contact_id,
-            to_addr=contact.email, to_name=contact.name, urgent=urgent,
-            kinds=",".join(sorted({n.kind for n in kept})), created_at=now,
+            key=key,
+            message_id=message_id_for(key, identity.domain),
+            contact_id=contact_id,
+            to_addr=contact.email,
+            to_name=contact.name,
+            urgent=urgent,
+            kinds=",".join(sorted({n.kind for n in kept})),
+            created_at=now,
             # Quiet hours: only the last-day reminders go out at night or on a holiday.
-            next_attempt_at=now if urgent else hours.next_open(now, calendar), status=E_PENDING,
+            next_attempt_at=now if urgent else hours.next_open(now, calendar),
+            status=E_PENDING,
         )
         _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
         session.add(email)
@@ -314,11 +409,18 @@ def compose(session: Session, now: datetime, calendar: WorkCalendar, identity: M
     return written
 
 
-def recheck(session: Session, email: Email, now: datetime, calendar: WorkCalendar, identity: MailIdentity,
-            renderer: Renderer) -> bytes | Literal["keep"] | None:
+def recheck(
+    session: Session,
+    email: Email,
+    now: datetime,
+    calendar: WorkCalendar,
+    identity: MailIdentity,
+    renderer: Renderer,
+) -> bytes | Literal["keep"] | None:
     """Just before sending: keep, re-render with fewer items, or cancel (None)."""
-    notes = session.exec(select(Notification).where(Notification.email_id == email.id)
-                         .order_by(Notification.id)).all()
+    notes = session.exec(
+        select(Notification).where(Notification.email_id == email.id).order_by(Notification.id)
+    ).all()
     if not any(n.kind in CHASING for n in notes):
         return "keep"
     d = Directory(session)
@@ -345,5 +447,3 @@ def recheck(session: Session, email: Email, now: datetime, calendar: WorkCalenda
     _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
     session.add(email)
     return email.raw
-
-

@@ -22,8 +22,19 @@ def message_id_for(key: str, domain: str) -> str:
     return f"<{digest}@{domain}>"
 
 
-def build_mime(*, message_id: str, from_addr: str, from_name: str, to_addr: str, to_name: str, subject: str,
-               text: str, html: str, date: datetime, extra_headers: dict[str, str] | None = None) -> bytes:
+def build_mime(
+    *,
+    message_id: str,
+    from_addr: str,
+    from_name: str,
+    to_addr: str,
+    to_name: str,
+    subject: str,
+    text: str,
+    html: str,
+    date: datetime,
+    extra_headers: dict[str, str] | None = None,
+) -> bytes:
     """A multipart/alternative message with UTF-8 headers (RFC 2047) and bodies, as SMTP bytes."""
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = subject

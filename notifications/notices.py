@@ -61,15 +61,27 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         machine = machine_for(case.kind)
         targets: list[str] = []
         for audience in audiences:
-            org = {"applicant": case.org_id, "county": case.county_code, "city": case.city_code,
-                   "owner": case.org_id, "province": PROVINCE}[audience]
+            org = {
+                "applicant": case.org_id,
+                "county": case.county_code,
+                "city": case.city_code,
+                "owner": case.org_id,
+                "province": PROVINCE,
+            }[audience]
             if org and org not in targets:
                 targets.append(org)
         payload = {
-            "ref": case.ref, "title": case.title, "kind": case.kind, "action": action,
-            "label": details.get("label", action), "from": machine.state_label(event.from_value or ""),
-            "to": machine.state_label(event.to_value or ""), "reason": event.reason, "actor": _actor_label(event.actor, d),
-            "at": event.at.isoformat(), "defence_at": details.get("defence_at"),
+            "ref": case.ref,
+            "title": case.title,
+            "kind": case.kind,
+            "action": action,
+            "label": details.get("label", action),
+            "from": machine.state_label(event.from_value or ""),
+            "to": machine.state_label(event.to_value or ""),
+            "reason": event.reason,
+            "actor": _actor_label(event.actor, d),
+            "at": event.at.isoformat(),
+            "defence_at": details.get("defence_at"),
         }
         return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
     if event.action == "deadline_change":
@@ -80,9 +92,12 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         # Everyone who still has to act at the stage hears of the new date, and for the
         # province's own stages (preliminary review, defence) the applicants waiting on it.
         rows = session.exec(
-            select(Case.org_id, Case.county_code, Case.city_code).where(
-                Case.campaign_id == event.campaign_id, Case.kind == stage.subject,
-                Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+            select(Case.org_id, Case.county_code, Case.city_code)
+            .where(
+                Case.campaign_id == event.campaign_id,
+                Case.kind == stage.subject,
+                Case.state.in_(stage.pending_states),
+            )  # type: ignore[attr-defined]
             .distinct()
         ).all()
         targets = []
@@ -98,23 +113,39 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             for org in candidates:
                 if org and org not in targets:
                     targets.append(org)
-        payload = {"stage": stage.id, "stage_name": stage.name, "from_text": details.get("from_text"),
-                   "to_text": details.get("to_text"), "version": details.get("version"),
-                   "reason": event.reason, "actor": _actor_label(event.actor, d), "at": event.at.isoformat()}
+        payload = {
+            "stage": stage.id,
+            "stage_name": stage.name,
+            "from_text": details.get("from_text"),
+            "to_text": details.get("to_text"),
+            "version": details.get("version"),
+            "reason": event.reason,
+            "actor": _actor_label(event.actor, d),
+            "at": event.at.isoformat(),
+        }
         return _rows(d, targets, program, "deadline_notice", event, payload, stage_id=stage.id)
     return []
 
 
 def _actor_label(actor: str, d: Directory) -> str:
-    """"严梦玲@330000" as people read it: "严梦玲（浙江省）"."""
+    """ "严梦玲@330000" as people read it: "严梦玲（浙江省）"."""
     if actor == "system":
         return "系统（自动）"
     name, _, org_id = actor.partition("@")
     return f"{name}（{d.name(org_id)}）" if org_id else name
 
 
-def _rows(d: Directory, targets: list[str], program: str, kind: str, event: AuditEvent, payload: dict[str, Any],
-          *, case_id: int | None = None, stage_id: str | None = None) -> list[dict[str, Any]]:
+def _rows(
+    d: Directory,
+    targets: list[str],
+    program: str,
+    kind: str,
+    event: AuditEvent,
+    payload: dict[str, Any],
+    *,
+    case_id: int | None = None,
+    stage_id: str | None = None,
+) -> list[dict[str, Any]]:
     out = []
     seen: set[int] = set()
     for org in targets:
@@ -122,10 +153,20 @@ def _rows(d: Directory, targets: list[str], program: str, kind: str, event: Audi
             if c.id in seen:
                 continue
             seen.add(c.id)  # type: ignore[arg-type]
-            out.append({
-                "key": f"n:{event.seq}:{c.id}", "kind": kind, "campaign_id": event.campaign_id,
-                "stage_id": stage_id, "deadline_version": None, "step": None, "case_id": case_id,
-                "audit_seq": event.seq, "contact_id": c.id, "email_addr": c.email, "urgent": False,
-                "payload": payload | {"org": org},
-            })
+            out.append(
+                {
+                    "key": f"n:{event.seq}:{c.id}",
+                    "kind": kind,
+                    "campaign_id": event.campaign_id,
+                    "stage_id": stage_id,
+                    "deadline_version": None,
+                    "step": None,
+                    "case_id": case_id,
+                    "audit_seq": event.seq,
+                    "contact_id": c.id,
+                    "email_addr": c.email,
+                    "urgent": False,
+                    "payload": payload | {"org": org},
+                }
+            )
     return out

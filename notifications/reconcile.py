@@ -51,8 +51,13 @@ class TickReport:
         return not (self.lapsed or sum(self.written.values()) or self.cancelled or self.emails)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"now": self.now.isoformat(), "lapsed": self.lapsed, "written": dict(self.written),
-                "cancelled": self.cancelled, "emails": self.emails}
+        return {
+            "now": self.now.isoformat(),
+            "lapsed": self.lapsed,
+            "written": dict(self.written),
+            "cancelled": self.cancelled,
+            "emails": self.emails,
+        }
 
 
 # -- who still has to act at a stage -------------------------------------------------------------
@@ -67,9 +72,14 @@ def parks_by_county(session: Session, campaign_id: str, stage: Stage) -> dict[st
     if stage.actor != "county":
         return {}
     rows = session.exec(
-        select(Case.county_code, Case.org_id).join(Organisation, Organisation.id == Case.org_id).where(
-            Case.campaign_id == campaign_id, Case.kind == stage.subject, Organisation.tier == "park",
-            Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+        select(Case.county_code, Case.org_id)
+        .join(Organisation, Organisation.id == Case.org_id)
+        .where(
+            Case.campaign_id == campaign_id,
+            Case.kind == stage.subject,
+            Organisation.tier == "park",
+            Case.state.in_(stage.pending_states),
+        )  # type: ignore[attr-defined]
         .distinct()
     ).all()
     out: dict[str, set[str]] = defaultdict(set)
@@ -88,8 +98,9 @@ def pending_by_org(session: Session, campaign_id: str, stage: Stage) -> dict[str
     """
     rows = session.exec(
         select(Case.org_id, Case.county_code, Case.city_code, func.count())
-        .where(Case.campaign_id == campaign_id, Case.kind == stage.subject,
-               Case.state.in_(stage.pending_states))  # type: ignore[attr-defined]
+        .where(
+            Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
+        )  # type: ignore[attr-defined]
         .group_by(Case.org_id, Case.county_code, Case.city_code)
     ).all()
     out: dict[str, int] = defaultdict(int)
@@ -135,8 +146,9 @@ class _Writer:
         self.campaign_id, self.stage_id, self.version = campaign_id, stage_id, version
         self.rows: dict[str, _Planned] = {}
 
-    def plan(self, key: str, kind: str, contact: Any, due_at: datetime, urgent: bool, step: str | None,
-             org: str) -> None:
+    def plan(
+        self, key: str, kind: str, contact: Any, due_at: datetime, urgent: bool, step: str | None, org: str
+    ) -> None:
         row = self.rows.get(key)
         if row is None:
             self.rows[key] = _Planned(key, kind, contact.id, contact.email, due_at, urgent, step, {org})
@@ -146,35 +158,66 @@ class _Writer:
     def flush(self, report: TickReport) -> None:
         if not self.rows:
             return
-        existing = set(self.session.exec(
-            select(Notification.key).where(Notification.campaign_id == self.campaign_id,
-                                           Notification.stage_id == self.stage_id,
-                                           Notification.deadline_version == self.version)
-        ).all())
+        existing = set(
+            self.session.exec(
+                select(Notification.key).where(
+                    Notification.campaign_id == self.campaign_id,
+                    Notification.stage_id == self.stage_id,
+                    Notification.deadline_version == self.version,
+                )
+            ).all()
+        )
         new = [r for k, r in self.rows.items() if k not in existing]
         if not new:
             return
-        self.session.execute(insert(Notification), [
-            {"key": r.key, "kind": r.kind, "campaign_id": self.campaign_id, "stage_id": self.stage_id,
-             "deadline_version": self.version, "step": r.step, "case_id": None, "audit_seq": None,
-             "contact_id": r.contact_id, "email_addr": r.email, "urgent": r.urgent, "due_at": r.due_at,
-             "created_at": self.ctx.now, "status": PENDING, "status_reason": "", "email_id": None,
-             "payload": {"orgs": sorted(r.orgs)}}
-            for r in new
-        ])
+        self.session.execute(
+            insert(Notification),
+            [
+                {
+                    "key": r.key,
+                    "kind": r.kind,
+                    "campaign_id": self.campaign_id,
+                    "stage_id": self.stage_id,
+                    "deadline_version": self.version,
+                    "step": r.step,
+                    "case_id": None,
+                    "audit_seq": None,
+                    "contact_id": r.contact_id,
+                    "email_addr": r.email,
+                    "urgent": r.urgent,
+                    "due_at": r.due_at,
+                    "created_at": self.ctx.now,
+                    "status": PENDING,
+                    "status_reason": "",
+                    "email_id": None,
+                    "payload": {"orgs": sorted(r.orgs)},
+                }
+                for r in new
+            ],
+        )
         report.written.update(r.kind for r in new)
 
 
 def _cancel(session: Session, report: TickReport, reason: str, *conditions: Any) -> None:
     result = session.execute(
-        update(Notification).where(Notification.status == PENDING, *conditions)
+        update(Notification)
+        .where(Notification.status == PENDING, *conditions)
         .values(status=CANCELLED, status_reason=reason)
     )
     report.cancelled += result.rowcount or 0  # type: ignore[attr-defined]
 
 
-def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar, spec: CampaignSpec,
-                stage: Stage, due: datetime, version: int, report: TickReport) -> None:
+def _plan_stage(
+    session: Session,
+    ctx: Ctx,
+    d: Directory,
+    calendar: WorkCalendar,
+    spec: CampaignSpec,
+    stage: Stage,
+    due: datetime,
+    version: int,
+    report: TickReport,
+) -> None:
     now = ctx.now
     if stage.opens is not None and now < stage.opens:
         return
@@ -182,7 +225,9 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
     latest_steps: dict[str, tuple[Any, datetime]] = {}
     if now < due and stage.reminders:
         for audience in ("actor", "supervisor"):
-            steps = [(s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience]
+            steps = [
+                (s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience
+            ]
             latest = latest_due_step(steps, now)
             if latest is not None:
                 latest_steps[audience] = latest
@@ -212,15 +257,26 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
                 contacts, _forwarded_to = _recipients(d, target, spec.program)
                 kind = "reminder" if audience == "actor" else "supervisor_reminder"
                 for c in contacts:
-                    writer.plan(f"{kind[0]}r:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, org_id)
+                    writer.plan(
+                        f"{kind[0]}r:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, org_id
+                    )
                 if audience == "actor":
                     for park in sorted(parks.get(org_id, ())):
                         for c in d.contacts(park, spec.program):
-                            writer.plan(f"rr:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, park)
+                            writer.plan(
+                                f"rr:{prefix}:{step.id}:{c.id}", kind, c, at, step.urgent, step.id, park
+                            )
             # A newer step supersedes an older one not yet mailed: one reminder, the current one.
             kind = "reminder" if audience == "actor" else "supervisor_reminder"
-            _cancel(session, report, "已被更新的提醒取代", Notification.campaign_id == spec.id,
-                    Notification.stage_id == stage.id, Notification.kind == kind, Notification.step != step.id)
+            _cancel(
+                session,
+                report,
+                "已被更新的提醒取代",
+                Notification.campaign_id == spec.id,
+                Notification.stage_id == stage.id,
+                Notification.kind == kind,
+                Notification.step != step.id,
+            )
 
     if policy is not None:
         if rounds:
@@ -235,19 +291,36 @@ def _plan_stage(session: Session, ctx: Ctx, d: Directory, calendar: WorkCalendar
                         targets.append(up2)
                 for target in targets:
                     for c in d.contacts(target, spec.program):
-                        writer.plan(f"e:{prefix}:{step_id}:{c.id}", "escalation", c, at, False, step_id, org_id)
+                        writer.plan(
+                            f"e:{prefix}:{step_id}:{c.id}", "escalation", c, at, False, step_id, org_id
+                        )
                 for c in d.contacts(org_id, spec.program):
                     writer.plan(f"o:{prefix}:{step_id}:{c.id}", "overdue", c, at, False, step_id, org_id)
-            _cancel(session, report, "已被新一轮督办取代", Notification.campaign_id == spec.id,
-                    Notification.stage_id == stage.id, Notification.kind.in_(("escalation", "overdue")),  # type: ignore[attr-defined]
-                    Notification.step != step_id)
+            _cancel(
+                session,
+                report,
+                "已被新一轮督办取代",
+                Notification.campaign_id == spec.id,
+                Notification.stage_id == stage.id,
+                Notification.kind.in_(("escalation", "overdue")),  # type: ignore[attr-defined]
+                Notification.step != step_id,
+            )
     if policy is not None and policy.stuck_after_working_days and now < due:
         _plan_stuck(session, d, calendar, spec, stage, policy.stuck_after_working_days, writer, prefix, now)
     writer.flush(report)
 
 
-def _plan_stuck(session: Session, d: Directory, calendar: WorkCalendar, spec: CampaignSpec, stage: Stage,
-                days: int, writer: _Writer, prefix: str, now: datetime) -> None:
+def _plan_stuck(
+    session: Session,
+    d: Directory,
+    calendar: WorkCalendar,
+    spec: CampaignSpec,
+    stage: Stage,
+    days: int,
+    writer: _Writer,
+    prefix: str,
+    now: datetime,
+) -> None:
     """Before the deadline, a case waiting too long at one organisation is escalated once.
 
     Keyed by the case and the instant it entered its state, so a case that moves on and comes
@@ -255,16 +328,26 @@ def _plan_stuck(session: Session, d: Directory, calendar: WorkCalendar, spec: Ca
     """
     cutoff = start_of_local_day(calendar.add_working_days(local_date(now), -days) + timedelta(days=1))
     stuck = session.exec(
-        select(Case.id, Case.org_id, Case.county_code, Case.city_code, Case.state_since)
-        .where(Case.campaign_id == spec.id, Case.kind == stage.subject,
-               Case.state.in_(stage.pending_states), Case.state_since < cutoff)  # type: ignore[attr-defined]
+        select(Case.id, Case.org_id, Case.county_code, Case.city_code, Case.state_since).where(
+            Case.campaign_id == spec.id,
+            Case.kind == stage.subject,
+            Case.state.in_(stage.pending_states),
+            Case.state_since < cutoff,
+        )  # type: ignore[attr-defined]
     ).all()
     for case_id, org_id, county, city, since in stuck:
         acting = acting_org(stage, org_id, county, city)
         up = d.supervisor(acting)
         for c in d.contacts(up, spec.program):
-            writer.plan(f"s:{prefix}:{case_id}:{int(since.timestamp())}:{c.id}", "stuck", c, now, False,
-                        f"stuck-{case_id}", acting)
+            writer.plan(
+                f"s:{prefix}:{case_id}:{int(since.timestamp())}:{c.id}",
+                "stuck",
+                c,
+                now,
+                False,
+                f"stuck-{case_id}",
+                acting,
+            )
 
 
 # -- notices from the audit log --------------------------------------------------------------------
@@ -278,8 +361,8 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     if cursor is None:
         cursor = ReconcileCursor(name=NOTICE_CURSOR, value=0)
     events = session.exec(
-        select(AuditEvent).where(AuditEvent.seq > cursor.value,
-                                 AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
+        select(AuditEvent)
+        .where(AuditEvent.seq > cursor.value, AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
         .order_by(AuditEvent.seq)
     ).all()
     # An event stamped after now (another machine's clock ahead, an action entered with --now)
@@ -290,7 +373,7 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     # notices_for_event then finds them in the session's identity map.
     case_ids = sorted({e.case_id for e in events if e.case_id is not None})
     for start in range(0, len(case_ids), 900):
-        session.exec(select(Case).where(Case.id.in_(case_ids[start:start + 900]))).all()  # type: ignore[union-attr]
+        session.exec(select(Case).where(Case.id.in_(case_ids[start : start + 900]))).all()  # type: ignore[union-attr]
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for event in (e for e in events if e.at <= ctx.now):
@@ -298,16 +381,27 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
             if notice["key"] in seen:
                 continue
             seen.add(notice["key"])
-            rows.append(notice | {"created_at": ctx.now, "due_at": event.at, "status": PENDING, "status_reason": "",
-                                  "email_id": None})
+            rows.append(
+                notice
+                | {
+                    "created_at": ctx.now,
+                    "due_at": event.at,
+                    "status": PENDING,
+                    "status_reason": "",
+                    "email_id": None,
+                }
+            )
     if rows:
         # In chunks: a window closing over 50,000 drafts gives 150,000 notices, past PostgreSQL's
         # 65,535 parameters per statement.
         seqs = sorted({r["audit_seq"] for r in rows})
         existing: set[str] = set()
         for start in range(0, len(seqs), 900):
-            existing.update(session.exec(select(Notification.key).where(
-                Notification.audit_seq.in_(seqs[start:start + 900]))).all())  # type: ignore[union-attr]
+            existing.update(
+                session.exec(
+                    select(Notification.key).where(Notification.audit_seq.in_(seqs[start : start + 900]))
+                ).all()
+            )  # type: ignore[union-attr]
         rows = [r for r in rows if r["key"] not in existing]
         if rows:
             session.execute(insert(Notification), rows)
@@ -334,19 +428,31 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
             if row is None:
                 continue
             due_text = format_deadline(row.due_at) if row.due_at else "另行通知"
-            _cancel(session, report, f"截止时间已调整为 {due_text}（第{row.version}版）",
-                    Notification.campaign_id == campaign.id, Notification.stage_id == stage.id,
-                    Notification.deadline_version.is_not(None),  # type: ignore[union-attr]
-                    Notification.deadline_version != row.version)
+            _cancel(
+                session,
+                report,
+                f"截止时间已调整为 {due_text}（第{row.version}版）",
+                Notification.campaign_id == campaign.id,
+                Notification.stage_id == stage.id,
+                Notification.deadline_version.is_not(None),  # type: ignore[union-attr]
+                Notification.deadline_version != row.version,
+            )
             if row.due_at is not None:
                 _plan_stage(session, ctx, d, calendar, spec, stage, row.due_at, row.version, report)
     _write_notices(session, ctx, d, report)
     if report.lapsed or report.cancelled:
         # The lapses are audited one by one by close_windows; this records what the run did.
-        ctx.audit.append(session, EventDraft(
-            at=ctx.now, actor=ctx.actor.label, action="reconcile", subject="reconcile",
-            reason="定时对账", details=report.as_dict(),
-        ))
+        ctx.audit.append(
+            session,
+            EventDraft(
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="reconcile",
+                subject="reconcile",
+                reason="定时对账",
+                details=report.as_dict(),
+            ),
+        )
     return report
 
 

@@ -19,8 +19,16 @@ from jinja2 import (
     select_autoescape,
 )
 
-KINDS = ("reminder", "supervisor_reminder", "overdue", "escalation", "stuck", "notice", "notice_group",
-         "deadline_notice")
+KINDS = (
+    "reminder",
+    "supervisor_reminder",
+    "overdue",
+    "escalation",
+    "stuck",
+    "notice",
+    "notice_group",
+    "deadline_notice",
+)
 
 
 class Renderer:
@@ -43,7 +51,9 @@ class Renderer:
         """Subject, text and HTML of one email carrying ``context['sections']``."""
         sections = context["sections"]
         if len(sections) == 1:
-            subject = self.env.get_template(f"{sections[0]['kind']}.subject.txt").render(context | {"s": sections[0]})
+            subject = self.env.get_template(f"{sections[0]['kind']}.subject.txt").render(
+                context | {"s": sections[0]}
+            )
         else:
             subject = self.env.get_template("digest.subject.txt").render(context)
         text = self.env.get_template("digest.txt").render(context)

@@ -63,7 +63,9 @@ def last_day(deadline: datetime) -> date:
     return local_date(deadline - timedelta(microseconds=1))
 
 
-def reminder_time(step: ReminderStep, deadline: datetime, calendar: WorkCalendar, hours: WorkingHours) -> datetime:
+def reminder_time(
+    step: ReminderStep, deadline: datetime, calendar: WorkCalendar, hours: WorkingHours
+) -> datetime:
     """The instant a reminder step falls due for ``deadline``."""
     if step.unit == "hours":
         at = deadline - timedelta(hours=step.before)
@@ -82,21 +84,28 @@ def reminder_time(step: ReminderStep, deadline: datetime, calendar: WorkCalendar
     return local_time_on(day, hh, mm)
 
 
-def latest_due_step(steps: list[tuple[ReminderStep, datetime]], now: datetime) -> tuple[ReminderStep, datetime] | None:
+def latest_due_step(
+    steps: list[tuple[ReminderStep, datetime]], now: datetime
+) -> tuple[ReminderStep, datetime] | None:
     """Of the steps already due at ``now``, the latest one: a late tick sends one, not a burst."""
     due = [(s, t) for s, t in steps if t <= now]
     return max(due, key=lambda st: st[1]) if due else None
 
 
-def escalation_rounds(policy: EscalationPolicy, deadline: datetime, calendar: WorkCalendar,
-                      until: datetime) -> list[datetime]:
+def escalation_rounds(
+    policy: EscalationPolicy, deadline: datetime, calendar: WorkCalendar, until: datetime
+) -> list[datetime]:
     """The instants of escalation rounds 1..max_rounds that fall at or before ``until``."""
     hh, mm = _hhmm(policy.at)
     first = deadline + timedelta(hours=policy.first_after_hours)
     local = to_local(first)
     day = local.date()
     if not calendar.is_working_day(day) or local.time() > time(hh, mm):
-        day = calendar.next_working_day(day) if calendar.is_working_day(day) else calendar.working_day_on_or_after(day)
+        day = (
+            calendar.next_working_day(day)
+            if calendar.is_working_day(day)
+            else calendar.working_day_on_or_after(day)
+        )
     rounds: list[datetime] = []
     for _ in range(policy.max_rounds):
         at = local_time_on(day, hh, mm)

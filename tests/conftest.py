@@ -24,7 +24,9 @@ from models.db import Database
 from models.registry import load_campaign, seed_divisions
 from models.schema import upgrade
 
-PG_ADMIN_URL = os.environ.get("SHENBAO_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "SHENBAO_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 # A fixed "now" inside the 2026 campaigns: tests pass the clock, they never read it.
 CURRENT_TIME = parse_instant("2026-06-01T10:00")
@@ -72,10 +74,18 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 def _truncate(database: Database) -> None:
     with database.writer.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
         if tables:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -73,15 +73,27 @@ REFUSALS: dict[int | str, dict[str, object]] = {
     401: {"description": "未登录或令牌无效"},
     403: {"model": Refusal, "description": "本单位无权执行（层级或管辖范围）"},
     404: {"model": Refusal, "description": "不存在，或不在本单位管辖范围内"},
-    409: {"model": Refusal, "description": "操作被规则拒绝（状态、截止时间、名额、资格条件），拒绝已记入审计"},
+    409: {
+        "model": Refusal,
+        "description": "操作被规则拒绝（状态、截止时间、名额、资格条件），拒绝已记入审计",
+    },
 }
 
 
 def summary(case: Case) -> CaseSummary:
     return CaseSummary(
-        ref=case.ref, campaign=case.campaign_id, kind=case.kind, title=case.title, state=case.state,
-        state_label=machine_for(case.kind).state_label(case.state), state_since=case.state_since, org_id=case.org_id,
-        city_code=case.city_code, county_code=case.county_code, track=case.track, external_id=case.external_id,
+        ref=case.ref,
+        campaign=case.campaign_id,
+        kind=case.kind,
+        title=case.title,
+        state=case.state,
+        state_label=machine_for(case.kind).state_label(case.state),
+        state_since=case.state_since,
+        org_id=case.org_id,
+        city_code=case.city_code,
+        county_code=case.county_code,
+        track=case.track,
+        external_id=case.external_id,
     )
 
 
@@ -89,12 +101,24 @@ def detail(session: Session, case: Case) -> CaseDetail:
     machine = machine_for(case.kind)
     org = session.get(Organisation, case.org_id)
     return CaseDetail(
-        **summary(case).model_dump(), kind_label=KIND_LABELS[case.kind], org_name=org.name if org else case.org_id,
-        zone_type=case.zone_type, category=case.category, recommender_id=case.recommender_id,
-        brand_aligned=case.brand_aligned, quota_bucket=case.quota_bucket, defence_at=case.defence_at,
-        letter=case.letter, version=case.version, attrs=case.attrs, findings=case.findings,
-        allowed_actions=[AllowedAction(action=t.action, label=t.label, needs_reason=t.needs_reason, tiers=list(t.tiers))
-                         for t in machine.allowed(case.state) if "system" not in t.tiers],
+        **summary(case).model_dump(),
+        kind_label=KIND_LABELS[case.kind],
+        org_name=org.name if org else case.org_id,
+        zone_type=case.zone_type,
+        category=case.category,
+        recommender_id=case.recommender_id,
+        brand_aligned=case.brand_aligned,
+        quota_bucket=case.quota_bucket,
+        defence_at=case.defence_at,
+        letter=case.letter,
+        version=case.version,
+        attrs=case.attrs,
+        findings=case.findings,
+        allowed_actions=[
+            AllowedAction(action=t.action, label=t.label, needs_reason=t.needs_reason, tiers=list(t.tiers))
+            for t in machine.allowed(case.state)
+            if "system" not in t.tiers
+        ],
     )
 
 
@@ -120,12 +144,22 @@ def _case_by_external(session: Session, viewer: Viewer, external_id: str, campai
 
 @router.get("/me", response_model=Me, summary="当前用户", responses=REFUSALS)
 def me(viewer: ViewerDep) -> Me:
-    return Me(contact_id=viewer.contact_id, name=viewer.name, email=viewer.email, org_id=viewer.org.id,
-              org_name=viewer.org.name, tier=viewer.tier, tier_label=viewer.tier_label,
-              programs=viewer.programs.split(","), token_expires_at=viewer.expires_at)
+    return Me(
+        contact_id=viewer.contact_id,
+        name=viewer.name,
+        email=viewer.email,
+        org_id=viewer.org.id,
+        org_name=viewer.org.name,
+        tier=viewer.tier,
+        tier_label=viewer.tier_label,
+        programs=viewer.programs.split(","),
+        token_expires_at=viewer.expires_at,
+    )
 
 
-@router.get("/campaigns", response_model=list[CampaignOut], summary="批次及各环节截止时间", responses=REFUSALS)
+@router.get(
+    "/campaigns", response_model=list[CampaignOut], summary="批次及各环节截止时间", responses=REFUSALS
+)
 def campaigns(request: Request, viewer: ViewerDep) -> list[CampaignOut]:
     rt = runtime(request)
     with rt.db.read() as session:
@@ -136,8 +170,14 @@ def campaigns(request: Request, viewer: ViewerDep) -> list[CampaignOut]:
 def _campaign_out(request: Request, session: Session, viewer: Viewer, c: Campaign) -> CampaignOut:
     statuses = stage_statuses(session, c, viewer.org, now(request), runtime(request).calendar)
     spec = c.spec()
-    return CampaignOut(id=c.id, program=c.program, name=c.name, notice=spec.notice, now=now(request),
-                       stages=[StageOut(**s.as_dict()) for s in statuses])
+    return CampaignOut(
+        id=c.id,
+        program=c.program,
+        name=c.name,
+        notice=spec.notice,
+        now=now(request),
+        stages=[StageOut(**s.as_dict()) for s in statuses],
+    )
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, summary="一个批次", responses=REFUSALS)
@@ -146,10 +186,21 @@ def campaign(request: Request, campaign_id: str, viewer: ViewerDep) -> CampaignO
         return _campaign_out(request, session, viewer, get_campaign_or_404(session, campaign_id))
 
 
-@router.get("/campaigns/{campaign_id}/board", response_model=BoardOut, summary="进度一览（设区市/县 × 状态）",
-            responses=REFUSALS)
-def board_api(request: Request, campaign_id: str, viewer: ViewerDep, kind: str | None = None,
-              city: str | None = None, county: str | None = None, state: str | None = None) -> BoardOut:
+@router.get(
+    "/campaigns/{campaign_id}/board",
+    response_model=BoardOut,
+    summary="进度一览（设区市/县 × 状态）",
+    responses=REFUSALS,
+)
+def board_api(
+    request: Request,
+    campaign_id: str,
+    viewer: ViewerDep,
+    kind: str | None = None,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+) -> BoardOut:
     org = viewer.org
     if org.tier not in ("province", "city", "county"):
         raise HTTPException(403, f"{viewer.tier_label}用户没有进度一览，请用 /api/cases 查看本单位案件")
@@ -157,7 +208,11 @@ def board_api(request: Request, campaign_id: str, viewer: ViewerDep, kind: str |
         scope.require_city(org, city)
     if county:
         scope.require_county(org, county)
-    level = {**scope.board_start(org), **({"city": city} if city else {}), **({"county": county} if county else {})}
+    level = {
+        **scope.board_start(org),
+        **({"city": city} if city else {}),
+        **({"county": county} if county else {}),
+    }
     rt = runtime(request)
     with rt.db.read() as session:
         c = get_campaign_or_404(session, campaign_id)
@@ -168,29 +223,58 @@ def board_api(request: Request, campaign_id: str, viewer: ViewerDep, kind: str |
         grid = board(session, c.id, kind, city=level.get("city"), county=level.get("county"), state=state)
         late = overdue_states(stage_statuses(session, c, org, now(request), rt.calendar), kind)
     data = grid.as_dict()
-    return BoardOut(campaign=c.id, kind=kind, group_by=grid.group_by, states=grid.states,
-                    state_labels=dict(machine.states), overdue_states=sorted(late),
-                    rows=[BoardRow(**r) for r in data["rows"]], total=data["total"])
+    return BoardOut(
+        campaign=c.id,
+        kind=kind,
+        group_by=grid.group_by,
+        states=grid.states,
+        state_labels=dict(machine.states),
+        overdue_states=sorted(late),
+        rows=[BoardRow(**r) for r in data["rows"]],
+        total=data["total"],
+    )
 
 
-@router.get("/campaigns/{campaign_id}/progress/{stage_id}", response_model=ProgressOut,
-            summary="一个环节的逐日办理进度", responses=REFUSALS)
+@router.get(
+    "/campaigns/{campaign_id}/progress/{stage_id}",
+    response_model=ProgressOut,
+    summary="一个环节的逐日办理进度",
+    responses=REFUSALS,
+)
 def progress(request: Request, campaign_id: str, stage_id: str, viewer: ViewerDep) -> ProgressOut:
     rt = runtime(request)
     with rt.db.read() as session:
         c = get_campaign_or_404(session, campaign_id)
-        status = next((s for s in stage_statuses(session, c, viewer.org, now(request), rt.calendar)
-                       if s.stage.id == stage_id), None)
+        status = next(
+            (
+                s
+                for s in stage_statuses(session, c, viewer.org, now(request), rt.calendar)
+                if s.stage.id == stage_id
+            ),
+            None,
+        )
         if status is None:
             raise HTTPException(404, f"批次 {campaign_id} 没有环节 {stage_id}")
         p = stage_progress(session, c, status.stage, status.due_at, viewer.org, now(request))
-    return ProgressOut(stage=stage_id, name=status.stage.name, total=p.total, acted=p.acted, due_at=p.due_at,
-                       points=[ProgressPoint(day=d.isoformat(), acted=n) for d, n in p.acted_by_day])
+    return ProgressOut(
+        stage=stage_id,
+        name=status.stage.name,
+        total=p.total,
+        acted=p.acted,
+        due_at=p.due_at,
+        points=[ProgressPoint(day=d.isoformat(), acted=n) for d, n in p.acted_by_day],
+    )
 
 
-@router.get("/campaigns/{campaign_id}/cities/{city_code}/recommendation", response_model=RecommendationOut,
-            summary="设区市推荐情况与名额", responses=REFUSALS)
-def recommendation(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> RecommendationOut:
+@router.get(
+    "/campaigns/{campaign_id}/cities/{city_code}/recommendation",
+    response_model=RecommendationOut,
+    summary="设区市推荐情况与名额",
+    responses=REFUSALS,
+)
+def recommendation(
+    request: Request, campaign_id: str, city_code: str, viewer: ViewerDep
+) -> RecommendationOut:
     scope.require_city(viewer.org, city_code)
     with runtime(request).db.read() as session:
         c = get_campaign_or_404(session, campaign_id)
@@ -199,18 +283,29 @@ def recommendation(request: Request, campaign_id: str, city_code: str, viewer: V
             raise HTTPException(404, f"没有这个设区市：{city_code}")
         rec = city_recommendation(session, c, city)
     return RecommendationOut(
-        campaign=c.id, city=city.id, city_name=city.name,
+        campaign=c.id,
+        city=city.id,
+        city_name=city.name,
         recommendation=summary(rec.recommendation) if rec.recommendation else None,
         letter=rec.recommendation.letter if rec.recommendation else None,
-        quotas=[QuotaOut(bucket=q.bucket, name=q.name, limit=q.limit, used=q.used, left=q.left, refs=q.refs)
-                for q in rec.quotas],
-        candidates=[summary(x) for x in rec.candidates], recommended=[summary(x) for x in rec.recommended],
+        quotas=[
+            QuotaOut(bucket=q.bucket, name=q.name, limit=q.limit, used=q.used, left=q.left, refs=q.refs)
+            for q in rec.quotas
+        ],
+        candidates=[summary(x) for x in rec.candidates],
+        recommended=[summary(x) for x in rec.recommended],
     )
 
 
-@router.put("/campaigns/{campaign_id}/stages/{stage_id}/deadline", response_model=DeadlineOut,
-            summary="设定或调整环节截止时间（仅省级）", responses=REFUSALS)
-def deadline(request: Request, campaign_id: str, stage_id: str, body: DeadlineIn, viewer: ViewerDep) -> DeadlineOut:
+@router.put(
+    "/campaigns/{campaign_id}/stages/{stage_id}/deadline",
+    response_model=DeadlineOut,
+    summary="设定或调整环节截止时间（仅省级）",
+    responses=REFUSALS,
+)
+def deadline(
+    request: Request, campaign_id: str, stage_id: str, body: DeadlineIn, viewer: ViewerDep
+) -> DeadlineOut:
     check_api_csrf(request, viewer)
     scope.require_province(viewer.org, "设定或调整截止时间")
     rt = runtime(request)
@@ -226,31 +321,62 @@ def deadline(request: Request, campaign_id: str, stage_id: str, body: DeadlineIn
         raise HTTPException(422, str(exc)) from None
     try:
         with rt.db.write() as session:
-            row = set_deadline(session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when,
-                               body.reason)
+            row = set_deadline(
+                session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when, body.reason
+            )
     except ActionRefused as exc:
         return JSONResponse({"detail": plain_refusal(str(exc)), "rule": exc.rule}, status_code=409)  # type: ignore[return-value]
-    return DeadlineOut(campaign=campaign_id, stage=stage_id, due_at=row.due_at,
-                       due_text=format_deadline(row.due_at) if row.due_at else "另行通知", version=row.version)
+    return DeadlineOut(
+        campaign=campaign_id,
+        stage=stage_id,
+        due_at=row.due_at,
+        due_text=format_deadline(row.due_at) if row.due_at else "另行通知",
+        version=row.version,
+    )
 
 
 @router.get("/cases", response_model=CaseList, summary="案件列表（本单位范围内）", responses=REFUSALS)
-def cases(request: Request, viewer: ViewerDep, campaign: str | None = None, kind: str | None = None,
-          city: str | None = None, county: str | None = None, state: str | None = None, q: str | None = None,
-          limit: Annotated[int, Query(ge=1, le=1000)] = 200, offset: Annotated[int, Query(ge=0)] = 0) -> CaseList:
+def cases(
+    request: Request,
+    viewer: ViewerDep,
+    campaign: str | None = None,
+    kind: str | None = None,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+    q: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CaseList:
     if city:
         scope.require_city(viewer.org, city)
     if county:
         scope.require_county(viewer.org, county)
     with runtime(request).db.read() as session:
-        rows, total = list_cases(session, viewer.org, campaign, kind=kind, city=city, county=county, state=state,
-                                 q=q, limit=limit, offset=offset)
+        rows, total = list_cases(
+            session,
+            viewer.org,
+            campaign,
+            kind=kind,
+            city=city,
+            county=county,
+            state=state,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
     return CaseList(total=total, offset=offset, cases=[summary(x) for x in rows])
 
 
-@router.get("/cases/by-external/{external_id}", response_model=CaseDetail, summary="按平台外部编号查案件",
-            responses=REFUSALS)
-def case_by_external(request: Request, external_id: str, viewer: ViewerDep, campaign: str | None = None) -> CaseDetail:
+@router.get(
+    "/cases/by-external/{external_id}",
+    response_model=CaseDetail,
+    summary="按平台外部编号查案件",
+    responses=REFUSALS,
+)
+def case_by_external(
+    request: Request, external_id: str, viewer: ViewerDep, campaign: str | None = None
+) -> CaseDetail:
     with runtime(request).db.read() as session:
         return detail(session, _case_by_external(session, viewer, external_id, campaign))
 
@@ -261,16 +387,31 @@ def case(request: Request, ref: str, viewer: ViewerDep) -> CaseDetail:
         return detail(session, _visible_case(session, viewer, ref))
 
 
-@router.get("/cases/{ref}/history", response_model=History, summary="案件时间线（审计记录）", responses=REFUSALS)
+@router.get(
+    "/cases/{ref}/history", response_model=History, summary="案件时间线（审计记录）", responses=REFUSALS
+)
 def history(request: Request, ref: str, viewer: ViewerDep) -> History:
     with runtime(request).db.read() as session:
         c = _visible_case(session, viewer, ref)
         items = case_history(session, c)
-    return History(ref=c.ref, events=[
-        EventOut(seq=i.seq, at=i.at, actor=i.actor, action=i.action, action_label=i.action_label, what=i.what,
-                 from_state=i.from_label or None, to_state=i.to_label or None, reason=i.reason, details=i.details)
-        for i in items
-    ])
+    return History(
+        ref=c.ref,
+        events=[
+            EventOut(
+                seq=i.seq,
+                at=i.at,
+                actor=i.actor,
+                action=i.action,
+                action_label=i.action_label,
+                what=i.what,
+                from_state=i.from_label or None,
+                to_state=i.to_label or None,
+                reason=i.reason,
+                details=i.details,
+            )
+            for i in items
+        ],
+    )
 
 
 def _act(request: Request, viewer: Viewer, case: Case, body: ActionIn) -> ActionOut | JSONResponse:
@@ -284,19 +425,31 @@ def _act(request: Request, viewer: Viewer, case: Case, body: ActionIn) -> Action
     if body.letter:
         params["letter"] = body.letter
     try:
-        done = perform(rt.db, rt.ctx(viewer.actor, now=now(request)), case.ref, body.action, reason=body.reason,
-                       overrides=body.overrides, params=params)
+        done = perform(
+            rt.db,
+            rt.ctx(viewer.actor, now=now(request)),
+            case.ref,
+            body.action,
+            reason=body.reason,
+            overrides=body.overrides,
+            params=params,
+        )
     except ActionRefused as exc:
         status = 403 if exc.rule in ("tier", "jurisdiction", "system_only") else 409
         return JSONResponse({"detail": plain_refusal(str(exc)), "rule": exc.rule}, status_code=status)
     with rt.db.read() as session:
-        seq = session.exec(select(AuditEvent.seq).where(AuditEvent.case_id == done.id)
-                           .order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
+        seq = session.exec(
+            select(AuditEvent.seq).where(AuditEvent.case_id == done.id).order_by(AuditEvent.seq.desc())
+        ).first()  # type: ignore[attr-defined]
         return ActionOut(ok=True, audit_seq=seq, case=detail(session, get_case(session, done.ref)))
 
 
-@router.post("/cases/{ref}/actions", response_model=ActionOut, summary="办理案件（平台推送状态变化亦用此接口）",
-             responses=REFUSALS)
+@router.post(
+    "/cases/{ref}/actions",
+    response_model=ActionOut,
+    summary="办理案件（平台推送状态变化亦用此接口）",
+    responses=REFUSALS,
+)
 def act(request: Request, ref: str, body: ActionIn, viewer: ViewerDep) -> ActionOut | JSONResponse:
     check_api_csrf(request, viewer)
     with runtime(request).db.read() as session:
@@ -304,31 +457,65 @@ def act(request: Request, ref: str, body: ActionIn, viewer: ViewerDep) -> Action
     return _act(request, viewer, c, body)
 
 
-@router.post("/cases/by-external/{external_id}/actions", response_model=ActionOut,
-             summary="按平台外部编号办理案件", responses=REFUSALS)
-def act_by_external(request: Request, external_id: str, body: ActionIn, viewer: ViewerDep,
-                    campaign: str | None = None) -> ActionOut | JSONResponse:
+@router.post(
+    "/cases/by-external/{external_id}/actions",
+    response_model=ActionOut,
+    summary="按平台外部编号办理案件",
+    responses=REFUSALS,
+)
+def act_by_external(
+    request: Request, external_id: str, body: ActionIn, viewer: ViewerDep, campaign: str | None = None
+) -> ActionOut | JSONResponse:
     check_api_csrf(request, viewer)
     with runtime(request).db.read() as session:
         c = _case_by_external(session, viewer, external_id, campaign)
     return _act(request, viewer, c, body)
 
 
-@router.get("/notifications", response_model=MailLogOut, summary="通知发送记录（本单位范围内）", responses=REFUSALS)
-def notifications(request: Request, viewer: ViewerDep, status: str | None = None,
-                  limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-                  offset: Annotated[int, Query(ge=0)] = 0) -> MailLogOut:
+@router.get(
+    "/notifications", response_model=MailLogOut, summary="通知发送记录（本单位范围内）", responses=REFUSALS
+)
+def notifications(
+    request: Request,
+    viewer: ViewerDep,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MailLogOut:
     with runtime(request).db.read() as session:
         log = mail_log(session, viewer.org, status=status, limit=limit, offset=offset)
     return MailLogOut(
-        total=log.total, email_counts=log.email_counts, notification_counts=log.notification_counts,
-        emails=[EmailOut(
-            id=e.id, to_name=e.to_name, to_addr=e.to_addr, org_name=o.name, subject=e.subject, kinds=e.kinds,  # type: ignore[arg-type]
-            status=e.status, status_label=EMAIL_STATUS.get(e.status, e.status), attempts=e.attempts,
-            created_at=e.created_at, next_attempt_at=e.next_attempt_at, sent_at=e.sent_at, last_error=e.last_error,
-            attempt_log=[AttemptOut(at=a.at, outcome=a.outcome, outcome_label=ATTEMPT_OUTCOMES.get(a.outcome, a.outcome),
-                                    smtp_code=a.smtp_code, detail=a.detail) for a in log.attempts.get(e.id, [])],  # type: ignore[arg-type]
-        ) for e, _c, o in log.emails],
+        total=log.total,
+        email_counts=log.email_counts,
+        notification_counts=log.notification_counts,
+        emails=[
+            EmailOut(
+                id=e.id,
+                to_name=e.to_name,
+                to_addr=e.to_addr,
+                org_name=o.name,
+                subject=e.subject,
+                kinds=e.kinds,  # type: ignore[arg-type]
+                status=e.status,
+                status_label=EMAIL_STATUS.get(e.status, e.status),
+                attempts=e.attempts,
+                created_at=e.created_at,
+                next_attempt_at=e.next_attempt_at,
+                sent_at=e.sent_at,
+                last_error=e.last_error,
+                attempt_log=[
+                    AttemptOut(
+                        at=a.at,
+                        outcome=a.outcome,
+                        outcome_label=ATTEMPT_OUTCOMES.get(a.outcome, a.outcome),
+                        smtp_code=a.smtp_code,
+                        detail=a.detail,
+                    )
+                    for a in log.attempts.get(e.id, [])
+                ],  # type: ignore[arg-type]
+            )
+            for e, _c, o in log.emails
+        ],
     )
 
 
@@ -338,6 +525,11 @@ def audit_verify(request: Request, viewer: ViewerDep) -> AuditOut:
     with rt.db.read() as session:
         report = rt.audit().verify(session)
     shown = report.problems if viewer.tier == "province" else []
-    return AuditOut(ok=report.ok, checked=report.checked, head_seq=report.head_seq, anchor_seq=report.anchor_seq,
-                    problems=[AuditProblemOut(seq=p.seq, kind=p.kind, message=p.message) for p in shown],
-                    problem_count=len(report.problems))
+    return AuditOut(
+        ok=report.ok,
+        checked=report.checked,
+        head_seq=report.head_seq,
+        anchor_seq=report.anchor_seq,
+        problems=[AuditProblemOut(seq=p.seq, kind=p.kind, message=p.message) for p in shown],
+        problem_count=len(report.problems),
+    )

@@ -51,8 +51,11 @@ def _city(session: Session, viewer: Viewer, city_code: str) -> Organisation:
     return city
 
 
-@router.get("/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx", response_class=Response,
-            summary="附2-3 浙江制造精品推荐汇总表（设区市）")
+@router.get(
+    "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx",
+    response_class=Response,
+    summary="附2-3 浙江制造精品推荐汇总表（设区市）",
+)
 def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
@@ -60,9 +63,14 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
         if c.program != "jingpin":
             raise HTTPException(404, "推荐汇总表（附2-3）只适用于制造精品批次")
         cases = session.exec(
-            select(Case).where(Case.campaign_id == c.id, Case.kind == "jingpin_application",
-                               Case.city_code == city.id, Case.state.in_(QUOTA_STATES),  # type: ignore[attr-defined]
-                               Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
+            select(Case)
+            .where(
+                Case.campaign_id == c.id,
+                Case.kind == "jingpin_application",
+                Case.city_code == city.id,
+                Case.state.in_(QUOTA_STATES),  # type: ignore[attr-defined]
+                Case.recommender_id.is_(None) | (Case.recommender_id == city.id),
+            )  # type: ignore[union-attr]
             .order_by(Case.ref)
         ).all()
         # 填报人 is the city's own jingpin contact, whoever downloads the form (the province or a
@@ -70,73 +78,146 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
         if viewer.org.id == city.id and viewer.works_on("jingpin"):
             filler, phone = viewer.name, viewer.mobile
         else:
-            contact = next((ct for ct in session.exec(
-                select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
-            ).all() if ct.works_on("jingpin")), None)
+            contact = next(
+                (
+                    ct
+                    for ct in session.exec(
+                        select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
+                    ).all()
+                    if ct.works_on("jingpin")
+                ),
+                None,
+            )
             filler, phone = (contact.name, contact.mobile) if contact is not None else ("", "")
-    rows = [exports.JingpinRow(
-        enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
-        product=str(x.attrs.get("product") or x.title), category=JINGPIN_CATEGORIES.get(x.category or "", x.category or ""),
-        track=x.track or "") for x in cases]
+    rows = [
+        exports.JingpinRow(
+            enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
+            product=str(x.attrs.get("product") or x.title),
+            category=JINGPIN_CATEGORIES.get(x.category or "", x.category or ""),
+            track=x.track or "",
+        )
+        for x in cases
+    ]
     filler_org = f"{city.name}经济和信息化局"
-    data = exports.jingpin_summary_xlsx(year=c.spec().issued.year, filler_org=filler_org, rows=rows,
-                                        filler=filler, phone=phone)
+    data = exports.jingpin_summary_xlsx(
+        year=c.spec().issued.year, filler_org=filler_org, rows=rows, filler=filler, phone=phone
+    )
     return _download(data, f"附2-3_{c.spec().issued.year}年浙江制造精品推荐汇总表_{city.name}.xlsx", XLSX)
 
 
-@router.get("/exports/{campaign_id}/cities/{city_code}/roster.xlsx", response_class=Response,
-            summary="附件3 工作人员信息汇总表（设区市）")
+@router.get(
+    "/exports/{campaign_id}/cities/{city_code}/roster.xlsx",
+    response_class=Response,
+    summary="附件3 工作人员信息汇总表（设区市）",
+)
 def roster(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
         c = get_campaign_or_404(session, campaign_id)
         rows = session.exec(
-            select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id)
-            .where(Contact.active, Organisation.tier.in_(("city", "county")),  # type: ignore[attr-defined]
-                   (Organisation.id == city.id) | (Organisation.city_code == city.id))
+            select(Contact, Organisation)
+            .join(Organisation, Organisation.id == Contact.org_id)
+            .where(
+                Contact.active,
+                Organisation.tier.in_(("city", "county")),  # type: ignore[attr-defined]
+                (Organisation.id == city.id) | (Organisation.city_code == city.id),
+            )
             .order_by(Organisation.id, Contact.department, Contact.name)
         ).all()
     label = PROGRAM_LABELS[c.program]
-    data = exports.roster_xlsx(city=city.name, rows=[
-        exports.RosterRow(org=o.name, department=ct.department, name=ct.name, title=ct.title, mobile=ct.mobile,
-                          program=label)
-        for ct, o in rows if ct.works_on(c.program)
-    ])
+    data = exports.roster_xlsx(
+        city=city.name,
+        rows=[
+            exports.RosterRow(
+                org=o.name,
+                department=ct.department,
+                name=ct.name,
+                title=ct.title,
+                mobile=ct.mobile,
+                program=label,
+            )
+            for ct, o in rows
+            if ct.works_on(c.program)
+        ],
+    )
     return _download(data, f"附件3_工作人员信息汇总表_{city.name}_{label}.xlsx", XLSX)
 
 
-def _status_report(request: Request, session: Session, viewer: Viewer, c: Campaign, city: str | None) -> bytes:
+def _status_report(
+    request: Request, session: Session, viewer: Viewer, c: Campaign, city: str | None
+) -> bytes:
     at = now(request)
     org = viewer.org
     kind = application_kind(c)
     machine = machine_for(kind)
     statuses = stage_statuses(session, c, org, at, runtime(request).calendar)
-    stage_rows = [(s.stage.name, s.as_dict()["actor_label"], s.due_text,
-                   s.working_days_left if s.working_days_left is not None else "", s.pending,
-                   "已逾期" if s.overdue else ("已截止" if s.closed else "")) for s in statuses]
+    stage_rows = [
+        (
+            s.stage.name,
+            s.as_dict()["actor_label"],
+            s.due_text,
+            s.working_days_left if s.working_days_left is not None else "",
+            s.pending,
+            "已逾期" if s.overdue else ("已截止" if s.closed else ""),
+        )
+        for s in statuses
+    ]
     grid = board(session, c.id, kind, city=city)
     states = [st for st in machine.states if grid.total().get(st)] or list(machine.states)[:4]
-    grid_rows = [(name if code != "-" else "市本级", *[counts.get(st, 0) for st in states], sum(counts.values()))
-                 for code, name, counts in grid.rows]
+    grid_rows = [
+        (name if code != "-" else "市本级", *[counts.get(st, 0) for st in states], sum(counts.values()))
+        for code, name, counts in grid.rows
+    ]
     total = grid.total()
     grid_rows.append(("合计", *[total.get(st, 0) for st in states], sum(total.values())))
     cases, _n = list_cases(session, org, c.id, kind=kind, city=city, limit=100_000)
     names = org_names(session, {x.org_id for x in cases})
     late = overdue_states(statuses, kind)
-    case_rows = [(x.ref, x.title, names.get(x.org_id, x.org_id), division_name(x.county_code), x.track or "",
-                  machine.state_label(x.state), format_local(x.state_since), "是" if x.state in late else "")
-                 for x in cases]
+    case_rows = [
+        (
+            x.ref,
+            x.title,
+            names.get(x.org_id, x.org_id),
+            division_name(x.county_code),
+            x.track or "",
+            machine.state_label(x.state),
+            format_local(x.state_since),
+            "是" if x.state in late else "",
+        )
+        for x in cases
+    ]
     scope_label = division_name(city) if city else "全省"
-    return exports.status_report_xlsx(title=c.name, generated=at, scope=scope_label, sheets=[
-        exports.StatusSheet("环节与截止时间", ("环节", "办理", "截止时间", "剩余工作日", "待办", "状态"), stage_rows,
-                            (40, 14, 26, 12, 10, 10), frozenset(i for i, s in enumerate(statuses) if s.overdue)),
-        exports.StatusSheet("进度一览", ("设区市" if city is None else "县（市、区）",
-                                     *[machine.state_label(st) for st in states], "合计"), grid_rows,
-                            (16, *[12] * len(states), 10)),
-        exports.StatusSheet("案件清单", ("编号", "名称", "申报单位", "县（市、区）", "赛道", "状态", "状态起始", "逾期"),
-                            case_rows, (16, 40, 24, 14, 18, 18, 22, 8),
-                            frozenset(i for i, x in enumerate(cases) if x.state in late)),
-    ])
+    return exports.status_report_xlsx(
+        title=c.name,
+        generated=at,
+        scope=scope_label,
+        sheets=[
+            exports.StatusSheet(
+                "环节与截止时间",
+                ("环节", "办理", "截止时间", "剩余工作日", "待办", "状态"),
+                stage_rows,
+                (40, 14, 26, 12, 10, 10),
+                frozenset(i for i, s in enumerate(statuses) if s.overdue),
+            ),
+            exports.StatusSheet(
+                "进度一览",
+                (
+                    "设区市" if city is None else "县（市、区）",
+                    *[machine.state_label(st) for st in states],
+                    "合计",
+                ),
+                grid_rows,
+                (16, *[12] * len(states), 10),
+            ),
+            exports.StatusSheet(
+                "案件清单",
+                ("编号", "名称", "申报单位", "县（市、区）", "赛道", "状态", "状态起始", "逾期"),
+                case_rows,
+                (16, 40, 24, 14, 18, 18, 22, 8),
+                frozenset(i for i, x in enumerate(cases) if x.state in late),
+            ),
+        ],
+    )
 
 
 @router.get("/exports/{campaign_id}/status.xlsx", response_class=Response, summary="全省进度报告（省级）")
@@ -149,8 +230,9 @@ def status_report(request: Request, campaign_id: str, viewer: ViewerDep) -> Resp
     return _download(data, f"进度报告_{c.name}_全省_{day}.xlsx", XLSX)
 
 
-@router.get("/exports/{campaign_id}/cities/{city_code}/status.xlsx", response_class=Response,
-            summary="设区市进度报告")
+@router.get(
+    "/exports/{campaign_id}/cities/{city_code}/status.xlsx", response_class=Response, summary="设区市进度报告"
+)
 def city_status_report(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
@@ -185,9 +267,16 @@ def calendar_feed(request: Request, feed: str) -> Response:
     if viewer is None:
         raise HTTPException(404, "日历订阅地址无效或已失效（令牌已吊销或过期）")
     with rt.db.read() as session:
-        text = contact_calendar(session, viewer.org, set(viewer.programs.split(",")),
-                                name=f"申报截止时间（{viewer.org.name}）", base_url=absolute_url(request, ""),
-                                now=now(request))
-    return Response(text.encode("utf-8"), media_type="text/calendar; charset=utf-8",
-                    headers={"Content-Disposition": "inline; filename=\"shenbao.ics\""})
-
+        text = contact_calendar(
+            session,
+            viewer.org,
+            set(viewer.programs.split(",")),
+            name=f"申报截止时间（{viewer.org.name}）",
+            base_url=absolute_url(request, ""),
+            now=now(request),
+        )
+    return Response(
+        text.encode("utf-8"),
+        media_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": 'inline; filename="shenbao.ics"'},
+    )

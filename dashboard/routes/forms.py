@@ -73,7 +73,9 @@ def _store_letter(request: Request, ref: str, upload: UploadFile) -> str:
 
 @router.post("/cases/{ref}/act")
 def act_on_case(
-    request: Request, ref: str, viewer: ViewerDep,
+    request: Request,
+    ref: str,
+    viewer: ViewerDep,
     action: Annotated[str, Form()],
     form: Annotated[FormData, Depends(form_data)],
     csrf_token: Annotated[str, Form()] = "",
@@ -108,18 +110,32 @@ def act_on_case(
         if key.startswith("override_") and isinstance(value, str) and value.strip():
             overrides[key.removeprefix("override_")] = value.strip()
     try:
-        done = perform(rt.db, rt.ctx(viewer.actor, now=now(request)), case.ref, action, reason=reason.strip(),
-                       overrides=overrides, params=params)
+        done = perform(
+            rt.db,
+            rt.ctx(viewer.actor, now=now(request)),
+            case.ref,
+            action,
+            reason=reason.strip(),
+            overrides=overrides,
+            params=params,
+        )
     except ActionRefused as exc:
         flash(request, "error", f"「{label}」未执行：{plain_refusal(str(exc))}")
     else:
-        flash(request, "ok", f"已{label}：{done.ref} {done.title}，当前状态「{machine_for(done.kind).state_label(done.state)}」")
+        flash(
+            request,
+            "ok",
+            f"已{label}：{done.ref} {done.title}，当前状态「{machine_for(done.kind).state_label(done.state)}」",
+        )
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/campaigns/{campaign_id}/stages/{stage_id}/deadline")
 def move_deadline(
-    request: Request, campaign_id: str, stage_id: str, viewer: ViewerDep,
+    request: Request,
+    campaign_id: str,
+    stage_id: str,
+    viewer: ViewerDep,
     csrf_token: Annotated[str, Form()] = "",
     due: Annotated[str, Form()] = "",
     reason: Annotated[str, Form()] = "",
@@ -137,8 +153,9 @@ def move_deadline(
         # datetime-local sends "2026-08-10T17:30"; a bare date means the end of that day.
         when = parse_deadline(due.replace("T", " ")) if due.strip() else None
         with rt.db.write() as session:
-            row = set_deadline(session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when,
-                               reason.strip())
+            row = set_deadline(
+                session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when, reason.strip()
+            )
     except (ActionRefused, ValueError) as exc:
         flash(request, "error", f"「{stage.name}」截止时间未调整：{plain_refusal(str(exc))}")
     else:

@@ -23,8 +23,14 @@ def _safe_next(target: str | None) -> str:
 def _sign_in(request: Request, token: str, target: str | None) -> Response:
     viewer = viewer_for_token(runtime(request).db, token, now(request), via="session")
     if viewer is None:
-        return render(request, "login.html", viewer=None, status_code=401, next=_safe_next(target),
-                      error="令牌无效、已过期或已吊销。请联系省级管理员重新签发（shenbao token issue）。")
+        return render(
+            request,
+            "login.html",
+            viewer=None,
+            status_code=401,
+            next=_safe_next(target),
+            error="令牌无效、已过期或已吊销。请联系省级管理员重新签发（shenbao token issue）。",
+        )
     # A fresh session at sign-in, so a session id planted before it is worth nothing.
     request.session.clear()
     request.session["tid"] = viewer.token_id
@@ -39,8 +45,12 @@ def login_page(request: Request, next: str | None = None) -> Response:
 
 
 @router.post("/login")
-def login_submit(request: Request, token: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
-                 next: Annotated[str, Form()] = "/") -> Response:
+def login_submit(
+    request: Request,
+    token: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
     check_csrf(request, csrf_token)
     return _sign_in(request, token, next)
 

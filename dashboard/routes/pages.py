@@ -41,16 +41,32 @@ router = APIRouter(include_in_schema=False)
 ViewerDep = Annotated[Viewer, Depends(page_viewer)]
 
 ATTR_LABELS = {
-    "applicant": "申报单位", "cluster": "省级重点产业集群", "highland": "产业高地", "subtrack": "细分赛道",
-    "x_system": "当前所属“X”体系", "revenue": "2025年集群规上企业营业收入（亿元）",
-    "chain_leaders": "省级及以上链主企业数量", "innovation_platforms": "省级及以上创新平台数量",
-    "rd_centres": "省级及以上企业研发机构数量", "world_class": "细分领域达到世界级水平",
-    "enterprise": "企业名称", "product": "产品名称及型号", "track": "所在“415X”先进制造业集群赛道",
-    "launch_date": "上市日期", "rd_ratio": "近三年研发投入占比（%）", "avg_sales": "近三年年均销售收入（万元）",
-    "recommender": "推荐单位", "contact_name": "联系人", "contact_mobile": "联系电话", "contact_email": "联系邮箱",
+    "applicant": "申报单位",
+    "cluster": "省级重点产业集群",
+    "highland": "产业高地",
+    "subtrack": "细分赛道",
+    "x_system": "当前所属“X”体系",
+    "revenue": "2025年集群规上企业营业收入（亿元）",
+    "chain_leaders": "省级及以上链主企业数量",
+    "innovation_platforms": "省级及以上创新平台数量",
+    "rd_centres": "省级及以上企业研发机构数量",
+    "world_class": "细分领域达到世界级水平",
+    "enterprise": "企业名称",
+    "product": "产品名称及型号",
+    "track": "所在“415X”先进制造业集群赛道",
+    "launch_date": "上市日期",
+    "rd_ratio": "近三年研发投入占比（%）",
+    "avg_sales": "近三年年均销售收入（万元）",
+    "recommender": "推荐单位",
+    "contact_name": "联系人",
+    "contact_mobile": "联系电话",
+    "contact_email": "联系邮箱",
 }
-SEVERITY = {"block": ("✗", "不符合（不能继续）"), "in_principle": ("!", "原则上要求（可说明理由后继续）"),
-            "info": ("·", "提示")}
+SEVERITY = {
+    "block": ("✗", "不符合（不能继续）"),
+    "in_principle": ("!", "原则上要求（可说明理由后继续）"),
+    "info": ("·", "提示"),
+}
 
 
 def get_campaign_or_404(session: Session, campaign_id: str) -> Campaign:
@@ -72,9 +88,16 @@ def home(request: Request, viewer: ViewerDep) -> Response:
         for c in campaigns_for(session):
             statuses = stage_statuses(session, c, viewer.org, now(request), rt.calendar)
             upcoming = [s for s in statuses if s.due_at is not None and not s.closed]
-            items.append({"campaign": c, "spec": c.spec(), "statuses": statuses,
-                          "next": upcoming[0] if upcoming else None,
-                          "overdue": [s for s in statuses if s.overdue], "mine": viewer.works_on(c.program)})
+            items.append(
+                {
+                    "campaign": c,
+                    "spec": c.spec(),
+                    "statuses": statuses,
+                    "next": upcoming[0] if upcoming else None,
+                    "overdue": [s for s in statuses if s.overdue],
+                    "mine": viewer.works_on(c.program),
+                }
+            )
     return render(request, "home.html", viewer=viewer, items=items)
 
 
@@ -91,21 +114,42 @@ def campaign_page(request: Request, campaign_id: str, viewer: ViewerDep) -> Resp
             for s in statuses
         ]
     timeline = charts.campaign_timeline(statuses, spec.issued, at)
-    return render(request, "campaign.html", viewer=viewer, campaign=c, spec=spec, statuses=statuses,
-                  timeline=timeline, progress=progress, app_kind=application_kind(c),
-                  cities=[(d.code, d.name) for d in load_divisions().cities])
+    return render(
+        request,
+        "campaign.html",
+        viewer=viewer,
+        campaign=c,
+        spec=spec,
+        statuses=statuses,
+        timeline=timeline,
+        progress=progress,
+        app_kind=application_kind(c),
+        cities=[(d.code, d.name) for d in load_divisions().cities],
+    )
 
 
 @router.get("/campaigns/{campaign_id}/board")
 def board_page(
-    request: Request, campaign_id: str, viewer: ViewerDep,
-    kind: str | None = None, city: str | None = None, county: str | None = None,
-    state: str | None = None, applicant: str | None = None, q: str | None = None,
+    request: Request,
+    campaign_id: str,
+    viewer: ViewerDep,
+    kind: str | None = None,
+    city: str | None = None,
+    county: str | None = None,
+    state: str | None = None,
+    applicant: str | None = None,
+    q: str | None = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> Response:
     rt = runtime(request)
     org = viewer.org
-    city, county, state, applicant, q = city or None, county or None, state or None, applicant or None, q or None
+    city, county, state, applicant, q = (
+        city or None,
+        county or None,
+        state or None,
+        applicant or None,
+        q or None,
+    )
     if city:
         scope.require_city(org, city)
     if county:
@@ -122,14 +166,31 @@ def board_page(
         statuses = stage_statuses(session, c, org, now(request), rt.calendar)
         late = overdue_states(statuses, kind)
         grid = None
-        level = {**scope.board_start(org), **({"city": city} if city else {}), **({"county": county} if county else {})}
+        level = {
+            **scope.board_start(org),
+            **({"city": city} if city else {}),
+            **({"county": county} if county else {}),
+        }
         if org.tier in ("province", "city", "county"):
             grid = board(session, c.id, kind, city=level.get("city"), county=level.get("county"), state=state)
         per_page = 100
-        cases, total = list_cases(session, org, c.id, kind=kind, city=city, county=county, state=state,
-                                  applicant=applicant, q=q, limit=per_page, offset=(page - 1) * per_page)
+        cases, total = list_cases(
+            session,
+            org,
+            c.id,
+            kind=kind,
+            city=city,
+            county=county,
+            state=state,
+            applicant=applicant,
+            q=q,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+        )
         names = org_names(session, {x.org_id for x in cases})
-    used_states = [s for s in machine.states if grid is None or grid.total().get(s)] or list(machine.states)[:4]
+    used_states = [s for s in machine.states if grid is None or grid.total().get(s)] or list(machine.states)[
+        :4
+    ]
     crumbs = [("全省" if org.tier == "province" else org.name, {})]
     # The viewer's own organisation is the first crumb already; do not repeat it.
     if level.get("city") and level["city"] != org.id:
@@ -137,11 +198,31 @@ def board_page(
     if level.get("county") and level["county"] != org.id:
         crumbs.append((division_name(level["county"]), {"county": level["county"]}))
     return render(
-        request, "board.html", viewer=viewer, campaign=c, kind=kind, kinds=kinds, machine=machine, grid=grid,
-        used_states=used_states, late=late, cases=cases, total=total, names=names, page=page, per_page=per_page,
-        filters={"kind": kind, "city": city or "", "county": county or "", "state": state or "", "q": q or "",
-                 "applicant": applicant or ""},
-        crumbs=crumbs, division_name=division_name,
+        request,
+        "board.html",
+        viewer=viewer,
+        campaign=c,
+        kind=kind,
+        kinds=kinds,
+        machine=machine,
+        grid=grid,
+        used_states=used_states,
+        late=late,
+        cases=cases,
+        total=total,
+        names=names,
+        page=page,
+        per_page=per_page,
+        filters={
+            "kind": kind,
+            "city": city or "",
+            "county": county or "",
+            "state": state or "",
+            "q": q or "",
+            "applicant": applicant or "",
+        },
+        crumbs=crumbs,
+        division_name=division_name,
     )
 
 
@@ -152,11 +233,24 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     tier = viewer.tier
     mine = [t for t in allowed if tier in t.tiers or (tier == "park" and "county" in t.tiers)]
     others = [t for t in allowed if t not in mine and "system" not in t.tiers]
-    attrs = [(ATTR_LABELS.get(k, k), v) for k, v in case.attrs.items()
-             if k != "source_row" and v not in (None, "") and not (k == "track" and case.track == v)]
+    attrs = [
+        (ATTR_LABELS.get(k, k), v)
+        for k, v in case.attrs.items()
+        if k != "source_row" and v not in (None, "") and not (k == "track" and case.track == v)
+    ]
     overridable = [f for f in case.findings if f.get("severity") == "in_principle"]
-    return {"case": case, "machine": machine, "names": names, "quota": quota_label(session, case.quota_bucket), "mine": mine, "others": others, "attrs": attrs,
-            "overridable": overridable, "severity": SEVERITY, "history": case_history(session, case)}
+    return {
+        "case": case,
+        "machine": machine,
+        "names": names,
+        "quota": quota_label(session, case.quota_bucket),
+        "mine": mine,
+        "others": others,
+        "attrs": attrs,
+        "overridable": overridable,
+        "severity": SEVERITY,
+        "history": case_history(session, case),
+    }
 
 
 @router.get("/cases/{ref}")
@@ -170,21 +264,37 @@ def case_page(request: Request, ref: str, viewer: ViewerDep) -> Response:
         case = scope.require_case(viewer.org, case, ref)
         view = _case_view(session, viewer, case)
         c = get_campaign(session, case.campaign_id)
-        statuses = [s for s in stage_statuses(session, c, viewer.org, now(request), rt.calendar)
-                    if s.stage.subject == case.kind and case.state in s.stage.pending_states]
+        statuses = [
+            s
+            for s in stage_statuses(session, c, viewer.org, now(request), rt.calendar)
+            if s.stage.subject == case.kind and case.state in s.stage.pending_states
+        ]
         # Only what the engine itself can find out: a first check when nothing has run yet.
         if not case.findings and case.kind.endswith("_application"):
             from models.eligibility import findings_for
 
             county = session.get(Organisation, case.county_code) if case.county_code else None
-            preview = findings_for(c.spec(), case.kind, case.attrs, zone_type=case.zone_type, category=case.category,
-                                   mountain_island=bool(county and county.mountain_island))
+            preview = findings_for(
+                c.spec(),
+                case.kind,
+                case.attrs,
+                zone_type=case.zone_type,
+                category=case.category,
+                mountain_island=bool(county and county.mountain_island),
+            )
             view["findings_preview"] = [f.as_dict() for f in preview]
             view["overridable"] = [f for f in view["findings_preview"] if f["severity"] == "in_principle"]
         else:
             view["findings_preview"] = None
-    return render(request, "case.html", viewer=viewer, campaign=c, statuses=statuses,
-                  division_name=division_name, **view)
+    return render(
+        request,
+        "case.html",
+        viewer=viewer,
+        campaign=c,
+        statuses=statuses,
+        division_name=division_name,
+        **view,
+    )
 
 
 @router.get("/campaigns/{campaign_id}/cities/{city_code}")
@@ -199,22 +309,46 @@ def city_page(request: Request, campaign_id: str, city_code: str, viewer: Viewer
         rec = city_recommendation(session, c, city)
         statuses = stage_statuses(session, c, viewer.org, now(request), rt.calendar)
     stage = next((s for s in statuses if s.stage.subject == "recommendation"), None)
-    return render(request, "city.html", viewer=viewer, campaign=c, rec=rec, stage=stage,
-                  quota_names={q.bucket: q.name for q in rec.quotas},
-                  division_name=division_name, machine_for=machine_for)
+    return render(
+        request,
+        "city.html",
+        viewer=viewer,
+        campaign=c,
+        rec=rec,
+        stage=stage,
+        quota_names={q.bucket: q.name for q in rec.quotas},
+        division_name=division_name,
+        machine_for=machine_for,
+    )
 
 
 @router.get("/notifications")
-def notifications_page(request: Request, viewer: ViewerDep, status: str | None = None,
-                       page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+def notifications_page(
+    request: Request,
+    viewer: ViewerDep,
+    status: str | None = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
     if status and status not in EMAIL_STATUS:
         raise HTTPException(404, f"没有这种发送状态：{status}")
     per_page = 100
     with runtime(request).db.read() as session:
-        log = mail_log(session, viewer.org, status=status or None, limit=per_page, offset=(page - 1) * per_page)
-    return render(request, "notifications.html", viewer=viewer, log=log, status=status or "", page=page,
-                  per_page=per_page, EMAIL_STATUS=EMAIL_STATUS, NOTIFICATION_STATUS=NOTIFICATION_STATUS,
-                  NOTIFICATION_KINDS=NOTIFICATION_KINDS, ATTEMPT_OUTCOMES=ATTEMPT_OUTCOMES)
+        log = mail_log(
+            session, viewer.org, status=status or None, limit=per_page, offset=(page - 1) * per_page
+        )
+    return render(
+        request,
+        "notifications.html",
+        viewer=viewer,
+        log=log,
+        status=status or "",
+        page=page,
+        per_page=per_page,
+        EMAIL_STATUS=EMAIL_STATUS,
+        NOTIFICATION_STATUS=NOTIFICATION_STATUS,
+        NOTIFICATION_KINDS=NOTIFICATION_KINDS,
+        ATTEMPT_OUTCOMES=ATTEMPT_OUTCOMES,
+    )
 
 
 @router.get("/audit")
@@ -241,11 +375,30 @@ def api_docs(request: Request) -> Response:
         if not path.startswith("/api/"):
             continue
         for method, op in methods.items():
-            ok = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            ok = (
+                op.get("responses", {})
+                .get("200", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+            )
             model = (ok.get("$ref") or ok.get("items", {}).get("$ref") or "").rsplit("/", 1)[-1]
-            endpoints.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
-                              "params": [p["name"] for p in op.get("parameters", [])],
-                              "body": "requestBody" in op, "model": model,
-                              "errors": sorted(k for k in op.get("responses", {}) if k not in ("200", "422"))})
-    return render(request, "api_docs.html", viewer=None, endpoints=endpoints, description=schema["info"]["description"],
-                  models=schema.get("components", {}).get("schemas", {}))
+            endpoints.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "params": [p["name"] for p in op.get("parameters", [])],
+                    "body": "requestBody" in op,
+                    "model": model,
+                    "errors": sorted(k for k in op.get("responses", {}) if k not in ("200", "422")),
+                }
+            )
+    return render(
+        request,
+        "api_docs.html",
+        viewer=None,
+        endpoints=endpoints,
+        description=schema["info"]["description"],
+        models=schema.get("components", {}).get("schemas", {}),
+    )

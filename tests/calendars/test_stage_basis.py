@@ -7,7 +7,9 @@ from calendars.timeutil import parse_deadline
 
 
 def _application_stage():
-    spec = next(s for s in map(load_campaign_file, builtin_campaign_files()) if s.id == "2026-cluster-selection")
+    spec = next(
+        s for s in map(load_campaign_file, builtin_campaign_files()) if s.id == "2026-cluster-selection"
+    )
     return spec.stage("application")
 
 

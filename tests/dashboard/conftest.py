@@ -19,8 +19,13 @@ WEB = WebSettings(secret="test-web-secret-0123456789abcdef")
 
 
 def make_runtime(db: Database, tmp_path: Path, now: str = "2026-06-20T09:00") -> Runtime:
-    settings = Settings(home=tmp_path / "home", database_url=db.url, audit_key_file=tmp_path / "keys" / "audit.key",
-                        audit_anchor_file=tmp_path / "anchor.json", now=now)
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=db.url,
+        audit_key_file=tmp_path / "keys" / "audit.key",
+        audit_anchor_file=tmp_path / "anchor.json",
+        now=now,
+    )
     return Runtime(settings)
 
 
@@ -67,4 +72,6 @@ __all__ = ["NOW", "csrf_of", "make_runtime", "sign_in"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: 在真实浏览器（Debian chromium + Playwright）中运行的看板测试")
+    config.addinivalue_line(
+        "markers", "browser: 在真实浏览器（Debian chromium + Playwright）中运行的看板测试"
+    )

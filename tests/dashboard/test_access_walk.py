@@ -21,15 +21,32 @@ from tests.dashboard.conftest import csrf_of, sign_in
 from tests.dashboard.world import World
 
 # Reachable without signing in, by design.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/login/{token}"), ("POST", "/logout"),
-          ("GET", "/api/openapi.json"), ("GET", "/api/docs"), ("GET", "/calendar/{feed}.ics")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/login/{token}"),
+    ("POST", "/logout"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/docs"),
+    ("GET", "/calendar/{feed}.ics"),
+}
 
 # Routes with no parameter naming another organisation: their answer is the viewer's own scope.
 # What must never appear in them when a 杭州 person asks:
-OWN_SCOPE = {("GET", "/"), ("GET", "/me"), ("GET", "/notifications"), ("GET", "/audit"), ("GET", "/api/me"),
-             ("GET", "/api/campaigns"), ("GET", "/api/campaigns/{campaign_id}"),
-             ("GET", "/api/campaigns/{campaign_id}/progress/{stage_id}"), ("GET", "/api/notifications"),
-             ("GET", "/api/audit/verify"), ("GET", "/campaigns/{campaign_id}"), ("GET", "/api/cases")}
+OWN_SCOPE = {
+    ("GET", "/"),
+    ("GET", "/me"),
+    ("GET", "/notifications"),
+    ("GET", "/audit"),
+    ("GET", "/api/me"),
+    ("GET", "/api/campaigns"),
+    ("GET", "/api/campaigns/{campaign_id}"),
+    ("GET", "/api/campaigns/{campaign_id}/progress/{stage_id}"),
+    ("GET", "/api/notifications"),
+    ("GET", "/api/audit/verify"),
+    ("GET", "/campaigns/{campaign_id}"),
+    ("GET", "/api/cases"),
+}
 FOREIGN_MARKERS = ("鄞州", "宁波", "SZJX-0101", "QYZJ-0101", "甬兴", "fangyin@yz.gov.cn", "郑甬")
 
 
@@ -40,50 +57,74 @@ def foreign_requests(world: World, viewer: str) -> dict[tuple[str, str], list[di
     other_ext = "SZJX-0101"
     table: dict[tuple[str, str], list[dict[str, Any]]] = {
         ("GET", "/campaigns/{campaign_id}/board"): [
-            {"url": f"/campaigns/{CLUSTER}/board?city=330200"}, {"url": f"/campaigns/{CLUSTER}/board?county=330212"}],
-        ("GET", "/cases/{ref}"): [{"url": f"/cases/{other_case}"}, {"url": f"/cases/{r['jp_yinzhou']}"},
-                                  {"url": f"/cases/{r['rec_ningbo_cl']}"}],
-        ("GET", "/campaigns/{campaign_id}/cities/{city_code}"): [{"url": f"/campaigns/{CLUSTER}/cities/330200"}],
-        ("POST", "/cases/{ref}/act"): [{"url": f"/cases/{other_case}/act",
-                                        "form": {"action": "recommend", "reason": "越权尝试"}},
-                                       {"url": f"/cases/{other_case}/act",
-                                        "form": {"action": "return", "reason": "越权尝试"}}],
+            {"url": f"/campaigns/{CLUSTER}/board?city=330200"},
+            {"url": f"/campaigns/{CLUSTER}/board?county=330212"},
+        ],
+        ("GET", "/cases/{ref}"): [
+            {"url": f"/cases/{other_case}"},
+            {"url": f"/cases/{r['jp_yinzhou']}"},
+            {"url": f"/cases/{r['rec_ningbo_cl']}"},
+        ],
+        ("GET", "/campaigns/{campaign_id}/cities/{city_code}"): [
+            {"url": f"/campaigns/{CLUSTER}/cities/330200"}
+        ],
+        ("POST", "/cases/{ref}/act"): [
+            {"url": f"/cases/{other_case}/act", "form": {"action": "recommend", "reason": "越权尝试"}},
+            {"url": f"/cases/{other_case}/act", "form": {"action": "return", "reason": "越权尝试"}},
+        ],
         ("POST", "/campaigns/{campaign_id}/stages/{stage_id}/deadline"): [
-            {"url": f"/campaigns/{CLUSTER}/stages/application/deadline",
-             "form": {"due": "2026-07-31", "reason": "越权尝试"}}],
+            {
+                "url": f"/campaigns/{CLUSTER}/stages/application/deadline",
+                "form": {"due": "2026-07-31", "reason": "越权尝试"},
+            }
+        ],
         ("GET", "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx"): [
-            {"url": f"/exports/{JINGPIN}/cities/330200/jingpin-summary.xlsx"}],
+            {"url": f"/exports/{JINGPIN}/cities/330200/jingpin-summary.xlsx"}
+        ],
         ("GET", "/exports/{campaign_id}/cities/{city_code}/roster.xlsx"): [
-            {"url": f"/exports/{CLUSTER}/cities/330200/roster.xlsx"}],
+            {"url": f"/exports/{CLUSTER}/cities/330200/roster.xlsx"}
+        ],
         ("GET", "/exports/{campaign_id}/status.xlsx"): [{"url": f"/exports/{CLUSTER}/status.xlsx"}],
         ("GET", "/exports/{campaign_id}/cities/{city_code}/status.xlsx"): [
-            {"url": f"/exports/{CLUSTER}/cities/330200/status.xlsx"}],
+            {"url": f"/exports/{CLUSTER}/cities/330200/status.xlsx"}
+        ],
         ("GET", "/cases/{ref}/letter"): [{"url": f"/cases/{r['rec_ningbo_cl']}/letter"}],
         ("GET", "/api/campaigns/{campaign_id}/board"): [
             {"url": f"/api/campaigns/{CLUSTER}/board?city=330200"},
-            {"url": f"/api/campaigns/{CLUSTER}/board?county=330212"}],
+            {"url": f"/api/campaigns/{CLUSTER}/board?county=330212"},
+        ],
         ("GET", "/api/campaigns/{campaign_id}/cities/{city_code}/recommendation"): [
-            {"url": f"/api/campaigns/{CLUSTER}/cities/330200/recommendation"}],
+            {"url": f"/api/campaigns/{CLUSTER}/cities/330200/recommendation"}
+        ],
         ("PUT", "/api/campaigns/{campaign_id}/stages/{stage_id}/deadline"): [
-            {"url": f"/api/campaigns/{CLUSTER}/stages/application/deadline",
-             "json": {"due": "2026-07-31", "reason": "越权尝试"}}],
+            {
+                "url": f"/api/campaigns/{CLUSTER}/stages/application/deadline",
+                "json": {"due": "2026-07-31", "reason": "越权尝试"},
+            }
+        ],
         ("GET", "/api/cases/by-external/{external_id}"): [{"url": f"/api/cases/by-external/{other_ext}"}],
         ("GET", "/api/cases/{ref}"): [{"url": f"/api/cases/{other_case}"}],
         ("GET", "/api/cases/{ref}/history"): [{"url": f"/api/cases/{other_case}/history"}],
-        ("POST", "/api/cases/{ref}/actions"): [{"url": f"/api/cases/{other_case}/actions",
-                                                "json": {"action": "recommend"}}],
+        ("POST", "/api/cases/{ref}/actions"): [
+            {"url": f"/api/cases/{other_case}/actions", "json": {"action": "recommend"}}
+        ],
         ("POST", "/api/cases/by-external/{external_id}/actions"): [
-            {"url": f"/api/cases/by-external/{other_ext}/actions", "json": {"action": "recommend"}}],
+            {"url": f"/api/cases/by-external/{other_ext}/actions", "json": {"action": "recommend"}}
+        ],
     }
     table[("GET", "/api/cases")] = [{"url": "/api/cases?city=330200"}, {"url": "/api/cases?county=330212"}]
     if viewer in ("xihu", "enterprise"):
         # A county does not see its city's other counties, nor the city's own page and exports.
         table[("GET", "/cases/{ref}")].append({"url": f"/cases/{r['rs2']}"})  # a 萧山区 park
         table[("GET", "/campaigns/{campaign_id}/cities/{city_code}")].append(
-            {"url": f"/campaigns/{CLUSTER}/cities/330100"})
+            {"url": f"/campaigns/{CLUSTER}/cities/330100"}
+        )
         table[("GET", "/exports/{campaign_id}/cities/{city_code}/roster.xlsx")].append(
-            {"url": f"/exports/{CLUSTER}/cities/330100/roster.xlsx"})
-        table[("GET", "/campaigns/{campaign_id}/board")].append({"url": f"/campaigns/{CLUSTER}/board?county=330109"})
+            {"url": f"/exports/{CLUSTER}/cities/330100/roster.xlsx"}
+        )
+        table[("GET", "/campaigns/{campaign_id}/board")].append(
+            {"url": f"/campaigns/{CLUSTER}/board?county=330109"}
+        )
     if viewer == "enterprise":
         table[("GET", "/cases/{ref}")].append({"url": f"/cases/{r['xihu_core']}"})
         table[("GET", "/api/cases/{ref}")].append({"url": f"/api/cases/{r['xihu_core']}"})
@@ -149,15 +190,42 @@ def test_own_scope_pages_show_nothing_of_other_cities(client, world: World) -> N
 
     with world.db.write() as session:
         contact = session.exec(select(Contact).where(Contact.email == "fangyin@yz.gov.cn")).one()
-        session.add(Email(key="k-yz", message_id="<k-yz@shenbao>", contact_id=contact.id, to_addr=contact.email,
-                          to_name=contact.name, subject="鄞州区：线上申报截止提醒", text_body="", html_body="", raw=b"",
-                          created_at=NOW - timedelta(days=1), next_attempt_at=NOW, status="dead", attempts=6,
-                          last_error="550 mailbox unavailable"))
+        session.add(
+            Email(
+                key="k-yz",
+                message_id="<k-yz@shenbao>",
+                contact_id=contact.id,
+                to_addr=contact.email,
+                to_name=contact.name,
+                subject="鄞州区：线上申报截止提醒",
+                text_body="",
+                html_body="",
+                raw=b"",
+                created_at=NOW - timedelta(days=1),
+                next_attempt_at=NOW,
+                status="dead",
+                attempts=6,
+                last_error="550 mailbox unavailable",
+            )
+        )
     sign_in(client, world.token("hangzhou"))
-    urls = ["/", "/me", "/notifications", "/audit", "/api/me", "/api/campaigns", f"/api/campaigns/{CLUSTER}",
-            f"/api/campaigns/{CLUSTER}/progress/application", "/api/notifications", "/api/audit/verify",
-            f"/campaigns/{CLUSTER}", f"/campaigns/{JINGPIN}", "/api/cases", f"/campaigns/{CLUSTER}/board",
-            f"/api/campaigns/{CLUSTER}/board"]
+    urls = [
+        "/",
+        "/me",
+        "/notifications",
+        "/audit",
+        "/api/me",
+        "/api/campaigns",
+        f"/api/campaigns/{CLUSTER}",
+        f"/api/campaigns/{CLUSTER}/progress/application",
+        "/api/notifications",
+        "/api/audit/verify",
+        f"/campaigns/{CLUSTER}",
+        f"/campaigns/{JINGPIN}",
+        "/api/cases",
+        f"/campaigns/{CLUSTER}/board",
+        f"/api/campaigns/{CLUSTER}/board",
+    ]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url

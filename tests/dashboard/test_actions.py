@@ -29,8 +29,9 @@ def test_a_county_submits_from_the_case_page(client, world: World) -> None:  # t
     assert "已提交申报" in response.text
     assert _case(world, "xihu_core").state == "submitted"
     with world.db.read() as session:
-        event = session.exec(select(AuditEvent).where(AuditEvent.subject == f"case:{ref}")
-                             .order_by(AuditEvent.seq.desc())).first()  # type: ignore[attr-defined]
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.subject == f"case:{ref}").order_by(AuditEvent.seq.desc())
+        ).first()  # type: ignore[attr-defined]
     assert event is not None and event.actor == "林西@330106" and event.to_value == "submitted"
 
 
@@ -43,13 +44,19 @@ def test_a_refusal_is_shown_in_plain_chinese_without_cli_flags(client, world: Wo
     assert "--override" not in response.text and "--reason" not in response.text
     assert _case(world, "xihu_collab").state == "draft"
     with world.db.read() as session:
-        refusal = session.exec(select(AuditEvent).where(AuditEvent.action == "refusal",
-                                                        AuditEvent.subject == f"case:{ref}")).first()
+        refusal = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "refusal", AuditEvent.subject == f"case:{ref}")
+        ).first()
     assert refusal is not None
     # With the reason written in the page, it goes through and the override is recorded.
-    response = client.post(f"/cases/{ref}/act", data={
-        "action": "submit", "csrf_token": csrf_of(client),
-        "override_revenue_threshold": "细分领域达到世界级水平，门槛可适当下调"})
+    response = client.post(
+        f"/cases/{ref}/act",
+        data={
+            "action": "submit",
+            "csrf_token": csrf_of(client),
+            "override_revenue_threshold": "细分领域达到世界级水平，门槛可适当下调",
+        },
+    )
     assert "已提交申报" in response.text
     assert "已说明理由：细分领域达到世界级水平" in response.text
 
@@ -58,10 +65,14 @@ def test_a_city_recommends_within_its_quota_and_is_refused_beyond_it(client, wor
     sign_in(client, world.token("hangzhou"))
     back = f"/campaigns/{CLUSTER}/cities/330100"
     for key in ("rs1", "rs2", "rs3"):
-        client.post(f"/cases/{world.refs[key]}/act",
-                    data={"action": "recommend", "csrf_token": csrf_of(client), "back": back})
-    page = client.post(f"/cases/{world.refs['rs4']}/act",
-                       data={"action": "recommend", "csrf_token": csrf_of(client), "back": back}).text
+        client.post(
+            f"/cases/{world.refs[key]}/act",
+            data={"action": "recommend", "csrf_token": csrf_of(client), "back": back},
+        )
+    page = client.post(
+        f"/cases/{world.refs['rs4']}/act",
+        data={"action": "recommend", "csrf_token": csrf_of(client), "back": back},
+    ).text
     assert "超出名额「杭州市“新星”产业群推荐数量不超过3个」" in page
     assert "已用 <strong>3</strong> / 上限 3" in page
     assert _case(world, "rs4").state == "submitted"
@@ -79,11 +90,17 @@ def test_a_reason_is_asked_for_where_the_rules_need_one(client, world: World) ->
 def test_only_the_province_moves_a_deadline_and_the_move_is_audited(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("hangzhou"))
     url = f"/campaigns/{CLUSTER}/stages/preliminary_review/deadline"
-    assert client.post(url, data={"due": "2026-07-20", "reason": "试", "csrf_token": csrf_of(client)}).status_code == 403
+    assert (
+        client.post(
+            url, data={"due": "2026-07-20", "reason": "试", "csrf_token": csrf_of(client)}
+        ).status_code
+        == 403
+    )
     client.cookies.clear()
     sign_in(client, world.token("province"))
-    page = client.post(url, data={"due": "2026-07-20", "reason": "第三方机构进场时间确定",
-                                  "csrf_token": csrf_of(client)}).text
+    page = client.post(
+        url, data={"due": "2026-07-20", "reason": "第三方机构进场时间确定", "csrf_token": csrf_of(client)}
+    ).text
     assert "截止时间已调整为 2026-07-20（周一）24:00（第 2 版）" in page
     with world.db.read() as session:
         row = session.get(StageDeadline, (CLUSTER, "preliminary_review"))
@@ -100,8 +117,10 @@ def test_the_province_schedules_a_defence_with_a_local_time(client, world: World
     perform(world.db, operator, ref, "recommend")
     perform(world.db, operator, ref, "pass_preliminary")
     sign_in(client, world.token("province"))
-    page = client.post(f"/cases/{ref}/act", data={"action": "schedule_defence", "at": "2026-08-10T09:00",
-                                                 "csrf_token": csrf_of(client)}).text
+    page = client.post(
+        f"/cases/{ref}/act",
+        data={"action": "schedule_defence", "at": "2026-08-10T09:00", "csrf_token": csrf_of(client)},
+    ).text
     assert "已安排现场答辩" in page
     assert "2026-08-10（周一）09:00" in page
 
@@ -110,12 +129,18 @@ def test_a_city_uploads_its_sealed_letter_and_submits(client, world: World) -> N
     sign_in(client, world.token("hangzhou"))
     rec = world.refs["rec_hangzhou_cl"]
     back = f"/campaigns/{CLUSTER}/cities/330100"
-    refused = client.post(f"/cases/{rec}/act", data={"action": "submit", "csrf_token": csrf_of(client), "back": back})
+    refused = client.post(
+        f"/cases/{rec}/act", data={"action": "submit", "csrf_token": csrf_of(client), "back": back}
+    )
     assert "须上传签章版推荐函" in refused.text and "--letter" not in refused.text
-    client.post(f"/cases/{rec}/act", data={"action": "attach", "csrf_token": csrf_of(client), "back": back},
-                files={"letter": ("杭州市推荐函（签章）.pdf", b"%PDF-1.4 sealed", "application/pdf")})
-    page = client.post(f"/cases/{rec}/act", data={"action": "submit", "csrf_token": csrf_of(client),
-                                                 "back": back}).text
+    client.post(
+        f"/cases/{rec}/act",
+        data={"action": "attach", "csrf_token": csrf_of(client), "back": back},
+        files={"letter": ("杭州市推荐函（签章）.pdf", b"%PDF-1.4 sealed", "application/pdf")},
+    )
+    page = client.post(
+        f"/cases/{rec}/act", data={"action": "submit", "csrf_token": csrf_of(client), "back": back}
+    ).text
     assert "已报送省经信厅" in page
     letter = client.get(f"/cases/{rec}/letter")
     assert letter.status_code == 200 and letter.content == b"%PDF-1.4 sealed"
@@ -123,8 +148,11 @@ def test_a_city_uploads_its_sealed_letter_and_submits(client, world: World) -> N
 
 def test_a_platform_pushes_a_status_change_by_external_id(client, world: World) -> None:  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {world.token('hangzhou')}"}
-    response = client.post("/api/cases/by-external/SZJX-0003/actions", headers=headers,
-                           json={"action": "return", "reason": "佐证材料不全"})
+    response = client.post(
+        "/api/cases/by-external/SZJX-0003/actions",
+        headers=headers,
+        json={"action": "return", "reason": "佐证材料不全"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["case"]["state"] == "returned" and body["case"]["state_label"] == "退回修改"
@@ -140,6 +168,7 @@ def test_the_api_answers_refusals_with_the_rule(client, world: World) -> None:  
     tier = client.post(f"/api/cases/{ref}/actions", headers=headers, json={"action": "recommend"})
     assert tier.status_code == 403 and tier.json()["rule"] == "tier"
     assert "须由设区市操作" in tier.json()["detail"]
-    state = client.post(f"/api/cases/{world.refs['xihu_core']}/actions", headers=headers,
-                        json={"action": "withdraw"})
+    state = client.post(
+        f"/api/cases/{world.refs['xihu_core']}/actions", headers=headers, json={"action": "withdraw"}
+    )
     assert state.status_code == 409 and state.json()["rule"] == "reason_required"

@@ -34,8 +34,11 @@ def test_it_signs_in_with_the_link_and_with_the_form(client, world: World) -> No
     client.cookies.clear()
     page = client.get("/login").text
     csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
-    response = client.post("/login", data={"token": world.token("xihu"), "csrf_token": csrf, "next": "/me"},
-                           follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"token": world.token("xihu"), "csrf_token": csrf, "next": "/me"},
+        follow_redirects=False,
+    )
     assert response.status_code == 303 and response.headers["location"] == "/me"
 
 
@@ -43,8 +46,11 @@ def test_it_refuses_a_wrong_token_and_never_redirects_off_site(client, world: Wo
     assert client.get("/login/sb_not-a-token", follow_redirects=False).status_code == 401
     page = client.get("/login").text
     csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
-    response = client.post("/login", data={"token": world.token("xihu"), "csrf_token": csrf,
-                                           "next": "//evil.example/"}, follow_redirects=False)
+    response = client.post(
+        "/login",
+        data={"token": world.token("xihu"), "csrf_token": csrf, "next": "//evil.example/"},
+        follow_redirects=False,
+    )
     assert response.headers["location"] == "/"
 
 
@@ -75,8 +81,9 @@ def test_every_form_needs_the_session_csrf_token(client, world: World) -> None: 
     assert "安全校验未通过" in response.text
     # A cookie-authenticated API write needs the header too; a bearer one does not.
     assert client.post(f"/api/cases/{ref}/actions", json={"action": "submit"}).status_code == 403
-    ok = client.post(f"/api/cases/{ref}/actions", json={"action": "submit"},
-                     headers={"X-CSRF-Token": csrf_of(client)})
+    ok = client.post(
+        f"/api/cases/{ref}/actions", json={"action": "submit"}, headers={"X-CSRF-Token": csrf_of(client)}
+    )
     assert ok.status_code == 200, ok.text
 
 

@@ -26,13 +26,24 @@ from tests.dashboard.conftest import WEB, make_runtime
 from tests.dashboard.world import World, build_world
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-SHOTS = Path(os.environ.get("SHENBAO_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(
+    os.environ.get("SHENBAO_SCREENSHOTS", Path(__file__).resolve().parents[2] / "out" / "screenshots")
+)
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="需要 Debian 的 chromium（apt-get install chromium）：/usr/bin/chromium 不存在"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="需要 Debian 的 chromium（apt-get install chromium）：/usr/bin/chromium 不存在",
+    ),
 ]
 
 
@@ -44,14 +55,20 @@ def live(sqlite_db: Database, make_ctx, tmp_path: Path) -> Iterator[tuple[str, W
     with sqlite_db.write() as session:
         seed_divisions(session)
         for path in builtin_campaign_files():
-            load_campaign(session, make_ctx(parse_instant("2026-05-26T09:00")), path.read_text(encoding="utf-8"),
-                          origin=path.name)
+            load_campaign(
+                session,
+                make_ctx(parse_instant("2026-05-26T09:00")),
+                path.read_text(encoding="utf-8"),
+                origin=path.name,
+            )
     world = build_world(sqlite_db, make_ctx, tmp_path)
     rt = make_runtime(sqlite_db, tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(rt, WEB), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(rt, WEB), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -15,9 +15,13 @@ _load_extensions()
 
 
 def _env(world: World, tmp_path: Path) -> dict[str, str]:
-    return {"SHENBAO_HOME": str(tmp_path / "home"), "SHENBAO_DATABASE_URL": world.db.url,
-            "SHENBAO_AUDIT_KEY_FILE": str(tmp_path / "keys" / "audit.key"), "SHENBAO_NOW": "2026-06-20T09:00",
-            "SHENBAO_DASHBOARD_URL": "https://shenbao.example.gov.cn"}
+    return {
+        "SHENBAO_HOME": str(tmp_path / "home"),
+        "SHENBAO_DATABASE_URL": world.db.url,
+        "SHENBAO_AUDIT_KEY_FILE": str(tmp_path / "keys" / "audit.key"),
+        "SHENBAO_NOW": "2026-06-20T09:00",
+        "SHENBAO_DASHBOARD_URL": "https://shenbao.example.gov.cn",
+    }
 
 
 def test_it_issues_lists_and_revokes_tokens(world: World, tmp_path: Path) -> None:

@@ -35,7 +35,9 @@ def test_the_jingpin_summary_is_the_form_of_annex_2_3(client, world: World, make
     assert rows[0][0] == "附2-3"
     assert rows[1][0] == "2026年浙江制造精品推荐汇总表"
     assert rows[2][0] == "填报单位（盖章）：杭州市经济和信息化局"
-    assert rows[3][:3] == ["序号", "企业名称", "产品名称及型号"] and rows[3][4] == "所在“415X”先进制造业集群赛道"
+    assert (
+        rows[3][:3] == ["序号", "企业名称", "产品名称及型号"] and rows[3][4] == "所在“415X”先进制造业集群赛道"
+    )
     assert str(rows[3][3]).startswith("产品类别")
     assert rows[4] == [1, "杭州智算科技有限公司", "智算一体机 ZS-800", "先进制造类", "人工智能"]
     texts = [r[0] for r in rows if r[0]]
@@ -57,7 +59,14 @@ def test_the_roster_is_the_form_of_annex_3(client, world: World) -> None:  # typ
     sign_in(client, world.token("hangzhou"))
     rows = _rows(_sheet(client.get(f"/exports/{CLUSTER}/cities/330100/roster.xlsx").content))
     assert rows[1][0] == "工作人员信息汇总表" and rows[2][0] == "设区市：杭州市"
-    assert rows[3] == ["市、县(市、区)", "处室/科室", "姓名", "职务", "手机号码(浙政钉号码)", "备注(集群遴选/制造精品)"]
+    assert rows[3] == [
+        "市、县(市、区)",
+        "处室/科室",
+        "姓名",
+        "职务",
+        "手机号码(浙政钉号码)",
+        "备注(集群遴选/制造精品)",
+    ]
     people = {r[2]: r for r in rows[4:] if r[1] is not None}
     assert people["王明"] == ["杭州市", "产业处", "王明", "科长", "13800000001", "集群遴选"]
     assert people["林西"][0] == "西湖区"
@@ -93,8 +102,14 @@ def test_a_feed_follows_a_moved_deadline(client, world: World, make_ctx) -> None
     from calendars.timeutil import parse_deadline
 
     with world.db.write() as session:
-        set_deadline(session, make_ctx("2026-06-20T08:00"), CLUSTER, "city_recommendation",
-                     parse_deadline("2026-07-10"), "延期一周")
+        set_deadline(
+            session,
+            make_ctx("2026-06-20T08:00"),
+            CLUSTER,
+            "city_recommendation",
+            parse_deadline("2026-07-10"),
+            "延期一周",
+        )
     moved = client.get(url).text.replace("\r\n ", "")
     block = moved.split("UID:2026-cluster-selection.city_recommendation@shenbao")[1].split("END:VEVENT")[0]
     assert "SEQUENCE:2" in block and "DTSTART:20260710T160000Z" in block

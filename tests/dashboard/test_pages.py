@@ -71,14 +71,35 @@ def test_the_case_page_shows_fields_findings_actions_and_history(client, world: 
 def test_the_notification_log_shows_failures_and_retries(client, world: World) -> None:  # type: ignore[no-untyped-def]
     with world.db.write() as session:
         contact = session.exec(select(Contact).where(Contact.email == "wangming@hz.gov.cn")).one()
-        mail = Email(key="k1", message_id="<k1@shenbao>", contact_id=contact.id, to_addr=contact.email,
-                     to_name=contact.name, subject="【催办】报送工作人员信息汇总表已逾期", text_body="", html_body="",
-                     raw=b"", kinds="escalation", created_at=NOW - timedelta(hours=2), next_attempt_at=NOW,
-                     status="retry", attempts=1, last_error="421 try later")
+        mail = Email(
+            key="k1",
+            message_id="<k1@shenbao>",
+            contact_id=contact.id,
+            to_addr=contact.email,
+            to_name=contact.name,
+            subject="【催办】报送工作人员信息汇总表已逾期",
+            text_body="",
+            html_body="",
+            raw=b"",
+            kinds="escalation",
+            created_at=NOW - timedelta(hours=2),
+            next_attempt_at=NOW,
+            status="retry",
+            attempts=1,
+            last_error="421 try later",
+        )
         session.add(mail)
         session.flush()
-        session.add(DeliveryAttempt(email_id=mail.id, at=NOW - timedelta(hours=1), worker="w1", outcome="temporary",
-                                    smtp_code=421, detail="try later"))
+        session.add(
+            DeliveryAttempt(
+                email_id=mail.id,
+                at=NOW - timedelta(hours=1),
+                worker="w1",
+                outcome="temporary",
+                smtp_code=421,
+                detail="try later",
+            )
+        )
     sign_in(client, world.token("hangzhou"))
     page = client.get("/notifications").text
     assert "【催办】报送工作人员信息汇总表已逾期" in page and "等待重试" in page
@@ -108,7 +129,9 @@ def test_the_openapi_schema_documents_response_models(client) -> None:  # type: 
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ActionOut")
     assert "409" in post["responses"]
     assert "/api/cases/by-external/{external_id}/actions" in schema["paths"]
-    assert {"CaseDetail", "BoardOut", "RecommendationOut", "MailLogOut", "AuditOut"} <= set(schema["components"]["schemas"])
+    assert {"CaseDetail", "BoardOut", "RecommendationOut", "MailLogOut", "AuditOut"} <= set(
+        schema["components"]["schemas"]
+    )
 
 
 def test_the_api_reference_is_readable_without_a_cdn(client) -> None:  # type: ignore[no-untyped-def]

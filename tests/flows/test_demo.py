@@ -12,10 +12,16 @@ from pathlib import Path
 def test_the_demo_delivers_every_email_once_and_leaves_a_sound_audit_chain(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")} | {
-        "SHENBAO_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+        "SHENBAO_HOME": str(tmp_path / "home"),
+        "COLUMNS": "200",
+    }
     result = subprocess.run(
         [sys.executable, "-c", "from flows.cli import main; main()", "demo", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     text = result.stdout

@@ -9,9 +9,21 @@ from notifications.render import Renderer
 
 
 def _lapse(ref: str) -> dict[str, object]:
-    return {"kind": "notice", "urgent": False, "campaign_name": "第四批遴选", "action": "lapse", "label": "逾期关闭",
-            "from": "填报中", "to": "逾期未提交", "reason": "已于 2026-06-25（周四）24:00 截止", "actor": "系统（自动）",
-            "at_text": "2026-06-26（周五）00:00", "ref": ref, "title": f"{ref} 单位", "defence_at": None}
+    return {
+        "kind": "notice",
+        "urgent": False,
+        "campaign_name": "第四批遴选",
+        "action": "lapse",
+        "label": "逾期关闭",
+        "from": "填报中",
+        "to": "逾期未提交",
+        "reason": "已于 2026-06-25（周四）24:00 截止",
+        "actor": "系统（自动）",
+        "at_text": "2026-06-26（周五）00:00",
+        "ref": ref,
+        "title": f"{ref} 单位",
+        "defence_at": None,
+    }
 
 
 def test_it_merges_identical_notices_into_one_section_in_place() -> None:
@@ -30,8 +42,14 @@ def test_it_keeps_a_few_notices_apart() -> None:
 
 def test_it_renders_a_group_with_every_case_listed() -> None:
     section = grouped([_lapse(f"CL26-0000{i}") for i in range(1, 5)])[0]
-    context = {"contact": SimpleNamespace(name="张伟"), "org_name": "杭州市", "sections": [section],
-               "now_text": "2026-06-26（周五）09:00", "dashboard_url": None, "from_name": "申报提醒"}
+    context = {
+        "contact": SimpleNamespace(name="张伟"),
+        "org_name": "杭州市",
+        "sections": [section],
+        "now_text": "2026-06-26（周五）09:00",
+        "dashboard_url": None,
+        "from_name": "申报提醒",
+    }
     subject, text, html = Renderer().render(context)
     assert subject == "【通知】4项申报：逾期关闭（逾期未提交）"
     assert all(f"CL26-0000{i}" in text and f"CL26-0000{i}" in html for i in range(1, 5))
