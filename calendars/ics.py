@@ -8,6 +8,9 @@ strictly valid and stable:
   drops the event;
 * times are written in UTC ("Z"), so no VTIMEZONE block is needed and no client can apply its own
   idea of Asia/Shanghai; X-WR-TIMEZONE only tells clients how to display them;
+* an event whose start is a ``date`` is an all-day event (``DTSTART;VALUE=DATE``, DTEND the day
+  after): a deadline "6月25日24:00" is shown on 06-25 that way, where an instant at 06-26 00:00
+  would be shown on the 26th;
 * DTSTAMP comes from the caller, so rendering the same events twice gives the same bytes (feeds
   are cached and compared, and tests need no clock);
 * UID and SEQUENCE come from the caller: a moved deadline keeps its UID and bumps SEQUENCE, so
@@ -19,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 __all__ = ["IcsAlarm", "IcsEvent", "escape_text", "fold_line", "format_duration", "render_calendar"]
 
@@ -32,7 +35,11 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class IcsAlarm:
-    """A display alarm ``before`` the event's start (a negative value means after it)."""
+    """A display alarm ``before`` the event's start (a negative value means after it).
+
+    An all-day event starts at 00:00 of its day in the calendar app's own time zone, so ``before``
+    counts from that midnight: ``-timedelta(hours=9)`` rings at 09:00 on the day.
+    """
 
     before: timedelta
     description: str
@@ -40,12 +47,16 @@ class IcsAlarm:
 
 @dataclass(frozen=True)
 class IcsEvent:
-    """One event. A deadline is a zero-length instant: ``end`` None or equal to ``start``."""
+    """One event. A deadline is a zero-length instant: ``end`` None or equal to ``start``.
+
+    With ``start`` a ``date`` the event is all-day; ``end`` is then the last day it covers
+    (None: the start day only).
+    """
 
     uid: str
     summary: str
-    start: datetime
-    end: datetime | None = None
+    start: datetime | date
+    end: datetime | date | None = None
     description: str = ""
     url: str | None = None
     sequence: int = 0
@@ -111,13 +122,30 @@ def _no_line_breaks(value: str, what: str) -> str:
     return value
 
 
-def _event_lines(event: IcsEvent, stamp: str) -> list[str]:
+def _span(event: IcsEvent) -> tuple[str, str]:
+    """DTSTART and DTEND, property parameters included."""
+    if not isinstance(event.start, datetime):
+        last = event.start if event.end is None else event.end
+        if isinstance(last, datetime):
+            raise ValueError(f"ICS 全天事件 {event.uid!r} 的结束也必须是日期")
+        if last < event.start:
+            raise ValueError(f"ICS 事件 {event.uid!r} 的结束时间早于开始时间")
+        # DTEND of an all-day event is exclusive: the day after the last day shown.
+        after = last + timedelta(days=1)
+        return f"DTSTART;VALUE=DATE:{event.start:%Y%m%d}", f"DTEND;VALUE=DATE:{after:%Y%m%d}"
+    if isinstance(event.end, date) and not isinstance(event.end, datetime):
+        raise ValueError(f"ICS 事件 {event.uid!r} 的开始是时刻，结束也必须是时刻")
     start = _utc(event.start, "start")
     if event.end is not None and event.end < event.start:
         raise ValueError(f"ICS 事件 {event.uid!r} 的结束时间早于开始时间")
     # DTEND equal to DTSTART rather than DURATION:PT0S: every client tried reads it as an
     # instant, and "end None" and "end == start" then render identically.
     end = start if event.end is None else _utc(event.end, "end")
+    return f"DTSTART:{start}", f"DTEND:{end}"
+
+
+def _event_lines(event: IcsEvent, stamp: str) -> list[str]:
+    dtstart, dtend = _span(event)
     if event.sequence < 0:
         raise ValueError(f"ICS 事件 {event.uid!r} 的 SEQUENCE 不能为负")
     lines = [
@@ -125,8 +153,8 @@ def _event_lines(event: IcsEvent, stamp: str) -> list[str]:
         f"UID:{escape_text(event.uid)}",
         f"DTSTAMP:{stamp}",
         f"SEQUENCE:{event.sequence}",
-        f"DTSTART:{start}",
-        f"DTEND:{end}",
+        dtstart,
+        dtend,
         f"SUMMARY:{escape_text(event.summary)}",
     ]
     if event.description:

@@ -6,7 +6,7 @@ province moves a deadline, subscribed calendars move the event instead of adding
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, select
 
@@ -14,6 +14,7 @@ from calendars.ics import IcsAlarm, IcsEvent, render_calendar
 from calendars.timeutil import to_local
 from models.campaign import Campaign, deadlines_of
 from models.org import Organisation
+from notifications.schedule import last_day
 
 # Which stages (by their actor) concern an organisation of each tier: its own, and for the
 # supervising tiers those of the tier below, whom they are expected to chase.
@@ -27,17 +28,21 @@ STAGE_ACTORS = {
     "association": {"city", "enterprise", "recommender"},
 }
 ALARMS = ((timedelta(days=3), "3天后截止"), (timedelta(days=1), "明天截止"))
-# A "24:00" deadline is the first instant of the next day: alarms a whole number of days before
-# it would ring at midnight. Ring at 09:00 instead, two days before the last day and on it.
-MIDNIGHT_ALARMS = (
-    (timedelta(days=2, hours=15), "还有3天截止（最后一天24:00）"),
-    (timedelta(hours=15), "今天24:00截止"),
+# A "24:00" deadline is an all-day event on its last day (an instant at 00:00 would be shown on
+# the next day). Its alarms count from 00:00 of that day and ring at 09:00, not at midnight: two
+# days before the last day, and on it.
+LAST_DAY_ALARMS = (
+    (timedelta(days=2) - timedelta(hours=9), "还有3天截止（最后一天24:00）"),
+    (-timedelta(hours=9), "今天24:00截止"),
 )
 
 
-def alarms_for(due: datetime) -> tuple[tuple[timedelta, str], ...]:
+def deadline_span(due: datetime) -> tuple[datetime | date, tuple[tuple[timedelta, str], ...]]:
+    """When the deadline's event starts (an instant, or the last day of a 24:00 deadline), and its alarms."""
     local = to_local(due)
-    return MIDNIGHT_ALARMS if (local.hour, local.minute) == (0, 0) else ALARMS
+    if (local.hour, local.minute, local.second) == (0, 0, 0):
+        return last_day(due), LAST_DAY_ALARMS
+    return due, ALARMS
 
 
 def contact_events(
@@ -58,6 +63,7 @@ def contact_events(
             if due is None:
                 continue  # 另行通知: appears once the province sets a date (SEQUENCE goes up then)
             version = row.version if row else 1
+            start, alarms = deadline_span(due)
             own = stage.actor == org.tier or (org.tier == "park" and stage.actor == "county")
             summary = f"【{'截止' if own else '督办'}】{stage.name}"
             description = "\n".join(
@@ -75,13 +81,11 @@ def contact_events(
                 IcsEvent(
                     uid=f"{campaign.id}.{stage.id}@shenbao",
                     summary=summary,
-                    start=due,
+                    start=start,
                     description=description,
                     url=f"{base_url}/campaigns/{campaign.id}",
                     sequence=version,
-                    alarms=tuple(
-                        IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms_for(due)
-                    ),
+                    alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms),
                     last_modified=row.changed_at if row else None,
                     status="CONFIRMED",
                 )

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import icalendar
 import pytest
 
 from calendars.ics import IcsAlarm, IcsEvent, escape_text, fold_line, format_duration, render_calendar
-from calendars.timeutil import parse_deadline
+from calendars.timeutil import LOCAL_TZ, parse_deadline
 
 STAMP = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
 DEADLINE = parse_deadline("2026-06-25 24:00")
@@ -161,3 +162,33 @@ def test_it_rejects_an_end_before_the_start() -> None:
 def test_it_rejects_a_url_with_a_line_break() -> None:
     with pytest.raises(ValueError, match="URL"):
         render(event(url="https://example.org/\r\nX-EVIL:1"))
+
+
+def shown_dates(text: str) -> list[tuple[str, list[date]]]:
+    """Each event's summary and the local days a calendar app in Shanghai shows it on."""
+    shown = []
+    for component in icalendar.Calendar.from_ical(text).walk("VEVENT"):
+        start, end = component.decoded("DTSTART"), component.decoded("DTEND")
+        if isinstance(start, datetime):
+            days = [start.astimezone(LOCAL_TZ).date()]
+        else:
+            days = [start + timedelta(days=i) for i in range((end - start).days)]
+        shown.append((str(component["SUMMARY"]), days))
+    return shown
+
+
+def test_it_shows_an_all_day_event_on_its_own_day_only() -> None:
+    text = render(event(start=date(2026, 6, 25)))
+    assert "DTSTART;VALUE=DATE:20260625" in unfold(text)
+    assert shown_dates(text) == [("集群遴选：县级网上申报截止", [date(2026, 6, 25)])]
+
+
+def test_it_counts_the_alarms_of_an_all_day_event_from_its_midnight() -> None:
+    alarms = [IcsAlarm(timedelta(days=1, hours=15), "还有3天"), IcsAlarm(-timedelta(hours=9), "今天")]
+    lines = unfold(render(event(start=date(2026, 6, 25), alarms=alarms)))
+    assert "TRIGGER:-P1DT15H" in lines and "TRIGGER:PT9H" in lines
+
+
+def test_it_rejects_an_all_day_event_ending_at_an_instant() -> None:
+    with pytest.raises(ValueError, match="全天事件"):
+        render(event(start=date(2026, 6, 25), end=DEADLINE))

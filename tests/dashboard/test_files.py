@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time
 from io import BytesIO
 
+import icalendar
 from openpyxl import load_workbook
 
+from calendars.timeutil import LOCAL_TZ
 from dashboard.auth import feed_id
 from models.actions import perform, set_deadline
 from tests.conftest import CLUSTER, JINGPIN
@@ -95,8 +98,13 @@ def test_a_feed_follows_a_moved_deadline(client, world: World, make_ctx) -> None
     assert first.status_code == 200 and first.headers["content-type"].startswith("text/calendar")
     text = first.text
     assert "UID:2026-cluster-selection.city_recommendation@shenbao" in text
-    # 07-03 24:00: alarms at 09:00 on 07-01 and on 07-03, not at midnight.
-    assert "TRIGGER:-P2DT15H" in text and "TRIGGER:-PT15H" in text
+    # 07-03 24:00 is shown on 07-03 (not on 07-04), with alarms at 09:00 on 07-01 and on 07-03.
+    uid = "2026-cluster-selection.city_recommendation@shenbao"
+    (shown,) = [e for e in icalendar.Calendar.from_ical(text).walk("VEVENT") if e["UID"] == uid]
+    assert shown.decoded("DTSTART") == date(2026, 7, 3) and shown.decoded("DTEND") == date(2026, 7, 4)
+    midnight = datetime.combine(date(2026, 7, 3), time(0), LOCAL_TZ)
+    rings = [midnight + alarm.decoded("TRIGGER") for alarm in shown.walk("VALARM")]
+    assert [f"{r:%m-%d %H:%M}" for r in rings] == ["07-01 09:00", "07-03 09:00"]
     assert "SUMMARY:【截止】设区市审核推荐并上传推荐函（签章版）" in text.replace("\r\n ", "")
     assert "SEQUENCE:1" in text
     from calendars.timeutil import parse_deadline
@@ -112,7 +120,7 @@ def test_a_feed_follows_a_moved_deadline(client, world: World, make_ctx) -> None
         )
     moved = client.get(url).text.replace("\r\n ", "")
     block = moved.split("UID:2026-cluster-selection.city_recommendation@shenbao")[1].split("END:VEVENT")[0]
-    assert "SEQUENCE:2" in block and "DTSTART:20260710T160000Z" in block
+    assert "SEQUENCE:2" in block and "DTSTART;VALUE=DATE:20260710" in block
     assert "调整原因：延期一周" in block
 
 
