@@ -20,6 +20,7 @@ __all__ = [
     "WEEKDAYS_ZH",
     "format_date",
     "format_deadline",
+    "format_deadline_from",
     "format_duration_zh",
     "format_local",
     "local_date",
@@ -181,6 +182,23 @@ def format_deadline(dt: datetime) -> str:
     if local.time() == time(0):
         return f"{format_date(local.date() - timedelta(days=1))}24:00"
     return format_local(dt)
+
+
+def format_deadline_from(now: datetime, dt: datetime) -> str:
+    """A deadline as said on the day ``now``: ``本周日（6月28日）24:00``, ``下周一（6月29日）17:00``.
+
+    Said on a Friday, "2026-06-28（周日）24:00" is easily misread as today's; naming the week
+    makes plain that the weekend is still to come. Further away than next week: the full date.
+    """
+    local = to_local(dt)
+    day, hhmm = local.date(), f"{local:%H:%M}"
+    if local.time() == time(0):
+        day, hhmm = day - timedelta(days=1), "24:00"
+    today = local_date(now)
+    weeks = (day - timedelta(days=day.weekday()) - (today - timedelta(days=today.weekday()))).days // 7
+    if weeks not in (0, 1):
+        return format_deadline(dt)
+    return f"{('本', '下')[weeks]}{WEEKDAYS_ZH[day.weekday()]}（{day.month}月{day.day}日）{hhmm}"
 
 
 def format_duration_zh(delta: timedelta) -> str:

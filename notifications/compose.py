@@ -18,7 +18,14 @@ from typing import Any, Literal
 from sqlmodel import Session, select
 
 from calendars.campaign import CampaignSpec, Stage
-from calendars.timeutil import format_deadline, format_duration_zh, format_local, parse_instant
+from calendars.timeutil import (
+    format_deadline,
+    format_deadline_from,
+    format_duration_zh,
+    format_local,
+    local_date,
+    parse_instant,
+)
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.campaign import Campaign, deadlines_of
 from models.case import PROGRAM_LABELS, Case
@@ -28,7 +35,7 @@ from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notifica
 from notifications.audience import Directory, lookup_keys
 from notifications.mime import build_mime, message_id_for
 from notifications.render import Renderer
-from notifications.schedule import WorkingHours
+from notifications.schedule import WorkingHours, last_day
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
 STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is read whole
@@ -133,16 +140,42 @@ def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str
 
 def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> dict[str, Any]:
     if due is None:
-        return {"deadline_text": "另行通知", "working_days_left": None, "remaining": None, "overdue": False}
+        return {
+            "deadline_text": "另行通知",
+            "working_days_left": None,
+            "remaining": None,
+            "overdue": False,
+            "due_today": False,
+            "last_working_day": False,
+            "when_text": "另行通知",
+            "countdown_text": None,
+        }
     try:
         left: int | None = calendar.working_days_left(now, due)
     except UnknownYearError:
         left = None
+    remaining = format_duration_zh(due - now)
+    # "还剩 0 个工作日" also holds on a Friday before a Sunday deadline: only the deadline's own
+    # day is 今日截止; a last working day before it says so, and when the deadline really is.
+    due_today = now < due and local_date(now) == last_day(due)
+    last_working_day = left == 0 and now < due and not due_today
+    if due_today:
+        countdown: str | None = f"今天截止，距截止还有{remaining}"
+    elif last_working_day:
+        countdown = f"今天是截止前最后一个工作日，距截止还有{remaining}"
+    elif left is not None:
+        countdown = f"还剩 {left} 个工作日，{remaining}"
+    else:
+        countdown = None
     return {
         "deadline_text": format_deadline(due),
         "working_days_left": left,
-        "remaining": format_duration_zh(due - now),
+        "remaining": remaining,
         "overdue": now >= due,
+        "due_today": due_today,
+        "last_working_day": last_working_day,
+        "when_text": format_deadline_from(now, due) if last_working_day else format_deadline(due),
+        "countdown_text": countdown,
     }
 
 

@@ -8,6 +8,7 @@ from calendars.timeutil import (
     LOCAL_TZ,
     format_date,
     format_deadline,
+    format_deadline_from,
     format_duration_zh,
     format_local,
     local_date,
@@ -168,3 +169,18 @@ def test_it_formats_a_non_midnight_deadline_like_local_time() -> None:
 )
 def test_it_formats_durations_in_chinese(delta: timedelta, expected: str) -> None:
     assert format_duration_zh(delta) == expected
+
+
+@pytest.mark.parametrize(
+    ("now", "deadline", "said"),
+    [
+        ("2026-06-26 09:00", "2026-06-28 24:00", "本周日（6月28日）24:00"),
+        ("2026-06-26 09:00", "2026-06-29 17:30", "下周一（6月29日）17:30"),
+        ("2026-06-28 23:00", "2026-06-28 24:00", "本周日（6月28日）24:00"),
+        ("2026-06-26 09:00", "2026-07-10 24:00", "2026-07-10（周五）24:00"),
+    ],
+)
+def test_it_says_a_near_deadline_by_its_week_and_a_far_one_by_its_date(
+    now: str, deadline: str, said: str
+) -> None:
+    assert format_deadline_from(parse_instant(now), parse_deadline(deadline)) == said

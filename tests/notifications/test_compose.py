@@ -223,7 +223,8 @@ def test_it_cancels_a_queued_reminder_when_the_deadline_moves_before_it_is_sent(
     [old, notice] = emails(db, contact_id=ids["xihu"])
     assert (old.status, notice.status) == (E_CANCELLED, E_SENT)
     assert notice.subject == (
-        "【时间调整】线上申报（申报信息表、实施方案及佐证材料）截止时间调整为2026-06-30（周二）24:00"
+        "【时间调整】第四批省级重点产业集群核心区协同区和“新星”产业群遴选："
+        "线上申报（申报信息表、实施方案及佐证材料）截止时间调整为2026-06-30（周二）24:00"
     )
     assert [m.rcpt_tos for m in smtp.messages] == [("lina@xihu.example",)]
     assert "2026-06-25（周四）24:00" not in text_of(smtp, 0).split("原为")[0]

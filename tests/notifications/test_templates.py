@@ -19,8 +19,9 @@ from models.db import Database
 from notifications.compose import MailIdentity
 from notifications.loopback import LoopbackSMTP
 from notifications.render import KINDS, Renderer
+from tests.conftest import CLUSTER
 from tests.models.spine import cluster_case
-from tests.notifications.world import IDENTITY, act, build_town, emails, send_at, tick_at
+from tests.notifications.world import IDENTITY, act, build_town, emails, move_deadline, send_at, tick_at
 
 DEADLINE = "2026-06-25（周四）24:00"
 STAGE = "线上申报（申报信息表、实施方案及佐证材料）"
@@ -58,7 +59,37 @@ def test_it_marks_the_last_day_in_the_subject(town: dict[str, Any], make_ctx: An
     tick_at(town["db"], make_ctx, "2026-06-25T08:30")
     [email] = emails(town["db"], contact_id=town["ids"]["xihu"])
     assert email.subject == f"【今日截止】{STAGE}将于{DEADLINE}截止，1项待办"
-    assert "（还剩 0 个工作日，15小时30分钟）" in email.text_body
+    assert "（今天截止，距截止还有15小时30分钟）" in email.text_body
+
+
+def test_it_says_when_a_weekend_deadline_really_is_on_the_last_working_day_before_it(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    # Sunday 06-28 24:00: Friday 06-26 has no working day after it, but it is not the last day.
+    move_deadline(town["db"], make_ctx, "2026-06-20T10:00", CLUSTER, "application", "2026-06-28 24:00")
+    tick_at(town["db"], make_ctx, "2026-06-20T10:00")  # the notice of the move goes on its own
+    tick_at(town["db"], make_ctx, "2026-06-26T09:00")
+    [email] = [e for e in emails(town["db"], contact_id=town["ids"]["xihu"]) if e.kinds == "reminder"]
+    assert email.subject == f"【最后一个工作日】{STAGE}将于本周日（6月28日）24:00截止，1项待办"
+    assert "（今天是截止前最后一个工作日，距截止还有2天15小时）" in email.text_body
+    assert "今天是截止前最后一个工作日，距截止还有2天15小时" in email.html_body
+    assert "今日截止" not in email.subject + email.text_body + email.html_body
+
+
+CLUSTER_NAME = "第四批省级重点产业集群核心区协同区和“新星”产业群遴选"
+
+
+def test_it_names_the_campaign_and_when_the_change_happened_in_a_deadline_notice_held_overnight(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    # Moved on a Saturday night: the email waits for Monday 08:30, and must not pass for news of then.
+    move_deadline(town["db"], make_ctx, "2026-06-20T22:00", CLUSTER, "application", "2026-06-30 24:00")
+    tick_at(town["db"], make_ctx, "2026-06-20T22:00")
+    [email] = emails(town["db"], contact_id=town["ids"]["xihu"])
+    assert email.subject == f"【时间调整】{CLUSTER_NAME}：{STAGE}截止时间调整为2026-06-30（周二）24:00"
+    assert CLUSTER_NAME in email.html_body
+    assert "调整时间：2026-06-20（周六）22:00" in email.text_body
+    assert "调整时间：2026-06-20（周六）22:00" in email.html_body
 
 
 def test_it_links_the_dashboard_when_one_is_configured(town: dict[str, Any], make_ctx: Any) -> None:
@@ -156,9 +187,9 @@ def test_it_writes_a_defence_notice_with_the_date_and_the_reason() -> None:
     assert "说明：请携带汇报材料提前30分钟到场" in text
 
 
-def test_it_sums_up_a_digest_in_its_subject() -> None:
+def test_it_titles_a_digest_of_notices_only_as_notices_not_as_things_to_do() -> None:
     subject, text, _ = Renderer().render(_context([_notice(), _notice(ref="CL26-00002")]))
-    assert subject == "【申报工作提醒】李娜，您有2项待办与通知（2026-06-18（周四）09:00）"
+    assert subject == "【通知】李娜，您有2条通知（2026-06-18（周四）09:00）"
     assert "—— 1. ——" in text and "—— 2. ——" in text
 
 
