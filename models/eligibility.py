@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from calendars.campaign import CampaignSpec, ClusterRules, JingpinRules
+from calendars.campaign import CampaignSpec, ClusterRules, ClusterTrack, JingpinRules
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,68 @@ def _fmt(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def cluster_of_subtrack(rules: ClusterRules, subtrack: str) -> ClusterTrack | None:
+    """The 省级重点产业集群 whose 附1-1 row lists ``subtrack``: 附1-2 asks for the 细分赛道 only."""
+    return next((t for t in rules.tracks if subtrack in t.subtracks), None)
+
+
+def clusters_by_subtrack(rules: ClusterRules) -> dict[str, str]:
+    """Every 细分赛道 of 附1-1, and every cluster's own name, to the cluster it identifies."""
+    return {name: t.cluster for t in rules.tracks for name in (t.cluster, *t.subtracks)}
+
+
+def _open_subtracks(rules: ClusterRules) -> str:
+    return "；".join(f"{t.cluster}：{'、'.join(t.subtracks)}" for t in rules.tracks if t.open)
+
+
+def _cluster_track(
+    named: str, subtrack: str, rules: ClusterRules
+) -> tuple[ClusterTrack | None, Finding | None]:
+    """The 附1-1 row an application belongs to (from its 细分赛道, or the cluster it names), or
+    the finding that says why it cannot be told."""
+    by_name = {t.cluster: t for t in rules.tracks}
+    if subtrack in by_name:
+        # A cluster's name typed as its 细分赛道 ("智能物联"): the cluster is clear, the
+        # 细分赛道 is not; say which ones the form accepts.
+        track = by_name[subtrack]
+        if not track.open:
+            return track, None
+        return None, Finding(
+            "subtrack_is_cluster",
+            "block",
+            f"细分赛道填写的是集群名称「{subtrack}」，请改填该集群的一个细分赛道"
+            f"（附1-1「{subtrack}」：{'、'.join(track.subtracks)}{'等' if track.open_ended else ''}）",
+        )
+    if not subtrack:
+        named_track = by_name.get(named)
+        choices = (
+            f"「{named}」的细分赛道：{'、'.join(named_track.subtracks)}"
+            if named_track is not None and named_track.open
+            else f"附1-1 开放申报的细分赛道——{_open_subtracks(rules)}"
+        )
+        return None, Finding("subtrack_missing", "block", f"未填写细分赛道（附1-2 限选1个）；{choices}")
+    inferred = cluster_of_subtrack(rules, subtrack)
+    if named and named not in by_name:
+        known = "、".join(t.cluster for t in rules.tracks)
+        return None, Finding("track_unknown", "block", f"集群名称「{named}」不在附1-1中（应为：{known}）")
+    if inferred is not None and named and inferred.cluster != named:
+        return None, Finding(
+            "subtrack_mismatch",
+            "block",
+            f"细分赛道「{subtrack}」属于「{inferred.cluster}」集群（附1-1），而所填集群为「{named}」",
+        )
+    if inferred is not None:
+        return inferred, None
+    if named:
+        return by_name[named], None
+    return None, Finding(
+        "subtrack_unknown",
+        "block",
+        f"细分赛道「{subtrack}」未列于附1-1，无法确定所属集群；属“等”所含范围的，请注明所属集群"
+        f"（附1-1 开放申报的细分赛道——{_open_subtracks(rules)}）",
+    )
+
+
 def cluster_findings(
     attrs: dict[str, Any], zone_type: str, rules: ClusterRules, *, mountain_island: bool
 ) -> list[Finding]:
@@ -54,13 +116,12 @@ def cluster_findings(
     threshold: Decimal | None = None
 
     if zone_type in ("core", "collaborative"):
-        track = next((t for t in rules.tracks if t.cluster == cluster_name), None)
-        if track is None:
-            known = "、".join(t.cluster for t in rules.tracks)
-            out.append(
-                Finding("track_unknown", "block", f"集群名称「{cluster_name}」不在附1-1中（应为：{known}）")
-            )
+        track, problem = _cluster_track(cluster_name, subtrack, rules)
+        if problem is not None:
+            out.append(problem)
             return out
+        assert track is not None
+        cluster_name = track.cluster
         if not track.open:
             out.append(
                 Finding("track_closed", "block", f"「{cluster_name}」集群本批不开放核心区协同区申报（附1-1）")

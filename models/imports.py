@@ -20,6 +20,7 @@ from models.audit import EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import Ctx
+from models.eligibility import clusters_by_subtrack
 from models.org import Contact, Organisation
 from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
@@ -277,7 +278,8 @@ def _add_contact(
 
 
 def _import_cluster(session: Session, ctx: Ctx, spec: Any, path: Path) -> ImportSummary:
-    rows: list[ClusterApplicationRow] = parse_cluster_applications(path)
+    clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
+    rows: list[ClusterApplicationRow] = parse_cluster_applications(path, clusters=clusters)
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     planned: list[tuple[ClusterApplicationRow, Organisation, str, str]] = []

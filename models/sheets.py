@@ -22,7 +22,7 @@ import io
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -1023,8 +1023,13 @@ class ClusterApplicationRow:
 
 
 def parse_cluster_applications(
-    path: PathLike, *, sheet_name: str | None = None
+    path: PathLike, *, sheet_name: str | None = None, clusters: Mapping[str, str] | None = None
 ) -> list[ClusterApplicationRow]:
+    """``clusters`` maps each 细分赛道 (and each cluster's own name, which people type there too)
+    to its 集群, from the campaign file's 附1-1: 附1-2 itself has no cluster column, so a row
+    without one takes the cluster of its 细分赛道, or None when that cannot be told (the
+    eligibility rules then say why)."""
+    clusters = clusters or {}
     sheet = read_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
     rows: list[ClusterApplicationRow] = []
@@ -1038,10 +1043,10 @@ def parse_cluster_applications(
         elif zone_type is _MISSING:
             cluster_name = _MISSING
         else:
-            cluster_name = r.get(
-                "cluster_name", _cluster_name, empty_message="核心区、协同区须填写所属省级重点产业集群名称"
-            )
+            cluster_name = r.get("cluster_name", _cluster_name, required=False)
         track = r.get("track", _text_value)
+        if cluster_name is None and isinstance(track, str):
+            cluster_name = clusters.get(track)
         x_system = r.get("x_system", _x_system, empty_message="必填项为空（不属于任何“X”体系请填「无」）")
         revenue = r.get("revenue_2025", _non_negative_decimal(("亿元", "亿")))
         chain_leaders = r.get("chain_leaders", _count)

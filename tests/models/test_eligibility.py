@@ -90,6 +90,40 @@ def test_it_blocks_a_subtrack_outside_a_closed_list() -> None:
     assert "农机装备、智慧农机" in found["subtrack_unknown"].message
 
 
+def test_it_says_a_cluster_name_typed_as_the_subtrack_is_not_a_subtrack_and_lists_the_valid_ones() -> None:
+    for named in ("智能物联", None):  # 附1-2 has no cluster column: the name may come from nowhere else
+        found = cluster(cluster=named, subtrack="智能物联")
+        assert list(found) == ["subtrack_is_cluster"] and found["subtrack_is_cluster"].severity == "block"
+        message = found["subtrack_is_cluster"].message
+        assert "不属于" not in message
+        assert "集群名称「智能物联」" in message and "智能感知、智能网络、智能计算、智能控制" in message
+
+
+def test_it_infers_the_cluster_from_the_subtrack_alone() -> None:
+    assert cluster(cluster=None, subtrack="智能感知") == {}  # 智能物联 协同区: 200 亿元
+    below = cluster(cluster=None, subtrack="智能感知", revenue="150")
+    assert "门槛200亿元" in below["revenue_threshold"].message
+
+
+def test_it_says_a_missing_subtrack_is_missing_and_lists_the_clusters_subtracks() -> None:
+    found = cluster(cluster="智能物联", subtrack="")
+    assert list(found) == ["subtrack_missing"]
+    assert "未填写细分赛道" in found["subtrack_missing"].message
+    assert "智能感知、智能网络、智能计算、智能控制" in found["subtrack_missing"].message
+
+
+def test_it_blocks_a_subtrack_of_another_cluster_naming_both() -> None:
+    found = cluster(cluster="智能物联", subtrack="智能终端")
+    assert list(found) == ["subtrack_mismatch"]
+    assert "「智能终端」属于「人工智能」" in found["subtrack_mismatch"].message
+
+
+def test_it_cannot_infer_a_cluster_from_an_unlisted_subtrack_and_says_so() -> None:
+    found = cluster(cluster=None, subtrack="数控机床")
+    assert list(found) == ["subtrack_unknown"]
+    assert "无法确定所属集群" in found["subtrack_unknown"].message
+
+
 def test_it_only_notes_a_subtrack_covered_by_deng() -> None:  # "模具、增材制造等"
     found = cluster(cluster="工业母机与机器人", subtrack="数控机床", revenue="100")
     assert {r: f.severity for r, f in found.items()} == {"subtrack_other": "info"}

@@ -255,6 +255,22 @@ def test_it_refuses_to_import_the_same_applications_twice(seeded: Database, make
     assert counts(seeded) == before
 
 
+def test_it_takes_the_cluster_from_the_subtrack_of_a_form_without_a_cluster_column(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    # 附1-2 asks for 细分赛道 only; 集群名称 is a column people may leave out.
+    at = CLUSTER_HEADERS.index("集群名称")
+    headers = CLUSTER_HEADERS[:at] + CLUSTER_HEADERS[at + 1 :]
+    wrong = list(CLUSTER_ROW)
+    wrong[0], wrong[4] = "江北区", "智能物联"  # the cluster's name where its 细分赛道 belongs
+    rows = [r[:at] + r[at + 1 :] for r in (CLUSTER_ROW, wrong)]
+    run_cases(seeded, make_ctx, CLUSTER, write_sheet(tmp_path / "集群.csv", headers, rows))
+    with seeded.read() as session:
+        cases = session.exec(select(Case).where(Case.kind == "cluster_application"))
+        found = {c.title: c.attrs["cluster"] for c in cases}
+    assert found == {"鄞州区": "人工智能", "江北区": "智能物联"}
+
+
 @pytest.mark.parametrize(
     ("change", "column", "words"),
     [

@@ -389,9 +389,22 @@ def test_it_requires_the_county_for_a_park(tmp_path: Path) -> None:
     assert (problem.row, problem.column) == (2, "所在县（市、区）")
 
 
-def test_it_requires_the_cluster_name_for_a_core_zone_but_not_a_rising_star(tmp_path: Path) -> None:
-    rows = [cluster_row(cluster=""), cluster_row(zone="新星产业群", cluster="", track="算力产业")]
+def test_it_takes_the_cluster_from_the_subtrack_when_the_form_names_none(tmp_path: Path) -> None:
+    # 附1-2 has no cluster column: 细分赛道 alone says which cluster a row belongs to.
+    clusters = {"模型数据服务": "人工智能", "智能感知": "智能物联", "智能物联": "智能物联"}
+    rows = [
+        cluster_row(cluster="", track="模型数据服务"),
+        cluster_row(applicant="余杭区", cluster="", track="智能物联"),
+        cluster_row(applicant="滨江区", cluster="", track="数控机床"),
+        cluster_row(applicant="萧山区", zone="新星产业群", cluster="", track="算力产业"),
+    ]
     path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, rows)
+    parsed = parse_cluster_applications(path, clusters=clusters)
+    assert [r.cluster_name for r in parsed] == ["人工智能", "智能物联", None, None]
+
+
+def test_it_still_checks_a_cluster_name_that_is_given(tmp_path: Path) -> None:
+    path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(cluster="元宇宙")])
     [problem] = rejected(parse_cluster_applications, path)
     assert (problem.row, problem.column) == (2, "集群名称")
 
