@@ -138,7 +138,10 @@ def campaign_timeline(
 ) -> Markup:
     """One row per stage: its window as a bar ending at the deadline, today as a vertical line."""
     row_h, top, left, right = 30, 34, 300, 24
-    height = top + row_h * len(statuses) + 16
+    # The rows, then a band for the 今天 label under them: a label whose baseline sat on the
+    # bottom edge lost the lower part of its glyphs.
+    rows_bottom = top + row_h * len(statuses) + 8
+    height = rows_bottom + 24
     today = local_date(now)
     dates = [issued, today]
     for s in statuses:
@@ -180,11 +183,13 @@ def campaign_timeline(
         parts.append(f'<text x="{x1 + 9:.1f}" y="{y + 19}" fill="{colour}">{escape(tag)}</text>')
     xx = axis.x(today)
     parts.append(
-        f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 4}" y2="{height - 8}" stroke="#e67e22" '
+        f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 4}" y2="{rows_bottom}" stroke="#e67e22" '
         'stroke-width="2"/>'
     )
+    # Centred under the line, unless that would run past either edge of the drawing.
+    anchor = "end" if xx > width - 30 else ("start" if xx < 30 else "middle")
     parts.append(
-        f'<text x="{xx:.1f}" y="{height - 0}" text-anchor="middle" fill="#e67e22" '
+        f'<text x="{xx:.1f}" y="{rows_bottom + 17}" text-anchor="{anchor}" fill="#e67e22" '
         'font-weight="bold">今天</text>'
     )
     parts.append("</svg>")

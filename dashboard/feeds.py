@@ -45,10 +45,14 @@ def deadline_span(due: datetime) -> tuple[datetime | date, tuple[tuple[timedelta
     return due, ALARMS
 
 
+def concerns(tier: str, stage_actor: str) -> bool:
+    """Whether a stage acted on by ``stage_actor`` concerns an organisation of ``tier``."""
+    return stage_actor in STAGE_ACTORS.get(tier, set())
+
+
 def contact_events(
     session: Session, org: Organisation, programs: set[str], *, base_url: str, now: datetime
 ) -> list[IcsEvent]:
-    actors = STAGE_ACTORS.get(org.tier, set())
     events: list[IcsEvent] = []
     for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
         if campaign.program not in programs:
@@ -56,7 +60,7 @@ def contact_events(
         spec = campaign.spec()
         deadlines = deadlines_of(session, campaign.id)
         for stage in spec.stages:
-            if stage.actor not in actors:
+            if not concerns(org.tier, stage.actor):
                 continue
             row = deadlines.get(stage.id)
             due = row.due_at if row else stage.deadline

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from dashboard import charts, scope
 from dashboard.auth import Viewer, feed_id
+from dashboard.feeds import concerns
 from dashboard.queries import (
     ATTEMPT_OUTCOMES,
     EMAIL_STATUS,
@@ -109,9 +110,11 @@ def campaign_page(request: Request, campaign_id: str, viewer: ViewerDep) -> Resp
         c = get_campaign_or_404(session, campaign_id)
         spec = c.spec()
         statuses = stage_statuses(session, c, viewer.org, at, rt.calendar)
+        # A county has no use for empty charts of the city's and the province's stages.
         progress = [
             (s, charts.progress_chart(stage_progress(session, c, s.stage, s.due_at, viewer.org, at)))
             for s in statuses
+            if concerns(viewer.tier, s.stage.actor)
         ]
     timeline = charts.campaign_timeline(statuses, spec.issued, at)
     return render(
@@ -233,10 +236,12 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     tier = viewer.tier
     mine = [t for t in allowed if tier in t.tiers or (tier == "park" and "county" in t.tiers)]
     others = [t for t in allowed if t not in mine and "system" not in t.tiers]
+    # What 基本信息 already shows (申报单位, 赛道) is not listed a second time.
+    shown = {"applicant": names.get(case.org_id), "track": case.track, "subtrack": case.track}
     attrs = [
         (ATTR_LABELS.get(k, k), v)
         for k, v in case.attrs.items()
-        if k != "source_row" and v not in (None, "") and not (k == "track" and case.track == v)
+        if k != "source_row" and v not in (None, "") and shown.get(k) != v
     ]
     overridable = [f for f in case.findings if f.get("severity") == "in_principle"]
     return {

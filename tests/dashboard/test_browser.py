@@ -164,3 +164,48 @@ def test_a_city_recommends_within_quota_and_the_province_reads_the_campaign(live
     province.goto(f"{base}/audit")
     assert "审计链完好" in province.content()
     _shot(province, "07-province-audit")
+
+
+def _box(locator) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    box = locator.bounding_box()
+    assert box is not None
+    return box  # type: ignore[no-any-return]
+
+
+def _no_sideways_page_scroll(page) -> None:  # type: ignore[no-untyped-def]
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url}：页面宽 {width}px"
+
+
+def test_a_county_reads_its_pages_on_a_390px_phone(live, browser) -> None:  # type: ignore[no-untyped-def]
+    base, world = live
+    page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")  # type: ignore[attr-defined]
+    page.goto(f"{base}/login/{world.token('xihu')}")
+    page.goto(f"{base}/campaigns/{CLUSTER}")
+    # Each nav link on one line: wider than tall, one line high (not one character per line).
+    for link in page.locator(".top nav a").all():
+        box = _box(link)
+        assert box["width"] > box["height"] and box["height"] < 32, (link.inner_text(), box)
+    _no_sideways_page_scroll(page)
+    # The wide stage table is wider than the phone and scrolls inside its card instead.
+    table = page.locator("table").first
+    assert _box(table)["width"] > 390
+    scroller = table.evaluate(
+        """t => { for (let e = t.parentElement; e; e = e.parentElement)
+                    if (getComputedStyle(e).overflowX == 'auto') return e.getBoundingClientRect().right;
+                  return null; }"""
+    )
+    assert scroller is not None and scroller <= 390
+    # 今天 lies wholly inside the timeline drawing.
+    svg = page.locator("svg.timeline")
+    label, frame = _box(svg.locator("text", has_text="今天")), _box(svg)
+    assert frame["x"] <= label["x"] and label["x"] + label["width"] <= frame["x"] + frame["width"]
+    assert frame["y"] <= label["y"] and label["y"] + label["height"] <= frame["y"] + frame["height"]
+    _shot(page, "08-county-campaign-390")
+
+    page.goto(f"{base}/campaigns/{CLUSTER}/board")
+    _no_sideways_page_scroll(page)
+    _shot(page, "09-county-board-390")
+    page.goto(f"{base}/cases/{world.refs['xihu_core']}")
+    _no_sideways_page_scroll(page)
+    _shot(page, "10-county-case-390")

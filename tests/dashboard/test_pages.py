@@ -138,3 +138,24 @@ def test_the_api_reference_is_readable_without_a_cdn(client) -> None:  # type: i
     page = client.get("/api/docs").text
     assert "/api/cases/by-external/{external_id}/actions" in page and "ActionOut" in page
     assert "cdn" not in page.lower()
+
+
+def test_a_countys_campaign_page_charts_only_the_stages_that_concern_it(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("xihu"))
+    page = client.get(f"/campaigns/{CLUSTER}").text
+    assert page.count('<svg class="chart"') == 1  # 线上申报; the rest are the city's and the province's
+    assert "2026-06-25（周四）24:00" in page
+
+
+def test_the_case_page_names_the_applicant_once(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("xihu"))
+    page = client.get(f"/cases/{world.refs['xihu_core']}").text
+    assert page.count("<th>申报单位</th>") == 1
+    assert page.count("<th>细分赛道</th>") + page.count("<th>赛道</th>") == 1
+
+
+def test_a_board_row_of_a_county_applying_for_itself_says_its_name_once(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    page = client.get(f"/campaigns/{CLUSTER}/board", params={"q": world.refs["xihu_core"]}).text
+    row = page.split(f">{world.refs['xihu_core']}</a>")[1].split("</tr>")[0]
+    assert row.count("西湖区") == 1 and "杭州市" in row
