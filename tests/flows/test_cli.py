@@ -379,3 +379,17 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
 
     for url in _pg_database(f"cli_{worker_id}"):
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
+
+
+def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit")
+    reason = "[/]\x1b[31m红[bold]\x9b2J\u202e"
+    sb("case", "act", ref, "return", "--as", "杭州市", "--reason", reason)
+    done = run_script(sb.home, "--now", NOW, "history", ref)
+    assert "[/]␛[31m红[bold]\\x9b2J\\u202e" in done.stdout
+    assert not any(ch in done.stdout for ch in "\x1b\x9b\u202e")
+    listed = run_script(sb.home, "--now", NOW, "case", "list", "--campaign", "2026-cluster-selection")
+    assert "\x1b" not in listed.stdout
