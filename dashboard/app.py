@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard import access_log
+from dashboard.body_limit import BodyLimit
 from dashboard.settings import WebSettings, load_secret
 from dashboard.web import LoginRequired, build_templates, render, url
 from flows.runtime import Runtime
@@ -60,6 +61,8 @@ def create_app(runtime: Runtime, web: WebSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.web_secret = secret
     app.state.templates = build_templates()
+    # Added first, so it runs next to the routes, inside the security headers and the session.
+    app.add_middleware(BodyLimit, limit_mb=web.max_upload_mb)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,
