@@ -43,6 +43,11 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_visible, text)
 
 
+def one_line(text: str) -> str:
+    """Text for a log line: a newline in someone's text must not start a forged entry."""
+    return printable(text.replace("\r", "\\r").replace("\n", "\\n"))
+
+
 def _cell(value: Any) -> Text:
     # A Text is never read as rich markup: a reason "[/]" or "[bold]" prints as typed.
     return Text("" if value is None else printable(str(value)))
