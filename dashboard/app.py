@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
+from dashboard import access_log
+from dashboard.body_limit import BodyLimit
 from dashboard.settings import WebSettings, load_secret
 from dashboard.web import LoginRequired, build_templates, render, url
 from flows.runtime import Runtime
@@ -45,6 +47,7 @@ def create_app(runtime: Runtime, web: WebSettings | None = None) -> FastAPI:
 
     web = web or WebSettings()
     secret = load_secret(web.secret, runtime.settings.home)
+    access_log.install()
     app = FastAPI(
         title="申报 shenbao 看板与接口",
         description="浙江省“415X”集群遴选与浙江制造精品申报工作的协同看板。所有接口需个人令牌："
@@ -58,6 +61,8 @@ def create_app(runtime: Runtime, web: WebSettings | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.state.web_secret = secret
     app.state.templates = build_templates()
+    # Added first, so it runs next to the routes, inside the security headers and the session.
+    app.add_middleware(BodyLimit, limit_mb=web.max_upload_mb)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,

@@ -1,9 +1,10 @@
 """Who is asking: personal tokens, signed sessions, CSRF, calendar feed ids.
 
 - ``shenbao token issue`` makes a random token for one contact and stores only its hash.
-- Signing in (paste the token, or open the link) puts the token's *id* into a session cookie
-  signed with itsdangerous (Starlette's SessionMiddleware). Every request looks the token row up
-  again, so revoking a token or deactivating a contact ends its sessions at once.
+- Signing in (paste the token, or open the link) puts the token's *id* and its session epoch into
+  a session cookie signed with itsdangerous (Starlette's SessionMiddleware). Every request looks
+  the token row up again, so revoking a token or deactivating a contact ends its sessions at
+  once; signing out moves the epoch on, so a copy of the cookie is worth nothing afterwards.
 - API clients (the provincial platforms) send the token itself: ``Authorization: Bearer …``.
 - Forms carry a CSRF token kept in the signed session; a bearer request needs none because the
   browser never attaches a bearer header by itself.
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, Signer
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from models.access import AccessToken, hash_token
@@ -49,7 +50,8 @@ class Viewer:
     org: Organisation
     token_id: int
     expires_at: datetime
-    via: str  # "session" or "bearer"
+    via: str  # "session", "bearer" or "feed"
+    session_epoch: int = 0
 
     @property
     def tier(self) -> str:
@@ -154,9 +156,23 @@ def revoke_tokens(
     for row in rows:
         if row.revoked_at is None:
             row.revoked_at = now
+            row.session_epoch += 1
             session.add(row)
             revoked.append(row)
     return revoked
+
+
+def end_sessions(session: Session, token_id: int, epoch: int) -> None:
+    """Sign out everywhere this token signed in: every session cookie made from it stops working.
+
+    Only a current cookie can do it (``epoch``), so replaying an old one cannot sign out the
+    person's later sessions.
+    """
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.id == token_id, AccessToken.session_epoch == epoch)  # type: ignore[arg-type]
+        .values(session_epoch=AccessToken.session_epoch + 1)
+    )
 
 
 # -- resolving a request ---------------------------------------------------------------------------
@@ -191,6 +207,7 @@ def _viewer_from(db: Database, now: datetime, where: object, via: str) -> Viewer
         token_id=token.id,  # type: ignore[arg-type]
         expires_at=token.expires_at,
         via=via,
+        session_epoch=token.session_epoch,
     )
 
 
@@ -203,6 +220,12 @@ def viewer_for_token(db: Database, token: str, now: datetime, *, via: str = "bea
 
 def viewer_for_token_id(db: Database, token_id: int, now: datetime, *, via: str = "session") -> Viewer | None:
     return _viewer_from(db, now, AccessToken.id == token_id, via)
+
+
+def viewer_for_session(db: Database, token_id: int, epoch: int, now: datetime) -> Viewer | None:
+    """The viewer a session cookie names, unless its token has signed out since the cookie was made."""
+    viewer = _viewer_from(db, now, AccessToken.id == token_id, "session")
+    return viewer if viewer is not None and viewer.session_epoch == epoch else None
 
 
 # -- CSRF and feeds -----------------------------------------------------------------------------

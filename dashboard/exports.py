@@ -15,6 +15,7 @@ from io import BytesIO
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -56,6 +57,21 @@ _LEFT = Alignment(horizontal="left", vertical="center", wrap_text=True)
 _LATE = PatternFill("solid", fgColor="F8D7DA")
 
 
+def _put(ws: Worksheet, row: int, column: int, value: Any) -> Cell:
+    """Write one cell; text is always text.
+
+    openpyxl turns any string starting with ``=`` into a live formula, and imported names and
+    titles come from people (``=HYPERLINK(…)`` in a contact's name would run in the reader's
+    Excel). A string cell with quotePrefix stays text even when someone edits it in Excel.
+    """
+    cell = ws.cell(row=row, column=column)
+    cell.value = value
+    if isinstance(value, str):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell  # type: ignore[no-any-return]
+
+
 def _save(wb: Workbook) -> bytes:
     buffer = BytesIO()
     wb.save(buffer)
@@ -66,7 +82,7 @@ def _title(
     ws: Worksheet, row: int, text: str, ncols: int, *, font: Font = _TITLE, height: float = 32
 ) -> None:
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
-    cell = ws.cell(row=row, column=1, value=text)
+    cell = _put(ws, row, 1, text)
     cell.font = font
     cell.alignment = _CENTER
     ws.row_dimensions[row].height = height
@@ -74,7 +90,7 @@ def _title(
 
 def _line(ws: Worksheet, row: int, text: str, ncols: int, *, height: float | None = None) -> None:
     ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=ncols)
-    cell = ws.cell(row=row, column=1, value=text)
+    cell = _put(ws, row, 1, text)
     cell.font = _BODY
     cell.alignment = _LEFT
     if height:
@@ -92,7 +108,7 @@ def _table(
 ) -> int:
     """Header and bordered body from ``first_row``; returns the next free row."""
     for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
-        cell = ws.cell(row=first_row, column=col, value=text)
+        cell = _put(ws, first_row, col, text)
         cell.font, cell.alignment, cell.border = _HEAD, _CENTER, _BORDER
         ws.column_dimensions[get_column_letter(col)].width = width
     ws.row_dimensions[first_row].height = 36
@@ -100,7 +116,7 @@ def _table(
     for i, values in enumerate(rows):
         r = first_row + 1 + i
         for col, value in enumerate(values, start=1):
-            cell = ws.cell(row=r, column=col, value=value)
+            cell = _put(ws, r, col, value)
             cell.font, cell.border = _BODY, _BORDER
             cell.alignment = _CENTER if col == 1 else _LEFT
             if late_rows and i in late_rows:
@@ -134,7 +150,7 @@ def jingpin_summary_xlsx(
     assert ws is not None  # a new workbook always has its first sheet
     ws.title = "推荐汇总表"
     n = len(JINGPIN_HEADERS)
-    ws.cell(row=1, column=1, value="附2-3").font = Font(name="黑体", size=12)
+    _put(ws, 1, 1, "附2-3").font = Font(name="黑体", size=12)
     _title(ws, 2, f"{year}年浙江制造精品推荐汇总表", n)
     _line(ws, 3, f"填报单位（盖章）：{filler_org}", n, height=24)
     body = [(i, r.enterprise, r.product, r.category, r.track) for i, r in enumerate(rows, start=1)]
@@ -163,7 +179,7 @@ def roster_xlsx(*, city: str, rows: Sequence[RosterRow]) -> bytes:
     assert ws is not None
     ws.title = "工作人员信息汇总表"
     n = len(ROSTER_HEADERS)
-    ws.cell(row=1, column=1, value="附件3").font = Font(name="黑体", size=12)
+    _put(ws, 1, 1, "附件3").font = Font(name="黑体", size=12)
     _title(ws, 2, "工作人员信息汇总表", n)
     _line(ws, 3, f"设区市：{city}", n, height=24)
     body = [(r.org, r.department, r.name, r.title, r.mobile, r.program) for r in rows]

@@ -141,7 +141,14 @@ class ActionIn(BaseModel):
     at: str | None = Field(
         default=None, description="现场答辩时间（schedule_defence），如 2026-08-10T09:00（北京时间）"
     )
-    letter: str | None = Field(default=None, description="签章推荐函/汇总表文件名（attach）")
+    letter_sha256: str | None = Field(
+        default=None,
+        description="本案件已上传的签章文件的 SHA-256（报送时指明所附文件）；上传文件请用 POST /api/cases/{ref}/letter",
+    )
+    letter: str | None = Field(
+        default=None,
+        description="不再接受：文件名不是签章文件，给出即拒绝（422）；请上传文件（POST /api/cases/{ref}/letter）",
+    )
 
 
 class ActionOut(BaseModel):

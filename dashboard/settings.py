@@ -21,6 +21,8 @@ class WebSettings(BaseSettings):
     # Behind TLS set this, so the session cookie is never sent over plain HTTP.
     secure_cookies: bool = Field(default=False, description="会话 Cookie 仅经 HTTPS 发送")
     session_hours: int = Field(default=12, ge=1, le=24 * 30, description="登录会话有效时长（小时）")
+    # A sealed scan is a few MB; anything much larger is a mistake or an attack on the disk.
+    max_upload_mb: int = Field(default=20, ge=1, le=1024, description="请求体（含上传文件）大小上限（MB）")
 
 
 class WebSecretError(RuntimeError):

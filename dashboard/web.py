@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from calendars.timeutil import format_date, format_deadline, format_local
-from dashboard.auth import Viewer, csrf_matches, new_csrf_token, viewer_for_token, viewer_for_token_id
+from dashboard.auth import Viewer, csrf_matches, new_csrf_token, viewer_for_session, viewer_for_token
 from flows.runtime import Runtime
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES
 from models.machines import KIND_LABELS
@@ -60,12 +60,12 @@ def now(request: Request) -> datetime:
 
 
 def page_viewer(request: Request) -> Viewer:
-    token_id = request.session.get("tid")
-    if not isinstance(token_id, int):
+    token_id, epoch = request.session.get("tid"), request.session.get("sep")
+    if not isinstance(token_id, int) or not isinstance(epoch, int):
         raise LoginRequired()
-    viewer = viewer_for_token_id(runtime(request).db, token_id, now(request))
+    viewer = viewer_for_session(runtime(request).db, token_id, epoch, now(request))
     if viewer is None:
-        # Revoked or expired since the session began: the cookie alone is not enough.
+        # Revoked, expired or signed out since the session began: the cookie alone is not enough.
         request.session.clear()
         raise LoginRequired()
     return viewer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from models.audit import AuditKeyMissing, events_for_case
 from models.campaign import Campaign, get_campaign
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES, Case
 from models.context import Actor
+from models.letters import LetterStore
 from models.machines import KIND_LABELS, machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.sheets import ImportRejected
@@ -781,7 +783,12 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--as", "as_org", metavar="单位", help="以某单位身份办理（校验权限与管辖），如 杭州市、西湖区")
 @click.option("--by", help="操作人姓名（记入审计）")
 @click.option("--at", "at", metavar="TIME", help="安排现场答辩的时间，如 2026-08-10T09:00")
-@click.option("--letter", metavar="文件名", help="上传的签章推荐函/汇总表文件名（attach）")
+@click.option(
+    "--letter",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="文件",
+    help="签章推荐函/汇总表的扫描件（PDF、OFD 或图片），存入数据目录（attach、submit）",
+)
 @json_option
 @click.pass_context
 @handled
@@ -794,7 +801,7 @@ def case_act(
     as_org: str | None,
     by: str | None,
     at: str | None,
-    letter: str | None,
+    letter: Path | None,
     as_json: bool,
 ) -> None:
     """办理案件：submit 提交、return 退回、recommend 推荐、not_recommend 不予推荐、withdraw 撤回、
@@ -807,10 +814,13 @@ def case_act(
     params: dict[str, Any] = {}
     if at:
         params["at"] = parse_instant(at)
-    if letter:
-        params["letter"] = letter
     c = rt.ctx(_actor(rt, as_org, by))
-    perform(rt.db, c, ref, action, reason=reason, overrides=_parse_overrides(overrides), params=params)
+    with ExitStack() as stack:
+        if letter:
+            # Stored under SHENBAO_HOME/letters only if the action goes through.
+            store = LetterStore.under(rt.settings.home)
+            params["letter"] = stack.enter_context(store.attaching(letter.name, letter.read_bytes()))
+        perform(rt.db, c, ref, action, reason=reason, overrides=_parse_overrides(overrides), params=params)
     with rt.db.read() as session:
         data = _case_dict(session, get_case(session, ref))
     if as_json:

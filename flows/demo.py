@@ -31,6 +31,7 @@ from flows.settings import Settings
 from models.actions import ActionRefused, perform, set_deadline
 from models.case import Case
 from models.context import Actor, Ctx
+from models.letters import LetterStore
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import Email, Notification
@@ -66,6 +67,21 @@ def _act(
                     return "skip"
         try:
             perform(rt.db, rt.ctx(_actor(rt, org_id), now=now), ref, action, **kw)  # type: ignore[arg-type]
+            return None
+        except ActionRefused as exc:
+            return f"被拒绝：{str(exc).splitlines()[0]}"
+
+    return run
+
+
+def _attach(ref: str, org_id: str, name: str) -> Callable[[Runtime, datetime], str | None]:
+    """The city uploads its sealed letter: a small stand-in PDF, stored like a real upload."""
+
+    def run(rt: Runtime, now: datetime) -> str | None:
+        scan = f"%PDF-1.4\n% 演示用签章文件：{ref} {name}\n%%EOF\n".encode()
+        try:
+            with LetterStore.under(rt.settings.home).attaching(name, scan) as letter:
+                perform(rt.db, rt.ctx(_actor(rt, org_id), now=now), ref, "attach", params={"letter": letter})
             return None
         except ActionRefused as exc:
             return f"被拒绝：{str(exc).splitlines()[0]}"
@@ -235,7 +251,7 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
             Step(
                 letter_at,
                 f"{rec} 上传推荐函",
-                _act(rec, "attach", city, params={"letter": "推荐函（签章版）.pdf"}),
+                _attach(rec, city, "推荐函（签章版）.pdf"),
             )
         )
         steps.append(Step(letter_at + timedelta(hours=1), f"{rec} 报送省经信厅", _act(rec, "submit", city)))
@@ -280,7 +296,7 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
             Step(
                 at + timedelta(hours=1),
                 f"{rec} 上传汇总表",
-                _act(rec, "attach", city, params={"letter": "推荐意见汇总表（盖章）.pdf"}),
+                _attach(rec, city, "推荐意见汇总表（盖章）.pdf"),
             )
         )
         steps.append(Step(at + timedelta(hours=2), f"{rec} 报送", _act(rec, "submit", city)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
@@ -13,12 +14,43 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 # Non-terminal output (pipes, CI logs) defaults to 80 columns in rich, which folds Chinese
 # tables into unreadable stacks; use a wide page unless the terminal says otherwise.
 _width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
 console = Console(width=_width, highlight=False, soft_wrap=False)
 err_console = Console(stderr=True, width=_width, highlight=False)
+
+
+# Everything that moves the cursor, changes colours or reorders text when it reaches a terminal:
+# C0 controls but tab and newline, DEL, C1 (a lone 0x9b is CSI on some terminals), and the
+# bidirectional overrides that make a reason read differently from what it says.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode control pictures: ESC is shown as ␛
+    if code == 0x7F:
+        return "\u2421"
+    return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
+
+
+def printable(text: str) -> str:
+    """People's text as it was typed, made safe to print: controls shown, never obeyed."""
+    return _UNPRINTABLE.sub(_visible, text)
+
+
+def one_line(text: str) -> str:
+    """Text for a log line: a newline in someone's text must not start a forged entry."""
+    return printable(text.replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def _cell(value: Any) -> Text:
+    # A Text is never read as rich markup: a reason "[/]" or "[bold]" prints as typed.
+    return Text("" if value is None else printable(str(value)))
 
 
 def _default(value: Any) -> Any:
@@ -46,15 +78,15 @@ def table(
     rows = [list(r) for r in rows]
     for i, h in enumerate(headers):
         numeric = justify_numbers and rows and all(isinstance(r[i], (int, float)) for r in rows)
-        t.add_column(h, justify="right" if numeric else "left", overflow="fold")
+        t.add_column(_cell(h), justify="right" if numeric else "left", overflow="fold")
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        t.add_row(*(_cell(v) for v in r))
     console.print(t)
 
 
 def line(text: str = "") -> None:
-    console.print(text, markup=False, soft_wrap=True)
+    console.print(printable(text), markup=False, soft_wrap=True)
 
 
 def error(text: str) -> None:
-    err_console.print("[bold red]错误：[/]" + escape(text), markup=True, soft_wrap=True)
+    err_console.print("[bold red]错误：[/]" + escape(printable(text)), markup=True, soft_wrap=True)

@@ -62,6 +62,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from calendars.timeutil import LOCAL_TZ, format_local
+from flows.output import one_line
 from flows.runtime import Runtime
 from models.context import Actor
 from models.db import Database, DatabaseUnavailable
@@ -924,6 +925,11 @@ class ShanghaiFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.level_zh = self.LEVELS.get(record.levelname, record.levelname)
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # Messages carry people's text (reasons, names, cells quoted in errors): one record, one line.
+        record.message = one_line(record.message)
+        return super().formatMessage(record)
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -30,6 +30,10 @@ class AccessToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    # A session cookie names the token and the epoch it was made in. Signing out (or revoking)
+    # moves the epoch on, so every cookie made from this token, copies included, stops working;
+    # the signed cookie alone cannot be withdrawn from a browser that kept it.
+    session_epoch: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     def usable_at(self, now: datetime) -> bool:
         return self.revoked_at is None and now < self.expires_at

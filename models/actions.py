@@ -22,6 +22,7 @@ from models.case import Case
 from models.context import SYSTEM, Actor, Ctx
 from models.db import Database
 from models.eligibility import Finding, findings_for
+from models.letters import Letter, letter_on_file
 from models.machines import Machine, Transition, machine_for
 from models.org import TIER_LABELS, Organisation
 
@@ -277,7 +278,8 @@ def act(
         elif guard == "quota":
             _guard_quota(session, spec, case)
         elif guard == "letter":
-            if not (case.letter or params.get("letter")):
+            # Only a stored file counts: a name typed anywhere is not a sealed letter.
+            if not (isinstance(params.get("letter"), Letter) or letter_on_file(case)):
                 raise ActionRefused(
                     "报送前须上传签章版推荐函/推荐意见汇总表（attach --letter 文件名）", rule="letter_missing"
                 )
@@ -289,11 +291,12 @@ def act(
         else:  # a guard named in a machine but not implemented is a programming error
             raise RuntimeError(f"unknown guard {guard}")
 
-    if action == "attach" and not params.get("letter"):
+    if action == "attach" and not isinstance(params.get("letter"), Letter):
         raise ActionRefused("上传签章推荐函/汇总表须给出文件名（--letter 文件名）", rule="letter_missing")
 
     from_state = case.state
     details: dict[str, Any] = {"action": action, "label": t.label}
+    letter = params.pop("letter", None)
     if params:
         details["params"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
     if "eligibility" in t.guards:
@@ -302,9 +305,13 @@ def act(
             f.as_dict() | ({"override": overrides[f.rule]} if f.rule in overrides else {}) for f in found
         ]
         details["findings"] = case.findings
-    if case.kind == "recommendation" and params.get("letter"):
+    if case.kind == "recommendation" and isinstance(letter, Letter):
         # The letter given with attach, submit or resubmit is the one on file.
-        case.letter = str(params["letter"])
+        case.letter = letter.name
+        case.attrs = {**case.attrs, "letter": letter.as_dict()}
+    if case.kind == "recommendation" and ("letter" in t.guards or isinstance(letter, Letter)):
+        # The digest in the audit is what ties the file on disk to what was sent.
+        details["letter"] = letter_on_file(case)
     if action == "schedule_defence":
         case.defence_at = params["at"]
         details["defence_at"] = format_local(params["at"])

@@ -8,9 +8,10 @@ against the state machine, the tier, the jurisdiction and the guards, and audite
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from sqlmodel import Session, select
 
@@ -29,6 +30,7 @@ from dashboard.queries import (
     stage_progress,
     stage_statuses,
 )
+from dashboard.routes.forms import letter_store, read_upload
 from dashboard.routes.pages import get_campaign_or_404
 from dashboard.schemas import (
     ActionIn,
@@ -62,6 +64,7 @@ from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_d
 from models.audit import AuditEvent
 from models.campaign import Campaign
 from models.case import Case
+from models.letters import Letter, LetterRefused, letter_on_file
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
 from models.status import board
@@ -414,7 +417,27 @@ def history(request: Request, ref: str, viewer: ViewerDep) -> History:
     )
 
 
-def _act(request: Request, viewer: Viewer, case: Case, body: ActionIn) -> ActionOut | JSONResponse:
+def _stored_letter_of(request: Request, case: Case, digest: str) -> Letter:
+    """A letter named by digest counts only if it is this case's own stored letter."""
+    record = letter_on_file(case)
+    if record is None or record["sha256"] != digest.strip().lower():
+        raise HTTPException(
+            422,
+            f"{case.ref} 没有 SHA-256 为 {digest[:80]} 的签章文件（先上传：POST /api/cases/{case.ref}/letter）",
+        )
+    stored = letter_store(request).find(record["sha256"])
+    if stored is None:
+        raise HTTPException(409, f"签章文件「{record['name']}」已登记，但不在本服务器上：请重新上传")
+    return Letter(record["name"], stored.sha256, stored.size, stored.media_type)
+
+
+def _act(
+    request: Request,
+    viewer: Viewer,
+    case: Case,
+    body: ActionIn,
+    upload: tuple[str, bytes] | None = None,
+) -> ActionOut | JSONResponse:
     rt = runtime(request)
     params: dict[str, object] = {}
     try:
@@ -423,17 +446,29 @@ def _act(request: Request, viewer: Viewer, case: Case, body: ActionIn) -> Action
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     if body.letter:
-        params["letter"] = body.letter
-    try:
-        done = perform(
-            rt.db,
-            rt.ctx(viewer.actor, now=now(request)),
-            case.ref,
-            body.action,
-            reason=body.reason,
-            overrides=body.overrides,
-            params=params,
+        raise HTTPException(
+            422,
+            "letter 不接受文件名：签章文件须上传（POST /api/cases/{ref}/letter，multipart 字段 file），"
+            "或用 letter_sha256 指明本案件已上传的文件",
         )
+    if body.letter_sha256:
+        params["letter"] = _stored_letter_of(request, case, body.letter_sha256)
+    try:
+        with ExitStack() as stack:
+            if upload is not None:
+                # Kept only if the action goes through: a refusal leaves no file behind.
+                params["letter"] = stack.enter_context(letter_store(request).attaching(*upload))
+            done = perform(
+                rt.db,
+                rt.ctx(viewer.actor, now=now(request)),
+                case.ref,
+                body.action,
+                reason=body.reason,
+                overrides=body.overrides,
+                params=params,
+            )
+    except LetterRefused as exc:
+        raise HTTPException(422, str(exc)) from None
     except ActionRefused as exc:
         status = 403 if exc.rule in ("tier", "jurisdiction", "system_only") else 409
         return JSONResponse({"detail": plain_refusal(str(exc)), "rule": exc.rule}, status_code=status)
@@ -455,6 +490,26 @@ def act(request: Request, ref: str, body: ActionIn, viewer: ViewerDep) -> Action
     with runtime(request).db.read() as session:
         c = _visible_case(session, viewer, ref)
     return _act(request, viewer, c, body)
+
+
+@router.post(
+    "/cases/{ref}/letter",
+    response_model=ActionOut,
+    summary="上传签章推荐函/推荐意见汇总表（multipart：file，PDF/OFD/图片；action 默认 attach，可为 submit）",
+    responses=REFUSALS | {422: {"description": "文件不是 PDF、OFD 或图片，或为空、过大"}},
+)
+def upload_letter(
+    request: Request,
+    ref: str,
+    viewer: ViewerDep,
+    file: UploadFile,
+    action: Annotated[str, Form()] = "attach",
+    reason: Annotated[str, Form()] = "",
+) -> ActionOut | JSONResponse:
+    check_api_csrf(request, viewer)
+    with runtime(request).db.read() as session:
+        c = _visible_case(session, viewer, ref)
+    return _act(request, viewer, c, ActionIn(action=action, reason=reason), upload=read_upload(file))
 
 
 @router.post(

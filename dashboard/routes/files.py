@@ -21,12 +21,13 @@ from dashboard.queries import (
     overdue_states,
     stage_statuses,
 )
-from dashboard.routes.forms import letters_dir, safe_filename
+from dashboard.routes.forms import letter_store
 from dashboard.routes.pages import get_campaign_or_404
 from dashboard.web import absolute_url, api_viewer, now, runtime
 from models.actions import CaseNotFound, get_case
 from models.campaign import Campaign
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, QUOTA_STATES, Case
+from models.letters import letter_on_file
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.status import board
@@ -250,12 +251,16 @@ def letter(request: Request, ref: str, viewer: ViewerDep) -> Response:
         except CaseNotFound:
             case = None
         case = scope.require_case(viewer.org, case, ref)
-    if not case.letter:
+    record = letter_on_file(case)
+    if record is None:
         raise HTTPException(404, f"{case.ref} 尚未上传签章文件")
-    path = letters_dir(request, case.ref) / safe_filename(case.letter)
-    if not path.is_file():
-        raise HTTPException(404, f"签章文件「{case.letter}」已登记，但不在本服务器上（可能经命令行登记）")
-    return FileResponse(path, filename=case.letter)
+    store = letter_store(request)
+    stored = store.find(record["sha256"])
+    if stored is None:
+        raise HTTPException(
+            404, f"签章文件「{record['name']}」已登记（SHA-256 {record['sha256'][:12]}…），但不在本服务器上"
+        )
+    return FileResponse(store.path(stored.sha256), filename=record["name"], media_type=stored.media_type)
 
 
 @router.get("/calendar/{feed}.ics", response_class=Response, summary="个人截止时间日历订阅（iCalendar）")

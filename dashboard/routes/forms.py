@@ -8,8 +8,7 @@ records the refusal. Refusals come back as a message on the page, in plain Chine
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, UploadFile
@@ -22,14 +21,12 @@ from dashboard.auth import Viewer
 from dashboard.web import check_csrf, flash, now, page_viewer, plain_refusal, runtime, url
 from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
 from models.campaign import get_campaign
+from models.letters import MAX_LETTER_BYTES, LetterRefused, LetterStore
 from models.machines import machine_for
 
 router = APIRouter(include_in_schema=False)
 
 ViewerDep = Annotated[Viewer, Depends(page_viewer)]
-
-MAX_LETTER_BYTES = 20 * 1024 * 1024
-LETTER_SUFFIXES = {".pdf", ".ofd", ".jpg", ".jpeg", ".png", ".doc", ".docx", ".zip"}
 
 
 async def form_data(request: Request) -> FormData:
@@ -43,32 +40,13 @@ def _back(request: Request, target: str | None, default: str) -> str:
     return url(request, default)
 
 
-def safe_filename(name: str) -> str:
-    """A file name that stays inside its folder and still reads as the coordinator typed it."""
-    name = Path(name.replace("\\", "/")).name
-    name = re.sub(r"[\x00-\x1f/:*?\"<>|]", "_", name).strip(" .")
-    return name[-120:] or "推荐函.pdf"
+def letter_store(request: Request) -> LetterStore:
+    return LetterStore.under(runtime(request).settings.home)
 
 
-def letters_dir(request: Request, ref: str) -> Path:
-    return runtime(request).settings.home / "letters" / safe_filename(ref)
-
-
-def _store_letter(request: Request, ref: str, upload: UploadFile) -> str:
-    name = safe_filename(upload.filename or "")
-    if Path(name).suffix.lower() not in LETTER_SUFFIXES:
-        raise ValueError(f"签章文件应为 PDF、OFD、图片、Word 或 ZIP，收到：{name}")
-    data = upload.file.read(MAX_LETTER_BYTES + 1)
-    if len(data) > MAX_LETTER_BYTES:
-        raise ValueError("签章文件不能超过 20 MB")
-    if not data:
-        raise ValueError("上传的文件是空的")
-    folder = letters_dir(request, ref)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.part"
-    tmp.write_bytes(data)
-    tmp.replace(folder / name)
-    return name
+def read_upload(upload: UploadFile) -> tuple[str, bytes]:
+    """The name and bytes of an uploaded letter; one byte over the limit is enough to refuse it."""
+    return upload.filename or "", upload.file.read(MAX_LETTER_BYTES + 1)
 
 
 @router.post("/cases/{ref}/act")
@@ -100,8 +78,6 @@ def act_on_case(
         if at.strip():
             # <input type=datetime-local> sends 2026-08-10T09:00: Shanghai wall-clock time.
             params["at"] = parse_instant(at)
-        if letter is not None and letter.filename:
-            params["letter"] = _store_letter(request, case.ref, letter)
     except ValueError as exc:
         flash(request, "error", f"「{label}」未执行：{exc}")
         return RedirectResponse(target, status_code=303)
@@ -110,15 +86,21 @@ def act_on_case(
         if key.startswith("override_") and isinstance(value, str) and value.strip():
             overrides[key.removeprefix("override_")] = value.strip()
     try:
-        done = perform(
-            rt.db,
-            rt.ctx(viewer.actor, now=now(request)),
-            case.ref,
-            action,
-            reason=reason.strip(),
-            overrides=overrides,
-            params=params,
-        )
+        with ExitStack() as stack:
+            if letter is not None and letter.filename:
+                # Kept only if the action goes through: a refusal leaves no file behind.
+                params["letter"] = stack.enter_context(letter_store(request).attaching(*read_upload(letter)))
+            done = perform(
+                rt.db,
+                rt.ctx(viewer.actor, now=now(request)),
+                case.ref,
+                action,
+                reason=reason.strip(),
+                overrides=overrides,
+                params=params,
+            )
+    except LetterRefused as exc:
+        flash(request, "error", f"「{label}」未执行：{exc}")
     except ActionRefused as exc:
         flash(request, "error", f"「{label}」未执行：{plain_refusal(str(exc))}")
     else:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from dashboard.auth import new_csrf_token, viewer_for_token
+from dashboard.auth import end_sessions, new_csrf_token, viewer_for_token
 from dashboard.web import check_csrf, now, render, runtime, url
 
 router = APIRouter(include_in_schema=False)
@@ -34,6 +34,7 @@ def _sign_in(request: Request, token: str, target: str | None) -> Response:
     # A fresh session at sign-in, so a session id planted before it is worth nothing.
     request.session.clear()
     request.session["tid"] = viewer.token_id
+    request.session["sep"] = viewer.session_epoch
     request.session["csrf"] = new_csrf_token()
     request.session["flash"] = [["ok", f"欢迎，{viewer.org.name} {viewer.name}"]]
     return RedirectResponse(url(request, _safe_next(target)), status_code=303)
@@ -64,6 +65,10 @@ def login_link(request: Request, token: str) -> Response:
 @router.post("/logout")
 def logout(request: Request, csrf_token: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token)
+    token_id, epoch = request.session.get("tid"), request.session.get("sep")
+    if isinstance(token_id, int) and isinstance(epoch, int):
+        with runtime(request).db.write() as session:
+            end_sessions(session, token_id, epoch)
     request.session.clear()
     request.session["flash"] = [["ok", "已退出登录"]]
     return RedirectResponse(url(request, "/login"), status_code=303)

@@ -172,3 +172,106 @@ def test_the_api_answers_refusals_with_the_rule(client, world: World) -> None:  
         f"/api/cases/{world.refs['xihu_core']}/actions", headers=headers, json={"action": "withdraw"}
     )
     assert state.status_code == 409 and state.json()["rule"] == "reason_required"
+
+
+SEALED = "%PDF-1.4 sealed by 杭州市经济和信息化局".encode()
+
+
+def _letters(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    root = runtime.settings.home / "letters"
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _events(world: World, ref: str) -> list[dict]:  # type: ignore[type-arg]
+    with world.db.read() as session:
+        rows = session.exec(select(AuditEvent).where(AuditEvent.subject == f"case:{ref}")).all()
+    return [json.loads(e.details) | {"_action": e.action} for e in rows]
+
+
+def test_a_refused_action_stores_no_uploaded_file(client, world: World, runtime) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("hangzhou"))
+    rec = world.refs["rec_hangzhou_cl"]
+    page = client.post(
+        f"/cases/{rec}/act",
+        data={"action": "return", "reason": "试试", "csrf_token": csrf_of(client)},
+        files={"letter": ("推荐函.pdf", SEALED, "application/pdf")},
+    ).text
+    assert "未执行" in page
+    assert _letters(runtime) == []
+    assert _case(world, "rec_hangzhou_cl").letter is None
+
+
+def test_a_letter_must_be_a_pdf_ofd_or_image_by_its_content(client, world: World, runtime) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("hangzhou"))
+    rec = world.refs["rec_hangzhou_cl"]
+    page = client.post(
+        f"/cases/{rec}/act",
+        data={"action": "attach", "csrf_token": csrf_of(client)},
+        files={"letter": ("../../推荐函.pdf", b"MZ\x90\x00 not a pdf", "application/pdf")},
+    ).text
+    assert "签章文件「推荐函.pdf」的内容不是 PDF 文件" in page
+    assert _letters(runtime) == [] and _case(world, "rec_hangzhou_cl").letter is None
+
+
+def test_a_letter_is_stored_by_digest_and_its_digest_is_audited(client, world: World, runtime) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    sign_in(client, world.token("hangzhou"))
+    rec = world.refs["rec_hangzhou_cl"]
+    client.post(
+        f"/cases/{rec}/act",
+        data={"action": "attach", "csrf_token": csrf_of(client)},
+        files={"letter": ("../杭州市推荐函.pdf", SEALED, "application/pdf")},
+    )
+    digest = hashlib.sha256(SEALED).hexdigest()
+    assert digest in _letters(runtime)  # the name a browser sent is data, never a path
+    client.post(f"/cases/{rec}/act", data={"action": "submit", "csrf_token": csrf_of(client)})
+    attach, submit = [e for e in _events(world, rec) if e["_action"] != "refusal"][-2:]
+    expected = {"name": "杭州市推荐函.pdf", "sha256": digest, "size": len(SEALED)}
+    assert attach["action"] == "attach" and attach["letter"] == expected
+    assert submit["action"] == "submit" and submit["letter"] == expected
+    letter = client.get(f"/cases/{rec}/letter")
+    assert letter.content == SEALED and letter.headers["content-type"] == "application/pdf"
+
+
+def test_the_api_takes_no_file_name_for_a_letter(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": f"Bearer {world.token('hangzhou')}"}
+    rec = world.refs["rec_hangzhou_cl"]
+    named = client.post(
+        f"/api/cases/{rec}/actions", headers=headers, json={"action": "attach", "letter": "推荐函.pdf"}
+    )
+    assert named.status_code == 422 and "letter 不接受文件名" in named.json()["detail"]
+    made_up = client.post(
+        f"/api/cases/{rec}/actions", headers=headers, json={"action": "submit", "letter_sha256": "0" * 64}
+    )
+    assert made_up.status_code == 422 and "没有 SHA-256 为" in made_up.json()["detail"]
+    submit = client.post(f"/api/cases/{rec}/actions", headers=headers, json={"action": "submit"})
+    assert submit.status_code == 409 and submit.json()["rule"] == "letter_missing"
+    assert _case(world, "rec_hangzhou_cl").state == "draft"
+
+
+def test_the_api_attaches_an_uploaded_letter_and_stores_it_only_on_success(
+    client, world: World, runtime
+) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+
+    headers = {"Authorization": f"Bearer {world.token('hangzhou')}"}
+    rec = world.refs["rec_hangzhou_cl"]
+    refused = client.post(
+        f"/api/cases/{rec}/letter",
+        headers=headers,
+        data={"action": "return", "reason": "试试"},
+        files={"file": ("推荐函.pdf", SEALED, "application/pdf")},
+    )
+    assert refused.status_code == 409 and _letters(runtime) == []
+    attached = client.post(
+        f"/api/cases/{rec}/letter", headers=headers, files={"file": ("推荐函.pdf", SEALED, "application/pdf")}
+    )
+    assert attached.status_code == 200, attached.text
+    digest = hashlib.sha256(SEALED).hexdigest()
+    assert attached.json()["case"]["letter"] == "推荐函.pdf" and digest in _letters(runtime)
+    submit = client.post(
+        f"/api/cases/{rec}/actions", headers=headers, json={"action": "submit", "letter_sha256": digest}
+    )
+    assert submit.status_code == 200, submit.text
+    assert _events(world, rec)[-1]["letter"] == {"name": "推荐函.pdf", "sha256": digest, "size": len(SEALED)}

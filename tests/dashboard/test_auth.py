@@ -100,3 +100,34 @@ def test_pages_forbid_framing_and_scripts(client, world: World) -> None:  # type
     assert "script-src 'none'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "private, no-store"
+
+
+def test_signing_out_ends_every_session_made_from_the_token_copies_included(
+    client, app, world: World
+) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    sign_in(client, world.token("xihu"))
+    copied = client.cookies["shenbao_session"]
+    with TestClient(app, base_url="http://testserver") as laptop:
+        sign_in(laptop, world.token("xihu"))  # the same person on a second computer
+        client.post("/logout", data={"csrf_token": csrf_of(client)})
+        assert laptop.get("/me", follow_redirects=False).status_code == 303
+    with TestClient(app, base_url="http://testserver") as thief:
+        thief.cookies.set("shenbao_session", copied)
+        assert thief.get("/me", follow_redirects=False).headers["location"].startswith("/login")
+        assert thief.get("/api/me").status_code == 401
+    sign_in(client, world.token("xihu"))  # the token itself still signs in
+    assert client.get("/me").status_code == 200
+
+
+def test_a_revoked_token_ends_a_copied_session_too(client, app, world: World) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    sign_in(client, world.token("xihu"))
+    copied = client.cookies["shenbao_session"]
+    with world.db.write() as session:
+        revoke_tokens(session, NOW, email="linxi@xh.gov.cn")
+    with TestClient(app, base_url="http://testserver") as thief:
+        thief.cookies.set("shenbao_session", copied)
+        assert thief.get("/api/me").status_code == 401

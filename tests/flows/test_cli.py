@@ -7,6 +7,7 @@ PostgreSQL through SHENBAO_DATABASE_URL). Every test has its own SHENBAO_HOME an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -284,9 +285,33 @@ def test_it_submits_a_recommendation_with_its_letter(sb: Shenbao, cases: dict[st
     sb("case", "act", cases["富阳区"], "submit")
     rc = "RC26-CL-330100"
     assert "推荐函" in sb("case", "act", rc, "submit", "--as", "杭州市", code=3).stderr
-    sb("case", "act", rc, "submit", "--as", "杭州市", "--letter", "杭经信〔2026〕12号.pdf")
+    scan = sb.home.parent / "杭经信〔2026〕12号.pdf"
+    scan.write_bytes(b"%PDF-1.4 sealed")
+    sb("case", "act", rc, "submit", "--as", "杭州市", "--letter", str(scan))
     assert sb.json("case", "show", rc)["letter"] == "杭经信〔2026〕12号.pdf"
     assert sb.json("case", "show", cases["富阳区"])["state"] == "not_recommended"
+    assert (
+        sb.home / "letters" / hashlib.sha256(b"%PDF-1.4 sealed").hexdigest()
+    ).read_bytes() == scan.read_bytes()
+
+
+def test_it_takes_a_letter_only_as_a_real_file_and_keeps_none_when_refused(
+    sb: Shenbao, cases: dict[str, str], tmp_path: Path
+) -> None:
+    rc = "RC26-CL-330100"
+    missing = sb("case", "act", rc, "attach", "--as", "杭州市", "--letter", "杭经信〔2026〕12号.pdf", code=2)
+    assert "杭经信〔2026〕12号.pdf" in missing.stderr and "does not exist" in missing.stderr
+    fake = tmp_path / "推荐函.pdf"
+    fake.write_bytes(b"<html>not a scan</html>")
+    assert (
+        "内容不是 PDF 文件"
+        in sb("case", "act", rc, "attach", "--as", "杭州市", "--letter", str(fake), code=2).stderr
+    )
+    fake.write_bytes(b"%PDF-1.4 sealed")
+    refused = sb("case", "act", rc, "attach", "--as", "宁波市", "--letter", str(fake), code=3)
+    assert "操作被拒绝" in refused.stderr
+    assert not any(p.is_file() for p in (sb.home / "letters").rglob("*"))
+    assert sb.json("case", "show", rc)["letter"] is None
 
 
 def test_it_names_an_unknown_case(sb: Shenbao) -> None:
@@ -379,3 +404,17 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
 
     for url in _pg_database(f"cli_{worker_id}"):
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
+
+
+def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit")
+    reason = "[/]\x1b[31m红[bold]\x9b2J\u202e"
+    sb("case", "act", ref, "return", "--as", "杭州市", "--reason", reason)
+    done = run_script(sb.home, "--now", NOW, "history", ref)
+    assert "[/]␛[31m红[bold]\\x9b2J\\u202e" in done.stdout
+    assert not any(ch in done.stdout for ch in "\x1b\x9b\u202e")
+    listed = run_script(sb.home, "--now", NOW, "case", "list", "--campaign", "2026-cluster-selection")
+    assert "\x1b" not in listed.stdout

@@ -573,3 +573,21 @@ def test_a_sweep_only_reconciles_while_a_long_dispatch_is_still_draining(scenari
         result = service.sweep("测试")
     assert result.tick is not None and result.tick.emails > 0
     assert result.sent is None and result.dispatch_skipped
+
+
+def test_a_newline_in_someone_s_text_cannot_forge_a_log_line(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from flows.service import configure_logging
+
+    logger = logging.getLogger("shenbao")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        configure_logging()
+        reason = "延期\n2026-06-01 10:00:00 信息 调度服务已停止\r\x1b[2K"
+        logging.getLogger("shenbao.service").error("导入出错：%s", reason)
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].endswith("错误 导入出错：延期\\n2026-06-01 10:00:00 信息 调度服务已停止\\r␛[2K")

@@ -19,6 +19,7 @@ from models.campaign import StageDeadline
 from models.context import Actor
 from models.db import Database
 from models.imports import import_cases
+from models.letters import check_letter
 from models.status import list_cases
 from tests.models.spine import (
     AFTER_APPLICATION,
@@ -43,6 +44,9 @@ PARK = "杭州未来科技城管委会"
 RISING = ["余杭区", "滨江区", "临平区", "钱塘区"]
 REVIEW = parse_instant("2026-06-28T10:00")  # after the application window, before 07-03
 LATER = parse_instant("2026-07-15T10:00")  # the province's 初审 and 答辩
+
+# A sealed scan as the domain sees it: a checked letter (the edges store the file).
+SCAN = b"%PDF-1.4 sealed"
 
 
 @pytest.fixture
@@ -265,7 +269,15 @@ def test_it_requires_the_sealed_letter_before_the_recommendation_is_submitted(
     rc = rec_ref(CLUSTER, code("杭州市"))
     exc = refused(do, seeded, make_ctx, rc, "submit", who="杭州市", at=REVIEW)
     assert exc.rule == "letter_missing" and "推荐函" in str(exc)
-    do(seeded, make_ctx, rc, "attach", who="杭州市", at=REVIEW, params={"letter": "杭经信〔2026〕12号.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rc,
+        "attach",
+        who="杭州市",
+        at=REVIEW,
+        params={"letter": check_letter("杭经信〔2026〕12号.pdf", SCAN)},
+    )
     assert snapshot(seeded, rc)[:2] == ("draft", 2)  # attaching keeps the state, bumps the version
     do(seeded, make_ctx, rc, "submit", who="杭州市", at=REVIEW)
     assert state_of(seeded, rc) == "submitted"
@@ -273,14 +285,31 @@ def test_it_requires_the_sealed_letter_before_the_recommendation_is_submitted(
 
 def test_it_keeps_the_letter_given_with_the_submission(seeded: Database, make_ctx: Any) -> None:
     rc = rec_ref(CLUSTER, code("温州市"))
-    do(seeded, make_ctx, rc, "submit", who="温州市", at=REVIEW, params={"letter": "温经信推荐函.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rc,
+        "submit",
+        who="温州市",
+        at=REVIEW,
+        params={"letter": check_letter("温经信推荐函.pdf", SCAN)},
+    )
     with seeded.read() as session:
         assert get_case(session, rc).letter == "温经信推荐函.pdf"
 
 
+def test_a_letter_s_name_alone_is_not_a_sealed_letter(seeded: Database, make_ctx: Any) -> None:
+    rc = rec_ref(CLUSTER, code("温州市"))
+    for action in ("attach", "submit"):
+        exc = refused(do, seeded, make_ctx, rc, action, who="温州市", at=REVIEW, params={"letter": "函.pdf"})
+        assert exc.rule == "letter_missing"
+    with seeded.read() as session:
+        assert get_case(session, rc).letter is None
+
+
 def test_it_refuses_an_attach_without_a_file_name(seeded: Database, make_ctx: Any) -> None:
     rc = rec_ref(CLUSTER, code("温州市"))
-    do(seeded, make_ctx, rc, "attach", who="温州市", params={"letter": "函.pdf"})
+    do(seeded, make_ctx, rc, "attach", who="温州市", params={"letter": check_letter("函.pdf", SCAN)})
     exc = refused(do, seeded, make_ctx, rc, "attach", who="温州市")
     assert exc.rule == "letter_missing"
     with seeded.read() as session:
@@ -298,7 +327,15 @@ def test_it_marks_undecided_applications_not_recommended_when_the_city_submits(
         nb = cluster_case(session, make_ctx(), county="鄞州区").ref
     do(seeded, make_ctx, nb, "submit")
     rc = rec_ref(CLUSTER, code("杭州市"))
-    do(seeded, make_ctx, rc, "submit", who="杭州市", at=REVIEW, params={"letter": "推荐函.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rc,
+        "submit",
+        who="杭州市",
+        at=REVIEW,
+        params={"letter": check_letter("推荐函.pdf", SCAN)},
+    )
     assert state_of(seeded, hz["富阳区"]) == "not_recommended"
     cascade = events(seeded, subject=f"case:{hz['富阳区']}")[-1]
     assert cascade.actor == "system" and rc in cascade.reason and "杭州市" in cascade.reason
@@ -313,7 +350,15 @@ def test_it_refuses_further_recommendations_once_the_city_has_submitted(
 ) -> None:
     early = parse_instant("2026-06-20T10:00")  # the city sends its list before the window closes
     rc = rec_ref(CLUSTER, code("杭州市"))
-    do(seeded, make_ctx, rc, "submit", who="杭州市", at=early, params={"letter": "推荐函.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rc,
+        "submit",
+        who="杭州市",
+        at=early,
+        params={"letter": check_letter("推荐函.pdf", SCAN)},
+    )
     do(seeded, make_ctx, hz["建德市"], "submit", who="建德市", at=parse_instant("2026-06-22T10:00"))
     exc = refused(do, seeded, make_ctx, hz["建德市"], "recommend", who="杭州市", at=REVIEW)
     assert exc.rule == "recommendation_submitted"
@@ -325,7 +370,15 @@ def test_it_lets_the_city_adjust_after_the_province_returns_its_recommendation(
 ) -> None:
     rc = rec_ref(CLUSTER, code("杭州市"))
     early = parse_instant("2026-06-20T10:00")
-    do(seeded, make_ctx, rc, "submit", who="杭州市", at=early, params={"letter": "函.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rc,
+        "submit",
+        who="杭州市",
+        at=early,
+        params={"letter": check_letter("函.pdf", SCAN)},
+    )
     do(seeded, make_ctx, hz["建德市"], "submit", who="建德市", at=parse_instant("2026-06-22T10:00"))
     do(seeded, make_ctx, rc, "return", who="浙江省", at=REVIEW, reason="请补报建德市")
     do(seeded, make_ctx, hz["建德市"], "recommend", who="杭州市", at=REVIEW)
@@ -357,7 +410,7 @@ def recommended(seeded: Database, make_ctx: Any, hz: dict[str, str]) -> dict[str
         "submit",
         who="杭州市",
         at=REVIEW,
-        params={"letter": "函.pdf"},
+        params={"letter": check_letter("函.pdf", SCAN)},
     )
     return hz
 
@@ -589,7 +642,14 @@ def test_it_cascades_a_city_recommendation_only_over_the_citys_own_products(
     for ref in (own, direct):
         do(seeded, make_ctx, ref, "submit")
         do(seeded, make_ctx, ref, "approve", who="上城区")
-    do(seeded, make_ctx, rec_ref(JINGPIN, "330100"), "submit", who="杭州市", params={"letter": "汇总表.pdf"})
+    do(
+        seeded,
+        make_ctx,
+        rec_ref(JINGPIN, "330100"),
+        "submit",
+        who="杭州市",
+        params={"letter": check_letter("汇总表.pdf", SCAN)},
+    )
     assert (state_of(seeded, own), state_of(seeded, direct)) == ("not_recommended", "county_approved")
 
 

@@ -15,6 +15,7 @@ import pytest
 from calendars.timeutil import parse_instant
 from models.actions import ActionRefused, act, describe_allowed, get_case
 from models.case import Case
+from models.letters import check_letter
 from models.machines import (
     CLUSTER_APPLICATION,
     JINGPIN_APPLICATION,
@@ -28,6 +29,9 @@ from tests.models.spine import CLUSTER, cluster_case, code, jingpin_case, recomm
 
 ALL = sorted(MACHINES.values(), key=lambda m: m.kind)
 TIERS = {"province", "city", "county", "park", "enterprise", "soe_group", "association", "system"}
+
+# A sealed scan as the domain sees it: a checked letter (the edges store the file).
+SCAN = b"%PDF-1.4 sealed"
 
 
 def reachable(machine: Machine) -> set[str]:
@@ -213,7 +217,7 @@ def _params(kind: str, action: str) -> dict[str, Any]:
     if action == "schedule_defence":
         return {"at": DEFENCE_AT}
     if kind == "recommendation" and action in ("attach", "submit", "resubmit"):
-        return {"letter": "杭州市推荐函（签章版）.pdf"}
+        return {"letter": check_letter("杭州市推荐函（签章版）.pdf", SCAN)}
     return {}
 
 

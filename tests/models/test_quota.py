@@ -14,6 +14,7 @@ from models.actions import ActionRefused, act, get_case, perform
 from models.case import Case
 from models.context import Actor, Ctx
 from models.db import Database
+from models.letters import check_letter
 from models.org import Organisation
 from models.quota import usage
 from models.registry import load_campaign
@@ -30,6 +31,9 @@ from tests.models.spine import (
 )
 
 JINGPIN_FILE = CAMPAIGN_DIR / "2026-jingpin.yaml"
+
+# A sealed scan as the domain sees it: a checked letter (the edges store the file).
+SCAN = b"%PDF-1.4 sealed"
 
 
 def approved(session: Session, ctx: Ctx, n: int, **kwargs: Any) -> list[Case]:
@@ -155,7 +159,13 @@ def test_it_refuses_to_submit_a_recommendation_over_a_quota_lowered_since(
     reload_jingpin(seeded, make_ctx(), '"330900": 20', '"330900": 2')
     rc = rec_ref(JINGPIN, code("舟山市"))
     with pytest.raises(ActionRefused) as info:
-        perform(seeded, make_ctx(), rc, "submit", params={"letter": "推荐意见汇总表（盖章）.pdf"})
+        perform(
+            seeded,
+            make_ctx(),
+            rc,
+            "submit",
+            params={"letter": check_letter("推荐意见汇总表（盖章）.pdf", SCAN)},
+        )
     assert info.value.rule == "quota"
     assert "舟山市制造精品推荐名额（附2-2）" in str(info.value) and "上限 2 个，已推荐 3 个" in str(
         info.value
@@ -203,7 +213,13 @@ def test_it_refuses_a_cluster_recommendation_list_over_a_rising_star_quota_lower
             origin="修订",
         )
     with pytest.raises(ActionRefused, match="杭州市“新星”产业群推荐 3 个，超过上限 2 个"):
-        perform(seeded, make_ctx(), rec_ref(CLUSTER, "330100"), "submit", params={"letter": "函.pdf"})
+        perform(
+            seeded,
+            make_ctx(),
+            rec_ref(CLUSTER, "330100"),
+            "submit",
+            params={"letter": check_letter("函.pdf", SCAN)},
+        )
 
 
 def test_it_refuses_the_fourth_rising_star_when_two_recommendations_race(

@@ -32,6 +32,7 @@ from models.audit import AuditEvent
 from models.case import Case
 from models.context import Actor, Ctx
 from models.imports import import_cases, import_roster
+from models.letters import check_letter
 from models.outbox import Email, Notification
 from models.registry import load_campaign, seed_divisions
 from models.schema import upgrade
@@ -147,6 +148,9 @@ JINGPIN_ROWS = [
     ],
 ]
 
+# A sealed scan as the domain sees it: a checked letter (the edges store the file).
+SCAN = b"%PDF-1.4 sealed"
+
 
 @dataclass(order=True)
 class Action:
@@ -219,7 +223,13 @@ def script(files: dict[str, Path]) -> list[Action]:
         Action(
             t("2026-07-01T15:00"),
             "RC26-CL-330400 报送",
-            do("RC26-CL-330400", "submit", "嘉兴市", "许杰", params={"letter": "嘉兴市推荐函（签章）.pdf"}),
+            do(
+                "RC26-CL-330400",
+                "submit",
+                "嘉兴市",
+                "许杰",
+                params={"letter": check_letter("嘉兴市推荐函（签章）.pdf", SCAN)},
+            ),
         ),
         Action(t("2026-07-08T10:00"), "JP26-00003 企业提交", do("JP26-00003", "submit", "海宁市", "陆悦")),
         Action(
@@ -251,7 +261,13 @@ def script(files: dict[str, Path]) -> list[Action]:
         Action(
             t("2026-07-22T14:00"),
             "RC26-JP-330400 报送",
-            do("RC26-JP-330400", "submit", "嘉兴市", "朱琳", params={"letter": "推荐意见汇总表（盖章）.pdf"}),
+            do(
+                "RC26-JP-330400",
+                "submit",
+                "嘉兴市",
+                "朱琳",
+                params={"letter": check_letter("推荐意见汇总表（盖章）.pdf", SCAN)},
+            ),
         ),
     ]
     return sorted(steps)
