@@ -379,3 +379,26 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
 
     for url in _pg_database(f"cli_{worker_id}"):
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
+
+
+def test_it_still_reports_a_truncation_after_the_anchor_is_deleted_and_a_write_follows(
+    tmp_path: Path,
+) -> None:
+    sb = Shenbao(tmp_path)
+    sb("init")
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    for ref in ("CL26-00001", "CL26-00002", "CL26-00003"):
+        sb("case", "act", ref, "submit")
+    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+    # The intruder: drop the newest five events, point the head at what is left, remove the anchor.
+    anchor.unlink()
+    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+        top = conn.execute("SELECT max(seq) FROM audit_event").fetchone()[0]
+        conn.execute("DELETE FROM audit_event WHERE seq > ?", (top - 5,))
+        seq, digest = conn.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, digest))
+    sb("deadline", "set", "2026-cluster-selection", "defence", "2026-08-15 17:00", "--reason", "答辩通知")
+    done = run_script(tmp_path, "audit", "verify", "--json", code=1)
+    report = json.loads(done.stdout)
+    assert "anchor_missing" in {p["kind"] for p in report["problems"]}
+    assert not list(tmp_path.glob("audit-anchor-*.json"))
