@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 
 from calendars.campaign import spec_digest
 from calendars.timeutil import format_deadline, format_local
-from models.audit import AuditEvent, AuditLog, Problem, VerifyReport
+from models.audit import AuditLog, Problem, RecordedEvent, VerifyReport
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.machines import MACHINES
@@ -32,14 +32,19 @@ from models.machines import MACHINES
 STATE_EVENTS = frozenset({"create", "state_change", "update"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class _Last:
-    """The last event that touched a thing, as a person reads it in a problem."""
+    """The last event that touched a thing, as a person reads it in a problem (four fields, not
+    the whole row: a trace is kept for each of 100,000 cases)."""
 
     seq: int
     at: datetime
     actor: str
     action: str
+
+    @classmethod
+    def of(cls, ev: RecordedEvent) -> _Last:
+        return cls(ev.seq, ev.at, ev.actor, ev.action)
 
     def describe(self) -> str:
         return f"第 {self.seq} 条事件（{self.action}，{format_local(self.at)}，{self.actor}）"
@@ -48,11 +53,16 @@ class _Last:
 @dataclass(slots=True)
 class _CaseTrace:
     ref: str
-    kind: str
     state: str
     # None when the case's creation is not in the audit: its version cannot be known.
     version: int | None
     last: _Last
+    # The creation's details, which name the kind; parsed only to word a problem.
+    created: str = "{}"
+
+    @property
+    def kind(self) -> str:
+        return str(json.loads(self.created).get("kind", ""))
 
 
 @dataclass(slots=True)
@@ -60,10 +70,6 @@ class _StageTrace:
     due_at: datetime | None
     version: int
     last: _Last
-
-
-def _last(ev: AuditEvent) -> _Last:
-    return _Last(ev.seq, ev.at, ev.actor, ev.action)
 
 
 def _state(kind: str, state: str | None) -> str:
@@ -91,7 +97,7 @@ class Replay:
     unrecorded_campaigns: set[str] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
 
-    def feed(self, ev: AuditEvent) -> None:
+    def feed(self, ev: RecordedEvent) -> None:
         if ev.action in STATE_EVENTS and ev.case_id is not None:
             self._case_event(ev, ev.case_id)
         elif ev.action == "deadline_change" and ev.campaign_id:
@@ -99,14 +105,14 @@ class Replay:
         elif ev.action == "campaign_load" and ev.campaign_id:
             self._campaign_event(ev, ev.campaign_id)
 
-    def _case_event(self, ev: AuditEvent, case_id: int) -> None:
-        ref = ev.subject.removeprefix("case:")
-        trace = self.cases.get(case_id)
+    def _case_event(self, ev: RecordedEvent, case_id: int) -> None:
         if ev.action == "create":
-            kind = str(json.loads(ev.details).get("kind", ""))
-            self.cases[case_id] = _CaseTrace(ref, kind, ev.to_value or "", 1, _last(ev))
+            ref = ev.subject.removeprefix("case:")
+            self.cases[case_id] = _CaseTrace(ref, ev.to_value or "", 1, _Last.of(ev), ev.details)
             return
+        trace = self.cases.get(case_id)
         if trace is None:
+            ref = ev.subject.removeprefix("case:")
             self.problems.append(
                 Problem(
                     ev.seq,
@@ -115,14 +121,14 @@ class Replay:
                     subject=ev.subject,
                 )
             )
-            self.cases[case_id] = _CaseTrace(ref, "", ev.to_value or "", None, _last(ev))
+            self.cases[case_id] = _CaseTrace(ref, ev.to_value or "", None, _Last.of(ev))
             return
         if ev.from_value != trace.state:
             self.problems.append(
                 Problem(
                     ev.seq,
                     "state_gap",
-                    f"案件 {ref}：第 {ev.seq} 条事件从{_state(trace.kind, ev.from_value)}出发，但此前的事件"
+                    f"案件 {trace.ref}：第 {ev.seq} 条事件从{_state(trace.kind, ev.from_value)}出发，但此前的事件"
                     f"（至{trace.last.describe()}）留下的是{_state(trace.kind, trace.state)}：其间状态被绕过审计改动",
                     subject=ev.subject,
                 )
@@ -130,9 +136,9 @@ class Replay:
         trace.state = ev.to_value or ""
         if trace.version is not None:
             trace.version += 1
-        trace.last = _last(ev)
+        trace.last = _Last.of(ev)
 
-    def _deadline_event(self, ev: AuditEvent, campaign_id: str) -> None:
+    def _deadline_event(self, ev: RecordedEvent, campaign_id: str) -> None:
         stage_id = ev.subject.removeprefix(f"stage:{campaign_id}/")
         version = int(json.loads(ev.details).get("version", 0))
         due, before = _instant(ev.to_value), _instant(ev.from_value)
@@ -147,16 +153,16 @@ class Replay:
                     subject=ev.subject,
                 )
             )
-        self.stages[(campaign_id, stage_id)] = _StageTrace(due, version, _last(ev))
+        self.stages[(campaign_id, stage_id)] = _StageTrace(due, version, _Last.of(ev))
 
-    def _campaign_event(self, ev: AuditEvent, campaign_id: str) -> None:
+    def _campaign_event(self, ev: RecordedEvent, campaign_id: str) -> None:
         details = json.loads(ev.details)
         deadlines = details.get("deadlines")
         if deadlines is None and campaign_id not in self.campaigns:
             self.unrecorded_campaigns.add(campaign_id)
         for stage_id, due in (deadlines or {}).items():
-            self.stages[(campaign_id, stage_id)] = _StageTrace(_instant(due), 1, _last(ev))
-        self.campaigns[campaign_id] = (ev.to_value, _last(ev))
+            self.stages[(campaign_id, stage_id)] = _StageTrace(_instant(due), 1, _Last.of(ev))
+        self.campaigns[campaign_id] = (ev.to_value, _Last.of(ev))
 
     # -- comparing ---------------------------------------------------------------------------
     def compare(self, session: Session, report: VerifyReport, *, batch: int = 5000) -> None:
