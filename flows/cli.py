@@ -972,7 +972,7 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 @cli.group()
 def audit() -> None:
-    """审计：校验哈希链（发现被修改、删除、调换顺序的记录）。"""
+    """审计：校验哈希链与库外锚点，并按事件重放核对案件状态与截止时间；重新锚定。"""
 
 
 @audit.command("verify")
@@ -980,11 +980,13 @@ def audit() -> None:
 @click.pass_context
 @handled
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """校验审计链：逐条重算带密钥的哈希，并与库外锚点比对；发现问题时退出码为 1。"""
+    """校验审计链（带密钥的哈希、库外锚点），并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
+    from models.replay import verify
+
     rt = _rt(ctx)
     log = rt.audit()
-    with rt.db.read() as session:
-        report = log.verify(session)
+    with rt.db.snapshot() as session:
+        report = verify(session, log)
     if as_json:
         out.print_json(
             {
@@ -992,19 +994,49 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
                 "checked": report.checked,
                 "head_seq": report.head_seq,
                 "anchor_seq": report.anchor_seq,
+                "anchor_file": report.anchor_file,
+                "cases": report.cases,
+                "stages": report.stages,
+                "stages_unchecked": report.stages_unchecked,
                 "problems": [p.__dict__ for p in report.problems],
             }
         )
     elif report.ok:
         out.line(
-            f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条"
+            f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条；"
+            f"{report.cases} 个案件的状态、{report.stages} 个环节的截止时间与事件一致"
+            + (
+                f"（{report.stages_unchecked} 个环节加载时未记录截止时间，未核对）"
+                if report.stages_unchecked
+                else ""
+            )
         )
     else:
-        out.line(f"审计链发现 {len(report.problems)} 处问题（共检查 {report.checked} 条）：")
+        out.line(
+            f"审计发现 {len(report.problems)} 处问题（共检查 {report.checked} 条事件、{report.cases} 个案件）："
+        )
         for p in report.problems:
-            out.line(f"  ✗ 第 {p.seq} 条 [{p.kind}] {p.message}")
+            out.line(f"  ✗ {f'第 {p.seq} 条 ' if p.seq else ''}[{p.kind}] {p.message}")
     if not report.ok:
         sys.exit(1)
+
+
+@audit.command("re-anchor")
+@click.option("--reason", required=True, help="为何重新锚定（如：锚点文件丢失，已核对最新事件完整）")
+@click.option("--by", "by", required=True, help="执行人姓名（记入审计）")
+@click.pass_context
+@handled
+def audit_re_anchor(ctx: click.Context, reason: str, by: str) -> None:
+    """在当前链头重新写入库外锚点（锚点缺失、损坏或恢复备份后）；此操作本身记入审计。"""
+    rt = _rt(ctx)
+    log = rt.audit()
+    try:
+        with rt.db.write() as session:
+            event = log.re_anchor(session, at=rt.now(), actor=by, reason=reason)
+            path = log.anchor_file(session)
+    except ValueError as exc:
+        raise Fail(str(exc)) from exc
+    out.line(f"已在第 {event.seq} 条事件重新锚定：{path}（执行人 {by}，理由：{reason}）")
 
 
 def _load_extensions() -> None:

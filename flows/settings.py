@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -53,11 +52,5 @@ class Settings(BaseSettings):
 
     @property
     def resolved_anchor_file(self) -> Path:
-        if self.audit_anchor_file:
-            return self.audit_anchor_file
-        # One anchor per database: switching SHENBAO_DATABASE_URL must not mix two chains.
-        url = self.resolved_database_url
-        if url.startswith("postgresql://"):  # the same database however the driver is spelled
-            url = "postgresql+psycopg://" + url[len("postgresql://") :]
-        tag = hashlib.sha256(url.encode()).hexdigest()[:12]
-        return self.home / f"audit-anchor-{tag}.json"
+        # {database} is the database's own identity (models/identity.py), never its URL.
+        return self.audit_anchor_file or self.home / "audit-anchor-{database}.json"

@@ -4,7 +4,12 @@ Each event's hash is HMAC-SHA256(key, previous hash + the event's canonical JSON
 included). Someone who can edit the database but not read the key cannot recompute the chain
 after changing, deleting or reordering a row. Deleting the newest rows leaves a valid-looking
 shorter chain, so every commit also writes the head (seq, hash) to an anchor file outside the
-database; ``verify`` compares the two.
+database; ``verify`` compares the two. The anchor carries its own MAC and the database's identity
+(models/identity.py), and its file is named by that identity, never by the URL or a credential.
+
+A missing anchor is never recreated by an ordinary write: deleting it together with the newest
+rows would otherwise pass as "no anchor yet" after the next action. Only the chain's first event
+creates it, and after that only a person does, with a reason, through ``re_anchor`` (audited).
 """
 
 from __future__ import annotations
@@ -16,16 +21,17 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Column, Text, event, func, insert
 from sqlmodel import Field, Session, SQLModel, select
 
+from models.identity import create_identity, database_identity
 from models.types import UTCDateTime
 
 try:
@@ -34,6 +40,8 @@ except ImportError:  # pragma: no cover - not POSIX: threads of one process are 
     fcntl = None  # type: ignore[assignment]
 
 GENESIS = "0" * 64
+# In an anchor path's file name, replaced by the database's identity.
+DATABASE_PLACEHOLDER = "{database}"
 _ANCHOR_THREAD_LOCK = threading.Lock()
 
 
@@ -80,7 +88,7 @@ class EventDraft:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _canonical(seq: int, d: EventDraft | AuditEvent, details_text: str) -> bytes:
+def _canonical(seq: int, d: EventDraft | RecordedEvent, details_text: str) -> bytes:
     body = {
         "seq": seq,
         # UTC, as the column gives it back: an aware local time would hash differently on reading.
@@ -106,9 +114,38 @@ class AuditKeyMissing(RuntimeError):
     pass
 
 
+class AnchorCorrupt(ValueError):
+    """The anchor file exists but cannot be read as an anchor; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Anchor:
+    database: str
+    seq: int
+    hash: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class _PendingAnchor:
+    path: Path
+    database: str
+    seq: int
+    hash: str
+    # May create the file: the chain's first event, or a person re-anchoring.
+    may_create: bool
+    # May replace whatever is there (a corrupt file, an anchor beyond the head): re-anchoring.
+    replaces: bool
+
+
 @dataclass
 class AuditLog:
-    """The key and the anchor file. Built once at the edge from settings."""
+    """The key and the anchor file. Built once at the edge from settings.
+
+    ``anchor_path`` may hold ``{database}`` in its file name (the default does): the file is then
+    named by the identity of the database it anchors, so any URL that reaches that database finds
+    the same anchor.
+    """
 
     key: bytes
     anchor_path: Path | None
@@ -128,6 +165,22 @@ class AuditLog:
 
     def _mac(self, prev_hash: str, canonical: bytes) -> str:
         return hmac.new(self.key, prev_hash.encode() + b"\n" + canonical, hashlib.sha256).hexdigest()
+
+    def _anchor_mac(self, database: str, seq: int, digest: str) -> str:
+        # Without it anyone who can read the events could point the anchor at an older one.
+        body = f"anchor\n{database}\n{seq}\n{digest}".encode()
+        return hmac.new(self.key, body, hashlib.sha256).hexdigest()
+
+    def anchor_file(self, session: Session) -> Path | None:
+        """Where this database's anchor is; None when none is kept or the database has no identity."""
+        if self.anchor_path is None:
+            return None
+        if DATABASE_PLACEHOLDER not in self.anchor_path.name:
+            return self.anchor_path
+        identity = database_identity(session)
+        if identity is None:
+            return None
+        return self.anchor_path.with_name(self.anchor_path.name.replace(DATABASE_PLACEHOLDER, identity))
 
     # -- writing -------------------------------------------------------------------------
     def _lock_head(self, session: Session) -> AuditHead:
@@ -152,7 +205,45 @@ class AuditLog:
 
     def append_many(self, session: Session, drafts: Iterable[EventDraft]) -> list[AuditEvent]:
         """Chain and insert events in the caller's transaction (bulk insert for imports)."""
+        return self._append(session, list(drafts), re_anchoring=False)
+
+    def re_anchor(self, session: Session, *, at: datetime, actor: str, reason: str) -> AuditEvent:
+        """A person's decision to anchor the chain anew at its current head, recorded as an event.
+
+        For a missing or corrupt anchor, or one that no longer matches after a restore: the
+        person has checked that the newest events are really there (verify said what is wrong),
+        and the event keeps what the anchor said before.
+        """
+        if not reason.strip():
+            raise ValueError("重新锚定须填写理由（--reason）")
+        if not actor.strip():
+            raise ValueError("重新锚定须由具体的人执行（--by 姓名）")
+        path = self.anchor_file(session)
+        previous: Any
+        try:
+            found = read_anchor(path) if path is not None else None
+            previous = {"seq": found.seq, "hash": found.hash} if found else "missing"
+        except AnchorCorrupt as exc:
+            previous = f"corrupt: {exc}"
+        draft = EventDraft(
+            at=at,
+            actor=actor,
+            action="re_anchor",
+            subject="audit:anchor",
+            reason=reason,
+            details={"previous": previous},
+        )
+        return self._append(session, [draft], re_anchoring=True)[0]
+
+    def _append(self, session: Session, drafts: list[EventDraft], *, re_anchoring: bool) -> list[AuditEvent]:
+        if not drafts:
+            return []
         head = self._lock_head(session)
+        first = head.seq == 0
+        if (first or re_anchoring) and database_identity(session) is None:
+            # A database emptied table by table has lost its identity; a new chain, or a person
+            # re-anchoring, gives it a new one. Any other write leaves it missing for verify.
+            create_identity(session, drafts[0].at)
         seq, prev = head.seq, head.hash
         events: list[AuditEvent] = []
         for d in drafts:
@@ -177,8 +268,6 @@ class AuditLog:
                 )
             )
             prev = digest
-        if not events:
-            return events
         if len(events) == 1:
             session.add(events[0])
         else:
@@ -187,43 +276,76 @@ class AuditLog:
         head.seq, head.hash = seq, prev
         session.add(head)
         session.flush()
-        self._anchor_after_commit(session, seq, prev)
+        self._anchor_after_commit(session, seq, prev, may_create=first or re_anchoring, replaces=re_anchoring)
         return events
 
-    def _anchor_after_commit(self, session: Session, seq: int, digest: str) -> None:
-        if self.anchor_path is None:
+    def _anchor_after_commit(
+        self, session: Session, seq: int, digest: str, *, may_create: bool, replaces: bool
+    ) -> None:
+        path = self.anchor_file(session)
+        if path is None:
             return
-        session.info["audit_anchor"] = (seq, digest)
+        earlier: _PendingAnchor | None = session.info.get("audit_anchor")
+        session.info["audit_anchor"] = _PendingAnchor(
+            path=path,
+            database=database_identity(session) or "",
+            seq=seq,
+            hash=digest,
+            may_create=may_create or bool(earlier and earlier.may_create),
+            replaces=replaces or bool(earlier and earlier.replaces),
+        )
         if not session.info.get("audit_anchor_hooked"):
             session.info["audit_anchor_hooked"] = True
             event.listen(session, "after_commit", self._write_anchor)
             event.listen(session, "after_rollback", lambda s: s.info.pop("audit_anchor", None))
 
     def _write_anchor(self, session: Session) -> None:
-        pending = session.info.pop("audit_anchor", None)
-        if pending is None or self.anchor_path is None:
+        pending: _PendingAnchor | None = session.info.pop("audit_anchor", None)
+        if pending is None:
             return
-        seq, digest = pending
-        self.anchor_path.parent.mkdir(parents=True, exist_ok=True)
+        path = pending.path
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Threads and processes commit out of order; the anchor only moves forward. The
         # read-compare-replace runs under a file lock, each writer with its own temporary file
         # (one name per process let two threads rename each other's file away).
-        with _anchor_lock(self.anchor_path):
-            current = read_anchor(self.anchor_path)
-            if current is not None and current[0] >= seq:
+        with _anchor_lock(path):
+            try:
+                current = read_anchor(path)
+            except AnchorCorrupt:
+                if not pending.replaces:
+                    return  # left as found: verify reports it, a person re-anchors
+                current = None
+            if current is None and not pending.may_create:
+                # Not recreated, and the write is not refused either: a refused write would stop
+                # reminders and lapses over a file outside the database, while a missing anchor
+                # loses nothing and keeps verify failing until a person re-anchors.
                 return
-            fd, tmp = tempfile.mkstemp(
-                dir=self.anchor_path.parent, prefix=f"{self.anchor_path.name}.", suffix=".tmp"
-            )
+            if current is not None and current.seq >= pending.seq and not pending.replaces:
+                return
+            body = {
+                "database": pending.database,
+                "seq": pending.seq,
+                "hash": pending.hash,
+                "mac": self._anchor_mac(pending.database, pending.seq, pending.hash),
+            }
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
             with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps({"seq": seq, "hash": digest}) + "\n")
-            os.replace(tmp, self.anchor_path)
+                fh.write(json.dumps(body) + "\n")
+            os.replace(tmp, path)
 
     # -- checking ------------------------------------------------------------------------
-    def verify(self, session: Session, *, batch: int = 5000) -> VerifyReport:
+    def verify(
+        self,
+        session: Session,
+        *,
+        batch: int = 5000,
+        on_event: Callable[[RecordedEvent], None] | None = None,
+    ) -> VerifyReport:
+        """Check the chain, its head and its anchor; ``on_event`` sees every event in seq order
+        (the replay rides on this one pass)."""
         report = VerifyReport()
         expected_seq, prev = 1, GENESIS
-        last: AuditEvent | None = None
+        last: RecordedEvent | None = None
         for ev in _stream(session, batch):
             report.checked += 1
             if ev.seq != expected_seq:
@@ -247,6 +369,8 @@ class AuditLog:
                         f"第 {ev.seq} 条事件（{ev.action} {ev.subject}）内容被改动，哈希不符",
                     )
                 )
+            if on_event is not None:
+                on_event(ev)
             expected_seq, prev, last = ev.seq + 1, ev.hash, ev
         head = session.get(AuditHead, 1)
         last_seq = last.seq if last else 0
@@ -259,45 +383,105 @@ class AuditLog:
                 )
             )
         if self.anchor_path is not None:
-            anchor = read_anchor(self.anchor_path)
-            report.anchor_seq = anchor[0] if anchor else None
-            if anchor is None and last_seq > 0:
-                # Deleting the anchor together with the newest rows must not pass as "no anchor yet".
-                report.problems.append(
-                    Problem(
-                        last_seq,
-                        "anchor_missing",
-                        f"库外锚点文件缺失：{self.anchor_path}（无法确认最新的事件未被删除）",
-                    )
-                )
-            if anchor is not None:
-                a_seq, a_hash = anchor
-                if a_seq > last_seq:
-                    report.problems.append(
-                        Problem(
-                            a_seq,
-                            "truncated",
-                            f"锚点记录到第 {a_seq} 条，但数据库只有 {last_seq} 条：最新的事件被删除",
-                        )
-                    )
-                else:
-                    row = session.get(AuditEvent, a_seq)
-                    if row is None or row.hash != a_hash:
-                        report.problems.append(
-                            Problem(a_seq, "anchor", f"第 {a_seq} 条事件与库外锚点的哈希不符")
-                        )
+            report.problems += self._check_anchor(session, report, last_seq)
         return report
 
+    def _check_anchor(self, session: Session, report: VerifyReport, last_seq: int) -> list[Problem]:
+        re_anchor = (
+            "；核实最新的事件确实完整后，由负责人运行 shenbao audit re-anchor --reason … --by … 重新锚定"
+        )
+        path = self.anchor_file(session)
+        if path is None:
+            if last_seq == 0:
+                return []
+            return [
+                Problem(
+                    last_seq,
+                    "anchor_missing",
+                    "数据库标识（database_identity 表）缺失，找不到库外锚点，无法确认最新的事件未被删除"
+                    + re_anchor,
+                )
+            ]
+        report.anchor_file = str(path)
+        try:
+            anchor = read_anchor(path)
+        except AnchorCorrupt as exc:
+            return [Problem(last_seq, "anchor_corrupt", f"{exc}{re_anchor}")]
+        if anchor is None:
+            if last_seq == 0:
+                return []
+            # Deleting the anchor together with the newest rows must not pass as "no anchor yet".
+            return [
+                Problem(
+                    last_seq,
+                    "anchor_missing",
+                    f"库外锚点文件缺失：{path}（无法确认最新的事件未被删除；数据库升级后首次校验也会如此）"
+                    + re_anchor,
+                )
+            ]
+        report.anchor_seq = anchor.seq
+        if not hmac.compare_digest(anchor.mac, self._anchor_mac(anchor.database, anchor.seq, anchor.hash)):
+            return [
+                Problem(
+                    anchor.seq,
+                    "anchor_corrupt",
+                    f"审计锚点文件的校验码不符：{path}（文件被改动，或不是用本审计密钥写的）{re_anchor}",
+                )
+            ]
+        identity = database_identity(session)
+        if identity is not None and anchor.database != identity:
+            return [
+                Problem(
+                    anchor.seq,
+                    "anchor_corrupt",
+                    f"审计锚点文件属于另一个数据库：{path}（锚点的数据库标识 {anchor.database}，本库 {identity}）",
+                )
+            ]
+        if anchor.seq > last_seq:
+            return [
+                Problem(
+                    anchor.seq,
+                    "truncated",
+                    f"锚点记录到第 {anchor.seq} 条，但数据库只有 {last_seq} 条：最新的事件被删除",
+                )
+            ]
+        row = session.get(AuditEvent, anchor.seq)
+        if row is None or row.hash != anchor.hash:
+            return [
+                Problem(anchor.seq, "anchor", f"第 {anchor.seq} 条事件与库外锚点的哈希不符（锚点不在链上）")
+            ]
+        return []
 
-def _stream(session: Session, batch: int) -> Iterator[AuditEvent]:
+
+class RecordedEvent(Protocol):
+    """An event as ``verify`` reads it: a plain row with the columns of :class:`AuditEvent`."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    case_id: int | None
+    campaign_id: str | None
+    from_value: str | None
+    to_value: str | None
+    reason: str
+    details: str
+    prev_hash: str
+    hash: str
+
+
+def _stream(session: Session, batch: int) -> Iterator[RecordedEvent]:
+    # Plain rows, not ORM objects: building 300,000 instances cost about as much as hashing them.
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
     after = 0
     while True:
-        rows = session.exec(
-            select(AuditEvent).where(AuditEvent.seq > after).order_by(AuditEvent.seq).limit(batch)
+        rows = session.execute(
+            select(table).where(table.c.seq > after).order_by(table.c.seq).limit(batch)
         ).all()
         if not rows:
             return
-        yield from rows
+        yield from rows  # type: ignore[misc]
         after = rows[-1].seq
 
 
@@ -310,14 +494,16 @@ def _anchor_lock(path: Path) -> Iterator[None]:
         yield
 
 
-def read_anchor(path: Path) -> tuple[int, str] | None:
+def read_anchor(path: Path) -> Anchor | None:
     try:
         data = json.loads(path.read_text())
-        return int(data["seq"]), str(data["hash"])
+        return Anchor(
+            database=str(data["database"]), seq=int(data["seq"]), hash=str(data["hash"]), mac=str(data["mac"])
+        )
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError) as exc:
-        raise ValueError(f"审计锚点文件损坏：{path}") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AnchorCorrupt(f"审计锚点文件损坏：{path}（{type(exc).__name__}: {exc}）") from exc
 
 
 @dataclass(frozen=True)
@@ -325,6 +511,8 @@ class Problem:
     seq: int
     kind: str
     message: str
+    # What the problem is about when it is not one event: "case:CL26-00002", "stage:…/…".
+    subject: str = ""
 
 
 @dataclass
@@ -332,6 +520,12 @@ class VerifyReport:
     checked: int = 0
     head_seq: int = 0
     anchor_seq: int | None = None
+    anchor_file: str | None = None
+    # What the replay compared (models/replay.py); stages loaded before loads recorded their
+    # deadlines, and never moved since, cannot be checked.
+    cases: int = 0
+    stages: int = 0
+    stages_unchecked: int = 0
     problems: list[Problem] = field(default_factory=list)
 
     @property

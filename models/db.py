@@ -90,6 +90,18 @@ class Database:
             yield session
 
     @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """A read session that sees one instant throughout, while writers go on.
+
+        SQLite in WAL mode keeps a read transaction's snapshot by itself; PostgreSQL's default
+        (read committed) would show each query the newest commits, so it asks for repeatable read.
+        """
+        with Session(self.reader, expire_on_commit=False) as session:
+            if not self.is_sqlite:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any exception."""
         with Session(self.writer, expire_on_commit=False) as session:

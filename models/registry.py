@@ -7,6 +7,7 @@ deadlines through ``set_deadline`` (a recorded event), never silently.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
@@ -126,7 +127,12 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 campaign_id=spec.id,
                 to_value=digest,
                 reason=f"加载批次文件 {origin}",
-                details={"name": spec.name, "stages": [s.id for s in spec.stages]},
+                # The deadlines the load creates at version 1: the replay starts from them.
+                details={
+                    "name": spec.name,
+                    "stages": [s.id for s in spec.stages],
+                    "deadlines": {s.id: _iso(s.deadline) for s in spec.stages},
+                },
             ),
         )
         changes.append("新建批次")
@@ -136,6 +142,10 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
         campaign.spec_text, campaign.spec_digest, campaign.name = text, digest, spec.name
         campaign.loaded_at = ctx.now
         session.add(campaign)
+        # New stages start at version 1, as a new campaign's do; the replay starts from these.
+        added = {
+            s.id: _iso(s.deadline) for s in spec.stages if session.get(StageDeadline, (spec.id, s.id)) is None
+        }
         ctx.audit.append(
             session,
             EventDraft(
@@ -147,13 +157,14 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 from_value=existing.spec_digest,
                 to_value=digest,
                 reason=f"更新批次文件 {origin}",
+                details={"deadlines": added},
             ),
         )
         changes.append("更新批次文件")
         old_deadlines = {s.id: s.deadline for s in old_spec.stages}
         for stage in spec.stages:
             row = session.get(StageDeadline, (spec.id, stage.id))
-            if row is None:
+            if stage.id in added:
                 session.add(
                     StageDeadline(
                         campaign_id=spec.id,
@@ -165,7 +176,11 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                     )
                 )
                 changes.append(f"新增环节 {stage.id}")
-            elif old_deadlines.get(stage.id) != stage.deadline and row.due_at != stage.deadline:
+            elif (
+                row is not None
+                and old_deadlines.get(stage.id) != stage.deadline
+                and row.due_at != stage.deadline
+            ):
                 set_deadline(
                     session, ctx, spec.id, stage.id, stage.deadline, reason=f"批次文件 {origin} 修改"
                 )
@@ -173,6 +188,10 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     session.flush()
     changes += ensure_city_cases(session, ctx, campaign.id, spec)
     return campaign, changes
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def ensure_city_cases(session: Session, ctx: Ctx, campaign_id: str, spec: CampaignSpec) -> list[str]:

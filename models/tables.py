@@ -6,6 +6,7 @@ from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
+from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
 
@@ -16,6 +17,7 @@ __all__ = [
     "Campaign",
     "Case",
     "Contact",
+    "DatabaseIdentity",
     "DeliveryAttempt",
     "Email",
     "Notification",

@@ -123,6 +123,16 @@ def test_the_audit_page_detects_a_changed_record(client, world: World) -> None: 
     assert client.get("/api/audit/verify").json()["problems"] == []
 
 
+def test_the_audit_page_names_a_case_whose_state_was_changed_without_an_event(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    sign_in(client, world.token("province"))
+    with world.db.writer.begin() as conn:
+        ref = conn.execute(text("SELECT min(ref) FROM \"case\" WHERE ref LIKE 'CL26-%'")).scalar()
+        conn.execute(text("UPDATE \"case\" SET state = 'selected' WHERE ref = :ref"), {"ref": ref})
+    assert "审计链发现" in (page := client.get("/audit").text) and ref in page
+    api = client.get("/api/audit/verify").json()
+    assert api["ok"] is False and [p["kind"] for p in api["problems"]] == ["state"]
+
+
 def test_the_openapi_schema_documents_response_models(client) -> None:  # type: ignore[no-untyped-def]
     schema = client.get("/api/openapi.json").json()
     post = schema["paths"]["/api/cases/{ref}/actions"]["post"]

@@ -418,3 +418,68 @@ def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
     assert not any(ch in done.stdout for ch in "\x1b\x9b\u202e")
     listed = run_script(sb.home, "--now", NOW, "case", "list", "--campaign", "2026-cluster-selection")
     assert "\x1b" not in listed.stdout
+
+
+def test_it_still_reports_a_truncation_after_the_anchor_is_deleted_and_a_write_follows(
+    tmp_path: Path,
+) -> None:
+    sb = Shenbao(tmp_path)
+    sb("init")
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    for ref in ("CL26-00001", "CL26-00002", "CL26-00003"):
+        sb("case", "act", ref, "submit")
+    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+    # The intruder: drop the newest five events, point the head at what is left, remove the anchor.
+    anchor.unlink()
+    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+        top = conn.execute("SELECT max(seq) FROM audit_event").fetchone()[0]
+        conn.execute("DELETE FROM audit_event WHERE seq > ?", (top - 5,))
+        seq, digest = conn.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
+        conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, digest))
+    sb("deadline", "set", "2026-cluster-selection", "defence", "2026-08-15 17:00", "--reason", "答辩通知")
+    done = run_script(tmp_path, "audit", "verify", "--json", code=1)
+    report = json.loads(done.stdout)
+    assert "anchor_missing" in {p["kind"] for p in report["problems"]}
+    assert not list(tmp_path.glob("audit-anchor-*.json"))
+
+
+def test_it_exits_1_naming_a_case_whose_state_was_set_without_an_event(tmp_path: Path) -> None:
+    sb = Shenbao(tmp_path)
+    sb("init")
+    sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
+    sb("case", "act", "CL26-00002", "submit")
+    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+        conn.execute("UPDATE \"case\" SET state = 'selected' WHERE ref = 'CL26-00002'")
+    report = json.loads(run_script(tmp_path, "audit", "verify", "--json", code=1).stdout)
+    assert [(p["kind"], p["subject"]) for p in report["problems"]] == [("state", "case:CL26-00002")]
+    text = run_script(tmp_path, "audit", "verify", code=1).stdout
+    assert "CL26-00002" in text and "selected" in text and "已提交待市级审核" in text
+
+
+def test_it_re_anchors_through_the_cli_and_records_who_and_why(sb: Shenbao) -> None:
+    (anchor,) = sb.home.glob("audit-anchor-*.json")
+    anchor.unlink()
+    assert "anchor_missing" in sb("audit", "verify", code=1).stdout
+    sb("audit", "re-anchor", "--by", "王敏", code=2)  # no reason: nothing written
+    assert not anchor.exists()
+    done = sb("audit", "re-anchor", "--reason", "锚点文件误删，已核对", "--by", "王敏").stdout
+    assert "重新锚定" in done and anchor.exists()
+    assert sb.json("audit", "verify")["ok"] is True
+
+
+def test_it_finds_the_same_anchor_under_another_spelling_of_the_postgresql_url(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    other = fresh_pg_url.replace("postgres@127.0.0.1", "postgres:rotated@localhost")
+    assert other != fresh_pg_url
+    env = {"SHENBAO_DATABASE_URL": fresh_pg_url, "SHENBAO_NOW": NOW}
+    run_script(tmp_path, "init", **env)
+    run_script(tmp_path, "case", "act", "RC26-CL-330100", "attach", "--letter", "函.pdf", **env)
+    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+    again = {"SHENBAO_DATABASE_URL": other, "SHENBAO_NOW": NOW}
+    run_script(tmp_path, "init", **again)  # an existing database keeps its identity
+    run_script(tmp_path, "case", "act", "RC26-CL-330200", "attach", "--letter", "函.pdf", **again)
+    assert list(tmp_path.glob("audit-anchor-*.json")) == [anchor]
+    report = json.loads(run_script(tmp_path, "audit", "verify", "--json", **again).stdout)
+    assert report["ok"] is True and report["anchor_seq"] == report["head_seq"]
+    assert report["anchor_file"] == str(anchor) and "rotated" not in anchor.name

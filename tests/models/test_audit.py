@@ -7,17 +7,23 @@ on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 
+from calendars.campaign import builtin_campaign_files
 from models.actions import ActionRefused, perform
 from models.audit import AuditEvent, AuditLog, EventDraft, read_anchor
+from models.context import Ctx
 from models.db import Database
+from models.identity import database_identity
+from models.registry import load_campaign, seed_divisions
 from tests.models.spine import cluster_case, events, n_events
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -205,3 +211,99 @@ def test_it_stores_events_that_read_back_identically(history: Database) -> None:
     with history.read() as session:
         first = session.get(AuditEvent, 1)
     assert first is not None and first.at.tzinfo is not None
+
+
+# -- the anchor: never silently recreated, keyed by the database, tamper-evident -----------------------
+
+
+def test_it_leaves_a_deleted_anchor_missing_after_an_ordinary_write(
+    history: Database, audit: AuditLog, make_ctx: Any
+) -> None:
+    assert audit.anchor_path is not None
+    audit.anchor_path.unlink()
+    with history.write() as session:
+        cluster_case(session, make_ctx(), county="海曙区")
+    assert not audit.anchor_path.exists()
+    report = verify(history, audit)
+    assert {kind for _, kind in kinds(report)} == {"anchor_missing"}
+    assert "re-anchor" in report.problems[0].message
+
+
+def test_it_reports_a_forged_anchor_pointing_at_an_older_event(history: Database, audit: AuditLog) -> None:
+    # An intruder drops the newest events and writes the anchor the truncated chain would have.
+    assert audit.anchor_path is not None
+    keep = events(history)[-4]
+    sql(history, "DELETE FROM audit_event WHERE seq > :seq", seq=keep.seq)
+    sql(history, "UPDATE audit_head SET seq = :seq, hash = :hash", seq=keep.seq, hash=keep.hash)
+    forged = json.loads(audit.anchor_path.read_text()) | {"seq": keep.seq, "hash": keep.hash}
+    audit.anchor_path.write_text(json.dumps(forged))
+    report = verify(history, audit)
+    assert kinds(report) == {(keep.seq, "anchor_corrupt")}
+    assert "校验码不符" in report.problems[0].message
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"seq": 3}', "[]"])
+def test_it_reports_a_corrupt_anchor_and_leaves_it_for_a_person(
+    history: Database, audit: AuditLog, make_ctx: Any, content: str
+) -> None:
+    assert audit.anchor_path is not None
+    audit.anchor_path.write_text(content)
+    perform(history, make_ctx(), "CL26-00002", "return", reason="再补充")
+    assert audit.anchor_path.read_text() == content
+    report = verify(history, audit)
+    assert {kind for _, kind in kinds(report)} == {"anchor_corrupt"}
+    assert str(audit.anchor_path) in report.problems[0].message
+
+
+def test_it_re_anchors_at_the_head_when_a_person_gives_a_reason(
+    history: Database, audit: AuditLog, make_ctx: Any
+) -> None:
+    assert audit.anchor_path is not None
+    audit.anchor_path.write_text("{not json")
+    with pytest.raises(ValueError, match="理由"), history.write() as session:
+        audit.re_anchor(session, at=make_ctx().now, actor="王敏", reason=" ")
+    assert not verify(history, audit).ok
+    with history.write() as session:
+        done = audit.re_anchor(
+            session, at=make_ctx().now, actor="王敏", reason="锚点文件损坏，已核对最新事件"
+        )
+    report = verify(history, audit)
+    assert report.ok, report.problems
+    assert report.anchor_seq == done.seq == report.head_seq
+    recorded = events(history, action="re_anchor")
+    assert [(e.actor, e.reason) for e in recorded] == [("王敏", "锚点文件损坏，已核对最新事件")]
+    assert json.loads(recorded[0].details)["previous"].startswith("corrupt")
+
+
+def test_it_names_the_anchor_after_the_database_not_the_url(
+    db: Database, tmp_path: Path, make_ctx: Any
+) -> None:
+    audit = AuditLog.from_key_file(
+        tmp_path / "k" / "audit.key", tmp_path / "audit-anchor-{database}.json", create=True
+    )
+    ctx = Ctx(now=make_ctx().now, actor=make_ctx().actor, audit=audit)
+    with db.write() as session:
+        seed_divisions(session)
+        cluster_campaign = next(p for p in builtin_campaign_files() if "cluster" in p.name)
+        load_campaign(
+            session, ctx, cluster_campaign.read_text(encoding="utf-8"), origin=cluster_campaign.name
+        )
+    with db.read() as session:
+        identity = database_identity(session)
+    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+    assert identity is not None and anchor.name == f"audit-anchor-{identity}.json"
+    assert json.loads(anchor.read_text())["database"] == identity
+    other = Database(_respelled(db.url))  # the same database, reached another way
+    try:
+        with other.read() as session:
+            assert audit.verify(session).ok
+    finally:
+        other.dispose()
+
+
+def _respelled(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return f"sqlite:///{path.parent}/../{path.parent.name}/{path.name}"
+    # Trust authentication ignores the password: the same database after a password change.
+    return url.replace("postgres@127.0.0.1", "postgres:rotated@localhost")
