@@ -473,12 +473,14 @@ def test_it_finds_the_same_anchor_under_another_spelling_of_the_postgresql_url(
     other = fresh_pg_url.replace("postgres@127.0.0.1", "postgres:rotated@localhost")
     assert other != fresh_pg_url
     env = {"SHENBAO_DATABASE_URL": fresh_pg_url, "SHENBAO_NOW": NOW}
+    letter = tmp_path / "函.pdf"
+    letter.write_bytes(b"%PDF-1.4 sealed")
     run_script(tmp_path, "init", **env)
-    run_script(tmp_path, "case", "act", "RC26-CL-330100", "attach", "--letter", "函.pdf", **env)
+    run_script(tmp_path, "case", "act", "RC26-CL-330100", "attach", "--letter", str(letter), **env)
     (anchor,) = tmp_path.glob("audit-anchor-*.json")
     again = {"SHENBAO_DATABASE_URL": other, "SHENBAO_NOW": NOW}
     run_script(tmp_path, "init", **again)  # an existing database keeps its identity
-    run_script(tmp_path, "case", "act", "RC26-CL-330200", "attach", "--letter", "函.pdf", **again)
+    run_script(tmp_path, "case", "act", "RC26-CL-330200", "attach", "--letter", str(letter), **again)
     assert list(tmp_path.glob("audit-anchor-*.json")) == [anchor]
     report = json.loads(run_script(tmp_path, "audit", "verify", "--json", **again).stdout)
     assert report["ok"] is True and report["anchor_seq"] == report["head_seq"]
