@@ -20,22 +20,78 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached; the message names the URL (without password)."""
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    # We emit BEGIN ourselves (see _begin) so that writers can take the lock up front.
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    # WAL + NORMAL: many small transactions (every action is one) without an fsync each;
-    # readers (status, dashboard) never block the writer.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=15000")
-    cur.close()
+@dataclass(frozen=True)
+class Timeouts:
+    """How long any one step may wait on the database before it is reported as an outage.
+
+    Without them a server that accepts a connection and never answers (a hung proxy, a
+    half-open TCP connection after a failover) hangs ``tick``, ``send`` and the service's
+    sweeps forever instead of failing with exit 4.
+    """
+
+    connect: float = 10.0  # PostgreSQL: the whole connection start-up, TCP and protocol
+    statement: float = 120.0  # PostgreSQL: one statement, waits on locks included
+    busy: float = 15.0  # SQLite: waiting for another writer (e.g. an import) to finish
 
 
-def _make_sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
-    event.listen(engine, "connect", _sqlite_pragmas)
+def _sqlite_pragmas(busy_seconds: float):  # type: ignore[no-untyped-def]
+    def on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        # We emit BEGIN ourselves (see _begin) so that writers can take the lock up front.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        # WAL + NORMAL: many small transactions (every action is one) without an fsync each;
+        # readers (status, dashboard) never block the writer.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        cur.close()
+
+    return on_connect
+
+
+def _postgres_connect_args(timeouts: Timeouts) -> dict[str, object]:
+    return {
+        "connect_timeout": max(1, round(timeouts.connect)),
+        "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
+        # A vanished server (network partition, a machine switched off) is noticed by TCP
+        # instead of after the kernel's two-hour default: unacknowledged data gives up after
+        # the statement timeout, an idle pooled connection after about a minute of silence.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(timeouts.statement * 1000),
+    }
+
+
+def describe_outage(exc: BaseException, timeouts: Timeouts | None = None) -> str:
+    """What a coordinator or operator reads when the database did not answer in time or at all.
+
+    One place for the wording, so the CLI, the service's log and the dashboard say the same.
+    """
+    timeouts = timeouts or Timeouts()
+    orig = getattr(exc, "orig", None) or exc
+    text = " ".join(str(orig).split()) or type(orig).__name__
+    lowered = text.lower()
+    if "database is locked" in lowered or "database is busy" in lowered:
+        return (
+            f"数据库正忙：另一个写入（如批量导入）已占用数据库超过 {timeouts.busy:g} 秒，"
+            "本次操作未执行，未作任何修改；请稍后重试"
+        )
+    if "statement timeout" in lowered or "canceling statement" in lowered:
+        return (
+            f"数据库在 {timeouts.statement:g} 秒内没有完成这次操作（可能被其他事务的锁挡住或数据库过载），"
+            "已放弃，未作任何修改；请稍后重试"
+        )
+    if "timeout expired" in lowered or "timed out" in lowered:
+        return f"连接数据库超时（{timeouts.connect:g} 秒内没有应答）：{text}"
+    return f"数据库无法访问：{text}"
+
+
+def _make_sqlite_engine(url: str, *, immediate: bool, timeouts: Timeouts) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeouts.busy})
+    event.listen(engine, "connect", _sqlite_pragmas(timeouts.busy))
 
     # A deferred transaction that reads the audit head and then writes would fail with
     # SQLITE_BUSY when another writer got there first (busy_timeout does not apply to a lock
@@ -58,6 +114,7 @@ class Database:
     """
 
     url: str
+    timeouts: Timeouts = field(default_factory=Timeouts)
     reader: Engine = field(init=False)
     writer: Engine = field(init=False)
 
@@ -66,14 +123,17 @@ class Database:
         if parsed.get_backend_name() == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self.reader = _make_sqlite_engine(self.url, immediate=False)
-            self.writer = _make_sqlite_engine(self.url, immediate=True)
+            self.reader = _make_sqlite_engine(self.url, immediate=False, timeouts=self.timeouts)
+            self.writer = _make_sqlite_engine(self.url, immediate=True, timeouts=self.timeouts)
         else:
             if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
                 # psycopg 3 is the driver we install; plain postgresql:// means it here.
                 parsed = parsed.set(drivername="postgresql+psycopg")
                 self.url = parsed.render_as_string(hide_password=False)
-            self.reader = create_engine(self.url, pool_pre_ping=True)
+            connect_args = (
+                _postgres_connect_args(self.timeouts) if parsed.drivername.endswith("psycopg") else {}
+            )
+            self.reader = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
             self.writer = self.reader
 
     @property

@@ -450,6 +450,7 @@ def read_sheet(
     )
 
     in_notes = False
+    unstorable: list[ImportProblem] = []
     for number, cells in numbered:
         if number <= header_row:
             continue
@@ -467,8 +468,31 @@ def read_sheet(
         values = {key: (cells[i] if i < len(cells) else None) for key, i in mapping.items()}
         if all(v is None for v in values.values()):
             continue  # e.g. template rows that only carry a 序号
+        for key, value in values.items():
+            bad = _control_character(value)
+            if bad:
+                unstorable.append(ImportProblem(name, number, sheet.label(key), bad))
         sheet.rows.append(SheetRow(number, values))
+    if unstorable:
+        raise ImportRejected(unstorable)
     return sheet
+
+
+# C0 controls other than tab and line breaks (which a cell may legitimately hold), and DEL.
+# PostgreSQL cannot store U+0000 in text at all, and refuses it only when the whole import is
+# being written; the others are invisible in every form and report. Caught here, per cell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _control_character(value: CellValue) -> str | None:
+    if not isinstance(value, str):
+        return None
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    code = ord(found.group())
+    what = "NUL 空字符" if code == 0 else "不可见控制字符"
+    return f"含有{what}（U+{code:04X}，第{found.start() + 1}个字符），无法保存；请删除后重新导入"
 
 
 # --------------------------------------------------------------------------------------------

@@ -438,3 +438,30 @@ def test_it_rejects_a_product_name_too_long_to_store(seeded: Database, make_ctx:
         run_cases, seeded, make_ctx, JINGPIN, write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [row])
     )
     assert [(p.row, p.column) for p in exc.problems] == [(2, "产品名称及型号")]
+
+
+def test_it_rejects_a_nul_byte_naming_row_and_column_before_writing(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    # PostgreSQL cannot store U+0000 and used to refuse the whole import only at the write,
+    # with a driver error and no row or column; SQLite would store it silently.
+    row = list(CLUSTER_ROW)
+    row[0] = "鄞州区"
+    row[11] = "周\x00敏"
+    before = counts(seeded)
+    exc = rejected(
+        run_cases, seeded, make_ctx, CLUSTER, write_sheet(tmp_path / "集群.csv", CLUSTER_HEADERS, [row])
+    )
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "集群联系人")]
+    assert "U+0000" in exc.problems[0].message
+    assert counts(seeded) == before
+
+
+def test_it_rejects_control_characters_in_a_roster_cell(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    row = list(ROSTER_ROW)
+    row[3] = "副处长\x1b[31m"
+    exc = rejected(run_roster, seeded, make_ctx, write_sheet(tmp_path / "名单.csv", ROSTER_HEADERS, [row]))
+    assert [(p.row, p.column) for p in exc.problems] == [(2, "职务")]
+    assert "U+001B" in exc.problems[0].message
