@@ -18,18 +18,21 @@ demo: $(BIN)/.installed
 services:
 	bash tests/setup-machine.sh
 
-## test: set up and run the whole suite on SQLite and PostgreSQL, ruff first
+## test: set up and run the whole suite on SQLite and PostgreSQL, ruff and mypy (baseline) first
 test: $(BIN)/.installed services
 	$(BIN)/ruff check .
+	$(BIN)/python tests/typecheck.py
 	$(BIN)/pytest -q -n 2 --dist loadgroup -p no:cacheprovider
 
+## lint: ruff, and mypy against tests/mypy-baseline.txt (may only shrink: tests/typecheck.py --update)
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tests/typecheck.py
 
 ## bench: the benchmarks of bench/README.md (minutes, not part of test)
 bench: $(BIN)/.installed services
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf demo-out .pytest_cache
+	rm -rf demo-out .pytest_cache .mypy_cache

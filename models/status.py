@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.campaign import Stage
 from calendars.workdays import UnknownYearError, WorkCalendar
@@ -149,14 +149,14 @@ def board(
         order = [(c.code, c.name) for c in divisions.cities]
         order += [(code, code) for code in sorted(by_group) if code not in {c for c, _ in order}]
     elif group_by == "county":
-        order = [(c.code, c.name) for c in divisions.counties_of(city)] if city else []  # type: ignore[arg-type]
+        order = [(c.code, c.name) for c in divisions.counties_of(city)] if city else []
         order += [(code, code) for code in sorted(by_group) if code not in {c for c, _ in order}]
     else:
         names = dict(
             session.exec(
-                select(Organisation.id, Organisation.name).where(Organisation.id.in_(list(by_group)))
+                select(Organisation.id, Organisation.name).where(col(Organisation.id).in_(list(by_group)))
             ).all()
-        )  # type: ignore[attr-defined]
+        )
         order = sorted(((code, names.get(code, code)) for code in by_group), key=lambda x: x[1])
     for code, label in order:
         out.rows.append((code, label, by_group.get(code, {})))

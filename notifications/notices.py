@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.audit import AuditEvent
 from models.campaign import Campaign
@@ -96,8 +96,8 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             .where(
                 Case.campaign_id == event.campaign_id,
                 Case.kind == stage.subject,
-                Case.state.in_(stage.pending_states),
-            )  # type: ignore[attr-defined]
+                col(Case.state).in_(stage.pending_states),
+            )
             .distinct()
         ).all()
         targets = []

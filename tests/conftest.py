@@ -1,20 +1,31 @@
 """Shared fixtures: real SQLite files and the real PostgreSQL server on this machine.
 
-Every test that takes ``db`` runs twice, once per backend. PostgreSQL gets one database per
-test session (and per xdist worker), created here and dropped at the end; tables are emptied
-between tests, which is far cheaper than a database per test.
+Every test that takes ``db`` runs twice, once per backend, on a database no other test sees.
+
+Migrating and seeding cost far more than copying, so each test session (each xdist worker)
+migrates and seeds once per backend and every test starts from a copy. SQLite: a template
+file (empty, or seeded as `shenbao init` leaves it) copied per test. PostgreSQL: one database
+per session, emptied per test; for a test that takes ``seeded``, the seeded rows are copied
+back from a schema that holds them (cheaper here than ``CREATE DATABASE … TEMPLATE``).
+
+The audit events of the seeded rows are chained with the session's audit key, so every test's
+``audit`` fixture uses that key, and a seeded database comes with the anchor of its head:
+exactly what the test would have had if it had seeded the database itself.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from calendars.campaign import builtin_campaign_files
 from calendars.timeutil import parse_instant
@@ -23,6 +34,9 @@ from models.context import Actor, Ctx
 from models.db import Database
 from models.registry import load_campaign, seed_divisions
 from models.schema import upgrade
+
+if TYPE_CHECKING:
+    import psycopg
 
 PG_ADMIN_URL = os.environ.get(
     "SHENBAO_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -33,25 +47,166 @@ CURRENT_TIME = parse_instant("2026-06-01T10:00")
 CLUSTER = "2026-cluster-selection"
 JINGPIN = "2026-jingpin"
 OPERATOR = Actor(name="tester")
+# When `seeded` loads the campaigns (the instant its audit events carry).
+SEEDED_AT = parse_instant("2026-05-26T09:00")
+
+Content = Literal["empty", "seeded"]
+MakeCtx = Callable[..., Ctx]
+# What the test's `db` was copied from, read by `seeded` so that it seeds only when needed.
+_CONTENT = pytest.StashKey[str]()
+
+
+def key_file(tmp_path: Path) -> Path:
+    """Where a test's audit key lives (the dashboard's Runtime reads the same file)."""
+    return tmp_path / "keys" / "audit.key"
+
+
+def anchor_file(tmp_path: Path) -> Path:
+    return tmp_path / "anchor.json"
+
+
+def seed(database: Database, ctx: Ctx) -> None:
+    """Divisions and both built-in 2026 campaigns, as `shenbao init` loads them."""
+    with database.write() as session:
+        seed_divisions(session)
+        for path in builtin_campaign_files():
+            load_campaign(session, ctx, path.read_text(encoding="utf-8"), origin=path.name)
+
+
+def _build(database: Database, content: Content, audit: AuditLog) -> None:
+    upgrade(database)
+    if content == "seeded":
+        seed(database, Ctx(now=SEEDED_AT, actor=OPERATOR, audit=audit))
+    # CREATE DATABASE … TEMPLATE refuses a template anyone is connected to.
+    database.dispose()
+
+
+def _admin() -> str:
+    return PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _pg_connect() -> psycopg.Connection:
+    import psycopg
+
+    try:
+        return psycopg.connect(_admin(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL is not reachable at {_admin()}: {exc} (start it: see README)")
+
+
+def _pg_url(name: str) -> str:
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
 
 
 def _pg_database(worker: str) -> Iterator[str]:
-    import psycopg
-
+    """A new, empty PostgreSQL database for as long as the generator runs, then dropped."""
     name = f"shenbao_test_{worker}_{uuid.uuid4().hex[:8]}"
-    admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:  # pragma: no cover - environment problem
-        pytest.fail(f"PostgreSQL is not reachable at {admin}: {exc} (start it: see README)")
-    with conn:
+    with _pg_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield _pg_url(name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
+        with _pg_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class SqliteTemplates:
+    """One migrated (and one seeded) SQLite file per session, built on first use."""
+
+    def __init__(self, folder: Path, key: Path) -> None:
+        self.folder = folder
+        self.key = key
+        self._built: dict[Content, Path] = {}
+
+    def anchor(self, content: Content) -> Path:
+        return self.folder / f"{content}.anchor.json"
+
+    def file(self, content: Content) -> Path:
+        if content not in self._built:
+            path = self.folder / f"{content}.db"
+            audit = AuditLog.from_key_file(self.key, self.anchor(content))
+            _build(Database(f"sqlite:///{path}"), content, audit)
+            # Fold the WAL back into the main file, so that one file copy is the whole database;
+            # the engine turns WAL on again when it opens the copy.
+            conn = sqlite3.connect(path)
+            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.close()
+            self._built[content] = path
+        return self._built[content]
+
+    def copy(self, content: Content, target: Path) -> Database:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.file(content), target)
+        return Database(f"sqlite:///{target}")
+
+
+class PgSeeded:
+    """The seeded rows of the session's PostgreSQL database, kept aside in a schema of it.
+
+    Measured on this machine, with other sessions busy: emptying the tables and copying the
+    kept rows back takes a fraction of CREATE DATABASE … TEMPLATE, which writes the whole
+    catalogue (megabytes) to the WAL for every copy.
+    """
+
+    SCHEMA = "seeded_template"
+
+    def __init__(self, database: Database, key: Path, anchor: Path) -> None:
+        self.database = database
+        self.anchor = anchor
+        _truncate(database)
+        seed(database, Ctx(now=SEEDED_AT, actor=OPERATOR, audit=AuditLog.from_key_file(key, anchor)))
+        with database.writer.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.SCHEMA}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{self.SCHEMA}"'))
+            self.tables = [
+                t for t in _tables(conn) if conn.execute(text(f'SELECT EXISTS (TABLE "{t}")')).scalar()
+            ]
+            for table in self.tables:
+                conn.execute(text(f'CREATE TABLE "{self.SCHEMA}"."{table}" AS TABLE public."{table}"'))
+            self.sequences = [
+                (name, int(value))
+                for name, value in conn.execute(
+                    text(
+                        "SELECT sequencename, last_value FROM pg_sequences"
+                        " WHERE schemaname = 'public' AND last_value IS NOT NULL"
+                    )
+                )
+            ]
+
+    def restore(self) -> None:
+        """The database exactly as seeding left it: rows, audit head and sequences."""
+        with self.database.writer.begin() as conn:
+            _truncate_in(conn)
+            # Rows go back table by table; foreign keys are checked by no trigger meanwhile
+            # (the copy is of rows that satisfied them). Needs a superuser, as the tests are.
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in self.tables:
+                conn.execute(
+                    text(
+                        f'INSERT INTO public."{table}" OVERRIDING SYSTEM VALUE'
+                        f' SELECT * FROM "{self.SCHEMA}"."{table}"'
+                    )
+                )
+            for name, value in self.sequences:
+                conn.execute(text("SELECT setval(:seq, :value)"), {"seq": f'public."{name}"', "value": value})
+
+
+@pytest.fixture(scope="session")
+def worker_id(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+
+
+@pytest.fixture(scope="session")
+def _audit_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's audit key: the seeded templates' events are chained with it."""
+    path = tmp_path_factory.mktemp("audit") / "audit.key"
+    AuditLog.from_key_file(path, None, create=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def _sqlite_templates(tmp_path_factory: pytest.TempPathFactory, _audit_key: Path) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("templates"), _audit_key)
 
 
 @pytest.fixture(scope="session")
@@ -67,56 +222,86 @@ def _pg_schema(pg_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture(scope="session")
-def worker_id(request: pytest.FixtureRequest) -> str:
-    return getattr(request.config, "workerinput", {}).get("workerid", "main")
+def _tables(conn: Connection) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'alembic_version' ORDER BY tablename"
+            )
+        )
+    ]
+
+
+def _truncate_in(conn: Connection) -> None:
+    tables = _tables(conn)
+    if tables:
+        conn.execute(
+            text("TRUNCATE " + ", ".join(f'public."{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        )
 
 
 def _truncate(database: Database) -> None:
     with database.writer.begin() as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-                )
-            )
-        ]
-        if tables:
-            conn.execute(
-                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
-            )
+        _truncate_in(conn)
+
+
+@pytest.fixture(scope="session")
+def _pg_seeded(_pg_schema: Database, _audit_key: Path, tmp_path_factory: pytest.TempPathFactory) -> PgSeeded:
+    return PgSeeded(_pg_schema, _audit_key, tmp_path_factory.mktemp("pg-seeded") / "anchor.json")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """An empty, migrated database on each backend."""
+    """A migrated database of the test's own on each backend: empty, or, when the test takes
+    ``seeded`` (directly or through another fixture), already seeded from the template."""
+    content: Content = "seeded" if "seeded" in request.fixturenames else "empty"
+    request.node.stash[_CONTENT] = content
     if request.param == "sqlite":
-        database = Database(f"sqlite:///{tmp_path / 'shenbao.db'}")
-        upgrade(database)
+        templates: SqliteTemplates = request.getfixturevalue("_sqlite_templates")
+        database = templates.copy(content, tmp_path / "shenbao.db")
+        _copy_anchor(templates.anchor(content), tmp_path)
         yield database
         database.dispose()
-    else:
+    elif content == "empty":
         database = request.getfixturevalue("_pg_schema")
         _truncate(database)
         yield database
+    else:
+        pg: PgSeeded = request.getfixturevalue("_pg_seeded")
+        pg.restore()
+        _copy_anchor(pg.anchor, tmp_path)
+        yield pg.database
+
+
+def _copy_anchor(template_anchor: Path, tmp_path: Path) -> None:
+    # An empty template commits no audit event, so it has no anchor: nor has its copy.
+    if template_anchor.exists():
+        shutil.copyfile(template_anchor, anchor_file(tmp_path))
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'shenbao.db'}")
-    upgrade(database)
+def sqlite_db(tmp_path: Path, _sqlite_templates: SqliteTemplates) -> Iterator[Database]:
+    database = _sqlite_templates.copy("empty", tmp_path / "shenbao.db")
     yield database
     database.dispose()
 
 
 @pytest.fixture
-def audit(tmp_path: Path) -> AuditLog:
-    return AuditLog.from_key_file(tmp_path / "keys" / "audit.key", tmp_path / "anchor.json", create=True)
+def audit(tmp_path: Path, _audit_key: Path) -> AuditLog:
+    """The test's audit log: the session's key (copied to tmp_path/keys) and the test's anchor."""
+    key = key_file(tmp_path)
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_audit_key.read_bytes())
+    return AuditLog.from_key_file(key, anchor_file(tmp_path))
 
 
 @pytest.fixture
-def make_ctx(audit: AuditLog):
+def make_ctx(audit: AuditLog) -> MakeCtx:
     def make(now: datetime | str = CURRENT_TIME, actor: Actor = OPERATOR) -> Ctx:
         when = parse_instant(now) if isinstance(now, str) else now
         return Ctx(now=when, actor=actor, audit=audit)
@@ -125,11 +310,9 @@ def make_ctx(audit: AuditLog):
 
 
 @pytest.fixture
-def seeded(db: Database, make_ctx) -> Database:
+def seeded(request: pytest.FixtureRequest, db: Database, make_ctx: MakeCtx) -> Database:
     """Divisions and both built-in 2026 campaigns loaded, as `shenbao init` leaves them."""
-    ctx = make_ctx(parse_instant("2026-05-26T09:00"))
-    with db.write() as session:
-        seed_divisions(session)
-        for path in builtin_campaign_files():
-            load_campaign(session, ctx, path.read_text(encoding="utf-8"), origin=path.name)
+    if request.node.stash.get(_CONTENT, "empty") != "seeded":
+        # Reached through getfixturevalue after `db` was set up empty: seed it here.
+        seed(db, make_ctx(SEEDED_AT))
     return db

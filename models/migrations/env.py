@@ -16,7 +16,10 @@ def run_migrations_online() -> None:
     if connection is None:
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if not url:
+            raise RuntimeError("alembic: no connection handed over and no sqlalchemy.url set")
+        engine = create_engine(url)
         with engine.begin() as conn:
             _run(conn)
         return

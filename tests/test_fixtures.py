@@ -1,0 +1,81 @@
+"""The shared fixtures hand out copies of templates: each copy must be the whole seeded state.
+
+A copied database that lost a row, kept a stale sequence or came with an anchor of another head
+would make every test on it wrong in a way no single test would notice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from models.audit import AuditLog, read_anchor
+from models.campaign import Campaign
+from models.case import Case
+from models.db import Database
+from models.org import Organisation
+from tests.conftest import PgSeeded, anchor_file
+from tests.models.spine import cluster_case, n_events
+
+
+def counts(db: Database) -> tuple[int, int, int, int]:
+    with db.read() as session:
+        return (
+            session.scalar(select(func.count()).select_from(Organisation)) or 0,
+            session.scalar(select(func.count()).select_from(Campaign)) or 0,
+            session.scalar(select(func.count()).select_from(Case)) or 0,
+            n_events(db),
+        )
+
+
+def test_a_seeded_copy_verifies_against_its_own_anchor(seeded: Database, audit: AuditLog) -> None:
+    with seeded.read() as session:
+        report = audit.verify(session)
+    assert report.ok, report.problems
+    assert report.checked == report.head_seq == report.anchor_seq > 0
+
+
+def test_a_seeded_copy_goes_on_where_the_seeding_stopped(
+    seeded: Database, audit: AuditLog, make_ctx: Any
+) -> None:
+    organisations, campaigns, cases, events = counts(seeded)
+    assert (organisations, campaigns) == (102, 2) and cases > 0 and events > 0
+    with seeded.write() as session:
+        case = cluster_case(session, make_ctx(), county="西湖区")
+    # The id and the audit sequence continue after the seeded rows instead of colliding with them.
+    assert case.id == cases + 1
+    with seeded.read() as session:
+        report = audit.verify(session)
+    assert report.ok, report.problems
+    assert audit.anchor_path is not None
+    assert report.head_seq == events + 1 == (read_anchor(audit.anchor_path) or (0, ""))[0]
+
+
+def test_an_empty_database_has_no_rows_and_no_anchor(db: Database, tmp_path: Path) -> None:
+    assert counts(db) == (0, 0, 0, 0)
+    assert not anchor_file(tmp_path).exists()
+
+
+def test_seeded_reached_late_still_seeds_the_tests_database(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    assert counts(db)[0] == 0
+    late: Database = request.getfixturevalue("seeded")
+    assert late is db and counts(db)[:2] == (102, 2)
+
+
+@pytest.mark.postgres
+def test_restoring_the_seeded_rows_undoes_what_a_test_wrote(_pg_seeded: PgSeeded, make_ctx: Any) -> None:
+    db = _pg_seeded.database
+    _pg_seeded.restore()
+    before = counts(db)
+    with db.write() as session:
+        first = cluster_case(session, make_ctx(), county="西湖区").id
+    _pg_seeded.restore()
+    assert counts(db) == before
+    with db.write() as session:
+        # The sequence went back too: the same id is handed out again.
+        assert cluster_case(session, make_ctx(), county="西湖区").id == first
