@@ -69,7 +69,7 @@ def _put(ws: Worksheet, row: int, column: int, value: Any) -> Cell:
     if isinstance(value, str):
         cell.data_type = "s"
         cell.quotePrefix = True
-    return cell  # type: ignore[no-any-return]
+    return cell
 
 
 def _save(wb: Workbook) -> bytes:
