@@ -17,7 +17,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard.settings import WebSettings, load_secret
 from dashboard.web import LoginRequired, build_templates, render, url
-from flows.runtime import Runtime
+from operations.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 

@@ -13,10 +13,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from calendars.timeutil import format_date, format_deadline, format_local
 from dashboard.auth import Viewer, csrf_matches, new_csrf_token, viewer_for_token, viewer_for_token_id
-from flows.runtime import Runtime
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES
 from models.machines import KIND_LABELS
 from models.org import TIER_LABELS
+from operations.runtime import Runtime
 
 TEMPLATES = Path(__file__).parent / "templates"
 

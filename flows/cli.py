@@ -20,8 +20,6 @@ from calendars.campaign import CampaignFileError, builtin_campaign_files
 from calendars.timeutil import format_deadline, format_local, parse_deadline, parse_instant
 from calendars.workdays import UnknownYearError
 from flows import output as out
-from flows.runtime import Runtime
-from flows.settings import Settings
 from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
 from models.audit import AuditKeyMissing, events_for_case
 from models.campaign import Campaign, get_campaign
@@ -30,6 +28,8 @@ from models.context import Actor
 from models.machines import KIND_LABELS, machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.sheets import ImportRejected
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 EXIT_REFUSED = 3
 EXIT_BAD_INPUT = 2

@@ -25,15 +25,15 @@ from sqlmodel import select
 from calendars.timeutil import format_local, parse_deadline, parse_instant
 from flows import output as out
 from flows.cli import _rt, cli, handled
-from flows.runtime import Runtime
 from flows.sample_data import write_sample
-from flows.settings import Settings
 from models.actions import ActionRefused, perform, set_deadline
 from models.case import Case
 from models.context import Actor, Ctx
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import Email, Notification
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 CLUSTER, JINGPIN = "2026-cluster-selection", "2026-jingpin"
 

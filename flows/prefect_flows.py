@@ -2,7 +2,7 @@
 
 Thin on purpose. Each flow builds the runtime from the environment (SHENBAO_*, as a worker's
 systemd unit sets it), reads the clock once, and calls the same functions as the CLI and the
-service (``flows.service.reconcile_at`` / ``dispatch_due`` / ``models.imports``). Prefect adds
+service (the named operations in ``operations/``). Prefect adds
 retries, logs and a record of every run; the domain neither knows nor cares.
 
 Why one flow per sweep and not one per case: a flow run costs Prefect's bookkeeping (tens of
@@ -32,10 +32,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from calendars.timeutil import format_deadline, format_local
-from flows.runtime import Runtime
-from flows.service import describe_dispatch, describe_tick, is_db_unreachable, reconcile_at, worker_name
-from flows.settings import Settings
+from flows.service import describe_dispatch, describe_tick, is_db_unreachable
 from models.context import Actor
+from operations import sweep
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 IMPORT_ACTOR = Actor(name="Prefect 导入")
 
@@ -49,17 +50,13 @@ def runtime(now: str | None = None) -> Runtime:
 
 
 async def _reconcile(rt: Runtime, at: Any) -> dict[str, Any]:
-    report = await asyncio.to_thread(reconcile_at, rt, at)
+    report = await asyncio.to_thread(sweep.reconcile, rt, at)
     get_run_logger().info("%s 对账：%s", format_local(at), describe_tick(report))
     return report.as_dict()
 
 
 async def _dispatch(rt: Runtime, at: Any) -> dict[str, Any]:
-    from notifications.dispatcher import dispatch_due
-
-    report = await dispatch_due(
-        rt.db, at, rt.smtp_config(), worker=worker_name("prefect"), recheck=rt.recheck()
-    )
+    report = await asyncio.to_thread(sweep.dispatch, rt, at, worker=sweep.worker_name("prefect"))
     logger = get_run_logger()
     (logger.warning if report.server_unreachable else logger.info)(
         "%s 发送：%s", format_local(at), describe_dispatch(report)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from calendars.timeutil import parse_instant
 from calendars.workdays import WorkCalendar, load_default_calendar
-from flows.settings import Settings
 from models.audit import AuditLog
 from models.context import Actor, Ctx
 from models.db import Database
 from notifications.compose import MailIdentity
 from notifications.render import Renderer
+from operations.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from models.outbox import Email
     from notifications.dispatcher import SmtpConfig
 
 
@@ -89,3 +92,20 @@ class Runtime:
             return recheck(session, email, now, calendar, identity, renderer)
 
         return _recheck
+
+
+class SettingsRecheck:
+    """The recheck for a dispatcher in another process: it travels as the settings alone (a
+    closure cannot be pickled) and builds calendar, identity and renderer there, once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._recheck: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "_recheck": None}
+
+    def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+        if self._recheck is None:
+            self._recheck = Runtime(self.settings).recheck()
+        return self._recheck(session, email, now)  # type: ignore[no-any-return]
