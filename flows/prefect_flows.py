@@ -33,12 +33,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from calendars.timeutil import format_deadline, format_local
 from flows.service import describe_dispatch, describe_tick, is_db_unreachable
-from models.context import Actor
-from operations import sweep
+from operations import acts, identity, sweep
 from operations.runtime import Runtime
 from operations.settings import Settings
-
-IMPORT_ACTOR = Actor(name="Prefect 导入")
 
 
 def runtime(now: str | None = None) -> Runtime:
@@ -218,17 +215,17 @@ def _retry_if_db_down(_task: Any, _run: Any, state: Any) -> bool:
 
 @task(retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_db_down)
 def _import_file(kind: str, path: str, campaign: str | None, now: str | None) -> dict[str, Any]:
-    from models.imports import import_cases, import_roster
-
     rt = runtime(now)
     try:
-        ctx = rt.ctx(IMPORT_ACTOR)
-        with rt.db.write() as session:
-            if kind == "roster":
-                summary = import_roster(session, ctx, Path(path))
-            else:
-                summary = import_cases(session, ctx, campaign or "", Path(path))
-        return {"now": ctx.now.isoformat(), **summary.__dict__}
+        # A worker imports as the person its unit names (SHENBAO_ACTOR="省经信厅/张伟").
+        with rt.db.read() as session:
+            actor = identity.resolve(session, identity.claim_from(None, None, None, rt.settings.actor))
+        at = rt.now()
+        if kind == "roster":
+            summary = acts.import_roster(rt, actor, Path(path), now=at)
+        else:
+            summary = acts.import_cases(rt, actor, campaign or "", Path(path), now=at)
+        return {"now": at.isoformat(), **summary.__dict__}
     finally:
         rt.db.dispose()
 

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="数据库，默认 SQLite 文件 <home>/shenbao.db")
     audit_key_file: Path | None = Field(default=None, description="审计链密钥文件（应放在数据库之外）")
     audit_anchor_file: Path | None = Field(default=None, description="审计链头锚点文件（库外）")
+    actor: str | None = Field(
+        default=None, description="操作身份「单位/姓名」，如 省经信厅/张伟（命令行 --as/--by 优先）"
+    )
     now: str | None = Field(default=None, description="模拟当前时间，如 2026-06-20T09:00")
     workdays_file: Path | None = None
     dashboard_url: str | None = Field(default=None, description="邮件中的看板链接前缀")

@@ -19,10 +19,11 @@ from starlette.datastructures import FormData
 from calendars.timeutil import format_deadline, parse_deadline, parse_instant
 from dashboard import scope
 from dashboard.auth import Viewer
-from dashboard.web import check_csrf, flash, now, page_viewer, plain_refusal, runtime, url
-from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
+from dashboard.web import check_csrf, flash, now, page_viewer, refusal_text, runtime, url
+from models.actions import ActionRefused, CaseNotFound, get_case
 from models.campaign import get_campaign
 from models.machines import machine_for
+from operations import acts
 
 router = APIRouter(include_in_schema=False)
 
@@ -110,17 +111,18 @@ def act_on_case(
         if key.startswith("override_") and isinstance(value, str) and value.strip():
             overrides[key.removeprefix("override_")] = value.strip()
     try:
-        done = perform(
-            rt.db,
-            rt.ctx(viewer.actor, now=now(request)),
+        done = acts.act(
+            rt,
+            viewer.actor,
             case.ref,
             action,
             reason=reason.strip(),
             overrides=overrides,
             params=params,
+            now=now(request),
         )
     except ActionRefused as exc:
-        flash(request, "error", f"「{label}」未执行：{plain_refusal(str(exc))}")
+        flash(request, "error", f"「{label}」未执行：{refusal_text(exc)}")
     else:
         flash(
             request,
@@ -152,12 +154,13 @@ def move_deadline(
     try:
         # datetime-local sends "2026-08-10T17:30"; a bare date means the end of that day.
         when = parse_deadline(due.replace("T", " ")) if due.strip() else None
-        with rt.db.write() as session:
-            row = set_deadline(
-                session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when, reason.strip()
-            )
-    except (ActionRefused, ValueError) as exc:
-        flash(request, "error", f"「{stage.name}」截止时间未调整：{plain_refusal(str(exc))}")
+        row = acts.move_deadline(
+            rt, viewer.actor, campaign_id, stage_id, when, reason.strip(), now=now(request)
+        )
+    except ActionRefused as exc:
+        flash(request, "error", f"「{stage.name}」截止时间未调整：{refusal_text(exc)}")
+    except ValueError as exc:
+        flash(request, "error", f"「{stage.name}」截止时间未调整：{exc}")
     else:
         text = format_deadline(row.due_at) if row.due_at else "另行通知"
         flash(request, "ok", f"「{stage.name}」截止时间已调整为 {text}（第 {row.version} 版），已记入审计")

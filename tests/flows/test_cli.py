@@ -35,7 +35,7 @@ cli_module._add_common_options(cli_module.cli)
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
-    return env | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | extra
+    return env | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | extra
 
 
 class Shenbao:
@@ -43,7 +43,13 @@ class Shenbao:
 
     def __init__(self, home: Path, **env: str) -> None:
         self.home = home
-        self.env = {"SHENBAO_HOME": str(home), "SHENBAO_NOW": None, "SHENBAO_DATABASE_URL": None} | env
+        # The province's coordinator unless a test says otherwise (SHENBAO_ACTOR="" for nobody).
+        self.env = {
+            "SHENBAO_HOME": str(home),
+            "SHENBAO_NOW": None,
+            "SHENBAO_DATABASE_URL": None,
+            "SHENBAO_ACTOR": "省经信厅/祝博艺",
+        } | env
 
     def __call__(self, *args: str, now: str | None = NOW, code: int = 0) -> Result:
         argv = (["--now", now] if now else []) + list(args)
@@ -241,22 +247,23 @@ def test_it_acts_on_a_case_and_shows_the_new_state(sb: Shenbao, cases: dict[str,
 
 
 def test_it_exits_3_with_the_reason_when_an_action_is_refused(sb: Shenbao, cases: dict[str, str]) -> None:
-    result = sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    result = sb("case", "act", cases["桐庐县"], "submit", "--as", "桐庐县", "--by", "周敏", now=AFTER, code=3)
     assert "操作被拒绝" in result.stderr and "2026-06-25（周四）24:00" in result.stderr
     assert sb.json("case", "show", cases["桐庐县"])["state"] == "draft"
 
 
 def test_it_refuses_another_citys_coordinator(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["西湖区"], "submit")
-    result = sb("case", "act", cases["西湖区"], "recommend", "--as", "宁波市", code=3)
+    sb("case", "act", cases["西湖区"], "submit", "--as", "西湖区", "--by", "赵静")
+    result = sb("case", "act", cases["西湖区"], "recommend", "--as", "宁波市", "--by", "孙立", code=3)
     assert "宁波市无权处理案件" in result.stderr
 
 
 def test_it_takes_an_override_reason_and_records_it(sb: Shenbao, cases: dict[str, str]) -> None:
     park = cases["杭州未来科技城管委会"]
-    refused = sb("case", "act", park, "submit", code=3)
+    county = ("--as", "余杭区", "--by", "王强")  # the park's county submits for it
+    refused = sb("case", "act", park, "submit", *county, code=3)
     assert "revenue_threshold" in refused.stderr and "--override" in refused.stderr
-    sb("case", "act", park, "submit", "--override", "revenue_threshold=软件业增速快")
+    sb("case", "act", park, "submit", *county, "--override", "revenue_threshold=软件业增速快")
     show = sb("case", "show", park).stdout
     assert "已说明理由：软件业增速快" in show
     history = sb.json("history", park)["events"]
@@ -273,18 +280,18 @@ def test_it_rejects_an_override_without_a_reason(sb: Shenbao, cases: dict[str, s
 
 def test_it_schedules_a_defence_at_a_given_time(sb: Shenbao, cases: dict[str, str]) -> None:
     ref = cases["西湖区"]
-    sb("case", "act", ref, "submit")
-    sb("case", "act", ref, "recommend", "--as", "杭州市")
-    sb("case", "act", ref, "pass_preliminary", "--as", "浙江省", now="2026-07-20T10:00")
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
+    sb("case", "act", ref, "recommend", "--as", "杭州市", "--by", "陈静")
+    sb("case", "act", ref, "pass_preliminary", "--as", "浙江省", "--by", "祝博艺", now="2026-07-20T10:00")
     sb("case", "act", ref, "schedule_defence", "--at", "2026-08-10T09:00", now="2026-07-20T10:00")
     assert "现场答辩：2026-08-10（周一）09:00" in sb("case", "show", ref).stdout
 
 
 def test_it_submits_a_recommendation_with_its_letter(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["富阳区"], "submit")
-    rc = "RC26-CL-330100"
-    assert "推荐函" in sb("case", "act", rc, "submit", "--as", "杭州市", code=3).stderr
-    sb("case", "act", rc, "submit", "--as", "杭州市", "--letter", "杭经信〔2026〕12号.pdf")
+    sb("case", "act", cases["富阳区"], "submit", "--as", "富阳区", "--by", "李娜")
+    rc, city = "RC26-CL-330100", ("--as", "杭州市", "--by", "陈静")
+    assert "推荐函" in sb("case", "act", rc, "submit", *city, code=3).stderr
+    sb("case", "act", rc, "submit", *city, "--letter", "杭经信〔2026〕12号.pdf")
     assert sb.json("case", "show", rc)["letter"] == "杭经信〔2026〕12号.pdf"
     assert sb.json("case", "show", cases["富阳区"])["state"] == "not_recommended"
 
@@ -297,7 +304,7 @@ def test_it_names_an_unknown_case(sb: Shenbao) -> None:
 
 
 def test_it_reports_status_as_json(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["西湖区"], "submit")
+    sb("case", "act", cases["西湖区"], "submit", "--as", "西湖区", "--by", "赵静")
     [report] = sb.json("status", "--campaign", "2026-cluster-selection")
     assert report["campaign"] == "2026-cluster-selection" and report["now"] == "2026-06-01T02:00:00+00:00"
     board = report["board"]
@@ -318,7 +325,7 @@ def test_it_breaks_status_down_by_county(sb: Shenbao, cases: dict[str, str]) -> 
 
 
 def test_it_prints_a_case_history_with_refusals(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    sb("case", "act", cases["桐庐县"], "submit", "--as", "桐庐县", "--by", "周敏", now=AFTER, code=3)
     out = sb("history", cases["桐庐县"]).stdout
     assert "被拒绝" in out and "2026-06-25（周四）24:00" in out and "新建" in out
 
@@ -351,7 +358,7 @@ def test_it_verifies_the_audit_and_exits_1_after_the_sqlite_file_is_tampered_wit
     sb = Shenbao(tmp_path)
     sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
-    sb("case", "act", "CL26-00001", "submit")
+    sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert "审计链完好" in sb("audit", "verify").stdout
     with sqlite3.connect(tmp_path / "shenbao.db") as conn:
         seq = conn.execute("SELECT max(seq) FROM audit_event WHERE action = 'state_change'").fetchone()[0]
@@ -367,7 +374,7 @@ def test_it_runs_on_postgresql_from_shenbao_database_url(tmp_path: Path, fresh_p
     assert first["database"].startswith("postgresql") and first["divisions_added"] == 102
     sb = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url)
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
-    sb("case", "act", "CL26-00001", "submit")
+    sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert sb.json("case", "show", "CL26-00001")["state"] == "submitted"
     assert json.loads(run_script(tmp_path, "audit", "verify", "--json", **env).stdout)["ok"] is True
 

@@ -23,12 +23,11 @@ from notifications.loopback import LoopbackSMTP
 from operations.sweep import RECONCILE_LOCK_KEY
 
 SHENBAO = Path(sys.executable).parent / "shenbao"
-PROVINCE = ("--as", "省经信厅", "--by", "祝博艺")
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
-    return clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | extra
+    return clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | extra
 
 
 def run(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:

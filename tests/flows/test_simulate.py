@@ -31,7 +31,7 @@ def run(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.Complet
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
     done = subprocess.run(
         [str(SHENBAO), *args],
-        env=clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | env,
+        env=clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | env,
         capture_output=True,
         text=True,
         timeout=120,
