@@ -386,3 +386,49 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
 
     for url in _pg_database(f"cli_{worker_id}"):
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
+
+
+# -- who acts ---------------------------------------------------------------------------------------
+
+
+def test_it_refuses_to_act_without_an_identity_and_says_how_to_give_one(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    nobody = Shenbao(sb.home, SHENBAO_ACTOR="")
+    result = nobody("case", "act", cases["西湖区"], "submit", "--json", code=2)
+    assert "--as" in result.stderr and "SHENBAO_ACTOR" in result.stderr
+    assert sb.json("case", "show", cases["西湖区"])["state"] == "draft"
+    bad = Shenbao(sb.home, SHENBAO_ACTOR="张伟")("case", "act", cases["西湖区"], "submit", code=2)
+    assert "SHENBAO_ACTOR 应为「单位/姓名」" in bad.stderr
+
+
+def test_history_shows_the_person_and_organisation_and_admin_mode_on_record(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
+    sb("case", "act", ref, "return", "--by", "张伟", "--admin", "市局委托退回", "--reason", "材料不全")
+    out = sb("history", ref).stdout
+    assert "赵静（西湖区）" in out and "张伟（管理员）" in out and "cli:" not in out
+    last = sb.json("history", ref)["events"][-1]
+    assert last["actor"] == "admin:张伟" and last["details"]["admin_reason"] == "市局委托退回"
+
+
+def test_nobody_lapses_a_draft_from_the_command_line(sb: Shenbao, cases: dict[str, str]) -> None:
+    result = sb(
+        "case", "act", cases["西湖区"], "lapse", "--by", "张伟", "--admin", "提前关闭", "--json", code=3
+    )
+    failure = json.loads(result.stdout)
+    assert failure["rule"] == "system_only" and failure["data"] == {"action": "lapse"}
+    assert sb.json("case", "show", cases["西湖区"])["state"] == "draft"
+
+
+def test_an_unexpected_error_exits_70_not_1(tmp_path: Path) -> None:
+    @click.command()
+    @cli_module.handled
+    def broken() -> None:
+        raise ZeroDivisionError("bug")
+
+    result = CliRunner().invoke(broken, [])
+    assert result.exit_code == cli_module.EXIT_INTERNAL == 70
+    assert "内部错误（ZeroDivisionError" in result.stderr and "Traceback" in result.stderr
