@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -35,9 +36,26 @@ class Runtime:
         return Database(self.settings.resolved_database_url)
 
     def audit(self, *, create: bool = False) -> AuditLog:
+        self._warn_about_secrets()
         return AuditLog.from_key_file(
             self.settings.resolved_key_file, self.settings.resolved_anchor_file, create=create
         )
+
+    @cached_property
+    def _secrets_checked(self) -> bool:
+        beside = self.settings.secrets_beside_database()
+        if beside:
+            sys.stderr.write(
+                "警告：审计密钥/锚点与 SQLite 数据库在同一目录（"
+                + "、".join(str(p) for p in beside)
+                + "）；同一份备份即可改写并重签审计链，请用 SHENBAO_AUDIT_KEY_FILE / "
+                "SHENBAO_AUDIT_ANCHOR_FILE 放到数据库目录之外。\n"
+            )
+        return True
+
+    def _warn_about_secrets(self) -> None:
+        """Once per runtime, on stderr: a key beside the database protects nothing."""
+        _ = self._secrets_checked
 
     @cached_property
     def calendar(self) -> WorkCalendar:

@@ -51,8 +51,20 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'shenbao.db').resolve()}"
 
     @property
+    def secrets_dir(self) -> Path:
+        """Where the audit key and anchor go by default: beside the data directory, not in it.
+
+        Whoever can copy or restore the database folder (a backup, a shared disk) must not get
+        the key that signs the chain, nor the anchor that pins its head, in the same copy: then a
+        rewritten database could be re-signed and re-anchored. A sibling ``<home>.keys`` keeps
+        one home's secrets together and visible, without writing into the user's config.
+        """
+        home = self.home.resolve()
+        return home.parent / f"{home.name}.keys"
+
+    @property
     def resolved_key_file(self) -> Path:
-        return self.audit_key_file or self.home / "audit.key"
+        return self.audit_key_file or self.secrets_dir / "audit.key"
 
     @property
     def resolved_anchor_file(self) -> Path:
@@ -63,4 +75,14 @@ class Settings(BaseSettings):
         if url.startswith("postgresql://"):  # the same database however the driver is spelled
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         tag = hashlib.sha256(url.encode()).hexdigest()[:12]
-        return self.home / f"audit-anchor-{tag}.json"
+        return self.secrets_dir / f"audit-anchor-{tag}.json"
+
+    def secrets_beside_database(self) -> list[Path]:
+        """The audit key or anchor configured in the SQLite database's own folder (to warn about)."""
+        url = self.resolved_database_url
+        if not url.startswith("sqlite:///"):
+            return []
+        folder = Path(url.removeprefix("sqlite:///")).resolve().parent
+        return [
+            p for p in (self.resolved_key_file, self.resolved_anchor_file) if p.resolve().parent == folder
+        ]

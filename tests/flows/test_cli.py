@@ -132,7 +132,9 @@ def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path
     second = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
     assert second["divisions_added"] == 0 and second["schema_from"] == second["schema_to"]
     assert second["campaigns"] == {"2026-cluster-selection": [], "2026-jingpin": []}
-    assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
+    # The key sits beside the data directory, not in it: a copy of the database does not carry it.
+    assert not (tmp_path / "audit.key").exists()
+    assert (tmp_path.parent / f"{tmp_path.name}.keys" / "audit.key").stat().st_mode & 0o077 == 0
     run_script(tmp_path, "audit", "verify")
 
 
@@ -432,3 +434,11 @@ def test_an_unexpected_error_exits_70_not_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(broken, [])
     assert result.exit_code == cli_module.EXIT_INTERNAL == 70
     assert "内部错误（ZeroDivisionError" in result.stderr and "Traceback" in result.stderr
+
+
+def test_it_warns_once_when_the_audit_key_sits_beside_the_database(tmp_path: Path) -> None:
+    beside = run_script(tmp_path, "--now", NOW, "init", SHENBAO_AUDIT_KEY_FILE=str(tmp_path / "audit.key"))
+    assert beside.stderr.count("警告：审计密钥/锚点与 SQLite 数据库在同一目录") == 1
+    assert str(tmp_path / "audit.key") in beside.stderr
+    elsewhere = run_script(tmp_path / "other", "--now", NOW, "init")
+    assert "警告" not in elsewhere.stderr
