@@ -12,7 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHENBAO_", env_file=None, extra="ignore")
 
-    home: Path = Field(default=Path(".shenbao"), description="数据目录：SQLite 文件、审计密钥与锚点")
+    home: Path = Field(
+        default=Path(".shenbao"),
+        description="数据目录：SQLite 文件（审计密钥与锚点默认在其旁的 <home>.keys）",
+    )
     database_url: str | None = Field(default=None, description="数据库，默认 SQLite 文件 <home>/shenbao.db")
     audit_key_file: Path | None = Field(default=None, description="审计链密钥文件（应放在数据库之外）")
     audit_anchor_file: Path | None = Field(default=None, description="审计链头锚点文件（库外）")
