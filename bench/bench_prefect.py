@@ -9,7 +9,7 @@ demo's sample campaign data (all 11 cities) through the normal import path:
   (1) `import prefect` in a fresh interpreter (what a CLI command would pay for importing it);
   (2) the first flow run (starts the temporary server), then the overhead of an empty flow run,
       async and sync (a sync run starts a heartbeat thread);
-  (3) the domain alone: one reconcile sweep over every case (`flows.service.reconcile_at`), and
+  (3) the domain alone: one reconcile sweep over every case (`operations.sweep.reconcile`), and
       the per-case decision (is a reminder due, has the window closed) for one case;
   (4) the two designs side by side: ONE async flow that sweeps every case, against N async flow
       runs of one case each (and a few sync ones, extrapolated to N); ratios printed;
@@ -80,13 +80,13 @@ def _ms(seconds: float) -> str:
 def build_database(folder: Path) -> Any:
     from calendars.campaign import builtin_campaign_files
     from calendars.timeutil import parse_instant
-    from flows.runtime import Runtime
     from flows.sample_data import write_sample
-    from flows.settings import Settings
     from models.context import Actor
     from models.imports import import_cases, import_roster
     from models.registry import load_campaign, seed_divisions
     from models.schema import upgrade
+    from operations.runtime import Runtime
+    from operations.settings import Settings
 
     rt = Runtime(Settings(home=folder / "home", database_url=f"sqlite:///{folder / 'bench.db'}"))
     upgrade(rt.db)
@@ -320,7 +320,7 @@ def main() -> None:
 
     # (3) the domain alone
     from calendars.timeutil import parse_instant
-    from flows.service import reconcile_at
+    from operations.sweep import reconcile as reconcile_at
 
     now = parse_instant(NOW_TEXT)
     rt = build_database(folder)

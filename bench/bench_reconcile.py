@@ -50,8 +50,6 @@ from sqlmodel import select
 
 from calendars.campaign import builtin_campaign_files
 from calendars.timeutil import format_local, parse_instant
-from flows.runtime import Runtime
-from flows.settings import Settings
 from models.case import Case
 from models.context import Actor, Ctx
 from models.org import Contact, Organisation
@@ -59,6 +57,8 @@ from models.outbox import Notification
 from models.reference import load_divisions
 from models.registry import bulk_new_cases, load_campaign, seed_divisions
 from models.schema import upgrade
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 CLUSTER, JINGPIN = "2026-cluster-selection", "2026-jingpin"
 BUILT_AT = parse_instant("2026-06-01T10:00")

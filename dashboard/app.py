@@ -19,7 +19,7 @@ from dashboard import access_log
 from dashboard.body_limit import BodyLimit
 from dashboard.settings import WebSettings, load_secret
 from dashboard.web import LoginRequired, build_templates, render, url
-from flows.runtime import Runtime
+from operations.runtime import Runtime
 
 STATIC = Path(__file__).parent / "static"
 

@@ -1,6 +1,6 @@
 """The web edge's own settings (SHENBAO_WEB_*), read once when the app is built.
 
-They live here rather than in flows.settings because only the dashboard needs them; the same
+They live here rather than in operations.settings because only the dashboard needs them; the same
 environment prefix keeps one way of configuring the whole engine.
 """
 

@@ -13,10 +13,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from calendars.timeutil import format_date, format_deadline, format_local
 from dashboard.auth import Viewer, csrf_matches, new_csrf_token, viewer_for_session, viewer_for_token
-from flows.runtime import Runtime
+from models.actions import ActionRefused
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES
 from models.machines import KIND_LABELS
 from models.org import TIER_LABELS
+from operations.runtime import Runtime
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -37,7 +38,6 @@ def build_templates() -> Environment:
     env.filters["local"] = lambda dt: format_local(dt) if dt else ""
     env.filters["deadline"] = lambda dt: format_deadline(dt) if dt else "另行通知"
     env.filters["day"] = format_date
-    env.filters["plain"] = plain_refusal
     env.globals.update(
         KIND_LABELS=KIND_LABELS,
         TIER_LABELS=TIER_LABELS,
@@ -147,21 +147,16 @@ def render(
     return HTMLResponse(html, status_code=status_code)
 
 
-# ActionRefused messages were written for the command line; in a page the CLI flags mean nothing.
-_CLI_HINTS = (
-    (re.compile(r"（--reason）"), ""),
-    (
-        re.compile(r"\n?\s*如确需继续，请加 --override 规则编号=理由（每条一项）"),
-        "\n如确需继续，请在下方对应条目填写理由后重新提交。",
-    ),
-    (re.compile(r"（attach --letter 文件名）"), "（请先在推荐页上传签章文件）"),
-    (re.compile(r"（--at [^）]*）"), "（请填写答辩时间）"),
-    (re.compile(r"（用 shenbao status 或 shenbao case list 查看编号）"), ""),
-    (re.compile(r"[；，]?可执行：[^\n]*"), "。"),
-)
+# How to put a refusal right on these pages; the CLI words its own hints for the same rules.
+WEB_HINTS = {
+    "reason_required": "请在“理由”栏填写后重新提交。",
+    "override_required": "如确需继续，请在下方对应条目填写理由后重新提交。",
+    "letter_missing": "请先在推荐页上传签章文件。",
+    "defence_time": "请填写答辩时间。",
+}
 
 
-def plain_refusal(message: str) -> str:
-    for pattern, replacement in _CLI_HINTS:
-        message = pattern.sub(replacement, message)
-    return message.strip()
+def refusal_text(exc: ActionRefused) -> str:
+    """A refusal as a page shows it: what is wrong, then what to do here."""
+    hint = WEB_HINTS.get(exc.rule)
+    return f"{exc}\n{hint}" if hint else str(exc)

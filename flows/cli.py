@@ -21,9 +21,7 @@ from calendars.campaign import CampaignFileError, builtin_campaign_files
 from calendars.timeutil import format_deadline, format_local, parse_deadline, parse_instant
 from calendars.workdays import UnknownYearError
 from flows import output as out
-from flows.runtime import Runtime
-from flows.settings import Settings
-from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
+from models.actions import ActionRefused, CaseNotFound, get_case, offered
 from models.audit import AuditKeyMissing, events_for_case
 from models.campaign import Campaign, get_campaign
 from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES, Case
@@ -32,9 +30,27 @@ from models.letters import LetterStore
 from models.machines import KIND_LABELS, machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.sheets import ImportRejected
+from operations import acts, identity
+from operations.runtime import Runtime
+from operations.settings import Settings
 
-EXIT_REFUSED = 3
+# README: 0 ok, 1 audit problems found, 2 bad input, 3 action refused, 4 database unreachable,
+# 5 another service holds the database (serve), 70 internal error (sysexits' EX_SOFTWARE: a bug,
+# never 1, which would read as a tampered audit).
 EXIT_BAD_INPUT = 2
+EXIT_REFUSED = 3
+EXIT_DB_UNREACHABLE = 4
+EXIT_INTERNAL = 70
+
+# The CLI's own way to put a refusal right; the web words its own (dashboard/web.py).
+CLI_HINTS = {
+    "reason_required": "请用 --reason 写明理由",
+    "override_required": "如确需继续，请加 --override 规则编号=理由（每条一项）",
+    "override_unknown": "--override 的规则编号须取自上面的检查结果",
+    "letter_missing": "请先上传：shenbao case act 编号 attach --letter 文件名",
+    "defence_time": "请用 --at 给出时间，如 --at 2026-08-10T09:00",
+    "actor_missing": "请用 --as 单位 --by 姓名 说明身份",
+}
 
 
 class Fail(click.ClickException):
@@ -65,13 +81,18 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     def _translated(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except ActionRefused as exc:
             raise Fail(
-                f"操作被拒绝：{exc}",
+                f"操作被拒绝：{exc}{_cli_hint(exc)}",
                 EXIT_REFUSED,
                 rule=exc.rule,
                 findings=[f.as_dict() for f in exc.findings],
+                data=exc.data,
             ) from exc
+        except CaseNotFound as exc:
+            raise Fail(f"{str(exc).strip(chr(39) + chr(34))}（用 shenbao case list 查看编号）") from exc
         except ImportRejected as exc:
             raise Fail(
                 f"{exc}\n（整个文件未导入，数据库未作任何修改）",
@@ -82,7 +103,6 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             ) from exc
         except (
             CampaignFileError,
-            CaseNotFound,
             AuditKeyMissing,
             UnknownYearError,
             LookupError,
@@ -95,35 +115,64 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             from sqlalchemy.exc import DBAPIError, OperationalError
 
             if isinstance(exc, OperationalError):
-                raise Fail(f"数据库无法访问：{exc.orig}（请检查 SHENBAO_DATABASE_URL）", 4) from exc
+                raise Fail(
+                    f"数据库无法访问：{exc.orig}（请检查 SHENBAO_DATABASE_URL）", EXIT_DB_UNREACHABLE
+                ) from exc
             if isinstance(exc, DBAPIError):
                 # e.g. a value longer than its column on PostgreSQL: nothing was written.
                 raise Fail(f"数据库拒绝了这次写入（未作任何修改）：{str(exc.orig).splitlines()[0]}") from exc
-            raise
+            raise Fail(_internal_error(exc), EXIT_INTERNAL) from exc
 
     return wrapper
+
+
+def _cli_hint(exc: ActionRefused) -> str:
+    hint = CLI_HINTS.get(exc.rule, "")
+    allowed = exc.data.get("allowed")
+    if allowed is not None:
+        offered = "、".join(f"{a['label']}({a['action']})" for a in allowed) or "无（已办结）"
+        hint = f"可执行：{offered}" + (f"；{hint}" if hint else "")
+    return f"\n  {hint}" if hint else ""
+
+
+def _internal_error(exc: BaseException) -> str:
+    """A bug, not the user's mistake: say so, keep the traceback on stderr for the report."""
+    import traceback
+
+    traceback.print_exception(exc, file=sys.stderr)
+    return (
+        f"内部错误（{type(exc).__name__}：{exc}）。这是程序缺陷而非输入错误，数据库未作修改；"
+        "完整的出错信息已打印在上方（标准错误输出），请连同所用命令一并报告。"
+    )
 
 
 def _rt(ctx: click.Context) -> Runtime:
     return ctx.ensure_object(dict)["runtime"]  # type: ignore[no-any-return]
 
 
-def _actor(rt: Runtime, as_org: str | None, by: str | None) -> Actor:
-    """``--as`` names the organisation acted for (checked against jurisdiction), ``--by`` the person."""
-    import getpass
+def identity_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--as 单位 --by 姓名 [--admin 理由]: who a writing command acts as (or SHENBAO_ACTOR)."""
+    fn = click.option(
+        "--admin",
+        "admin_reason",
+        metavar="理由",
+        help="以管理员身份操作（不受层级与管辖限制，须写明理由，记入审计）",
+    )(fn)
+    fn = click.option("--by", metavar="姓名", help="操作人姓名（记入审计）")(fn)
+    fn = click.option(
+        "--as",
+        "as_org",
+        metavar="单位",
+        help="以某单位身份办理（校验权限与管辖），如 杭州市、西湖区、省经信厅",
+    )(fn)
+    return fn
 
-    name = by or f"cli:{getpass.getuser()}"
-    if not as_org:
-        return Actor(name=name)
+
+def _actor(rt: Runtime, as_org: str | None, by: str | None, admin_reason: str | None) -> Actor:
+    """The person a writing command acts as: --as/--by, SHENBAO_ACTOR, or --admin; never a default."""
+    claim = identity.claim_from(as_org, by, admin_reason, rt.settings.actor)
     with rt.db.read() as session:
-        from models.imports import resolve_org
-
-        org, why = resolve_org(session, as_org)
-        if org is None:
-            org = session.get(Organisation, as_org)
-        if org is None:
-            raise Fail(why or f"未知的单位：{as_org}")
-        return Actor(name=name, org_id=org.id, tier=org.tier)
+        return identity.resolve(session, claim)
 
 
 def _resolve_division(rt: Runtime, text: str | None, tier: str) -> str | None:
@@ -200,18 +249,29 @@ def cli(ctx: click.Context, now: str | None, database_url: str | None) -> None:
 
 @cli.command()
 @click.option("--no-campaigns", is_flag=True, help="只建库，不加载内置批次")
+@identity_options
 @json_option
 @click.pass_context
 @handled
-def init(ctx: click.Context, no_campaigns: bool, as_json: bool) -> None:
-    """建库或升级数据库结构（Alembic），写入浙江省行政区划，加载内置批次。可重复运行。"""
-    from models.registry import load_campaign, seed_divisions
+def init(
+    ctx: click.Context,
+    no_campaigns: bool,
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+    as_json: bool,
+) -> None:
+    """建库或升级数据库结构（Alembic），写入浙江省行政区划，加载内置批次（须 --as/--by）。可重复运行。"""
+    from models.registry import seed_divisions
     from models.schema import upgrade
 
     rt = _rt(ctx)
+    # Loading campaigns is an audited act: know who before writing anything.
+    claim = None if no_campaigns else identity.claim_from(as_org, by, admin_reason, rt.settings.actor)
+    if claim is not None:
+        identity.require_complete(claim)
     before, after = upgrade(rt.db)
-    audit = rt.audit(create=True)
-    actor = _actor(rt, None, None)
+    rt.audit(create=True)
     result: dict[str, Any] = {
         "database": rt.db.safe_url,
         "schema_from": before,
@@ -220,16 +280,15 @@ def init(ctx: click.Context, no_campaigns: bool, as_json: bool) -> None:
     }
     now = rt.now()
     with rt.db.write() as session:
-        from models.context import Ctx
-
-        c = Ctx(now=now, actor=actor, audit=audit)
         result["divisions_added"] = seed_divisions(session)
-        if not no_campaigns:
-            for path in builtin_campaign_files():
-                campaign, changes = load_campaign(
-                    session, c, path.read_text(encoding="utf-8"), origin=path.name
-                )
-                result["campaigns"][campaign.id] = changes
+    if claim is not None:
+        with rt.db.read() as session:
+            actor = identity.resolve(session, claim)
+        for path in builtin_campaign_files():
+            campaign, changes = acts.load_campaign(
+                rt, actor, path.read_text(encoding="utf-8"), origin=path.name, now=now
+            )
+            result["campaigns"][campaign.id] = changes
     if as_json:
         out.print_json(result)
         return
@@ -346,17 +405,16 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
 
 @campaign.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@identity_options
 @click.pass_context
 @handled
-def campaign_load(ctx: click.Context, file: Path) -> None:
+def campaign_load(
+    ctx: click.Context, file: Path, as_org: str | None, by: str | None, admin_reason: str | None
+) -> None:
     """加载或更新一个批次文件（YAML）。截止时间的变化记为调整事件并写入审计。"""
-    from models.context import Ctx
-    from models.registry import load_campaign
-
     rt = _rt(ctx)
-    c = Ctx(now=rt.now(), actor=_actor(rt, None, None), audit=rt.audit())
-    with rt.db.write() as session:
-        loaded, changes = load_campaign(session, c, file.read_text(encoding="utf-8"), origin=str(file))
+    actor = _actor(rt, as_org, by, admin_reason)
+    loaded, changes = acts.load_campaign(rt, actor, file.read_text(encoding="utf-8"), origin=str(file))
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
 
 
@@ -374,7 +432,7 @@ def deadline() -> None:
 @click.argument("when", required=False)
 @click.option("--tba", is_flag=True, help="改回“另行通知”（无日期）")
 @click.option("--reason", required=True, help="调整理由（必填，记入审计）")
-@click.option("--by", help="操作人姓名")
+@identity_options
 @click.pass_context
 @handled
 def deadline_set(
@@ -384,16 +442,17 @@ def deadline_set(
     when: str | None,
     tba: bool,
     reason: str,
+    as_org: str | None,
     by: str | None,
+    admin_reason: str | None,
 ) -> None:
     """设定环节截止时间。WHEN 按通知写法：2026-07-10（当日24:00前）、“2026-06-25 24:00”、“2026-08-10 17:00”。"""
     if bool(when) == tba:
         raise Fail("请给出新的截止时间 WHEN，或用 --tba 改为另行通知（二者选一）")
     due = None if tba else parse_deadline(when or "")
     rt = _rt(ctx)
-    c = rt.ctx(_actor(rt, None, by))
-    with rt.db.write() as session:
-        row = set_deadline(session, c, campaign_id, stage_id, due, reason)
+    actor = _actor(rt, as_org, by, admin_reason)
+    row = acts.move_deadline(rt, actor, campaign_id, stage_id, due, reason)
     out.line(
         f"{campaign_id}/{stage_id} 截止时间已设为 {format_deadline(row.due_at) if row.due_at else '另行通知'}"
         f"（第{row.version}版）"
@@ -415,21 +474,26 @@ def roster() -> None:
     is_flag=True,
     help="此表为所列单位的完整名单：名单上已没有的人员停用（不删除，历史可查；申报联系人不受影响）",
 )
+@identity_options
 @json_option
 @click.pass_context
 @handled
-def roster_import(ctx: click.Context, file: Path, replace: bool, as_json: bool) -> None:
+def roster_import(
+    ctx: click.Context,
+    file: Path,
+    replace: bool,
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+    as_json: bool,
+) -> None:
     """导入 CSV/XLSX：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
 
     全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
     导入后，名单所属设区市的“工作人员信息汇总表”任务记为已报送。
     """
-    from models.imports import import_roster
-
     rt = _rt(ctx)
-    c = rt.ctx(_actor(rt, None, None))
-    with rt.db.write() as session:
-        summary = import_roster(session, c, file, replace=replace)
+    summary = acts.import_roster(rt, _actor(rt, as_org, by, admin_reason), file, replace=replace)
     if as_json:
         out.print_json(summary.__dict__)
         return
@@ -509,18 +573,24 @@ def case() -> None:
 @case.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--campaign", "campaign_id", help="批次编号，如 2026-cluster-selection")
+@identity_options
 @json_option
 @click.pass_context
 @handled
-def case_import(ctx: click.Context, file: Path, campaign_id: str | None, as_json: bool) -> None:
+def case_import(
+    ctx: click.Context,
+    file: Path,
+    campaign_id: str | None,
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+    as_json: bool,
+) -> None:
     """批量导入申报（CSV/XLSX），列名取自附1-2（集群）或附2-3（精品）。全部校验通过才写入。"""
-    from models.imports import import_cases
-
     rt = _rt(ctx)
+    actor = _actor(rt, as_org, by, admin_reason)
     campaign_id = _default_campaign(rt, campaign_id)
-    c = rt.ctx(_actor(rt, None, None))
-    with rt.db.write() as session:
-        summary = import_cases(session, c, campaign_id, file)
+    summary = acts.import_cases(rt, actor, campaign_id, file)
     if as_json:
         out.print_json(summary.__dict__)
         return
@@ -540,9 +610,17 @@ def case_import(ctx: click.Context, file: Path, campaign_id: str | None, as_json
     metavar="列名=值",
     help="按导入表的列名给值，可重复，如 --field 申报单位=西湖区 --field 申报类型=协同区",
 )
+@identity_options
 @click.pass_context
 @handled
-def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...]) -> None:
+def case_add(
+    ctx: click.Context,
+    campaign_id: str | None,
+    fields: tuple[str, ...],
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+) -> None:
     """新增一个申报。字段与导入表相同，经过同样的校验（一行的导入）。
 
     \b
@@ -554,7 +632,6 @@ def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...
     """
     import tempfile
 
-    from models.imports import import_cases
     from models.sheets import write_sheet
 
     if not fields:
@@ -566,13 +643,12 @@ def case_add(ctx: click.Context, campaign_id: str | None, fields: tuple[str, ...
         k, v = f.split("=", 1)
         pairs.append((k.strip(), v.strip()))
     rt = _rt(ctx)
+    actor = _actor(rt, as_org, by, admin_reason)
     campaign_id = _default_campaign(rt, campaign_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "命令行输入.csv"
         write_sheet(path, [k for k, _ in pairs], [[v for _, v in pairs]])
-        c = rt.ctx(_actor(rt, None, None))
-        with rt.db.write() as session:
-            summary = import_cases(session, c, campaign_id, path)
+        summary = acts.import_cases(rt, actor, campaign_id, path)
     out.line(f"已新增 {summary.created[0]}")
 
 
@@ -648,8 +724,7 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "findings_are_preview": not checked,
         "allowed_actions": [
             {"action": t.action, "label": t.label, "needs_reason": t.needs_reason}
-            for t in machine.allowed(case.state)
-            if t.tiers != ("system",)
+            for t in offered(machine, case.state)
         ],
     }
 
@@ -780,8 +855,7 @@ def _parse_overrides(values: tuple[str, ...]) -> dict[str, str]:
     metavar="规则=理由",
     help="对“原则上”条件说明理由后继续，如 --override revenue_threshold=细分领域达世界级水平",
 )
-@click.option("--as", "as_org", metavar="单位", help="以某单位身份办理（校验权限与管辖），如 杭州市、西湖区")
-@click.option("--by", help="操作人姓名（记入审计）")
+@identity_options
 @click.option("--at", "at", metavar="TIME", help="安排现场答辩的时间，如 2026-08-10T09:00")
 @click.option(
     "--letter",
@@ -800,6 +874,7 @@ def case_act(
     overrides: tuple[str, ...],
     as_org: str | None,
     by: str | None,
+    admin_reason: str | None,
     at: str | None,
     letter: Path | None,
     as_json: bool,
@@ -814,13 +889,13 @@ def case_act(
     params: dict[str, Any] = {}
     if at:
         params["at"] = parse_instant(at)
-    c = rt.ctx(_actor(rt, as_org, by))
+    actor = _actor(rt, as_org, by, admin_reason)
     with ExitStack() as stack:
         if letter:
             # Stored under SHENBAO_HOME/letters only if the action goes through.
             store = LetterStore.under(rt.settings.home)
             params["letter"] = stack.enter_context(store.attaching(letter.name, letter.read_bytes()))
-        perform(rt.db, c, ref, action, reason=reason, overrides=_parse_overrides(overrides), params=params)
+        acts.act(rt, actor, ref, action, reason=reason, overrides=_parse_overrides(overrides), params=params)
     with rt.db.read() as session:
         data = _case_dict(session, get_case(session, ref))
     if as_json:
@@ -910,16 +985,20 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
     """案件的完整时间线：每次状态变化、理由说明、拒绝记录，谁、何时、从何到何、为什么。"""
     import json
 
+    from sqlmodel import select
+
     rt = _rt(ctx)
     with rt.db.read() as session:
         c = get_case(session, ref)
         machine = machine_for(c.kind)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
+        org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())  # type: ignore[arg-type]
     data = [
         {
             "seq": e.seq,
             "at": e.at,
             "actor": e.actor,
+            "actor_text": identity.describe(e.actor, org_names),
             "action": e.action,
             "from": e.from_value,
             "to": e.to_value,
@@ -952,7 +1031,7 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
             [
                 d["seq"],
                 format_local(d["at"]),
-                d["actor"],
+                d["actor_text"],
                 names.get(d["action"], d["action"]),
                 what,
                 change,
@@ -1043,7 +1122,7 @@ def _load_extensions() -> None:
     """Commands of the later layers (notifications, service, web) register themselves here."""
     import importlib
 
-    for name in ("flows.cli_notify", "flows.demo", "flows.cli_service", "dashboard.cli"):
+    for name in ("flows.cli_notify", "flows.demo", "flows.cli_service", "flows.cli_web"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,29 +12,9 @@ from sqlmodel import select
 from calendars.timeutil import format_local, parse_instant
 from flows import output as out
 from flows.cli import Fail, _rt, cli, handled, json_option
-from flows.runtime import Runtime
-from models.context import Actor
 from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, Email
-
-SYSTEM = Actor(name="system")
-
-
-def run_tick(rt: Runtime, now: datetime) -> Any:
-    from notifications.reconcile import tick
-
-    ctx = rt.ctx(SYSTEM, now=now)
-    with rt.db.write() as session:
-        return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
-
-
-def run_send(rt: Runtime, now: datetime, *, processes: int = 1, **smtp: Any) -> Any:
-    from notifications.dispatcher import dispatch, dispatch_in_processes
-
-    config = rt.smtp_config(**smtp)
-    worker = f"{socket.gethostname()}:{__import__('os').getpid()}"
-    if processes > 1:
-        return dispatch_in_processes(rt.db.url, now, config, processes)
-    return dispatch(rt.db, now, config, worker=worker, recheck=rt.recheck())
+from operations import sweep
+from operations.runtime import Runtime
 
 
 @cli.command()
@@ -49,7 +28,7 @@ def tick(ctx: click.Context, as_json: bool) -> None:
     """
     rt = _rt(ctx)
     now = rt.now()
-    report = run_tick(rt, now)
+    report = sweep.reconcile(rt, now)
     if as_json:
         out.print_json(report.as_dict())
         return
@@ -68,7 +47,7 @@ def tick(ctx: click.Context, as_json: bool) -> None:
 def send(ctx: click.Context, processes: int, as_json: bool) -> None:
     """发送发件箱中到期的邮件（SMTP 设置见 SHENBAO_SMTP_*），失败按指数退避重试，多次失败转入死信。"""
     rt = _rt(ctx)
-    report = run_send(rt, rt.now(), processes=processes)
+    report = sweep.dispatch(rt, rt.now(), processes=processes)
     data = report.as_dict() if hasattr(report, "as_dict") else report.__dict__
     if as_json:
         out.print_json(data)
@@ -210,14 +189,11 @@ def simulate_timeline(
         with rt.db.read() as session:
             # Emails this step writes: a re-run over the same instants lists only its own.
             before = session.exec(select(func.max(Email.id))).one() or 0
-        report = run_tick(rt, now)
-        sent = None
-        if send:
-            sent = run_send(rt, now)
+        done = sweep.step(rt, now, send=send)
         with rt.db.read() as session:
-            entry = _entry(session, now, report, before)
-        if sent is not None:
-            entry["sent"] = sent.as_dict() if hasattr(sent, "as_dict") else sent.__dict__
+            entry = _entry(session, now, done.tick, before)
+        if done.sent is not None:
+            entry["sent"] = dict(done.sent.__dict__)
         timeline.append(entry)
         if step is None and on_step is not None:
             # An action may have moved a deadline or announced one: its reminder steps and
@@ -272,31 +248,15 @@ def _progress_printer(quiet: bool) -> Any:
 
 
 def _dry_run(rt: Runtime, start: datetime, end: datetime, step: timedelta | None) -> list[dict[str, Any]]:
-    """The whole simulation in one transaction that is rolled back: nothing stays, nothing is sent."""
-    from notifications.reconcile import tick
-
+    """The same steps as the real run, in one transaction that is rolled back: nothing stays,
+    nothing is sent."""
     timeline = []
-    with rt.db.writer.connect() as conn:
-        trans = conn.begin()
-        from sqlmodel import Session
-
-        session = Session(bind=conn, join_transaction_mode="create_savepoint")
-        try:
-            instants = _instants(session, rt, start, end, step)
-            audit = rt.audit()
-            audit.anchor_path = None  # nothing is committed, so nothing is anchored
-            from models.context import Ctx
-
-            for now in instants:
-                before = session.exec(select(func.max(Email.id))).one() or 0
-                report = tick(
-                    session, Ctx(now=now, actor=SYSTEM, audit=audit), rt.calendar, rt.identity, rt.renderer
-                )
-                session.flush()
-                timeline.append(_entry(session, now, report, before, status="dry-run"))
-        finally:
-            session.close()
-            trans.rollback()
+    with sweep.rehearsal(rt) as rehearsal:
+        session = rehearsal.session
+        for now in _instants(session, rt, start, end, step):
+            before = session.exec(select(func.max(Email.id))).one() or 0
+            done = sweep.step(rt, now, send=False, within=rehearsal)
+            timeline.append(_entry(session, now, done.tick, before, status="dry-run"))
     return timeline
 
 

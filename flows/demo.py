@@ -25,16 +25,17 @@ from sqlmodel import select
 from calendars.timeutil import format_local, parse_deadline, parse_instant
 from flows import output as out
 from flows.cli import _rt, cli, handled
-from flows.runtime import Runtime
 from flows.sample_data import write_sample
-from flows.settings import Settings
-from models.actions import ActionRefused, perform, set_deadline
+from models.actions import ActionRefused
 from models.case import Case
-from models.context import Actor, Ctx
+from models.context import Actor
 from models.letters import LetterStore
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import Email, Notification
+from operations import acts
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 CLUSTER, JINGPIN = "2026-cluster-selection", "2026-jingpin"
 
@@ -44,6 +45,10 @@ class Step:
     at: datetime
     what: str
     run: Callable[[Runtime, datetime], str | None]
+
+
+# The province's coordinator loads the campaigns, imports the platform's sheets, moves deadlines.
+PROVINCE = Actor(name="祝博艺", org_id="330000", tier="province")
 
 
 def _actor(rt: Runtime, org_id: str) -> Actor:
@@ -66,7 +71,7 @@ def _act(
                 if session.exec(select(Case.state).where(Case.ref == ref)).one() != only_in:
                     return "skip"
         try:
-            perform(rt.db, rt.ctx(_actor(rt, org_id), now=now), ref, action, **kw)  # type: ignore[arg-type]
+            acts.act(rt, _actor(rt, org_id), ref, action, now=now, **kw)  # type: ignore[arg-type]
             return None
         except ActionRefused as exc:
             return f"被拒绝：{str(exc).splitlines()[0]}"
@@ -81,7 +86,7 @@ def _attach(ref: str, org_id: str, name: str) -> Callable[[Runtime, datetime], s
         scan = f"%PDF-1.4\n% 演示用签章文件：{ref} {name}\n%%EOF\n".encode()
         try:
             with LetterStore.under(rt.settings.home).attaching(name, scan) as letter:
-                perform(rt.db, rt.ctx(_actor(rt, org_id), now=now), ref, "attach", params={"letter": letter})
+                acts.act(rt, _actor(rt, org_id), ref, "attach", params={"letter": letter}, now=now)
             return None
         except ActionRefused as exc:
             return f"被拒绝：{str(exc).splitlines()[0]}"
@@ -91,14 +96,10 @@ def _attach(ref: str, org_id: str, name: str) -> Callable[[Runtime, datetime], s
 
 def _import(kind: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
     def run(rt: Runtime, now: datetime) -> str | None:
-        from models.imports import import_cases, import_roster
-
-        ctx = rt.ctx(Actor(name="省经信厅（平台导入）"), now=now)
-        with rt.db.write() as session:
-            if kind == "roster":
-                import_roster(session, ctx, path)
-            else:
-                import_cases(session, ctx, kind, path)
+        if kind == "roster":
+            acts.import_roster(rt, PROVINCE, path, now=now)
+        else:
+            acts.import_cases(rt, PROVINCE, kind, path, now=now)
         return None
 
     return run
@@ -106,15 +107,7 @@ def _import(kind: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
 
 def _deadline(campaign: str, stage: str, when: str, reason: str) -> Callable[[Runtime, datetime], str | None]:
     def run(rt: Runtime, now: datetime) -> str | None:
-        with rt.db.write() as session:
-            set_deadline(
-                session,
-                rt.ctx(Actor(name="祝博艺", org_id="330000", tier="province"), now=now),
-                campaign,
-                stage,
-                parse_deadline(when),
-                reason,
-            )
+        acts.move_deadline(rt, PROVINCE, campaign, stage, parse_deadline(when), reason, now=now)
         return None
 
     return run
@@ -331,7 +324,7 @@ def _submit_with_overrides(
     def run(rt: Runtime, now: datetime) -> str | None:
         actor_org = app.county_code if app.kind == "cluster_application" else app.org_id
         try:
-            perform(rt.db, rt.ctx(_actor(rt, actor_org or ""), now=now), app.ref, action, overrides=overrides)
+            acts.act(rt, _actor(rt, actor_org or ""), app.ref, action, overrides=overrides, now=now)
             return None
         except ActionRefused as exc:
             if exc.rule == "override_required":
@@ -342,13 +335,7 @@ def _submit_with_overrides(
                     if f.severity == "in_principle"
                 }
                 try:
-                    perform(
-                        rt.db,
-                        rt.ctx(_actor(rt, actor_org or ""), now=now),
-                        app.ref,
-                        action,
-                        overrides=reasons,
-                    )
+                    acts.act(rt, _actor(rt, actor_org or ""), app.ref, action, overrides=reasons, now=now)
                     return "说明理由后提交"
                 except ActionRefused as again:
                     return f"被拒绝：{str(again).splitlines()[0]}"
@@ -418,7 +405,7 @@ def _result(
 def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -> None:
     """演示：全新的 SQLite 库、内置 2026 两个批次、11 个设区市的样例名单与申报，进程内启动本机 SMTP
     服务器，从 5 月 20 日模拟到 8 月 15 日，逐封经 SMTP 真实发送，保存收到的 .eml，最后打印汇总。"""
-    from models.registry import load_campaign, seed_divisions
+    from models.registry import seed_divisions
     from models.schema import upgrade
     from notifications.loopback import LoopbackSMTP
 
@@ -440,15 +427,14 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
         )
         rt = Runtime(settings)
         upgrade(rt.db)
-        audit = rt.audit(create=True)
+        rt.audit(create=True)
         t0 = parse_instant(start)
         from calendars.campaign import builtin_campaign_files
 
         with rt.db.write() as session:
-            c = Ctx(now=t0, actor=Actor(name="省经信厅（系统初始化）"), audit=audit)
             seed_divisions(session)
-            for path in builtin_campaign_files():
-                load_campaign(session, c, path.read_text(encoding="utf-8"), origin=path.name)
+        for path in builtin_campaign_files():
+            acts.load_campaign(rt, PROVINCE, path.read_text(encoding="utf-8"), origin=path.name, now=t0)
         rng = random.Random(seed)
         files = write_sample(out_dir / "samples", seed=seed)
         out.line(

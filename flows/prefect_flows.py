@@ -2,7 +2,7 @@
 
 Thin on purpose. Each flow builds the runtime from the environment (SHENBAO_*, as a worker's
 systemd unit sets it), reads the clock once, and calls the same functions as the CLI and the
-service (``flows.service.reconcile_at`` / ``dispatch_due`` / ``models.imports``). Prefect adds
+service (the named operations in ``operations/``). Prefect adds
 retries, logs and a record of every run; the domain neither knows nor cares.
 
 Why one flow per sweep and not one per case: a flow run costs Prefect's bookkeeping (tens of
@@ -32,12 +32,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from calendars.timeutil import format_deadline, format_local
-from flows.runtime import Runtime
-from flows.service import describe_dispatch, describe_tick, is_db_unreachable, reconcile_at, worker_name
-from flows.settings import Settings
-from models.context import Actor
-
-IMPORT_ACTOR = Actor(name="Prefect 导入")
+from flows.service import describe_dispatch, describe_tick, is_db_unreachable
+from operations import acts, identity, sweep
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 
 def runtime(now: str | None = None) -> Runtime:
@@ -49,17 +47,13 @@ def runtime(now: str | None = None) -> Runtime:
 
 
 async def _reconcile(rt: Runtime, at: Any) -> dict[str, Any]:
-    report = await asyncio.to_thread(reconcile_at, rt, at)
+    report = await asyncio.to_thread(sweep.reconcile, rt, at)
     get_run_logger().info("%s 对账：%s", format_local(at), describe_tick(report))
     return report.as_dict()
 
 
 async def _dispatch(rt: Runtime, at: Any) -> dict[str, Any]:
-    from notifications.dispatcher import dispatch_due
-
-    report = await dispatch_due(
-        rt.db, at, rt.smtp_config(), worker=worker_name("prefect"), recheck=rt.recheck()
-    )
+    report = await asyncio.to_thread(sweep.dispatch, rt, at, worker=sweep.worker_name("prefect"))
     logger = get_run_logger()
     (logger.warning if report.server_unreachable else logger.info)(
         "%s 发送：%s", format_local(at), describe_dispatch(report)
@@ -221,17 +215,17 @@ def _retry_if_db_down(_task: Any, _run: Any, state: Any) -> bool:
 
 @task(retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_db_down)
 def _import_file(kind: str, path: str, campaign: str | None, now: str | None) -> dict[str, Any]:
-    from models.imports import import_cases, import_roster
-
     rt = runtime(now)
     try:
-        ctx = rt.ctx(IMPORT_ACTOR)
-        with rt.db.write() as session:
-            if kind == "roster":
-                summary = import_roster(session, ctx, Path(path))
-            else:
-                summary = import_cases(session, ctx, campaign or "", Path(path))
-        return {"now": ctx.now.isoformat(), **summary.__dict__}
+        # A worker imports as the person its unit names (SHENBAO_ACTOR="省经信厅/张伟").
+        with rt.db.read() as session:
+            actor = identity.resolve(session, identity.claim_from(None, None, None, rt.settings.actor))
+        at = rt.now()
+        if kind == "roster":
+            summary = acts.import_roster(rt, actor, Path(path), now=at)
+        else:
+            summary = acts.import_cases(rt, actor, campaign or "", Path(path), now=at)
+        return {"now": at.isoformat(), **summary.__dict__}
     finally:
         rt.db.dispose()
 

@@ -57,15 +57,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from calendars.timeutil import LOCAL_TZ, format_local
 from flows.output import one_line
-from flows.runtime import Runtime
 from models.context import Actor
 from models.db import Database, DatabaseUnavailable
+from operations import sweep
+from operations.runtime import Runtime
+from operations.sweep import advisory_key, worker_name
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -82,46 +84,7 @@ WAKE_PREFIX = "wake:"
 EXIT_LOCKED = 5
 
 
-def _key(name: str) -> int:
-    """A stable signed 64-bit key for a PostgreSQL advisory lock."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-SERVICE_LOCK_KEY = _key("shenbao:serve")
-# Reconcile takes this one per transaction: two reconciles at once (the service and a Prefect
-# sweep, or two workers) would both write the same keys and one would fail on the unique index.
-RECONCILE_LOCK_KEY = _key("shenbao:reconcile")
-
-
-# --------------------------------------------------------------------------------------------
-# The operations, shared by the service, the Prefect flows and the benchmarks
-
-
-def reconcile_at(rt: Runtime, now: datetime) -> TickReport:
-    """One reconcile + compose at ``now`` (``shenbao tick``), serialised across processes."""
-    from notifications.reconcile import tick
-
-    ctx = rt.ctx(SYSTEM, now=now)
-    with rt.db.write() as session:
-        if not rt.db.is_sqlite:
-            # SQLite's BEGIN IMMEDIATE already queues writers; PostgreSQL needs telling.
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY})
-        return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
-
-
-def worker_name(role: str) -> str:
-    return f"{role}@{socket.gethostname()}:{os.getpid()}"
-
-
-def dispatch_at(
-    rt: Runtime, now: datetime, *, worker: str | None = None, limit: int | None = None
-) -> DispatchReport:
-    """Drain what is due at ``now`` (``shenbao send``), at most ``limit``; safe beside other dispatchers."""
-    from notifications.dispatcher import dispatch
-
-    return dispatch(
-        rt.db, now, rt.smtp_config(), worker=worker or worker_name("serve"), recheck=rt.recheck(), limit=limit
-    )
+SERVICE_LOCK_KEY = advisory_key("shenbao:serve")
 
 
 def describe_tick(report: TickReport) -> str:
@@ -761,14 +724,14 @@ class Service:
             now = not_before
         result = SweepResult(at=now, reason=reason)
         with self._reconcile_lock:
-            result.tick = self._retrying(result, "对账", lambda: reconcile_at(self.rt, now))
+            result.tick = self._retrying(result, "对账", lambda: sweep.reconcile(self.rt, now))
         if result.tick is not None and not self.stopping.is_set():
             if self._dispatch_lock.acquire(blocking=False):
                 try:
                     result.sent = self._retrying(
                         result,
                         "发送",
-                        lambda: dispatch_at(self.rt, now, worker=self.worker, limit=self._dispatch_limit),
+                        lambda: sweep.dispatch(self.rt, now, worker=self.worker, limit=self._dispatch_limit),
                     )
                 finally:
                     self._dispatch_lock.release()

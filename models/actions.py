@@ -28,12 +28,25 @@ from models.org import TIER_LABELS, Organisation
 
 
 class ActionRefused(Exception):
-    """An action that is not allowed now; the message says why in words a coordinator reads."""
+    """An action that is not allowed now.
 
-    def __init__(self, message: str, *, rule: str, findings: list[Finding] | None = None) -> None:
+    The message says what is wrong, in Chinese, and nothing about how to put it right from any
+    one edge: the CLI and the web each add their own hint for ``rule`` (a flag, a form field).
+    ``data`` holds the facts behind the refusal (stage, deadline, allowed actions …) for programs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        findings: list[Finding] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.rule = rule
         self.findings = findings or []
+        self.data = data or {}
 
 
 class CaseNotFound(LookupError):
@@ -51,7 +64,7 @@ def get_case(session: Session, ref: str, *, lock: bool = False) -> Case:
     if case is None and ref.strip().isdigit():
         case = session.get(Case, int(ref))
     if case is None:
-        raise CaseNotFound(f"找不到案件：{ref}（用 shenbao status 或 shenbao case list 查看编号）")
+        raise CaseNotFound(f"找不到案件：{ref}")
     return case
 
 
@@ -59,12 +72,23 @@ def current_deadline(session: Session, campaign_id: str, stage_id: str) -> Stage
     return session.get(StageDeadline, (campaign_id, stage_id))
 
 
+def offered(machine: Machine, state: str) -> list[Transition]:
+    """What people can do: the engine's own actions (lapse at a deadline) are never offered."""
+    return [t for t in machine.allowed(state) if "system" not in t.tiers]
+
+
 def describe_allowed(machine: Machine, state: str) -> str:
-    # What people can do: the engine's own actions (lapse at a deadline) are not offered.
-    allowed = [t for t in machine.allowed(state) if t.tiers != ("system",)]
+    allowed = offered(machine, state)
     if not allowed:
         return "无（已办结）"
     return "、".join(f"{t.label}({t.action})" for t in allowed)
+
+
+def _allowed_data(machine: Machine, state: str) -> dict[str, Any]:
+    return {
+        "state": state,
+        "allowed": [{"action": t.action, "label": t.label} for t in offered(machine, state)],
+    }
 
 
 # -- permissions ---------------------------------------------------------------------------
@@ -84,20 +108,34 @@ def within_jurisdiction(org: Organisation, case: Case) -> bool:
 
 
 def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> None:
-    if actor.is_operator:
+    if actor.is_system or actor.is_admin:
         return
+    if actor.org_id is None:
+        # Nobody acts as "the operator": a person acts for an organisation, or explicitly as admin.
+        raise ActionRefused(
+            f"{actor.name}未说明代表哪个单位办理，不能执行「{t.label}」",
+            rule="actor_missing",
+            data={"person": actor.name},
+        )
     org = session.get(Organisation, actor.org_id)
     if org is None:
-        raise ActionRefused(f"操作人所属单位不存在：{actor.org_id}", rule="actor_unknown")
+        raise ActionRefused(
+            f"操作人所属单位不存在：{actor.org_id}", rule="actor_unknown", data={"org": actor.org_id}
+        )
     tier = "county" if org.tier == "park" and "park" not in t.tiers else org.tier
     if org.tier not in t.tiers and tier not in t.tiers:
         who = "、".join(TIER_LABELS.get(x, x) for x in t.tiers if x != "system") or "系统"
         raise ActionRefused(
             f"「{t.label}」须由{who}操作，{org.name}（{TIER_LABELS.get(org.tier, org.tier)}）无权执行",
             rule="tier",
+            data={"action": t.action, "tiers": list(t.tiers), "org": org.id, "org_tier": org.tier},
         )
     if not within_jurisdiction(org, case):
-        raise ActionRefused(f"{org.name}无权处理案件 {case.ref}（不在本单位管辖范围内）", rule="jurisdiction")
+        raise ActionRefused(
+            f"{org.name}无权处理案件 {case.ref}（不在本单位管辖范围内）",
+            rule="jurisdiction",
+            data={"ref": case.ref, "org": org.id},
+        )
     # Seeing a case is not deciding it: only the case's own recommender (the city, or the SOE
     # group / association it is filed through) recommends it and uses its quota.
     if t.action in ("recommend", "not_recommend") and org.tier != "province":
@@ -107,6 +145,7 @@ def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> N
             raise ActionRefused(
                 f"{case.ref} 由{owner.name if owner else rid}推荐，{org.name}无权「{t.label}」（不在本单位推荐范围内）",
                 rule="jurisdiction",
+                data={"ref": case.ref, "org": org.id, "recommender": rid},
             )
 
 
@@ -119,7 +158,9 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
         return
     if stage.opens is not None and ctx.now < stage.opens:
         raise ActionRefused(
-            f"「{stage.name}」尚未开放，开放时间为 {format_local(stage.opens)}", rule="window_not_open"
+            f"「{stage.name}」尚未开放，开放时间为 {format_local(stage.opens)}",
+            rule="window_not_open",
+            data={"stage": stage.id, "opens": stage.opens.isoformat()},
         )
     deadline = current_deadline(session, case.campaign_id, stage.id)
     due = deadline.due_at if deadline else stage.deadline
@@ -127,6 +168,7 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
         raise ActionRefused(
             f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.basis(due) or stage.source}）",
             rule="window_closed",
+            data={"stage": stage.id, "deadline": due.isoformat()},
         )
 
 
@@ -157,15 +199,16 @@ def _guard_eligibility(
             f"说明理由的规则 {'、'.join(unknown)} 不在本次检查结果中（本次检查结果：{'、'.join(sorted(rules)) or '无'}）",
             rule="override_unknown",
             findings=found,
+            data={"unknown": unknown, "rules": sorted(rules)},
         )
     missing = [f for f in found if f.severity == "in_principle" and not overrides.get(f.rule, "").strip()]
     if missing:
         raise ActionRefused(
             "以下条件为“原则上”要求，未满足时须记录理由后方可继续：\n"
-            + "\n".join(f"  ! [{f.rule}] {f.message}" for f in missing)
-            + "\n  如确需继续，请加 --override 规则编号=理由（每条一项）",
+            + "\n".join(f"  ! [{f.rule}] {f.message}" for f in missing),
             rule="override_required",
             findings=found,
+            data={"rules": [f.rule for f in missing]},
         )
     return found
 
@@ -193,6 +236,7 @@ def _guard_recommendation_open(session: Session, case: Case) -> None:
             f"{recommender.name}的推荐已于 {format_local(rec.state_since)} 报送省经信厅（{rec.ref}），"
             "不能再调整；如需调整请由省经信厅退回推荐",
             rule="recommendation_submitted",
+            data={"recommendation": rec.ref, "since": rec.state_since.isoformat()},
         )
 
 
@@ -201,7 +245,9 @@ def _guard_reviewed(session: Session, case: Case) -> None:
     direct = recommender is not None and recommender.tier in ("soe_group", "association")
     if case.state == "submitted" and not direct:
         raise ActionRefused(
-            f"{case.ref} 尚未经县级经信部门审核通过（当前：已提交待县级审核），不能推荐", rule="not_reviewed"
+            f"{case.ref} 尚未经县级经信部门审核通过（当前：已提交待县级审核），不能推荐",
+            rule="not_reviewed",
+            data={"ref": case.ref, "state": case.state},
         )
 
 
@@ -231,9 +277,9 @@ def act(
     if t is None:
         if action not in machine.actions():
             raise ActionRefused(
-                f"「{machine.label}」没有操作 {action}；当前状态「{machine.state_label(case.state)}」可执行："
-                f"{describe_allowed(machine, case.state)}",
+                f"「{machine.label}」没有操作 {action}（当前状态「{machine.state_label(case.state)}」）",
                 rule="unknown_action",
+                data={"action": action} | _allowed_data(machine, case.state),
             )
         label = next(x.label for x in machine.transitions if x.action == action)
         if case.state == "lapsed":
@@ -244,20 +290,26 @@ def act(
                 due = row.due_at if row else stage.deadline
                 raise ActionRefused(
                     f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」已于 "
-                    f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」；可执行："
-                    f"{describe_allowed(machine, case.state)}",
+                    f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」",
                     rule="window_closed",
+                    data={"action": action, "stage": stage.id, "deadline": due.isoformat() if due else None}
+                    | _allowed_data(machine, case.state),
                 )
         raise ActionRefused(
-            f"{case.ref} 当前状态为「{machine.state_label(case.state)}」，不能执行「{label}」；可执行："
-            f"{describe_allowed(machine, case.state)}",
+            f"{case.ref} 当前状态为「{machine.state_label(case.state)}」，不能执行「{label}」",
             rule="state",
+            data={"action": action} | _allowed_data(machine, case.state),
         )
-    if "system" in t.tiers and not ctx.actor.is_operator:
-        raise ActionRefused(f"「{t.label}」由系统在截止时自动执行", rule="system_only")
+    if "system" in t.tiers and not ctx.actor.is_system:
+        # Not even an administrator: a lapse is the deadline's doing, never a person's choice.
+        raise ActionRefused(
+            f"「{t.label}」由系统在截止时自动执行，任何人不能手动执行",
+            rule="system_only",
+            data={"action": action},
+        )
     _check_actor(session, ctx.actor, case, t)
     if t.needs_reason and not reason.strip():
-        raise ActionRefused(f"「{t.label}」须填写理由（--reason）", rule="reason_required")
+        raise ActionRefused(f"「{t.label}」须填写理由", rule="reason_required", data={"action": action})
 
     campaign = get_campaign(session, case.campaign_id)
     spec = campaign.spec()
@@ -280,22 +332,18 @@ def act(
         elif guard == "letter":
             # Only a stored file counts: a name typed anywhere is not a sealed letter.
             if not (isinstance(params.get("letter"), Letter) or letter_on_file(case)):
-                raise ActionRefused(
-                    "报送前须上传签章版推荐函/推荐意见汇总表（attach --letter 文件名）", rule="letter_missing"
-                )
+                raise ActionRefused("报送前须上传签章版推荐函/推荐意见汇总表", rule="letter_missing")
         elif guard == "defence_time":
             if not isinstance(params.get("at"), datetime):
-                raise ActionRefused(
-                    "安排现场答辩须给出答辩时间（--at 2026-08-10T09:00）", rule="defence_time"
-                )
+                raise ActionRefused("安排现场答辩须给出答辩时间", rule="defence_time")
         else:  # a guard named in a machine but not implemented is a programming error
             raise RuntimeError(f"unknown guard {guard}")
 
     if action == "attach" and not isinstance(params.get("letter"), Letter):
-        raise ActionRefused("上传签章推荐函/汇总表须给出文件名（--letter 文件名）", rule="letter_missing")
+        raise ActionRefused("上传签章推荐函/汇总表须给出文件", rule="letter_missing")
 
     from_state = case.state
-    details: dict[str, Any] = {"action": action, "label": t.label}
+    details: dict[str, Any] = {"action": action, "label": t.label} | ctx.actor.audit_details()
     letter = params.pop("letter", None)
     if params:
         details["params"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in params.items()}
@@ -352,7 +400,8 @@ def act(
                 from_value=rule,
                 to_value="overridden",
                 reason=why,
-                details={"finding": next((f.message for f in found if f.rule == rule), "")},
+                details={"finding": next((f.message for f in found if f.rule == rule), "")}
+                | ctx.actor.audit_details(),
             )
         )
     events = ctx.audit.append_many(session, drafts)
@@ -428,7 +477,13 @@ def record_refusal(
             from_value=state,
             to_value=state,
             reason=str(exc),
-            details={"action": action, "rule": exc.rule, "findings": [f.as_dict() for f in exc.findings]},
+            details={
+                "action": action,
+                "rule": exc.rule,
+                "findings": [f.as_dict() for f in exc.findings],
+                "data": exc.data,
+            }
+            | ctx.actor.audit_details(),
         ),
     )
 
@@ -475,7 +530,7 @@ def set_deadline(
     campaign = get_campaign(session, campaign_id)
     stage = campaign.spec().stage(stage_id)
     if not reason.strip():
-        raise ActionRefused("设定或调整截止时间须填写理由（--reason）", rule="reason_required")
+        raise ActionRefused("设定或调整截止时间须填写理由", rule="reason_required", data={"stage": stage_id})
     row = session.get(StageDeadline, (campaign_id, stage_id))
     if row is None:
         row = StageDeadline(
@@ -486,6 +541,7 @@ def set_deadline(
         raise ActionRefused(
             f"「{stage.name}」截止时间已是 {format_deadline(due_at) if due_at else '另行通知'}",
             rule="deadline_unchanged",
+            data={"stage": stage_id, "deadline": due_at.isoformat() if due_at else None},
         )
     row.due_at, row.version, row.changed_at, row.reason = due_at, row.version + 1, ctx.now, reason
     session.add(row)
@@ -505,7 +561,8 @@ def set_deadline(
                 "version": row.version,
                 "from_text": format_deadline(old) if old else "另行通知",
                 "to_text": format_deadline(due_at) if due_at else "另行通知",
-            },
+            }
+            | ctx.actor.audit_details(),
         ),
     )
     return row

@@ -4,30 +4,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from models.audit import AuditLog
 
 
 @dataclass(frozen=True)
 class Actor:
-    """A person acting for an organisation; ``org_id`` None means an operator of the engine.
+    """Who acts: a person for an organisation, an administrator, or the engine itself (SYSTEM).
 
-    Operators (the CLI user on the server, the engine itself) may perform any action; the
-    audit records who they were. Signed-in coordinators carry their organisation and tier, and
-    the guards check that the action is theirs to take.
+    A person carries an organisation and its tier, and the guards check that the action is
+    theirs to take. An administrator (``admin_reason`` given) passes the tier and jurisdiction
+    checks, never the rules of the case itself, and only ever explicitly: the reason goes into
+    the audit with every event. Lapses at a deadline are SYSTEM's alone.
     """
 
     name: str
     org_id: str | None = None
     tier: str | None = None
+    admin_reason: str | None = None
 
     @property
     def label(self) -> str:
+        if self.is_admin:
+            return f"admin:{self.name}"
         return f"{self.name}@{self.org_id}" if self.org_id else self.name
 
     @property
-    def is_operator(self) -> bool:
-        return self.org_id is None
+    def is_admin(self) -> bool:
+        return self.admin_reason is not None
+
+    @property
+    def is_system(self) -> bool:
+        return self == SYSTEM
+
+    def audit_details(self) -> dict[str, Any]:
+        """What every audit event by this actor adds to its details (admin mode is on record)."""
+        if not self.is_admin:
+            return {}
+        return {"admin": True, "admin_reason": self.admin_reason} | (
+            {"admin_org": self.org_id} if self.org_id else {}
+        )
 
 
 SYSTEM = Actor(name="system")

@@ -195,7 +195,9 @@ def _submit_roster_tasks(
     for task in tasks:
         program = get_campaign(session, task.campaign_id).program
         if task.org_id in cities_by_program.get(program, set()):
-            act(session, ctx, task, "submit", reason=f"导入 {fname}")
+            # A consequence of the import, like a cascade: the engine records it, whoever imported
+            # (the city itself, or the province loading the sheets it collected).
+            act(session, ctx.as_system(), task, "submit", reason=f"导入 {fname}（{ctx.actor.label}）")
             notes.append(f"{task.title}（{task.ref}）已报送")
     return notes
 

@@ -973,13 +973,13 @@ def _dispatch_child(
     now: datetime,
     config: SmtpConfig,
     worker: str,
-    recheck_path: str | None,
+    recheck_path: str | Recheck | None,
     start: Any,
     results: Any,
 ) -> None:
     try:
         db = Database(db_url)
-        recheck = load_recheck(recheck_path) if recheck_path else None
+        recheck = load_recheck(recheck_path) if isinstance(recheck_path, str) else recheck_path
     except BaseException:
         start.abort()
         results.put((worker, "error", traceback.format_exc()))
@@ -1006,12 +1006,14 @@ def dispatch_in_processes(
     config: SmtpConfig,
     processes: int,
     recheck_path: str | None = None,
+    recheck: Recheck | None = None,
 ) -> DispatchReport:
     """Run ``processes`` OS processes, each a dispatcher with its own database connections and
     ``config.concurrency`` SMTP connections, until nothing is due; return the summed report.
 
     The rate limit is per process, so each gets ``rate_per_second / processes`` to keep the
-    server's total within the configured rate. ``elapsed_seconds`` is the wall time from the
+    server's total within the configured rate. ``recheck`` must be picklable (each child gets a
+    copy); ``recheck_path`` names a module-level function instead. ``elapsed_seconds`` is the wall time from the
     moment all processes were ready to the last one finishing.
     """
     if processes < 1:
@@ -1024,7 +1026,7 @@ def dispatch_in_processes(
     children = [
         ctx.Process(
             target=_dispatch_child,
-            args=(db_url, now, child_config, f"{base}/{i}", recheck_path, start, results),
+            args=(db_url, now, child_config, f"{base}/{i}", recheck or recheck_path, start, results),
             name=f"shenbao-dispatch-{i}",
         )
         for i in range(processes)

@@ -59,8 +59,8 @@ from dashboard.schemas import (
     Refusal,
     StageOut,
 )
-from dashboard.web import api_viewer, check_api_csrf, now, plain_refusal, runtime
-from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
+from dashboard.web import api_viewer, check_api_csrf, now, runtime
+from models.actions import ActionRefused, CaseNotFound, get_case
 from models.audit import AuditEvent
 from models.campaign import Campaign
 from models.case import Case
@@ -68,6 +68,7 @@ from models.letters import Letter, LetterRefused, letter_on_file
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
 from models.status import board
+from operations import acts
 
 router = APIRouter(prefix="/api")
 
@@ -323,12 +324,11 @@ def deadline(
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     try:
-        with rt.db.write() as session:
-            row = set_deadline(
-                session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when, body.reason
-            )
+        row = acts.move_deadline(rt, viewer.actor, campaign_id, stage_id, when, body.reason, now=now(request))
     except ActionRefused as exc:
-        return JSONResponse({"detail": plain_refusal(str(exc)), "rule": exc.rule}, status_code=409)  # type: ignore[return-value]
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": str(exc), "rule": exc.rule, "data": exc.data}, status_code=409
+        )
     return DeadlineOut(
         campaign=campaign_id,
         stage=stage_id,
@@ -458,20 +458,21 @@ def _act(
             if upload is not None:
                 # Kept only if the action goes through: a refusal leaves no file behind.
                 params["letter"] = stack.enter_context(letter_store(request).attaching(*upload))
-            done = perform(
-                rt.db,
-                rt.ctx(viewer.actor, now=now(request)),
+            done = acts.act(
+                rt,
+                viewer.actor,
                 case.ref,
                 body.action,
                 reason=body.reason,
                 overrides=body.overrides,
                 params=params,
+                now=now(request),
             )
     except LetterRefused as exc:
         raise HTTPException(422, str(exc)) from None
     except ActionRefused as exc:
         status = 403 if exc.rule in ("tier", "jurisdiction", "system_only") else 409
-        return JSONResponse({"detail": plain_refusal(str(exc)), "rule": exc.rule}, status_code=status)
+        return JSONResponse({"detail": str(exc), "rule": exc.rule, "data": exc.data}, status_code=status)
     with rt.db.read() as session:
         seq = session.exec(
             select(AuditEvent.seq).where(AuditEvent.case_id == done.id).order_by(AuditEvent.seq.desc())

@@ -18,11 +18,12 @@ from starlette.datastructures import FormData
 from calendars.timeutil import format_deadline, parse_deadline, parse_instant
 from dashboard import scope
 from dashboard.auth import Viewer
-from dashboard.web import check_csrf, flash, now, page_viewer, plain_refusal, runtime, url
-from models.actions import ActionRefused, CaseNotFound, get_case, perform, set_deadline
+from dashboard.web import check_csrf, flash, now, page_viewer, refusal_text, runtime, url
+from models.actions import ActionRefused, CaseNotFound, get_case
 from models.campaign import get_campaign
 from models.letters import MAX_LETTER_BYTES, LetterRefused, LetterStore
 from models.machines import machine_for
+from operations import acts
 
 router = APIRouter(include_in_schema=False)
 
@@ -90,19 +91,20 @@ def act_on_case(
             if letter is not None and letter.filename:
                 # Kept only if the action goes through: a refusal leaves no file behind.
                 params["letter"] = stack.enter_context(letter_store(request).attaching(*read_upload(letter)))
-            done = perform(
-                rt.db,
-                rt.ctx(viewer.actor, now=now(request)),
+            done = acts.act(
+                rt,
+                viewer.actor,
                 case.ref,
                 action,
                 reason=reason.strip(),
                 overrides=overrides,
                 params=params,
+                now=now(request),
             )
     except LetterRefused as exc:
         flash(request, "error", f"「{label}」未执行：{exc}")
     except ActionRefused as exc:
-        flash(request, "error", f"「{label}」未执行：{plain_refusal(str(exc))}")
+        flash(request, "error", f"「{label}」未执行：{refusal_text(exc)}")
     else:
         flash(
             request,
@@ -134,12 +136,13 @@ def move_deadline(
     try:
         # datetime-local sends "2026-08-10T17:30"; a bare date means the end of that day.
         when = parse_deadline(due.replace("T", " ")) if due.strip() else None
-        with rt.db.write() as session:
-            row = set_deadline(
-                session, rt.ctx(viewer.actor, now=now(request)), campaign_id, stage_id, when, reason.strip()
-            )
-    except (ActionRefused, ValueError) as exc:
-        flash(request, "error", f"「{stage.name}」截止时间未调整：{plain_refusal(str(exc))}")
+        row = acts.move_deadline(
+            rt, viewer.actor, campaign_id, stage_id, when, reason.strip(), now=now(request)
+        )
+    except ActionRefused as exc:
+        flash(request, "error", f"「{stage.name}」截止时间未调整：{refusal_text(exc)}")
+    except ValueError as exc:
+        flash(request, "error", f"「{stage.name}」截止时间未调整：{exc}")
     else:
         text = format_deadline(row.due_at) if row.due_at else "另行通知"
         flash(request, "ok", f"「{stage.name}」截止时间已调整为 {text}（第 {row.version} 版），已记入审计")

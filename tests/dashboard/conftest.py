@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from dashboard.app import create_app
 from dashboard.settings import WebSettings
-from flows.runtime import Runtime
-from flows.settings import Settings
 from models.db import Database
+from operations.runtime import Runtime
+from operations.settings import Settings
 from tests.dashboard.world import NOW, World, build_world
 
 WEB = WebSettings(secret="test-web-secret-0123456789abcdef")

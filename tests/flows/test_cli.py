@@ -36,7 +36,7 @@ cli_module._add_common_options(cli_module.cli)
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
-    return env | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | extra
+    return env | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | extra
 
 
 class Shenbao:
@@ -44,7 +44,13 @@ class Shenbao:
 
     def __init__(self, home: Path, **env: str) -> None:
         self.home = home
-        self.env = {"SHENBAO_HOME": str(home), "SHENBAO_NOW": None, "SHENBAO_DATABASE_URL": None} | env
+        # The province's coordinator unless a test says otherwise (SHENBAO_ACTOR="" for nobody).
+        self.env = {
+            "SHENBAO_HOME": str(home),
+            "SHENBAO_NOW": None,
+            "SHENBAO_DATABASE_URL": None,
+            "SHENBAO_ACTOR": "省经信厅/祝博艺",
+        } | env
 
     def __call__(self, *args: str, now: str | None = NOW, code: int = 0) -> Result:
         argv = (["--now", now] if now else []) + list(args)
@@ -127,7 +133,9 @@ def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path
     second = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
     assert second["divisions_added"] == 0 and second["schema_from"] == second["schema_to"]
     assert second["campaigns"] == {"2026-cluster-selection": [], "2026-jingpin": []}
-    assert (tmp_path / "audit.key").stat().st_mode & 0o077 == 0
+    # The key sits beside the data directory, not in it: a copy of the database does not carry it.
+    assert not (tmp_path / "audit.key").exists()
+    assert (tmp_path.parent / f"{tmp_path.name}.keys" / "audit.key").stat().st_mode & 0o077 == 0
     run_script(tmp_path, "audit", "verify")
 
 
@@ -242,22 +250,23 @@ def test_it_acts_on_a_case_and_shows_the_new_state(sb: Shenbao, cases: dict[str,
 
 
 def test_it_exits_3_with_the_reason_when_an_action_is_refused(sb: Shenbao, cases: dict[str, str]) -> None:
-    result = sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    result = sb("case", "act", cases["桐庐县"], "submit", "--as", "桐庐县", "--by", "周敏", now=AFTER, code=3)
     assert "操作被拒绝" in result.stderr and "2026-06-25（周四）24:00" in result.stderr
     assert sb.json("case", "show", cases["桐庐县"])["state"] == "draft"
 
 
 def test_it_refuses_another_citys_coordinator(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["西湖区"], "submit")
-    result = sb("case", "act", cases["西湖区"], "recommend", "--as", "宁波市", code=3)
+    sb("case", "act", cases["西湖区"], "submit", "--as", "西湖区", "--by", "赵静")
+    result = sb("case", "act", cases["西湖区"], "recommend", "--as", "宁波市", "--by", "孙立", code=3)
     assert "宁波市无权处理案件" in result.stderr
 
 
 def test_it_takes_an_override_reason_and_records_it(sb: Shenbao, cases: dict[str, str]) -> None:
     park = cases["杭州未来科技城管委会"]
-    refused = sb("case", "act", park, "submit", code=3)
+    county = ("--as", "余杭区", "--by", "王强")  # the park's county submits for it
+    refused = sb("case", "act", park, "submit", *county, code=3)
     assert "revenue_threshold" in refused.stderr and "--override" in refused.stderr
-    sb("case", "act", park, "submit", "--override", "revenue_threshold=软件业增速快")
+    sb("case", "act", park, "submit", *county, "--override", "revenue_threshold=软件业增速快")
     show = sb("case", "show", park).stdout
     assert "已说明理由：软件业增速快" in show
     history = sb.json("history", park)["events"]
@@ -274,20 +283,20 @@ def test_it_rejects_an_override_without_a_reason(sb: Shenbao, cases: dict[str, s
 
 def test_it_schedules_a_defence_at_a_given_time(sb: Shenbao, cases: dict[str, str]) -> None:
     ref = cases["西湖区"]
-    sb("case", "act", ref, "submit")
-    sb("case", "act", ref, "recommend", "--as", "杭州市")
-    sb("case", "act", ref, "pass_preliminary", "--as", "浙江省", now="2026-07-20T10:00")
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
+    sb("case", "act", ref, "recommend", "--as", "杭州市", "--by", "陈静")
+    sb("case", "act", ref, "pass_preliminary", "--as", "浙江省", "--by", "祝博艺", now="2026-07-20T10:00")
     sb("case", "act", ref, "schedule_defence", "--at", "2026-08-10T09:00", now="2026-07-20T10:00")
     assert "现场答辩：2026-08-10（周一）09:00" in sb("case", "show", ref).stdout
 
 
 def test_it_submits_a_recommendation_with_its_letter(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["富阳区"], "submit")
-    rc = "RC26-CL-330100"
-    assert "推荐函" in sb("case", "act", rc, "submit", "--as", "杭州市", code=3).stderr
+    sb("case", "act", cases["富阳区"], "submit", "--as", "富阳区", "--by", "李娜")
+    rc, city = "RC26-CL-330100", ("--as", "杭州市", "--by", "陈静")
+    assert "推荐函" in sb("case", "act", rc, "submit", *city, code=3).stderr
     scan = sb.home.parent / "杭经信〔2026〕12号.pdf"
     scan.write_bytes(b"%PDF-1.4 sealed")
-    sb("case", "act", rc, "submit", "--as", "杭州市", "--letter", str(scan))
+    sb("case", "act", rc, "submit", *city, "--letter", str(scan))
     assert sb.json("case", "show", rc)["letter"] == "杭经信〔2026〕12号.pdf"
     assert sb.json("case", "show", cases["富阳区"])["state"] == "not_recommended"
     assert (
@@ -322,7 +331,7 @@ def test_it_names_an_unknown_case(sb: Shenbao) -> None:
 
 
 def test_it_reports_status_as_json(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["西湖区"], "submit")
+    sb("case", "act", cases["西湖区"], "submit", "--as", "西湖区", "--by", "赵静")
     [report] = sb.json("status", "--campaign", "2026-cluster-selection")
     assert report["campaign"] == "2026-cluster-selection" and report["now"] == "2026-06-01T02:00:00+00:00"
     board = report["board"]
@@ -343,7 +352,7 @@ def test_it_breaks_status_down_by_county(sb: Shenbao, cases: dict[str, str]) -> 
 
 
 def test_it_prints_a_case_history_with_refusals(sb: Shenbao, cases: dict[str, str]) -> None:
-    sb("case", "act", cases["桐庐县"], "submit", now=AFTER, code=3)
+    sb("case", "act", cases["桐庐县"], "submit", "--as", "桐庐县", "--by", "周敏", now=AFTER, code=3)
     out = sb("history", cases["桐庐县"]).stdout
     assert "被拒绝" in out and "2026-06-25（周四）24:00" in out and "新建" in out
 
@@ -376,7 +385,7 @@ def test_it_verifies_the_audit_and_exits_1_after_the_sqlite_file_is_tampered_wit
     sb = Shenbao(tmp_path)
     sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
-    sb("case", "act", "CL26-00001", "submit")
+    sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert "审计链完好" in sb("audit", "verify").stdout
     with sqlite3.connect(tmp_path / "shenbao.db") as conn:
         seq = conn.execute("SELECT max(seq) FROM audit_event WHERE action = 'state_change'").fetchone()[0]
@@ -392,7 +401,7 @@ def test_it_runs_on_postgresql_from_shenbao_database_url(tmp_path: Path, fresh_p
     assert first["database"].startswith("postgresql") and first["divisions_added"] == 102
     sb = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url)
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
-    sb("case", "act", "CL26-00001", "submit")
+    sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert sb.json("case", "show", "CL26-00001")["state"] == "submitted"
     assert json.loads(run_script(tmp_path, "audit", "verify", "--json", **env).stdout)["ok"] is True
 
@@ -406,11 +415,16 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
 
 
+def keys_of(home: Path) -> Path:
+    """Where the audit key and anchor live by default: beside the home, not in it."""
+    return home.parent / f"{home.name}.keys"
+
+
 def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
     sb: Shenbao, cases: dict[str, str]
 ) -> None:
     ref = cases["西湖区"]
-    sb("case", "act", ref, "submit")
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
     reason = "[/]\x1b[31m红[bold]\x9b2J\u202e"
     sb("case", "act", ref, "return", "--as", "杭州市", "--reason", reason)
     done = run_script(sb.home, "--now", NOW, "history", ref)
@@ -427,8 +441,8 @@ def test_it_still_reports_a_truncation_after_the_anchor_is_deleted_and_a_write_f
     sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     for ref in ("CL26-00001", "CL26-00002", "CL26-00003"):
-        sb("case", "act", ref, "submit")
-    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+        sb("case", "act", ref, "submit", "--by", "祝博艺", "--admin", "测试补录")
+    (anchor,) = keys_of(tmp_path).glob("audit-anchor-*.json")
     # The intruder: drop the newest five events, point the head at what is left, remove the anchor.
     anchor.unlink()
     with sqlite3.connect(tmp_path / "shenbao.db") as conn:
@@ -440,14 +454,14 @@ def test_it_still_reports_a_truncation_after_the_anchor_is_deleted_and_a_write_f
     done = run_script(tmp_path, "audit", "verify", "--json", code=1)
     report = json.loads(done.stdout)
     assert "anchor_missing" in {p["kind"] for p in report["problems"]}
-    assert not list(tmp_path.glob("audit-anchor-*.json"))
+    assert not list(keys_of(tmp_path).glob("audit-anchor-*.json"))
 
 
 def test_it_exits_1_naming_a_case_whose_state_was_set_without_an_event(tmp_path: Path) -> None:
     sb = Shenbao(tmp_path)
     sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
-    sb("case", "act", "CL26-00002", "submit")
+    sb("case", "act", "CL26-00002", "submit", "--by", "祝博艺", "--admin", "测试补录")
     with sqlite3.connect(tmp_path / "shenbao.db") as conn:
         conn.execute("UPDATE \"case\" SET state = 'selected' WHERE ref = 'CL26-00002'")
     report = json.loads(run_script(tmp_path, "audit", "verify", "--json", code=1).stdout)
@@ -457,7 +471,7 @@ def test_it_exits_1_naming_a_case_whose_state_was_set_without_an_event(tmp_path:
 
 
 def test_it_re_anchors_through_the_cli_and_records_who_and_why(sb: Shenbao) -> None:
-    (anchor,) = sb.home.glob("audit-anchor-*.json")
+    (anchor,) = keys_of(sb.home).glob("audit-anchor-*.json")
     anchor.unlink()
     assert "anchor_missing" in sb("audit", "verify", code=1).stdout
     sb("audit", "re-anchor", "--by", "王敏", code=2)  # no reason: nothing written
@@ -476,12 +490,79 @@ def test_it_finds_the_same_anchor_under_another_spelling_of_the_postgresql_url(
     letter = tmp_path / "函.pdf"
     letter.write_bytes(b"%PDF-1.4 sealed")
     run_script(tmp_path, "init", **env)
-    run_script(tmp_path, "case", "act", "RC26-CL-330100", "attach", "--letter", str(letter), **env)
-    (anchor,) = tmp_path.glob("audit-anchor-*.json")
+    run_script(
+        tmp_path, "case", "act", "RC26-CL-330100", "attach", "--as", "杭州市", "--letter", str(letter), **env
+    )
+    (anchor,) = keys_of(tmp_path).glob("audit-anchor-*.json")
     again = {"SHENBAO_DATABASE_URL": other, "SHENBAO_NOW": NOW}
     run_script(tmp_path, "init", **again)  # an existing database keeps its identity
-    run_script(tmp_path, "case", "act", "RC26-CL-330200", "attach", "--letter", str(letter), **again)
-    assert list(tmp_path.glob("audit-anchor-*.json")) == [anchor]
+    run_script(
+        tmp_path,
+        "case",
+        "act",
+        "RC26-CL-330200",
+        "attach",
+        "--as",
+        "宁波市",
+        "--letter",
+        str(letter),
+        **again,
+    )
+    assert list(keys_of(tmp_path).glob("audit-anchor-*.json")) == [anchor]
     report = json.loads(run_script(tmp_path, "audit", "verify", "--json", **again).stdout)
     assert report["ok"] is True and report["anchor_seq"] == report["head_seq"]
     assert report["anchor_file"] == str(anchor) and "rotated" not in anchor.name
+
+
+# -- who acts ---------------------------------------------------------------------------------------
+
+
+def test_it_refuses_to_act_without_an_identity_and_says_how_to_give_one(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    nobody = Shenbao(sb.home, SHENBAO_ACTOR="")
+    result = nobody("case", "act", cases["西湖区"], "submit", "--json", code=2)
+    assert "--as" in result.stderr and "SHENBAO_ACTOR" in result.stderr
+    assert sb.json("case", "show", cases["西湖区"])["state"] == "draft"
+    bad = Shenbao(sb.home, SHENBAO_ACTOR="张伟")("case", "act", cases["西湖区"], "submit", code=2)
+    assert "SHENBAO_ACTOR 应为「单位/姓名」" in bad.stderr
+
+
+def test_history_shows_the_person_and_organisation_and_admin_mode_on_record(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
+    sb("case", "act", ref, "return", "--by", "张伟", "--admin", "市局委托退回", "--reason", "材料不全")
+    out = sb("history", ref).stdout
+    assert "赵静（西湖区）" in out and "张伟（管理员）" in out and "cli:" not in out
+    last = sb.json("history", ref)["events"][-1]
+    assert last["actor"] == "admin:张伟" and last["details"]["admin_reason"] == "市局委托退回"
+
+
+def test_nobody_lapses_a_draft_from_the_command_line(sb: Shenbao, cases: dict[str, str]) -> None:
+    result = sb(
+        "case", "act", cases["西湖区"], "lapse", "--by", "张伟", "--admin", "提前关闭", "--json", code=3
+    )
+    failure = json.loads(result.stdout)
+    assert failure["rule"] == "system_only" and failure["data"] == {"action": "lapse"}
+    assert sb.json("case", "show", cases["西湖区"])["state"] == "draft"
+
+
+def test_an_unexpected_error_exits_70_not_1(tmp_path: Path) -> None:
+    @click.command()
+    @cli_module.handled
+    def broken() -> None:
+        raise ZeroDivisionError("bug")
+
+    result = CliRunner().invoke(broken, [])
+    assert result.exit_code == cli_module.EXIT_INTERNAL == 70
+    assert "内部错误（ZeroDivisionError" in result.stderr and "Traceback" in result.stderr
+
+
+def test_it_warns_once_when_the_audit_key_sits_beside_the_database(tmp_path: Path) -> None:
+    beside = run_script(tmp_path, "--now", NOW, "init", SHENBAO_AUDIT_KEY_FILE=str(tmp_path / "audit.key"))
+    assert beside.stderr.count("警告：审计密钥/锚点与 SQLite 数据库在同一目录") == 1
+    assert str(tmp_path / "audit.key") in beside.stderr
+    elsewhere = run_script(tmp_path / "other", "--now", NOW, "init")
+    assert "警告" not in elsewhere.stderr

@@ -30,11 +30,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from calendars.timeutil import parse_instant
-from flows.runtime import Runtime
-from flows.service import Service, ServiceClock, dispatch_at, reconcile_at, running
+from flows.service import Service, ServiceClock, running
 from models.db import Database
 from models.outbox import E_DEAD, E_SENDING, E_SENT, DeliveryAttempt, Email, Notification
 from notifications.loopback import LoopbackSMTP
+from operations.runtime import Runtime
+from operations.sweep import dispatch, reconcile
 from tests.conftest import CURRENT_TIME
 from tests.flows.test_service import (
     REPO,
@@ -87,7 +88,7 @@ def test_smtp_down_during_dispatch_then_back_everything_arrives_once(db: Databas
 
     with LoopbackSMTP(port=port) as smtp:
         # Back an hour later: past every back-off of the failed tries.
-        report = dispatch_at(rt, REMINDER_TIME.replace(hour=3))
+        report = dispatch(rt, REMINDER_TIME.replace(hour=3))
         assert not report.server_unreachable
         received = smtp.message_ids()
     outbox = emails(rt)
@@ -101,11 +102,11 @@ def test_a_recipient_refused_for_good_is_a_dead_letter_with_the_reason_and_the_r
 ) -> None:
     rt = make_runtime(db.url, tmp_path / "home", smtp_port=smtp.port)
     seed_scenario(rt)
-    reconcile_at(rt, REMINDER_TIME)
+    reconcile(rt, REMINDER_TIME)
     outbox = emails(rt)
     refused = outbox[0].to_addr
     smtp.set_reject([refused])
-    report = dispatch_at(rt, REMINDER_TIME)
+    report = dispatch(rt, REMINDER_TIME)
     assert report.dead == 1 and report.sent == len(outbox) - 1
     by_addr = {e.to_addr: e for e in emails(rt)}
     dead = by_addr.pop(refused)

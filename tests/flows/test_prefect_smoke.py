@@ -253,6 +253,7 @@ def test_the_flows_run_in_process_sweep_report_and_imports(
     for key, value in shenbao_env(tmp_path / "home", sqlite_db.url, smtp.port).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SHENBAO_NOW", raising=False)
+    monkeypatch.setenv("SHENBAO_ACTOR", "省经信厅/祝博艺")  # the worker's unit names who imports
     # `shenbao init` without the files: the imports come through the flows.
     from calendars.campaign import builtin_campaign_files
     from models.context import Actor

@@ -24,7 +24,6 @@ from sqlalchemy import func, select, text
 
 from calendars.campaign import builtin_campaign_files
 from calendars.timeutil import LOCAL_TZ, parse_deadline, parse_instant
-from flows.runtime import Runtime
 from flows.service import (
     JOB_TABLE,
     FileServiceLock,
@@ -33,12 +32,10 @@ from flows.service import (
     ServiceClock,
     ServiceLocked,
     ServiceOptions,
-    reconcile_at,
     running,
     service_lock,
     wake_id,
 )
-from flows.settings import Settings
 from models.actions import set_deadline
 from models.audit import AuditEvent
 from models.case import Case
@@ -47,6 +44,9 @@ from models.db import Database
 from models.imports import import_cases, import_roster
 from models.registry import load_campaign, seed_divisions
 from notifications.loopback import LoopbackSMTP
+from operations.runtime import Runtime
+from operations.settings import Settings
+from operations.sweep import reconcile
 from tests.notifications.conftest import free_port
 
 SCENARIO = Path(__file__).resolve().parents[1] / "fixtures" / "scenario"
@@ -391,7 +391,7 @@ def test_two_reconciles_at_once_write_each_reminder_once(scenario: Runtime) -> N
 
     now = parse_instant("2026-06-18T10:00")
     with ThreadPoolExecutor(4) as pool:
-        reports = list(pool.map(lambda _: reconcile_at(scenario, now), range(4)))
+        reports = list(pool.map(lambda _: reconcile(scenario, now), range(4)))
     assert sum(sum(r.written.values()) for r in reports) > 0
     with scenario.db.read() as session:
         keys = session.execute(select(Notification.key)).scalars().all()

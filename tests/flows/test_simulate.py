@@ -31,7 +31,7 @@ def run(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.Complet
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
     done = subprocess.run(
         [str(SHENBAO), *args],
-        env=clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200"} | env,
+        env=clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -108,6 +108,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(prepared: Path, tmp_path: Path) -> Path:
+    # The audit key and anchor live beside the home (``home.keys``): copy them with it.
+    shutil.copytree(prepared.parent / f"{prepared.name}.keys", tmp_path / "home.keys")
     return Path(shutil.copytree(prepared, tmp_path / "home"))
 
 
@@ -118,7 +120,7 @@ def table_counts(home: Path) -> dict[str, int]:
 
 
 def anchors(home: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in home.glob("audit-anchor-*.json")}
+    return {p.name: p.read_bytes() for p in home.parent.glob(f"{home.name}.keys/audit-anchor-*.json")}
 
 
 def test_it_prints_the_timeline_and_writes_and_sends_nothing_on_a_dry_run(home: Path) -> None:

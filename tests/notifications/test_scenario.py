@@ -24,9 +24,7 @@ from sqlmodel import select
 from calendars.campaign import builtin_campaign_files
 from calendars.timeutil import format_local, parse_deadline, parse_instant
 from flows.cli_notify import simulate_timeline
-from flows.runtime import Runtime
 from flows.sample_data import CLUSTER_HEADERS, JINGPIN_HEADERS, ROSTER_HEADERS
-from flows.settings import Settings
 from models.actions import perform, set_deadline
 from models.audit import AuditEvent
 from models.case import Case
@@ -38,6 +36,8 @@ from models.registry import load_campaign, seed_divisions
 from models.schema import upgrade
 from models.sheets import write_sheet
 from notifications.loopback import LoopbackSMTP
+from operations.runtime import Runtime
+from operations.settings import Settings
 
 CLUSTER, JINGPIN = "2026-cluster-selection", "2026-jingpin"
 START, END = parse_instant("2026-05-26T09:00"), parse_instant("2026-07-31T18:00")

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from flows.runtime import Runtime
-from flows.settings import Settings
 from models.db import Database
 from notifications.compose import MailIdentity
 from notifications.loopback import LoopbackSMTP
 from notifications.render import KINDS, Renderer
+from operations.runtime import Runtime
+from operations.settings import Settings
 from tests.conftest import CLUSTER
 from tests.models.spine import cluster_case
 from tests.notifications.world import IDENTITY, act, build_town, emails, move_deadline, send_at, tick_at

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from calendars.timeutil import parse_instant
 from calendars.workdays import WorkCalendar, load_default_calendar
-from flows.settings import Settings
 from models.audit import AuditLog
 from models.context import Actor, Ctx
 from models.db import Database
 from notifications.compose import MailIdentity
 from notifications.render import Renderer
+from operations.settings import Settings
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from models.outbox import Email
     from notifications.dispatcher import SmtpConfig
 
 
@@ -32,9 +36,26 @@ class Runtime:
         return Database(self.settings.resolved_database_url)
 
     def audit(self, *, create: bool = False) -> AuditLog:
+        self._warn_about_secrets()
         return AuditLog.from_key_file(
             self.settings.resolved_key_file, self.settings.resolved_anchor_file, create=create
         )
+
+    @cached_property
+    def _secrets_checked(self) -> bool:
+        beside = self.settings.secrets_beside_database()
+        if beside:
+            sys.stderr.write(
+                "警告：审计密钥/锚点与 SQLite 数据库在同一目录（"
+                + "、".join(str(p) for p in beside)
+                + "）；同一份备份即可改写并重签审计链，请用 SHENBAO_AUDIT_KEY_FILE / "
+                "SHENBAO_AUDIT_ANCHOR_FILE 放到数据库目录之外。\n"
+            )
+        return True
+
+    def _warn_about_secrets(self) -> None:
+        """Once per runtime, on stderr: a key beside the database protects nothing."""
+        _ = self._secrets_checked
 
     @cached_property
     def calendar(self) -> WorkCalendar:
@@ -89,3 +110,20 @@ class Runtime:
             return recheck(session, email, now, calendar, identity, renderer)
 
         return _recheck
+
+
+class SettingsRecheck:
+    """The recheck for a dispatcher in another process: it travels as the settings alone (a
+    closure cannot be pickled) and builds calendar, identity and renderer there, once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._recheck: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "_recheck": None}
+
+    def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+        if self._recheck is None:
+            self._recheck = Runtime(self.settings).recheck()
+        return self._recheck(session, email, now)  # type: ignore[no-any-return]

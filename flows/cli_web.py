@@ -1,4 +1,4 @@
-"""``shenbao web`` and ``shenbao token …``: registered on the main CLI by flows.cli._load_extensions."""
+"""``shenbao web`` and ``shenbao token …``: the CLI is the flows edge; the dashboard package keeps only the app."""
 
 from __future__ import annotations
 

@@ -11,10 +11,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHENBAO_", env_file=None, extra="ignore")
 
-    home: Path = Field(default=Path(".shenbao"), description="数据目录：SQLite 文件、审计密钥与锚点")
+    home: Path = Field(
+        default=Path(".shenbao"),
+        description="数据目录：SQLite 文件（审计密钥与锚点默认在其旁的 <home>.keys）",
+    )
     database_url: str | None = Field(default=None, description="数据库，默认 SQLite 文件 <home>/shenbao.db")
     audit_key_file: Path | None = Field(default=None, description="审计链密钥文件（应放在数据库之外）")
     audit_anchor_file: Path | None = Field(default=None, description="审计链头锚点文件（库外）")
+    actor: str | None = Field(
+        default=None, description="操作身份「单位/姓名」，如 省经信厅/张伟（命令行 --as/--by 优先）"
+    )
     now: str | None = Field(default=None, description="模拟当前时间，如 2026-06-20T09:00")
     workdays_file: Path | None = None
     dashboard_url: str | None = Field(default=None, description="邮件中的看板链接前缀")
@@ -47,10 +53,32 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{(self.home / 'shenbao.db').resolve()}"
 
     @property
+    def secrets_dir(self) -> Path:
+        """Where the audit key and anchor go by default: beside the data directory, not in it.
+
+        Whoever can copy or restore the database folder (a backup, a shared disk) must not get
+        the key that signs the chain, nor the anchor that pins its head, in the same copy: then a
+        rewritten database could be re-signed and re-anchored. A sibling ``<home>.keys`` keeps
+        one home's secrets together and visible, without writing into the user's config.
+        """
+        home = self.home.resolve()
+        return home.parent / f"{home.name}.keys"
+
+    @property
     def resolved_key_file(self) -> Path:
-        return self.audit_key_file or self.home / "audit.key"
+        return self.audit_key_file or self.secrets_dir / "audit.key"
 
     @property
     def resolved_anchor_file(self) -> Path:
         # {database} is the database's own identity (models/identity.py), never its URL.
-        return self.audit_anchor_file or self.home / "audit-anchor-{database}.json"
+        return self.audit_anchor_file or self.secrets_dir / "audit-anchor-{database}.json"
+
+    def secrets_beside_database(self) -> list[Path]:
+        """The audit key or anchor configured in the SQLite database's own folder (to warn about)."""
+        url = self.resolved_database_url
+        if not url.startswith("sqlite:///"):
+            return []
+        folder = Path(url.removeprefix("sqlite:///")).resolve().parent
+        return [
+            p for p in (self.resolved_key_file, self.resolved_anchor_file) if p.resolve().parent == folder
+        ]

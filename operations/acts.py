@@ -1,0 +1,93 @@
+"""What people do, one operation each: act on a case, move a deadline, import a roster or
+applications, load a campaign. Every edge (CLI, web, API, Prefect, demo) calls these with an
+:class:`~models.context.Actor` it has established; each is one transaction, and a refusal leaves
+only its audit record behind.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from models.actions import ActionRefused, perform, record_refusal, set_deadline
+from models.context import Actor
+from operations.runtime import Runtime
+
+if TYPE_CHECKING:
+    from models.campaign import Campaign, StageDeadline
+    from models.case import Case
+    from models.imports import ImportSummary
+
+
+def act(
+    rt: Runtime,
+    actor: Actor,
+    ref: str,
+    action: str,
+    *,
+    reason: str = "",
+    overrides: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Case:
+    """Act on a case, or raise ActionRefused (recorded in the audit)."""
+    return perform(
+        rt.db, rt.ctx(actor, now=now), ref, action, reason=reason, overrides=overrides, params=params
+    )
+
+
+def move_deadline(
+    rt: Runtime,
+    actor: Actor,
+    campaign_id: str,
+    stage_id: str,
+    due_at: datetime | None,
+    reason: str,
+    *,
+    now: datetime | None = None,
+) -> StageDeadline:
+    """Announce or move a stage's deadline (None: back to 另行通知), or raise ActionRefused."""
+    ctx = rt.ctx(actor, now=now)
+    try:
+        with rt.db.write() as session:
+            return set_deadline(session, ctx, campaign_id, stage_id, due_at, reason)
+    except ActionRefused as exc:
+        with rt.db.write() as session:
+            record_refusal(
+                session, ctx, f"stage:{campaign_id}/{stage_id}", "deadline_set", exc, campaign_id=campaign_id
+            )
+        raise
+
+
+def import_roster(
+    rt: Runtime, actor: Actor, path: Path, *, replace: bool = False, now: datetime | None = None
+) -> ImportSummary:
+    """附件3 into contacts, all rows or none (ImportRejected names every bad cell)."""
+    from models.imports import import_roster as load
+
+    ctx = rt.ctx(actor, now=now)
+    with rt.db.write() as session:
+        return load(session, ctx, path, replace=replace)
+
+
+def import_cases(
+    rt: Runtime, actor: Actor, campaign_id: str, path: Path, *, now: datetime | None = None
+) -> ImportSummary:
+    """Applications from a sheet, all rows or none."""
+    from models.imports import import_cases as load
+
+    ctx = rt.ctx(actor, now=now)
+    with rt.db.write() as session:
+        return load(session, ctx, campaign_id, path)
+
+
+def load_campaign(
+    rt: Runtime, actor: Actor, text: str, *, origin: str, now: datetime | None = None
+) -> tuple[Campaign, list[str]]:
+    """Load or update a campaign file; a moved deadline is recorded as an adjustment."""
+    from models.registry import load_campaign as load
+
+    ctx = rt.ctx(actor, now=now)
+    with rt.db.write() as session:
+        return load(session, ctx, text, origin=origin)
