@@ -99,7 +99,11 @@ class Email(SQLModel, table=True):
     status: str = Field(default=E_PENDING, max_length=20)
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=100)
+    # When the lease was taken or last renewed, by the real clock: a dispatcher holds a row in
+    # ``sending`` for lease_seconds from here, and only the run holding ``lease_token`` may
+    # send it or write its result (two runs may share a worker name).
     claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    lease_token: str | None = Field(default=None, max_length=32)
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     last_error: str = Field(default="", max_length=1000)
 
@@ -112,6 +116,8 @@ class DeliveryAttempt(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     worker: str = Field(max_length=100)
     # sent | temporary (retry later) | permanent (dead-lettered) | cancelled (nothing left to say)
+    # | unknown (the message was handed over but the server's final reply never came: it may
+    # have been delivered, so it is retried only after a long delay, with the same Message-ID)
     outcome: str = Field(max_length=20)
     smtp_code: int | None = None
     detail: str = Field(default="", max_length=1000)
