@@ -72,6 +72,7 @@ class Runtime:
             "user": s.smtp_user,
             "password": s.smtp_password,
             "timeout": s.smtp_timeout,
+            "data_timeout": s.smtp_data_timeout,
             "rate_per_second": s.mail_rate_per_second,
             "max_attempts": s.mail_max_attempts,
             "concurrency": s.mail_concurrency,
@@ -81,11 +82,7 @@ class Runtime:
 
     def recheck(self):  # type: ignore[no-untyped-def]
         """The dispatcher's last look before sending: is there still something to say?"""
-        from notifications.compose import recheck
+        from notifications.compose import Rechecker
 
-        calendar, identity, renderer = self.calendar, self.identity, self.renderer
-
-        def _recheck(session, email, now):  # type: ignore[no-untyped-def]
-            return recheck(session, email, now, calendar, identity, renderer)
-
-        return _recheck
+        # An object, not a closure: its prepare() reads what a claimed batch needs at once.
+        return Rechecker(self.calendar, self.identity, self.renderer)
