@@ -19,7 +19,7 @@ from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, Deliv
 
 SYSTEM = Actor(name="system")
 # `shenbao send` could reach no SMTP server: nothing was tried, the mail waits in the outbox.
-EXIT_SMTP_UNREACHABLE = 5
+EXIT_SMTP_UNREACHABLE = 6  # 5 is taken: another `shenbao serve` holds the database
 
 
 def run_tick(rt: Runtime, now: datetime) -> Any:

@@ -27,13 +27,13 @@ def database(sb: Shenbao) -> Database:
     return Database(f"sqlite:///{sb.home / 'shenbao.db'}")
 
 
-def test_send_exits_5_naming_the_server_when_it_cannot_be_reached_and_counts_no_attempt(sb: Shenbao) -> None:
+def test_send_exits_6_naming_the_server_when_it_cannot_be_reached_and_counts_no_attempt(sb: Shenbao) -> None:
     db = database(sb)
     add_emails(db, 2)
     port = free_port()
     sb.env |= {"SHENBAO_SMTP_PORT": str(port)}
 
-    result = sb("send", code=5)
+    result = sb("send", code=6)
 
     assert f"127.0.0.1:{port}" in result.stderr and "无法连接 SMTP 服务器" in result.stderr
     assert "2 封邮件未发送" in result.stderr
