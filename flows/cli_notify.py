@@ -11,10 +11,13 @@ from sqlmodel import select
 
 from calendars.timeutil import format_local, parse_instant
 from flows import output as out
-from flows.cli import Fail, _rt, cli, handled, json_option
-from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, Email
-from operations import sweep
+from flows.cli import Fail, _actor, _rt, cli, handled, identity_options, json_option
+from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, DeliveryAttempt, Email
+from operations import acts, sweep
 from operations.runtime import Runtime
+
+# `shenbao send` could reach no SMTP server: nothing was tried, the mail waits in the outbox.
+EXIT_SMTP_UNREACHABLE = 6  # 5 is taken: another `shenbao serve` holds the database
 
 
 @cli.command()
@@ -49,13 +52,20 @@ def send(ctx: click.Context, processes: int, as_json: bool) -> None:
     rt = _rt(ctx)
     report = sweep.dispatch(rt, rt.now(), processes=processes)
     data = report.as_dict() if hasattr(report, "as_dict") else report.__dict__
+    if report.server_unreachable and report.sent == 0:
+        raise Fail(
+            f"无法连接 SMTP 服务器：{report.server_error}。{report.deferred} 封邮件未发送，"
+            "已放回发件箱稍后重试（不计入尝试次数）",
+            EXIT_SMTP_UNREACHABLE,
+            report=data,
+        )
     if as_json:
         out.print_json(data)
         return
     out.line("发送结果：" + "，".join(f"{k} {v}" for k, v in data.items() if isinstance(v, int)))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option(
     "--status",
     type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED]),
@@ -66,13 +76,23 @@ def send(ctx: click.Context, processes: int, as_json: bool) -> None:
 @click.pass_context
 @handled
 def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """查看发件箱：每封邮件的收件人、主题、状态、尝试次数与最后错误。"""
+    """查看发件箱：每封邮件的收件人、主题、状态、尝试次数与最后错误。死信重新排队：outbox retry。"""
+    if ctx.invoked_subcommand is not None:
+        return
     rt = _rt(ctx)
     with rt.db.read() as session:
         query = select(Email).order_by(Email.id.desc()).limit(limit)  # type: ignore[union-attr]
         if status:
             query = query.where(Email.status == status)
         emails = session.exec(query).all()
+        last_outcome = {
+            a.email_id: a.outcome
+            for a in session.exec(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.email_id.in_([e.id for e in emails]))  # type: ignore[attr-defined]
+                .order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
+            ).all()
+        }
     data = [
         {
             "id": e.id,
@@ -80,6 +100,8 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
             "name": e.to_name,
             "subject": e.subject,
             "status": e.status,
+            # "unknown": handed over, no final reply; maybe delivered, retried hours later.
+            "last_outcome": last_outcome.get(e.id),
             "attempts": e.attempts,
             "created_at": e.created_at,
             "sent_at": e.sent_at,
@@ -99,7 +121,7 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
                 d["id"],
                 f"{d['name']} <{d['to']}>",
                 d["subject"],
-                d["status"],
+                d["status"] + ("（结果未知）" if d["last_outcome"] == "unknown" else ""),
                 d["attempts"],
                 format_local(d["created_at"]),
                 d["last_error"][:40],
@@ -107,6 +129,36 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
             for d in data
         ],
     )
+
+
+@outbox.command("retry")
+@click.argument("email_ids", nargs=-1, type=int)
+@click.option("--all-dead", is_flag=True, help="所有死信")
+@click.option("--reason", required=True, help="为何重新排队（记入审计），如：地址已更正")
+@identity_options
+@json_option
+@click.pass_context
+@handled
+def outbox_retry(
+    ctx: click.Context,
+    email_ids: tuple[int, ...],
+    all_dead: bool,
+    reason: str,
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+    as_json: bool,
+) -> None:
+    """把死信重新放回发件箱（立即到期、尝试次数清零），每封记一条审计。"""
+    if bool(email_ids) == all_dead:
+        raise Fail("请给出邮件编号，或用 --all-dead（二者选一）")
+    rt = _rt(ctx)
+    actor = _actor(rt, as_org, by, admin_reason)
+    requeued = acts.requeue_dead_letters(rt, actor, None if all_dead else list(email_ids), reason)
+    if as_json:
+        out.print_json({"requeued": requeued})
+        return
+    out.line(f"已重新排队 {len(requeued)} 封：{'、'.join(map(str, requeued)) or '无死信'}")
 
 
 def _parse_step(text: str | None) -> timedelta | None:

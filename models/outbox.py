@@ -11,13 +11,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
+from models.audit import EventDraft
 from models.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from models.context import Ctx
 
 # Notification.status
 PENDING = "pending"  # written, not yet put into an email
@@ -99,7 +104,11 @@ class Email(SQLModel, table=True):
     status: str = Field(default=E_PENDING, max_length=20)
     attempts: int = 0
     claimed_by: str | None = Field(default=None, max_length=100)
+    # When the lease was taken or last renewed, by the real clock: a dispatcher holds a row in
+    # ``sending`` for lease_seconds from here, and only the run holding ``lease_token`` may
+    # send it or write its result (two runs may share a worker name).
     claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    lease_token: str | None = Field(default=None, max_length=32)
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     last_error: str = Field(default="", max_length=1000)
 
@@ -112,9 +121,55 @@ class DeliveryAttempt(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     worker: str = Field(max_length=100)
     # sent | temporary (retry later) | permanent (dead-lettered) | cancelled (nothing left to say)
+    # | unknown (the message was handed over but the server's final reply never came: it may
+    # have been delivered, so it is retried only after a long delay, with the same Message-ID)
     outcome: str = Field(max_length=20)
     smtp_code: int | None = None
     detail: str = Field(default="", max_length=1000)
+
+
+def requeue(session: Session, ctx: Ctx, email_ids: Sequence[int] | None, reason: str) -> list[int]:
+    """Put dead letters back in the outbox, due now with a fresh count of attempts: a person
+    decided the cause is gone (the address fixed, the server back). ``None`` = every dead letter.
+
+    Each one is an audit event (who, why, the error it died of). Only dead letters can be
+    re-queued; asking for any other email changes nothing and names the ones at fault.
+    """
+    if not reason.strip():
+        raise ValueError("重新排队需要说明原因（--reason）")
+    if email_ids is None:
+        emails = list(session.exec(select(Email).where(Email.status == E_DEAD).order_by(Email.id)).all())  # type: ignore[arg-type]
+    else:
+        wanted = sorted(set(email_ids))
+        found = {e.id: e for e in session.exec(select(Email).where(Email.id.in_(wanted))).all()}  # type: ignore[union-attr]
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise LookupError(f"发件箱中没有这些编号的邮件：{'、'.join(map(str, missing))}（未作任何修改）")
+        alive = [f"{i}（{found[i].status}）" for i in wanted if found[i].status != E_DEAD]
+        if alive:
+            raise ValueError(f"只有死信（dead）可以重新排队，这些不是：{'、'.join(alive)}（未作任何修改）")
+        emails = [found[i] for i in wanted]
+    drafts = []
+    for email in emails:
+        drafts.append(
+            EventDraft(
+                at=ctx.now,
+                actor=ctx.actor.label,
+                action="outbox_requeue",
+                subject=f"email:{email.id}",
+                from_value=E_DEAD,
+                to_value=E_PENDING,
+                reason=reason,
+                details={"to": email.to_addr, "attempts": email.attempts, "last_error": email.last_error},
+            )
+        )
+        email.status, email.attempts, email.next_attempt_at = E_PENDING, 0, ctx.now
+        email.last_error, email.lease_token = "", None
+        session.add(email)
+    if drafts:
+        ctx.audit.append_many(session, drafts)
+    session.flush()
+    return [int(e.id) for e in emails]  # type: ignore[arg-type]
 
 
 class ReconcileCursor(SQLModel, table=True):

@@ -54,17 +54,46 @@ def supervisor_id(org: Organisation) -> str | None:
 
 
 class Directory:
-    """Organisations and contacts loaded once per reconcile run (a few thousand rows at most
-    for people; organisations are looked up lazily because enterprises can be many)."""
+    """Organisations and contacts, each read once for a run.
 
-    def __init__(self, session: Session) -> None:
+    Reconcile and compose load every active contact up front (a few thousand rows at most for
+    people). The pre-send recheck loads only the organisations a batch of emails names
+    (``everyone=False``): a Directory of 50,000 contacts per email cost most of a second.
+    Organisations are looked up lazily because enterprises can be many.
+    """
+
+    def __init__(self, session: Session, *, everyone: bool = True) -> None:
         self.session = session
         self._orgs: dict[str, Organisation | None] = {}
         self._contacts: dict[str, list[Contact]] = defaultdict(list)
         self._by_id: dict[int, Contact] = {}
-        for contact in session.exec(select(Contact).where(Contact.active == True)).all():  # noqa: E712
+        self._everyone = everyone
+        self._loaded: set[str] = set()  # organisations whose contacts are all in _contacts
+        if everyone:
+            for contact in session.exec(select(Contact).where(Contact.active == True)).all():  # noqa: E712
+                self._add(contact)
+
+    def _add(self, contact: Contact) -> None:
+        if contact.id in self._by_id:
+            return
+        self._by_id[contact.id] = contact  # type: ignore[index]
+        if contact.active:
             self._contacts[contact.org_id].append(contact)
-            self._by_id[contact.id] = contact  # type: ignore[index]
+
+    def load_contacts(self, org_ids: Iterable[str | None], contact_ids: Iterable[int] = ()) -> None:
+        """Read the active contacts of ``org_ids`` and the contacts ``contact_ids`` in a few queries."""
+        missing = sorted({o for o in org_ids if o and o not in self._loaded}) if not self._everyone else []
+        for start in range(0, len(missing), 900):
+            chunk = missing[start : start + 900]
+            query = select(Contact).where(Contact.org_id.in_(chunk), Contact.active == True)  # type: ignore[attr-defined]  # noqa: E712
+            for contact in self.session.exec(query).all():
+                self._add(contact)
+            self._loaded.update(chunk)
+        wanted = sorted({i for i in contact_ids if i not in self._by_id})
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start : start + 900]
+            for contact in self.session.exec(select(Contact).where(Contact.id.in_(chunk))).all():  # type: ignore[union-attr]
+                self._add(contact)
 
     def org(self, org_id: str | None) -> Organisation | None:
         if org_id is None:
@@ -85,6 +114,8 @@ class Directory:
     def contacts(self, org_id: str | None, program: str) -> list[Contact]:
         if org_id is None:
             return []
+        if not self._everyone and org_id not in self._loaded:
+            self.load_contacts([org_id])
         return [c for c in self._contacts.get(org_id, []) if c.works_on(program)]
 
     def supervisor(self, org_id: str | None) -> str | None:
@@ -92,7 +123,12 @@ class Directory:
         return supervisor_id(org) if org else None
 
     def contact(self, contact_id: int) -> Contact | None:
-        return self._by_id.get(contact_id) or self.session.get(Contact, contact_id)
+        found = self._by_id.get(contact_id)
+        if found is None:
+            found = self.session.get(Contact, contact_id)
+            if found is not None:
+                self._add(found)
+        return found
 
     def name(self, org_id: str | None) -> str:
         org = self.org(org_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -442,6 +443,83 @@ def compose(
     return written
 
 
+class Rechecker:
+    """The dispatcher's last look before sending: keep, re-render with fewer items, or cancel.
+
+    ``prepare`` reads what a claimed batch needs at once (its notifications, recipients, the
+    organisations and contacts its sections name, campaigns and open cases) and returns the
+    check for each email of it; called directly it checks one email.
+    """
+
+    def __init__(self, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer) -> None:
+        self.calendar = calendar
+        self.identity = identity
+        self.renderer = renderer
+
+    def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+        return self.prepare(session, [email], now)(session, email, now)
+
+    def prepare(
+        self, session: Session, emails: list[Email], now: datetime
+    ) -> Callable[[Session, Email, datetime], bytes | Literal["keep"] | None]:
+        ids = [e.id for e in emails]
+        notes_of: dict[int | None, list[Notification]] = defaultdict(list)
+        for start in range(0, len(ids), 900):
+            query = (
+                select(Notification)
+                .where(Notification.email_id.in_(ids[start : start + 900]))  # type: ignore[union-attr]
+                .order_by(Notification.id)  # type: ignore[arg-type]
+            )
+            for n in session.exec(query).all():
+                notes_of[n.email_id].append(n)
+        d = Directory(session, everyone=False)
+        d.load_contacts((), [e.contact_id for e in emails])
+        named = {o for notes in notes_of.values() for n in notes for o in (n.payload or {}).get("orgs", [])}
+        recipients = {c.org_id for c in map(d.contact, {e.contact_id for e in emails}) if c is not None}
+        d.preload(named | recipients)
+        # Enterprises without contacts are reached through their county (section_for).
+        d.load_contacts(named | {d.supervisor(o) for o in named} | recipients)
+        campaigns = _Campaigns(session)
+
+        def check(session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+            return self._check(session, email, now, notes_of.get(email.id, []), d, campaigns)
+
+        return check
+
+    def _check(
+        self,
+        session: Session,
+        email: Email,
+        now: datetime,
+        notes: list[Notification],
+        d: Directory,
+        campaigns: _Campaigns,
+    ) -> bytes | Literal["keep"] | None:
+        if not any(n.kind in CHASING for n in notes):
+            return "keep"
+        contact = d.contact(email.contact_id)
+        if contact is None:
+            return None
+        sections, changed = [], False
+        for n in notes:
+            section = section_for(session, d, campaigns, self.calendar, n, contact, now)
+            if section is None:
+                changed = True
+                n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
+                session.add(n)
+                continue
+            if section.get("shown", []) != (n.payload or {}).get("shown", []):
+                changed = True
+            sections.append(section)
+        if not sections:
+            return None
+        if not changed:
+            return "keep"
+        _write_message(email, self.renderer, self.identity, contact, d.name(contact.org_id), sections, now)
+        session.add(email)
+        return email.raw
+
+
 def recheck(
     session: Session,
     email: Email,
@@ -450,33 +528,6 @@ def recheck(
     identity: MailIdentity,
     renderer: Renderer,
 ) -> bytes | Literal["keep"] | None:
-    """Just before sending: keep, re-render with fewer items, or cancel (None)."""
-    notes = session.exec(
-        select(Notification).where(Notification.email_id == email.id).order_by(Notification.id)
-    ).all()
-    if not any(n.kind in CHASING for n in notes):
-        return "keep"
-    d = Directory(session)
-    contact = d.contact(email.contact_id)
-    if contact is None:
-        return None
-    d.preload({o for n in notes for o in (n.payload or {}).get("orgs", [])} | {contact.org_id})
-    campaigns = _Campaigns(session)
-    sections, changed = [], False
-    for n in notes:
-        section = section_for(session, d, campaigns, calendar, n, contact, now)
-        if section is None:
-            changed = True
-            n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
-            session.add(n)
-            continue
-        if section.get("shown", []) != (n.payload or {}).get("shown", []):
-            changed = True
-        sections.append(section)
-    if not sections:
-        return None
-    if not changed:
-        return "keep"
-    _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
-    session.add(email)
-    return email.raw
+    """Just before sending: keep, re-render with fewer items, or cancel (None). One email; the
+    dispatcher uses :class:`Rechecker` to read what a whole batch needs at once."""
+    return Rechecker(calendar, identity, renderer)(session, email, now)

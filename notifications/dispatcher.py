@@ -5,52 +5,64 @@ How a row moves
 ``pending``/``retry`` (due: ``next_attempt_at <= now``) --claim--> ``sending`` --> one of
 
 - ``sent``       the server accepted it (2xx after DATA);
-- ``retry``      a temporary failure (4xx, connection lost, timeout): tried again at
-                 ``now + backoff_base * 2**(attempts-1)``, capped;
+- ``retry``      a temporary failure (4xx, connection lost before the data): tried again at
+                 ``now + backoff_base * 2**(attempts-1)``, capped; or an *unknown* outcome (the
+                 data went out, the final reply never came): tried again only after
+                 ``unknown_retry_seconds``, with the same Message-ID;
 - ``dead``       a permanent failure for this message (5xx for the recipient or its content),
-                 or ``max_attempts`` temporary failures in a row: a dead letter with the reason;
-- ``cancelled``  the re-check found nothing left to say (the person did it meanwhile).
+                 or ``max_attempts`` failed tries in a row: a dead letter with the reason, until
+                 a person re-queues it (``models.outbox.requeue``);
+- ``cancelled``  the re-check found nothing left to say (the person did it meanwhile);
+- back to ``pending``/``retry`` unchanged when the server could not be reached at all (refused,
+  DNS, TLS, 421 greeting, login refused): that is not an attempt on the message, and the delay
+  grows per server (``server_outages``), not per message.
 
-Every try is a ``DeliveryAttempt`` row (outcome sent / temporary / permanent / cancelled).
+Every try is a ``DeliveryAttempt`` row (outcome sent / temporary / permanent / unknown /
+cancelled).
 
-Claiming
---------
+Claiming and leases
+-------------------
 Several dispatchers (tasks, processes, machines) may drain one outbox at once. A batch is claimed
-in one short write transaction that turns rows into ``sending`` with ``claimed_by``/``claimed_at``
-and returns them. On PostgreSQL the candidates are locked with ``SELECT … FOR UPDATE SKIP LOCKED``,
-so dispatchers never wait for each other nor take the same row. On SQLite (one writer at a time,
-``BEGIN IMMEDIATE``) the claim is a conditional ``UPDATE … WHERE id IN (…) AND status IN
-('pending', 'retry') … RETURNING id``: a row is ours only if it was still claimable when the
-statement changed it (healthchecks' ``sendalerts`` checks ``rowcount == 1`` row by row; RETURNING
-gives the same answer for a whole batch). Results are written back only while the row is still
-claimed by the same worker.
+in one short write transaction that turns rows into ``sending`` with ``claimed_by``,
+``claimed_at`` and this run's ``lease_token``, and returns them. On PostgreSQL the candidates are
+locked with ``SELECT … FOR UPDATE SKIP LOCKED``, so dispatchers never wait for each other nor take
+the same row. On SQLite (one writer at a time, ``BEGIN IMMEDIATE``) the claim is a conditional
+``UPDATE … WHERE id IN (…) AND status IN ('pending', 'retry') … RETURNING id``: a row is ours only
+if it was still claimable when the statement changed it (healthchecks' ``sendalerts`` checks
+``rowcount == 1`` row by row; RETURNING gives the same answer for a whole batch).
+
+A lease lasts ``lease_seconds`` from the claim, by the real clock, and is renewed every third of
+it for every row the run still holds; a claim is no larger than the rate can send in a quarter
+of a lease. A row whose lease was not renewed in time belongs to a dispatcher that died or
+stalled, and is claimed again. Before each send the run checks that its lease, as last confirmed
+in the database, has not run out; if it has, the row is skipped (not sent, not counted).
+Results are written only for rows still holding this run's token.
 
 Sending
 -------
 ``concurrency`` workers per process each keep one SMTP connection open and send message after
-message over it, reconnecting after a failure. aiosmtplib opens it (TLS, STARTTLS, AUTH, EHLO).
-When the server offers PIPELINING (RFC 2920; most do), MAIL, RCPT and DATA then go out in one
-write and the stored bytes after the 354: two round trips a mail instead of four, and a quarter
-of the CPU aiosmtplib's ``sendmail`` spends per mail, which on this scale is what limits a
-dispatcher. Otherwise aiosmtplib sends command by command. A token bucket per SMTP server paces
-all workers of a process; with N processes each gets rate/N.
+message over it, reconnecting after a failure. aiosmtplib opens it (TLS, STARTTLS, AUTH, EHLO,
+each stage within ``timeout``); then the connection is taken over: with PIPELINING (RFC 2920;
+most servers offer it) MAIL, RCPT and DATA go out in one write, otherwise one by one, each
+reply within ``timeout``; the reply after the data gets ``data_timeout`` (10 minutes, RFC 5321
+4.5.3.2). A token bucket per SMTP server paces all workers of a process; with N processes each
+gets rate/N.
 
 Delivery guarantee: at least once
 ---------------------------------
-A row in ``sending`` whose ``claimed_at`` is older than ``lease_seconds`` belongs to a dispatcher
-that died, and is claimed again. That is the only way a message can go out twice: a dispatcher
-that handed the message to the server and died (or stalled beyond the lease) before its result was
-written. Results are written in small batches (a few hundred rows or 50 ms), so the window is the
-time between the server's 250 and that write. Both copies carry the same Message-ID, derived from
-the email's key and already inside ``Email.raw`` (see ``notifications.mime``), so a mail client,
-the server's log or an auditor can tell they are one message. No message is lost: a crash leaves
-rows in ``sending``, never silently dropped.
+A message can go out twice only if the server accepted it and its result was not recorded:
+the dispatcher died (or lost the database) between the server's 250 and the write of that
+result (results are written in small batches, a few hundred rows or 50 ms), or the final reply
+was lost (an *unknown* outcome, retried hours later). Both copies carry the same Message-ID,
+derived from the email's key and already inside ``Email.raw`` (see ``notifications.mime``), so a
+mail client, the server's log or an auditor can tell they are one message. No message is lost:
+a crash leaves rows in ``sending``, claimable again when their lease runs out.
 
 Time
 ----
-``now`` is injected (simulations run a fake clock): claims, attempts, back-off and ``sent_at`` are
-all stamped with it. The real clock is read only to measure elapsed time and to pace the
-rate limiter, which throttles real traffic to a real server.
+``now`` is injected (simulations run a fake clock): due times, attempts, back-off and
+``sent_at`` are all stamped with it. The real clock (``clock``, injectable) times the leases,
+measures elapsed time and paces the rate limiter, which throttle real traffic to a real server.
 """
 
 from __future__ import annotations
@@ -67,15 +79,17 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from typing import Any, Literal, TypeAlias
 
 import aiosmtplib
 from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, true, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlmodel import Session
 
 from models.db import Database
@@ -123,7 +137,18 @@ class SmtpConfig:
     security: Literal["none", "starttls", "tls"] = "none"
     user: str | None = None
     password: str | None = None
-    timeout: float = 30.0  # seconds for connecting, and for each message; 0 = no limit
+    # Seconds for each stage but the last: connecting, the greeting, EHLO/STARTTLS/AUTH, and the
+    # MAIL/RCPT/DATA commands. 0 = no limit.
+    timeout: float = 30.0
+    # Seconds for the reply after the message data: RFC 5321 4.5.3.2.6 gives the server 10
+    # minutes, since it may be writing the message to disk or scanning it. 0 = no limit.
+    data_timeout: float = 600.0
+    # A message whose final reply never came may have been delivered: it is tried again only
+    # after this long, with the same Message-ID, so the far side can tell the two apart.
+    unknown_retry_seconds: float = 6 * 3600.0
+    # The longest wait before a run tries an unreachable server again (per server, not per
+    # message: an outage is not an attempt on the mail).
+    outage_backoff_cap_seconds: float = 900.0
     rate_per_second: float = 0.0  # per SMTP server and process; 0 = unlimited
     max_attempts: int = 6
     concurrency: int = 4  # SMTP connections per process, each reused for many messages
@@ -150,9 +175,19 @@ class SmtpConfig:
         for name in ("max_attempts", "concurrency", "batch_size", "rate_burst"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("rate_per_second", "backoff_base_seconds", "lease_seconds", "timeout"):
+        for name in (
+            "rate_per_second",
+            "backoff_base_seconds",
+            "lease_seconds",
+            "timeout",
+            "data_timeout",
+            "unknown_retry_seconds",
+            "outage_backoff_cap_seconds",
+        ):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, not {getattr(self, name)}")
+        if self.lease_seconds == 0:
+            problems.append("lease_seconds must be positive")
         if self.envelope_from and not _ENVELOPE_ADDRESS.fullmatch(self.envelope_from):
             problems.append(f"envelope_from {self.envelope_from!r} is not a plain ASCII address")
         if problems:
@@ -171,12 +206,19 @@ class DispatchReport:
     cancelled: int = 0
     # Claimed but not tried because the server was unreachable; released for a later run.
     deferred: int = 0
+    # Handed to the server, final reply never came (timeout, dropped): maybe delivered.
+    unknown: int = 0
+    # Claimed, then taken over by another dispatcher after this run's lease ran out: not sent
+    # and not counted by this run.
+    lost: int = 0
     elapsed_seconds: float = 0.0
     server_unreachable: bool = False
+    # Why the server could not be reached (the last connection error), for the operator.
+    server_error: str = ""
 
     @property
     def handled(self) -> int:
-        return self.sent + self.retry + self.dead + self.cancelled + self.deferred
+        return self.sent + self.retry + self.dead + self.cancelled + self.deferred + self.unknown
 
     @property
     def per_second(self) -> float:
@@ -189,8 +231,11 @@ class DispatchReport:
             dead=self.dead + other.dead,
             cancelled=self.cancelled + other.cancelled,
             deferred=self.deferred + other.deferred,
+            unknown=self.unknown + other.unknown,
+            lost=self.lost + other.lost,
             elapsed_seconds=max(self.elapsed_seconds, other.elapsed_seconds),
             server_unreachable=self.server_unreachable or other.server_unreachable,
+            server_error=self.server_error or other.server_error,
         )
 
 
@@ -258,24 +303,68 @@ def backoff(config: SmtpConfig, attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, config.backoff_cap_seconds))
 
 
+class _ServerOutages:
+    """How many runs in a row found each SMTP server unreachable (per process): the delay before
+    the next try grows per server, while the messages' own attempt counts stay as they were."""
+
+    def __init__(self) -> None:
+        self._runs: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def delay(self, config: SmtpConfig) -> timedelta:
+        with self._lock:
+            runs = self._runs.get((config.host, config.port), 0)
+        seconds = config.backoff_base_seconds * 2 ** min(runs, 20)
+        return timedelta(seconds=min(seconds, config.outage_backoff_cap_seconds))
+
+    def down(self, config: SmtpConfig) -> None:
+        with self._lock:
+            key = (config.host, config.port)
+            self._runs[key] = self._runs.get(key, 0) + 1
+
+    def up(self, config: SmtpConfig) -> None:
+        with self._lock:
+            self._runs.pop((config.host, config.port), None)
+
+
+server_outages = _ServerOutages()
+
+
 @dataclass(slots=True)
 class _Job:
     id: int
     to_addr: str
     raw: bytes
     attempts: int
+    # Until when this run may send it: the lease as last confirmed in the database.
+    held_until: datetime | None = None
+
+
+Kind: TypeAlias = Literal["sent", "temporary", "permanent", "unknown", "deferred", "lost"]
 
 
 @dataclass(slots=True)
 class _Outcome:
     job: _Job
-    kind: Literal["sent", "temporary", "permanent", "deferred"]
+    kind: Kind
     code: int | None = None
     detail: str = ""
 
 
-def classify(exc: BaseException) -> tuple[Literal["temporary", "permanent"], int | None, str, bool]:
-    """(outcome, SMTP code, detail, connection still usable) for a failed ``sendmail``."""
+class DeliveryUnknown(Exception):
+    """The message data went out but the server's final reply did not come back (a timeout,
+    a dropped connection): it may or may not have been delivered."""
+
+
+UNKNOWN_DETAIL = "结果未知"
+
+
+def classify(
+    exc: BaseException,
+) -> tuple[Literal["temporary", "permanent", "unknown"], int | None, str, bool]:
+    """(outcome, SMTP code, detail, connection still usable) for a failed mail transaction."""
+    if isinstance(exc, DeliveryUnknown):
+        return "unknown", None, f"{UNKNOWN_DETAIL}: {exc}", False
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         refusal = exc.recipients[0]
         kind: Literal["temporary", "permanent"] = "permanent" if refusal.code >= 500 else "temporary"
@@ -324,31 +413,6 @@ def envelope_address(address: str) -> bytes:
     if not _ENVELOPE_ADDRESS.fullmatch(address):
         raise ValueError(f"{address!r} is not an address an SMTP envelope can carry")
     return b"<" + address.encode("ascii") + b">"
-
-
-async def send_raw(smtp: aiosmtplib.SMTP, sender: bytes, recipient: bytes, raw: bytes) -> None:
-    """One mail transaction of stored bytes over an open aiosmtplib connection.
-
-    This is ``SMTP.sendmail(sender, [recipient], raw)`` without its address parsing: sendmail
-    runs email.utils.parseaddr four times per message (~120 µs, half of the dispatcher's CPU per
-    mail), for addresses that :func:`envelope_address` has already checked. Errors are the same
-    exceptions sendmail raises, and the envelope is reset after a refusal so the connection
-    can carry the next message.
-    """
-    try:
-        response = await smtp.execute_command(b"MAIL", b"FROM:" + sender)
-        if response.code != 250:
-            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender.decode())
-        response = await smtp.execute_command(b"RCPT", b"TO:" + recipient)
-        if response.code not in (250, 251):
-            refusal = aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient.decode())
-            raise aiosmtplib.SMTPRecipientsRefused([refusal])
-        await smtp.data(raw)
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-        if smtp.is_connected:
-            with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):
-                await smtp.rset()
-        raise
 
 
 _LONE_CR_OR_LF = re.compile(rb"\r\n|\r|\n")
@@ -444,48 +508,49 @@ class _Channel(asyncio.Protocol):
 
 
 class _Connection:
-    """One reused SMTP connection of a worker: pipelined when the server offers it."""
+    """One reused SMTP connection of a worker, taken over from aiosmtplib after the handshake.
 
-    def __init__(self, smtp: aiosmtplib.SMTP, pipelining: bool) -> None:
-        self._smtp: aiosmtplib.SMTP | None = None
-        self._channel: _Channel | None = None
-        if pipelining and smtp.supports_extension("pipelining"):
-            self._channel = _Channel.take_over(smtp)
-        else:
-            self._smtp = smtp
+    Each stage has its own deadline: ``timeout`` for the envelope commands and DATA, then
+    ``data_timeout`` for the reply after the message, which a server may take minutes to give.
+    When the server offers PIPELINING, MAIL, RCPT and DATA go out in one write (RFC 2920 3.1);
+    otherwise one at a time.
+    """
 
-    @property
-    def pipelined(self) -> bool:
-        return self._channel is not None
+    def __init__(self, smtp: aiosmtplib.SMTP, config: SmtpConfig) -> None:
+        self.pipelined = config.pipelining and smtp.supports_extension("pipelining")
+        self.timeout = config.timeout or None
+        self.data_timeout = config.data_timeout or None
+        self._channel = _Channel.take_over(smtp)
 
     @property
     def is_connected(self) -> bool:
-        if self._channel is not None:
-            return not self._channel.closed and not self._channel.transport.is_closing()
-        return self._smtp is not None and self._smtp.is_connected
+        return not self._channel.closed and not self._channel.transport.is_closing()
+
+    async def _ask(self, data: bytes, replies: int = 1) -> list[aiosmtplib.SMTPResponse]:
+        # A timeout mid-command leaves the connection out of step with the server; classify()
+        # marks it unusable, so it is closed and a fresh one opened.
+        async with asyncio.timeout(self.timeout):
+            return await self._channel.command(data, replies)
 
     async def send(self, sender: bytes, recipient: bytes, raw: bytes) -> None:
-        if self._channel is None:
-            assert self._smtp is not None
-            await send_raw(self._smtp, sender, recipient, raw)
-            return
-        channel = self._channel
-        # MAIL, RCPT and DATA in one write, DATA last (RFC 2920 3.1): one round trip instead of
-        # three. The message itself only after the 354.
-        mail, rcpt, data = await channel.command(
-            b"MAIL FROM:" + sender + b"\r\nRCPT TO:" + recipient + b"\r\nDATA\r\n", 3
-        )
+        mail_line = b"MAIL FROM:" + sender + b"\r\n"
+        rcpt_line = b"RCPT TO:" + recipient + b"\r\n"
+        if self.pipelined:
+            mail, rcpt, data = await self._ask(mail_line + rcpt_line + b"DATA\r\n", 3)
+        else:
+            [mail] = await self._ask(mail_line)
+            [rcpt] = await self._ask(rcpt_line) if mail.code == 250 else [mail]
+            envelope_ok = mail.code == 250 and rcpt.code in (250, 251)
+            [data] = await self._ask(b"DATA\r\n") if envelope_ok else [rcpt]
         if data.code == 354:
             if mail.code == 250 and rcpt.code in (250, 251):
-                [done] = await channel.command(data_block(raw), 1)
-                if done.code != 250:
-                    raise aiosmtplib.SMTPDataError(done.code, done.message)
+                await self._final_reply(data_block(raw))
                 return
             # A server that says 354 after refusing the envelope gets an empty message.
-            await channel.command(b".\r\n", 1)
+            await self._ask(b".\r\n")
         # Leave the connection clean for the next message, as aiosmtplib's sendmail does.
         with contextlib.suppress(aiosmtplib.SMTPException):
-            await channel.command(b"RSET\r\n", 1)
+            await self._ask(b"RSET\r\n")
         if mail.code != 250:
             raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender.decode())
         if rcpt.code not in (250, 251):
@@ -493,19 +558,25 @@ class _Connection:
             raise aiosmtplib.SMTPRecipientsRefused([refusal])
         raise aiosmtplib.SMTPDataError(data.code, data.message)
 
-    async def quit(self) -> None:
-        if self._channel is not None:
-            with contextlib.suppress(aiosmtplib.SMTPException):
-                await self._channel.command(b"QUIT\r\n", 1)
+    async def _final_reply(self, block: bytes) -> None:
+        try:
+            async with asyncio.timeout(self.data_timeout):
+                [done] = await self._channel.command(block, 1)
+        except (TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
+            # The server has the whole message and may have stored it: neither sent nor failed.
             self.close()
-        elif self._smtp is not None:
-            await self._smtp.quit()
+            what = "timed out" if isinstance(exc, TimeoutError) else str(exc)
+            raise DeliveryUnknown(f"no reply after the message data ({what})") from exc
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
+
+    async def quit(self) -> None:
+        with contextlib.suppress(aiosmtplib.SMTPException, TimeoutError):
+            await self._ask(b"QUIT\r\n")
+        self.close()
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.transport.close()
-        elif self._smtp is not None:
-            self._smtp.close()
+        self._channel.transport.close()
 
 
 @functools.cache
@@ -514,7 +585,8 @@ def _fqdn() -> str:
 
 
 class _Run:
-    """One ``dispatch_due`` call: a claimer, ``concurrency`` SMTP workers and a recorder.
+    """One ``dispatch_due`` call: a claimer, ``concurrency`` SMTP workers, a recorder, and a
+    renewer that keeps this run's leases fresh while it holds rows.
 
     Database work is synchronous SQLAlchemy, so it runs on one dedicated thread: the event loop
     keeps the SMTP connections busy while a claim or a batch of results is being written.
@@ -532,6 +604,7 @@ class _Run:
         recheck: Recheck | None,
         limit: int | None,
         progress: Callable[[int, int], None] | None,
+        clock: Callable[[], datetime],
     ) -> None:
         self.db = db
         self.now = now
@@ -540,14 +613,23 @@ class _Run:
         self.recheck = recheck
         self.limit = limit
         self.progress = progress
+        self.clock = clock
+        self.lease = timedelta(seconds=config.lease_seconds)
+        # Worker names repeat (a restarted process, two runs in one); the token is this run's.
+        self.token = uuid.uuid4().hex
+        self.held: dict[int, _Job] = {}  # rows this run holds a lease on, by id
         self.report = DispatchReport()
         self.limiter = rate_limiter_for(config)
-        self.queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=config.batch_size)
+        # Claimed rows wait here; bounded by the claim size, so a run holds no more than it can
+        # send inside a lease.
+        self.queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=self._claim_size())
         self.outcomes: list[_Outcome] = []
         self.flush_wanted = asyncio.Event()
         self.sending_done = False
         self.connect_failures = 0  # consecutive, across workers
         self.breaker_open = False
+        self.connected_once = False
+        self.database_error: BaseException | None = None
         self.total = 0
         self.db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
 
@@ -563,29 +645,77 @@ class _Run:
             try:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._claimer())
+                    renewer = group.create_task(self._renewer())
                     workers = [group.create_task(self._sender()) for _ in range(self.config.concurrency)]
                     recorder = group.create_task(self._recorder())
                     await asyncio.gather(*workers)
                     self.sending_done = True
                     self.flush_wanted.set()
                     await recorder
+                    renewer.cancel()
             except BaseExceptionGroup as group_error:
                 # Callers want the database or programming error, not asyncio's wrapper.
                 raise group_error.exceptions[0] from group_error
         finally:
             self.db_thread.shutdown(wait=True)
+        if self.database_error is not None:
+            # What was sent is recorded; what was claimed and not tried goes back to the
+            # outbox when its lease runs out. The caller sees an outage, not a traceback.
+            raise self.database_error
+        # Unreachable: tried to connect and never managed to (fewer rows than workers may
+        # never open the breaker).
+        unreachable = self.breaker_open or (self.connect_failures > 0 and not self.connected_once)
+        if unreachable:
+            server_outages.down(self.config)
         self.report.elapsed_seconds = time.perf_counter() - started
-        self.report.server_unreachable = self.breaker_open
+        self.report.server_unreachable = unreachable
         return self.report
+
+    # -- leases -------------------------------------------------------------------------------
+    def _stale_clause(self) -> Any:
+        # A lease not renewed within lease_seconds belongs to a dispatcher that died or stalled.
+        return and_(_email.c.status == E_SENDING, _email.c.claimed_at < self.clock() - self.lease)
+
+    def _claim_size(self) -> int:
+        """Rows per claim: no more than can be sent well inside a lease at the configured rate
+        (a quarter of it: one batch is being sent while the next waits in the queue)."""
+        n = self.config.batch_size
+        if self.config.rate_per_second > 0:
+            n = min(n, max(1, int(self.config.rate_per_second * self.config.lease_seconds / 4)))
+        return n
+
+    async def _renewer(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            try:
+                await self._in_db(self._renew)
+            except DBAPIError:
+                # The leases run out on their own and the senders stop; the recorder or the
+                # claimer reports the outage.
+                continue
+
+    def _renew(self) -> None:
+        at = self.clock()
+        with self.db.write() as session:
+            kept = session.execute(
+                update(_email)
+                .where(_email.c.lease_token == self.token, _email.c.status == E_SENDING)
+                .values(claimed_at=at)
+                .returning(_email.c.id)
+            ).scalars()
+            for row_id in kept:
+                job = self.held.get(row_id)
+                if job is not None:
+                    job.held_until = at + self.lease
+
+    def _still_held(self, job: _Job) -> bool:
+        # The lease was confirmed in the database at held_until - lease, so until held_until
+        # nobody else can have claimed the row.
+        return job.held_until is not None and self.clock() < job.held_until
 
     # -- claiming ---------------------------------------------------------------------------
     def _due_clause(self) -> Any:
-        cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
-        return or_(
-            and_(_DUE_PREDICATE, _email.c.next_attempt_at <= self.now),
-            # A claim older than the lease belongs to a dispatcher that died.
-            and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff),
-        )
+        return or_(and_(_DUE_PREDICATE, _email.c.next_attempt_at <= self.now), self._stale_clause())
 
     def _count_due(self) -> int:
         with self.db.read() as session:
@@ -597,11 +727,12 @@ class _Run:
 
     def _claim(self, n: int) -> tuple[int, list[_Job]]:
         """Claim up to ``n`` rows; (how many were claimed, those still to send after re-check)."""
-        cutoff = self.now - timedelta(seconds=self.config.lease_seconds)
-        stale = and_(_email.c.status == E_SENDING, _email.c.claimed_at < cutoff)
+        stale = self._stale_clause()
         due = and_(_DUE_PREDICATE, _email.c.next_attempt_at <= self.now)
         rows: list[Any] = []
         with self.db.write() as session:
+            # The lease starts now, at the claim, not when the run began.
+            claimed_at = self.clock()
             # Stale claims first (few, found through the status index), then due rows in the
             # order they fell due.
             for claimable, candidates in (
@@ -641,7 +772,12 @@ class _Run:
                 rows += session.execute(
                     update(_email)
                     .where(chosen, claimable)
-                    .values(status=E_SENDING, claimed_by=self.worker, claimed_at=self.now)
+                    .values(
+                        status=E_SENDING,
+                        claimed_by=self.worker,
+                        claimed_at=claimed_at,
+                        lease_token=self.token,
+                    )
                     .returning(_email.c.id, _email.c.to_addr, _email.c.raw, _email.c.attempts)
                 ).all()
             if not rows:
@@ -650,30 +786,51 @@ class _Run:
             jobs = [_Job(r.id, r.to_addr, r.raw, r.attempts) for r in rows]
             if self.recheck is not None:
                 jobs = self._apply_recheck(session, jobs)
-            return len(rows), jobs
+        for job in jobs:
+            job.held_until = claimed_at + self.lease
+            self.held[job.id] = job
+        return len(rows), jobs
 
     def _apply_recheck(self, session: Session, jobs: list[_Job]) -> list[_Job]:
         """Ask the domain whether each message is still worth sending, in the claim transaction
-        so its own changes (notifications marked done) commit together with ours."""
+        so its own changes (notifications marked done) commit together with ours.
+
+        A recheck with a ``prepare(session, emails, now)`` method loads what the whole batch
+        needs once and returns the per-email check to use. A database error is an outage: it
+        propagates, the claim transaction rolls back and the rows stay claimable.
+        """
         assert self.recheck is not None
         by_id = {e.id: e for e in session.scalars(select(Email).where(Email.id.in_([j.id for j in jobs])))}
+        check: Recheck = self.recheck
+        prepare = getattr(self.recheck, "prepare", None)
+        if prepare is not None:
+            try:
+                check = prepare(session, list(by_id.values()), self.now)
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise
+                # Each email is then re-checked alone, and one that fails waits (below).
         kept = []
         for job in jobs:
             email = by_id[job.id]
             try:
                 with session.begin_nested():
-                    verdict = self.recheck(session, email, self.now)
+                    verdict = check(session, email, self.now)
             except Exception as exc:
+                if _is_outage(exc):
+                    raise
                 # A bug or a missing row in the re-check must not stall the whole outbox, nor
                 # send something unchecked: this one waits, with the reason, the rest go on.
                 attempts = email.attempts
                 email.status = E_RETRY if attempts else E_PENDING
+                email.lease_token = None
                 email.next_attempt_at = self.now + backoff(self.config, max(attempts, 1))
                 email.last_error = f"re-check failed: {type(exc).__name__}: {exc}"[:1000]
                 self.report.deferred += 1
                 continue
             if verdict is None:
                 email.status = E_CANCELLED
+                email.lease_token = None
                 email.last_error = CANCELLED_DETAIL
                 session.add(
                     DeliveryAttempt(
@@ -698,12 +855,21 @@ class _Run:
         claimed = 0
         try:
             while not self.breaker_open:
-                n = self.config.batch_size
+                n = self._claim_size()
                 if self.limit is not None:
                     n = min(n, self.limit - claimed)
                     if n <= 0:
                         break
-                count, jobs = await self._in_db(self._claim, n)
+                try:
+                    count, jobs = await self._in_db(self._claim, n)
+                except Exception as exc:
+                    outage = _outage_in(exc)
+                    if outage is None:
+                        raise
+                    # Stop claiming; the queued rows are released by the senders and what was
+                    # sent is still recorded if the database lets us.
+                    self.database_error = outage
+                    break
                 if count == 0:
                     break
                 claimed += count
@@ -719,9 +885,8 @@ class _Run:
         return aiosmtplib.SMTP(
             hostname=c.host,
             port=c.port,
-            # No per-command timer: one deadline per transaction (see _sender) costs a third
-            # less CPU per mail than aiosmtplib arming a timer for each of its four commands.
-            timeout=None,
+            # Each handshake stage (connect, greeting, EHLO, STARTTLS, AUTH) gets this long.
+            timeout=c.timeout or None,
             use_tls=c.security == "tls",
             start_tls=True if c.security == "starttls" else False,
             username=c.user or None,
@@ -733,41 +898,47 @@ class _Run:
     async def _connect(self) -> _Connection:
         smtp = self._client()
         try:
-            async with asyncio.timeout(self.config.timeout or None):
-                await smtp.connect()
-                if smtp.is_ehlo_or_helo_needed:
-                    await smtp.ehlo()
-            return _Connection(smtp, self.config.pipelining)
+            await smtp.connect()
+            if smtp.is_ehlo_or_helo_needed:
+                await smtp.ehlo()
+            return _Connection(smtp, self.config)
         except BaseException:
             smtp.close()
             raise
 
     async def _sender(self) -> None:
         connection: _Connection | None = None
-        deadline = self.config.timeout or None  # 0 = wait for ever
         try:
             while (job := await self.queue.get()) is not None:
-                if self.breaker_open:
-                    self._record(_Outcome(job, "deferred", None, "not tried: SMTP server unreachable"))
+                if self.breaker_open or self.database_error is not None:
+                    self._record(_Outcome(job, "deferred", None, "not tried: " + self._stop_reason()))
+                    continue
+                if not self._still_held(job):
+                    self._record(_Outcome(job, "lost"))
                     continue
                 if connection is None or not connection.is_connected:
                     try:
                         connection = await self._connect()
                     except Exception as exc:
+                        # Not an attempt on this message: the server, not the mail, failed.
                         connection = None
-                        self._connect_failed()
                         _, code, detail, _ = classify(exc)
-                        self._record(_Outcome(job, "temporary", code, f"connect: {detail}"))
+                        self._connect_failed(f"connect {self.config.server}: {detail}")
+                        self._record(_Outcome(job, "deferred", code, f"not tried: connect: {detail}"))
                         continue
                     self.connect_failures = 0
+                    if not self.connected_once:
+                        self.connected_once = True
+                        server_outages.up(self.config)
                 if self.limiter is not None:
                     await self.limiter.acquire()
+                # The wait for a token can be long: make sure the row is still ours to send.
+                if not self._still_held(job):
+                    self._record(_Outcome(job, "lost"))
+                    continue
                 try:
                     sender = envelope_address(self.config.envelope_from or envelope_sender(job.raw))
-                    # A timeout mid-command leaves the connection out of step with the server;
-                    # classify() marks it unusable, so it is closed and a fresh one opened.
-                    async with asyncio.timeout(deadline):
-                        await connection.send(sender, envelope_address(job.to_addr), job.raw)
+                    await connection.send(sender, envelope_address(job.to_addr), job.raw)
                 except Exception as exc:
                     kind, code, detail, usable = classify(exc)
                     self._record(_Outcome(job, kind, code, detail))
@@ -778,16 +949,18 @@ class _Run:
                 self._record(_Outcome(job, "sent"))
         finally:
             if connection is not None and connection.is_connected:
-                try:
-                    async with asyncio.timeout(deadline):
-                        await connection.quit()
-                except Exception:
-                    connection.close()
+                await connection.quit()
 
-    def _connect_failed(self) -> None:
+    def _stop_reason(self) -> str:
+        if self.database_error is not None:
+            return "database unavailable"
+        return f"SMTP server {self.config.server} unreachable"
+
+    def _connect_failed(self, detail: str) -> None:
         # When every worker in turn fails to connect, the server is down: stop claiming and
         # release what is queued, instead of spending a timeout on each of thousands of rows.
         self.connect_failures += 1
+        self.report.server_error = detail
         if self.connect_failures >= self.config.concurrency:
             self.breaker_open = True
 
@@ -818,23 +991,31 @@ class _Run:
     def _write_outcomes(self, batch: list[_Outcome]) -> None:
         c = self.config
         now = self.now
+        # Only the run holding the lease writes the result: a row taken over by another
+        # dispatcher is that one's to record.
         mine = and_(
             _email.c.id == bindparam("row_id"),
-            _email.c.claimed_by == self.worker,
+            _email.c.lease_token == self.token,
             _email.c.status == E_SENDING,
         )
         sent_ids: list[int] = []
         failed: list[dict[str, Any]] = []
         released: list[dict[str, Any]] = []
         attempts: list[dict[str, Any]] = []
+        outage_delay = server_outages.delay(c)
         for o in batch:
             job = o.job
+            if self.held.get(job.id) is job:  # not a newer claim of the same row
+                del self.held[job.id]
+            if o.kind == "lost":
+                self.report.lost += 1
+                continue
             if o.kind == "deferred":
                 released.append(
                     {
                         "row_id": job.id,
                         "status": E_RETRY if job.attempts else E_PENDING,
-                        "next_attempt_at": now + backoff(c, max(job.attempts, 1)),
+                        "next_attempt_at": now + outage_delay,
                         "last_error": o.detail[:1000],
                     }
                 )
@@ -859,17 +1040,23 @@ class _Run:
             reason = (
                 o.detail if o.kind == "permanent" else f"{o.detail} (attempt {tried} of {c.max_attempts})"
             )
+            if o.kind == "unknown":
+                delay = timedelta(seconds=c.unknown_retry_seconds)
+            else:
+                delay = backoff(c, tried)
             failed.append(
                 {
                     "row_id": job.id,
                     "status": E_DEAD if dead else E_RETRY,
                     "attempts": tried,
-                    "next_attempt_at": now + backoff(c, tried),
+                    "next_attempt_at": now + delay,
                     "last_error": reason[:1000],
                 }
             )
             if dead:
                 self.report.dead += 1
+            elif o.kind == "unknown":
+                self.report.unknown += 1
             else:
                 self.report.retry += 1
         with self.db.write() as session:
@@ -878,10 +1065,16 @@ class _Run:
                     update(_email)
                     .where(
                         _email.c.id.in_(sent_ids),
-                        _email.c.claimed_by == self.worker,
+                        _email.c.lease_token == self.token,
                         _email.c.status == E_SENDING,
                     )
-                    .values(status=E_SENT, sent_at=now, attempts=_email.c.attempts + 1, last_error="")
+                    .values(
+                        status=E_SENT,
+                        sent_at=now,
+                        attempts=_email.c.attempts + 1,
+                        last_error="",
+                        lease_token=None,
+                    )
                 )
             if failed:
                 session.execute(
@@ -892,6 +1085,7 @@ class _Run:
                         attempts=bindparam("attempts"),
                         next_attempt_at=bindparam("next_attempt_at"),
                         last_error=bindparam("last_error"),
+                        lease_token=None,
                     ),
                     failed,
                 )
@@ -903,6 +1097,7 @@ class _Run:
                         status=bindparam("status"),
                         next_attempt_at=bindparam("next_attempt_at"),
                         last_error=bindparam("last_error"),
+                        lease_token=None,
                     ),
                     released,
                 )
@@ -910,6 +1105,30 @@ class _Run:
                 # Every try is a row, including those whose email was meanwhile reclaimed by
                 # another dispatcher: the attempt happened.
                 session.execute(insert(_attempt), attempts)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """A database that cannot be reached or dropped the connection, as opposed to a bad query."""
+    if isinstance(exc, (OperationalError, InterfaceError, PendingRollbackError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def _outage_in(exc: BaseException) -> BaseException | None:
+    """The driver's error behind an outage: a rollback on a dead connection raises its own
+    error (PendingRollbackError) with the one that matters as its context."""
+    if not _is_outage(exc):
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _real_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 async def dispatch_due(
@@ -921,6 +1140,7 @@ async def dispatch_due(
     recheck: Recheck | None = None,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> DispatchReport:
     """Send every email due at ``now`` (at most ``limit``), until none is left to claim.
 
@@ -928,8 +1148,15 @@ async def dispatch_due(
     transaction: ``"keep"`` sends it as stored, bytes replace the message (re-rendered because
     part of it is done), ``None`` cancels it. ``progress(done, total)`` is called after each
     batch of results is written.
+
+    ``now`` stamps what the run decides (attempts, back-off, ``sent_at``); ``clock`` (the real
+    UTC clock unless given) times the leases, which guard against other dispatchers running
+    now, whatever instant a simulation is at. A database outage raises the driver's
+    ``OperationalError`` after recording what it can; rows not recorded are claimable again
+    once their lease has run out.
     """
-    return await _Run(db, now, config, worker, recheck, limit, progress).run()
+    run = _Run(db, now, config, worker, recheck, limit, progress, clock or _real_clock)
+    return await run.run()
 
 
 def dispatch(
@@ -941,10 +1168,13 @@ def dispatch(
     recheck: Recheck | None = None,
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> DispatchReport:
     """:func:`dispatch_due` for synchronous callers (CLI, APScheduler jobs, Prefect tasks)."""
     return asyncio.run(
-        dispatch_due(db, now, config, worker=worker, recheck=recheck, limit=limit, progress=progress)
+        dispatch_due(
+            db, now, config, worker=worker, recheck=recheck, limit=limit, progress=progress, clock=clock
+        )
     )
 
 
@@ -1083,5 +1313,4 @@ __all__: Iterable[str] = (
     "envelope_sender",
     "per_process_config",
     "rate_limiter_for",
-    "send_raw",
 )

@@ -2,8 +2,9 @@
 
 It is aiosmtpd, not a mock: the dispatcher talks real SMTP to it, so what the tests count is what
 a mail server would have accepted. Faults a government server shows are switchable: a recipient
-refused for good (550, unknown user) and a server that defers the first N transactions (451,
-greylisting or throttling).
+refused for good (550, unknown user), a server that defers the first N transactions (451,
+greylisting or throttling), and one that stores a message but answers late or not at all
+(``reply_delay``, ``drop_after_data``: the sender cannot know it was delivered).
 
     with LoopbackSMTP(save_dir="out/mail") as smtp:
         dispatch(db, now, SmtpConfig(port=smtp.port), worker="demo")
@@ -12,6 +13,7 @@ greylisting or throttling).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import ssl
@@ -93,7 +95,17 @@ class _Handler:
         raw = envelope.original_content or b""
         if isinstance(envelope.content, bytes) and not raw:
             raw = envelope.content
-        self.owner._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw)
+        owner = self.owner
+        owner._store(envelope.mail_from or "", tuple(envelope.rcpt_tos), raw)
+        with owner.lock:
+            drop, delay = owner.drop_after_data, owner.reply_delay
+        if drop:
+            # Stored, then gone before the reply: a crash or a cut line at the worst moment.
+            if server.transport is not None:
+                server.transport.abort()
+            return "421 4.3.0 connection dropped"
+        if delay > 0:
+            await asyncio.sleep(delay)
         return "250 2.0.0 OK: queued"
 
 
@@ -150,6 +162,8 @@ class LoopbackSMTP:
         self.credentials = dict(credentials or {})
         self.rejected = 0
         self.deferred = 0
+        self.reply_delay = 0.0
+        self.drop_after_data = False
         self._messages: list[ReceivedMessage] = []
         self._controller: _PortZeroController | None = None
 
@@ -218,6 +232,16 @@ class LoopbackSMTP:
     def fail_next(self, count: int) -> None:
         with self.lock:
             self.temp_failures_left = count
+
+    def answer_late(self, seconds: float) -> None:
+        """Store each message, then wait ``seconds`` before the 250 (a slow disk, a scanner)."""
+        with self.lock:
+            self.reply_delay = seconds
+
+    def drop_after_storing(self, drop: bool = True) -> None:
+        """Store each message, then cut the connection instead of answering."""
+        with self.lock:
+            self.drop_after_data = drop
 
     # -- what arrived ---------------------------------------------------------------------------
     def _store(self, mail_from: str, rcpt_tos: tuple[str, ...], raw: bytes) -> None:

@@ -91,3 +91,30 @@ def load_campaign(
     ctx = rt.ctx(actor, now=now)
     with rt.db.write() as session:
         return load(session, ctx, text, origin=origin)
+
+
+def requeue_dead_letters(
+    rt: Runtime, actor: Actor, email_ids: list[int] | None, reason: str, *, now: datetime | None = None
+) -> list[int]:
+    """Put dead letters back in the outbox (None: all of them); a refusal is audited too."""
+    from models.audit import EventDraft
+    from models.outbox import requeue
+
+    ctx = rt.ctx(actor, now=now)
+    try:
+        with rt.db.write() as session:
+            return requeue(session, ctx, email_ids, reason)
+    except (ValueError, LookupError) as exc:
+        with rt.db.write() as session:
+            ctx.audit.append(
+                session,
+                EventDraft(
+                    at=ctx.now,
+                    actor=actor.label,
+                    action="refusal",
+                    subject="outbox",
+                    reason=str(exc),
+                    details={"action": "outbox_requeue", "email_ids": email_ids} | actor.audit_details(),
+                ),
+            )
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -93,6 +94,7 @@ class Runtime:
             "user": s.smtp_user,
             "password": s.smtp_password,
             "timeout": s.smtp_timeout,
+            "data_timeout": s.smtp_data_timeout,
             "rate_per_second": s.mail_rate_per_second,
             "max_attempts": s.mail_max_attempts,
             "concurrency": s.mail_concurrency,
@@ -102,14 +104,10 @@ class Runtime:
 
     def recheck(self):  # type: ignore[no-untyped-def]
         """The dispatcher's last look before sending: is there still something to say?"""
-        from notifications.compose import recheck
+        from notifications.compose import Rechecker
 
-        calendar, identity, renderer = self.calendar, self.identity, self.renderer
-
-        def _recheck(session, email, now):  # type: ignore[no-untyped-def]
-            return recheck(session, email, now, calendar, identity, renderer)
-
-        return _recheck
+        # An object, not a closure: its prepare() reads what a claimed batch needs at once.
+        return Rechecker(self.calendar, self.identity, self.renderer)
 
 
 class SettingsRecheck:
@@ -123,7 +121,15 @@ class SettingsRecheck:
     def __getstate__(self) -> dict[str, Any]:
         return {"settings": self.settings, "_recheck": None}
 
-    def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+    def _built(self) -> Any:
         if self._recheck is None:
             self._recheck = Runtime(self.settings).recheck()
-        return self._recheck(session, email, now)  # type: ignore[no-any-return]
+        return self._recheck
+
+    def prepare(
+        self, session: Session, emails: list[Email], now: datetime
+    ) -> Callable[[Session, Email, datetime], bytes | Literal["keep"] | None]:
+        return self._built().prepare(session, emails, now)  # type: ignore[no-any-return]
+
+    def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
+        return self._built()(session, email, now)  # type: ignore[no-any-return]

@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     smtp_security: str = Field(default="none", description="none | starttls | tls")
     smtp_user: str | None = None
     smtp_password: str | None = None
-    smtp_timeout: float = 30.0
+    smtp_timeout: float = Field(default=30.0, description="连接与每条 SMTP 命令的超时（秒）")
+    # RFC 5321 4.5.3.2.6: a server may take 10 minutes to answer after the message data.
+    smtp_data_timeout: float = Field(default=600.0, description="发完邮件内容后等待服务器答复的超时（秒）")
     mail_from: str = "shenbao@localhost"
     mail_from_name: str = "申报提醒"
     mail_rate_per_second: float = Field(default=0.0, description="每个 SMTP 服务器每秒最多发送封数，0 为不限")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from datetime import timedelta
 
+import psycopg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import OperationalError
 
 from models.db import Database
 from models.outbox import E_DEAD, E_PENDING, E_RETRY, E_SENDING, E_SENT, DeliveryAttempt, Email
 from notifications.dispatcher import (
     CANCELLED_DETAIL,
+    DispatchReport,
     dispatch,
     dispatch_due,
     dispatch_in_processes,
@@ -79,29 +83,61 @@ def test_it_dead_letters_a_rejected_recipient_and_sends_the_others(db: Database,
     assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["a@example.cn", "c@example.cn"]
 
 
-def test_it_retries_with_backoff_while_the_server_is_down_and_delivers_once_it_is_back(db: Database) -> None:
+def test_an_unreachable_server_is_not_an_attempt_on_the_mail_and_is_retried_per_server(db: Database) -> None:
     port = free_port()
     ids = add_emails(db, 3)
-    config = config_for(port, concurrency=4, backoff_base_seconds=60)
+    config = config_for(port, concurrency=4, backoff_base_seconds=60, outage_backoff_cap_seconds=10**6)
 
     down = dispatch(db, NOW, config, worker="t")
 
-    assert (down.sent, down.retry) == (0, 3)
-    for row in emails(db).values():
-        assert (row.status, row.attempts, row.next_attempt_at) == (E_RETRY, 1, NOW + timedelta(seconds=60))
-        assert row.last_error.startswith("connect:")
-    assert [(a.outcome, a.smtp_code) for a in attempts_of(db, ids[0])] == [("temporary", None)]
+    assert (down.sent, down.retry, down.dead, down.deferred) == (0, 0, 0, 3)
+    assert down.server_unreachable and f"127.0.0.1:{port}" in down.server_error
+    rows = emails(db).values()
+    first = {r.next_attempt_at for r in rows}
+    assert len(first) == 1 and min(first) > NOW
+    for row in rows:
+        assert (row.status, row.attempts) == (E_PENDING, 0)
+        assert row.last_error.startswith("not tried: connect:")
+    assert attempts_of(db, ids[0]) == []
+    retry_at = min(first)
+    assert dispatch(db, retry_at - timedelta(seconds=1), config, worker="t").handled == 0
 
-    assert dispatch(db, NOW + timedelta(seconds=30), config, worker="t").handled == 0
+    # Still down: the server's delay doubles, the mails' attempt counts do not move.
+    again = dispatch(db, retry_at, config, worker="t")
+    assert again.deferred == 3
+    second = {r.next_attempt_at for r in emails(db).values()}
+    assert second == {retry_at + 2 * (retry_at - NOW)}
+    assert {r.attempts for r in emails(db).values()} == {0}
 
     with LoopbackSMTP(port=port) as smtp:
-        back = dispatch(db, NOW + timedelta(seconds=61), config, worker="t")
-        assert back.sent == 3
+        back = dispatch(db, min(second), config, worker="t")
+        assert back.sent == 3 and not back.server_unreachable
         assert Counter(smtp.message_ids()) == Counter(r.message_id for r in emails(db).values())
         assert len(smtp) == 3
     for row in emails(db).values():
-        assert (row.status, row.attempts) == (E_SENT, 2)
-    assert [a.outcome for a in attempts_of(db, ids[0])] == ["temporary", "sent"]
+        assert (row.status, row.attempts) == (E_SENT, 1)
+    assert [a.outcome for a in attempts_of(db, ids[0])] == ["sent"]
+
+
+def test_a_26_hour_outage_makes_no_dead_letter_and_everything_goes_once_the_server_is_back(
+    db: Database,
+) -> None:
+    port = free_port()
+    add_emails(db, 5)
+    config = config_for(port, concurrency=2, max_attempts=3, backoff_base_seconds=60)
+    when, runs = NOW, 0
+    while when < NOW + timedelta(hours=26):
+        report = dispatch(db, when, config, worker="t")
+        assert report.dead == 0
+        runs += 1
+        when = min(r.next_attempt_at for r in emails(db).values())
+    # The server is tried again at least every outage_backoff_cap_seconds (15 min).
+    assert runs >= 26 * 4
+    assert {(r.status, r.attempts) for r in emails(db).values()} == {(E_PENDING, 0)}
+
+    with LoopbackSMTP(port=port) as smtp:
+        assert dispatch(db, when, config, worker="t").sent == 5
+        assert len(set(smtp.message_ids())) == len(smtp) == 5
 
 
 def test_it_stops_claiming_and_releases_the_rest_when_no_connection_succeeds(db: Database) -> None:
@@ -117,9 +153,9 @@ def test_it_stops_claiming_and_releases_the_rest_when_no_connection_succeeds(db:
     with db.read() as session:
         tried = session.scalars(select(DeliveryAttempt)).all()
     # Only what was really tried is an attempt; the released rows wait for the next run.
-    assert len(tried) == report.retry
+    assert tried == [] and report.retry == 0
     untried = [r for r in rows if r.attempts == 0]
-    assert len(untried) == 12 - report.retry
+    assert len(untried) == 12
     assert {r.status for r in untried} == {E_PENDING}
     released = [r for r in untried if r.last_error.startswith("not tried")]
     assert len(released) == report.deferred
@@ -161,13 +197,121 @@ def test_it_reclaims_a_row_left_sending_by_a_crashed_dispatcher_but_not_one_with
         session.execute(update(Email).where(Email.id == stale).values(claimed_at=NOW - timedelta(minutes=11)))
         session.execute(update(Email).where(Email.id == fresh).values(claimed_at=NOW - timedelta(minutes=5)))
 
-    report = dispatch(db, NOW, config_for(smtp.port, lease_seconds=600), worker="rescuer")
+    report = dispatch(db, NOW, config_for(smtp.port, lease_seconds=600), worker="rescuer", clock=lambda: NOW)
 
     assert report.sent == 1
     rows = emails(db)
     assert (rows[stale].status, rows[stale].claimed_by) == (E_SENT, "rescuer")
     assert (rows[fresh].status, rows[fresh].claimed_by) == (E_SENDING, "dead-worker")
     assert smtp.message_ids() == [rows[stale].message_id]
+
+
+def test_a_rate_limited_run_longer_than_its_lease_and_a_later_dispatcher_send_each_message_once(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    add_emails(db, 30)
+    # 3 s of sending at 10/s, with a 1 s lease: the first run must renew what it holds.
+    config = config_for(smtp.port, rate_per_second=10, lease_seconds=1.0, concurrency=2)
+    started = time.monotonic()
+
+    async def both() -> tuple[DispatchReport, DispatchReport]:
+        first = asyncio.create_task(dispatch_due(db, NOW, config, worker="first"))
+        await asyncio.sleep(1.5)
+        # Started later, so its "now" is later: the first run's claims look a lease old.
+        later = NOW + timedelta(seconds=time.monotonic() - started)
+        second = await dispatch_due(db, later, config, worker="second")
+        return await first, second
+
+    first, second = asyncio.run(both())
+
+    counts = Counter(smtp.message_ids())
+    assert len(counts) == 30 and set(counts.values()) == {1}
+    assert first.sent + second.sent == 30
+    assert {r.status for r in emails(db).values()} == {E_SENT}
+
+
+def test_a_run_that_lost_its_lease_does_not_send_the_row_until_it_has_claimed_it_again(
+    db: Database, smtp: LoopbackSMTP
+) -> None:
+    add_emails(db, 4)
+    stalled = timedelta(0)
+
+    def clock():  # type: ignore[no-untyped-def]
+        return NOW + stalled
+
+    def stall_past_the_lease(session, email, now):  # type: ignore[no-untyped-def]
+        # The run stalls inside its first claim for longer than the lease (a pause, a swap
+        # storm): by the time it could send, the rows are anybody's.
+        nonlocal stalled
+        stalled = timedelta(seconds=10)
+        return "keep"
+
+    config = config_for(smtp.port, lease_seconds=1.0)
+    report = dispatch(db, NOW, config, worker="w", recheck=stall_past_the_lease, clock=clock)
+
+    # The stale rows were claimed anew (by this run, nobody else was there) and sent once.
+    assert (report.lost, report.sent) == (4, 4)
+    assert len(set(smtp.message_ids())) == len(smtp) == 4
+    with db.read() as session:
+        assert [a.outcome for a in session.scalars(select(DeliveryAttempt))] == ["sent"] * 4
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "lockstep"])
+@pytest.mark.parametrize("fault", ["late", "dropped"])
+def test_a_message_whose_final_reply_never_comes_is_unknown_and_retried_late_with_the_same_message_id(
+    sqlite_db: Database, smtp: LoopbackSMTP, fault: str, pipelining: bool
+) -> None:
+    [email_id] = add_emails(sqlite_db, 1)
+    if fault == "late":
+        smtp.answer_late(2.0)
+    else:
+        smtp.drop_after_storing()
+    config = config_for(smtp.port, data_timeout=0.5, concurrency=1, pipelining=pipelining)
+
+    report = dispatch(sqlite_db, NOW, config, worker="t")
+
+    assert (report.sent, report.unknown, report.retry, report.dead) == (0, 1, 0, 0)
+    row = emails(sqlite_db)[email_id]
+    assert (row.status, row.attempts, row.next_attempt_at) == (E_RETRY, 1, NOW + timedelta(hours=6))
+    assert "结果未知" in row.last_error
+    assert [a.outcome for a in attempts_of(sqlite_db, email_id)] == ["unknown"]
+    assert dispatch(sqlite_db, NOW + timedelta(hours=1), config, worker="t").handled == 0
+    assert len(smtp) == 1
+
+    smtp.answer_late(0)
+    smtp.drop_after_storing(False)
+    assert dispatch(sqlite_db, NOW + timedelta(hours=6), config, worker="t").sent == 1
+    assert smtp.message_ids() == [row.message_id, row.message_id]
+
+
+def test_a_reply_within_the_data_timeout_is_a_delivery(sqlite_db: Database, smtp: LoopbackSMTP) -> None:
+    add_emails(sqlite_db, 2)
+    smtp.answer_late(1.0)
+
+    report = dispatch(sqlite_db, NOW, config_for(smtp.port, timeout=0.5, data_timeout=5), worker="t")
+
+    assert (report.sent, report.unknown) == (2, 0)
+
+
+@pytest.mark.postgres
+def test_a_database_connection_killed_during_the_recheck_is_an_outage_and_the_rows_stay_claimable(
+    pg_db: Database, smtp: LoopbackSMTP
+) -> None:
+    add_emails(pg_db, 3)
+    admin = psycopg.connect(pg_db.url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+
+    def kill_my_connection(session, email, now):  # type: ignore[no-untyped-def]
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        session.execute(text("SELECT 1"))
+        return "keep"
+
+    with admin, pytest.raises(OperationalError):
+        dispatch(pg_db, NOW, config_for(smtp.port), worker="t", recheck=kill_my_connection)
+
+    assert len(smtp) == 0
+    assert {(r.status, r.attempts, r.lease_token) for r in emails(pg_db).values()} == {(E_PENDING, 0, None)}
+    assert dispatch(pg_db, NOW, config_for(smtp.port), worker="t").sent == 3
 
 
 def test_it_cancels_an_email_the_recheck_finds_done(db: Database, smtp: LoopbackSMTP) -> None:
@@ -397,7 +541,9 @@ def test_it_logs_in_over_tls_and_still_pipelines(sqlite_db: Database, tls_contex
     assert {r.status for r in emails(sqlite_db).values()} == {E_SENT}
 
 
-def test_it_retries_when_the_server_refuses_the_login(sqlite_db: Database, tls_contexts) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_login_holds_the_mail_back_without_counting_an_attempt(
+    sqlite_db: Database, tls_contexts
+) -> None:  # type: ignore[no-untyped-def]
     context, _ = tls_contexts
     add_emails(sqlite_db, 2)
     with LoopbackSMTP(tls_context=context, credentials={"shenbao": "s3cret"}) as smtp:
@@ -411,8 +557,9 @@ def test_it_retries_when_the_server_refuses_the_login(sqlite_db: Database, tls_c
         )
         report = dispatch(sqlite_db, NOW, config, worker="t")
 
-        assert (report.sent, report.retry, len(smtp)) == (0, 2, 0)
-    assert all("535" in r.last_error for r in emails(sqlite_db).values())
+        assert (report.sent, report.retry, report.deferred, len(smtp)) == (0, 0, 2, 0)
+        assert report.server_unreachable and "535" in report.server_error
+    assert all("535" in r.last_error and r.attempts == 0 for r in emails(sqlite_db).values())
 
 
 def cancel_everything(session, email, now):  # type: ignore[no-untyped-def]

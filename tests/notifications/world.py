@@ -20,7 +20,7 @@ from models.context import Actor
 from models.db import Database
 from models.org import Contact
 from models.outbox import DeliveryAttempt, Email, Notification
-from notifications.compose import MailIdentity, recheck
+from notifications.compose import MailIdentity, Rechecker
 from notifications.dispatcher import DispatchReport, SmtpConfig, dispatch
 from notifications.reconcile import TickReport, reconcile, tick
 from notifications.render import Renderer
@@ -133,9 +133,8 @@ def send_at(
     """The real dispatcher with the domain's last look before sending."""
     now = parse_instant(when) if isinstance(when, str) else when
 
-    def last_look(session: Any, email: Email, now: datetime) -> Any:
-        return recheck(session, email, now, CALENDAR, identity, RENDERER)
-
+    # The object the runtime hands the dispatcher: it re-checks a claimed batch at once.
+    last_look = Rechecker(CALENDAR, identity, RENDERER)
     config = SmtpConfig(host="127.0.0.1", port=port, timeout=5.0, local_hostname="test.local", concurrency=2)
     return dispatch(db, now, config, worker="test", recheck=last_look)
 
