@@ -1102,20 +1102,23 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 
 @audit.command("re-anchor")
 @click.option("--reason", required=True, help="为何重新锚定（如：锚点文件丢失，已核对最新事件完整）")
-@click.option("--by", "by", required=True, help="执行人姓名（记入审计）")
+@identity_options
 @click.pass_context
 @handled
-def audit_re_anchor(ctx: click.Context, reason: str, by: str) -> None:
+def audit_re_anchor(
+    ctx: click.Context, reason: str, as_org: str | None, by: str | None, admin_reason: str | None
+) -> None:
     """在当前链头重新写入库外锚点（锚点缺失、损坏或恢复备份后）；此操作本身记入审计。"""
     rt = _rt(ctx)
+    actor = _actor(rt, as_org, by, admin_reason)
     log = rt.audit()
     try:
         with rt.db.write() as session:
-            event = log.re_anchor(session, at=rt.now(), actor=by, reason=reason)
+            event = log.re_anchor(session, at=rt.now(), actor=actor.label, reason=reason)
             path = log.anchor_file(session)
     except ValueError as exc:
         raise Fail(str(exc)) from exc
-    out.line(f"已在第 {event.seq} 条事件重新锚定：{path}（执行人 {by}，理由：{reason}）")
+    out.line(f"已在第 {event.seq} 条事件重新锚定：{path}（执行人 {actor.name}，理由：{reason}）")
 
 
 def _load_extensions() -> None:

@@ -14,7 +14,7 @@ import httpx
 from dashboard.app import create_app
 from dashboard.auth import feed_id
 from dashboard.settings import WebSettings
-from flows.runtime import Runtime
+from operations.runtime import Runtime
 from tests.dashboard.conftest import WEB
 from tests.dashboard.world import World
 
