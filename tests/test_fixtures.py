@@ -51,7 +51,8 @@ def test_a_seeded_copy_goes_on_where_the_seeding_stopped(
         report = audit.verify(session)
     assert report.ok, report.problems
     assert audit.anchor_path is not None
-    assert report.head_seq == events + 1 == (read_anchor(audit.anchor_path) or (0, ""))[0]
+    anchor = read_anchor(audit.anchor_path)
+    assert anchor is not None and report.head_seq == events + 1 == anchor.seq
 
 
 def test_an_empty_database_has_no_rows_and_no_anchor(db: Database, tmp_path: Path) -> None:

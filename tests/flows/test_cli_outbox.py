@@ -48,6 +48,9 @@ def test_outbox_retry_requeues_dead_letters_with_an_audit_event_and_they_are_sen
     refused = sb("outbox", "retry", str(dead[0]), str(alive), "--reason", "服务器已恢复", code=2)
     assert f"{alive}（pending）" in refused.stderr
     assert {emails(db)[i].status for i in dead} == {E_DEAD}
+    with db.read() as session:
+        refusal = session.scalars(select(AuditEvent).where(AuditEvent.action == "refusal")).one()
+    assert refusal.subject == "outbox" and f"{alive}（pending）" in refusal.reason  # the refusal is on record
 
     sb("outbox", "retry", "--all-dead", "--by", "李工", "--reason", "服务器已恢复")
 
@@ -56,7 +59,8 @@ def test_outbox_retry_requeues_dead_letters_with_an_audit_event_and_they_are_sen
     with db.read() as session:
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "outbox_requeue")).all()
     assert sorted(e.subject for e in events) == sorted(f"email:{i}" for i in dead)
-    assert {(e.actor, e.reason) for e in events} == {("李工", "服务器已恢复")}
+    # The person and the organisation they act for (省经信厅 from SHENBAO_ACTOR), never anonymous.
+    assert {(e.actor, e.reason) for e in events} == {("李工@330000", "服务器已恢复")}
     assert "attempt 10 of 10" in events[0].details
     sb("audit", "verify")  # the chain still verifies with the new events
 

@@ -19,6 +19,7 @@ from models.audit import AuditLog, VerifyReport
 from models.campaign import get_campaign
 from models.db import Database
 from models.imports import import_cases
+from models.letters import check_letter
 from models.registry import load_campaign
 from models.replay import verify
 from models.status import list_cases
@@ -71,7 +72,13 @@ def lived(seeded: Database, make_ctx: Any) -> dict[str, str]:
         )
     do(hz["西湖区"], "recommend", "杭州市", at=REVIEW)
     do(hz["建德市"], "recommend", "杭州市", at=REVIEW)
-    do(rec_ref(CLUSTER, code("杭州市")), "submit", "杭州市", at=REVIEW, params={"letter": "推荐函.pdf"})
+    do(
+        rec_ref(CLUSTER, code("杭州市")),
+        "submit",
+        "杭州市",
+        at=REVIEW,
+        params={"letter": check_letter("推荐函.pdf", b"%PDF-1.4 sealed")},
+    )
     assert state_of(seeded, hz["富阳区"]) == state_of(seeded, hz["余杭区"]) == "not_recommended"
     assert state_of(seeded, hz["桐庐县"]) == "lapsed"
     return hz
