@@ -31,6 +31,9 @@ class Actor:
 
 
 SYSTEM = Actor(name="system")
+# The engine recording what a provincial platform shows (models.sync): an operator identity,
+# distinct from SYSTEM (which acts on shenbao's own rules: lapses, cascades) and from people.
+PLATFORM_SYNC = Actor(name="平台同步")
 
 
 @dataclass(frozen=True)
