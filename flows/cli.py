@@ -1001,7 +1001,7 @@ def _load_extensions() -> None:
     """Commands of the later layers (notifications, service, web) register themselves here."""
     import importlib
 
-    for name in ("flows.cli_notify", "flows.demo", "flows.cli_service", "dashboard.cli"):
+    for name in ("flows.cli_notify", "flows.cli_sync", "flows.demo", "flows.cli_service", "dashboard.cli"):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
