@@ -50,8 +50,9 @@ def _print(report: SyncReport) -> None:
     head = f"{report.source}（{report.platform}，{report.rows} 行）"
     if report.already_synced_at is not None:
         out.line(
-            f"{head}：该文件已于 {format_local(report.already_synced_at)} 同步过，状态一致，未作任何改动"
+            f"{head}：该文件已于 {format_local(report.already_synced_at)} 同步过，结果相同，未作任何改动"
         )
+        _print_open(report)  # what still needs a person is shown again, not forgotten
         return
     if report.new:
         out.table(
@@ -76,6 +77,30 @@ def _print(report: SyncReport) -> None:
                 for ch in report.changes
             ],
         )
+    _print_open(report)
+    if report.refused is not None:
+        r = report.refused
+        out.error(f"第{r.row}行 {r.ref}「{r.action}」被拒绝：{r.message}")
+        out.line(
+            (
+                "试运行：写入时将整个文件不同步。"
+                if report.dry_run
+                else "整个文件未同步，数据库未作任何修改（仅记录了这次拒绝）。"
+            )
+            + "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间后再同步。"
+        )
+        return
+    summary = (
+        f"{head}：新增 {len(report.new)}，状态变化 {len(report.changes)}，无变化 {report.unchanged}，"
+        f"无法对应 {len(report.unplaced)}，冲突 {len(report.conflicts)}"
+    )
+    if report.dry_run:
+        out.line(f"{summary}。（试运行，未写入；去掉 --dry-run 后写入）")
+    else:
+        out.line(f"{summary}。已写入{'，冲突与无法对应的行未写入' if report.needs_attention else ''}。")
+
+
+def _print_open(report: SyncReport) -> None:
     if report.unplaced:
         out.table(
             f"无法对应的行 {len(report.unplaced)} 个（未写入）",
@@ -88,19 +113,3 @@ def _print(report: SyncReport) -> None:
             ["行", "案件", "平台显示", "shenbao 记录", "原因"],
             [(cf.row, cf.ref, cf.platform_says, cf.shenbao_has, cf.why) for cf in report.conflicts],
         )
-    if report.refused is not None:
-        r = report.refused
-        out.error(f"第{r.row}行 {r.ref}「{r.action}」被拒绝：{r.message}")
-        out.line(
-            "整个文件未同步，数据库未作任何修改（仅记录了这次拒绝）。"
-            "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间后再同步。"
-        )
-        return
-    summary = (
-        f"{head}：新增 {len(report.new)}，状态变化 {len(report.changes)}，无变化 {report.unchanged}，"
-        f"无法对应 {len(report.unplaced)}，冲突 {len(report.conflicts)}"
-    )
-    if report.dry_run:
-        out.line(f"{summary}。（试运行，未写入；去掉 --dry-run 后写入）")
-    else:
-        out.line(f"{summary}。已写入{'，冲突与无法对应的行未写入' if report.needs_attention else ''}。")

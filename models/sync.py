@@ -367,8 +367,8 @@ def walks(machine: Machine, source: str, target: str) -> list[list[Transition]]:
 def _savepoint(session: Session) -> Iterator[Callable[[], None]]:
     """A nested transaction the caller may undo; undone, it leaves no audit anchor behind.
 
-    The audit log remembers the head it will write to the anchor file at commit; rolling back a
-    savepoint must restore what it remembered, or the anchor would name events that never were.
+    The audit log remembers (``session.info["audit_anchor"]``) the head it writes to the anchor
+    file at commit; rolling back a savepoint must restore what it remembered.
     """
     remembered = session.info.get("audit_anchor")
     nested = session.begin_nested()
@@ -388,7 +388,12 @@ def _savepoint(session: Session) -> Iterator[Callable[[], None]]:
         nested.rollback()
         _restore(session, remembered)
     else:
+        # SQLAlchemy fires after_commit when a savepoint is released, and the audit log writes
+        # its anchor then: hide the pending head until the real commit, or a dry run (or a later
+        # refusal) that undoes the outer savepoint leaves an anchor naming events that never were.
+        latest = session.info.pop("audit_anchor", None)
         nested.commit()
+        _restore(session, latest)
 
 
 def _restore(session: Session, remembered: Any) -> None:

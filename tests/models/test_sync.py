@@ -13,7 +13,7 @@ from sqlmodel import select
 from calendars.campaign import CampaignFileError
 from calendars.timeutil import parse_instant
 from models.actions import act, close_windows
-from models.audit import AuditEvent, events_for_case
+from models.audit import AuditEvent, AuditLog, events_for_case
 from models.case import Case
 from models.db import Database
 from models.machines import CLUSTER_APPLICATION, JINGPIN_APPLICATION
@@ -261,7 +261,7 @@ def test_a_row_with_no_case_creates_one_and_walks_it_to_the_platforms_state(
 
 
 def test_the_dry_run_shows_the_difference_and_changes_nothing(
-    seeded: Database, make_ctx: Any, tmp_path: Path
+    seeded: Database, make_ctx: Any, audit: AuditLog, tmp_path: Path
 ) -> None:
     ref = make_cases(seeded, make_ctx)
     with seeded.write() as session:
@@ -280,6 +280,9 @@ def test_the_dry_run_shows_the_difference_and_changes_nothing(
 
     assert counts(seeded) == before
     assert state_of(seeded, ref) == "lapsed"
+    with seeded.read() as session:
+        # The anchor outside the database names no event of the undone walk.
+        assert audit.verify(session).ok
     # The new case is walked too: created 填报中, then submitted at its 提交时间.
     assert [c.actions for c in report.changes] == [["correct_lapse", "submit"], ["submit"]]
     assert len(report.new) == 1 and len(report.unplaced) == 1 and not report.applied
