@@ -149,8 +149,11 @@ class PlatformNotDeclared(LookupError):
 # -- the declaration ----------------------------------------------------------------------------
 
 
-def platform_of(spec: CampaignSpec) -> PlatformSpec:
-    """The campaign's platform section, its state names checked against the machine."""
+def platform_of(spec: CampaignSpec, *, origin: str | None = None) -> PlatformSpec:
+    """The campaign's platform section, its state names checked against the machine.
+
+    ``campaign load`` checks it too (``origin`` names the file then), so a wrong state is
+    reported when the file is loaded, not at the first sync."""
     if spec.platform is None:
         raise PlatformNotDeclared(
             f"批次 {spec.id} 的批次文件没有 platform: 一节（平台导出的列与状态用语），无法同步"
@@ -163,7 +166,9 @@ def platform_of(spec: CampaignSpec) -> PlatformSpec:
             f"  platform.statuses.{word}: 未知状态「{state}」（应为：{known}）"
             for word, state in wrong.items()
         ]
-        raise CampaignFileError(f"批次 {spec.id}: 批次文件有 {len(lines)} 处错误：\n" + "\n".join(lines))
+        raise CampaignFileError(
+            f"{origin or '批次 ' + spec.id}: 批次文件有 {len(lines)} 处错误：\n" + "\n".join(lines)
+        )
     return spec.platform
 
 

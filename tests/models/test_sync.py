@@ -339,17 +339,51 @@ def test_a_changed_export_layout_is_a_campaign_file_change_only(
 
 
 def test_a_status_mapped_to_a_state_the_machine_lacks_is_refused_naming_the_key(
-    seeded: Database, make_ctx: Any, tmp_path: Path
+    seeded: Database, make_ctx: Any
 ) -> None:
     from calendars.campaign import CAMPAIGN_DIR
 
     text_ = (CAMPAIGN_DIR / "2026-cluster-selection.yaml").read_text(encoding="utf-8")
     text_ = text_.replace("    已提交: submitted\n", "    已提交: handed_in\n")
+    before = counts(seeded)
+    with pytest.raises(
+        CampaignFileError, match=r"x\.yaml: .*\n  platform\.statuses\.已提交: 未知状态「handed_in」"
+    ):
+        with seeded.write() as session:
+            load_campaign(session, make_ctx(IN_WINDOW), text_, origin="x.yaml")
+    assert counts(seeded) == before
+
+
+def test_a_lapsed_case_the_platform_shows_submitted_without_a_time_is_a_conflict(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    ref = make_cases(seeded, make_ctx)
     with seeded.write() as session:
-        load_campaign(session, make_ctx(IN_WINDOW), text_, origin="x.yaml")
+        close_windows(session, make_ctx(parse_instant("2026-06-26T00:00")))
     path = export(tmp_path, [["", "西湖区", "", "智能终端", "已提交", "", ""]])
-    with pytest.raises(CampaignFileError, match=r"platform\.statuses\.已提交: 未知状态「handed_in」"):
-        sync(seeded, make_ctx, path, now=IN_WINDOW)
+
+    report = sync(seeded, make_ctx, path)
+
+    [conflict] = report.conflicts
+    assert conflict.ref == ref and "提交时间" in conflict.why
+    assert state_of(seeded, ref) == "lapsed"
+
+
+def test_a_number_and_a_name_naming_different_cases_is_not_placed(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    first = make_cases(seeded, make_ctx)
+    make_cases(seeded, make_ctx, county="拱墅区")
+    export(tmp_path, [["P-1", "西湖区", "", "智能终端", "已提交", "2026-06-19 16:00", ""]], name="a.csv")
+    sync(seeded, make_ctx, tmp_path / "a.csv", now=IN_WINDOW)
+    path = export(
+        tmp_path, [["P-1", "拱墅区", "", "智能终端", "已提交", "2026-06-19 16:00", ""]], name="b.csv"
+    )
+
+    report = sync(seeded, make_ctx, path, now=IN_WINDOW)
+
+    [unplaced] = report.unplaced
+    assert "P-1" in unplaced.why and first in unplaced.why and not report.changes
 
 
 def test_pushed_rows_are_read_like_the_export(seeded: Database, make_ctx: Any) -> None:
@@ -361,3 +395,12 @@ def test_pushed_rows_are_read_like_the_export(seeded: Database, make_ctx: Any) -
         report = sync_rows(session, make_ctx(IN_WINDOW), CLUSTER, rows, source="平台推送")
     assert report.applied and [c.ref for c in report.changes] == [ref]
     assert state_of(seeded, ref) == "submitted"
+
+
+def test_a_platform_section_without_a_status_column_is_refused_naming_the_key() -> None:
+    from calendars.campaign import CAMPAIGN_DIR, load_campaign_text
+
+    text_ = (CAMPAIGN_DIR / "2026-jingpin.yaml").read_text(encoding="utf-8")
+    text_ = "\n".join(line for line in text_.splitlines() if not line.startswith("    status: {"))
+    with pytest.raises(CampaignFileError, match=r"jp\.yaml: .*\n  platform: .*platform\.columns 须有 status"):
+        load_campaign_text(text_, origin="jp.yaml")
