@@ -42,7 +42,7 @@ from models.audit import AuditEvent, EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
-from models.imports import _county_of, _ensure_org, _org_id, file_digest, resolve_org
+from models.imports import _county_of, _ensure_org, _org_id, _too_long, file_digest, resolve_org
 from models.machines import Machine, Transition, machine_for
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
@@ -271,6 +271,21 @@ def _parse_row(
     )
     if row.number is None and not (row.applicant and row.item):
         return Unplaced(file, number, "既无平台编号，也无申报单位与申报内容，无法对应到案件")
+    # Cells longer than the columns they go into: PostgreSQL would refuse the whole sync.
+    problems: list[ImportProblem] = []
+    label = {k: c.label for k, c in platform.columns.items()}
+    _too_long(
+        problems,
+        Path(file),
+        number,
+        [
+            (label.get("number", "number"), row.number, Case, "external_id"),
+            (label.get("applicant", "applicant"), row.applicant, Organisation, "name"),
+            (label.get(item_key, item_key), row.item, Case, "track" if item_key == "track" else "title"),
+        ],
+    )
+    if problems:
+        return Unplaced(file, number, "；".join(f"「{p.column}」{p.message}" for p in problems))
     return row
 
 
@@ -495,11 +510,7 @@ def _sync(
     )
     ctx.audit.lock(session)  # cases are looked up, created and walked: one writer at a time
     with _savepoint(session) as undo:
-        try:
-            _walk_all(session, ctx, spec, platform, records, source, report)
-        except ActionRefused as exc:  # raised by _walk_all with the row it was walking
-            assert report.refused is not None
-            del exc
+        _walk_all(session, ctx, spec, platform, records, source, report)
         if dry_run or report.refused is not None:
             undo()
     changed = bool(report.new or report.changes)
@@ -601,6 +612,8 @@ def _walk_all(
             case.external_id = parsed.number  # recorded in the sync event with the row
             session.add(case)
         _walk_case(session, ctx, machine, platform, case, parsed, source, report)
+        if report.refused is not None:
+            return  # all or nothing: the caller undoes what the rows before it did
 
 
 def _new_case(
@@ -767,7 +780,6 @@ def _walk_case(
         return
     assert first is not None
     report.refused = Refusal(row.row, case.ref, first_step[0], str(first), first.rule)
-    raise first
 
 
 class _StepRefused(Exception):

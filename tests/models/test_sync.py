@@ -404,3 +404,23 @@ def test_a_platform_section_without_a_status_column_is_refused_naming_the_key() 
     text_ = "\n".join(line for line in text_.splitlines() if not line.startswith("    status: {"))
     with pytest.raises(CampaignFileError, match=r"jp\.yaml: .*\n  platform: .*platform\.columns 须有 status"):
         load_campaign_text(text_, origin="jp.yaml")
+
+
+def test_a_platform_number_too_long_for_its_column_is_a_row_it_cannot_place(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    ref = make_cases(seeded, make_ctx)
+    other = make_cases(seeded, make_ctx, county="拱墅区")
+    path = export(
+        tmp_path,
+        [
+            ["P" * 100, "西湖区", "", "智能终端", "已提交", "2026-06-19 16:00", ""],
+            ["P-2", "拱墅区", "", "智能终端", "已提交", "2026-06-19 16:00", ""],
+        ],
+    )
+
+    report = sync(seeded, make_ctx, path, now=IN_WINDOW)
+
+    [unplaced] = report.unplaced
+    assert unplaced.row == 3 and "申报编号" in unplaced.why and "最多 80 个" in unplaced.why
+    assert state_of(seeded, ref) == "draft" and state_of(seeded, other) == "submitted"
