@@ -57,8 +57,8 @@ from models.sheets import (
     read_sheet,
 )
 
-# The longest walk tried (a jump from 填报中 to 初审通过 is four steps); more candidate paths than
-# this means the machine offers detours (return, resubmit …) that the platform never implies.
+# How many candidate walks are tried, shortest first. Walks longer than the shortest by more than
+# one step are never tried: they are detours (return → resubmit …) the platform never implied.
 _MAX_PATHS = 6
 
 
@@ -361,10 +361,10 @@ def walks(machine: Machine, source: str, target: str) -> list[list[Transition]]:
     """Paths of actions from ``source`` to ``target``, shortest first (breadth-first).
 
     The engine's own transitions (lapse) are left out: a platform never lapses anything, and a
-    lapse is undone only by the explicit correction. Several paths of one length are kept in the
-    machine's declaration order; the walk takes the first whose guards pass (精品: 已提交 →
-    已推荐 is ``recommend`` for a direct SOE/association recommender, ``approve`` + ``recommend``
-    through the county otherwise).
+    lapse is undone only by the explicit correction. Paths of the shortest length and one step
+    longer are kept, in the machine's declaration order; the walk takes the first whose guards
+    pass (精品: 已提交 → 已推荐 is ``recommend`` for a direct SOE/association recommender,
+    ``approve`` + ``recommend`` through the county otherwise).
     """
     found: list[list[Transition]] = []
     todo: deque[tuple[str, list[Transition]]] = deque([(source, [])])
@@ -376,6 +376,8 @@ def walks(machine: Machine, source: str, target: str) -> list[list[Transition]]:
             if t.target is None or t.tiers == ("system",):
                 continue
             visited = {source, *(p.target for p in path)}
+            if found and len(path) + 1 > len(found[0]) + 1:
+                return found[:_MAX_PATHS]
             if t.target == target:
                 found.append([*path, t])
             elif t.target not in visited:
@@ -733,6 +735,9 @@ def _walk_case(
         correction = machine.correction("correct_lapse", case.state)
         start = correction.target if correction and correction.target else case.state
     paths = walks(machine, start, row.state)
+    if correction is not None:
+        # The lapse is undone only by a submission the platform recorded before the deadline.
+        paths = [p for p in paths if p[0].action == "submit"]
     if not paths:
         why = (
             f"平台状态在 shenbao 记录的「{machine.state_label(case.state)}」之前或无法由其到达，"
@@ -749,8 +754,7 @@ def _walk_case(
             )
             report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
             return
-    first: ActionRefused | None = None
-    first_step = ("", "")
+    refusal: Refusal | None = None  # of the shortest path, when no path passes its guards
     for path in paths:
         with _savepoint(session) as undo:
             try:
@@ -759,8 +763,8 @@ def _walk_case(
                 effective = _walk(session, ctx, case, path, row, platform, source)
             except _StepRefused as exc:
                 undo()
-                if first is None:
-                    first, first_step = exc.refusal, (exc.action, case.ref)
+                if refusal is None:
+                    refusal = Refusal(row.row, case.ref, exc.action, str(exc.refusal), exc.refusal.rule)
                 continue
         report.changes.append(
             StateChange(
@@ -778,8 +782,7 @@ def _walk_case(
             )
         )
         return
-    assert first is not None
-    report.refused = Refusal(row.row, case.ref, first_step[0], str(first), first.rule)
+    report.refused = refusal
 
 
 class _StepRefused(Exception):

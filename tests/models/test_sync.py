@@ -139,7 +139,7 @@ def test_it_finds_the_shortest_walks_without_the_engines_own_transitions() -> No
     [first, *_] = walks(CLUSTER_APPLICATION, "draft", "recommended")
     assert [t.action for t in first] == ["submit", "recommend"]
     paths = [[t.action for t in p] for p in walks(JINGPIN_APPLICATION, "draft", "recommended")]
-    assert paths[:2] == [["submit", "recommend"], ["submit", "approve", "recommend"]]
+    assert paths == [["submit", "recommend"], ["submit", "approve", "recommend"]]  # no detours
     assert walks(CLUSTER_APPLICATION, "withdrawn", "recommended") == []
     assert walks(CLUSTER_APPLICATION, "submitted", "draft") == []  # behind: nothing but lapse leads there
 
