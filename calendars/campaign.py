@@ -188,6 +188,57 @@ class ProvinceContact(_Strict):
     email: str | None = None
 
 
+# What a platform export's columns can mean; which of them a campaign's export has is data.
+PlatformField = Literal[
+    "number",  # 申报编号 on the platform (Case.external_id)
+    "applicant",  # 申报单位 / 企业名称
+    "county",  # 所在县（市、区）
+    "track",  # 细分赛道 (cluster)
+    "product",  # 产品名称及型号 (精品)
+    "zone_type",  # 申报类型: 核心区 / 协同区 / “新星”产业群 (cluster)
+    "status",  # the platform's status word, mapped by ``statuses``
+    "status_at",  # when the platform recorded that status (审核时间 / 状态时间)
+    "submitted_at",  # when the applicant submitted on the platform (提交时间)
+]
+
+
+class PlatformColumn(_Strict):
+    """One column of a platform's list export, recognised like an import form's columns."""
+
+    label: str
+    aliases: tuple[str, ...] = ()
+    required: bool = True
+
+
+class PlatformSpec(_Strict):
+    """Where the applications are really filed, and how to read its list export.
+
+    A changed export layout or a new status word is an edit of this section, not of code.
+    ``statuses`` maps each word the platform shows to a state of the campaign's application
+    machine; several words may mean one state. The state names are checked against the machine
+    by ``models.sync`` (this module knows no machines).
+    """
+
+    name: str
+    columns: dict[PlatformField, PlatformColumn]
+    statuses: dict[str, str]
+
+    @model_validator(mode="after")
+    def _check(self) -> PlatformSpec:
+        if "status" not in self.columns:
+            raise ValueError("platform.columns 须有 status（平台状态列）")
+        if "number" not in self.columns and "applicant" not in self.columns:
+            raise ValueError(
+                "platform.columns 须有 number（平台编号）或 applicant（申报单位）之一，用于匹配案件"
+            )
+        if not self.statuses:
+            raise ValueError("platform.statuses 不能为空：须列出平台的状态用语及其对应状态")
+        blank = [word for word in self.statuses if not word.strip()]
+        if blank:
+            raise ValueError("platform.statuses 含空白的状态用语")
+        return self
+
+
 class CampaignSpec(_Strict):
     id: str
     program: Program
@@ -199,6 +250,8 @@ class CampaignSpec(_Strict):
     stages: tuple[Stage, ...]
     cluster: ClusterRules | None = None
     jingpin: JingpinRules | None = None
+    # The provincial platform the applications are filed on; None: nothing to sync from.
+    platform: PlatformSpec | None = None
     # Working hours for non-urgent mail, local time.
     working_hours: tuple[str, str] = ("08:30", "17:30")
 
@@ -212,6 +265,13 @@ class CampaignSpec(_Strict):
             raise ValueError("program 为 cluster 的批次必须有 cluster: 规则（赛道与门槛）")
         if self.program == "jingpin" and self.jingpin is None:
             raise ValueError("program 为 jingpin 的批次必须有 jingpin: 规则（类别、门槛与名额）")
+        if self.platform is not None:
+            # The export must say what was applied for, or a row without a number matches nothing.
+            item = "track" if self.program == "cluster" else "product"
+            if "applicant" in self.platform.columns and item not in self.platform.columns:
+                raise ValueError(
+                    f"platform.columns 有 applicant 时须有 {item}（申报单位与{'细分赛道' if item == 'track' else '产品'}一起匹配案件）"
+                )
         return self
 
     def stage(self, stage_id: str) -> Stage:

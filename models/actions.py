@@ -19,7 +19,7 @@ from models import quota as quotas
 from models.audit import AuditEvent, EventDraft
 from models.campaign import Campaign, StageDeadline, get_campaign
 from models.case import Case
-from models.context import SYSTEM, Actor, Ctx
+from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
 from models.eligibility import Finding, findings_for
 from models.letters import Letter, letter_on_file
@@ -108,7 +108,7 @@ def within_jurisdiction(org: Organisation, case: Case) -> bool:
 
 
 def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> None:
-    if actor.is_system or actor.is_admin:
+    if actor.is_engine or actor.is_admin:
         return
     if actor.org_id is None:
         # Nobody acts as "the operator": a person acts for an organisation, or explicitly as admin.
@@ -173,7 +173,13 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
 
 
 def _guard_eligibility(
-    session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, overrides: dict[str, str]
+    session: Session,
+    ctx: Ctx,
+    spec: CampaignSpec,
+    case: Case,
+    overrides: dict[str, str],
+    *,
+    blocking: bool = True,
 ) -> list[Finding]:
     org = session.get(Organisation, case.county_code) if case.county_code else None
     mountain_island = bool(org and org.mountain_island)
@@ -185,6 +191,8 @@ def _guard_eligibility(
         category=case.category,
         mountain_island=mountain_island,
     )
+    if not blocking:
+        return found
     blocks = [f for f in found if f.severity == "block"]
     if blocks:
         raise ActionRefused(
@@ -320,7 +328,11 @@ def act(
         if guard == "window":
             _guard_window(session, ctx, spec, case, t)
         elif guard == "eligibility":
-            found = _guard_eligibility(session, ctx, spec, case, overrides)
+            # A submission the platform accepted is a fact shenbao records, not a request it may
+            # refuse (it often lacks the form's figures); the findings are kept for the reviewers.
+            found = _guard_eligibility(
+                session, ctx, spec, case, overrides, blocking=ctx.actor != PLATFORM_SYNC
+            )
         elif guard == "recommendation_open":
             # The engine's own cascade runs while the recommendation is being submitted.
             if ctx.actor != SYSTEM:

@@ -38,6 +38,12 @@ class Actor:
     def is_system(self) -> bool:
         return self == SYSTEM
 
+    @property
+    def is_engine(self) -> bool:
+        """The engine itself, on its own rules (SYSTEM) or recording a platform (PLATFORM_SYNC):
+        not a person, so no tier or jurisdiction applies; what it may do is each caller's rule."""
+        return self in (SYSTEM, PLATFORM_SYNC)
+
     def audit_details(self) -> dict[str, Any]:
         """What every audit event by this actor adds to its details (admin mode is on record)."""
         if not self.is_admin:
@@ -48,6 +54,9 @@ class Actor:
 
 
 SYSTEM = Actor(name="system")
+# The engine recording what a provincial platform shows (models.sync): an operator identity,
+# distinct from SYSTEM (which acts on shenbao's own rules: lapses, cascades) and from people.
+PLATFORM_SYNC = Actor(name="平台同步")
 
 
 @dataclass(frozen=True)

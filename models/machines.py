@@ -30,6 +30,10 @@ class Machine:
     transitions: tuple[Transition, ...]
     # States in which nothing more is expected of anyone.
     final: frozenset[str]
+    # The engine undoing one of its own transitions that a source of truth proved wrong (a
+    # lapse at the deadline when the platform recorded the submission before it). Not part of
+    # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final.
+    corrections: tuple[Transition, ...] = ()
 
     def allowed(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]
@@ -39,6 +43,9 @@ class Machine:
             if t.action == action and state in t.sources:
                 return t
         return None
+
+    def correction(self, action: str, state: str) -> Transition | None:
+        return next((t for t in self.corrections if t.action == action and state in t.sources), None)
 
     def actions(self) -> set[str]:
         return {t.action for t in self.transitions}
@@ -135,6 +142,17 @@ CLUSTER_APPLICATION = Machine(
         T("reject", "确定未入选", ("defence_held",), "not_selected", ("province",), needs_reason=True),
     ),
     final=frozenset({"withdrawn", "lapsed", "not_recommended", "prelim_failed", "selected", "not_selected"}),
+    corrections=(
+        # Only the platform sync may do it, with the platform's time of the submission as reason.
+        T(
+            "correct_lapse",
+            "纠正逾期关闭（平台记录已按时提交）",
+            ("lapsed",),
+            "draft",
+            ("platform",),
+            needs_reason=True,
+        ),
+    ),
 )
 
 # 浙江制造精品: an enterprise applies for one product; the county checks it, the city (or the
@@ -231,6 +249,17 @@ JINGPIN_APPLICATION = Machine(
         ),
     ),
     final=frozenset({"withdrawn", "lapsed", "not_recommended", "prelim_failed", "selected", "not_selected"}),
+    corrections=(
+        # Only the platform sync may do it, with the platform's time of the submission as reason.
+        T(
+            "correct_lapse",
+            "纠正逾期关闭（平台记录已按时提交）",
+            ("lapsed",),
+            "draft",
+            ("platform",),
+            needs_reason=True,
+        ),
+    ),
 )
 
 # 推荐: one per city (or SOE office / association) and program. It carries the sealed letter

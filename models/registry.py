@@ -85,6 +85,10 @@ class RefAllocator:
 def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tuple[Campaign, list[str]]:
     """Load or update a campaign from its file text; returns the campaign and what changed."""
     spec = load_campaign_text(text, origin=origin)
+    if spec.platform is not None:
+        from models.sync import platform_of  # sync builds on the registry: imported when needed
+
+        platform_of(spec, origin=origin)  # its status words must name states of the machine
     digest = spec_digest(text)
     existing = session.get(Campaign, spec.id)
     changes: list[str] = []

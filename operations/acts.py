@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from models.campaign import Campaign, StageDeadline
     from models.case import Case
     from models.imports import ImportSummary
+    from models.sync import SyncReport
 
 
 def act(
@@ -118,3 +119,25 @@ def requeue_dead_letters(
                 ),
             )
         raise
+
+
+def sync_platform(
+    rt: Runtime,
+    requested_by: Actor,
+    campaign_id: str,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> SyncReport:
+    """Bring a campaign in line with a platform's list export, in one transaction.
+
+    The changes are 平台同步's (the platform is where people acted); ``requested_by`` is who
+    handed the file over, recorded with every change. A dry run writes nothing at all.
+    """
+    from models.context import PLATFORM_SYNC
+    from models.sync import sync_file
+
+    ctx = rt.ctx(PLATFORM_SYNC, now=now)
+    with rt.db.write() as session:
+        return sync_file(session, ctx, campaign_id, path, dry_run=dry_run, requested_by=requested_by.label)
