@@ -58,7 +58,7 @@ class Fail(click.ClickException):
 
     def __init__(self, message: str, code: int = EXIT_BAD_INPUT, **data: Any) -> None:
         super().__init__(message)
-        self.exit_code = code
+        self.exit_code = code  # type: ignore[misc]  # click declares it on the class; each Fail has its own
         self.data = data  # what --json prints besides the message (rule, problems …)
 
     def show(self, file: Any = None) -> None:
@@ -147,7 +147,7 @@ def _internal_error(exc: BaseException) -> str:
 
 
 def _rt(ctx: click.Context) -> Runtime:
-    return ctx.ensure_object(dict)["runtime"]  # type: ignore[no-any-return]
+    return ctx.ensure_object(dict)["runtime"]
 
 
 def identity_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -319,7 +319,7 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
     rt = _rt(ctx)
     with rt.db.read() as session:
         rows = session.exec(select(Campaign).order_by(Campaign.id)).all()
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "id": c.id,
                 "program": c.program,
@@ -514,12 +514,12 @@ def roster_import(
 @handled
 def roster_list(ctx: click.Context, city: str | None, program: str | None, as_json: bool) -> None:
     """列出联系人。"""
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     rt = _rt(ctx)
     city_code = _resolve_division(rt, city, "city")
     with rt.db.read() as session:
-        query = select(Contact, Organisation).join(Organisation, Organisation.id == Contact.org_id)
+        query = select(Contact, Organisation).join(Organisation, col(Organisation.id) == col(Contact.org_id))
         if city_code:
             query = query.where(Organisation.city_code == city_code)
         rows = [
@@ -527,7 +527,7 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
             for c, o in session.exec(query.order_by(Organisation.id, Contact.name)).all()
             if not program or c.works_on(program)
         ]
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "org": o.name,
             "org_id": o.id,
@@ -800,7 +800,7 @@ def case_list(
         cases = list_cases(
             session, campaign_id, kind=kind, city=city_code, county=county_code, state=state, limit=limit
         )
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "ref": c.ref,
                 "kind": c.kind,
@@ -992,8 +992,8 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
         c = get_case(session, ref)
         machine = machine_for(c.kind)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
-        org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())  # type: ignore[arg-type]
-    data = [
+        org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())
+    data: list[dict[str, Any]] = [
         {
             "seq": e.seq,
             "at": e.at,
@@ -1141,7 +1141,7 @@ def _set_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         parse_instant(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    ctx.find_object(dict)["runtime"].now_override = value
+    ctx.ensure_object(dict)["runtime"].now_override = value
 
 
 def _add_common_options(group: click.Group) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from calendars.timeutil import format_local, parse_instant
 from flows import output as out
@@ -18,6 +18,16 @@ from operations.runtime import Runtime
 
 # `shenbao send` could reach no SMTP server: nothing was tried, the mail waits in the outbox.
 EXIT_SMTP_UNREACHABLE = 6  # 5 is taken: another `shenbao serve` holds the database
+# What a coordinator reads after `shenbao send` (the --json keys stay as they are).
+_SEND_LABELS = {
+    "sent": "已发送",
+    "retry": "待重试",
+    "deferred": "服务器暂不可达、已放回",
+    "unknown": "结果未知（稍后重试）",
+    "dead": "死信",
+    "cancelled": "发送前复核取消",
+    "lost": "租约失效未发",
+}
 
 
 @cli.command()
@@ -62,7 +72,11 @@ def send(ctx: click.Context, processes: int, as_json: bool) -> None:
     if as_json:
         out.print_json(data)
         return
-    out.line("发送结果：" + "，".join(f"{k} {v}" for k, v in data.items() if isinstance(v, int)))
+    counts = [(label, data.get(key)) for key, label in _SEND_LABELS.items()]
+    out.line(
+        "发送结果："
+        + "，".join(f"{label} {n}" for label, n in counts if isinstance(n, int) and (n or label == "已发送"))
+    )
 
 
 @cli.group(invoke_without_command=True)
@@ -85,7 +99,7 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
         if status:
             query = query.where(Email.status == status)
         emails = session.exec(query).all()
-        last_outcome = {
+        last_outcome: dict[int | None, str] = {
             a.email_id: a.outcome
             for a in session.exec(
                 select(DeliveryAttempt)
@@ -93,7 +107,7 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
                 .order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
             ).all()
         }
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "id": e.id,
             "to": e.to_addr,
@@ -193,7 +207,7 @@ def _entry(
 ) -> dict[str, Any]:
     """One line of the timeline: what the tick did and the emails it wrote (ids above ``before``,
     so a re-run over the same instants lists only its own)."""
-    new = session.exec(select(Email).where(Email.id > before).order_by(Email.id)).all()  # type: ignore[operator]
+    new = session.exec(select(Email).where(col(Email.id) > before).order_by(col(Email.id))).all()
     return {
         "at": now,
         "tick": report.as_dict(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from calendars.timeutil import format_local
@@ -97,7 +99,7 @@ def token_list(ctx: click.Context, email: str | None, as_json: bool) -> None:
     now = rt.now()
     with rt.db.read() as session:
         rows = list_tokens(session, email)
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "id": t.id,
             "contact": c.name,

@@ -33,7 +33,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignFileError, CampaignSpec, PlatformSpec
 from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
@@ -244,19 +244,19 @@ def _parse_row(
         try:
             times[key] = _instant(raw)
         except ValueError as exc:
-            return Unplaced(file, number, f"「{platform.columns[key].label}」无法识别：{exc}")  # type: ignore[index]
+            return Unplaced(file, number, f"「{platform.columns[key].label}」无法识别：{exc}")
         if times[key] > now:  # type: ignore[operator]
             return Unplaced(
                 file,
                 number,
-                f"「{platform.columns[key].label}」{format_local(times[key])} 晚于当前时间",  # type: ignore[index, arg-type]
+                f"「{platform.columns[key].label}」{format_local(times[key])} 晚于当前时间",  # type: ignore[arg-type]
             )
     zone: str | None = None
     if _text(values.get("zone_type")) is not None:
         try:
             zone = _zone_type(values["zone_type"])
         except _Bad as exc:
-            return Unplaced(file, number, f"「{platform.columns['zone_type'].label}」{exc}")  # type: ignore[index]
+            return Unplaced(file, number, f"「{platform.columns['zone_type'].label}」{exc}")
     row = _Row(
         row=number,
         number=_text(values.get("number")),
@@ -273,7 +273,7 @@ def _parse_row(
         return Unplaced(file, number, "既无平台编号，也无申报单位与申报内容，无法对应到案件")
     # Cells longer than the columns they go into: PostgreSQL would refuse the whole sync.
     problems: list[ImportProblem] = []
-    label = {k: c.label for k, c in platform.columns.items()}
+    label: dict[str, str] = {k: c.label for k, c in platform.columns.items()}
     _too_long(
         problems,
         Path(file),
@@ -298,7 +298,7 @@ def _keys(name: str | None, item: str | None, org_id: str | None) -> set[tuple[s
     keys = {("org", org_id, _word(item))} if org_id else set()
     if name:
         keys.add(("name", _word(name), _word(item)))
-    return keys  # type: ignore[return-value]
+    return keys
 
 
 def _case_keys(case: Case, program: str) -> set[tuple[str, str, str]]:
@@ -315,7 +315,7 @@ class _Index:
         cases = session.exec(
             select(Case)
             .where(Case.campaign_id == spec.id, Case.kind == application_kind(spec))
-            .order_by(Case.id)
+            .order_by(col(Case.id))
         ).all()
         self.program = spec.program
         self.by_number: dict[str, Case] = {}
@@ -348,10 +348,10 @@ class _Index:
         if len(by_name) > 1:
             refs = "、".join(c.ref for c in by_name.values())
             return None, f"申报单位与申报内容对应多个案件（{refs}），请在平台导出中带上申报编号"
-        case = next(iter(by_name.values()), None)
-        if case is not None and row.number and case.external_id and case.external_id != row.number:
-            return None, f"{case.ref} 登记的平台编号为 {case.external_id}，本行为 {row.number}"
-        return case, None
+        only = next(iter(by_name.values()), None)
+        if only is not None and row.number and only.external_id and only.external_id != row.number:
+            return None, f"{only.ref} 登记的平台编号为 {only.external_id}，本行为 {row.number}"
+        return only, None
 
 
 # -- walking the machine ------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def sync_rows(
     columns = _columns(platform)
     headers = sorted({str(k) for r in rows for k in r})
     # Field keys ("status") are accepted as they are; labels and aliases are matched like headers.
-    mapping = {h: h for h in headers if h in platform.columns}
+    mapping: dict[str, str] = {h: h for h in headers if h in platform.columns}
     by_label = _match_columns(headers, [c for c in columns if c.key not in mapping.values()])
     mapping.update({headers[i]: key for key, i in by_label.items()})
     missing = [c for c in columns if c.required and c.key not in mapping.values()]
@@ -509,7 +509,7 @@ def _sync(
     ctx: Ctx,
     spec: CampaignSpec,
     platform: PlatformSpec,
-    records: list[tuple[int, Mapping[str, Any]]],
+    records: Sequence[tuple[int, Mapping[str, Any]]],
     source: _Source,
     dry_run: bool,
 ) -> SyncReport:
@@ -584,7 +584,7 @@ def _synced_before(session: Session, campaign_id: str, digest: str) -> AuditEven
         .where(
             AuditEvent.action == "sync", AuditEvent.campaign_id == campaign_id, AuditEvent.to_value == digest
         )
-        .order_by(AuditEvent.seq)
+        .order_by(col(AuditEvent.seq))
     ).first()
 
 
@@ -593,7 +593,7 @@ def _walk_all(
     ctx: Ctx,
     spec: CampaignSpec,
     platform: PlatformSpec,
-    records: list[tuple[int, Mapping[str, Any]]],
+    records: Sequence[tuple[int, Mapping[str, Any]]],
     source: _Source,
     report: SyncReport,
 ) -> None:
@@ -619,7 +619,7 @@ def _walk_all(
         elif case.id in seen:
             report.unplaced.append(
                 Unplaced(source.name, number, f"与第{seen[case.id]}行是同一申报（{case.ref}）")
-            )  # type: ignore[index]
+            )
             continue
         seen[case.id] = number  # type: ignore[index]
         if parsed.number and not case.external_id:

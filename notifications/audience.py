@@ -89,10 +89,10 @@ class Directory:
             for contact in self.session.exec(query).all():
                 self._add(contact)
             self._loaded.update(chunk)
-        wanted = sorted({i for i in contact_ids if i not in self._by_id})
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start : start + 900]
-            for contact in self.session.exec(select(Contact).where(Contact.id.in_(chunk))).all():  # type: ignore[union-attr]
+        unseen = sorted({i for i in contact_ids if i not in self._by_id})
+        for start in range(0, len(unseen), 900):
+            ids = unseen[start : start + 900]
+            for contact in self.session.exec(select(Contact).where(Contact.id.in_(ids))).all():  # type: ignore[union-attr]
                 self._add(contact)
 
     def org(self, org_id: str | None) -> Organisation | None:

@@ -101,8 +101,9 @@ class _Handler:
             drop, delay = owner.drop_after_data, owner.reply_delay
         if drop:
             # Stored, then gone before the reply: a crash or a cut line at the worst moment.
-            if server.transport is not None:
-                server.transport.abort()
+            transport = server.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
             return "421 4.3.0 connection dropped"
         if delay > 0:
             await asyncio.sleep(delay)
@@ -115,7 +116,7 @@ class _PortZeroController(Controller):
 
     def _trigger_server(self) -> None:
         if self.server is not None and self.port == 0:
-            self.port = self.server.sockets[0].getsockname()[1]
+            self.port = self.server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]  # an asyncio.Server
         super()._trigger_server()
 
 

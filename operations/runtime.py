@@ -129,7 +129,7 @@ class SettingsRecheck:
     def prepare(
         self, session: Session, emails: list[Email], now: datetime
     ) -> Callable[[Session, Email, datetime], bytes | Literal["keep"] | None]:
-        return self._built().prepare(session, emails, now)  # type: ignore[no-any-return]
+        return self._built().prepare(session, emails, now)
 
     def __call__(self, session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
-        return self._built()(session, email, now)  # type: ignore[no-any-return]
+        return self._built()(session, email, now)
