@@ -503,6 +503,8 @@ def main() -> None:
         )
     if args.out is None:
         shutil.rmtree(home, ignore_errors=True)
+        # The audit key goes beside the home, not in it (Settings.secrets_dir).
+        shutil.rmtree(home.with_name(f"{home.name}.keys"), ignore_errors=True)
 
 
 if __name__ == "__main__":
