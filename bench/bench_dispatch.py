@@ -278,7 +278,10 @@ def main() -> None:
     )
     parser.add_argument("--processes", default="2,3,4", help="process counts for the SQLite runs")
     parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="1,000 mails, 200 naive, once, 2 processes")
     args = parser.parse_args()
+    if args.quick:
+        args.emails, args.naive, args.repeat, args.processes = 1000, 200, 1, "2"
     n = args.emails
 
     print(

@@ -294,7 +294,10 @@ def main() -> None:
         help="cases in the extrapolation (both 2026 campaigns, all levels, is a few thousand)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--quick", action="store_true", help="N = 10, 10 async and 2 sync runs, no worker")
     args = parser.parse_args()
+    if args.quick:
+        args.cases, args.runs, args.sync_runs, args.no_worker = 10, 10, 2, True
 
     folder = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
     _quiet_prefect(folder / "prefect-home")
