@@ -66,8 +66,12 @@ class Viewer:
         # perform() checks the tier and the jurisdiction of this organisation again.
         return Actor(name=self.name, org_id=self.org.id, tier=self.org.tier)
 
+    @property
+    def program_set(self) -> frozenset[str]:
+        return frozenset(p for p in self.programs.split(",") if p)
+
     def works_on(self, program: str) -> bool:
-        return program in self.programs.split(",")
+        return program in self.program_set
 
 
 # -- tokens ------------------------------------------------------------------------------------

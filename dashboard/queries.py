@@ -7,6 +7,7 @@ totals, so the counts here take the scope filter of :mod:`dashboard.scope`.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from sqlmodel import Session, select
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, format_duration_zh, local_date
 from calendars.workdays import UnknownYearError, WorkCalendar
-from dashboard.scope import case_filter, org_filter
+from dashboard.scope import case_filter, email_filter, notification_filter, org_filter, program_filter
 from models import quota as quotas
 from models.actions import recommendation_case
 from models.audit import AuditEvent
@@ -151,6 +152,7 @@ def list_cases(
     org: Organisation,
     campaign_id: str | None,
     *,
+    programs: Collection[str],
     kind: str | None = None,
     city: str | None = None,
     county: str | None = None,
@@ -160,7 +162,7 @@ def list_cases(
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[list[Case], int]:
-    filters = [case_filter(org)]
+    filters = [case_filter(org), program_filter(programs)]
     if campaign_id:
         filters.append(Case.campaign_id == campaign_id)
     if kind:
@@ -485,9 +487,16 @@ class MailLog:
 
 
 def mail_log(
-    session: Session, org: Organisation, *, status: str | None = None, limit: int = 200, offset: int = 0
+    session: Session,
+    org: Organisation,
+    *,
+    programs: Collection[str],
+    status: str | None = None,
+    limit: int = 200,
+    offset: int = 0,
 ) -> MailLog:
-    scope = [org_filter(org)]
+    scope = [org_filter(org), email_filter(programs)]
+    notices = [org_filter(org), notification_filter(programs)]
     base = (
         select(Email, Contact, Organisation)
         .join(Contact, Contact.id == Email.contact_id)  # type: ignore[arg-type]
@@ -507,7 +516,7 @@ def mail_log(
             select(Notification.status, func.count())
             .join(Contact, Contact.id == Notification.contact_id)  # type: ignore[arg-type]
             .join(Organisation, Organisation.id == Contact.org_id)
-            .where(*scope)
+            .where(*notices)
             .group_by(Notification.status)
         ).all()
     )

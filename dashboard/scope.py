@@ -1,23 +1,47 @@
-"""What an organisation may see: the SQL form of ``models.actions.within_jurisdiction``.
+"""What a viewer may see: their organisation's jurisdiction and the programs they work on.
+
+The organisation part is the SQL form of ``models.actions.within_jurisdiction``.
 
 Pages list cases with a WHERE clause rather than filtering rows one by one in Python, so the rule
 exists twice; ``tests/dashboard/test_scope.py`` checks that both forms agree on every case.
 A request for something outside the scope is answered 404 for single cases (their existence is
 itself information) and 403 for whole cities or counties (those are public names).
+
+Programs: a contact registered for 集群遴选 sees and acts on cluster campaigns only, one for
+制造精品 on 精品 only (the roster's 备注; a contact with no note works on both, which is how a
+province office that runs both programs is registered). A campaign of the other program is a
+public name, so asking for it is refused 403 with a message naming the program; a case of the
+other program within the viewer's jurisdiction is refused the same way (the organisation knows
+its own cases), one outside it stays 404.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException
 from sqlalchemy import or_, true
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, select
 
 from models.actions import within_jurisdiction
-from models.case import Case
+from models.campaign import Campaign, get_campaign
+from models.case import PROGRAM_LABELS, Case
 from models.org import Organisation
+from models.outbox import Email, Notification
 from models.reference import load_divisions
+
+if TYPE_CHECKING:
+    from dashboard.auth import Viewer
+
+
+def program_label(program: str) -> str:
+    return PROGRAM_LABELS.get(program, program)
+
+
+def programs_label(programs: Collection[str]) -> str:
+    return "、".join(f"「{program_label(p)}」" for p in sorted(programs))
 
 
 def case_filter(org: Organisation) -> ColumnElement[bool]:
@@ -30,6 +54,35 @@ def case_filter(org: Organisation) -> ColumnElement[bool]:
     if org.tier in ("soe_group", "association"):
         return or_(Case.recommender_id == org.id, Case.org_id == org.id)
     return Case.org_id == org.id  # type: ignore[return-value]
+
+
+def program_filter(programs: Collection[str]) -> ColumnElement[bool]:
+    """Cases of campaigns of ``programs``."""
+    return Case.campaign_id.in_(  # type: ignore[attr-defined]
+        select(Campaign.id).where(Campaign.program.in_(sorted(programs)))  # type: ignore[attr-defined]
+    )
+
+
+def campaign_filter(programs: Collection[str]) -> ColumnElement[bool]:
+    return Campaign.program.in_(sorted(programs))  # type: ignore[attr-defined,no-any-return]
+
+
+def notification_filter(programs: Collection[str]) -> ColumnElement[bool]:
+    """Notifications about campaigns of ``programs`` (and those about no campaign at all)."""
+    return or_(
+        Notification.campaign_id.is_(None),  # type: ignore[union-attr]
+        Notification.campaign_id.in_(  # type: ignore[union-attr]
+            select(Campaign.id).where(Campaign.program.in_(sorted(programs)))  # type: ignore[attr-defined]
+        ),
+    )
+
+
+def email_filter(programs: Collection[str]) -> ColumnElement[bool]:
+    """Mails for a viewer of ``programs``: all of them for one who works on every program, else
+    those with a notification about a campaign of theirs (a digest can mix both programs)."""
+    if set(PROGRAM_LABELS) <= set(programs):
+        return true()
+    return Email.id.in_(select(Notification.email_id).where(notification_filter(programs)))  # type: ignore[union-attr,no-any-return]
 
 
 def org_filter(org: Organisation) -> ColumnElement[bool]:
@@ -78,11 +131,41 @@ def require_county(org: Organisation, county_code: str) -> None:
         raise HTTPException(403, f"{org.name}无权查看{division.name}的数据")
 
 
-def require_case(org: Organisation, case: Case | None, ref: str) -> Case:
-    if case is None or not can_see_case(org, case):
+def campaigns_for(session: Session, viewer: Viewer) -> list[Campaign]:
+    """The campaigns of the viewer's programs."""
+    query = select(Campaign).where(campaign_filter(viewer.program_set)).order_by(Campaign.id)
+    return list(session.exec(query).all())
+
+
+def refuse_program(viewer: Viewer, program: str, what: str) -> None:
+    if not viewer.works_on(program):
+        raise HTTPException(
+            403,
+            f"{what}属于「{program_label(program)}」，{viewer.org.name}{viewer.name}登记负责的是"
+            f"{programs_label(viewer.program_set)}，无权查看或办理"
+            "（如需负责该项工作，请在工作人员信息汇总表的备注中注明后重新导入）",
+        )
+
+
+def require_campaign(session: Session, viewer: Viewer, campaign_id: str) -> Campaign:
+    try:
+        campaign = get_campaign(session, campaign_id)
+    except LookupError as exc:
+        raise HTTPException(404, str(exc).strip("'\"")) from None
+    refuse_program(viewer, campaign.program, f"批次 {campaign_id}")
+    return campaign
+
+
+def require_case(session: Session, viewer: Viewer, case: Case | None, ref: str) -> Case:
+    if case is None or not can_see_case(viewer.org, case):
         # The same answer for "no such case" and "not yours": a ref must not be probeable.
         raise HTTPException(404, f"找不到案件 {ref}，或该案件不在本单位管辖范围内")
+    refuse_program(viewer, program_of(session, case), f"案件 {case.ref}")
     return case
+
+
+def program_of(session: Session, case: Case) -> str:
+    return get_campaign(session, case.campaign_id).program
 
 
 def require_province(org: Organisation, what: str) -> None:

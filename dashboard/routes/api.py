@@ -131,7 +131,7 @@ def _visible_case(session: Session, viewer: Viewer, ref: str) -> Case:
         case = get_case(session, ref)
     except CaseNotFound:
         case = None
-    return scope.require_case(viewer.org, case, ref)
+    return scope.require_case(session, viewer, case, ref)
 
 
 def _case_by_external(session: Session, viewer: Viewer, external_id: str, campaign: str | None) -> Case:
@@ -139,11 +139,14 @@ def _case_by_external(session: Session, viewer: Viewer, external_id: str, campai
     if campaign:
         query = query.where(Case.campaign_id == campaign)
     found = [c for c in session.exec(query).all() if scope.can_see_case(viewer.org, c)]
+    if len(found) > 1:
+        # The same external id in a cluster and a 精品 campaign: the viewer's programs decide.
+        found = [c for c in found if scope.program_of(session, c) in viewer.program_set] or found
     if not found:
         raise HTTPException(404, f"找不到外部编号为 {external_id} 的案件，或该案件不在本单位管辖范围内")
     if len(found) > 1:
         raise HTTPException(409, f"外部编号 {external_id} 对应多个批次的案件，请加参数 campaign 指定批次")
-    return found[0]
+    return scope.require_case(session, viewer, found[0], external_id)
 
 
 @router.get("/me", response_model=Me, summary="当前用户", responses=REFUSALS)
@@ -167,7 +170,7 @@ def me(viewer: ViewerDep) -> Me:
 def campaigns(request: Request, viewer: ViewerDep) -> list[CampaignOut]:
     rt = runtime(request)
     with rt.db.read() as session:
-        rows = session.exec(select(Campaign).order_by(Campaign.id)).all()
+        rows = scope.campaigns_for(session, viewer)
         return [_campaign_out(request, session, viewer, c) for c in rows]
 
 
@@ -187,7 +190,7 @@ def _campaign_out(request: Request, session: Session, viewer: Viewer, c: Campaig
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, summary="一个批次", responses=REFUSALS)
 def campaign(request: Request, campaign_id: str, viewer: ViewerDep) -> CampaignOut:
     with runtime(request).db.read() as session:
-        return _campaign_out(request, session, viewer, get_campaign_or_404(session, campaign_id))
+        return _campaign_out(request, session, viewer, get_campaign_or_404(session, campaign_id, viewer))
 
 
 @router.get(
@@ -219,7 +222,7 @@ def board_api(
     }
     rt = runtime(request)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         kind = kind or application_kind(c)
         if kind not in KIND_LABELS:
             raise HTTPException(404, f"没有这类案件：{kind}")
@@ -248,7 +251,7 @@ def board_api(
 def progress(request: Request, campaign_id: str, stage_id: str, viewer: ViewerDep) -> ProgressOut:
     rt = runtime(request)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         status = next(
             (
                 s
@@ -281,7 +284,7 @@ def recommendation(
 ) -> RecommendationOut:
     scope.require_city(viewer.org, city_code)
     with runtime(request).db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         city = session.get(Organisation, city_code)
         if city is None:
             raise HTTPException(404, f"没有这个设区市：{city_code}")
@@ -314,7 +317,7 @@ def deadline(
     scope.require_province(viewer.org, "设定或调整截止时间")
     rt = runtime(request)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         try:
             c.spec().stage(stage_id)
         except KeyError as exc:
@@ -356,10 +359,13 @@ def cases(
     if county:
         scope.require_county(viewer.org, county)
     with runtime(request).db.read() as session:
+        if campaign:
+            scope.require_campaign(session, viewer, campaign)
         rows, total = list_cases(
             session,
             viewer.org,
             campaign,
+            programs=viewer.program_set,
             kind=kind,
             city=city,
             county=county,
@@ -539,7 +545,9 @@ def notifications(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MailLogOut:
     with runtime(request).db.read() as session:
-        log = mail_log(session, viewer.org, status=status, limit=limit, offset=offset)
+        log = mail_log(
+            session, viewer.org, programs=viewer.program_set, status=status, limit=limit, offset=offset
+        )
     return MailLogOut(
         total=log.total,
         email_counts=log.email_counts,

@@ -60,7 +60,7 @@ def _city(session: Session, viewer: Viewer, city_code: str) -> Organisation:
 def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         if c.program != "jingpin":
             raise HTTPException(404, "推荐汇总表（附2-3）只适用于制造精品批次")
         cases = session.exec(
@@ -114,7 +114,7 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
 def roster(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         rows = session.exec(
             select(Contact, Organisation)
             .join(Organisation, Organisation.id == Contact.org_id)
@@ -171,7 +171,9 @@ def _status_report(
     ]
     total = grid.total()
     grid_rows.append(("合计", *[total.get(st, 0) for st in states], sum(total.values())))
-    cases, _n = list_cases(session, org, c.id, kind=kind, city=city, limit=100_000)
+    cases, _n = list_cases(
+        session, org, c.id, programs=viewer.program_set, kind=kind, city=city, limit=100_000
+    )
     names = org_names(session, {x.org_id for x in cases})
     late = overdue_states(statuses, kind)
     case_rows = [
@@ -225,7 +227,7 @@ def _status_report(
 def status_report(request: Request, campaign_id: str, viewer: ViewerDep) -> Response:
     scope.require_province(viewer.org, "导出全省进度报告")
     with runtime(request).db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         data = _status_report(request, session, viewer, c, None)
     day = local_date(now(request)).isoformat()
     return _download(data, f"进度报告_{c.name}_全省_{day}.xlsx", XLSX)
@@ -237,7 +239,7 @@ def status_report(request: Request, campaign_id: str, viewer: ViewerDep) -> Resp
 def city_status_report(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         data = _status_report(request, session, viewer, c, city.id)
     day = local_date(now(request)).isoformat()
     return _download(data, f"进度报告_{c.name}_{city.name}_{day}.xlsx", XLSX)
@@ -250,7 +252,7 @@ def letter(request: Request, ref: str, viewer: ViewerDep) -> Response:
             case = get_case(session, ref)
         except CaseNotFound:
             case = None
-        case = scope.require_case(viewer.org, case, ref)
+        case = scope.require_case(session, viewer, case, ref)
     record = letter_on_file(case)
     if record is None:
         raise HTTPException(404, f"{case.ref} 尚未上传签章文件")

@@ -20,7 +20,6 @@ from dashboard import scope
 from dashboard.auth import Viewer
 from dashboard.web import check_csrf, flash, now, page_viewer, refusal_text, runtime, url
 from models.actions import ActionRefused, CaseNotFound, get_case
-from models.campaign import get_campaign
 from models.letters import MAX_LETTER_BYTES, LetterRefused, LetterStore
 from models.machines import machine_for
 from operations import acts
@@ -70,7 +69,7 @@ def act_on_case(
             case = get_case(session, ref)
         except CaseNotFound:
             case = None
-        case = scope.require_case(viewer.org, case, ref)
+        case = scope.require_case(session, viewer, case, ref)
     target = _back(request, back, f"/cases/{case.ref}")
     label = next((t.label for t in machine_for(case.kind).transitions if t.action == action), action)
     params: dict[str, Any] = {}
@@ -130,8 +129,8 @@ def move_deadline(
     target = url(request, f"/campaigns/{campaign_id}")
     with rt.db.read() as session:
         try:
-            stage = get_campaign(session, campaign_id).spec().stage(stage_id)
-        except (LookupError, KeyError) as exc:
+            stage = scope.require_campaign(session, viewer, campaign_id).spec().stage(stage_id)
+        except KeyError as exc:
             raise HTTPException(404, str(exc).strip("'\"")) from None
     try:
         # datetime-local sends "2026-08-10T17:30"; a bare date means the end of that day.

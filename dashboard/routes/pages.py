@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from dashboard import charts, scope
 from dashboard.auth import Viewer, feed_id
@@ -70,15 +70,8 @@ SEVERITY = {
 }
 
 
-def get_campaign_or_404(session: Session, campaign_id: str) -> Campaign:
-    try:
-        return get_campaign(session, campaign_id)
-    except LookupError as exc:
-        raise HTTPException(404, str(exc).strip("'\"")) from None
-
-
-def campaigns_for(session: Session) -> list[Campaign]:
-    return list(session.exec(select(Campaign).order_by(Campaign.id)).all())
+def get_campaign_or_404(session: Session, campaign_id: str, viewer: Viewer) -> Campaign:
+    return scope.require_campaign(session, viewer, campaign_id)
 
 
 @router.get("/")
@@ -86,7 +79,7 @@ def home(request: Request, viewer: ViewerDep) -> Response:
     rt = runtime(request)
     with rt.db.read() as session:
         items = []
-        for c in campaigns_for(session):
+        for c in scope.campaigns_for(session, viewer):
             statuses = stage_statuses(session, c, viewer.org, now(request), rt.calendar)
             upcoming = [s for s in statuses if s.due_at is not None and not s.closed]
             items.append(
@@ -96,7 +89,6 @@ def home(request: Request, viewer: ViewerDep) -> Response:
                     "statuses": statuses,
                     "next": upcoming[0] if upcoming else None,
                     "overdue": [s for s in statuses if s.overdue],
-                    "mine": viewer.works_on(c.program),
                 }
             )
     return render(request, "home.html", viewer=viewer, items=items)
@@ -107,7 +99,7 @@ def campaign_page(request: Request, campaign_id: str, viewer: ViewerDep) -> Resp
     rt = runtime(request)
     at = now(request)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         spec = c.spec()
         statuses = stage_statuses(session, c, viewer.org, at, rt.calendar)
         # A county has no use for empty charts of the city's and the province's stages.
@@ -158,7 +150,7 @@ def board_page(
     if county:
         scope.require_county(org, county)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         kinds = [k for k in KIND_LABELS if k in {s.subject for s in c.spec().stages}]
         kind = kind or application_kind(c)
         if kind not in kinds:
@@ -181,6 +173,7 @@ def board_page(
             session,
             org,
             c.id,
+            programs=viewer.program_set,
             kind=kind,
             city=city,
             county=county,
@@ -266,7 +259,7 @@ def case_page(request: Request, ref: str, viewer: ViewerDep) -> Response:
             case = get_case(session, ref)
         except CaseNotFound:
             case = None
-        case = scope.require_case(viewer.org, case, ref)
+        case = scope.require_case(session, viewer, case, ref)
         view = _case_view(session, viewer, case)
         c = get_campaign(session, case.campaign_id)
         statuses = [
@@ -307,7 +300,7 @@ def city_page(request: Request, campaign_id: str, city_code: str, viewer: Viewer
     scope.require_city(viewer.org, city_code)
     rt = runtime(request)
     with rt.db.read() as session:
-        c = get_campaign_or_404(session, campaign_id)
+        c = get_campaign_or_404(session, campaign_id, viewer)
         city = session.get(Organisation, city_code)
         if city is None:
             raise HTTPException(404, f"没有这个设区市：{city_code}")
@@ -339,7 +332,12 @@ def notifications_page(
     per_page = 100
     with runtime(request).db.read() as session:
         log = mail_log(
-            session, viewer.org, status=status or None, limit=per_page, offset=(page - 1) * per_page
+            session,
+            viewer.org,
+            programs=viewer.program_set,
+            status=status or None,
+            limit=per_page,
+            offset=(page - 1) * per_page,
         )
     return render(
         request,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlmodel import select
 
 from dashboard.scope import case_filter
@@ -19,3 +21,29 @@ def test_it_selects_exactly_the_cases_within_jurisdiction(world: World) -> None:
             expected = {c.id for c in cases if within_jurisdiction(org, c)}
             selected = set(session.exec(select(Case.id).where(case_filter(org))).all())
             assert selected == expected, f"{org.tier} {org.name}"
+
+
+def test_the_program_filter_and_the_program_refusal_agree(world: World) -> None:
+    from fastapi import HTTPException
+
+    from dashboard.auth import viewer_for_token
+    from dashboard.scope import program_filter, require_case
+    from tests.dashboard.world import NOW
+
+    with world.db.read() as session:
+        cases = session.exec(select(Case)).all()
+    for programs in ({"cluster"}, {"jingpin"}, {"cluster", "jingpin"}):
+        viewer = viewer_for_token(world.db, world.token("province"), NOW)
+        assert viewer is not None
+        viewer = replace(viewer, programs=",".join(sorted(programs)))
+        with world.db.read() as session:
+            selected = set(session.exec(select(Case.id).where(program_filter(viewer.program_set))).all())
+            allowed = set()
+            for case in cases:
+                try:
+                    require_case(session, viewer, case, case.ref)
+                except HTTPException as refused:
+                    assert refused.status_code == 403
+                else:
+                    allowed.add(case.id)
+        assert selected == allowed and selected, programs
