@@ -102,6 +102,23 @@ def foreign_requests(world: World, viewer: str) -> dict[tuple[str, str], list[di
                 "json": {"due": "2026-07-31", "reason": "越权尝试"},
             }
         ],
+        # The platforms are provincial: no city, county or enterprise pushes their lists.
+        ("POST", "/api/campaigns/{campaign_id}/platform-sync"): [
+            {
+                "url": f"/api/campaigns/{CLUSTER}/platform-sync",
+                "json": {
+                    "rows": [
+                        {
+                            "申报编号": other_ext,
+                            "申报单位": "鄞州区",
+                            "细分赛道": "工业软件",
+                            "申报状态": "已推荐",
+                        }
+                    ],
+                    "source": "越权尝试",
+                },
+            }
+        ],
         ("GET", "/api/cases/by-external/{external_id}"): [{"url": f"/api/cases/by-external/{other_ext}"}],
         ("GET", "/api/cases/{ref}"): [{"url": f"/api/cases/{other_case}"}],
         ("GET", "/api/cases/{ref}/history"): [{"url": f"/api/cases/{other_case}/history"}],
