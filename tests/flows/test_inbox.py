@@ -166,3 +166,24 @@ def test_a_file_still_being_written_is_left_for_a_later_check(scenario: Runtime)
     [outcome] = check_inbox(scenario, inbox, now=IN_WINDOW)
     assert outcome.name == "正在复制.csv" and outcome.ok
     assert partial.exists()  # still not a .csv: never read
+
+
+def test_a_refused_step_sends_the_whole_file_to_failed_and_only_the_refusal_is_recorded(
+    scenario: Runtime,
+) -> None:
+    inbox = scenario.settings.resolved_sync_inbox
+    # The platform recorded the submission ten minutes after 线上申报 closed (06-25 24:00).
+    late = ["SZJX-2026-0001", "西湖区", "智能终端", "已提交", "2026-06-26 00:10", ""]
+    on_time = ["SZJX-2026-0002", "萧山区", "化纤", "已提交", "2026-06-25 20:00", ""]
+    drop(scenario, "工作台导出.csv", [on_time, late])
+
+    [outcome] = check_inbox(scenario, inbox, now=parse_instant("2026-06-26T09:00"))
+
+    assert not outcome.ok and outcome.moved_to.parent.name == "failed"
+    why = outcome.moved_to.with_name("工作台导出.csv.txt").read_text(encoding="utf-8")
+    assert "整个文件未写入" in why and "第3行" in why and "shenbao deadline set" in why
+    assert case_of(scenario, "SZJX-2026-0002").state == "draft"  # the on-time row is not applied either
+    with scenario.db.read() as session:
+        [refusal] = session.execute(select(AuditEvent).where(AuditEvent.action == "refusal")).scalars().all()
+    assert "收件箱（放入者未知）@" in json.loads(refusal.details)["source"]["requested_by"]
+    assert sync_events(scenario) == []
