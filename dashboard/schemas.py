@@ -257,3 +257,89 @@ class AuditOut(BaseModel):
     anchor_seq: int | None
     problems: list[AuditProblemOut] = Field(description="仅省级用户可见明细")
     problem_count: int
+
+
+class PlatformSyncIn(BaseModel):
+    """Rows a provincial platform pushes: the same columns as its list export (``shenbao sync``)."""
+
+    rows: list[dict[str, Any]] = Field(
+        description="每行一个对象，键为导出表头（如 申报编号、申报单位、细分赛道、申报状态、提交时间）"
+        "或字段键（number、applicant、track、status、submitted_at …，见批次文件 platform: 一节）",
+        examples=[
+            [
+                {
+                    "申报编号": "SZJX-2026-0001",
+                    "申报单位": "西湖区",
+                    "细分赛道": "智能终端",
+                    "申报状态": "已提交",
+                }
+            ]
+        ],
+    )
+    source: str = Field(
+        min_length=1, max_length=200, description="推送批次的名称（记入报告与审计，代替文件名）"
+    )
+    dry_run: bool = Field(default=False, description="只返回差异，不写入")
+
+
+class SyncNewOut(BaseModel):
+    ref: str
+    title: str
+    row: int
+    state: str
+    state_label: str
+
+
+class SyncChangeOut(BaseModel):
+    ref: str
+    title: str
+    row: int
+    from_state: str
+    to_state: str
+    from_label: str
+    to_label: str
+    actions: list[str] = Field(description="依次执行的状态机操作，如 correct_lapse、submit")
+    labels: list[str]
+    effective_at: datetime | None = Field(description="平台记录的时间；null 表示按同步时")
+    corrected_lapse: bool
+
+
+class SyncUnplacedOut(BaseModel):
+    file: str
+    row: int | None
+    why: str
+
+
+class SyncConflictOut(BaseModel):
+    ref: str
+    row: int
+    platform_says: str
+    shenbao_has: str
+    why: str
+
+
+class SyncRefusalOut(BaseModel):
+    row: int
+    ref: str
+    action: str
+    message: str
+    rule: str
+
+
+class PlatformSyncOut(BaseModel):
+    ok: bool = Field(description="false：有冲突、无法对应的行或被拒绝的一步（HTTP 409）")
+    campaign_id: str
+    platform: str
+    source: str
+    digest: str = Field(description="推送内容的 SHA-256：同一内容再次推送不作任何改动")
+    dry_run: bool
+    rows: int
+    new: list[SyncNewOut]
+    changes: list[SyncChangeOut]
+    unplaced: list[SyncUnplacedOut] = Field(description="无法对应到案件的行（未写入）")
+    conflicts: list[SyncConflictOut] = Field(description="与 shenbao 记录矛盾的行（未写入，须人工核实）")
+    unchanged: int
+    refused: SyncRefusalOut | None = Field(description="被拒绝的一步：此时整批未写入")
+    already_synced_at: datetime | None = Field(description="同一内容已于此时同步过，本次未作改动")
+    applied: bool
+    needs_attention: bool

@@ -72,6 +72,7 @@ from operations.sweep import advisory_key, worker_name
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from flows.inbox import InboxOutcome
     from notifications.dispatcher import DispatchReport
     from notifications.reconcile import TickReport
 
@@ -416,6 +417,8 @@ class ServiceOptions:
     port: int = 8080
     standby: bool = False
     standby_poll_seconds: float = 15.0
+    # How often the sync inbox (flows/inbox.py) is checked for platform exports.
+    inbox_seconds: float = 60.0
 
 
 @dataclass
@@ -633,6 +636,15 @@ class Service:
             misfire_grace_time=int(o.heartbeat_seconds),
             **common,
         )
+        self.scheduler.add_job(
+            "flows.service:inbox_job",
+            "interval",
+            seconds=o.inbox_seconds,
+            id="inbox",
+            name="同步收件箱中的平台导出",
+            misfire_grace_time=max(int(o.inbox_seconds), 1),
+            **common,
+        )
 
     def replan(self, reason: str) -> PlanReport:
         """Make the stored wake-ups match the instants that matter from now to the horizon."""
@@ -709,6 +721,12 @@ class Service:
             self.stopping.set()
         elif held is None:
             log.warning("无法确认调度锁（数据库暂时无法访问），继续运行并稍后再查")
+
+    def check_inbox(self) -> list[InboxOutcome]:
+        """Sync the platform exports dropped into the inbox (flows/inbox.py)."""
+        from flows.inbox import check_inbox
+
+        return check_inbox(self.rt, self.rt.settings.resolved_sync_inbox, now=self.clock.now())
 
     # -- the work -------------------------------------------------------------------------------
     def sweep(self, reason: str, *, not_before: datetime | None = None) -> SweepResult:
@@ -861,6 +879,12 @@ def watch_job() -> None:
             if not is_db_unreachable(exc):
                 raise
             log.error("检查截止时间调整失败：数据库无法访问（%s），稍后再查", _short(exc))
+
+
+def inbox_job() -> None:
+    service = _service()
+    if service is not None and not service.stopping.is_set():
+        service.check_inbox()
 
 
 def heartbeat_job() -> None:

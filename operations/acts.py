@@ -6,6 +6,7 @@ only its audit record behind.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -141,3 +142,28 @@ def sync_platform(
     ctx = rt.ctx(PLATFORM_SYNC, now=now)
     with rt.db.write() as session:
         return sync_file(session, ctx, campaign_id, path, dry_run=dry_run, requested_by=requested_by.label)
+
+
+def sync_pushed_rows(
+    rt: Runtime,
+    requested_by: Actor,
+    campaign_id: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    source: str,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> SyncReport:
+    """The same as :func:`sync_platform`, for rows a platform pushes instead of a file.
+
+    ``source`` is the name the pusher gives its batch (it stands where a file name would);
+    ``requested_by`` is whose token pushed it.
+    """
+    from models.context import PLATFORM_SYNC
+    from models.sync import sync_rows
+
+    ctx = rt.ctx(PLATFORM_SYNC, now=now)
+    with rt.db.write() as session:
+        return sync_rows(
+            session, ctx, campaign_id, rows, source=source, dry_run=dry_run, requested_by=requested_by.label
+        )

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     mail_max_attempts: int = 10
     mail_concurrency: int = 4
     templates_dir: Path | None = Field(default=None, description="覆盖内置邮件模板的目录")
+    sync_inbox: Path | None = Field(
+        default=None,
+        description="平台导出收件箱（shenbao serve 每分钟同步 <收件箱>/<批次编号>/ 下的 CSV/XLSX），默认 <home>/inbox",
+    )
 
     @field_validator("smtp_security")
     @classmethod
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'shenbao.db').resolve()}"
+
+    @property
+    def resolved_sync_inbox(self) -> Path:
+        return self.sync_inbox or self.home / "inbox"
 
     @property
     def secrets_dir(self) -> Path:

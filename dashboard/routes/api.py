@@ -9,6 +9,7 @@ against the state machine, the tier, the jurisdiction and the guards, and audite
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, UploadFile
@@ -52,6 +53,8 @@ from dashboard.schemas import (
     History,
     MailLogOut,
     Me,
+    PlatformSyncIn,
+    PlatformSyncOut,
     ProgressOut,
     ProgressPoint,
     QuotaOut,
@@ -67,7 +70,9 @@ from models.case import Case
 from models.letters import Letter, LetterRefused, letter_on_file
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
+from models.sheets import ImportRejected
 from models.status import board
+from models.sync import PlatformNotDeclared
 from operations import acts
 
 router = APIRouter(prefix="/api")
@@ -339,6 +344,50 @@ def deadline(
         due_text=format_deadline(row.due_at) if row.due_at else "另行通知",
         version=row.version,
     )
+
+
+@router.post(
+    "/campaigns/{campaign_id}/platform-sync",
+    response_model=PlatformSyncOut,
+    summary="平台推送申报清单，同步案件状态（仅省级；与 shenbao sync 读导出文件相同）",
+    responses=REFUSALS
+    | {
+        409: {
+            "model": PlatformSyncOut,
+            "description": "有冲突或无法对应的行（其余已写入），或某一步被拒绝（整批未写入）：返回完整报告",
+        },
+        422: {"description": "缺少必填字段等，指明字段；未写入"},
+    },
+)
+def platform_sync(
+    request: Request, campaign_id: str, body: PlatformSyncIn, viewer: ViewerDep
+) -> PlatformSyncOut | JSONResponse:
+    check_api_csrf(request, viewer)
+    # The platforms are provincial: a city or county pushing a province-wide list is not theirs.
+    scope.require_province(viewer.org, "推送平台申报清单")
+    rt = runtime(request)
+    with rt.db.read() as session:
+        get_campaign_or_404(session, campaign_id)
+    try:
+        report = acts.sync_pushed_rows(
+            rt,
+            viewer.actor,
+            campaign_id,
+            body.rows,
+            source=body.source,
+            dry_run=body.dry_run,
+            now=now(request),
+        )
+    except ImportRejected as exc:
+        return JSONResponse(  # type: ignore[return-value]
+            {"detail": str(exc), "problems": [asdict(p) for p in exc.problems]}, status_code=422
+        )
+    except PlatformNotDeclared as exc:
+        return JSONResponse({"detail": str(exc), "rule": "platform"}, status_code=409)  # type: ignore[return-value]
+    out = PlatformSyncOut(ok=not report.needs_attention, **report.as_dict())
+    if report.needs_attention:  # what `shenbao sync` exits 3 for
+        return JSONResponse(out.model_dump(mode="json"), status_code=409)  # type: ignore[return-value]
+    return out
 
 
 @router.get("/cases", response_model=CaseList, summary="案件列表（本单位范围内）", responses=REFUSALS)
