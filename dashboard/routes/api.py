@@ -367,7 +367,7 @@ def platform_sync(
     scope.require_province(viewer.org, "推送平台申报清单")
     rt = runtime(request)
     with rt.db.read() as session:
-        get_campaign_or_404(session, campaign_id)
+        get_campaign_or_404(session, campaign_id, viewer)  # the province's people push their own program's
     try:
         report = acts.sync_pushed_rows(
             rt,
@@ -379,14 +379,14 @@ def platform_sync(
             now=now(request),
         )
     except ImportRejected as exc:
-        return JSONResponse(  # type: ignore[return-value]
+        return JSONResponse(
             {"detail": str(exc), "problems": [asdict(p) for p in exc.problems]}, status_code=422
         )
     except PlatformNotDeclared as exc:
-        return JSONResponse({"detail": str(exc), "rule": "platform"}, status_code=409)  # type: ignore[return-value]
+        return JSONResponse({"detail": str(exc), "rule": "platform"}, status_code=409)
     out = PlatformSyncOut(ok=not report.needs_attention, **report.as_dict())
     if report.needs_attention:  # what `shenbao sync` exits 3 for
-        return JSONResponse(out.model_dump(mode="json"), status_code=409)  # type: ignore[return-value]
+        return JSONResponse(out.model_dump(mode="json"), status_code=409)
     return out
 
 
