@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
@@ -33,6 +33,9 @@ from models.sheets import ImportRejected
 from operations import acts, identity
 from operations.runtime import Runtime
 from operations.settings import Settings
+
+if TYPE_CHECKING:
+    from models.imports import ImportSummary
 
 # README: 0 ok, 1 audit problems found, 2 bad input, 3 action refused, 4 database unreachable,
 # 5 another service holds the database (serve), 70 internal error (sysexits' EX_SOFTWARE: a bug,
@@ -221,7 +224,8 @@ def cli(ctx: click.Context, now: str | None, database_url: str | None) -> None:
     常用：
       shenbao init                      建库、加载内置批次（2026 集群遴选、制造精品）
       shenbao campaign show 2026-cluster-selection
-      shenbao roster import 名单.xlsx    导入工作人员信息汇总表（附件3，含邮箱列）
+      shenbao contacts import 通讯录.xlsx  导入通讯录（附件3格式），不涉及报送任务
+      shenbao roster import 名单.xlsx --submit  设区市报送工作人员信息汇总表（附件3，含邮箱列）
       shenbao case import 申报.xlsx --campaign 2026-cluster-selection
       shenbao case act CL26-00001 submit
       shenbao status --campaign 2026-cluster-selection
@@ -474,6 +478,11 @@ def roster() -> None:
     is_flag=True,
     help="此表为所列单位的完整名单：名单上已没有的人员停用（不删除，历史可查；申报联系人不受影响）",
 )
+@click.option(
+    "--submit",
+    is_flag=True,
+    help="同时报送：名单所列设区市的“工作人员信息汇总表”任务记为已报送（须以设区市身份，或 --admin 代报）",
+)
 @identity_options
 @json_option
 @click.pass_context
@@ -482,6 +491,7 @@ def roster_import(
     ctx: click.Context,
     file: Path,
     replace: bool,
+    submit: bool,
     as_org: str | None,
     by: str | None,
     admin_reason: str | None,
@@ -490,10 +500,18 @@ def roster_import(
     """导入 CSV/XLSX：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
 
     全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
-    导入后，名单所属设区市的“工作人员信息汇总表”任务记为已报送。
+
+    只导入联系人；加 --submit 才同时报送名单所属设区市的“工作人员信息汇总表”任务（以设区市身份 --as 杭州市 --by 姓名；省级代报须加 --admin 理由，记入审计）。
+
+    只想更新通讯录、不涉及报送，请用 shenbao contacts import。
     """
     rt = _rt(ctx)
-    summary = acts.import_roster(rt, _actor(rt, as_org, by, admin_reason), file, replace=replace)
+    actor = _actor(rt, as_org, by, admin_reason)
+    summary = acts.import_roster(rt, actor, file, replace=replace, submit=submit)
+    _print_import(file, summary, as_json)
+
+
+def _print_import(file: Path, summary: ImportSummary, as_json: bool) -> None:
     if as_json:
         out.print_json(summary.__dict__)
         return
@@ -535,9 +553,11 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
             "name": c.name,
             "title": c.title,
             "mobile": c.mobile,
+            "zzd_mobile": c.zzd_mobile,
             "email": c.email,
             "programs": c.programs.split(","),
             "active": c.active,
+            "source": c.source,
         }
         for c, o in rows
     ]
@@ -560,6 +580,50 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
             for d in data
         ],
     )
+
+
+# -- contacts --------------------------------------------------------------------------------------
+
+
+@cli.group()
+def contacts() -> None:
+    """通讯录：导入联系人（省厅通讯录、往年名单等附件3格式的表），不涉及任何报送任务。"""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--source", help="来源名称，记在每位联系人上，如 「省厅通讯录 2026-05-26」（默认：文件名 + 今天日期）"
+)
+@click.option(
+    "--replace-source",
+    metavar="来源名称",
+    help="此表取代该来源以前导入的通讯录：该来源中本表已没有的人员停用（不删除，历史可查）",
+)
+@identity_options
+@json_option
+@click.pass_context
+@handled
+def contacts_import(
+    ctx: click.Context,
+    file: Path,
+    source: str | None,
+    replace_source: str | None,
+    as_org: str | None,
+    by: str | None,
+    admin_reason: str | None,
+    as_json: bool,
+) -> None:
+    """导入 CSV/XLSX（与附件3同列）：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
+
+    全部校验通过才写入（任一行有误则整份不导入）。每位联系人记下来源、负责工作（集群遴选/制造精品）、邮箱和浙政钉手机号。
+
+    任何设区市的“工作人员信息汇总表”任务都不会因此记为已报送；已被名单停用的人员也不会因通讯录而恢复。
+    """
+    rt = _rt(ctx)
+    actor = _actor(rt, as_org, by, admin_reason)
+    summary = acts.import_directory(rt, actor, file, source=source, replace_source=replace_source)
+    _print_import(file, summary, as_json)
 
 
 # -- cases -----------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import Email, Notification
 from models.replay import verify as replay_verify
+from models.sheets import parse_roster
 from operations import acts
 from operations.runtime import Runtime
 from operations.settings import Settings
@@ -97,10 +98,32 @@ def _attach(ref: str, org_id: str, name: str) -> Callable[[Runtime, datetime], s
 
 def _import(kind: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
     def run(rt: Runtime, now: datetime) -> str | None:
-        if kind == "roster":
-            acts.import_roster(rt, PROVINCE, path, now=now)
-        else:
-            acts.import_cases(rt, PROVINCE, kind, path, now=now)
+        acts.import_cases(rt, PROVINCE, kind, path, now=now)
+        return None
+
+    return run
+
+
+def _directory(path: Path, source: str) -> Callable[[Runtime, datetime], str | None]:
+    """The province loads its own address book: people to write to, no roster task done."""
+
+    def run(rt: Runtime, now: datetime) -> str | None:
+        acts.import_directory(rt, PROVINCE, path, source=source, now=now)
+        return None
+
+    return run
+
+
+def _send_roster(city_code: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
+    """The city sends its 附件3: its own person imports it and submits the roster task."""
+
+    def run(rt: Runtime, now: datetime) -> str | None:
+        with rt.db.read() as session:
+            city = session.get(Organisation, city_code)
+        assert city is not None
+        sender = next(row.name for row in parse_roster(path) if row.org == city.name)
+        actor = Actor(name=sender, org_id=city.id, tier=city.tier)
+        acts.import_roster(rt, actor, path, submit=True, now=now)
         return None
 
     return run
@@ -133,8 +156,8 @@ def scenario(rt: Runtime, files: object, rng: random.Random) -> list[Step]:
     steps: list[Step] = [
         Step(
             parse_instant("2026-05-26T09:10"),
-            "省级联系人名单导入",
-            _import("roster", files.rosters["330000"]),
+            "省厅通讯录导入（只是联系人，不算任何设区市报送）",
+            _directory(files.rosters["330000"], "省厅通讯录 2026-05-26"),
         )
     ]
     # Cities send their staff rosters; 温州 and 丽水 are late, after the province was alerted.
@@ -144,7 +167,7 @@ def scenario(rt: Runtime, files: object, rng: random.Random) -> list[Step]:
         day = {"330300": "2026-06-09", "331100": "2026-06-12"}.get(code) or rng.choice(
             _days("2026-05-27", "2026-06-05")
         )
-        steps.append(Step(_local(rng, day), f"{path.stem} 报送", _import("roster", path)))
+        steps.append(Step(_local(rng, day), f"{path.stem} 报送", _send_roster(code, path)))
     steps.append(
         Step(
             parse_instant("2026-05-28T10:00"),

@@ -9,19 +9,21 @@ case. A file with one bad row changes nothing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, select
 
-from models.actions import act
+from calendars.timeutil import local_date
+from models.actions import ActionRefused, act
 from models.audit import EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import Ctx
 from models.eligibility import clusters_by_subtrack
-from models.org import Contact, Organisation
+from models.org import TIER_LABELS, Contact, Organisation
 from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
 from models.sheets import (
@@ -29,6 +31,7 @@ from models.sheets import (
     ImportProblem,
     ImportRejected,
     JingpinApplicationRow,
+    RosterRow,
     parse_cluster_applications,
     parse_jingpin_applications,
     parse_roster,
@@ -80,11 +83,18 @@ def _too_long(
             )
 
 
-# -- rosters --------------------------------------------------------------------------------
+# -- rosters and directories ----------------------------------------------------------------
+#
+# Both are 附件3-shaped files of people. A roster is what a city sends for its own task; a
+# directory (the province's address book, last year's roster) only tells shenbao whom to write
+# to. Loading people never completes a task: only the city submitting does (``submit``).
 
 
-def import_roster(session: Session, ctx: Ctx, path: Path, *, replace: bool = False) -> ImportSummary:
-    """附件3 rows become contacts; each city's roster task for those programs is marked submitted.
+def import_roster(
+    session: Session, ctx: Ctx, path: Path, *, replace: bool = False, submit: bool = False
+) -> ImportSummary:
+    """附件3 rows become contacts; with ``submit``, the roster task of each city it lists is
+    submitted by ``ctx.actor`` (the city itself, or an administrator on its behalf).
 
     With ``replace`` the file is the complete staff list of the organisations it names, for the
     programs it names: roster people of those organisations who are no longer on it stop
@@ -92,9 +102,140 @@ def import_roster(session: Session, ctx: Ctx, path: Path, *, replace: bool = Fal
     contacts from application files are left alone.
     """
     rows = parse_roster(path)
+    if submit:
+        _check_roster_submitter(session, ctx)
     ctx.audit.lock(session)  # contacts are looked up, then inserted: one importer at a time
+    resolved = _resolve_people(session, path, rows)
+    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    _upsert_people(session, ctx, resolved, summary, source=lambda row: f"{path.name} 第{row.row}行")
+    retired: list[str] = []
+    if replace:
+        listed = {(org.id, row.name, row.email) for row, org in resolved}
+        programs_by_org: dict[str, set[str]] = {}
+        for row, org in resolved:
+            programs_by_org.setdefault(org.id, set()).update(row.programs)
+        for org_id, programs in programs_by_org.items():
+            for contact in session.exec(
+                select(Contact).where(Contact.org_id == org_id, Contact.active.is_(True))  # type: ignore[attr-defined]
+            ):
+                if (contact.org_id, contact.name, contact.email) in listed or contact.title == "申报联系人":
+                    continue
+                if set(contact.programs.split(",")) & programs:
+                    retired.append(_retire(session, ctx, contact))
+        if retired:
+            summary.notes.append(f"不再在名单上的 {len(retired)} 人已停用：{'、'.join(retired)}")
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="import",
+            subject=f"roster:{path.name}",
+            to_value=summary.digest,
+            reason=f"导入工作人员信息汇总表 {path.name}",
+            details={
+                "rows": len(rows),
+                "created": len(summary.created),
+                "updated": summary.updated,
+                "replace": replace,
+                "submit": submit,
+                "deactivated": retired,
+            }
+            | ctx.actor.audit_details(),
+        ),
+    )
+    tasks = _roster_tasks(session, _cities_by_program(resolved))
+    if submit:
+        for task in tasks:
+            act(session, ctx, task, "submit", reason=f"随名单 {path.name} 报送")
+            summary.notes.append(f"{task.title}（{task.ref}）已报送")
+    else:
+        # Said out loud: before, this import alone marked the task done, and people may expect it.
+        for task in tasks:
+            summary.notes.append(
+                f"{task.title}（{task.ref}）仍为待报送：由设区市报送（加 --submit，或 case act {task.ref} submit）"
+            )
+    return summary
+
+
+def import_directory(
+    session: Session, ctx: Ctx, path: Path, *, source: str | None = None, replace_source: str | None = None
+) -> ImportSummary:
+    """People from any 附件3-shaped file, recorded as coming from ``source`` (by default the file's
+    name and today's date, e.g. 「省厅通讯录 2026-05-26」); no task changes.
+
+    A directory is second-hand: it adds and updates people, but never brings back someone a
+    roster has retired (an old address book would otherwise restart mail to people who left).
+    With ``replace_source`` the file supersedes that earlier source: its people who are not in
+    this file are deactivated.
+    """
+    source = (source or "").strip() or f"{path.stem} {local_date(ctx.now).isoformat()}"
+    rows = parse_roster(path)
+    ctx.audit.lock(session)
+    resolved = _resolve_people(session, path, rows)
+    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    kept_inactive = _upsert_people(
+        session, ctx, resolved, summary, source=lambda row: source, reactivate=False
+    )
+    if kept_inactive:
+        summary.notes.append(f"已停用的 {len(kept_inactive)} 人仍保持停用：{'、'.join(kept_inactive)}")
+    retired: list[str] = []
+    if replace_source is not None:
+        listed = {(org.id, row.name, row.email) for row, org in resolved}
+        for contact in session.exec(
+            select(Contact).where(Contact.source == replace_source, Contact.active.is_(True))  # type: ignore[attr-defined]
+        ):
+            if (contact.org_id, contact.name, contact.email) not in listed:
+                retired.append(_retire(session, ctx, contact))
+        summary.notes.append(
+            f"「{replace_source}」中不在本表的 {len(retired)} 人已停用"
+            + (f"：{'、'.join(retired)}" if retired else "")
+        )
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="import",
+            subject=f"directory:{source}",
+            to_value=summary.digest,
+            reason=f"导入通讯录 {path.name}（{source}）",
+            details={
+                "file": path.name,
+                "rows": len(rows),
+                "created": len(summary.created),
+                "updated": summary.updated,
+                "replace_source": replace_source,
+                "deactivated": retired,
+                "kept_inactive": kept_inactive,
+            }
+            | ctx.actor.audit_details(),
+        ),
+    )
+    return summary
+
+
+def _check_roster_submitter(session: Session, ctx: Ctx) -> None:
+    """Submitting is the city's act (machines.ROSTER). A province person loading the sheets a
+    city mailed in submits on its behalf only explicitly, as an administrator with a reason."""
+    actor = ctx.actor
+    if actor.is_admin or actor.org_id is None:
+        return  # admin passes; a person without an organisation is refused by the action itself
+    org = session.get(Organisation, actor.org_id)
+    if org is not None and org.tier != "city":
+        raise ActionRefused(
+            f"随名单报送须由设区市本身办理，{org.name}（{TIER_LABELS.get(org.tier, org.tier)}）不能报送；"
+            "代设区市报送请加 --admin 理由（记入审计），或只导入联系人（不加 --submit）",
+            rule="roster_submit_by_city",
+            data={"org": org.id, "org_tier": org.tier},
+        )
+
+
+def _resolve_people(
+    session: Session, path: Path, rows: list[RosterRow]
+) -> list[tuple[RosterRow, Organisation]]:
     problems: list[ImportProblem] = []
-    resolved: list[tuple[Any, Organisation]] = []
+    resolved: list[tuple[RosterRow, Organisation]] = []
     for row in rows:
         _too_long(
             problems,
@@ -117,9 +258,20 @@ def import_roster(session: Session, ctx: Ctx, path: Path, *, replace: bool = Fal
         resolved.append((row, org))
     if problems:
         raise ImportRejected(problems)
+    return resolved
 
-    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
-    cities_by_program: dict[str, set[str]] = {}
+
+def _upsert_people(
+    session: Session,
+    ctx: Ctx,
+    resolved: list[tuple[RosterRow, Organisation]],
+    summary: ImportSummary,
+    *,
+    source: Callable[[RosterRow], str],
+    reactivate: bool = True,
+) -> list[str]:
+    """Create or update one contact per row (programs accumulate); returns who stayed inactive."""
+    kept_inactive: list[str] = []
     for row, org in resolved:
         programs = ",".join(sorted(row.programs))
         contact = session.exec(
@@ -132,74 +284,51 @@ def import_roster(session: Session, ctx: Ctx, path: Path, *, replace: bool = Fal
             summary.created.append(f"{org.name} {row.name}")
         else:
             summary.updated += 1
+            # One person on both programs, listed once per program (or in two files): both kept.
             programs = ",".join(sorted(set(contact.programs.split(",")) | set(row.programs)))
+            if not contact.active and not reactivate:
+                kept_inactive.append(f"{contact.name} <{contact.email}>")
         contact.department = row.department or ""
         contact.title = row.title or ""
         contact.mobile = row.mobile_display or row.mobile
+        contact.zzd_mobile = row.zzd_mobile
         contact.programs = programs
-        contact.active = True
-        contact.source = f"{path.name} 第{row.row}行"
+        contact.active = contact.active or reactivate
+        contact.source = source(row)
         contact.updated_at = ctx.now
         session.add(contact)
+    session.flush()
+    return kept_inactive
+
+
+def _retire(session: Session, ctx: Ctx, contact: Contact) -> str:
+    contact.active, contact.updated_at = False, ctx.now
+    session.add(contact)
+    return f"{contact.name} <{contact.email}>"
+
+
+def _cities_by_program(resolved: list[tuple[RosterRow, Organisation]]) -> dict[str, set[str]]:
+    """The cities a roster speaks for: its city rows and its counties' cities, per program."""
+    cities: dict[str, set[str]] = {}
+    for row, org in resolved:
         if org.city_code and org.tier in ("city", "county"):
             for program in row.programs:
-                cities_by_program.setdefault(program, set()).add(org.city_code)
-    session.flush()
-    retired: list[str] = []
-    if replace:
-        listed = {(org.id, row.name, row.email) for row, org in resolved}
-        programs_by_org: dict[str, set[str]] = {}
-        for row, org in resolved:
-            programs_by_org.setdefault(org.id, set()).update(row.programs)
-        for org_id, programs in programs_by_org.items():
-            for contact in session.exec(
-                select(Contact).where(Contact.org_id == org_id, Contact.active.is_(True))  # type: ignore[attr-defined]
-            ):
-                if (contact.org_id, contact.name, contact.email) in listed or contact.title == "申报联系人":
-                    continue
-                if set(contact.programs.split(",")) & programs:
-                    contact.active, contact.updated_at = False, ctx.now
-                    session.add(contact)
-                    retired.append(f"{contact.name} <{contact.email}>")
-        if retired:
-            summary.notes.append(f"不再在名单上的 {len(retired)} 人已停用：{'、'.join(retired)}")
-    ctx.audit.append(
-        session,
-        EventDraft(
-            at=ctx.now,
-            actor=ctx.actor.label,
-            action="import",
-            subject=f"roster:{path.name}",
-            to_value=summary.digest,
-            reason=f"导入工作人员信息汇总表 {path.name}",
-            details={
-                "rows": len(rows),
-                "created": len(summary.created),
-                "updated": summary.updated,
-                "replace": replace,
-                "deactivated": retired,
-            },
-        ),
-    )
-    summary.notes += _submit_roster_tasks(session, ctx, cities_by_program, path.name)
-    return summary
+                cities.setdefault(program, set()).add(org.city_code)
+    return cities
 
 
-def _submit_roster_tasks(
-    session: Session, ctx: Ctx, cities_by_program: dict[str, set[str]], fname: str
-) -> list[str]:
-    notes: list[str] = []
+def _roster_tasks(session: Session, cities_by_program: dict[str, set[str]]) -> list[Case]:
+    """Open roster tasks (待报送 or 退回补正) of those cities, for those programs."""
     tasks = session.exec(
-        select(Case).where(Case.kind == "roster", Case.state.in_(("pending", "returned")))  # type: ignore[attr-defined]
+        select(Case)
+        .where(Case.kind == "roster", Case.state.in_(("pending", "returned")))  # type: ignore[attr-defined]
+        .order_by(Case.ref)
     ).all()
-    for task in tasks:
-        program = get_campaign(session, task.campaign_id).program
-        if task.org_id in cities_by_program.get(program, set()):
-            # A consequence of the import, like a cascade: the engine records it, whoever imported
-            # (the city itself, or the province loading the sheets it collected).
-            act(session, ctx.as_system(), task, "submit", reason=f"导入 {fname}（{ctx.actor.label}）")
-            notes.append(f"{task.title}（{task.ref}）已报送")
-    return notes
+    return [
+        task
+        for task in tasks
+        if task.org_id in cities_by_program.get(get_campaign(session, task.campaign_id).program, set())
+    ]
 
 
 # -- cases ------------------------------------------------------------------------------

@@ -52,11 +52,16 @@ class Contact(SQLModel, table=True):
     department: str = Field(default="", max_length=100)
     name: str = Field(max_length=50)
     title: str = Field(default="", max_length=50)
-    mobile: str = Field(default="", max_length=40)
+    mobile: str = Field(default="", max_length=40)  # as typed, for people to read and dial
+    # 手机号码（浙政钉号码）, normalised to 11 digits: 浙政钉 finds its user by this number. Empty when
+    # the roster gave a landline, which no 浙政钉 account has.
+    zzd_mobile: str = Field(default="", max_length=11)
     email: str = Field(max_length=200)
     # Comma-separated programs this person works on: "cluster", "jingpin".
     programs: str = Field(default="cluster,jingpin", max_length=40)
     active: bool = True
+    # Where the person was last loaded from: a roster file and row, or a directory's name such as
+    # 「省厅通讯录 2026-05-26」 (``--replace-source`` retires by it).
     source: str = Field(default="", max_length=200)
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

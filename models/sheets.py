@@ -904,6 +904,11 @@ class RosterRow:
     programs: frozenset[str]  # subset of {"cluster", "jingpin"}, never empty
     email: str
 
+    @property
+    def zzd_mobile(self) -> str:
+        """The column is 手机号码（浙政钉号码）: a mobile is the 浙政钉 account; a landline is none."""
+        return "" if "-" in self.mobile else self.mobile
+
 
 _PROGRAM_LABEL = {"cluster": "集群遴选", "jingpin": "制造精品"}
 

@@ -1,5 +1,5 @@
-"""What people do, one operation each: act on a case, move a deadline, import a roster or
-applications, load a campaign. Every edge (CLI, web, API, Prefect, demo) calls these with an
+"""What people do, one operation each: act on a case, move a deadline, import a roster, a
+directory of contacts or applications, load a campaign. Every edge (CLI, web, API, Prefect, demo) calls these with an
 :class:`~models.context.Actor` it has established; each is one transaction, and a refusal leaves
 only its audit record behind.
 """
@@ -63,14 +63,45 @@ def move_deadline(
 
 
 def import_roster(
-    rt: Runtime, actor: Actor, path: Path, *, replace: bool = False, now: datetime | None = None
+    rt: Runtime,
+    actor: Actor,
+    path: Path,
+    *,
+    replace: bool = False,
+    submit: bool = False,
+    now: datetime | None = None,
 ) -> ImportSummary:
-    """附件3 into contacts, all rows or none (ImportRejected names every bad cell)."""
+    """附件3 into contacts, all rows or none (ImportRejected names every bad cell); with
+    ``submit`` the listed cities' roster tasks are submitted too, or nothing is (ActionRefused,
+    recorded in the audit)."""
     from models.imports import import_roster as load
 
     ctx = rt.ctx(actor, now=now)
+    try:
+        with rt.db.write() as session:
+            return load(session, ctx, path, replace=replace, submit=submit)
+    except ActionRefused as exc:
+        with rt.db.write() as session:
+            record_refusal(session, ctx, f"roster:{path.name}", "roster_submit", exc)
+        raise
+
+
+def import_directory(
+    rt: Runtime,
+    actor: Actor,
+    path: Path,
+    *,
+    source: str | None = None,
+    replace_source: str | None = None,
+    now: datetime | None = None,
+) -> ImportSummary:
+    """People from an address book (any 附件3-shaped file) into contacts, all rows or none;
+    no roster task changes."""
+    from models.imports import import_directory as load
+
+    ctx = rt.ctx(actor, now=now)
     with rt.db.write() as session:
-        return load(session, ctx, path, replace=replace)
+        return load(session, ctx, path, source=source, replace_source=replace_source)
 
 
 def import_cases(

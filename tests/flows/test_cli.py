@@ -182,11 +182,29 @@ def test_it_announces_a_deadline_and_shows_its_version(sb: Shenbao) -> None:
 
 
 def test_it_imports_a_roster_and_marks_the_task_submitted(sb: Shenbao) -> None:
-    out = sb("roster", "import", str(SCENARIO / "roster_hangzhou.xlsx")).stdout
+    city = ("--as", "杭州市", "--by", "王明")
+    out = sb("roster", "import", str(SCENARIO / "roster_hangzhou.xlsx"), "--submit", *city).stdout
     assert "4 行，新增联系人 4 人" in out and "杭州市工作人员信息汇总表" in out
     people = sb.json("roster", "list", "--city", "杭州市", "--program", "jingpin")
     assert {p["name"] for p in people} == {"李华", "赵静"}
     assert sb.json("case", "show", "RS26-CL-330100")["state"] == "submitted"
+
+
+def test_a_directory_import_loads_people_and_submits_no_roster(sb: Shenbao) -> None:
+    out = sb(
+        "contacts", "import", str(SCENARIO / "roster_hangzhou.xlsx"), "--source", "省厅通讯录 2026-05-26"
+    ).stdout
+    assert "4 行，新增联系人 4 人" in out
+    people = sb.json("roster", "list", "--city", "杭州市")
+    assert {p["source"] for p in people} == {"省厅通讯录 2026-05-26"}
+    assert sb.json("case", "show", "RS26-CL-330100")["state"] == "pending"
+
+
+def test_a_province_person_submitting_a_citys_roster_is_told_to_use_admin(sb: Shenbao) -> None:
+    refused = sb("roster", "import", str(SCENARIO / "roster_hangzhou.xlsx"), "--submit", code=3)
+    assert "--admin" in refused.stderr
+    assert sb.json("case", "show", "RS26-CL-330100")["state"] == "pending"
+    assert sb.json("roster", "list", "--city", "杭州市") == []
 
 
 def test_it_imports_applications(sb: Shenbao, cases: dict[str, str]) -> None:

@@ -64,7 +64,20 @@ def prepare(home: Path, tmp_path: Path, **env: str) -> None:
         ],
     )
     run(home, "init", "--now", "2026-05-26T09:00", **env)
-    run(home, "roster", "import", str(roster), "--now", "2026-05-27T10:00", **env)
+    run(
+        home,
+        "roster",
+        "import",
+        str(roster),
+        "--submit",
+        "--as",
+        "杭州市",
+        "--by",
+        "陈静",
+        "--now",
+        "2026-05-27T10:00",
+        **env,
+    )
     run(
         home,
         "case",

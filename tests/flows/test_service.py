@@ -84,7 +84,8 @@ def seed_scenario(rt: Runtime) -> None:
             load_campaign(session, ctx, path.read_text(encoding="utf-8"), origin=path.name)
     with rt.db.write() as session:
         ctx = rt.ctx(system, now=parse_instant("2026-06-01T09:00"))
-        import_roster(session, ctx, SCENARIO / "roster_hangzhou.xlsx")
+        sent = rt.ctx(Actor(name="tester", admin_reason="代杭州市报送名单"), now=ctx.now)
+        import_roster(session, sent, SCENARIO / "roster_hangzhou.xlsx", submit=True)
         import_cases(session, ctx, CLUSTER, SCENARIO / "cluster_hangzhou.csv")
 
 

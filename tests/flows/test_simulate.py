@@ -92,7 +92,19 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ],
     )
     run(home, "init", "--now", "2026-05-26T09:00")
-    run(home, "roster", "import", str(roster), "--now", "2026-05-27T10:00")
+    run(
+        home,
+        "roster",
+        "import",
+        str(roster),
+        "--submit",
+        "--as",
+        "杭州市",
+        "--by",
+        "陈静",
+        "--now",
+        "2026-05-27T10:00",
+    )
     run(
         home,
         "case",

@@ -29,7 +29,7 @@ from models.actions import perform, set_deadline
 from models.audit import AuditEvent
 from models.case import Case
 from models.context import Actor, Ctx
-from models.imports import import_cases, import_roster
+from models.imports import import_cases, import_directory, import_roster
 from models.letters import check_letter
 from models.outbox import Email, Notification
 from models.registry import load_campaign, seed_divisions
@@ -179,8 +179,12 @@ def import_file(kind: str, path: Path) -> Callable[[Runtime, datetime], None]:
     def run(rt: Runtime, now: datetime) -> None:
         ctx = rt.ctx(Actor(name="省经信厅（平台导入）"), now=now)
         with rt.db.write() as session:
-            if kind == "roster":
-                import_roster(session, ctx, path)
+            if kind == "directory":
+                import_directory(session, ctx, path, source="省厅通讯录 2026-05-26")
+            elif kind == "roster":
+                # The city sends it; the province's operator loads it as an administrator.
+                admin = Actor(name="韩梅", org_id="330000", tier="province", admin_reason="嘉兴市报送的名单")
+                import_roster(session, rt.ctx(admin, now=now), path, submit=True)
             else:
                 import_cases(session, ctx, kind, path)
 
@@ -208,7 +212,7 @@ def script(files: dict[str, Path]) -> list[Action]:
     JP26-00003 海宁 (submits late in the window; 海宁市 never reviews it)."""
     t = parse_instant
     steps = [
-        Action(t("2026-05-26T10:00"), "省级名单", import_file("roster", files["roster_province"])),
+        Action(t("2026-05-26T10:00"), "省级名单", import_file("directory", files["roster_province"])),
         Action(t("2026-05-28T10:00"), "集群申报导入", import_file(CLUSTER, files["cluster"])),
         Action(t("2026-05-28T10:05"), "精品申报导入", import_file(JINGPIN, files["jingpin"])),
         Action(t("2026-06-03T14:00"), "嘉兴市名单", import_file("roster", files["roster_jiaxing"])),
