@@ -11,10 +11,15 @@ back from a schema that holds them (cheaper here than ``CREATE DATABASE … TEMP
 The audit events of the seeded rows are chained with the session's audit key, so every test's
 ``audit`` fixture uses that key, and a seeded database comes with the anchor of its head:
 exactly what the test would have had if it had seeded the database itself.
+
+The heavier worlds (the dashboard's province, the reminder tests' town) are built the same way:
+once per session and backend on a seeded database, then loaded into each test's own ``db``
+(``built_world``).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sqlite3
@@ -22,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pytest
 from sqlalchemy import Connection, text
@@ -55,6 +60,11 @@ Content = Literal["empty", "seeded"]
 MakeCtx = Callable[..., Ctx]
 # What the test's `db` was copied from, read by `seeded` so that it seeds only when needed.
 _CONTENT = pytest.StashKey[str]()
+# The backend of the test's `db` and the database itself, read by `built_world`.
+_BACKEND = pytest.StashKey[tuple[str, "Database"]]()
+W = TypeVar("W")
+# Builds a world on a seeded database: (database, make_ctx, folder for its files) -> what it built.
+BuildWorld = Callable[[Database, MakeCtx, Path], W]
 
 
 def key_file(tmp_path: Path) -> Path:
@@ -127,11 +137,7 @@ class SqliteTemplates:
             path = self.folder / f"{content}.db"
             audit = AuditLog.from_key_file(self.key, self.anchor(content))
             _build(Database(f"sqlite:///{path}"), content, audit)
-            # Fold the WAL back into the main file, so that one file copy is the whole database;
-            # the engine turns WAL on again when it opens the copy.
-            conn = sqlite3.connect(path)
-            conn.execute("PRAGMA journal_mode=DELETE")
-            conn.close()
+            _fold_wal(path)
             self._built[content] = path
         return self._built[content]
 
@@ -141,29 +147,26 @@ class SqliteTemplates:
         return Database(f"sqlite:///{target}")
 
 
-class PgSeeded:
-    """The seeded rows of the session's PostgreSQL database, kept aside in a schema of it.
+class PgSnapshot:
+    """The rows of the session's PostgreSQL database as they are now, kept aside in a schema of it.
 
     Measured on this machine, with other sessions busy: emptying the tables and copying the
     kept rows back takes a fraction of CREATE DATABASE … TEMPLATE, which writes the whole
     catalogue (megabytes) to the WAL for every copy.
     """
 
-    SCHEMA = "seeded_template"
-
-    def __init__(self, database: Database, key: Path, anchor: Path) -> None:
+    def __init__(self, database: Database, schema: str, anchor: Path) -> None:
         self.database = database
+        self.schema = schema
         self.anchor = anchor
-        _truncate(database)
-        seed(database, Ctx(now=SEEDED_AT, actor=OPERATOR, audit=AuditLog.from_key_file(key, anchor)))
         with database.writer.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.SCHEMA}" CASCADE'))
-            conn.execute(text(f'CREATE SCHEMA "{self.SCHEMA}"'))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
             self.tables = [
                 t for t in _tables(conn) if conn.execute(text(f'SELECT EXISTS (TABLE "{t}")')).scalar()
             ]
             for table in self.tables:
-                conn.execute(text(f'CREATE TABLE "{self.SCHEMA}"."{table}" AS TABLE public."{table}"'))
+                conn.execute(text(f'CREATE TABLE "{schema}"."{table}" AS TABLE public."{table}"'))
             self.sequences = [
                 (name, int(value))
                 for name, value in conn.execute(
@@ -175,7 +178,7 @@ class PgSeeded:
             ]
 
     def restore(self) -> None:
-        """The database exactly as seeding left it: rows, audit head and sequences."""
+        """The database exactly as it was when kept: rows, audit head and sequences."""
         with self.database.writer.begin() as conn:
             _truncate_in(conn)
             # Rows go back table by table; foreign keys are checked by no trigger meanwhile
@@ -185,11 +188,104 @@ class PgSeeded:
                 conn.execute(
                     text(
                         f'INSERT INTO public."{table}" OVERRIDING SYSTEM VALUE'
-                        f' SELECT * FROM "{self.SCHEMA}"."{table}"'
+                        f' SELECT * FROM "{self.schema}"."{table}"'
                     )
                 )
             for name, value in self.sequences:
                 conn.execute(text("SELECT setval(:seq, :value)"), {"seq": f'public."{name}"', "value": value})
+
+
+def seeded_snapshot(database: Database, key: Path, anchor: Path) -> PgSnapshot:
+    _truncate(database)
+    seed(database, Ctx(now=SEEDED_AT, actor=OPERATOR, audit=AuditLog.from_key_file(key, anchor)))
+    return PgSnapshot(database, "seeded_template", anchor)
+
+
+def ctx_maker(audit: AuditLog) -> MakeCtx:
+    def make(now: datetime | str = CURRENT_TIME, actor: Actor = OPERATOR) -> Ctx:
+        when = parse_instant(now) if isinstance(now, str) else now
+        return Ctx(now=when, actor=actor, audit=audit)
+
+    return make
+
+
+class Worlds:
+    """Worlds built once per session and backend on a seeded database, by the name given."""
+
+    def __init__(self, folder: Path, key: Path, sqlite: SqliteTemplates) -> None:
+        self.folder = folder
+        self.key = key
+        self.sqlite = sqlite
+        # name -> (template database, what the builder returned, and where the template is)
+        self._sqlite: dict[str, tuple[Database, Any, Path]] = {}
+        self._pg: dict[str, tuple[Any, PgSnapshot]] = {}
+
+    def _build(
+        self, name: str, backend: str, database: Database, build: BuildWorld[Any], anchor: Path
+    ) -> Any:
+        folder = self.folder / f"{name}-{backend}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return build(database, ctx_maker(AuditLog.from_key_file(self.key, anchor)), folder)
+
+    def load_sqlite(self, name: str, build: BuildWorld[W], test_db: Database, tmp_path: Path) -> W:
+        if name not in self._sqlite:
+            path = self.folder / f"{name}.db"
+            anchor = self.folder / f"{name}.anchor.json"
+            template = self.sqlite.copy("seeded", path)
+            shutil.copyfile(self.sqlite.anchor("seeded"), anchor)
+            value = self._build(name, "sqlite", template, build, anchor)
+            template.dispose()
+            _fold_wal(path)
+            self._sqlite[name] = (template, value, anchor)
+        template, value, anchor = self._sqlite[name]
+        # The test's copy of the seeded file is replaced by the world's: nothing has opened it yet
+        # but `seeded` may have, so close it and drop any WAL beside it first.
+        test_db.dispose()
+        target = Path(test_db.url.removeprefix("sqlite:///"))
+        for extra in (target.with_name(target.name + "-wal"), target.with_name(target.name + "-shm")):
+            extra.unlink(missing_ok=True)
+        shutil.copyfile(self.folder / f"{name}.db", target)
+        shutil.copyfile(anchor, anchor_file(tmp_path))
+        # The builder's result refers to the template database: the copy refers to the test's.
+        return copy.deepcopy(value, {id(template): test_db})
+
+    def load_pg(self, name: str, build: BuildWorld[W], pg: PgSnapshot, tmp_path: Path) -> W:
+        if name not in self._pg:
+            anchor = self.folder / f"{name}.pg-anchor.json"
+            pg.restore()
+            shutil.copyfile(pg.anchor, anchor)
+            value = self._build(name, "postgresql", pg.database, build, anchor)
+            self._pg[name] = (value, PgSnapshot(pg.database, f"world_{name}", anchor))
+        value, snapshot = self._pg[name]
+        snapshot.restore()
+        shutil.copyfile(snapshot.anchor, anchor_file(tmp_path))
+        return copy.deepcopy(value, {id(pg.database): pg.database})
+
+
+def built_world(request: pytest.FixtureRequest, name: str, build: BuildWorld[W]) -> W:
+    """What ``build(db, make_ctx, folder)`` makes on a seeded database, loaded into the test's
+    own ``db`` (the fixture must take ``seeded``): built once per session and backend, copied per
+    test, exactly as if the test had built it (same rows, ids, audit chain and anchor).
+
+    ``name`` names the world: one name, one builder. The builder must leave nothing the test
+    needs outside the database and what it returns (its folder is the session's, not the test's).
+    """
+    backend, database = request.node.stash[_BACKEND]
+    if request.node.stash.get(_CONTENT, "") != "seeded":
+        raise RuntimeError(f"world {name!r}: the fixture that builds it must take `seeded`")
+    worlds: Worlds = request.getfixturevalue("_worlds")
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    if backend == "sqlite":
+        return worlds.load_sqlite(name, build, database, tmp_path)
+    return worlds.load_pg(name, build, request.getfixturevalue("_pg_seeded"), tmp_path)
+
+
+def _fold_wal(path: Path) -> None:
+    # Fold the WAL back into the main file, so that one file copy is the whole database;
+    # the engine turns WAL on again when it opens the copy.
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -249,8 +345,17 @@ def _truncate(database: Database) -> None:
 
 
 @pytest.fixture(scope="session")
-def _pg_seeded(_pg_schema: Database, _audit_key: Path, tmp_path_factory: pytest.TempPathFactory) -> PgSeeded:
-    return PgSeeded(_pg_schema, _audit_key, tmp_path_factory.mktemp("pg-seeded") / "anchor.json")
+def _pg_seeded(
+    _pg_schema: Database, _audit_key: Path, tmp_path_factory: pytest.TempPathFactory
+) -> PgSnapshot:
+    return seeded_snapshot(_pg_schema, _audit_key, tmp_path_factory.mktemp("pg-seeded") / "anchor.json")
+
+
+@pytest.fixture(scope="session")
+def _worlds(
+    tmp_path_factory: pytest.TempPathFactory, _audit_key: Path, _sqlite_templates: SqliteTemplates
+) -> Worlds:
+    return Worlds(tmp_path_factory.mktemp("worlds"), _audit_key, _sqlite_templates)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -263,16 +368,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         templates: SqliteTemplates = request.getfixturevalue("_sqlite_templates")
         database = templates.copy(content, tmp_path / "shenbao.db")
         _copy_anchor(templates.anchor(content), tmp_path)
+        request.node.stash[_BACKEND] = ("sqlite", database)
         yield database
         database.dispose()
     elif content == "empty":
         database = request.getfixturevalue("_pg_schema")
         _truncate(database)
+        request.node.stash[_BACKEND] = ("postgresql", database)
         yield database
     else:
-        pg: PgSeeded = request.getfixturevalue("_pg_seeded")
+        pg: PgSnapshot = request.getfixturevalue("_pg_seeded")
         pg.restore()
         _copy_anchor(pg.anchor, tmp_path)
+        request.node.stash[_BACKEND] = ("postgresql", pg.database)
         yield pg.database
 
 
@@ -303,11 +411,7 @@ def audit(tmp_path: Path, _audit_key: Path) -> AuditLog:
 
 @pytest.fixture
 def make_ctx(audit: AuditLog) -> MakeCtx:
-    def make(now: datetime | str = CURRENT_TIME, actor: Actor = OPERATOR) -> Ctx:
-        when = parse_instant(now) if isinstance(now, str) else now
-        return Ctx(now=when, actor=actor, audit=audit)
-
-    return make
+    return ctx_maker(audit)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from models.campaign import Campaign
 from models.case import Case
 from models.db import Database
 from models.org import Organisation
-from tests.conftest import PgSeeded, anchor_file
+from tests.conftest import PgSnapshot, anchor_file, built_world
 from tests.models.spine import cluster_case, n_events
 
 
@@ -69,7 +69,7 @@ def test_seeded_reached_late_still_seeds_the_tests_database(
 
 
 @pytest.mark.postgres
-def test_restoring_the_seeded_rows_undoes_what_a_test_wrote(_pg_seeded: PgSeeded, make_ctx: Any) -> None:
+def test_restoring_the_seeded_rows_undoes_what_a_test_wrote(_pg_seeded: PgSnapshot, make_ctx: Any) -> None:
     db = _pg_seeded.database
     _pg_seeded.restore()
     before = counts(db)
@@ -80,3 +80,33 @@ def test_restoring_the_seeded_rows_undoes_what_a_test_wrote(_pg_seeded: PgSeeded
     with db.write() as session:
         # The sequence went back too: the same id is handed out again.
         assert cluster_case(session, make_ctx(), county="西湖区").id == first
+
+
+def _two_cases(db: Database, make_ctx: Any, folder: Path) -> dict[str, Any]:
+    with db.write() as session:
+        refs = [cluster_case(session, make_ctx(), county=county).ref for county in ("西湖区", "余杭区")]
+    return {"db": db, "refs": refs}
+
+
+@pytest.fixture
+def two_cases(seeded: Database, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return built_world(request, "fixtures-two-cases", _two_cases)
+
+
+@pytest.mark.parametrize("round", [1, 2])
+def test_a_world_copy_is_the_tests_own_and_verifies_against_its_anchor(
+    two_cases: dict[str, Any], seeded: Database, audit: AuditLog, make_ctx: Any, round: int
+) -> None:
+    # Twice per backend: the second copy must not see what the first one wrote.
+    assert two_cases["db"] is seeded
+    _organisations, _campaigns, cases, events = counts(seeded)
+    with seeded.read() as session:
+        applications = set(session.scalars(select(Case.ref).where(Case.kind == "cluster_application")))
+        report = audit.verify(session)
+    assert applications == set(two_cases["refs"]) and report.ok, report.problems
+    assert report.head_seq == report.anchor_seq == events
+    with seeded.write() as session:
+        case = cluster_case(session, make_ctx(), county="萧山区")
+    assert case.id == cases + 1
+    with seeded.read() as session:
+        assert audit.verify(session).ok

@@ -13,6 +13,7 @@ from dashboard.settings import WebSettings
 from models.db import Database
 from operations.runtime import Runtime
 from operations.settings import Settings
+from tests.conftest import built_world
 from tests.dashboard.world import NOW, World, build_world
 
 WEB = WebSettings(secret="test-web-secret-0123456789abcdef")
@@ -30,8 +31,9 @@ def make_runtime(db: Database, tmp_path: Path, now: str = "2026-06-20T09:00") ->
 
 
 @pytest.fixture
-def world(seeded: Database, make_ctx, tmp_path: Path) -> World:
-    return build_world(seeded, make_ctx, tmp_path)
+def world(seeded: Database, request: pytest.FixtureRequest) -> World:
+    # Built once per session and backend, copied per test (tests/conftest.py).
+    return built_world(request, "dashboard", build_world)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from click.testing import CliRunner, Result
 from flows import cli as cli_module
 from models.sheets import write_sheet
 from tests.fixtures.scenario.make_samples import CLUSTER_HEADERS
+from tests.flows.conftest import copy_home, keys_of
 
 SCENARIO = Path(__file__).resolve().parents[1] / "fixtures" / "scenario"
 SHENBAO = Path(sys.executable).parent / "shenbao"
@@ -78,10 +79,10 @@ def run_script(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.
 
 
 @pytest.fixture
-def sb(tmp_path: Path) -> Shenbao:
-    run = Shenbao(tmp_path / "home")
-    run("init")
-    return run
+def sb(tmp_path: Path, initialised_home: Path) -> Shenbao:
+    """``shenbao`` on a home as ``shenbao init`` leaves it (a copy of the session's)."""
+    copy_home(initialised_home, tmp_path / "home")
+    return Shenbao(tmp_path / "home")
 
 
 @pytest.fixture
@@ -431,11 +432,6 @@ def fresh_pg_url(worker_id: str) -> Iterator[str]:
 
     for url in _pg_database(f"cli_{worker_id}"):
         yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
-
-
-def keys_of(home: Path) -> Path:
-    """Where the audit key and anchor live by default: beside the home, not in it."""
-    return home.parent / f"{home.name}.keys"
 
 
 def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(

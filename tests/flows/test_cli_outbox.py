@@ -12,15 +12,15 @@ from models.audit import AuditEvent
 from models.db import Database
 from models.outbox import E_DEAD, E_PENDING, E_SENT
 from notifications.loopback import LoopbackSMTP
+from tests.flows.conftest import copy_home
 from tests.flows.test_cli import Shenbao
 from tests.notifications.conftest import add_emails, emails, free_port
 
 
 @pytest.fixture
-def sb(tmp_path: Path) -> Shenbao:
-    run = Shenbao(tmp_path / "home")
-    run("init")
-    return run
+def sb(tmp_path: Path, initialised_home: Path) -> Shenbao:
+    copy_home(initialised_home, tmp_path / "home")
+    return Shenbao(tmp_path / "home")
 
 
 def database(sb: Shenbao) -> Database:

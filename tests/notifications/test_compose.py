@@ -15,7 +15,7 @@ import pytest
 from models.db import Database
 from models.outbox import CANCELLED, E_CANCELLED, E_PENDING, E_SENT, QUEUED
 from notifications.loopback import LoopbackSMTP
-from tests.conftest import CLUSTER, JINGPIN
+from tests.conftest import CLUSTER, JINGPIN, built_world
 from tests.models.spine import cluster_case, jingpin_case, roster_ref
 from tests.notifications.world import (
     act,
@@ -27,14 +27,15 @@ from tests.notifications.world import (
     notifications,
     send_at,
     tick_at,
+    town_world,
 )
 
 RECHECK_REASON = "发送前复核：已办结或截止时间已调整，无需再发"
 
 
 @pytest.fixture
-def town(seeded: Database, make_ctx: Any) -> dict[str, Any]:
-    return build_town(seeded, make_ctx)
+def town(seeded: Database, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return built_world(request, "town", town_world)
 
 
 @pytest.fixture

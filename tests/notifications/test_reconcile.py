@@ -14,7 +14,7 @@ import pytest
 from models.db import Database
 from models.outbox import CANCELLED, PENDING, QUEUED
 from notifications.reconcile import tick
-from tests.conftest import CLUSTER, JINGPIN
+from tests.conftest import CLUSTER, JINGPIN, built_world
 from tests.models.spine import events, jingpin_case
 from tests.notifications.world import (
     CALENDAR,
@@ -23,18 +23,18 @@ from tests.notifications.world import (
     SYSTEM,
     act,
     at,
-    build_town,
     move_deadline,
     notifications,
     reconcile_at,
     row_counts,
     tick_at,
+    town_world,
 )
 
 
 @pytest.fixture
-def town(seeded: Database, make_ctx: Any) -> dict[str, Any]:
-    return build_town(seeded, make_ctx)
+def town(seeded: Database, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return built_world(request, "town", town_world)
 
 
 def application_rows(db: Database, **where: Any) -> list[Any]:

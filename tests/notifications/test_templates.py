@@ -19,7 +19,7 @@ from notifications.loopback import LoopbackSMTP
 from notifications.render import KINDS, Renderer
 from operations.runtime import Runtime
 from operations.settings import Settings
-from tests.conftest import CLUSTER
+from tests.conftest import CLUSTER, built_world
 from tests.models.spine import cluster_case
 from tests.notifications.world import IDENTITY, act, build_town, emails, move_deadline, send_at, tick_at
 
@@ -29,9 +29,13 @@ DASHBOARD = "https://shenbao.jxt.zj.example/board"
 
 
 @pytest.fixture
-def town(seeded: Database, make_ctx: Any) -> dict[str, Any]:
-    town = build_town(seeded, make_ctx)
-    act(seeded, make_ctx, "2026-06-15T10:00", town["yuhang"], "submit", "余杭区")
+def town(seeded: Database, request: pytest.FixtureRequest) -> dict[str, Any]:
+    return built_world(request, "town-yuhang-submitted", _town_yuhang_submitted)
+
+
+def _town_yuhang_submitted(db: Database, make_ctx: Any, folder: Path) -> dict[str, Any]:
+    town = build_town(db, make_ctx)
+    act(db, make_ctx, "2026-06-15T10:00", town["yuhang"], "submit", "余杭区")
     return town
 
 

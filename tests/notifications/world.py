@@ -8,6 +8,7 @@ nothing here reads the clock.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlmodel import select
@@ -107,6 +108,11 @@ def build_town(db: Database, make_ctx: Any, *, keep_rosters: tuple[str, ...] = (
         yuhang = cluster_case(session, ctx, county="余杭区", subtrack="模型数据服务").ref
     quiet_rosters(db, make_ctx, keep=keep_rosters)
     return {"db": db, "ids": ids, "xihu": xihu, "yuhang": yuhang}
+
+
+def town_world(db: Database, make_ctx: Any, folder: Path) -> dict[str, Any]:
+    """``build_town`` as a world template (tests/conftest.py ``built_world``)."""
+    return build_town(db, make_ctx)
 
 
 def reconcile_at(db: Database, make_ctx: Any, when: datetime | str) -> TickReport:

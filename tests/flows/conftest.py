@@ -1,0 +1,36 @@
+"""CLI fixtures: a home directory as `shenbao init` leaves it, initialised once per session."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+
+def keys_of(home: Path) -> Path:
+    """Where the audit key and anchor live by default: beside the home, not in it."""
+    return home.parent / f"{home.name}.keys"
+
+
+@pytest.fixture(scope="session")
+def initialised_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home after `shenbao init` (in-process, as the province's coordinator): copy it, never use it."""
+    from tests.flows.test_cli import Shenbao
+
+    home = tmp_path_factory.mktemp("initialised") / "home"
+    Shenbao(home)("init")
+    # The in-process run keeps its connections, so the WAL cannot be switched off here; moving
+    # every committed page into the main file is enough for one file to be the whole database.
+    conn = sqlite3.connect(home / "shenbao.db")
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    conn.close()
+    assert busy == 0, "the initialised home's WAL could not be checkpointed"
+    return home
+
+
+def copy_home(template: Path, home: Path) -> None:
+    """The database and its key/anchor folder: init names nothing by its path, so a copy is whole."""
+    shutil.copytree(template, home, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    shutil.copytree(keys_of(template), keys_of(home))
