@@ -64,7 +64,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from calendars.timeutil import LOCAL_TZ, format_local
 from flows.output import one_line
 from models.context import Actor
-from models.db import Database, DatabaseUnavailable
+from models.db import Database, DatabaseUnavailable, describe_outage
 from operations import sweep
 from operations.runtime import Runtime
 from operations.sweep import advisory_key, worker_name
@@ -587,7 +587,7 @@ class Service:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         # Its own engines (with the same SQLite pragmas): the store's shutdown disposes them.
-        self._store_db = Database(self.rt.db.url)
+        self._store_db = Database(self.rt.db.url, timeouts=self.rt.db.timeouts)
         return BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._store_db.writer, tablename=JOB_TABLE)},
             # Sweeps are serialised by a lock; spare threads keep the heartbeat and the watch on
@@ -769,7 +769,7 @@ class Service:
                     result.error = f"{type(exc).__name__}: {exc}"
                     log.exception("%s：%s出错（已回滚；下次唤醒照常处理）", when, what)
                     return None
-                result.error = f"数据库无法访问：{_short(exc)}"
+                result.error = describe_outage(exc, self.rt.db.timeouts)
                 if attempt == attempts:
                     log.error(
                         "%s：%s失败，%s（已试 %d 次），等下一次唤醒再补", when, what, result.error, attempts
@@ -860,7 +860,7 @@ def watch_job() -> None:
         except Exception as exc:
             if not is_db_unreachable(exc):
                 raise
-            log.error("检查截止时间调整失败：数据库无法访问（%s），稍后再查", _short(exc))
+            log.error("检查截止时间调整失败：%s，稍后再查", describe_outage(exc, service.rt.db.timeouts))
 
 
 def heartbeat_job() -> None:
@@ -919,11 +919,6 @@ def _duration(delta: timedelta) -> str:
     days, rest = divmod(int(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     return f"{sign} {days} 天 {hours} 小时 {rest // 60} 分"
-
-
-def _short(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextlib.contextmanager
