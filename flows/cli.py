@@ -68,6 +68,21 @@ class Fail(click.ClickException):
         out.error(self.message)
 
 
+def _outage_message(exc: BaseException) -> str:
+    """describe_outage's wording, with the seconds actually configured for this command."""
+    from models.db import Timeouts, describe_outage
+
+    try:
+        timeouts = Settings().db_timeouts
+    except ValidationError:
+        timeouts = Timeouts()
+    message = describe_outage(exc, timeouts)
+    # Busy or slow is a wait, not a wrong address: only an unanswered connection points at the URL.
+    if message.startswith(("数据库无法访问", "连接数据库超时")):
+        message += "（请检查 SHENBAO_DATABASE_URL）"
+    return message
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn domain errors into clear messages and exit codes instead of tracebacks."""
 
@@ -118,9 +133,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             from sqlalchemy.exc import DBAPIError, OperationalError
 
             if isinstance(exc, OperationalError):
-                raise Fail(
-                    f"数据库无法访问：{exc.orig}（请检查 SHENBAO_DATABASE_URL）", EXIT_DB_UNREACHABLE
-                ) from exc
+                raise Fail(_outage_message(exc), EXIT_DB_UNREACHABLE) from exc
             if isinstance(exc, DBAPIError):
                 # e.g. a value longer than its column on PostgreSQL: nothing was written.
                 raise Fail(f"数据库拒绝了这次写入（未作任何修改）：{str(exc.orig).splitlines()[0]}") from exc

@@ -64,7 +64,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from calendars.timeutil import LOCAL_TZ, format_local
 from flows.output import one_line
 from models.context import Actor
-from models.db import Database, DatabaseUnavailable
+from models.db import Database, DatabaseUnavailable, Timeouts, describe_outage
 from operations import sweep
 from operations.runtime import Runtime
 from operations.sweep import advisory_key, worker_name
@@ -86,6 +86,40 @@ EXIT_LOCKED = 5
 
 
 SERVICE_LOCK_KEY = advisory_key("shenbao:serve")
+# APScheduler's in-memory store for the jobs re-added at every start (see _build_scheduler).
+PERIODIC_STORE = "periodic"
+PERIODIC_JOBS = ("sweep", "watch", "heartbeat")
+
+
+class JobStoreOutage(logging.Filter):
+    """APScheduler's English "Error getting due jobs from job store", every 10 s while the
+    database is down, becomes one Chinese line per outage; the sweeps log their own retries."""
+
+    def __init__(self, timeouts: Timeouts, sweep_minutes: float) -> None:
+        super().__init__()
+        self.timeouts = timeouts
+        self.sweep_minutes = sweep_minutes
+        self.reported = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Error getting due jobs from job store"):
+            return True
+        if not self.reported:
+            self.reported = True
+            cause = record.args[-1] if isinstance(record.args, tuple) and record.args else record.getMessage()
+            log.error(
+                "截止时刻唤醒暂停：%s；周期对账照常每 %s 分钟进行并重试，数据库恢复后补做错过的事",
+                describe_outage(cause, self.timeouts)
+                if isinstance(cause, BaseException)
+                else f"数据库无法访问：{cause}",
+                _num(self.sweep_minutes),
+            )
+        return False
+
+    def recovered(self) -> None:
+        if self.reported:
+            self.reported = False
+            log.info("数据库已恢复：截止时刻唤醒照常")
 
 
 def describe_tick(report: TickReport) -> str:
@@ -472,6 +506,7 @@ class Service:
         self._signature: str | None = None
         self._planned_real: float = 0.0
         self._store_db: Database | None = None
+        self._store_outage: JobStoreOutage | None = None
         self._web_server: Any = None
         self._web_thread: threading.Thread | None = None
         self._locked = False
@@ -553,6 +588,9 @@ class Service:
         if self._store_db is not None:
             self._store_db.dispose()
             self._store_db = None
+        if self._store_outage is not None:
+            logging.getLogger("apscheduler.scheduler").removeFilter(self._store_outage)
+            self._store_outage = None
         if self._locked:
             self.lock.release()
             self._locked = False
@@ -586,13 +624,23 @@ class Service:
     # -- the scheduler --------------------------------------------------------------------------
     def _build_scheduler(self) -> BackgroundScheduler:
         from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.memory import MemoryJobStore
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
         from apscheduler.schedulers.background import BackgroundScheduler
 
         # Its own engines (with the same SQLite pragmas): the store's shutdown disposes them.
-        self._store_db = Database(self.rt.db.url)
+        self._store_db = Database(self.rt.db.url, timeouts=self.rt.db.timeouts)
+        self._store_outage = JobStoreOutage(self.rt.db.timeouts, self.options.sweep_minutes)
+        logging.getLogger("apscheduler.scheduler").addFilter(self._store_outage)
         return BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self._store_db.writer, tablename=JOB_TABLE)},
+            jobstores={
+                # The periodic jobs are re-added at every start, so they need no database, and in
+                # memory they keep firing while the database is down: APScheduler skips a store it
+                # cannot read, which would otherwise stop the sweeps and their retries too.
+                PERIODIC_STORE: MemoryJobStore(),
+                # The wake-ups at deadlines stay in the database: they survive a restart.
+                "default": SQLAlchemyJobStore(engine=self._store_db.writer, tablename=JOB_TABLE),
+            },
             # Sweeps are serialised by a lock; spare threads keep the heartbeat and the watch on
             # time while a long sweep runs.
             executors={"default": ThreadPoolExecutor(max_workers=4)},
@@ -607,7 +655,16 @@ class Service:
     def _add_periodic_jobs(self) -> None:
         assert self.scheduler is not None
         o = self.options
-        common: dict[str, Any] = {"replace_existing": True, "coalesce": True, "max_instances": 1}
+        common: dict[str, Any] = {
+            "replace_existing": True,
+            "coalesce": True,
+            "max_instances": 1,
+            "jobstore": PERIODIC_STORE,
+        }
+        for job_id in PERIODIC_JOBS:
+            # Earlier versions stored them in the database: one copy of each is enough.
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(job_id, jobstore="default")
         self.scheduler.add_job(
             "flows.service:sweep_job",
             "interval",
@@ -756,6 +813,8 @@ class Service:
             else:
                 result.dispatch_skipped = True
         if result.error is None and result.tick is not None:
+            if self._store_outage is not None:
+                self._store_outage.recovered()
             busy = not result.tick.nothing_new or (result.sent is not None and result.sent.handled)
             level = logging.INFO if busy or reason != "周期" else logging.DEBUG
             sent = (
@@ -787,7 +846,7 @@ class Service:
                     result.error = f"{type(exc).__name__}: {exc}"
                     log.exception("%s：%s出错（已回滚；下次唤醒照常处理）", when, what)
                     return None
-                result.error = f"数据库无法访问：{_short(exc)}"
+                result.error = describe_outage(exc, self.rt.db.timeouts)
                 if attempt == attempts:
                     log.error(
                         "%s：%s失败，%s（已试 %d 次），等下一次唤醒再补", when, what, result.error, attempts
@@ -878,7 +937,7 @@ def watch_job() -> None:
         except Exception as exc:
             if not is_db_unreachable(exc):
                 raise
-            log.error("检查截止时间调整失败：数据库无法访问（%s），稍后再查", _short(exc))
+            log.error("检查截止时间调整失败：%s，稍后再查", describe_outage(exc, service.rt.db.timeouts))
 
 
 def inbox_job() -> None:
@@ -943,11 +1002,6 @@ def _duration(delta: timedelta) -> str:
     days, rest = divmod(int(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     return f"{sign} {days} 天 {hours} 小时 {rest // 60} 分"
-
-
-def _short(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig or exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlmodel import Session, select
 
@@ -334,15 +334,50 @@ def _roster_tasks(session: Session, cities_by_program: dict[str, set[str]]) -> l
 # -- cases ------------------------------------------------------------------------------
 
 
-def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:
+@dataclass(frozen=True)
+class CaseSheet:
+    """A case file read and typed for one campaign's program, before any lock is taken.
+
+    Reading 50,000 rows takes most of an import; done inside the write transaction it would
+    hold SQLite's write lock (BEGIN IMMEDIATE) that long and every other writer would wait,
+    then fail with 「数据库正忙」. So the operation reads the campaign in a read session,
+    parses, and only then opens the write transaction for the checks against the database.
+    """
+
+    path: Path
+    program: str
+    rows: list[ClusterApplicationRow] | list[JingpinApplicationRow]
+    digest: str  # of the bytes read here, recorded in the import's audit event
+
+
+def read_cases(spec: Any, path: Path) -> CaseSheet:
+    """The rows of ``path`` in the form of ``spec``'s program; touches no database."""
+    digest = file_digest(path)
+    if spec.program == "cluster":
+        clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
+        return CaseSheet(path, "cluster", parse_cluster_applications(path, clusters=clusters), digest)
+    return CaseSheet(path, spec.program, parse_jingpin_applications(path), digest)
+
+
+def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) -> ImportSummary:
+    """Check the parsed rows against the database and write them, all or none."""
     # Case numbers and the duplicate check read what other writers insert: queue behind them
     # (PostgreSQL; SQLite's BEGIN IMMEDIATE already does) instead of colliding on CL26-00001.
     ctx.audit.lock(session)
-    campaign = get_campaign(session, campaign_id)
-    spec = campaign.spec()
+    spec = get_campaign(session, campaign_id).spec()
+    if spec.program != sheet.program:
+        # The campaign was reloaded as another program between the read and the write.
+        raise ValueError(f"{sheet.path.name}：活动 {campaign_id} 的申报类型已变为 {spec.program}，请重新导入")
     if spec.program == "cluster":
-        return _import_cluster(session, ctx, spec, path)
-    return _import_jingpin(session, ctx, spec, path)
+        return _import_cluster(session, ctx, spec, sheet)
+    return _import_jingpin(session, ctx, spec, sheet)
+
+
+def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:
+    """Read and write in the caller's one transaction (it holds the write lock while parsing;
+    operations.acts.import_cases reads first instead)."""
+    spec = get_campaign(session, campaign_id).spec()
+    return write_cases(session, ctx, campaign_id, read_cases(spec, path))
 
 
 def _county_of(
@@ -408,9 +443,8 @@ def _add_contact(
         )
 
 
-def _import_cluster(session: Session, ctx: Ctx, spec: Any, path: Path) -> ImportSummary:
-    clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
-    rows: list[ClusterApplicationRow] = parse_cluster_applications(path, clusters=clusters)
+def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
+    path, rows = sheet.path, cast(list[ClusterApplicationRow], sheet.rows)
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     planned: list[tuple[ClusterApplicationRow, Organisation, str, str]] = []
@@ -458,7 +492,7 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, path: Path) -> Import
     if problems:
         raise ImportRejected(problems)
 
-    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
     orgs: dict[str, Organisation] = {}
     allocate = RefAllocator(session, spec, "cluster_application")
     new_rows: list[dict[str, Any]] = []
@@ -530,8 +564,8 @@ def _recommender_tier(name: str) -> str | None:
     return None
 
 
-def _import_jingpin(session: Session, ctx: Ctx, spec: Any, path: Path) -> ImportSummary:
-    rows: list[JingpinApplicationRow] = parse_jingpin_applications(path)
+def _import_jingpin(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
+    path, rows = sheet.path, cast(list[JingpinApplicationRow], sheet.rows)
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     planned: list[tuple[JingpinApplicationRow, Organisation, str, str | None]] = []
@@ -594,7 +628,7 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, path: Path) -> Import
     if problems:
         raise ImportRejected(problems)
 
-    summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
     orgs: dict[str, Organisation] = {}
     allocate = RefAllocator(session, spec, "jingpin_application")
     new_rows: list[dict[str, Any]] = []

@@ -92,7 +92,7 @@ from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
 from sqlmodel import Session
 
-from models.db import Database
+from models.db import Database, Timeouts
 from models.outbox import (
     E_CANCELLED,
     E_DEAD,
@@ -1206,9 +1206,10 @@ def _dispatch_child(
     recheck_path: str | Recheck | None,
     start: Any,
     results: Any,
+    timeouts: Timeouts | None = None,
 ) -> None:
     try:
-        db = Database(db_url)
+        db = Database(db_url, timeouts=timeouts or Timeouts())
         recheck = load_recheck(recheck_path) if isinstance(recheck_path, str) else recheck_path
     except BaseException:
         start.abort()
@@ -1237,6 +1238,7 @@ def dispatch_in_processes(
     processes: int,
     recheck_path: str | None = None,
     recheck: Recheck | None = None,
+    timeouts: Timeouts | None = None,
 ) -> DispatchReport:
     """Run ``processes`` OS processes, each a dispatcher with its own database connections and
     ``config.concurrency`` SMTP connections, until nothing is due; return the summed report.
@@ -1256,7 +1258,16 @@ def dispatch_in_processes(
     children = [
         ctx.Process(
             target=_dispatch_child,
-            args=(db_url, now, child_config, f"{base}/{i}", recheck or recheck_path, start, results),
+            args=(
+                db_url,
+                now,
+                child_config,
+                f"{base}/{i}",
+                recheck or recheck_path,
+                start,
+                results,
+                timeouts,
+            ),
             name=f"shenbao-dispatch-{i}",
         )
         for i in range(processes)

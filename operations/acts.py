@@ -108,11 +108,16 @@ def import_cases(
     rt: Runtime, actor: Actor, campaign_id: str, path: Path, *, now: datetime | None = None
 ) -> ImportSummary:
     """Applications from a sheet, all rows or none."""
-    from models.imports import import_cases as load
+    from models.campaign import get_campaign
+    from models.imports import read_cases, write_cases
 
     ctx = rt.ctx(actor, now=now)
+    # The file is parsed outside the write transaction: other writers are not held up by it.
+    with rt.db.read() as session:
+        spec = get_campaign(session, campaign_id).spec()
+    sheet = read_cases(spec, path)
     with rt.db.write() as session:
-        return load(session, ctx, campaign_id, path)
+        return write_cases(session, ctx, campaign_id, sheet)
 
 
 def load_campaign(

@@ -34,7 +34,7 @@ class Runtime:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.resolved_database_url)
+        return Database(self.settings.resolved_database_url, timeouts=self.settings.db_timeouts)
 
     def audit(self, *, create: bool = False) -> AuditLog:
         self._warn_about_secrets()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.db import Timeouts
 
 
 class Settings(BaseSettings):
@@ -24,6 +26,11 @@ class Settings(BaseSettings):
     now: str | None = Field(default=None, description="模拟当前时间，如 2026-06-20T09:00")
     workdays_file: Path | None = None
     dashboard_url: str | None = Field(default=None, description="邮件中的看板链接前缀")
+
+    # Database: how long one step may wait before it is reported as an outage (exit 4).
+    db_connect_timeout: float = Field(default=10.0, description="连接数据库的超时（秒，PostgreSQL）")
+    db_statement_timeout: float = Field(default=120.0, description="单条数据库语句的超时（秒，PostgreSQL）")
+    db_busy_timeout: float = Field(default=15.0, description="等待其他写入者释放数据库的超时（秒，SQLite）")
 
     # Mail (notifications)
     smtp_host: str = "127.0.0.1"
@@ -53,6 +60,20 @@ class Settings(BaseSettings):
         if value not in ("none", "starttls", "tls"):
             raise ValueError("SHENBAO_SMTP_SECURITY 应为 none、starttls 或 tls")
         return value
+
+    @field_validator("db_connect_timeout", "db_statement_timeout", "db_busy_timeout")
+    @classmethod
+    def _positive_seconds(cls, value: float, info: ValidationInfo) -> float:
+        # Zero means "wait forever" to both PostgreSQL and SQLite: the hang these settings prevent.
+        if not value > 0:
+            raise ValueError(f"SHENBAO_{(info.field_name or '').upper()} 应为大于 0 的秒数，而不是 {value:g}")
+        return value
+
+    @property
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect=self.db_connect_timeout, statement=self.db_statement_timeout, busy=self.db_busy_timeout
+        )
 
     @property
     def resolved_database_url(self) -> str:

@@ -98,7 +98,9 @@ def dispatch(
     config = rt.smtp_config(**smtp)
     if processes > 1:
         # A child process cannot receive a closure: it rebuilds the recheck from the settings.
-        return dispatch_in_processes(rt.db.url, now, config, processes, recheck=SettingsRecheck(rt.settings))
+        return dispatch_in_processes(
+            rt.db.url, now, config, processes, recheck=SettingsRecheck(rt.settings), timeouts=rt.db.timeouts
+        )
     return dispatch_due(
         rt.db, now, config, worker=worker or worker_name("send"), recheck=rt.recheck(), limit=limit
     )
