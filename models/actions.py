@@ -138,7 +138,7 @@ def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> N
         )
     # Seeing a case is not deciding it: only the case's own recommender (the city, or the SOE
     # group / association it is filed through) recommends it and uses its quota.
-    if t.action in ("recommend", "not_recommend") and org.tier != "province":
+    if t.action in ("recommend", "not_recommend", "withdraw_recommendation") and org.tier != "province":
         rid = case.recommender_id or case.city_code
         if rid != org.id:
             owner = session.get(Organisation, rid) if rid else None
@@ -234,17 +234,76 @@ def recommendation_case(session: Session, campaign_id: str, recommender_id: str)
     ).first()
 
 
-def _guard_recommendation_open(session: Session, case: Case) -> None:
+# A recommendation in one of these has gone in: its list is fixed until the province returns it.
+LIST_IN = ("submitted", "none")
+
+
+def list_in(session: Session, case: Case) -> Case | None:
+    """The recommendation that already went in for ``case``'s recommender, if it has."""
     recommender = _recommender_of(session, case)
     if recommender is None:
-        return
+        return None
     rec = recommendation_case(session, case.campaign_id, recommender.id)
-    if rec is not None and rec.state == "submitted":
+    return rec if rec is not None and rec.state in LIST_IN else None
+
+
+def _guard_recommendation_open(session: Session, case: Case) -> None:
+    rec = list_in(session, case)
+    if rec is not None:
+        recommender = _recommender_of(session, case)
+        what = "无推荐" if rec.state == "none" else "推荐"
         raise ActionRefused(
-            f"{recommender.name}的推荐已于 {format_local(rec.state_since)} 报送省经信厅（{rec.ref}），"
-            "不能再调整；如需调整请由省经信厅退回推荐",
+            f"{recommender.name if recommender else rec.org_id}的{what}已于 {format_local(rec.state_since)} "
+            f"报送省经信厅（{rec.ref}），不能再调整；如需调整请由省经信厅退回推荐",
             rule="recommendation_submitted",
-            data={"recommendation": rec.ref, "since": rec.state_since.isoformat()},
+            data={"recommendation": rec.ref, "state": rec.state, "since": rec.state_since.isoformat()},
+        )
+
+
+def on_list(session: Session, campaign_id: str, program: str, recommender: Organisation | str) -> Any:
+    """The query for the applications a recommender decides on (the one rule for whose list it is).
+
+    An SOE group or association recommends what is filed through it; a city what its counties
+    filed, for 精品 only what is not filed through an SOE group or association.
+    """
+    org_id = recommender if isinstance(recommender, str) else recommender.id
+    org = session.get(Organisation, org_id) if isinstance(recommender, str) else recommender
+    query = select(Case).where(
+        Case.campaign_id == campaign_id,
+        Case.kind != "recommendation",
+        Case.kind != "roster",
+    )
+    if org is not None and org.tier in ("soe_group", "association"):
+        return query.where(Case.recommender_id == org_id)
+    query = query.where(Case.city_code == org_id)
+    if program == "jingpin":
+        query = query.where((Case.recommender_id.is_(None)) | (Case.recommender_id == org_id))  # type: ignore[union-attr]
+    return query
+
+
+# An application in one of these has not reached anyone who recommends (or never will).
+NOT_ARRIVED = ("draft", "withdrawn", "lapsed")
+
+
+def nothing_to_review(session: Session, campaign_id: str, program: str, recommender_id: str) -> bool:
+    """No application has reached the recommender: it is reminded that it may report 无推荐, and
+    not counted as late until one arrives."""
+    query = on_list(session, campaign_id, program, recommender_id).where(
+        Case.state.not_in(NOT_ARRIVED)  # type: ignore[attr-defined]
+    )
+    return session.exec(query.limit(1)).first() is None
+
+
+def _guard_empty_list(session: Session, spec: CampaignSpec, rec: Case) -> None:
+    listed = session.exec(
+        on_list(session, rec.campaign_id, spec.program, rec.org_id).where(Case.state == "recommended")
+    ).all()
+    if listed:
+        refs = "、".join(c.ref for c in listed[:5]) + ("等" if len(listed) > 5 else "")
+        raise ActionRefused(
+            f"{rec.title}已推荐 {len(listed)} 项（{refs}），不能报送“无推荐”；请报送推荐，或先撤销推荐",
+            rule="list_not_empty",
+            data={"recommendation": rec.ref, "recommended": [c.ref for c in listed]},
         )
 
 
@@ -339,6 +398,8 @@ def act(
                 _guard_recommendation_open(session, case)
         elif guard == "reviewed":
             _guard_reviewed(session, case)
+        elif guard == "empty_list":
+            _guard_empty_list(session, spec, case)
         elif guard == "quota":
             _guard_quota(session, spec, case)
         elif guard == "letter":
@@ -378,6 +439,14 @@ def act(
     if action == "recommend":
         bucket = session.info.pop("claimed_quota", None)
         case.quota_bucket = bucket
+    if action == "withdraw_recommendation":
+        details["released_quota"], case.quota_bucket = case.quota_bucket, None
+    if action in ("submit", "resubmit") and case.kind != "recommendation":
+        # Arrived after its recommender's list went in: the city and the province are told
+        # (notices.py reads this), and the city decides once the province returns the list.
+        late = list_in(session, case)
+        if late is not None:
+            details["late_for"] = {"recommendation": late.ref, "state": late.state}
 
     if t.target is not None:
         case.state = t.target
@@ -418,7 +487,7 @@ def act(
         )
     events = ctx.audit.append_many(session, drafts)
 
-    if case.kind == "recommendation" and action in ("submit", "resubmit"):
+    if case.kind == "recommendation" and action in ("submit", "resubmit", "report_none"):
         _cascade_not_recommended(session, ctx, spec, case)
     return events[0]
 
@@ -440,18 +509,9 @@ def _guard_quota(session: Session, spec: CampaignSpec, case: Case) -> None:
 def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec: Case) -> None:
     """Submitting a recommendation closes the choice: cases not on it are not recommended."""
     org = session.get(Organisation, rec.org_id)
-    query = select(Case).where(
-        Case.campaign_id == rec.campaign_id,
-        Case.kind != "recommendation",
-        Case.kind != "roster",
-        Case.state.in_(_CASCADE_STATES),  # type: ignore[attr-defined]
+    query = on_list(session, rec.campaign_id, spec.program, org or rec.org_id).where(
+        Case.state.in_(_CASCADE_STATES)  # type: ignore[attr-defined]
     )
-    if org is not None and org.tier in ("soe_group", "association"):
-        query = query.where(Case.recommender_id == org.id)
-    else:
-        query = query.where(Case.city_code == rec.org_id)
-        if spec.program == "jingpin":
-            query = query.where((Case.recommender_id.is_(None)) | (Case.recommender_id == rec.org_id))  # type: ignore[union-attr]
     system = ctx.as_system()
     for case in session.exec(query.order_by(Case.ref)).all():
         t = machine_for(case.kind).find("not_recommend", case.state)

@@ -119,6 +119,16 @@ CLUSTER_APPLICATION = Machine(
             needs_reason=True,
             guards=("recommendation_open",),
         ),
+        # Taken off a list the province returned (or one not yet sent); the quota is released.
+        T(
+            "withdraw_recommendation",
+            "撤销推荐",
+            ("recommended",),
+            "submitted",
+            ("city",),
+            needs_reason=True,
+            guards=("recommendation_open",),
+        ),
         T("lapse", "逾期关闭", ("draft",), "lapsed", ("system",)),
         T("pass_preliminary", "初审通过", ("recommended",), "prelim_passed", ("province",)),
         T(
@@ -227,6 +237,16 @@ JINGPIN_APPLICATION = Machine(
             needs_reason=True,
             guards=("recommendation_open",),
         ),
+        # Taken off a list the province returned (or one not yet sent); the quota is released.
+        T(
+            "withdraw_recommendation",
+            "撤销推荐",
+            ("recommended",),
+            "county_approved",
+            ("city", "soe_group", "association"),
+            needs_reason=True,
+            guards=("recommendation_open",),
+        ),
         T("lapse", "逾期关闭", ("draft",), "lapsed", ("system",)),
         T("pass_preliminary", "初审通过", ("recommended",), "prelim_passed", ("province",)),
         T(
@@ -268,7 +288,7 @@ RECOMMENDATION = Machine(
     kind="recommendation",
     label="推荐报送",
     initial="draft",
-    states={"draft": "编制中", "submitted": "已报送省经信厅", "returned": "省厅退回"},
+    states={"draft": "编制中", "submitted": "已报送省经信厅", "none": "已报无推荐", "returned": "省厅退回"},
     transitions=(
         T(
             "attach",
@@ -285,7 +305,17 @@ RECOMMENDATION = Machine(
             ("city", "soe_group", "association"),
             guards=("letter", "quota"),
         ),
-        T("return", "退回修改", ("submitted",), "returned", ("province",), needs_reason=True),
+        # 无推荐: nothing on the list (no application to review, or none worth recommending).
+        T(
+            "report_none",
+            "报送无推荐",
+            ("draft", "returned"),
+            "none",
+            ("city", "soe_group", "association"),
+            needs_reason=True,
+            guards=("empty_list",),
+        ),
+        T("return", "退回修改", ("submitted", "none"), "returned", ("province",), needs_reason=True),
         T(
             "resubmit",
             "重新报送",
@@ -295,7 +325,7 @@ RECOMMENDATION = Machine(
             guards=("letter", "quota"),
         ),
     ),
-    final=frozenset({"submitted"}),
+    final=frozenset({"submitted", "none"}),
 )
 
 # 工作人员信息汇总表 (附件3): one per city and program, due 06-05.

@@ -28,6 +28,7 @@ from calendars.timeutil import (
     parse_instant,
 )
 from calendars.workdays import UnknownYearError, WorkCalendar
+from models.actions import nothing_to_review
 from models.campaign import Campaign, deadlines_of
 from models.case import PROGRAM_LABELS, Case
 from models.machines import machine_for
@@ -235,6 +236,11 @@ def section_for(
             "forwarded": [d.name(o) for o in forwarded],
             "shown": sorted(c.ref for c in cases),
         }
+        base["nothing_to_review"] = (
+            _nothing_to_review_text(session, d, n.campaign_id, spec, orgs)
+            if n.kind == "reminder" and stage.subject == "recommendation"
+            else None
+        )
         return base
     # supervisor_reminder / escalation: who below still has not acted, with how to reach them
     late = []
@@ -265,6 +271,20 @@ def section_for(
     return base | {"late": late, "round": round_no, "shown": sorted(shown)}
 
 
+def _nothing_to_review_text(
+    session: Session, d: Directory, campaign_id: str, spec: CampaignSpec, orgs: list[str]
+) -> str | None:
+    """For a recommender no application has reached: the reminder says so, and what to do."""
+    for org_id in orgs:
+        if nothing_to_review(session, campaign_id, spec.program, org_id):
+            org = d.org(org_id)
+            if org is not None and org.tier == "city":
+                sender = "县（市、区）" if spec.program == "cluster" else "企业"
+                return f"本市暂无{sender}提交的申报；如确无推荐，请报送“无推荐”"
+            return "本单位暂无提交的申报；如确无推荐，请报送“无推荐”"
+    return None
+
+
 def _item(case: Any) -> dict[str, str]:
     return {
         "ref": case.ref,
@@ -281,7 +301,9 @@ def grouped(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge notices of the same change (e.g. forty drafts lapsing at 24:00) into one section."""
 
     def key(s: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(s.get(k) for k in ("campaign_name", "action", "label", "to", "reason", "actor"))
+        return tuple(
+            s.get(k) for k in ("campaign_name", "action", "label", "to", "reason", "actor", "late_note")
+        )
 
     members: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for s in sections:

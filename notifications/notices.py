@@ -18,8 +18,14 @@ from models.case import Case
 from models.machines import machine_for
 from notifications.audience import PROVINCE, Directory
 
-# (case kind, action) -> who hears: the applicant, its county, its city, the case's owner, the province.
+# (case kind, action) -> who hears: the applicant, its county, its city, the case's recommender
+# (its city, or the SOE group / association it is filed through), the case's owner, the province.
 NOTICE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    # The city's loop: what comes in, goes back in, or is taken away is in its digest.
+    ("cluster_application", "submit"): ("recommender",),
+    ("cluster_application", "resubmit"): ("recommender",),
+    ("cluster_application", "withdraw"): ("recommender",),
+    ("cluster_application", "withdraw_recommendation"): ("applicant", "county"),
     ("cluster_application", "return"): ("applicant", "county"),
     ("cluster_application", "recommend"): ("applicant", "county"),
     ("cluster_application", "not_recommend"): ("applicant", "county"),
@@ -29,6 +35,10 @@ NOTICE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("cluster_application", "schedule_defence"): ("applicant", "county", "city"),
     ("cluster_application", "select"): ("applicant", "county", "city"),
     ("cluster_application", "reject"): ("applicant", "county", "city"),
+    ("jingpin_application", "submit"): ("recommender",),
+    ("jingpin_application", "resubmit"): ("recommender",),
+    ("jingpin_application", "withdraw"): ("recommender",),
+    ("jingpin_application", "withdraw_recommendation"): ("applicant", "county"),
     ("jingpin_application", "return"): ("applicant", "county"),
     ("jingpin_application", "approve"): ("applicant",),
     ("jingpin_application", "recommend"): ("applicant", "county"),
@@ -41,6 +51,7 @@ NOTICE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("jingpin_application", "reject"): ("applicant", "county", "city"),
     ("recommendation", "submit"): ("province",),
     ("recommendation", "resubmit"): ("province",),
+    ("recommendation", "report_none"): ("province",),
     ("recommendation", "return"): ("owner",),
     ("roster", "return"): ("owner",),
 }
@@ -58,6 +69,11 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         audiences = NOTICE_RULES.get((case.kind, action))
         if not audiences:
             return []
+        late = details.get("late_for")
+        if late:
+            # Arrived after the list went in: the province must know too, since only it can
+            # return the list for the city to decide.
+            audiences = (*audiences, "recommender", "province")
         machine = machine_for(case.kind)
         targets: list[str] = []
         for audience in audiences:
@@ -65,6 +81,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
                 "applicant": case.org_id,
                 "county": case.county_code,
                 "city": case.city_code,
+                "recommender": case.recommender_id or case.city_code,
                 "owner": case.org_id,
                 "province": PROVINCE,
             }[audience]
@@ -82,6 +99,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             "actor": _actor_label(event.actor, d),
             "at": event.at.isoformat(),
             "defence_at": details.get("defence_at"),
+            "late_note": _late_note(late) if late else None,
         }
         return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
     if event.action == "deadline_change":
@@ -101,7 +119,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             .distinct()
         ).all()
         targets = []
-        for org_id, county, _city in rows:
+        for org_id, county, city in rows:
             if stage.actor == "county":
                 candidates = [county]
             elif stage.actor in ("city",) and stage.subject in ("roster", "recommendation"):
@@ -110,6 +128,9 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
                 candidates = [org_id, county]
             else:
                 candidates = [org_id, county] if not d.contacts(org_id, program) else [org_id]
+            if stage.actor in ("county", "enterprise", "park"):
+                # The city supervises its counties' (and its enterprises') stages.
+                candidates.append(city)
             for org in candidates:
                 if org and org not in targets:
                     targets.append(org)
@@ -125,6 +146,15 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         }
         return _rows(d, targets, program, "deadline_notice", event, payload, stage_id=stage.id)
     return []
+
+
+def _late_note(late: dict[str, Any]) -> str:
+    went_in = "无推荐" if late.get("state") == "none" else "推荐"
+    return (
+        f"本申报在{went_in}报送省经信厅（{late.get('recommendation')}）之后到达，未在已报送的名单中。"
+        "如需补充推荐，请省经信厅退回该推荐，由市级决定补充推荐，或不予推荐并说明理由；"
+        "名单重新报送时仍未推荐的，按不予推荐处理。"
+    )
 
 
 def _actor_label(actor: str, d: Directory) -> str:

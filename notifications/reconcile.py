@@ -26,7 +26,7 @@ from sqlmodel import Session, select
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, local_date, start_of_local_day
 from calendars.workdays import WorkCalendar
-from models.actions import close_windows
+from models.actions import close_windows, nothing_to_review
 from models.audit import AuditEvent, EventDraft
 from models.campaign import Campaign, deadlines_of
 from models.case import Case
@@ -283,6 +283,10 @@ def _plan_stage(
             k, at = len(rounds), rounds[-1]
             step_id = f"r{k}"
             for org_id in pending:
+                if stage.subject == "recommendation" and nothing_to_review(
+                    session, spec.id, spec.program, org_id
+                ):
+                    continue  # nothing reached it: not late, and its reminders said it may report 无推荐
                 up = d.supervisor(org_id)
                 targets = [up] if up else []
                 if k >= policy.ladder_after and up:

@@ -228,6 +228,7 @@ def test_it_delivers_the_timeline_over_smtp_and_adds_nothing_when_run_again(home
         len([s for to, s in first if to == "wangqiang@yuhang.example"]) == 2
     )  # d-7 and d-3wd, then he submits
     assert [s for to, s in first if to == "chenjing@hz.example"] == [
+        "【通知】CL26-00002 余杭区：提交申报（已提交待市级审核）",  # the city hears its counties submit
         f"【提醒】{STAGE}将于2026-06-25（周四）24:00截止，1个单位尚未办理",
         "【通知】CL26-00001 西湖区：逾期关闭（逾期未提交）",
         "【提醒】设区市审核推荐并上传推荐函（签章版）将于2026-07-03（周五）24:00截止，1项待办（还剩5个工作日）",

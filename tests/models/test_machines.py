@@ -208,7 +208,12 @@ PATHS: dict[str, dict[str, list[str]]] = {
         "selected": ["submit", "approve", "recommend", "pass_preliminary", "select"],
         "not_selected": ["submit", "approve", "recommend", "pass_preliminary", "reject"],
     },
-    "recommendation": {"draft": [], "submitted": ["submit"], "returned": ["submit", "return"]},
+    "recommendation": {
+        "draft": [],
+        "submitted": ["submit"],
+        "none": ["report_none"],
+        "returned": ["submit", "return"],
+    },
     "roster": {"pending": [], "submitted": ["submit"], "returned": ["submit", "return"]},
 }
 
@@ -274,7 +279,7 @@ def test_it_performs_every_jingpin_transition(seeded: Any, make_ctx: Any) -> Non
 
 def test_it_performs_every_recommendation_transition(seeded: Any, make_ctx: Any) -> None:
     ctx = make_ctx()
-    cities = ["宁波市", "温州市", "嘉兴市", "湖州市", "绍兴市", "金华市", "衢州市"]
+    cities = ["宁波市", "温州市", "嘉兴市", "湖州市", "绍兴市", "金华市", "衢州市", "台州市", "丽水市"]
     with seeded.write() as session:
         for city, (action, source) in zip(cities, _pairs("recommendation"), strict=False):
             case = get_case(session, f"RC26-CL-{code(city)}")
