@@ -420,6 +420,18 @@ def other_program_requests(world: World, program: str) -> dict[tuple[str, str], 
         ("POST", "/api/cases/{ref}/actions"): [
             {"url": f"/api/cases/{case}/actions", "json": {"action": "submit"}}
         ],
+        ("POST", "/api/cases/{ref}/letter"): [
+            {
+                "url": f"/api/cases/{rec}/letter",
+                "files": {"file": ("函.pdf", b"%PDF-1.4 sealed", "application/pdf")},
+            }
+        ],
+        ("POST", "/api/campaigns/{campaign_id}/platform-sync"): [
+            {
+                "url": f"/api/campaigns/{other}/platform-sync",
+                "json": {"rows": [], "source": "越权尝试", "dry_run": True},
+            }
+        ],
         ("POST", "/api/cases/by-external/{external_id}/actions"): [
             {"url": f"/api/cases/by-external/{ext}/actions", "json": {"action": "submit"}}
         ],
@@ -464,6 +476,9 @@ def test_it_refuses_every_route_on_the_other_programs_objects(  # type: ignore[n
                 kwargs["data"] = {**req["form"], "csrf_token": csrf}
             if "json" in req:
                 kwargs["json"] = req["json"]
+                kwargs["headers"] = {"X-CSRF-Token": csrf}
+            if "files" in req:
+                kwargs["files"] = req["files"]
                 kwargs["headers"] = {"X-CSRF-Token": csrf}
             response = client.request(method, req["url"], **kwargs)
             if response.status_code not in (403, 404):
