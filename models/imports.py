@@ -413,6 +413,22 @@ def _ensure_org(session: Session, cache: dict[str, Organisation], org_id: str, *
     return org
 
 
+def _ensure_park(
+    session: Session, cache: dict[str, Organisation], org_id: str, name: str, county: Organisation
+) -> Organisation:
+    """A park committee applying under its county (created by an import or a platform sync)."""
+    return _ensure_org(
+        session,
+        cache,
+        org_id,
+        name=name,
+        tier="park",
+        city_code=county.city_code,
+        county_code=county.id,
+        mountain_island=county.mountain_island,
+    )
+
+
 def _add_contact(
     session: Session,
     ctx: Ctx,
@@ -498,16 +514,7 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
     new_rows: list[dict[str, Any]] = []
     for row, county, org_id, track in planned:
         if org_id != county.id:
-            _ensure_org(
-                session,
-                orgs,
-                org_id,
-                name=row.applicant,
-                tier="park",
-                city_code=county.city_code,
-                county_code=county.id,
-                mountain_island=county.mountain_island,
-            )
+            _ensure_park(session, orgs, org_id, row.applicant, county)
         _add_contact(
             session,
             ctx,

@@ -42,7 +42,7 @@ from models.audit import AuditEvent, EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
-from models.imports import _county_of, _ensure_org, _org_id, _too_long, file_digest, resolve_org
+from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
 from models.machines import Machine, Transition, machine_for
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
@@ -673,16 +673,7 @@ def _new_case(
             else _org_id("PARK", county.id, row.applicant)
         )
         if org_id != county.id:
-            _ensure_org(
-                session,
-                orgs,
-                org_id,
-                name=row.applicant,
-                tier="park",
-                city_code=county.city_code,
-                county_code=county.id,
-                mountain_island=county.mountain_island,
-            )
+            _ensure_park(session, orgs, org_id, row.applicant, county)
         title, columns = row.applicant, {"track": row.item, "zone_type": row.zone_type}
         attrs = {"applicant": row.applicant, "subtrack": row.item, "source_row": row.row}
     else:
