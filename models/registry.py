@@ -111,16 +111,7 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
         session.add(campaign)
         session.flush()
         for stage in spec.stages:
-            session.add(
-                StageDeadline(
-                    campaign_id=spec.id,
-                    stage_id=stage.id,
-                    due_at=stage.deadline,
-                    version=1,
-                    changed_at=ctx.now,
-                    reason="批次文件",
-                )
-            )
+            session.add(_first_deadline(spec.id, stage, ctx.now, "批次文件"))
         ctx.audit.append(
             session,
             EventDraft(
@@ -169,16 +160,7 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
         for stage in spec.stages:
             row = session.get(StageDeadline, (spec.id, stage.id))
             if stage.id in added:
-                session.add(
-                    StageDeadline(
-                        campaign_id=spec.id,
-                        stage_id=stage.id,
-                        due_at=stage.deadline,
-                        version=1,
-                        changed_at=ctx.now,
-                        reason="批次文件新增环节",
-                    )
-                )
+                session.add(_first_deadline(spec.id, stage, ctx.now, "批次文件新增环节"))
                 changes.append(f"新增环节 {stage.id}")
             elif (
                 row is not None
@@ -323,3 +305,15 @@ def bulk_new_cases(
         ],
     )
     return refs
+
+
+def _first_deadline(campaign_id: str, stage: Any, now: datetime, reason: str) -> StageDeadline:
+    """Version 1 of a stage's deadline, as its campaign file gives it (a new campaign or stage)."""
+    return StageDeadline(
+        campaign_id=campaign_id,
+        stage_id=stage.id,
+        due_at=stage.deadline,
+        version=1,
+        changed_at=now,
+        reason=reason,
+    )
