@@ -9,6 +9,7 @@ from models.case import Case
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
+from models.platform_ids import PlatformUser
 
 __all__ = [
     "AccessToken",
@@ -22,6 +23,7 @@ __all__ = [
     "Email",
     "Notification",
     "Organisation",
+    "PlatformUser",
     "ReconcileCursor",
     "StageDeadline",
 ]
