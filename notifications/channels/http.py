@@ -9,10 +9,13 @@ request left (connection refused: nothing sent, try again) told apart from one r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Iterable
 from typing import Any
 
+import certifi
 import httpx
 
 from notifications.channels.base import Delivered
@@ -37,6 +40,13 @@ logging.getLogger("httpx").addFilter(_QueryHidden())
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # httpx's own default (certifi's bundle), loaded once: it costs ~0.1 s, and a client per
+    # event loop would pay it every batch.
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class LoopClient:
     """An ``httpx.AsyncClient`` for the running event loop.
 
@@ -52,7 +62,9 @@ class LoopClient:
     def get(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop or self._client.is_closed:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), trust_env=False)
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout), trust_env=False, verify=_tls_context()
+            )
             self._loop = loop
         return self._client
 
