@@ -93,12 +93,14 @@ async def send(
     url: str,
     *,
     secrets: Iterable[Secret | str | None] = (),
+    own_statuses: tuple[int, ...] = (),
     **options: Any,
 ) -> httpx.Response | Delivered:
     """The platform's response, or the ``Delivered`` that a failure to get one means.
 
-    HTTP 5xx is temporary and 429 rate-limited here; any other status is the caller's to read
-    (platforms put their own code in a 200 or 4xx body).
+    HTTP 5xx is temporary and 429 rate-limited here, unless listed in ``own_statuses`` (a
+    gateway that says more in its body); any other status is the caller's to read (platforms
+    put their own code in a 200 or 4xx body).
     """
     try:
         response = await client.get().request(method, url, **options)
@@ -118,6 +120,8 @@ async def send(
             code=type(exc).__name__,
             detail=f"已发出但连接中断，平台可能已收到：{_said(exc, secrets)}",
         )
+    if response.status_code in own_statuses:
+        return response
     if response.status_code >= 500:
         return Delivered(
             "temporary",

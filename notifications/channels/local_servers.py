@@ -560,7 +560,8 @@ class SmsServer(LocalServer):
         self.receipt_delay = receipt_delay
         self._references: dict[str, str] = {}
         self._recent: dict[str, deque[datetime]] = defaultdict(deque)
-        self._receipts: list[dict[str, Any]] = []
+        self._pending: list[dict[str, Any]] = []  # receipts on their way
+        self._arrived: list[dict[str, Any]] = []
         self.delivered: dict[str, list[dict[str, Any]]] = defaultdict(list)  # by number
 
     def _signature_ok(self, request: Request) -> bool:
@@ -612,9 +613,8 @@ class SmsServer(LocalServer):
             self._references[reference] = message_id
         self.delivered[to].append({"text": full, "reference": reference, "message_id": message_id, "at": now})
         status = "FAILED" if to in self.undeliverable else "DELIVERED"
-        self._receipts.append(
+        self._pending.append(
             {
-                "id": len(self._receipts) + 1,
                 "message_id": message_id,
                 "reference": reference,
                 "to": to,
@@ -631,15 +631,15 @@ class SmsServer(LocalServer):
             after = int(request.query.get("after") or 0)
         except ValueError:
             after = 0
-        ready = [r for r in self._receipts if r["id"] > after and datetime.fromisoformat(r["at"]) <= now]
-        # Cursor order: stop at the first one not yet ready, so none is skipped for good.
-        out = []
-        for r in self._receipts:
-            if r["id"] <= after:
-                continue
-            if r not in ready:
-                break
-            out.append(r)
+        # A receipt joins the readable list when it arrives (its ``at``), numbered in order of
+        # arrival, so a cursor never skips one that arrives late.
+        ready = sorted(
+            (r for r in self._pending if datetime.fromisoformat(r["at"]) <= now), key=lambda r: r["at"]
+        )
+        for r in ready:
+            self._pending.remove(r)
+            self._arrived.append(r | {"id": len(self._arrived) + 1})
+        out = [r for r in self._arrived if r["id"] > after]
         self._record(request, now, 200, "OK", receipts=len(out))
         return 200, {"receipts": out, "next": out[-1]["id"] if out else after}
 

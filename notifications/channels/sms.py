@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from notifications.channels.base import ChannelName, Delivered, Limit, Outgoing
-from notifications.channels.http import LoopClient, json_body, send
+from notifications.channels.http import LoopClient, json_body, retry_after_of, send
 from notifications.channels.secrets import Secret
 
 _GSM7 = set(
@@ -186,6 +186,7 @@ class JsonGateway:
             content=body.encode(),
             headers=self._headers(body),
             secrets=(self.config.key_secret,),
+            own_statuses=(429,),
         )
         if isinstance(answer, Delivered):
             return answer
@@ -215,7 +216,7 @@ class JsonGateway:
                 "rate_limited",
                 code=code,
                 detail=f"短信网关限流：{said}",
-                retry_after=float(retry) if isinstance(retry, int | float) else None,
+                retry_after=float(retry) if isinstance(retry, int | float) else retry_after_of(answer),
             )
         if code == "AUTH_FAILED":
             return Delivered(
