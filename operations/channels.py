@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from models.db import Database
 from notifications.channels.base import ChannelName, Transport
@@ -70,14 +71,29 @@ def robot_config(settings: Settings) -> RobotConfig | None:
         raise ChannelSettingsError(f'{setting} 应为 {{"群名称": {{"access_token": "...", "secret": "..."}}}}')
     hooks: dict[str, RobotHook] = {}
     for name, entry in parsed.items():
-        if not isinstance(entry, dict) or not entry.get("access_token") or not entry.get("secret"):
-            raise ChannelSettingsError(f"{setting}：群机器人「{name}」缺少 access_token 或 secret")
+        token = _robot_token(entry) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not token or not entry.get("secret"):
+            raise ChannelSettingsError(
+                f"{setting}：群机器人「{name}」缺少 access_token（或 webhook 地址）或 secret（加签密钥）"
+            )
         hooks[str(name)] = RobotHook(
             str(name),
-            Secret(str(entry["access_token"]), f"{setting}[{name}].access_token"),
+            Secret(token, f"{setting}[{name}].access_token"),
             Secret(str(entry["secret"]), f"{setting}[{name}].secret"),
         )
     return RobotConfig(robots=hooks, base_url=settings.robot_base_url, timeout=settings.channel_timeout)
+
+
+def _robot_token(entry: dict[str, object]) -> str | None:
+    """The access token, given as such or inside the webhook address DingTalk shows when the
+    robot is added (https://oapi.dingtalk.com/robot/send?access_token=…), as people copy it."""
+    if entry.get("access_token"):
+        return str(entry["access_token"])
+    webhook = entry.get("webhook")
+    if isinstance(webhook, str):
+        found = parse_qs(urlsplit(webhook).query).get("access_token")
+        return found[0] if found else None
+    return None
 
 
 def sms_config(settings: Settings) -> SmsConfig | None:

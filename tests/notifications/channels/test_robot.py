@@ -26,6 +26,13 @@ def test_it_signs_as_dingtalk_documents() -> None:
     assert sign("SECabc", 1_700_000_000_000) == expected
 
 
+def test_the_signature_travels_url_encoded() -> None:
+    import httpx
+
+    url = httpx.Request("POST", "http://x/robot/send", params={"sign": "a+b/c="}).url
+    assert url.query == b"sign=a%2Bb%2Fc%3D"
+
+
 def test_it_delivers_markdown_with_a_uuid_from_the_key(platforms: LocalPlatforms, sim: ManualClock) -> None:
     robot = _robot(platforms, sim, "杭州市经信局工作群")
     message = outgoing("robot", "杭州市经信局工作群", "#### 提醒\n- 环节：申报")

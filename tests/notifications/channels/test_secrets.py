@@ -71,8 +71,14 @@ def test_incomplete_channel_settings_name_what_is_missing(monkeypatch: pytest.Mo
         build_transports(Settings())
     monkeypatch.delenv("SHENBAO_ZZD_APP_KEY")
     monkeypatch.setenv("SHENBAO_ROBOTS", '{"群": {"access_token": "t"}}')
-    with pytest.raises(ChannelSettingsError, match="缺少 access_token 或 secret"):
+    with pytest.raises(ChannelSettingsError, match=r"缺少 access_token（或 webhook 地址）或 secret"):
         build_transports(Settings())
+    monkeypatch.setenv(
+        "SHENBAO_ROBOTS",
+        '{"群": {"webhook": "https://oapi.dingtalk.com/robot/send?access_token=abc", "secret": "SEC1"}}',
+    )
+    robot = build_transports(Settings())["robot"]
+    assert isinstance(robot, RobotTransport) and robot.config.robots["群"].access_token.reveal() == "abc"
     assert build_transports(Settings(robots=None)) == {}
 
 

@@ -66,6 +66,16 @@ def test_account_ids_are_shared_through_the_database(
     assert ids.lookup("zzd:" + platforms.zzd.tenant_id, mobile, NOW + timedelta(days=31)) is None
 
 
+def test_the_database_cache_updates_and_forgets(sqlite_db: Database) -> None:
+    ids = DatabaseUserIds(sqlite_db)
+    ids.remember("zzd:1", "13900000001", "7001", NOW)
+    ids.remember("zzd:1", "13900000001", "7002", NOW)
+    assert ids.lookup("zzd:1", "13900000001", NOW) == "7002"
+    assert ids.lookup("zzd:2", "13900000001", NOW) is None  # another tenant's ids mean nothing here
+    ids.forget("zzd:1", "13900000001")
+    assert ids.lookup("zzd:1", "13900000001", NOW) is None
+
+
 def test_a_token_is_reused_until_shortly_before_it_expires(
     platforms: LocalPlatforms, sim: ManualClock
 ) -> None:
