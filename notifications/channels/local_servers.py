@@ -684,6 +684,18 @@ class LocalPlatforms:
     ) -> None:
         self.stop()
 
+    def delivered_counts(self) -> dict[str, int]:
+        """Messages each platform accepted (for the demo's summary, beside the outbox's count)."""
+        counts: dict[str, int] = {}
+        for name, server, delivered in (
+            ("robot", self.robot, self.robot.delivered),
+            ("zzd", self.zzd, self.zzd.delivered),
+            ("sms", self.sms, self.sms.delivered),
+        ):
+            with server.lock:
+                counts[name] = sum(len(v) for v in delivered.values())
+        return counts
+
     def robot_config(self, *names: str) -> RobotConfig:
         """A robot for each of ``names`` (added to the server), and the config that reaches them."""
         hooks = {name: self.robot.add_robot(name) for name in names}

@@ -46,6 +46,7 @@ def test_it_sends_with_the_sign_name_and_the_key_as_reference(
     assert result.kind == "sent" and result.provider_id and result.extra["segments"] == "1"
     assert platforms.sms.texts_to(number) == ["【申报提醒】【提醒】申报信息表将于本周四（6月25日）24:00截止"]
     assert platforms.sms.delivered[number][0]["reference"] == client_reference(message.key)
+    assert platforms.delivered_counts()["sms"] >= 1
 
 
 def test_a_text_over_the_segment_cap_is_refused_before_a_request(
