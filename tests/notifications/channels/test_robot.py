@@ -122,3 +122,10 @@ def test_connection_refused_is_temporary(sim: ManualClock) -> None:
     robot = RobotTransport(RobotConfig({"台州群": hook}, f"http://127.0.0.1:{closed_port()}", 2.0), clock=sim)
     result = run(robot.deliver(outgoing("robot", "台州群")))
     assert result.kind == "temporary" and result.code == "ConnectError"
+
+
+def test_a_robot_removed_from_its_group_is_permanent(platforms: LocalPlatforms, sim: ManualClock) -> None:
+    hook = RobotHook("丽水群", Secret("f" * 64, "token"), Secret("SECx", "secret"))
+    robot = RobotTransport(RobotConfig({"丽水群": hook}, platforms.robot.url, 5.0), clock=sim)
+    result = run(robot.deliver(outgoing("robot", "丽水群")))
+    assert (result.kind, result.code) == ("permanent", "300001")

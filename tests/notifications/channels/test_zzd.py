@@ -15,6 +15,7 @@ from notifications.channels.zzd import (
     SEND_PATH,
     TOKEN_PATH,
     USER_PATH,
+    MemoryUserIds,
     ZzdConfig,
     ZzdTransport,
     clear_token_cache,
@@ -180,13 +181,32 @@ def test_a_5xx_is_temporary_and_connection_refused_too(platforms: LocalPlatforms
 
 
 def test_an_answer_that_comes_too_late_is_unknown(platforms: LocalPlatforms, sim: ManualClock) -> None:
-    zzd = ZzdTransport(replace(platforms.zzd_config(), timeout=0.3), clock=sim)
+    ids = MemoryUserIds()
+    zzd = ZzdTransport(platforms.zzd_config(), ids, clock=sim)
+    impatient = ZzdTransport(replace(platforms.zzd_config(), timeout=0.2), ids, clock=sim)
     mobile = new_mobile()
     run(zzd.deliver(outgoing("zzd", mobile)))  # token and account id cached
-    platforms.zzd.answer_late(0.6)
+    platforms.zzd.answer_late(0.6)  # longer than the impatient one waits, whatever the load
     message = outgoing("zzd", mobile)
-    assert run(zzd.deliver(message)).kind == "unknown"
+    assert run(impatient.deliver(message)).kind == "unknown"
     platforms.zzd.answer_late(0)
     retried = run(zzd.deliver(message))  # the same key: the platform knows it
     assert retried.kind == "sent" and retried.extra == {"duplicate": "bizMsgId"}
     assert len(platforms.zzd.notifications_to(mobile)) == 2
+
+
+def test_an_account_gone_since_it_was_cached_is_forgotten(
+    platforms: LocalPlatforms, sim: ManualClock
+) -> None:
+    ids = MemoryUserIds()
+    zzd = ZzdTransport(platforms.zzd_config(), ids, clock=sim)
+    mobile = new_mobile()
+    run(zzd.deliver(outgoing("zzd", mobile)))
+    platform = "zzd:" + platforms.zzd.tenant_id
+    account = ids.lookup(platform, mobile, NOW)
+    assert account is not None
+    ids.remember(platform, mobile, "99999999", NOW)  # the person left; the cache still says so
+    result = run(zzd.deliver(outgoing("zzd", mobile)))
+    assert (result.kind, result.code) == ("permanent", "60121")
+    assert ids.lookup(platform, mobile, NOW) is None
+    assert run(zzd.deliver(outgoing("zzd", mobile))).kind == "sent"  # looked up afresh
