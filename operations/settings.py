@@ -94,6 +94,27 @@ class Settings(BaseSettings):
             raise ValueError("SHENBAO_SMTP_SECURITY 应为 none、starttls 或 tls")
         return value
 
+    @field_validator(
+        "zzd_daily_cap",
+        "zzd_user_ttl_days",
+        "sms_max_segments",
+        "sms_per_number_minute",
+        "sms_per_number_hour",
+        "sms_per_number_day",
+    )
+    @classmethod
+    def _positive_count(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError(f"SHENBAO_{(info.field_name or '').upper()} 应为不小于 1 的整数，而不是 {value}")
+        return value
+
+    @field_validator("channel_timeout")
+    @classmethod
+    def _channel_timeout(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"SHENBAO_CHANNEL_TIMEOUT 应为大于 0 的秒数，而不是 {value:g}")
+        return value
+
     @field_validator("db_connect_timeout", "db_statement_timeout", "db_busy_timeout")
     @classmethod
     def _positive_seconds(cls, value: float, info: ValidationInfo) -> float:

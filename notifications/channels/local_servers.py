@@ -307,7 +307,7 @@ class RobotServer(LocalServer):
 
     def handle(self, request: Request, now: datetime) -> Answer:
         if request.path != robot_api.SEND_PATH or request.method != "POST":
-            return 404, {"errcode": 404, "errmsg": "not found"}
+            return 404, {"message": "Not Found"}
         robot = self._robots.get(request.query.get("access_token", ""))
         if robot is None:
             self._record(request, now, 200, str(robot_api.TOKEN_UNKNOWN))

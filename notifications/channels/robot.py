@@ -144,6 +144,12 @@ class RobotTransport:
             return answer
         body = json_body(answer)
         if body is None or "errcode" not in body:
+            if 400 <= answer.status_code < 500:  # a wrong address: refused before anything was posted
+                return Delivered(
+                    "permanent",
+                    code=f"HTTP {answer.status_code}",
+                    detail="机器人接口地址有误（请检查 SHENBAO_ROBOT_BASE_URL）",
+                )
             return Delivered("unknown", code=f"HTTP {answer.status_code}", detail="机器人接口的答复无法识别")
         return outcome(body)
 

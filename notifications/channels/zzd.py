@@ -225,6 +225,12 @@ class ZzdTransport:
             return answer
         body = json_body(answer)
         if body is None:
+            if 400 <= answer.status_code < 500:  # a wrong address: refused before anything was posted
+                return Delivered(
+                    "permanent",
+                    code=f"HTTP {answer.status_code}",
+                    detail="浙政钉接口地址有误（请检查 SHENBAO_ZZD_BASE_URL）",
+                )
             return Delivered("unknown", code=f"HTTP {answer.status_code}", detail="浙政钉接口的答复无法识别")
         return body
 

@@ -129,3 +129,9 @@ def test_a_robot_removed_from_its_group_is_permanent(platforms: LocalPlatforms, 
     robot = RobotTransport(RobotConfig({"丽水群": hook}, platforms.robot.url, 5.0), clock=sim)
     result = run(robot.deliver(outgoing("robot", "丽水群")))
     assert (result.kind, result.code) == ("permanent", "300001")
+
+
+def test_a_wrong_base_address_is_permanent(platforms: LocalPlatforms, sim: ManualClock) -> None:
+    config = platforms.robot_config("杭州西湖群")
+    robot = RobotTransport(replace(config, base_url=platforms.robot.url + "/wrong"), clock=sim)
+    assert run(robot.deliver(outgoing("robot", "杭州西湖群"))).code == "HTTP 404"

@@ -80,6 +80,8 @@ def test_incomplete_channel_settings_name_what_is_missing(monkeypatch: pytest.Mo
     robot = build_transports(Settings())["robot"]
     assert isinstance(robot, RobotTransport) and robot.config.robots["群"].access_token.reveal() == "abc"
     assert build_transports(Settings(robots=None)) == {}
+    with pytest.raises(ValueError, match="SHENBAO_SMS_MAX_SEGMENTS 应为不小于 1 的整数"):
+        Settings(sms_max_segments=0)
 
 
 def test_no_secret_reaches_a_detail_or_a_log_line(
