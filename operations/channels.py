@@ -26,27 +26,33 @@ class ChannelSettingsError(SecretError):
     """A channel's settings that cannot be used; the message names the setting."""
 
 
+ZZD_BASE_URLS = {"zzd": "https://openplatform-pro.ding.zj.gov.cn", "dingtalk": "https://oapi.dingtalk.com"}
+
+
 def zzd_config(settings: Settings) -> ZzdConfig | None:
     secret = load_secret("SHENBAO_ZZD_APP_SECRET", settings.zzd_app_secret, settings.zzd_app_secret_file)
-    given = [settings.zzd_app_key, secret, settings.zzd_tenant_id]
-    if not any(given):
+    dingtalk = settings.zzd_api == "dingtalk"
+    # 浙政钉 names the tenant in every call; DingTalk's public API names the app's agent instead.
+    scope = (
+        ("SHENBAO_ZZD_AGENT_ID", settings.zzd_agent_id)
+        if dingtalk
+        else ("SHENBAO_ZZD_TENANT_ID", settings.zzd_tenant_id)
+    )
+    given = [("SHENBAO_ZZD_APP_KEY", settings.zzd_app_key), ("SHENBAO_ZZD_APP_SECRET", secret), scope]
+    if not any(value for _, value in given):
         return None
-    missing = [
-        name
-        for name, value in zip(
-            ("SHENBAO_ZZD_APP_KEY", "SHENBAO_ZZD_APP_SECRET", "SHENBAO_ZZD_TENANT_ID"), given, strict=True
-        )
-        if not value
-    ]
-    if missing or secret is None or not settings.zzd_app_key or not settings.zzd_tenant_id:
-        raise ChannelSettingsError(f"浙政钉设置不完整，缺少：{'、'.join(missing)}")
+    missing = [name for name, value in given if not value]
+    if missing or secret is None or not settings.zzd_app_key:
+        raise ChannelSettingsError(f"工作通知设置不完整，缺少：{'、'.join(missing)}")
     return ZzdConfig(
         app_key=settings.zzd_app_key,
         app_secret=secret,
-        tenant_id=settings.zzd_tenant_id,
-        base_url=settings.zzd_base_url,
+        tenant_id=settings.zzd_tenant_id or "",
+        base_url=settings.zzd_base_url or ZZD_BASE_URLS[settings.zzd_api],
         timeout=settings.channel_timeout,
         daily_cap=settings.zzd_daily_cap,
+        api="dingtalk" if dingtalk else "zzd",
+        agent_id=settings.zzd_agent_id or "",
     )
 
 

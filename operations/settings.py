@@ -55,9 +55,14 @@ class Settings(BaseSettings):
 
     # Channels beside email (notifications/channels). Secrets: the value, or a file named by
     # the *_FILE setting (owner-readable only); never logged, never a Prefect parameter.
-    zzd_base_url: str = Field(
-        default="https://openplatform-pro.ding.zj.gov.cn", description="浙政钉开放平台地址（专有钉钉）"
+    zzd_api: str = Field(
+        default="zzd", description="工作通知走哪个平台：zzd（浙政钉/专有钉钉）或 dingtalk（钉钉开放平台）"
     )
+    zzd_base_url: str | None = Field(
+        default=None,
+        description="开放平台地址，默认 zzd 为 https://openplatform-pro.ding.zj.gov.cn，dingtalk 为 https://oapi.dingtalk.com",
+    )
+    zzd_agent_id: str | None = Field(default=None, description="钉钉开放平台应用的 AgentId（仅 dingtalk）")
     zzd_app_key: str | None = Field(default=None, description="浙政钉应用 AppKey")
     zzd_app_secret: str | None = Field(
         default=None, description="浙政钉应用 AppSecret（或用 _FILE）", repr=False
@@ -85,6 +90,14 @@ class Settings(BaseSettings):
     sms_per_number_hour: int = Field(default=5, description="每号码每小时最多短信条数")
     sms_per_number_day: int = Field(default=10, description="每号码每天最多短信条数")
     channel_timeout: float = Field(default=10.0, description="浙政钉、群机器人、短信接口的请求超时（秒）")
+
+    @field_validator("zzd_api")
+    @classmethod
+    def _zzd_api(cls, value: str) -> str:
+        value = value.lower().strip()
+        if value not in ("zzd", "dingtalk"):
+            raise ValueError("SHENBAO_ZZD_API 应为 zzd（浙政钉）或 dingtalk（钉钉开放平台）")
+        return value
 
     @field_validator("smtp_security")
     @classmethod

@@ -19,6 +19,18 @@ Every call is signed (X-Hmac-Auth-*: base64 HmacSHA256(app secret, method, times
 path and the sorted parameters, joined by newlines)) and answers
 ``{"success": bool, "content": {"success", "responseCode", "responseMessage", "data"}}``.
 
+An organisation on DingTalk proper sets ``api="dingtalk"`` (SHENBAO_ZZD_API=dingtalk, with
+SHENBAO_ZZD_AGENT_ID): the same three steps in DingTalk's public shapes, unsigned, token in
+the query and ``{"errcode", "errmsg", …}`` answers:
+
+    GET  /gettoken?appkey&appsecret                              → access_token, expires_in
+    POST /topapi/v2/user/getbymobile {"mobile"}                  → result.userid (60121: nobody)
+    POST /topapi/message/corpconversation/asyncsend_v2 {"agent_id", "userid_list", "msg"} → task_id
+
+It has no bizMsgId (a repeat after a lost answer is delivered twice) and it answers 0 even to a
+message it will drop for the daily cap or as repeated content: only the governor's limits keep
+a message from being lost there. Hence 浙政钉's API is the default and the one to prefer.
+
 Answer codes: the platform's public pages give no list; it shares DingTalk's, so these are
 DingTalk's documented ones: 40014/42001 a stale token, 60121 nobody with that mobile, 143105
 the per-person daily cap of an app, 143106 the same content to the same person twice in a day.
@@ -48,7 +60,7 @@ import secrets as random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 from calendars.timeutil import LOCAL_TZ
 from notifications.channels.base import ChannelName, Delivered, Limit, Outgoing
@@ -58,6 +70,11 @@ from notifications.channels.secrets import Secret
 TOKEN_PATH = "/gettoken.json"
 USER_PATH = "/mozi/employee/get_by_mobiles"
 SEND_PATH = "/message/workNotification"
+
+# DingTalk's public open API (SHENBAO_ZZD_API=dingtalk), for an organisation on DingTalk proper
+DINGTALK_TOKEN_PATH = "/gettoken"
+DINGTALK_USER_PATH = "/topapi/v2/user/getbymobile"
+DINGTALK_SEND_PATH = "/topapi/message/corpconversation/asyncsend_v2"
 
 TOKEN_LIFETIME = 7200.0
 TOKEN_REFRESH_EARLY = 300.0
@@ -70,6 +87,8 @@ BIZ_MSG_ID_REPEATED = "BIZ_MSG_ID_REPEATED"
 SIGNATURE = "SIGNATURE"  # the gateway refused the request signature (wrong app secret)
 
 DEFAULT_DAILY_CAP = 500
+
+Api: TypeAlias = Literal["zzd", "dingtalk"]
 
 
 def limits(daily_cap: int = DEFAULT_DAILY_CAP) -> tuple[Limit, ...]:
@@ -99,9 +118,13 @@ class ZzdConfig:
     base_url: str = "https://openplatform-pro.ding.zj.gov.cn"
     timeout: float = 10.0
     daily_cap: int = DEFAULT_DAILY_CAP
+    api: Api = "zzd"  # "dingtalk": DingTalk's public API (then agent_id, and no tenant)
+    agent_id: str = ""
 
     @property
     def platform(self) -> str:
+        if self.api == "dingtalk":
+            return f"dingtalk:{self.app_key}"
         return f"zzd:{self.tenant_id}"
 
 
@@ -205,19 +228,26 @@ class ZzdTransport:
         return f"ZzdTransport({self.config.base_url}, tenant={self.config.tenant_id})"
 
     # -- the platform's calls ------------------------------------------------------------------
-    async def _call(self, method: str, path: str, params: dict[str, str]) -> dict[str, Any] | Delivered:
+    async def _call(
+        self, method: str, path: str, params: dict[str, str], body: dict[str, Any] | None = None
+    ) -> dict[str, Any] | Delivered:
+        """专有钉钉: ``params`` signed, as the query (GET) or the form (POST). DingTalk: ``params``
+        as the query, ``body`` as JSON, unsigned (the token is the credential)."""
         config = self.config
-        headers = signed_headers(
-            config.app_secret.reveal(), config.app_key, method, path, params, self.clock()
-        )
         url = config.base_url.rstrip("/") + path
         self.requests += 1
-        options: dict[str, Any] = {"params": params} if method == "GET" else {"data": params}
+        options: dict[str, Any]
+        if config.api == "dingtalk":
+            options = {"params": params} | ({"json": body} if body is not None else {})
+        else:
+            headers = signed_headers(
+                config.app_secret.reveal(), config.app_key, method, path, params, self.clock()
+            )
+            options = {"headers": headers} | ({"params": params} if method == "GET" else {"data": params})
         answer = await send(
             self._http,
             method,
             url,
-            headers=headers,
             secrets=(config.app_secret, params.get("access_token"), params.get("appsecret")),
             **options,
         )
@@ -240,12 +270,17 @@ class ZzdTransport:
         cached = _TOKENS.get(cache_key)
         if cached is not None and not fresh and now < cached[1] - timedelta(seconds=TOKEN_REFRESH_EARLY):
             return cached[0]
+        dingtalk = self.config.api == "dingtalk"
         body = await self._call(
-            "GET", TOKEN_PATH, {"appkey": self.config.app_key, "appsecret": self.config.app_secret.reveal()}
+            "GET",
+            DINGTALK_TOKEN_PATH if dingtalk else TOKEN_PATH,
+            {"appkey": self.config.app_key, "appsecret": self.config.app_secret.reveal()},
         )
         if isinstance(body, Delivered):
             return body
-        ok, code, said, data = _content(body)
+        ok, code, said, data = _errcode(body) if dingtalk else _content(body)
+        if dingtalk and isinstance(data, dict):
+            data = {"accessToken": data.get("access_token"), "expiresIn": data.get("expires_in")}
         if not ok or not isinstance(data, dict) or not data.get("accessToken"):
             # A wrong app key/secret never mends by retrying: every message would fail alike.
             return Delivered(
@@ -256,17 +291,19 @@ class ZzdTransport:
         _TOKENS[cache_key] = (token, now + timedelta(seconds=lifetime))
         return token
 
-    async def _with_token(self, path: str, params: dict[str, str]) -> tuple[bool, str, str, Any] | Delivered:
+    async def _with_token(
+        self, path: str, params: dict[str, str], body: dict[str, Any] | None = None
+    ) -> tuple[bool, str, str, Any] | Delivered:
         """One call with a valid token: fetched when stale, and the call made once more if the
         platform says the cached one is stale after all."""
         for attempt in (0, 1):
             token = await self._token(fresh=attempt == 1)
             if isinstance(token, Delivered):
                 return token
-            body = await self._call("POST", path, params | {"access_token": token})
-            if isinstance(body, Delivered):
-                return body
-            answer = _content(body)
+            answered = await self._call("POST", path, params | {"access_token": token}, body)
+            if isinstance(answered, Delivered):
+                return answered
+            answer = _errcode(answered) if self.config.api == "dingtalk" else _content(answered)
             if answer[1] not in TOKEN_STALE:
                 return answer
         return Delivered("temporary", code=answer[1], detail="浙政钉 access_token 刷新后仍被拒绝")
@@ -276,13 +313,24 @@ class ZzdTransport:
         known = self.user_ids.lookup(self.config.platform, mobile, now)
         if known:
             return known
-        answer = await self._with_token(
-            USER_PATH,
-            {"mobiles": mobile, "areaCode": "86", "namespace": "local", "tenantId": self.config.tenant_id},
-        )
+        if self.config.api == "dingtalk":
+            answer = await self._with_token(DINGTALK_USER_PATH, {}, {"mobile": mobile})
+        else:
+            answer = await self._with_token(
+                USER_PATH,
+                {
+                    "mobiles": mobile,
+                    "areaCode": "86",
+                    "namespace": "local",
+                    "tenantId": self.config.tenant_id,
+                },
+            )
         if isinstance(answer, Delivered):
             return answer
         ok, code, said, data = answer
+        if self.config.api == "dingtalk" and ok and isinstance(data, dict):
+            userid = (data.get("result") or {}).get("userid")
+            data = [{"accountId": userid}] if userid else []
         found = [row for row in data or [] if isinstance(row, dict) and row.get("accountId")] if ok else []
         if not found:
             if ok or code == USER_UNKNOWN:
@@ -302,15 +350,26 @@ class ZzdTransport:
         account = await self.account_id(mobile)
         if isinstance(account, Delivered):
             return account
-        answer = await self._with_token(
-            SEND_PATH,
-            {
-                "receiverIds": account,
-                "tenantId": self.config.tenant_id,
-                "bizMsgId": biz_msg_id(message.key),
-                "msg": json.dumps(work_message(message), ensure_ascii=False),
-            },
-        )
+        if self.config.api == "dingtalk":
+            answer = await self._with_token(
+                DINGTALK_SEND_PATH,
+                {},
+                {
+                    "agent_id": int(self.config.agent_id or 0),
+                    "userid_list": account,
+                    "msg": work_message(message),
+                },
+            )
+        else:
+            answer = await self._with_token(
+                SEND_PATH,
+                {
+                    "receiverIds": account,
+                    "tenantId": self.config.tenant_id,
+                    "bizMsgId": biz_msg_id(message.key),
+                    "msg": json.dumps(work_message(message), ensure_ascii=False),
+                },
+            )
         if isinstance(answer, Delivered):
             return answer
         return self._outcome(mobile, answer)
@@ -318,7 +377,7 @@ class ZzdTransport:
     def _outcome(self, mobile: str, answer: tuple[bool, str, str, Any]) -> Delivered:
         ok, code, said, data = answer
         if ok:
-            msg_id = data.get("msgId") if isinstance(data, dict) else None
+            msg_id = (data.get("msgId") or data.get("task_id")) if isinstance(data, dict) else None
             return Delivered("sent", code="0", provider_id=str(msg_id) if msg_id else None)
         if code == BIZ_MSG_ID_REPEATED or ("bizMsgId" in said and "重复" in said):
             return Delivered(
@@ -361,6 +420,13 @@ def _content(body: Mapping[str, Any]) -> tuple[bool, str, str, Any]:
     said = str(content.get("responseMessage") or body.get("errorMsg") or body.get("message") or "")[:200]
     ok = bool(body.get("success")) and bool(content.get("success", True)) and code in ("", "0")
     return ok, ("" if ok else code), said, content.get("data")
+
+
+def _errcode(body: Mapping[str, Any]) -> tuple[bool, str, str, Any]:
+    """The same four from DingTalk's flat ``{"errcode", "errmsg", …}``; data is the whole answer."""
+    code = str(body.get("errcode", "-1"))
+    ok = code == "0"
+    return ok, ("" if ok else code), str(body.get("errmsg", ""))[:200], body
 
 
 def _seconds_to_next_local_day(now: datetime) -> float:

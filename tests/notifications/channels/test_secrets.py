@@ -69,6 +69,8 @@ def test_incomplete_channel_settings_name_what_is_missing(monkeypatch: pytest.Mo
     monkeypatch.setenv("SHENBAO_ZZD_APP_KEY", "k")
     with pytest.raises(ChannelSettingsError, match="SHENBAO_ZZD_APP_SECRET、SHENBAO_ZZD_TENANT_ID"):
         build_transports(Settings())
+    with pytest.raises(ChannelSettingsError, match="SHENBAO_ZZD_APP_SECRET、SHENBAO_ZZD_AGENT_ID"):
+        build_transports(Settings(zzd_api="dingtalk"))
     monkeypatch.delenv("SHENBAO_ZZD_APP_KEY")
     monkeypatch.setenv("SHENBAO_ROBOTS", '{"群": {"access_token": "t"}}')
     with pytest.raises(ChannelSettingsError, match=r"缺少 access_token（或 webhook 地址）或 secret"):

@@ -11,6 +11,9 @@ from notifications.channels.secrets import Secret
 from notifications.channels.user_ids import DatabaseUserIds
 from notifications.channels.zzd import (
     DAILY_CAP,
+    DINGTALK_SEND_PATH,
+    DINGTALK_TOKEN_PATH,
+    DINGTALK_USER_PATH,
     SAME_CONTENT,
     SEND_PATH,
     TOKEN_PATH,
@@ -210,3 +213,43 @@ def test_an_account_gone_since_it_was_cached_is_forgotten(
     assert (result.kind, result.code) == ("permanent", "60121")
     assert ids.lookup(platform, mobile, NOW) is None
     assert run(zzd.deliver(outgoing("zzd", mobile))).kind == "sent"  # looked up afresh
+
+
+# -- DingTalk's public API (SHENBAO_ZZD_API=dingtalk), same server, DingTalk's shapes ----------------
+
+
+def test_dingtalk_api_resolves_the_mobile_and_sends(platforms: LocalPlatforms, sim: ManualClock) -> None:
+    zzd = ZzdTransport(platforms.zzd_config("dingtalk"), clock=sim)
+    mobile = new_mobile()
+    result = run(zzd.deliver(outgoing("zzd", mobile)))
+    assert result.kind == "sent" and result.provider_id
+    assert _paths(platforms) == [DINGTALK_TOKEN_PATH, DINGTALK_USER_PATH, DINGTALK_SEND_PATH]
+    [got] = platforms.zzd.notifications_to(mobile)
+    assert got["msg"]["msgtype"] == "markdown"
+
+
+def test_dingtalk_api_refreshes_a_revoked_token_and_refuses_unknown_mobiles(
+    platforms: LocalPlatforms, sim: ManualClock
+) -> None:
+    zzd = ZzdTransport(platforms.zzd_config("dingtalk"), clock=sim)
+    mobile = new_mobile()
+    run(zzd.deliver(outgoing("zzd", mobile)))
+    platforms.zzd.revoke_tokens()
+    assert run(zzd.deliver(outgoing("zzd", mobile))).kind == "sent"
+    assert "40014" in platforms.zzd.codes()
+    nobody = new_mobile()
+    platforms.zzd.absent.add(nobody)
+    assert run(zzd.deliver(outgoing("zzd", nobody))).code == "60121"
+
+
+def test_dingtalk_api_hides_same_content_refusals_from_the_sender(
+    platforms: LocalPlatforms, sim: ManualClock
+) -> None:
+    # Why 浙政钉's API is the default: DingTalk answers 0 and drops the repeat later, so only the
+    # governor's limits (zzd_same_content_day) can keep it from being lost.
+    zzd = ZzdTransport(platforms.zzd_config("dingtalk"), clock=sim)
+    mobile = new_mobile()
+    assert run(zzd.deliver(outgoing("zzd", mobile, "同一段内容"))).kind == "sent"
+    assert run(zzd.deliver(outgoing("zzd", mobile, "同一段内容"))).kind == "sent"
+    assert len(platforms.zzd.notifications_to(mobile)) == 1
+    assert SAME_CONTENT in platforms.zzd.codes()
