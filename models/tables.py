@@ -10,6 +10,7 @@ from models.channels import ChannelAttempt, ChannelItem, ChannelMessage, Deliver
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
+from models.platform_ids import PlatformUser
 
 __all__ = [
     "AccessToken",
@@ -28,6 +29,7 @@ __all__ = [
     "Email",
     "Notification",
     "Organisation",
+    "PlatformUser",
     "ReconcileCursor",
     "StageDeadline",
 ]

@@ -53,6 +53,39 @@ class Settings(BaseSettings):
         description="平台导出收件箱（shenbao serve 每分钟同步 <收件箱>/<批次编号>/ 下的 CSV/XLSX），默认 <home>/inbox",
     )
 
+    # Channels beside email (notifications/channels). Secrets: the value, or a file named by
+    # the *_FILE setting (owner-readable only); never logged, never a Prefect parameter.
+    zzd_base_url: str = Field(
+        default="https://openplatform-pro.ding.zj.gov.cn", description="浙政钉开放平台地址（专有钉钉）"
+    )
+    zzd_app_key: str | None = Field(default=None, description="浙政钉应用 AppKey")
+    zzd_app_secret: str | None = Field(
+        default=None, description="浙政钉应用 AppSecret（或用 _FILE）", repr=False
+    )
+    zzd_app_secret_file: Path | None = Field(
+        default=None, description="存放浙政钉 AppSecret 的文件（权限 600）"
+    )
+    zzd_tenant_id: str | None = Field(default=None, description="浙政钉租户 ID")
+    zzd_daily_cap: int = Field(default=500, description="浙政钉工作通知：同一应用每天给每人最多条数")
+    zzd_user_ttl_days: int = Field(default=30, description="手机号对应的浙政钉账号缓存天数")
+    robot_base_url: str = Field(default="https://oapi.dingtalk.com", description="钉钉群机器人接口地址")
+    robots: str | None = Field(
+        default=None,
+        description='群机器人（JSON：{"名称": {"access_token": "...", "secret": "SEC..."}}，或用 _FILE）',
+        repr=False,
+    )
+    robots_file: Path | None = Field(default=None, description="存放群机器人 JSON 的文件（权限 600）")
+    sms_base_url: str | None = Field(default=None, description="短信网关地址")
+    sms_key_id: str | None = Field(default=None, description="短信网关 Key ID")
+    sms_key_secret: str | None = Field(default=None, description="短信网关密钥（或用 _FILE）", repr=False)
+    sms_key_secret_file: Path | None = Field(default=None, description="存放短信网关密钥的文件（权限 600）")
+    sms_sign_name: str = Field(default="申报提醒", description="短信签名（网关加在正文前：【申报提醒】）")
+    sms_max_segments: int = Field(default=3, description="一条短信最多拆分条数")
+    sms_per_number_minute: int = Field(default=1, description="每号码每分钟最多短信条数")
+    sms_per_number_hour: int = Field(default=5, description="每号码每小时最多短信条数")
+    sms_per_number_day: int = Field(default=10, description="每号码每天最多短信条数")
+    channel_timeout: float = Field(default=10.0, description="浙政钉、群机器人、短信接口的请求超时（秒）")
+
     @field_validator("smtp_security")
     @classmethod
     def _security(cls, value: str) -> str:

@@ -55,3 +55,22 @@ class Transport(Protocol):
     async def deliver(self, message: Outgoing) -> Delivered: ...
 
     async def aclose(self) -> None: ...
+
+
+# A platform's own quota, as data the governor enforces before it sends (a transport never
+# waits or counts). ``scope``: what one bucket is kept for (``address``: one robot / one person
+# / one number; ``address_content``: one person and one text). ``window``: ``rolling`` seconds,
+# or ``local_day``: the calendar day in Asia/Shanghai, as the platforms count their daily caps.
+LimitScope: TypeAlias = Literal["address", "address_content"]
+LimitWindow: TypeAlias = Literal["rolling", "local_day"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    name: str
+    scope: LimitScope
+    count: int  # at most this many messages per bucket and window
+    window: LimitWindow = "rolling"
+    seconds: float = 0.0  # the rolling window's length (unused for local_day)
+    lockout_seconds: float | None = None  # going over locks the address this long (robots: 600)
+    note: str = ""  # what a person reads in the governor's explanation
