@@ -36,7 +36,6 @@ from models.machines import machine_for
 from models.org import Contact
 from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notification
 from notifications.audience import Directory, lookup_keys
-from notifications.channels.content import render as render_channel
 from notifications.channels.route import address_of, routes_for
 from notifications.mime import build_mime, message_id_for
 from notifications.render import Renderer
@@ -485,10 +484,26 @@ def compose_all(
             session.add(n)
         written += 1
     for (channel, address), parts in elsewhere.items():
-        write_channel_message(session, channel, address, parts, identity, hours, calendar, now)
+        write_channel_message(session, channel, address, parts, identity, renderer, hours, calendar, now)
         channel_counts[channel] += 1
     session.flush()
     return written, channel_counts
+
+
+def render_channel(
+    renderer: Renderer, channel: str, to_name: str, sections: list[dict[str, Any]], dashboard_url: str | None
+) -> tuple[str, str, str | None]:
+    """(title, text, link) of one channel message: DingTalk markdown for 浙政钉 and robots, a short
+    SMS text (notifications/channels/content.py)."""
+    # content.py builds on this module's grouping; imported here, where it is needed.
+    from notifications.channels.content import dingtalk_markdown, link_for, sms_text
+
+    if channel == "sms":
+        link = link_for(dashboard_url, grouped(list(sections)))
+        text = sms_text(renderer, sections, link=link)
+        return text[:60], text, link
+    out = dingtalk_markdown(renderer, sections, contact_name=to_name, dashboard_url=dashboard_url)
+    return out.title, out.text, out.link
 
 
 def write_channel_message(
@@ -497,6 +512,7 @@ def write_channel_message(
     address: str,
     parts: list[tuple[Contact, Notification, dict[str, Any]]],
     identity: MailIdentity,
+    renderer: Renderer,
     hours: WorkingHours,
     calendar: WorkCalendar,
     now: datetime,
@@ -507,8 +523,8 @@ def write_channel_message(
     notes = [n for _c, n, _s in parts]
     key = f"c:{channel}:{address}:" + hashlib.sha1("|".join(n.key for n in notes).encode()).hexdigest()[:20]
     to_name = "各位同事" if channel == "robot" else first.name
-    title, text = render_channel(
-        channel, to_name, grouped([s for _c, _n, s in parts]), identity.dashboard_url
+    title, text, link = render_channel(
+        renderer, channel, to_name, [s for _c, _n, s in parts], identity.dashboard_url
     )
     urgent = any(n.urgent for n in notes)
     message = ChannelMessage(
@@ -519,7 +535,7 @@ def write_channel_message(
         to_name=to_name,
         title=title[:200],
         text=text,
-        link=identity.dashboard_url,
+        link=link,
         urgent=urgent,
         kinds=",".join(sorted({n.kind for n in notes})),
         items=len({n.id for n in notes}),
@@ -632,9 +648,10 @@ class ChannelRechecker:
     nothing left to say). One way through: the sections are the same ``section_for`` the email's
     recheck computes."""
 
-    def __init__(self, calendar: WorkCalendar, identity: MailIdentity) -> None:
+    def __init__(self, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer) -> None:
         self.calendar = calendar
         self.identity = identity
+        self.renderer = renderer
 
     def __call__(
         self, session: Session, message: ChannelMessage, now: datetime
@@ -673,4 +690,7 @@ class ChannelRechecker:
             return None
         if not changed:
             return "keep"
-        return render_channel(message.channel, message.to_name, grouped(sections), message.link)
+        title, text, _link = render_channel(
+            self.renderer, message.channel, message.to_name, sections, self.identity.dashboard_url
+        )
+        return title, text

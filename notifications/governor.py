@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +45,7 @@ from models.channels import (
     DeliveryBucket,
     DeliveryLedger,
 )
+from notifications.channels.base import Limit
 
 _bucket = DeliveryBucket.__table__  # type: ignore[attr-defined]
 _ledger = DeliveryLedger.__table__  # type: ignore[attr-defined]
@@ -59,6 +60,7 @@ class Rate:
     name: str  # a suffix of the bucket's row name (minute, hour)
     capacity: float
     per_second: float
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,10 +83,44 @@ SMS = ChannelRules(
     "sms",
     rates=(Rate("minute", 1, 1 / 60), Rate("hour", 5, 5 / 3600)),
     daily_cap=10,
-    max_chars=300,
+    max_chars=180,
     segment_chars=(70, 67),
 )
 DEFAULT_RULES: dict[str, ChannelRules] = {"robot": ROBOT, "zzd": ZZD, "sms": SMS}
+
+
+def rules_from_limits(channel: str, limits: Sequence[Limit]) -> ChannelRules:
+    """A transport's documented limits as the governor's rules. A rolling limit of N in S seconds
+    becomes a bucket of capacity c = N//5 refilled at (N - 1 - c)/S: a bucket lets at most c + r·S
+    through in any window of S, and the one left spare absorbs the few milliseconds between the
+    governor's decision and the timestamp the transport signs."""
+    base = DEFAULT_RULES.get(channel, ChannelRules(channel))
+    rates: list[Rate] = []
+    daily: int | None = None
+    once = False
+    lockout = 0.0
+    for limit in limits:
+        if limit.window == "local_day":
+            if limit.scope == "address_content":
+                once = True
+            else:
+                daily = limit.count if daily is None else min(daily, limit.count)
+            continue
+        n, seconds = limit.count, limit.seconds or 60.0
+        capacity = max(1, n // 5)
+        spare = n - 1 - capacity if n > capacity + 1 else 0
+        per_second = (spare if spare > 0 else 1) / seconds
+        rates.append(Rate(limit.name, float(capacity), per_second, limit.note))
+        lockout = max(lockout, limit.lockout_seconds or 0.0)
+    return ChannelRules(
+        channel,
+        rates=tuple(rates),
+        daily_cap=daily,
+        same_content_once_a_day=once,
+        lockout_seconds=lockout,
+        max_chars=base.max_chars,
+        segment_chars=base.segment_chars,
+    )
 
 
 def segments(text: str, rules: ChannelRules = SMS) -> int:
@@ -126,6 +162,16 @@ class Governor:
 
     def __init__(self, rules: dict[str, ChannelRules] | None = None) -> None:
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
+
+    @classmethod
+    def for_transports(cls, transports: Mapping[str, object]) -> Governor:
+        """The rules each transport documents (``limits``), else the defaults above."""
+        rules = dict(DEFAULT_RULES)
+        for channel, transport in transports.items():
+            limits = getattr(transport, "limits", None)
+            if limits:
+                rules[channel] = rules_from_limits(channel, limits)
+        return cls(rules)
 
     def rules_for(self, channel: str) -> ChannelRules:
         return self.rules.get(channel, ChannelRules(channel))
@@ -173,13 +219,24 @@ class Governor:
         reason = ""
         for rate in rules.rates:
             bucket = self._bucket(session, f"{destination}:{rate.name}", rate, now)
+            if bucket.capacity != rate.capacity or bucket.per_second != rate.per_second:
+                # The settings changed (a new cap): the row keeps its level, takes the new rule.
+                bucket.capacity, bucket.per_second = rate.capacity, rate.per_second
+                session.execute(
+                    update(_bucket)
+                    .where(_bucket.c.name == bucket.name)
+                    .values(capacity=rate.capacity, per_second=rate.per_second)
+                )
             if bucket.locked_until is not None and bucket.locked_until > now:
                 return Verdict(False, bucket.locked_until, "平台限流锁定中")
             level = self._level(bucket, rate, now)
             if level < 1.0:
                 until = now + timedelta(seconds=(1.0 - level) / rate.per_second)
                 if wait_until is None or until > wait_until:
-                    wait_until, reason = until, f"超过每{_RATE_WORDS.get(rate.name, rate.name)}限额"
+                    wait_until, reason = (
+                        until,
+                        rate.note or f"超过每{_RATE_WORDS.get(rate.name, rate.name)}限额",
+                    )
             buckets.append((bucket, rate))
         if rules.daily_cap is not None:
             count = session.execute(
@@ -239,8 +296,9 @@ class Governor:
             )
 
     def lock(self, session: Session, message: ChannelMessage, until: datetime, now: datetime) -> None:
-        """The platform locked the destination (130101): every bucket of it waits until ``until``
-        and is empty after it, whatever this process believed about its tokens."""
+        """The platform locked the destination (130101): every bucket of it waits until ``until``,
+        whatever this process believed about its tokens; the lock-out empties the platform's
+        window, so the bucket is full again when it ends."""
         rules = self.rules_for(message.channel)
         for rate in rules.rates:
             name = f"{message.channel}:{message.address}:{rate.name}"
@@ -248,7 +306,7 @@ class Governor:
             session.execute(
                 update(_bucket)
                 .where(_bucket.c.name == name)
-                .values(locked_until=until, tokens=0.0, refilled_at=until)
+                .values(locked_until=until, tokens=rate.capacity, refilled_at=until)
             )
 
 

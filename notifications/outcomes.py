@@ -6,7 +6,7 @@ database outage. Split from notifications/dispatcher.py (issue 13).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Literal
 
@@ -33,6 +33,9 @@ class DispatchReport:
     server_unreachable: bool = False
     # Why the server could not be reached (the last connection error), for the operator.
     server_error: str = ""
+    # The other channels' outcomes in the same sweep: channel -> outcome -> count
+    # (notifications/channel_dispatch.py). Empty when no channel beside email is configured.
+    channels: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def handled(self) -> int:
@@ -54,7 +57,16 @@ class DispatchReport:
             elapsed_seconds=max(self.elapsed_seconds, other.elapsed_seconds),
             server_unreachable=self.server_unreachable or other.server_unreachable,
             server_error=self.server_error or other.server_error,
+            channels=_merged(self.channels, other.channels),
         )
+
+
+def _merged(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out = {ch: dict(c) for ch, c in a.items()}
+    for ch, c in b.items():
+        for k, v in c.items():
+            out.setdefault(ch, {})[k] = out.get(ch, {}).get(k, 0) + v
+    return out
 
 
 def backoff(config: SmtpConfig, attempts: int) -> timedelta:

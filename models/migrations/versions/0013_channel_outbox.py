@@ -2,7 +2,7 @@
 attempts and items; the governor's shared buckets and daily ledger
 
 Revision ID: 0013
-Revises: 0009
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 import models.types
 
 revision = "0013"
-down_revision = "0009"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
