@@ -24,6 +24,7 @@ SCRIPTS = {
     "dispatch": "bench_dispatch.py",
     "reconcile": "bench_reconcile.py",
     "prefect": "bench_prefect.py",
+    "channels": "bench_channels.py",
 }
 TAKES_NO_PG = {"recheck", "dispatch"}
 
