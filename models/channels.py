@@ -17,12 +17,18 @@ bizMsgId, a robot message's uuid, an SMS client reference) is derived from it
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, Index, Text, text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from models.audit import EventDraft
 from models.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from models.context import Ctx
 
 # ChannelMessage.status (the email statuses, plus folded)
 C_PENDING = "pending"
@@ -133,3 +139,52 @@ class DeliveryLedger(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=160)
     count: int = 0
     day: str = Field(max_length=10, index=True)
+
+
+def requeue_channel(
+    session: Session, ctx: Ctx, channel: str, message_ids: Sequence[int] | None, reason: str
+) -> list[int]:
+    """Put a channel's dead letters back, due now with a fresh count of attempts (as
+    ``models.outbox.requeue`` does for email): each an audit event; anything not dead, or not on
+    ``channel``, refuses the whole request and changes nothing."""
+    if not reason.strip():
+        raise ValueError("重新排队需要说明原因（--reason）")
+    base = select(ChannelMessage).where(col(ChannelMessage.channel) == channel)
+    if message_ids is None:
+        found_all = session.exec(
+            base.where(col(ChannelMessage.status) == C_DEAD).order_by(col(ChannelMessage.id))
+        ).all()
+        messages = list(found_all)
+    else:
+        wanted = sorted(set(message_ids))
+        found = {m.id: m for m in session.exec(base.where(col(ChannelMessage.id).in_(wanted))).all()}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            raise LookupError(
+                f"发件箱中没有这些编号的{channel}消息：{'、'.join(map(str, missing))}（未作任何修改）"
+            )
+        alive = [f"{i}（{found[i].status}）" for i in wanted if found[i].status != C_DEAD]
+        if alive:
+            raise ValueError(f"只有死信（dead）可以重新排队，这些不是：{'、'.join(alive)}（未作任何修改）")
+        messages = [found[i] for i in wanted]
+    drafts = [
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="outbox_requeue",
+            subject=f"{channel}:{m.id}",
+            from_value=C_DEAD,
+            to_value=C_PENDING,
+            reason=reason,
+            details={"to": m.address, "attempts": m.attempts, "last_error": m.last_error},
+        )
+        for m in messages
+    ]
+    for m in messages:
+        m.status, m.attempts, m.next_attempt_at = C_PENDING, 0, ctx.now
+        m.last_error, m.lease_token = "", None
+        session.add(m)
+    if drafts:
+        ctx.audit.append_many(session, drafts)
+    session.flush()
+    return [int(m.id or 0) for m in messages]
