@@ -11,7 +11,7 @@ import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -132,6 +132,16 @@ def dispatch_channels(
     from notifications.compose import ChannelRechecker
     from notifications.governor import Governor
     from operations.channels import build_transports
+
+    if clock is None:
+        # The governor's decisions and the transports' signed timestamps follow one clock: the
+        # sweep's instant plus the time the run has taken (a simulation's instant, or now).
+        import time
+
+        started = time.monotonic()
+
+        def clock() -> datetime:
+            return now + timedelta(seconds=time.monotonic() - started)
 
     owned = transports is None
     if transports is None:
