@@ -24,6 +24,7 @@ SCRIPTS = {
     "dispatch": "bench_dispatch.py",
     "reconcile": "bench_reconcile.py",
     "prefect": "bench_prefect.py",
+    "channel-transports": "bench_channel_transports.py",
     "channels": "bench_channels.py",
 }
 TAKES_NO_PG = {"recheck", "dispatch"}

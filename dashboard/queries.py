@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, format_duration_zh, local_date
@@ -24,6 +24,7 @@ from models.actions import recommendation_case
 from models.audit import AuditEvent
 from models.campaign import Campaign, StageDeadline, deadlines_of
 from models.case import QUOTA_STATES, Case
+from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification
@@ -474,6 +475,20 @@ ATTEMPT_OUTCOMES = {
     "temporary": "暂时失败（将重试）",
     "permanent": "永久失败",
     "cancelled": "已取消",
+    "unknown": "结果未知",
+    "rate_limited": "平台限流",
+    "folded": "并入汇总",
+    "fallback": "转其他渠道",
+    "duplicate": "今日已发相同内容",
+}
+CHANNEL_STATUS = {
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发送",
+    "retry": "待重试",
+    "dead": "死信",
+    "cancelled": "已取消",
+    "folded": "已并入汇总",
 }
 
 
@@ -484,6 +499,11 @@ class MailLog:
     email_counts: dict[str, int]
     notification_counts: dict[str, int]
     total: int
+    # 浙政钉, robot and SMS messages (newest first) with their attempts, and each channel's
+    # counts by status (the dead letters among them).
+    channel_messages: list[ChannelMessage] = field(default_factory=list)
+    channel_attempts: dict[int, list[ChannelAttempt]] = field(default_factory=dict)
+    channel_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def mail_log(
@@ -539,4 +559,40 @@ def mail_log(
             .order_by(DeliveryAttempt.id)
         ).all():
             attempts.setdefault(a.email_id, []).append(a)
-    return MailLog(rows, attempts, email_counts, notification_counts, int(total))
+    log = MailLog(rows, attempts, email_counts, notification_counts, int(total))
+    _channel_log(session, log, org, programs, limit)
+    return log
+
+
+def _channel_log(
+    session: Session, log: MailLog, org: Organisation, programs: Collection[str], limit: int
+) -> None:
+    """The other channels' messages within the viewer's reach: by the people whose items they
+    carry (a robot's message reaches a group; it is shown to whoever sees one of them)."""
+    reach = (
+        select(ChannelItem.message_id)
+        .join(Notification, Notification.id == ChannelItem.notification_id)  # type: ignore[arg-type]
+        .join(Contact, Contact.id == Notification.contact_id)  # type: ignore[arg-type]
+        .join(Organisation, col(Organisation.id) == Contact.org_id)
+        .where(org_filter(org), notification_filter(programs))
+    )
+    visible = col(ChannelMessage.id).in_(reach)
+    for channel, status, n in session.exec(
+        select(ChannelMessage.channel, ChannelMessage.status, func.count())
+        .where(visible)
+        .group_by(col(ChannelMessage.channel), col(ChannelMessage.status))
+    ).all():
+        log.channel_counts.setdefault(channel, {})[status] = n
+    log.channel_messages = list(
+        session.exec(
+            select(ChannelMessage).where(visible).order_by(col(ChannelMessage.id).desc()).limit(limit)
+        ).all()
+    )
+    ids = [m.id for m in log.channel_messages]
+    if ids:
+        for a in session.exec(
+            select(ChannelAttempt)
+            .where(col(ChannelAttempt.message_id).in_(ids))
+            .order_by(col(ChannelAttempt.id))
+        ).all():
+            log.channel_attempts.setdefault(a.message_id, []).append(a)

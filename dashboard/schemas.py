@@ -237,11 +237,42 @@ class EmailOut(BaseModel):
     attempt_log: list[AttemptOut]
 
 
+class ChannelAttemptOut(BaseModel):
+    at: datetime
+    outcome: str
+    outcome_label: str
+    code: str | None
+    detail: str
+
+
+class ChannelMessageOut(BaseModel):
+    id: int
+    channel: str
+    channel_label: str
+    to_name: str
+    address: str
+    title: str
+    items: int
+    status: str
+    status_label: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    last_error: str
+    folded_into: int | None
+    fallback_of: int | None
+    attempt_log: list[ChannelAttemptOut]
+
+
 class MailLogOut(BaseModel):
     total: int
     email_counts: dict[str, int]
     notification_counts: dict[str, int]
     emails: list[EmailOut]
+    # 浙政钉 / robot / SMS: counts by channel and status (dead letters included), newest messages
+    channel_counts: dict[str, dict[str, int]] = {}
+    channel_messages: list[ChannelMessageOut] = []
 
 
 class AuditProblemOut(BaseModel):

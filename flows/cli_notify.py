@@ -12,7 +12,9 @@ from sqlmodel import col, select
 from calendars.timeutil import format_local, parse_instant
 from flows import output as out
 from flows.cli import Fail, _actor, _rt, cli, handled, identity_options, json_option
+from models.channels import C_FOLDED, ChannelAttempt, ChannelMessage
 from models.outbox import E_CANCELLED, E_DEAD, E_PENDING, E_RETRY, E_SENT, DeliveryAttempt, Email
+from notifications.channels.base import CHANNEL_LABELS, CHANNELS
 from operations import acts, sweep
 from operations.runtime import Runtime
 
@@ -26,6 +28,17 @@ _SEND_LABELS = {
     "unknown": "结果未知（稍后重试）",
     "dead": "死信",
     "cancelled": "发送前复核取消",
+    "lost": "租约失效未发",
+}
+_CHANNEL_OUTCOMES = {
+    "sent": "已发送",
+    "retry": "待重试",
+    "unknown": "结果未知",
+    "dead": "死信",
+    "cancelled": "复核取消",
+    "folded": "并入汇总",
+    "fallback": "转其他渠道",
+    "duplicate": "今日已发相同内容",
     "lost": "租约失效未发",
 }
 
@@ -77,65 +90,131 @@ def send(ctx: click.Context, processes: int, as_json: bool) -> None:
         "发送结果："
         + "，".join(f"{label} {n}" for label, n in counts if isinstance(n, int) and (n or label == "已发送"))
     )
+    for channel, outcomes in sorted((data.get("channels") or {}).items()):
+        words = "，".join(f"{_CHANNEL_OUTCOMES.get(k, k)} {n}" for k, n in sorted(outcomes.items()) if n)
+        out.line(f"{CHANNEL_LABELS.get(channel, channel)}：{words}")
 
 
 @cli.group(invoke_without_command=True)
 @click.option(
     "--status",
-    type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED]),
+    type=click.Choice([E_PENDING, E_RETRY, "sending", E_SENT, E_DEAD, E_CANCELLED, C_FOLDED]),
     help="只看某一状态",
+)
+@click.option(
+    "--channel",
+    type=click.Choice(["all", *CHANNELS]),
+    default="all",
+    show_default=True,
+    help="只看某一渠道：email 邮件、zzd 浙政钉、robot 钉钉群机器人、sms 短信",
 )
 @click.option("--limit", default=50, show_default=True)
 @json_option
 @click.pass_context
 @handled
-def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
-    """查看发件箱：每封邮件的收件人、主题、状态、尝试次数与最后错误。死信重新排队：outbox retry。"""
+def outbox(ctx: click.Context, status: str | None, channel: str, limit: int, as_json: bool) -> None:
+    """查看发件箱：每条消息的渠道、收件人、主题、状态、尝试次数与最后错误；先列出各渠道的死信数。
+
+    死信重新排队：outbox retry（--channel 指定渠道）。
+    """
     if ctx.invoked_subcommand is not None:
         return
     rt = _rt(ctx)
+    data: list[dict[str, Any]] = []
     with rt.db.read() as session:
-        query = select(Email).order_by(Email.id.desc()).limit(limit)  # type: ignore[union-attr]
-        if status:
-            query = query.where(Email.status == status)
-        emails = session.exec(query).all()
-        last_outcome: dict[int | None, str] = {
-            a.email_id: a.outcome
-            for a in session.exec(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.email_id.in_([e.id for e in emails]))  # type: ignore[attr-defined]
-                .order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
-            ).all()
+        dead = {
+            "email": session.exec(select(func.count()).select_from(Email).where(Email.status == E_DEAD)).one()
         }
-    data: list[dict[str, Any]] = [
-        {
-            "id": e.id,
-            "to": e.to_addr,
-            "name": e.to_name,
-            "subject": e.subject,
-            "status": e.status,
-            # "unknown": handed over, no final reply; maybe delivered, retried hours later.
-            "last_outcome": last_outcome.get(e.id),
-            "attempts": e.attempts,
-            "created_at": e.created_at,
-            "sent_at": e.sent_at,
-            "last_error": e.last_error,
-            "message_id": e.message_id,
-        }
-        for e in emails
-    ]
+        for ch, n in session.exec(
+            select(ChannelMessage.channel, func.count())
+            .where(ChannelMessage.status == E_DEAD)
+            .group_by(ChannelMessage.channel)
+        ).all():
+            dead[ch] = n
+        if channel in ("all", "email"):
+            query = select(Email).order_by(Email.id.desc()).limit(limit)  # type: ignore[union-attr]
+            if status:
+                query = query.where(Email.status == status)
+            emails = session.exec(query).all()
+            last_outcome: dict[int | None, str] = {
+                a.email_id: a.outcome
+                for a in session.exec(
+                    select(DeliveryAttempt)
+                    .where(DeliveryAttempt.email_id.in_([e.id for e in emails]))  # type: ignore[attr-defined]
+                    .order_by(DeliveryAttempt.id)  # type: ignore[arg-type]
+                ).all()
+            }
+            data += [
+                {
+                    "channel": "email",
+                    "id": e.id,
+                    "to": e.to_addr,
+                    "name": e.to_name,
+                    "subject": e.subject,
+                    "status": e.status,
+                    # "unknown": handed over, no final reply; maybe delivered, retried hours later.
+                    "last_outcome": last_outcome.get(e.id),
+                    "attempts": e.attempts,
+                    "created_at": e.created_at,
+                    "sent_at": e.sent_at,
+                    "last_error": e.last_error,
+                    "message_id": e.message_id,
+                }
+                for e in emails
+            ]
+        if channel != "email":
+            cquery = select(ChannelMessage).order_by(ChannelMessage.id.desc()).limit(limit)  # type: ignore[union-attr]
+            if channel != "all":
+                cquery = cquery.where(ChannelMessage.channel == channel)
+            if status:
+                cquery = cquery.where(ChannelMessage.status == status)
+            messages = session.exec(cquery).all()
+            last_of: dict[int | None, str] = {
+                a.message_id: a.outcome
+                for a in session.exec(
+                    select(ChannelAttempt)
+                    .where(ChannelAttempt.message_id.in_([m.id for m in messages]))  # type: ignore[attr-defined]
+                    .order_by(ChannelAttempt.id)  # type: ignore[arg-type]
+                ).all()
+            }
+            data += [
+                {
+                    "channel": m.channel,
+                    "id": m.id,
+                    "to": m.address,
+                    "name": m.to_name,
+                    "subject": m.title,
+                    "status": m.status,
+                    "last_outcome": last_of.get(m.id),
+                    "attempts": m.attempts,
+                    "items": m.items,
+                    "created_at": m.created_at,
+                    "sent_at": m.sent_at,
+                    "last_error": m.last_error,
+                    "folded_into": m.folded_into,
+                    "fallback_of": m.fallback_of,
+                }
+                for m in messages
+            ]
+    data.sort(key=lambda d: d["created_at"], reverse=True)
+    data = data[:limit]
     if as_json:
         out.print_json(data)
         return
+    dead_line = "，".join(f"{CHANNEL_LABELS.get(ch, ch)} {n}" for ch, n in dead.items() if n)
+    out.line(f"死信：{dead_line or '无'}")
     out.table(
-        f"发件箱（最近 {len(data)} 封）",
-        ["编号", "收件人", "主题", "状态", "尝试", "生成", "错误"],
+        f"发件箱（最近 {len(data)} 条）",
+        ["渠道", "编号", "收件人", "主题", "状态", "尝试", "生成", "错误"],
         [
             [
+                CHANNEL_LABELS.get(d["channel"], d["channel"]),
                 d["id"],
                 f"{d['name']} <{d['to']}>",
                 d["subject"],
-                d["status"] + ("（结果未知）" if d["last_outcome"] == "unknown" else ""),
+                d["status"]
+                + ("（结果未知）" if d["last_outcome"] == "unknown" else "")
+                + (f"（并入 #{d['folded_into']}）" if d.get("folded_into") else ""),
                 d["attempts"],
                 format_local(d["created_at"]),
                 d["last_error"][:40],
@@ -147,6 +226,13 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
 
 @outbox.command("retry")
 @click.argument("email_ids", nargs=-1, type=int)
+@click.option(
+    "--channel",
+    type=click.Choice(list(CHANNELS)),
+    default="email",
+    show_default=True,
+    help="死信所在的渠道（编号属于该渠道的发件箱）",
+)
 @click.option("--all-dead", is_flag=True, help="所有死信")
 @click.option("--reason", required=True, help="为何重新排队（记入审计），如：地址已更正")
 @identity_options
@@ -156,6 +242,7 @@ def outbox(ctx: click.Context, status: str | None, limit: int, as_json: bool) ->
 def outbox_retry(
     ctx: click.Context,
     email_ids: tuple[int, ...],
+    channel: str,
     all_dead: bool,
     reason: str,
     as_org: str | None,
@@ -163,16 +250,19 @@ def outbox_retry(
     admin_reason: str | None,
     as_json: bool,
 ) -> None:
-    """把死信重新放回发件箱（立即到期、尝试次数清零），每封记一条审计。"""
+    """把某一渠道的死信重新放回发件箱（立即到期、尝试次数清零），每条记一条审计。"""
     if bool(email_ids) == all_dead:
         raise Fail("请给出邮件编号，或用 --all-dead（二者选一）")
     rt = _rt(ctx)
     actor = _actor(rt, as_org, by, admin_reason)
-    requeued = acts.requeue_dead_letters(rt, actor, None if all_dead else list(email_ids), reason)
+    requeued = acts.requeue_dead_letters(
+        rt, actor, None if all_dead else list(email_ids), reason, channel=channel
+    )
     if as_json:
-        out.print_json({"requeued": requeued})
+        out.print_json({"channel": channel, "requeued": requeued})
         return
-    out.line(f"已重新排队 {len(requeued)} 封：{'、'.join(map(str, requeued)) or '无死信'}")
+    label = CHANNEL_LABELS.get(channel, channel)
+    out.line(f"已重新排队{label} {len(requeued)} 条：{'、'.join(map(str, requeued)) or '无死信'}")
 
 
 def _parse_step(text: str | None) -> timedelta | None:

@@ -114,6 +114,58 @@ def _directory(path: Path, source: str) -> Callable[[Runtime, datetime], str | N
     return run
 
 
+DEMO_ROBOT = "杭州市经信局工作群"
+
+
+def channel_directory(folder: Path) -> Path:
+    """A small address book that names the channels beside email and 浙政钉 (issue 11): 杭州市's
+    work group robot for two of its people, and an SMS number for one who prefers SMS."""
+    from flows.sample_data import ROSTER_HEADERS
+    from models.sheets import write_sheet
+
+    rows = [
+        [
+            "杭州市",
+            "产业处",
+            "周群",
+            "科员",
+            "13905710101",
+            "全部",
+            "zhouqun@hz.example",
+            "",
+            DEMO_ROBOT,
+            "钉钉群",
+        ],
+        [
+            "杭州市",
+            "产业处",
+            "吴信",
+            "科员",
+            "13905710102",
+            "全部",
+            "wuxin@hz.example",
+            "",
+            DEMO_ROBOT,
+            "邮件",
+        ],
+        [
+            "杭州市",
+            "产业处",
+            "郑短",
+            "科员",
+            "13905710103",
+            "全部",
+            "zhengduan@hz.example",
+            "13905710103",
+            "",
+            "短信",
+        ],
+    ]
+    return write_sheet(
+        folder / "渠道通讯录.xlsx", [*ROSTER_HEADERS, "短信号码", "钉钉群机器人", "接收方式"], rows
+    )
+
+
 def _send_roster(city_code: str, path: Path) -> Callable[[Runtime, datetime], str | None]:
     """The city sends its 附件3: its own person imports it and submits the roster task."""
 
@@ -158,7 +210,12 @@ def scenario(rt: Runtime, files: object, rng: random.Random) -> list[Step]:
             parse_instant("2026-05-26T09:10"),
             "省厅通讯录导入（只是联系人，不算任何设区市报送）",
             _directory(files.rosters["330000"], "省厅通讯录 2026-05-26"),
-        )
+        ),
+        Step(
+            parse_instant("2026-05-26T09:15"),
+            "杭州市渠道通讯录导入（钉钉群机器人、短信）",
+            _directory(channel_directory(files.rosters["330000"].parent), "杭州市渠道通讯录 2026-05-26"),
+        ),
     ]
     # Cities send their staff rosters; 温州 and 丽水 are late, after the province was alerted.
     for code, path in files.rosters.items():
@@ -438,8 +495,16 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
         shutil.rmtree(out_dir)
     (out_dir / "eml").mkdir(parents=True)
     base = _rt(ctx)
-    with LoopbackSMTP(save_dir=out_dir / "eml") as server:
+    from notifications.channels.local_servers import LocalPlatforms, ManualClock
+
+    # The platforms judge signatures, tokens and rates by the simulation's clock.
+    sim_clock = ManualClock(parse_instant(start))
+    with LoopbackSMTP(save_dir=out_dir / "eml") as server, LocalPlatforms(clock=sim_clock) as platforms:
+        channel_settings = {
+            k.removeprefix("SHENBAO_").lower(): v for k, v in platforms.environment([DEMO_ROBOT]).items()
+        }
         settings = Settings(
+            **channel_settings,  # type: ignore[arg-type]
             home=out_dir,
             database_url=f"sqlite:///{(out_dir / 'shenbao.db').resolve()}",
             smtp_host="127.0.0.1",
@@ -465,6 +530,9 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
             f"样例表格：{out_dir / 'samples'}（{len(files.rosters)} 份工作人员信息汇总表、集群申报、精品申报）"
         )
         out.line(f"SMTP 服务器：127.0.0.1:{server.port}（进程内，收到的邮件保存为 {out_dir / 'eml'}/*.eml）")
+        out.line(
+            f"本机平台：浙政钉 {platforms.zzd.url}、钉钉群机器人 {platforms.robot.url}、短信网关 {platforms.sms.url}（进程内）"
+        )
         steps = sorted(scenario(rt, files, rng))
         planned_cases = False
         log: Counter[str] = Counter()
@@ -472,6 +540,7 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
 
         def on_step(now: datetime) -> None:
             nonlocal steps, planned_cases
+            sim_clock.set(now)
             due = [s for s in steps if s.at <= now]
             steps = [s for s in steps if s.at > now]
             for step in sorted(due):
@@ -506,10 +575,44 @@ def demo(ctx: click.Context, out_dir: Path, start: str, until: str, seed: int) -
         simulate_timeline(
             rt, first_leg_end, end, step=None, send=True, on_step=on_step, extra_instants=all_case_times
         )
-        _summary(rt, server, out_dir, refusals, time.monotonic() - began)
+        _summary(rt, server, out_dir, refusals, time.monotonic() - began, platforms)
 
 
-def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], elapsed: float) -> None:
+def _channel_summary(rt: Runtime, platforms: object) -> None:
+    """Per channel: messages in the outbox by status, and what the local platform received."""
+    from models.channels import ChannelMessage
+    from notifications.channels.base import CHANNEL_LABELS
+    from notifications.channels.local_servers import LocalPlatforms
+
+    assert isinstance(platforms, LocalPlatforms)
+    with rt.db.read() as session:
+        by_status = session.exec(
+            select(ChannelMessage.channel, ChannelMessage.status, func.count()).group_by(
+                ChannelMessage.channel, ChannelMessage.status
+            )
+        ).all()
+        mobiles = {m for m in session.exec(select(Contact.zzd_mobile)).all() if m}
+        numbers = {m for m in session.exec(select(Contact.sms_mobile)).all() if m}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for channel, status, n in by_status:
+        counts[channel][status] = n
+    received = {
+        "zzd": sum(len(platforms.zzd.notifications_to(m)) for m in mobiles),
+        "robot": len(platforms.robot.messages(DEMO_ROBOT)),
+        "sms": sum(len(platforms.sms.texts_to(n)) for n in numbers),
+    }
+    for channel in ("zzd", "robot", "sms"):
+        c = counts[channel]
+        out.line(
+            f"{CHANNEL_LABELS[channel]}：生成 {sum(c.values())} 条，已发送 {c.get('sent', 0)}，"
+            f"并入汇总 {c.get('folded', 0)}，取消 {c.get('cancelled', 0)}，死信 {c.get('dead', 0)}，"
+            f"待发 {c.get('pending', 0) + c.get('retry', 0)}；本机平台实际收到 {received[channel]} 条"
+        )
+
+
+def _summary(
+    rt: Runtime, server: object, out_dir: Path, refusals: list[str], elapsed: float, platforms: object = None
+) -> None:
     from notifications.loopback import LoopbackSMTP
 
     assert isinstance(server, LoopbackSMTP)
@@ -587,6 +690,8 @@ def _summary(rt: Runtime, server: object, out_dir: Path, refusals: list[str], el
     out.line(
         f"SMTP 服务器实际收到 {len(server)} 封，Message-ID 不重复：{len(set(server.message_ids())) == len(server)}"
     )
+    if platforms is not None:
+        _channel_summary(rt, platforms)
     out.line(f"发送前复核取消或被新提醒取代的条目：{cancelled}")
     if refusals:
         out.line(f"被拒绝的操作（已记入审计）：{len(refusals)} 次，例如：")

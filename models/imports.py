@@ -292,6 +292,9 @@ def _upsert_people(
         contact.title = row.title or ""
         contact.mobile = row.mobile_display or row.mobile
         contact.zzd_mobile = row.zzd_mobile
+        contact.sms_mobile = row.sms_mobile
+        contact.robot = row.robot
+        contact.prefers = row.prefers
         contact.programs = programs
         contact.active = contact.active or reactivate
         contact.source = source(row)

@@ -56,6 +56,14 @@ class Contact(SQLModel, table=True):
     # 手机号码（浙政钉号码）, normalised to 11 digits: 浙政钉 finds its user by this number. Empty when
     # the roster gave a landline, which no 浙政钉 account has.
     zzd_mobile: str = Field(default="", max_length=11)
+    # An enterprise contact's SMS number (11 digits); empty = no SMS. Bureau staff read 浙政钉.
+    sms_mobile: str = Field(default="", max_length=11)
+    # The bureau work group's DingTalk robot this person's items may go to: a robot *name*
+    # configured in settings (never its webhook or secret), from the directory's 钉钉群机器人.
+    robot: str = Field(default="", max_length=60)
+    # Where the person wants what is not urgent: email (default), zzd, robot or sms. Urgent items
+    # (last day, escalations) go to every channel the person has.
+    prefers: str = Field(default="email", max_length=10)
     email: str = Field(max_length=200)
     # Comma-separated programs this person works on: "cluster", "jingpin".
     programs: str = Field(default="cluster,jingpin", max_length=40)

@@ -553,6 +553,30 @@ def _phone(value: CellValue) -> _Phone:
 _BOTH_WORDS = ("全部", "均", "都", "两者", "两项", "以上")
 
 
+def _sms_mobile(value: CellValue) -> str:
+    phone = _phone(value)
+    if "-" in phone.normalized:
+        raise _Bad(f"短信号码须为手机号：{phone.display}")
+    return phone.normalized
+
+
+def _robot_name(value: CellValue) -> str:
+    name = _text_value(value)
+    if len(name) > 60:
+        raise _Bad(f"钉钉群机器人名称过长（最多 60 字）：{name[:20]}…")
+    return name
+
+
+def _prefers(value: CellValue) -> str:
+    shown = _text_value(value)
+    word = re.sub(r"\s+", "", _nfkc(shown))
+    if word.lower() in ("email", "zzd", "sms", "robot"):
+        return word.lower()
+    if word in _PREFERS:
+        return _PREFERS[word]
+    raise _Bad(f"接收方式应为 邮件、浙政钉、短信 或 钉钉群，收到：{shown}")
+
+
 def _programs(value: CellValue) -> frozenset[str]:
     shown = _as_text(value)
     tokens = [t for t in re.split(r"[、,/;\s+&和及与]+", _nfkc(shown)) if t]
@@ -889,7 +913,26 @@ ROSTER_COLUMNS: tuple[Column, ...] = (
         ("备注", "项目", "工作类别", "所属工作", "类别", "负责工作"),
     ),
     Column("email", "电子邮箱", ("邮箱", "电子邮件", "email", "e-mail", "邮件地址", "邮箱地址")),
+    # Optional channels beside email and 浙政钉 (issue 11): a directory may say them.
+    Column("sms", "短信号码", ("短信手机", "短信", "短信手机号"), required=False),
+    Column("robot", "钉钉群机器人", ("群机器人", "工作群机器人", "钉钉群"), required=False),
+    Column("prefers", "接收方式", ("通知方式", "首选渠道", "提醒方式"), required=False),
 )
+
+# 接收方式 as people write it → the channel (notifications/channels/base.py names them)
+_PREFERS = {
+    "邮件": "email",
+    "邮箱": "email",
+    "电子邮件": "email",
+    "浙政钉": "zzd",
+    "钉钉": "zzd",
+    "工作通知": "zzd",
+    "短信": "sms",
+    "钉钉群": "robot",
+    "群机器人": "robot",
+    "钉钉群机器人": "robot",
+    "工作群": "robot",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -903,6 +946,9 @@ class RosterRow:
     mobile_display: str  # as typed
     programs: frozenset[str]  # subset of {"cluster", "jingpin"}, never empty
     email: str
+    sms_mobile: str = ""  # 短信号码: an enterprise contact's mobile for SMS, 11 digits
+    robot: str = ""  # 钉钉群机器人: the name of a work group's robot configured in settings
+    prefers: str = "email"  # 接收方式: email | zzd | sms | robot
 
     @property
     def zzd_mobile(self) -> str:
@@ -928,6 +974,17 @@ def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[Roste
             "programs", _programs, empty_message="须注明「集群遴选」或「制造精品」（两项都负责可填「全部」）"
         )
         email = r.get("email", _email)
+        sms = r.get("sms", _sms_mobile, required=False, default="")
+        robot = r.get("robot", _robot_name, required=False, default="")
+        prefers = r.get("prefers", _prefers, required=False, default="email")
+        has = {
+            "sms": bool(sms),
+            "robot": bool(robot),
+            "zzd": r.ok and "-" not in phone.normalized,
+            "email": True,
+        }
+        if isinstance(prefers, str) and not has.get(prefers, True):
+            r.problem("prefers", f"接收方式为「{prefers}」，但本行没有该渠道的号码或群机器人")
         if r.ok:
             rows.append(
                 RosterRow(
@@ -940,6 +997,9 @@ def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[Roste
                     mobile_display=phone.display,
                     programs=programs,
                     email=email,
+                    sms_mobile=sms,
+                    robot=robot,
+                    prefers=prefers,
                 )
             )
 

@@ -6,6 +6,7 @@ from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
+from models.channels import ChannelAttempt, ChannelItem, ChannelMessage, DeliveryBucket, DeliveryLedger
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
@@ -17,9 +18,14 @@ __all__ = [
     "AuditHead",
     "Campaign",
     "Case",
+    "ChannelAttempt",
+    "ChannelItem",
+    "ChannelMessage",
     "Contact",
     "DatabaseIdentity",
     "DeliveryAttempt",
+    "DeliveryBucket",
+    "DeliveryLedger",
     "Email",
     "Notification",
     "Organisation",

@@ -10,13 +10,13 @@ shortened rather than sent.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import (
@@ -31,10 +31,12 @@ from calendars.workdays import UnknownYearError, WorkCalendar
 from models.actions import nothing_to_review
 from models.campaign import Campaign, deadlines_of
 from models.case import PROGRAM_LABELS, Case
+from models.channels import C_PENDING, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact
 from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notification
 from notifications.audience import Directory, lookup_keys
+from notifications.channels.route import address_of, routes_for
 from notifications.mime import build_mime, message_id_for
 from notifications.render import Renderer
 from notifications.schedule import WorkingHours, last_day
@@ -394,13 +396,24 @@ def compose(
     session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer
 ) -> int:
     """Turn every pending, due notification into emails, one per recipient. Returns emails written."""
+    return compose_all(session, now, calendar, identity, renderer)[0]
+
+
+def compose_all(
+    session: Session, now: datetime, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer
+) -> tuple[int, Counter[str]]:
+    """Turn every pending, due notification into messages: one email per recipient, and on each
+    other channel one message per person (zzd, SMS) or per robot (a group) per run. Each
+    notification takes the channels its person has for it (notifications/channels/route.py).
+    Returns (emails written, channel messages written by channel)."""
+    channel_counts: Counter[str] = Counter()
     pending = session.exec(
         select(Notification)
         .where(Notification.status == PENDING, Notification.due_at <= now)
         .order_by(Notification.contact_id, Notification.id)
     ).all()
     if not pending:
-        return 0
+        return 0, channel_counts
     by_contact: dict[int, list[Notification]] = defaultdict(list)
     for n in pending:
         by_contact[n.contact_id].append(n)
@@ -414,6 +427,8 @@ def compose(
     campaigns = _Campaigns(session)
     hours = WorkingHours.parse(identity.working_hours)
     written = 0
+    # (channel, address) -> what goes there this run: one message per destination (a digest).
+    elsewhere: dict[tuple[str, str], list[tuple[Contact, Notification, dict[str, Any]]]] = defaultdict(list)
     for contact_id, notes in by_contact.items():
         contact = d.contact(contact_id)
         if contact is None or not contact.active:
@@ -430,8 +445,15 @@ def compose(
                 session.add(n)
                 continue
             n.payload = dict(n.payload or {}) | {"shown": section.get("shown", [])}
-            sections.append(section)
-            kept.append(n)
+            routes = routes_for(contact, n.urgent)
+            for channel in routes:
+                if channel != "email":
+                    elsewhere[(channel, address_of(contact, channel))].append((contact, n, section))
+            n.status = QUEUED
+            session.add(n)
+            if "email" in routes:
+                sections.append(section)
+                kept.append(n)
         if not kept:
             continue
         key = (
@@ -461,8 +483,73 @@ def compose(
             n.status, n.email_id = QUEUED, email.id
             session.add(n)
         written += 1
+    for (channel, address), parts in elsewhere.items():
+        write_channel_message(session, channel, address, parts, identity, renderer, hours, calendar, now)
+        channel_counts[channel] += 1
     session.flush()
-    return written
+    return written, channel_counts
+
+
+def render_channel(
+    renderer: Renderer, channel: str, to_name: str, sections: list[dict[str, Any]], dashboard_url: str | None
+) -> tuple[str, str, str | None]:
+    """(title, text, link) of one channel message: DingTalk markdown for 浙政钉 and robots, a short
+    SMS text (notifications/channels/content.py)."""
+    # content.py builds on this module's grouping; imported here, where it is needed.
+    from notifications.channels.content import dingtalk_markdown, link_for, sms_text
+
+    if channel == "sms":
+        link = link_for(dashboard_url, grouped(list(sections)))
+        text = sms_text(renderer, sections, link=link)
+        return text[:60], text, link
+    out = dingtalk_markdown(renderer, sections, contact_name=to_name, dashboard_url=dashboard_url)
+    return out.title, out.text, out.link
+
+
+def write_channel_message(
+    session: Session,
+    channel: str,
+    address: str,
+    parts: list[tuple[Contact, Notification, dict[str, Any]]],
+    identity: MailIdentity,
+    renderer: Renderer,
+    hours: WorkingHours,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> ChannelMessage:
+    """One message on ``channel`` to ``address`` carrying ``parts`` (their notifications become
+    its items). The key derives from the notifications' keys, as an email's does."""
+    first = parts[0][0]
+    notes = [n for _c, n, _s in parts]
+    key = f"c:{channel}:{address}:" + hashlib.sha1("|".join(n.key for n in notes).encode()).hexdigest()[:20]
+    to_name = "各位同事" if channel == "robot" else first.name
+    title, text, link = render_channel(
+        renderer, channel, to_name, [s for _c, _n, s in parts], identity.dashboard_url
+    )
+    urgent = any(n.urgent for n in notes)
+    message = ChannelMessage(
+        key=key,
+        channel=channel,
+        address=address,
+        contact_id=first.id,
+        to_name=to_name,
+        title=title[:200],
+        text=text,
+        link=link,
+        urgent=urgent,
+        kinds=",".join(sorted({n.kind for n in notes})),
+        items=len({n.id for n in notes}),
+        created_at=now,
+        next_attempt_at=now if urgent else hours.next_open(now, calendar),
+        status=C_PENDING,
+    )
+    session.add(message)
+    session.flush()
+    assert message.id is not None
+    session.add_all(
+        ChannelItem(message_id=message.id, notification_id=int(n_id or 0)) for n_id in {n.id for n in notes}
+    )
+    return message
 
 
 class Rechecker:
@@ -553,3 +640,57 @@ def recheck(
     """Just before sending: keep, re-render with fewer items, or cancel (None). One email; the
     dispatcher uses :class:`Rechecker` to read what a whole batch needs at once."""
     return Rechecker(calendar, identity, renderer)(session, email, now)
+
+
+class ChannelRechecker:
+    """The same last look for a 浙政钉, robot or SMS message, through the notifications it carries
+    (``channel_item``): ``"keep"``, a new (title, text) when part of it is done, or None (cancel,
+    nothing left to say). One way through: the sections are the same ``section_for`` the email's
+    recheck computes."""
+
+    def __init__(self, calendar: WorkCalendar, identity: MailIdentity, renderer: Renderer) -> None:
+        self.calendar = calendar
+        self.identity = identity
+        self.renderer = renderer
+
+    def __call__(
+        self, session: Session, message: ChannelMessage, now: datetime
+    ) -> tuple[str, str] | Literal["keep"] | None:
+        notes = list(
+            session.exec(
+                select(Notification)
+                .join(ChannelItem, ChannelItem.notification_id == Notification.id)  # type: ignore[arg-type]
+                .where(col(ChannelItem.message_id) == message.id)
+                .order_by(Notification.id)  # type: ignore[arg-type]
+            ).all()
+        )
+        if not any(n.kind in CHASING for n in notes):
+            return "keep"
+        d = Directory(session, everyone=False)
+        d.load_contacts((), [n.contact_id for n in notes])
+        named = {o for n in notes for o in (n.payload or {}).get("orgs", [])}
+        d.preload(named | {c.org_id for c in map(d.contact, {n.contact_id for n in notes}) if c is not None})
+        d.load_contacts(named | {d.supervisor(o) for o in named})
+        campaigns = _Campaigns(session)
+        sections, changed = [], False
+        for n in notes:
+            contact = d.contact(n.contact_id)
+            section = (
+                None
+                if contact is None
+                else section_for(session, d, campaigns, self.calendar, n, contact, now)
+            )
+            if section is None:
+                changed = True
+                continue
+            if section.get("shown", []) != (n.payload or {}).get("shown", []):
+                changed = True
+            sections.append(section)
+        if not sections:
+            return None
+        if not changed:
+            return "keep"
+        title, text, _link = render_channel(
+            self.renderer, message.channel, message.to_name, sections, self.identity.dashboard_url
+        )
+        return title, text

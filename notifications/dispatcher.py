@@ -68,31 +68,22 @@ measures elapsed time and paces the rate limiter, which throttle real traffic to
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import functools
-import importlib
-import multiprocessing
 import os
-import re
 import socket
-import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parseaddr
 from typing import Any, Literal, TypeAlias
 
 import aiosmtplib
 from sqlalchemy import Integer, and_, bindparam, func, insert, or_, select, text, true, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from models.db import Database, Timeouts
+from models.db import Database
 from models.outbox import (
     E_CANCELLED,
     E_DEAD,
@@ -104,6 +95,25 @@ from models.outbox import (
     Email,
 )
 from models.types import UTCDateTime
+from notifications.outcomes import (
+    UNKNOWN_DETAIL,
+    DispatchReport,
+    _is_outage,
+    _outage_in,
+    backoff,
+    classify,
+    server_outages,
+)
+from notifications.pacing import TokenBucket, rate_limiter_for
+from notifications.smtp import (
+    DeliveryUnknown,
+    SmtpConfig,
+    _Connection,
+    _fqdn,
+    data_block,
+    envelope_address,
+    envelope_sender,
+)
 
 Recheck: TypeAlias = Callable[[Session, Email, datetime], "bytes | Literal['keep'] | None"]
 
@@ -126,210 +136,6 @@ _SQLITE_DUE = (
 )
 
 
-# --------------------------------------------------------------------------------------------
-# Configuration and report
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str = "127.0.0.1"
-    port: int = 25
-    security: Literal["none", "starttls", "tls"] = "none"
-    user: str | None = None
-    password: str | None = None
-    # Seconds for each stage but the last: connecting, the greeting, EHLO/STARTTLS/AUTH, and the
-    # MAIL/RCPT/DATA commands. 0 = no limit.
-    timeout: float = 30.0
-    # Seconds for the reply after the message data: RFC 5321 4.5.3.2.6 gives the server 10
-    # minutes, since it may be writing the message to disk or scanning it. 0 = no limit.
-    data_timeout: float = 600.0
-    # A message whose final reply never came may have been delivered: it is tried again only
-    # after this long, with the same Message-ID, so the far side can tell the two apart.
-    unknown_retry_seconds: float = 6 * 3600.0
-    # The longest wait before a run tries an unreachable server again (per server, not per
-    # message: an outage is not an attempt on the mail).
-    outage_backoff_cap_seconds: float = 900.0
-    rate_per_second: float = 0.0  # per SMTP server and process; 0 = unlimited
-    max_attempts: int = 6
-    concurrency: int = 4  # SMTP connections per process, each reused for many messages
-    backoff_base_seconds: float = 60.0
-    lease_seconds: float = 600.0
-    backoff_cap_seconds: float = 6 * 3600.0
-    # Tokens that may be spent at once; 1 spaces every message evenly (servers flag bursts).
-    rate_burst: int = 1
-    # MAIL FROM; empty = the address in each message's From header.
-    envelope_from: str = ""
-    # EHLO name; empty = this machine's FQDN, looked up once per process.
-    local_hostname: str = ""
-    validate_certs: bool = True
-    batch_size: int = 200  # rows per claim transaction
-    # Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920).
-    pipelining: bool = True
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.security not in ("none", "starttls", "tls"):
-            problems.append(f"security must be none, starttls or tls, not {self.security!r}")
-        if not 0 < self.port < 65536:
-            problems.append(f"port must be 1..65535, not {self.port}")
-        for name in ("max_attempts", "concurrency", "batch_size", "rate_burst"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in (
-            "rate_per_second",
-            "backoff_base_seconds",
-            "lease_seconds",
-            "timeout",
-            "data_timeout",
-            "unknown_retry_seconds",
-            "outage_backoff_cap_seconds",
-        ):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must not be negative, not {getattr(self, name)}")
-        if self.lease_seconds == 0:
-            problems.append("lease_seconds must be positive")
-        if self.envelope_from and not _ENVELOPE_ADDRESS.fullmatch(self.envelope_from):
-            problems.append(f"envelope_from {self.envelope_from!r} is not a plain ASCII address")
-        if problems:
-            raise ValueError("SmtpConfig: " + "; ".join(problems))
-
-    @property
-    def server(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass
-class DispatchReport:
-    sent: int = 0
-    retry: int = 0
-    dead: int = 0
-    cancelled: int = 0
-    # Claimed but not tried because the server was unreachable; released for a later run.
-    deferred: int = 0
-    # Handed to the server, final reply never came (timeout, dropped): maybe delivered.
-    unknown: int = 0
-    # Claimed, then taken over by another dispatcher after this run's lease ran out: not sent
-    # and not counted by this run.
-    lost: int = 0
-    elapsed_seconds: float = 0.0
-    server_unreachable: bool = False
-    # Why the server could not be reached (the last connection error), for the operator.
-    server_error: str = ""
-
-    @property
-    def handled(self) -> int:
-        return self.sent + self.retry + self.dead + self.cancelled + self.deferred + self.unknown
-
-    @property
-    def per_second(self) -> float:
-        return self.sent / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
-
-    def __add__(self, other: DispatchReport) -> DispatchReport:
-        return DispatchReport(
-            sent=self.sent + other.sent,
-            retry=self.retry + other.retry,
-            dead=self.dead + other.dead,
-            cancelled=self.cancelled + other.cancelled,
-            deferred=self.deferred + other.deferred,
-            unknown=self.unknown + other.unknown,
-            lost=self.lost + other.lost,
-            elapsed_seconds=max(self.elapsed_seconds, other.elapsed_seconds),
-            server_unreachable=self.server_unreachable or other.server_unreachable,
-            server_error=self.server_error or other.server_error,
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Rate limiting
-
-
-class TokenBucket:
-    """A token bucket whose clock is a parameter, so tests compute waits instead of sleeping.
-
-    ``reserve()`` takes a token at once and says how long to wait before using it; the balance
-    may go negative, which queues callers in arrival order without a lock held across a sleep.
-    Thread-safe, so one bucket can pace every worker of a process.
-    """
-
-    def __init__(self, rate: float, burst: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.capacity = float(max(burst, 1))
-        self.clock = clock
-        self._tokens = self.capacity
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        with self._lock:
-            now = self.clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-            self._last = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    async def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-
-_buckets: dict[tuple[str, int], TokenBucket] = {}
-_buckets_lock = threading.Lock()
-
-
-def rate_limiter_for(config: SmtpConfig) -> TokenBucket | None:
-    """The process-wide bucket of one SMTP server (host:port), shared by all its workers."""
-    if config.rate_per_second <= 0:
-        return None
-    key = (config.host, config.port)
-    with _buckets_lock:
-        bucket = _buckets.get(key)
-        if bucket is None or bucket.rate != config.rate_per_second or bucket.capacity != config.rate_burst:
-            bucket = _buckets[key] = TokenBucket(config.rate_per_second, config.rate_burst)
-        return bucket
-
-
-# --------------------------------------------------------------------------------------------
-# Outcomes
-
-
-def backoff(config: SmtpConfig, attempts: int) -> timedelta:
-    """Delay before the next try after ``attempts`` failed ones (1 → base, 2 → 2·base, …)."""
-    exponent = max(attempts - 1, 0)
-    # Cap the exponent too: 2**attempts overflows a float long before anyone notices.
-    seconds = config.backoff_base_seconds * 2 ** min(exponent, 40)
-    return timedelta(seconds=min(seconds, config.backoff_cap_seconds))
-
-
-class _ServerOutages:
-    """How many runs in a row found each SMTP server unreachable (per process): the delay before
-    the next try grows per server, while the messages' own attempt counts stay as they were."""
-
-    def __init__(self) -> None:
-        self._runs: dict[tuple[str, int], int] = {}
-        self._lock = threading.Lock()
-
-    def delay(self, config: SmtpConfig) -> timedelta:
-        with self._lock:
-            runs = self._runs.get((config.host, config.port), 0)
-        seconds = config.backoff_base_seconds * 2 ** min(runs, 20)
-        return timedelta(seconds=min(seconds, config.outage_backoff_cap_seconds))
-
-    def down(self, config: SmtpConfig) -> None:
-        with self._lock:
-            key = (config.host, config.port)
-            self._runs[key] = self._runs.get(key, 0) + 1
-
-    def up(self, config: SmtpConfig) -> None:
-        with self._lock:
-            self._runs.pop((config.host, config.port), None)
-
-
-server_outages = _ServerOutages()
-
-
 @dataclass(slots=True)
 class _Job:
     id: int
@@ -349,239 +155,6 @@ class _Outcome:
     kind: Kind
     code: int | None = None
     detail: str = ""
-
-
-class DeliveryUnknown(Exception):
-    """The message data went out but the server's final reply did not come back (a timeout,
-    a dropped connection): it may or may not have been delivered."""
-
-
-UNKNOWN_DETAIL = "结果未知"
-
-
-def classify(
-    exc: BaseException,
-) -> tuple[Literal["temporary", "permanent", "unknown"], int | None, str, bool]:
-    """(outcome, SMTP code, detail, connection still usable) for a failed mail transaction."""
-    if isinstance(exc, DeliveryUnknown):
-        return "unknown", None, f"{UNKNOWN_DETAIL}: {exc}", False
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        refusal = exc.recipients[0]
-        kind: Literal["temporary", "permanent"] = "permanent" if refusal.code >= 500 else "temporary"
-        return kind, refusal.code, f"{refusal.code} {refusal.message}", True
-    if isinstance(exc, aiosmtplib.SMTPDataError):
-        # The server read the message and refused it: 5xx is about this message (size,
-        # content), so retrying it cannot help.
-        kind = "permanent" if exc.code >= 500 else "temporary"
-        return kind, exc.code, f"{exc.code} {exc.message}", exc.code != 421
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-        # Refusing our sender is about our account or the server's mood, not this message:
-        # dead-lettering every mail because of it would be wrong, so it counts as temporary.
-        return "temporary", exc.code, f"{exc.code} {exc.message} (MAIL FROM)", exc.code != 421
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return "temporary", exc.code, f"{exc.code} {exc.message}", exc.code != 421
-    if isinstance(exc, (ValueError, aiosmtplib.SMTPNotSupported)):
-        # An address that cannot be put in an SMTP envelope (e.g. non-ASCII without SMTPUTF8).
-        return "permanent", None, f"invalid address: {exc}", True
-    return "temporary", None, f"{type(exc).__name__}: {exc}", False
-
-
-# --------------------------------------------------------------------------------------------
-# The dispatcher
-
-
-_FROM_HEADER = re.compile(rb"^from:(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-# What may stand between < and > on a MAIL/RCPT line without SMTPUTF8: printable ASCII, no
-# brackets or spaces. Anything else would let a stored address inject SMTP commands.
-_ENVELOPE_ADDRESS = re.compile(r"[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+")
-
-
-@functools.lru_cache(maxsize=64)
-def _address_in(header: bytes) -> str:
-    return parseaddr(header.decode("ascii", "replace").replace("\r\n", "").replace("\n", ""))[1]
-
-
-def envelope_sender(raw: bytes) -> str:
-    """The bare address of the From header (``=?utf-8?…?= <a@b>`` → ``a@b``)."""
-    match = _FROM_HEADER.search(raw.split(b"\r\n\r\n", 1)[0])
-    return _address_in(match.group(1).strip()) if match else ""
-
-
-@functools.lru_cache(maxsize=1024)
-def envelope_address(address: str) -> bytes:
-    """``a@b`` → ``<a@b>`` for a MAIL or RCPT line; ValueError if it cannot go there."""
-    if not _ENVELOPE_ADDRESS.fullmatch(address):
-        raise ValueError(f"{address!r} is not an address an SMTP envelope can carry")
-    return b"<" + address.encode("ascii") + b">"
-
-
-_LONE_CR_OR_LF = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
-
-
-def data_block(raw: bytes) -> bytes:
-    """The bytes after DATA: CRLF line ends, leading dots doubled (RFC 5321 4.5.2), the end mark.
-
-    Stored messages already have CRLF and, being base64, no leading dots; the checks that prove
-    it are a few microseconds, the rewriting only happens when they fail.
-    """
-    crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
-        raw = _LONE_CR_OR_LF.sub(b"\r\n", raw)
-    if raw.startswith(b".") or b"\n." in raw:
-        raw = _LEADING_DOT.sub(b"..", raw)
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
-    return raw + b".\r\n"
-
-
-class _Channel(asyncio.Protocol):
-    """An SMTP connection that aiosmtplib opened (TLS, STARTTLS, AUTH, EHLO all done by it),
-    taken over to pipeline commands (RFC 2920), which aiosmtplib cannot do.
-
-    Replies are queued as they arrive and handed out in order to whoever asked for the next n.
-    """
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        self.closed = False
-        self._buffer = bytearray()
-        self._text: list[str] = []
-        self._replies: list[aiosmtplib.SMTPResponse] = []
-        self._waiters: collections.deque[tuple[int, asyncio.Future[list[aiosmtplib.SMTPResponse]]]] = (
-            collections.deque()
-        )
-
-    @classmethod
-    def take_over(cls, smtp: aiosmtplib.SMTP) -> _Channel:
-        transport = smtp.transport
-        if not isinstance(transport, asyncio.Transport):
-            raise aiosmtplib.SMTPServerDisconnected("not connected")
-        channel = cls(transport)
-        # From here on the aiosmtplib object is left alone; it never sees the socket again.
-        transport.set_protocol(channel)
-        return channel
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        while (end := self._buffer.find(b"\n")) >= 0:
-            line = bytes(self._buffer[: end + 1])
-            del self._buffer[: end + 1]
-            self._text.append(line[4:].strip().decode("utf-8", "replace"))
-            if line[3:4] == b"-":
-                continue  # a multi-line reply goes on
-            try:
-                code = int(line[:3])
-            except ValueError:
-                code = -1
-            self._replies.append(aiosmtplib.SMTPResponse(code, "\n".join(self._text)))
-            self._text = []
-        while self._waiters and len(self._replies) >= self._waiters[0][0]:
-            count, waiter = self._waiters.popleft()
-            replies, self._replies = self._replies[:count], self._replies[count:]
-            if not waiter.done():
-                waiter.set_result(replies)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        while self._waiters:
-            _, waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(aiosmtplib.SMTPServerDisconnected(f"connection lost: {exc or 'closed'}"))
-                waiter.exception()  # read by whoever awaits it; no "never retrieved" noise
-
-    async def command(self, data: bytes, replies: int) -> list[aiosmtplib.SMTPResponse]:
-        if self.closed or self.transport.is_closing():
-            raise aiosmtplib.SMTPServerDisconnected("connection closed")
-        if self._replies and not self._waiters:
-            # A reply nobody asked for (a server's "421 closing" before it hangs up, say) would
-            # be paired with this command; drop the connection instead and start a clean one.
-            unsolicited = self._replies[0]
-            self.transport.close()
-            raise aiosmtplib.SMTPServerDisconnected(
-                f"unsolicited reply {unsolicited.code} {unsolicited.message}"
-            )
-        waiter: asyncio.Future[list[aiosmtplib.SMTPResponse]] = asyncio.get_running_loop().create_future()
-        self._waiters.append((replies, waiter))
-        self.transport.write(data)
-        return await waiter
-
-
-class _Connection:
-    """One reused SMTP connection of a worker, taken over from aiosmtplib after the handshake.
-
-    Each stage has its own deadline: ``timeout`` for the envelope commands and DATA, then
-    ``data_timeout`` for the reply after the message, which a server may take minutes to give.
-    When the server offers PIPELINING, MAIL, RCPT and DATA go out in one write (RFC 2920 3.1);
-    otherwise one at a time.
-    """
-
-    def __init__(self, smtp: aiosmtplib.SMTP, config: SmtpConfig) -> None:
-        self.pipelined = config.pipelining and smtp.supports_extension("pipelining")
-        self.timeout = config.timeout or None
-        self.data_timeout = config.data_timeout or None
-        self._channel = _Channel.take_over(smtp)
-
-    @property
-    def is_connected(self) -> bool:
-        return not self._channel.closed and not self._channel.transport.is_closing()
-
-    async def _ask(self, data: bytes, replies: int = 1) -> list[aiosmtplib.SMTPResponse]:
-        # A timeout mid-command leaves the connection out of step with the server; classify()
-        # marks it unusable, so it is closed and a fresh one opened.
-        async with asyncio.timeout(self.timeout):
-            return await self._channel.command(data, replies)
-
-    async def send(self, sender: bytes, recipient: bytes, raw: bytes) -> None:
-        mail_line = b"MAIL FROM:" + sender + b"\r\n"
-        rcpt_line = b"RCPT TO:" + recipient + b"\r\n"
-        if self.pipelined:
-            mail, rcpt, data = await self._ask(mail_line + rcpt_line + b"DATA\r\n", 3)
-        else:
-            [mail] = await self._ask(mail_line)
-            [rcpt] = await self._ask(rcpt_line) if mail.code == 250 else [mail]
-            envelope_ok = mail.code == 250 and rcpt.code in (250, 251)
-            [data] = await self._ask(b"DATA\r\n") if envelope_ok else [rcpt]
-        if data.code == 354:
-            if mail.code == 250 and rcpt.code in (250, 251):
-                await self._final_reply(data_block(raw))
-                return
-            # A server that says 354 after refusing the envelope gets an empty message.
-            await self._ask(b".\r\n")
-        # Leave the connection clean for the next message, as aiosmtplib's sendmail does.
-        with contextlib.suppress(aiosmtplib.SMTPException):
-            await self._ask(b"RSET\r\n")
-        if mail.code != 250:
-            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender.decode())
-        if rcpt.code not in (250, 251):
-            refusal = aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient.decode())
-            raise aiosmtplib.SMTPRecipientsRefused([refusal])
-        raise aiosmtplib.SMTPDataError(data.code, data.message)
-
-    async def _final_reply(self, block: bytes) -> None:
-        try:
-            async with asyncio.timeout(self.data_timeout):
-                [done] = await self._channel.command(block, 1)
-        except (TimeoutError, aiosmtplib.SMTPServerDisconnected) as exc:
-            # The server has the whole message and may have stored it: neither sent nor failed.
-            self.close()
-            what = "timed out" if isinstance(exc, TimeoutError) else str(exc)
-            raise DeliveryUnknown(f"no reply after the message data ({what})") from exc
-        if done.code != 250:
-            raise aiosmtplib.SMTPDataError(done.code, done.message)
-
-    async def quit(self) -> None:
-        with contextlib.suppress(aiosmtplib.SMTPException, TimeoutError):
-            await self._ask(b"QUIT\r\n")
-        self.close()
-
-    def close(self) -> None:
-        self._channel.transport.close()
-
-
-@functools.cache
-def _fqdn() -> str:
-    return socket.getfqdn()
 
 
 class _Run:
@@ -1107,26 +680,6 @@ class _Run:
                 session.execute(insert(_attempt), attempts)
 
 
-def _is_outage(exc: BaseException) -> bool:
-    """A database that cannot be reached or dropped the connection, as opposed to a bad query."""
-    if isinstance(exc, (OperationalError, InterfaceError, PendingRollbackError)):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
-
-
-def _outage_in(exc: BaseException) -> BaseException | None:
-    """The driver's error behind an outage: a rollback on a dead connection raises its own
-    error (PendingRollbackError) with the one that matters as its context."""
-    if not _is_outage(exc):
-        return None
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DBAPIError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
-
-
 def _real_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -1182,134 +735,17 @@ def default_worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-# --------------------------------------------------------------------------------------------
-# Several processes
-
-
-def load_recheck(path: str) -> Recheck:
-    """``"package.module:function"`` → the function (a child process cannot receive a closure)."""
-    module_name, _, attr = path.partition(":")
-    if not attr:
-        raise ValueError(f"recheck path {path!r} must look like 'package.module:function'")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
-
-
-def _report_fields(report: DispatchReport) -> dict[str, Any]:
-    return {f.name: getattr(report, f.name) for f in fields(report)}
-
-
-def _dispatch_child(
-    db_url: str,
-    now: datetime,
-    config: SmtpConfig,
-    worker: str,
-    recheck_path: str | Recheck | None,
-    start: Any,
-    results: Any,
-    timeouts: Timeouts | None = None,
-) -> None:
-    try:
-        db = Database(db_url, timeouts=timeouts or Timeouts())
-        recheck = load_recheck(recheck_path) if isinstance(recheck_path, str) else recheck_path
-    except BaseException:
-        start.abort()
-        results.put((worker, "error", traceback.format_exc()))
-        return
-    try:
-        # Everyone starts together, after the imports: the parent times the sending only.
-        start.wait(timeout=120)
-        report = dispatch(db, now, config, worker=worker, recheck=recheck)
-        results.put((worker, "ok", _report_fields(report)))
-    except BaseException:
-        results.put((worker, "error", traceback.format_exc()))
-    finally:
-        db.dispose()
-
-
-def per_process_config(config: SmtpConfig, processes: int) -> SmtpConfig:
-    """The server's rate is shared: each of ``processes`` dispatchers gets its part."""
-    return replace(config, rate_per_second=config.rate_per_second / processes)
-
-
-def dispatch_in_processes(
-    db_url: str,
-    now: datetime,
-    config: SmtpConfig,
-    processes: int,
-    recheck_path: str | None = None,
-    recheck: Recheck | None = None,
-    timeouts: Timeouts | None = None,
-) -> DispatchReport:
-    """Run ``processes`` OS processes, each a dispatcher with its own database connections and
-    ``config.concurrency`` SMTP connections, until nothing is due; return the summed report.
-
-    The rate limit is per process, so each gets ``rate_per_second / processes`` to keep the
-    server's total within the configured rate. ``recheck`` must be picklable (each child gets a
-    copy); ``recheck_path`` names a module-level function instead. ``elapsed_seconds`` is the wall time from the
-    moment all processes were ready to the last one finishing.
-    """
-    if processes < 1:
-        raise ValueError("processes must be at least 1")
-    child_config = per_process_config(config, processes)
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(processes + 1)
-    results = ctx.Queue()
-    base = default_worker_name()
-    children = [
-        ctx.Process(
-            target=_dispatch_child,
-            args=(
-                db_url,
-                now,
-                child_config,
-                f"{base}/{i}",
-                recheck or recheck_path,
-                start,
-                results,
-                timeouts,
-            ),
-            name=f"shenbao-dispatch-{i}",
-        )
-        for i in range(processes)
-    ]
-    for child in children:
-        child.start()
-    total = DispatchReport()
-    errors: list[str] = []
-    try:
-        try:
-            start.wait(timeout=120)
-        except threading.BrokenBarrierError:
-            pass  # a child failed to start; its error is in the queue
-        started = time.perf_counter()
-        pending = processes
-        while pending:
-            try:
-                worker, status, payload = results.get(timeout=1.0)
-            except Exception:  # queue.Empty: check that nobody died without a word
-                if all(not c.is_alive() for c in children) and results.empty():
-                    errors.append("dispatcher process exited without a report")
-                    break
-                continue
-            pending -= 1
-            if status == "ok":
-                total = total + DispatchReport(**payload)
-            else:
-                errors.append(f"{worker}: {payload}")
-        total.elapsed_seconds = time.perf_counter() - started
-    finally:
-        for child in children:
-            child.join(timeout=30)
-            if child.is_alive():
-                child.terminate()
-                child.join()
-    if errors:
-        raise RuntimeError("dispatcher process failed:\n" + "\n".join(errors))
-    return total
-
+# Several processes: notifications/processes.py (it imports this module's dispatch lazily).
+from notifications.processes import (  # noqa: E402
+    dispatch_in_processes,
+    load_recheck,
+    per_process_config,
+)
 
 __all__: Iterable[str] = (
     "CANCELLED_DETAIL",
+    "UNKNOWN_DETAIL",
+    "DeliveryUnknown",
     "DispatchReport",
     "Recheck",
     "SmtpConfig",
@@ -1322,6 +758,7 @@ __all__: Iterable[str] = (
     "dispatch_in_processes",
     "envelope_address",
     "envelope_sender",
+    "load_recheck",
     "per_process_config",
     "rate_limiter_for",
 )

@@ -45,10 +45,17 @@ class TickReport:
     written: Counter[str] = field(default_factory=Counter)
     cancelled: int = 0
     emails: int = 0
+    channels: Counter[str] = field(default_factory=Counter)  # 浙政钉/robot/SMS messages written
 
     @property
     def nothing_new(self) -> bool:
-        return not (self.lapsed or sum(self.written.values()) or self.cancelled or self.emails)
+        return not (
+            self.lapsed
+            or sum(self.written.values())
+            or self.cancelled
+            or self.emails
+            or sum(self.channels.values())
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +64,7 @@ class TickReport:
             "written": dict(self.written),
             "cancelled": self.cancelled,
             "emails": self.emails,
+            "channels": dict(self.channels),
         }
 
 
@@ -462,9 +470,9 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
 
 def tick(session: Session, ctx: Ctx, calendar: WorkCalendar, identity: Any, renderer: Any) -> TickReport:
     """One reconcile pass and the emails it implies, in the caller's unit of work."""
-    from notifications.compose import compose
+    from notifications.compose import compose_all
 
     report = reconcile(session, ctx, calendar)
     session.flush()
-    report.emails = compose(session, ctx.now, calendar, identity, renderer)
+    report.emails, report.channels = compose_all(session, ctx.now, calendar, identity, renderer)
     return report

@@ -132,16 +132,26 @@ def load_campaign(
 
 
 def requeue_dead_letters(
-    rt: Runtime, actor: Actor, email_ids: list[int] | None, reason: str, *, now: datetime | None = None
+    rt: Runtime,
+    actor: Actor,
+    email_ids: list[int] | None,
+    reason: str,
+    *,
+    now: datetime | None = None,
+    channel: str = "email",
 ) -> list[int]:
-    """Put dead letters back in the outbox (None: all of them); a refusal is audited too."""
+    """Put dead letters of one channel back in the outbox (None: all of them); a refusal is
+    audited too. ``email_ids`` are the ids of that channel's outbox (emails, or channel messages)."""
     from models.audit import EventDraft
+    from models.channels import requeue_channel
     from models.outbox import requeue
 
     ctx = rt.ctx(actor, now=now)
     try:
         with rt.db.write() as session:
-            return requeue(session, ctx, email_ids, reason)
+            if channel == "email":
+                return requeue(session, ctx, email_ids, reason)
+            return requeue_channel(session, ctx, channel, email_ids, reason)
     except (ValueError, LookupError) as exc:
         with rt.db.write() as session:
             ctx.audit.append(
@@ -152,7 +162,8 @@ def requeue_dead_letters(
                     action="refusal",
                     subject="outbox",
                     reason=str(exc),
-                    details={"action": "outbox_requeue", "email_ids": email_ids} | actor.audit_details(),
+                    details={"action": "outbox_requeue", "channel": channel, "email_ids": email_ids}
+                    | actor.audit_details(),
                 ),
             )
         raise

@@ -8,10 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -22,6 +22,8 @@ from models.context import SYSTEM, Ctx
 from operations.runtime import Runtime, SettingsRecheck
 
 if TYPE_CHECKING:
+    from notifications.channel_dispatch import ChannelReport
+    from notifications.channels.base import Transport
     from notifications.dispatcher import DispatchReport
     from notifications.reconcile import TickReport
 
@@ -90,20 +92,90 @@ def dispatch(
     limit: int | None = None,
     **smtp: Any,
 ) -> DispatchReport:
-    """Send what is due at ``now``, in one process or ``processes``, always with the pre-send
-    recheck (a county that acted after the tick is not reminded); safe beside other dispatchers."""
+    """Send what is due at ``now`` on every channel: first 浙政钉, robots and SMS (each within its
+    quotas; a dead one falls back, possibly to email), then email, in one process or
+    ``processes``, always with the pre-send recheck (a county that acted after the tick is not
+    reminded); safe beside other dispatchers."""
     from notifications.dispatcher import dispatch as dispatch_due
     from notifications.dispatcher import dispatch_in_processes
 
+    channels = dispatch_channels(rt, now, worker=worker, limit=limit)
     config = rt.smtp_config(**smtp)
     if processes > 1:
         # A child process cannot receive a closure: it rebuilds the recheck from the settings.
-        return dispatch_in_processes(
+        report = dispatch_in_processes(
             rt.db.url, now, config, processes, recheck=SettingsRecheck(rt.settings), timeouts=rt.db.timeouts
         )
-    return dispatch_due(
-        rt.db, now, config, worker=worker or worker_name("send"), recheck=rt.recheck(), limit=limit
-    )
+    else:
+        report = dispatch_due(
+            rt.db, now, config, worker=worker or worker_name("send"), recheck=rt.recheck(), limit=limit
+        )
+    report.channels = channels.as_dict()
+    return report
+
+
+def dispatch_channels(
+    rt: Runtime,
+    now: datetime,
+    *,
+    worker: str | None = None,
+    limit: int | None = None,
+    transports: Mapping[str, Transport] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> ChannelReport:
+    """Send the due 浙政钉, robot and SMS messages through the configured transports (none
+    configured: nothing to do), re-checked and governed. ``clock``: the instant the governor and
+    the transports' signatures use (a simulation's); the transports are closed afterwards."""
+    import asyncio
+
+    from notifications.channel_dispatch import ChannelConfig, ChannelReport, dispatch_channels_due
+    from notifications.compose import ChannelRechecker
+    from notifications.governor import Governor
+    from operations.channels import build_transports
+
+    if clock is None:
+        # The governor's decisions and the transports' signed timestamps follow one clock: the
+        # sweep's instant plus the time the run has taken (a simulation's instant, or now).
+        import time
+
+        started = time.monotonic()
+
+        def clock() -> datetime:
+            return now + timedelta(seconds=time.monotonic() - started)
+
+    owned = transports is None
+    if transports is None:
+        built: Mapping[str, Transport] = {
+            str(k): v for k, v in build_transports(rt.settings, rt.db, clock=clock).items()
+        }
+        transports = built
+    if not transports:
+        return ChannelReport()
+    given = transports
+
+    async def run() -> ChannelReport:
+        try:
+            return await dispatch_channels_due(
+                rt.db,
+                now,
+                given,
+                worker=worker or worker_name("send"),
+                governor=Governor.for_transports(given),
+                config=ChannelConfig(
+                    from_addr=rt.identity.from_addr,
+                    from_name=rt.identity.from_name,
+                    max_attempts=rt.settings.mail_max_attempts,
+                ),
+                recheck=ChannelRechecker(rt.calendar, rt.identity, rt.renderer),
+                clock=clock,
+                limit=limit,
+            )
+        finally:
+            if owned:
+                for transport in given.values():
+                    await transport.aclose()
+
+    return asyncio.run(run())
 
 
 @dataclass

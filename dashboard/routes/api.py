@@ -21,6 +21,7 @@ from dashboard import scope
 from dashboard.auth import Viewer
 from dashboard.queries import (
     ATTEMPT_OUTCOMES,
+    CHANNEL_STATUS,
     EMAIL_STATUS,
     application_kind,
     case_history,
@@ -46,6 +47,8 @@ from dashboard.schemas import (
     CaseDetail,
     CaseList,
     CaseSummary,
+    ChannelAttemptOut,
+    ChannelMessageOut,
     DeadlineIn,
     DeadlineOut,
     EmailOut,
@@ -73,6 +76,7 @@ from models.org import Organisation
 from models.sheets import ImportRejected
 from models.status import board
 from models.sync import PlatformNotDeclared
+from notifications.channels.base import CHANNEL_LABELS
 from operations import acts
 
 router = APIRouter(prefix="/api")
@@ -628,6 +632,38 @@ def notifications(
                 ],  # type: ignore[arg-type]
             )
             for e, _c, o in log.emails
+        ],
+        channel_counts=log.channel_counts,
+        channel_messages=[
+            ChannelMessageOut(
+                id=int(m.id or 0),
+                channel=m.channel,
+                channel_label=CHANNEL_LABELS.get(m.channel, m.channel),
+                to_name=m.to_name,
+                address=m.address,
+                title=m.title,
+                items=m.items,
+                status=m.status,
+                status_label=CHANNEL_STATUS.get(m.status, m.status),
+                attempts=m.attempts,
+                created_at=m.created_at,
+                next_attempt_at=m.next_attempt_at,
+                sent_at=m.sent_at,
+                last_error=m.last_error,
+                folded_into=m.folded_into,
+                fallback_of=m.fallback_of,
+                attempt_log=[
+                    ChannelAttemptOut(
+                        at=a.at,
+                        outcome=a.outcome,
+                        outcome_label=ATTEMPT_OUTCOMES.get(a.outcome, a.outcome),
+                        code=a.code,
+                        detail=a.detail,
+                    )
+                    for a in log.channel_attempts.get(int(m.id or 0), [])
+                ],
+            )
+            for m in log.channel_messages
         ],
     )
 

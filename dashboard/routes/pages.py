@@ -13,6 +13,7 @@ from dashboard.auth import Viewer, feed_id
 from dashboard.feeds import concerns
 from dashboard.queries import (
     ATTEMPT_OUTCOMES,
+    CHANNEL_STATUS,
     EMAIL_STATUS,
     NOTIFICATION_KINDS,
     NOTIFICATION_STATUS,
@@ -36,6 +37,7 @@ from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
 from models.reference import load_divisions
 from models.status import board
+from notifications.channels.base import CHANNEL_LABELS
 
 router = APIRouter(include_in_schema=False)
 
@@ -351,6 +353,8 @@ def notifications_page(
         NOTIFICATION_STATUS=NOTIFICATION_STATUS,
         NOTIFICATION_KINDS=NOTIFICATION_KINDS,
         ATTEMPT_OUTCOMES=ATTEMPT_OUTCOMES,
+        CHANNEL_STATUS=CHANNEL_STATUS,
+        CHANNEL_LABELS=CHANNEL_LABELS,
     )
 
 

@@ -169,3 +169,59 @@ def test_a_board_row_of_a_county_applying_for_itself_says_its_name_once(client, 
     page = client.get(f"/campaigns/{CLUSTER}/board", params={"q": world.refs["xihu_core"]}).text
     row = page.split(f">{world.refs['xihu_core']}</a>")[1].split("</tr>")[0]
     assert row.count("西湖区") == 1 and "杭州市" in row
+
+
+def test_the_notification_log_shows_each_channels_messages_and_dead_letters(client, world: World) -> None:  # type: ignore[no-untyped-def]
+    from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
+    from models.outbox import Notification
+
+    with world.db.write() as session:
+        contact = session.exec(select(Contact).where(Contact.email == "wangming@hz.gov.cn")).one()
+        note = Notification(
+            key="t:zzd:1",
+            kind="escalation",
+            contact_id=int(contact.id),  # type: ignore[arg-type]
+            email_addr=contact.email,
+            due_at=NOW,
+            created_at=NOW,
+            status="queued",
+        )
+        dead = ChannelMessage(
+            key="c:zzd:1",
+            channel="zzd",
+            address="13900000009",
+            contact_id=contact.id,
+            to_name=contact.name,
+            title="【督办】报送工作人员信息汇总表已逾期",
+            text="###",
+            created_at=NOW - timedelta(hours=1),
+            next_attempt_at=NOW,
+            status="dead",
+            attempts=1,
+            last_error="60121 找不到该用户",
+        )
+        session.add_all([note, dead])
+        session.flush()
+        session.add(ChannelItem(message_id=int(dead.id), notification_id=int(note.id)))  # type: ignore[arg-type]
+        session.add(
+            ChannelAttempt(
+                message_id=int(dead.id),  # type: ignore[arg-type]
+                channel="zzd",
+                at=NOW - timedelta(hours=1),
+                worker="w1",
+                outcome="permanent",
+                code="60121",
+                detail="找不到该用户",
+            )
+        )
+    sign_in(client, world.token("hangzhou"))
+    page = client.get("/notifications").text
+    assert "浙政钉：已发送 0 · 待发 0</span><strong>死信 1" in page
+    assert "【督办】报送工作人员信息汇总表已逾期" in page and "永久失败（60121）" in page
+    api = client.get("/api/notifications").json()
+    assert api["channel_counts"] == {"zzd": {"dead": 1}}
+    assert api["channel_messages"][0]["attempt_log"][0]["code"] == "60121"
+    # Outside Hangzhou the message is not in reach.
+    client.cookies.clear()
+    sign_in(client, world.token("xihu"))
+    assert client.get("/api/notifications").json()["channel_messages"] == []

@@ -82,3 +82,54 @@ def test_outbox_shows_an_unknown_outcome(sb: Shenbao) -> None:
     listed = sb.json("outbox")
     assert [(e["status"], e["last_outcome"]) for e in listed] == [("retry", "unknown")]
     assert "retry（结果未知）" in sb("outbox").stdout
+
+
+def _dead_zzd(db: Database) -> int:
+    from datetime import UTC, datetime
+
+    from models.channels import C_DEAD, ChannelAttempt, ChannelMessage
+
+    at = datetime(2026, 6, 22, 1, 30, tzinfo=UTC)
+    with db.write() as session:
+        m = ChannelMessage(
+            key="test:zzd:dead",
+            channel="zzd",
+            address="13900000001",
+            to_name="王五",
+            title="【通知】JQ-1 退回修改",
+            text="### 退回修改",
+            created_at=at,
+            next_attempt_at=at,
+            status=C_DEAD,
+            attempts=1,
+            last_error="60121 找不到该用户",
+        )
+        session.add(m)
+        session.flush()
+        session.add(
+            ChannelAttempt(
+                message_id=int(m.id), channel="zzd", at=at, worker="t", outcome="permanent", code="60121"
+            )  # type: ignore[arg-type]
+        )
+        return int(m.id)  # type: ignore[arg-type]
+
+
+def test_outbox_shows_each_channels_dead_letters_and_retry_takes_a_channel(sb: Shenbao) -> None:
+    db = database(sb)
+    add_emails(db, 1)
+    dead = _dead_zzd(db)
+
+    listed = sb.json("outbox")
+    assert {(e["channel"], e["status"]) for e in listed} == {("email", E_PENDING), ("zzd", E_DEAD)}
+    shown = sb("outbox").stdout
+    assert "死信：浙政钉 1" in shown and "60121" in shown
+    assert [e["id"] for e in sb.json("outbox", "--channel", "zzd")] == [dead]
+
+    # An email id is not a 浙政钉 message: refused, nothing changed.
+    sb("outbox", "retry", "--channel", "zzd", str(dead + 100), "--reason", "号码已更正", code=2)
+    sb("outbox", "retry", "--channel", "zzd", str(dead), "--by", "李工", "--reason", "号码已更正")
+    [row] = sb.json("outbox", "--channel", "zzd")
+    assert (row["status"], row["attempts"], row["last_error"]) == (E_PENDING, 0, "")
+    with db.read() as session:
+        [event] = session.scalars(select(AuditEvent).where(AuditEvent.action == "outbox_requeue")).all()
+    assert event.subject == f"zzd:{dead}" and event.reason == "号码已更正"

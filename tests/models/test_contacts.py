@@ -240,3 +240,39 @@ def test_a_city_submitting_another_citys_people_is_refused_whole(
     assert info.value.rule == "jurisdiction"
     assert people(seeded) == {}
     assert state_of(seeded, roster_ref(CLUSTER, "330100")) == "pending"
+
+
+CHANNEL_HEADERS = [*ROSTER_HEADERS, "短信号码", "钉钉群机器人", "接收方式"]
+
+
+def test_a_directory_may_name_each_persons_sms_number_robot_and_preferred_channel(tmp_path: Path) -> None:
+    from models.sheets import parse_roster
+
+    path = write_sheet(
+        tmp_path / "通讯录.xlsx",
+        CHANNEL_HEADERS,
+        [
+            [*XIHU_LI, "", "西湖区经信局工作群", "钉钉群"],
+            [*NB_CHEN, "138 0000 0001", "", "短信"],
+            [*HZ_CHEN, "", "", ""],
+        ],
+    )
+    li, chen_nb, chen_hz = parse_roster(path)
+    assert (li.robot, li.prefers) == ("西湖区经信局工作群", "robot")
+    assert (chen_nb.sms_mobile, chen_nb.prefers) == ("13800000001", "sms")
+    assert (chen_hz.sms_mobile, chen_hz.robot, chen_hz.prefers) == ("", "", "email")
+
+
+def test_a_preferred_channel_the_row_does_not_have_is_refused_naming_the_row(tmp_path: Path) -> None:
+    from models.sheets import ImportRejected, parse_roster
+
+    path = write_sheet(
+        tmp_path / "通讯录.xlsx",
+        CHANNEL_HEADERS,
+        [[*XIHU_LI, "", "", "短信"], [*NB_CHEN, "0571-87058343", "", "邮件"]],
+    )
+    with pytest.raises(ImportRejected) as refused:
+        parse_roster(path)
+    problems = {(p.row, p.column): p.message for p in refused.value.problems}
+    assert "没有该渠道" in problems[(2, "接收方式")]
+    assert "短信号码须为手机号" in problems[(3, "短信号码")]
