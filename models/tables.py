@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
+from models.audit_tree import MerkleNode, SignedCheckpoint
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.identity import DatabaseIdentity
@@ -20,8 +21,10 @@ __all__ = [
     "DatabaseIdentity",
     "DeliveryAttempt",
     "Email",
+    "MerkleNode",
     "Notification",
     "Organisation",
     "ReconcileCursor",
+    "SignedCheckpoint",
     "StageDeadline",
 ]
