@@ -83,7 +83,7 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # base64 has "+" of its own
         if len(parts) != 3 or not _valid_name(parts[0]) or len(parts[1]) != 8:
             raise KeyProblem(f"不是公钥（应为 名称+8位十六进制+base64）：{text.strip()[:60]}")
         raw = _unb64(parts[2], "公钥")
@@ -128,7 +128,7 @@ class SignerKey:
 
     @classmethod
     def parse(cls, text: str, source: str) -> SignerKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 4)
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise KeyProblem(f"审计签名私钥文件格式不对：{source}（应为 PRIVATE+KEY+名称+标识+base64）")
         raw = _unb64(parts[4], "私钥")
