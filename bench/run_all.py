@@ -24,8 +24,9 @@ SCRIPTS = {
     "dispatch": "bench_dispatch.py",
     "reconcile": "bench_reconcile.py",
     "prefect": "bench_prefect.py",
+    "audit": "bench_audit.py",
 }
-TAKES_NO_PG = {"recheck", "dispatch"}
+TAKES_NO_PG = {"recheck", "dispatch"}  # bench_audit uses SQLite only
 
 
 def main() -> int:

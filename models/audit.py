@@ -262,15 +262,14 @@ class AuditLog:
             # re-anchoring, gives it a new one. Any other write leaves it missing for verify.
             create_identity(session, drafts[0].at)
         seq, prev = head.seq, head.hash
-        frontier = audit_tree.frontier_of(session, head.seq, head.tree)
-        made: list[tuple[int, int, bytes]] = []
+        canonicals: list[bytes] = []
         events: list[AuditEvent] = []
         for d in drafts:
             seq += 1
             text = _details_text(d.details)
             canonical = _canonical(seq, d, text)
+            canonicals.append(canonical)
             digest = self._mac(prev, canonical)
-            made += frontier.append(merkle.leaf_hash(canonical))
             events.append(
                 AuditEvent(
                     seq=seq,
@@ -294,12 +293,21 @@ class AuditLog:
         else:
             # Core executemany: an import of thousands of cases must not go row by row.
             session.execute(insert(AuditEvent), [e.model_dump() for e in events])
-        audit_tree.store(session, made)
-        head.seq, head.hash, head.tree = seq, prev, frontier.encode()
+        self._grow_tree(session, head, canonicals)
+        head.seq, head.hash = seq, prev
         session.add(head)
         session.flush()
         self._anchor_after_commit(session, seq, prev, may_create=first or re_anchoring, replaces=re_anchoring)
         return events
+
+    def _grow_tree(self, session: Session, head: AuditHead, canonicals: list[bytes]) -> None:
+        """The Merkle log: the events' leaves and the subtrees they complete, and the new right edge."""
+        frontier = audit_tree.frontier_of(session, head.seq, head.tree)
+        made: list[tuple[int, int, bytes]] = []
+        for canonical in canonicals:
+            made += frontier.append(merkle.leaf_hash(canonical))
+        audit_tree.store(session, made)
+        head.tree = frontier.encode()
 
     def _anchor_after_commit(
         self, session: Session, seq: int, digest: str, *, may_create: bool, replaces: bool

@@ -105,20 +105,30 @@ def _consistency_ranges(old: int, new: int) -> list[tuple[int, int]]:
     return out
 
 
-def _resolve(ranges: list[tuple[int, int]], fetch: Fetch) -> list[bytes]:
+def _resolve(ranges: list[tuple[int, int]], fetch: Fetch, also: Sequence[NodeId] = ()) -> list[bytes]:
+    """The hashes of ``ranges`` from one fetch; ``also`` rides along (the leaf itself, say) and is
+    appended to the result."""
     tilings = [range_nodes(lo, hi) for lo, hi in ranges]
-    wanted = sorted({n for t in tilings for n in t})
+    wanted = sorted({n for t in tilings for n in t} | set(also))
     got = fetch(wanted)
     missing = [n for n in wanted if n not in got]
     if missing:
         raise LookupError(f"Merkle 树缺少节点：{missing[:5]}")
-    return [fold([got[n] for n in t]) for t in tilings]
+    return [fold([got[n] for n in t]) for t in tilings] + [got[n] for n in also]
 
 
 def inclusion_proof(index: int, size: int, fetch: Fetch) -> list[bytes]:
     if not 0 <= index < size:
         raise ValueError(f"叶子 {index} 不在大小为 {size} 的树中")
     return _resolve(_inclusion_ranges(index, size), fetch)
+
+
+def inclusion_proof_with_leaf(index: int, size: int, fetch: Fetch) -> tuple[bytes, list[bytes]]:
+    """The stored leaf hash and its proof, in one fetch (a receipt needs both)."""
+    if not 0 <= index < size:
+        raise ValueError(f"叶子 {index} 不在大小为 {size} 的树中")
+    *proof, leaf = _resolve(_inclusion_ranges(index, size), fetch, also=[(0, index)])
+    return leaf, proof
 
 
 def consistency_proof(old: int, new: int, fetch: Fetch) -> list[bytes]:

@@ -30,7 +30,9 @@ def build(session: Session, seqs: Sequence[int], checkpoint: audit_tree.SignedCh
         if row is None:
             raise LookupError(f"没有第 {seq} 条审计事件")
         canonical = _canonical(seq, row, row.details)
-        proof = merkle.inclusion_proof(seq - 1, checkpoint.size, reader)
+        stored, proof = merkle.inclusion_proof_with_leaf(seq - 1, checkpoint.size, reader)
+        if stored != merkle.leaf_hash(canonical):
+            raise LookupError(f"第 {seq} 条事件与 Merkle 树中的叶子不符：请先运行 shenbao audit verify")
         entries.append(
             {
                 "seq": seq,

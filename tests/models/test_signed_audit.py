@@ -290,7 +290,7 @@ def test_a_rotated_key_keeps_old_checkpoints_verifiable(history: Database) -> No
 
 def test_the_private_key_file_must_be_private_and_present(tmp_path: Any) -> None:
     path = tmp_path / "keys" / "audit-signing.key"
-    with pytest.raises(KeyProblem, match="不存在.*keygen"):
+    with pytest.raises(KeyProblem, match=r"不存在.*keygen"):
         read_private(path)
     write_private(path, KEY)
     assert read_private(path).verifier == KEY.verifier
