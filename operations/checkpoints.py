@@ -92,7 +92,7 @@ def covering_checkpoint(rt: Runtime, session: Session, size: int) -> audit_tree.
 
 
 def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree.SignedCheckpoint | None:
-    """Today's checkpoint for the witnesses' digest: the one signed today, else a new one; None
+    """Today's checkpoint for the witnesses' digest: the first signed today, else a new one; None
     when this machine has no signing key (the digest then says so rather than failing)."""
     found = audit_tree.latest_checkpoint(session)
     from calendars.timeutil import local_date

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
         default=None, description="签署审计检查点的 Ed25519 私钥（库外，权限 0600）"
     )
     audit_keyring_file: Path | None = Field(default=None, description="审计公钥文件（新旧公钥，每行一个）")
+    audit_witnesses: str = Field(
+        default="",
+        description="每天收到签名检查点的单位（名称或代码，逗号分隔）；默认省级单位的联系人",
+    )
     audit_checkpoint_dir: Path | None = Field(
         default=None, description="shenbao audit verify 记下已核对过的检查点的目录"
     )
@@ -110,6 +114,10 @@ class Settings(BaseSettings):
     def resolved_anchor_file(self) -> Path:
         # {database} is the database's own identity (models/identity.py), never its URL.
         return self.audit_anchor_file or self.secrets_dir / "audit-anchor-{database}.json"
+
+    @property
+    def witness_orgs(self) -> list[str]:
+        return [p.strip() for p in self.audit_witnesses.replace("，", ",").split(",") if p.strip()]
 
     @property
     def resolved_signing_key_file(self) -> Path:
