@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Column, Text, event, func, insert
+from sqlalchemy import Column, LargeBinary, Text, event, func, insert
 from sqlmodel import Field, Session, SQLModel, select
 
 from models import audit_tree, merkle
@@ -66,6 +66,8 @@ class AuditEvent(SQLModel, table=True):
     details: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # The Merkle log (models/audit_tree.py): this event's leaf hash and the subtrees it completed.
+    tree_nodes: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False, default=b""))
 
 
 class AuditHead(SQLModel, table=True):
@@ -262,13 +264,14 @@ class AuditLog:
             # re-anchoring, gives it a new one. Any other write leaves it missing for verify.
             create_identity(session, drafts[0].at)
         seq, prev = head.seq, head.hash
-        canonicals: list[bytes] = []
+        texts = [_details_text(d.details) for d in drafts]
+        canonicals = [
+            _canonical(head.seq + k, d, t) for k, (d, t) in enumerate(zip(drafts, texts, strict=True), 1)
+        ]
+        nodes = self._grow_tree(session, head, canonicals)
         events: list[AuditEvent] = []
-        for d in drafts:
+        for d, text, canonical, tree_nodes in zip(drafts, texts, canonicals, nodes, strict=True):
             seq += 1
-            text = _details_text(d.details)
-            canonical = _canonical(seq, d, text)
-            canonicals.append(canonical)
             digest = self._mac(prev, canonical)
             events.append(
                 AuditEvent(
@@ -285,6 +288,7 @@ class AuditLog:
                     details=text,
                     prev_hash=prev,
                     hash=digest,
+                    tree_nodes=tree_nodes,
                 )
             )
             prev = digest
@@ -293,21 +297,19 @@ class AuditLog:
         else:
             # Core executemany: an import of thousands of cases must not go row by row.
             session.execute(insert(AuditEvent), [e.model_dump() for e in events])
-        self._grow_tree(session, head, canonicals)
         head.seq, head.hash = seq, prev
         session.add(head)
         session.flush()
         self._anchor_after_commit(session, seq, prev, may_create=first or re_anchoring, replaces=re_anchoring)
         return events
 
-    def _grow_tree(self, session: Session, head: AuditHead, canonicals: list[bytes]) -> None:
-        """The Merkle log: the events' leaves and the subtrees they complete, and the new right edge."""
+    def _grow_tree(self, session: Session, head: AuditHead, canonicals: list[bytes]) -> list[bytes]:
+        """The Merkle log: what each event's row stores (its leaf and the subtrees it completes),
+        and the head's new right edge."""
         frontier = audit_tree.frontier_of(session, head.seq, head.tree)
-        made: list[tuple[int, int, bytes]] = []
-        for canonical in canonicals:
-            made += frontier.append(merkle.leaf_hash(canonical))
-        audit_tree.store(session, made)
+        nodes = [audit_tree.blob(frontier.append(merkle.leaf_hash(c))) for c in canonicals]
         head.tree = frontier.encode()
+        return nodes
 
     def _anchor_after_commit(
         self, session: Session, seq: int, digest: str, *, may_create: bool, replaces: bool
@@ -386,7 +388,7 @@ class AuditLog:
         contain them, or the problem says it was rolled back or rewritten."""
         report = VerifyReport(hmac_checked=self.key is not None)
         notes = self._checkpoints(session, keyring, kept, report)
-        tree = audit_tree.TreeCheck(session, want_roots={cp.size for _, cp in notes})
+        tree = audit_tree.TreeCheck(want_roots={cp.size for _, cp in notes})
         expected_seq, prev = 1, GENESIS
         last: RecordedEvent | None = None
         for ev in _stream(session, batch):
@@ -414,7 +416,7 @@ class AuditLog:
                             f"第 {ev.seq} 条事件（{describe_event(ev)}）内容被改动，哈希不符",
                         )
                     )
-            tree.feed(ev.seq, merkle.leaf_hash(canonical), describe_event(ev))
+            tree.feed(ev.seq, merkle.leaf_hash(canonical), bytes(ev.tree_nodes or b""), describe_event(ev))
             if on_event is not None:
                 on_event(ev)
             expected_seq, prev, last = ev.seq + 1, ev.hash, ev
@@ -432,10 +434,11 @@ class AuditLog:
         report.root = root.hex()
         # An event the chain already found changed is named once.
         named = {p.seq for p in report.problems if p.kind in ("changed", "reordered", "deleted")}
+        head_named = any(p.kind == "head" for p in report.problems)
         report.problems += [
             Problem(seq, kind, message)
             for kind, seq, message in tree.found
-            if not (kind == "merkle_leaf" and seq in named)
+            if not (kind == "merkle_leaf" and seq in named) and not (kind == "merkle_head" and head_named)
         ]
         report.problems += self._compare_checkpoints(session, notes, tree, report)
         if self.key is not None and self.anchor_path is not None:
@@ -626,6 +629,7 @@ class RecordedEvent(Protocol):
     details: str
     prev_hash: str
     hash: str
+    tree_nodes: bytes
 
 
 def _stream(session: Session, batch: int) -> Iterator[RecordedEvent]:

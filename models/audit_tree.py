@@ -1,12 +1,15 @@
 """The audit events as an RFC 6962 Merkle log in the database, and the checkpoints it signed.
 
-Storage (why this one): every *complete* subtree is one row of ``audit_merkle_node`` (level,
-index, hash), written once when its last leaf arrives and never changed: about two rows per
-event. A proof over n events needs at most about 2·log2(n) of them (models/merkle.py), read in
-one query. C2SP tiles would pack 256 hashes a row, which suits a static file server; here the
-readers are SQL queries, and one row per node keeps appending to one small INSERT. The right
-edge of the tree (the compact range, ≤ log2(n) hashes) rides in ``audit_head.tree``, which the
-append already locks and rewrites, so appending reads nothing from the tree.
+Storage (why this one): a complete subtree never changes, and it becomes complete with exactly
+one leaf, so its hash is stored in that leaf's event row: ``audit_event.tree_nodes`` holds the
+leaf hash and the hashes of the subtrees the event completed, lowest first (32 bytes each; one
+on average two). Node (level L, index i) is therefore the L-th hash of event seq (i+1)·2^L. A
+proof over n events needs at most about 2·log2(n) of them (models/merkle.py), read in one
+primary-key query on audit_event. A table of nodes (or C2SP tiles of 256 hashes) was measured
+first: its own B-tree and index cost an append a sixth more pages written per commit; in the
+event row the append writes no page it did not write before. The right edge of the tree (the
+compact range, ≤ log2(n) hashes) rides in ``audit_head.tree``, which the append already locks
+and rewrites, so appending reads nothing from the tree.
 
 Leaf i (0-based) is event seq i+1; its bytes are the event's canonical JSON, the same bytes the
 HMAC chain covers (models/audit.py ``_canonical``).
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, Integer, LargeBinary, SmallInteger, Text, func, insert, select
+from sqlalchemy import Column, Text, select
 from sqlmodel import Field, Session, SQLModel
 
 from models import merkle
@@ -32,14 +35,6 @@ if TYPE_CHECKING:
     from models.checkpoint import Checkpoint, Keyring, SignerKey
 
 ORIGIN_PREFIX = "shenbao.audit/"
-
-
-class MerkleNode(SQLModel, table=True):
-    __tablename__ = "audit_merkle_node"
-
-    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
-    idx: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
-    hash: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
 
 
 class SignedCheckpoint(SQLModel, table=True):
@@ -55,16 +50,22 @@ class SignedCheckpoint(SQLModel, table=True):
     signed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-NODES = MerkleNode.__table__  # type: ignore[attr-defined]
+HASH = 32
+
+
+def holder(node: merkle.NodeId) -> tuple[int, int]:
+    """The event seq whose row stores ``node``, and the hash's offset in its ``tree_nodes``."""
+    level, index = node
+    return (index + 1) << level, level * HASH
+
+
+def blob(made: list[tuple[int, int, bytes]]) -> bytes:
+    """What one event's row stores: the hashes its leaf completed, lowest first."""
+    return b"".join(h for _, _, h in made)
 
 
 def origin_of(session: Session) -> str:
     return ORIGIN_PREFIX + (database_identity(session) or "unknown")
-
-
-def store(session: Session, made: list[tuple[int, int, bytes]]) -> None:
-    if made:
-        session.execute(insert(NODES), [{"level": lv, "idx": i, "hash": h} for lv, i, h in made])
 
 
 @dataclass
@@ -76,20 +77,26 @@ class Reader:
 
     def __call__(self, wanted: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         found: dict[merkle.NodeId, bytes] = {}
+        by_seq: dict[int, list[tuple[merkle.NodeId, int]]] = {}
+        for node in wanted:
+            seq, offset = holder(node)
+            by_seq.setdefault(seq, []).append((node, offset))
+        seqs = sorted(by_seq)
         conn = self.session.connection()
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        for start in range(0, len(wanted), 200):
-            chunk = wanted[start : start + 200]
-            # One primary-key lookup per node (SQLite's MULTI-INDEX OR, PostgreSQL's BitmapOr),
-            # sent as the driver's own SQL: building and compiling a 22-term expression each
-            # time cost more than the lookups themselves.
-            where = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(chunk))
-            params = tuple(x for node in chunk for x in node)
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            # Driver SQL: building and compiling the statement cost more than the lookups.
             rows = conn.exec_driver_sql(
-                f"SELECT level, idx, hash FROM audit_merkle_node WHERE {where}", params
+                f"SELECT seq, tree_nodes FROM audit_event WHERE seq IN ({', '.join([mark] * len(chunk))})",
+                tuple(chunk),
             ).all()
-            self.reads += len(rows)
-            found.update({(r[0], r[1]): bytes(r[2]) for r in rows})
+            for seq, stored in rows:
+                stored = bytes(stored or b"")
+                for node, offset in by_seq[seq]:
+                    if len(stored) >= offset + HASH:
+                        found[node] = stored[offset : offset + HASH]
+                        self.reads += 1
         return found
 
 
@@ -175,94 +182,59 @@ def check_consistency_bundle(old: Checkpoint, bundle: dict[str, object], keyring
 
 @dataclass
 class TreeCheck:
-    """Verify's view of the tree: fed every event's leaf in seq order, it recomputes the tree,
-    compares it with the stored nodes in batches, and remembers the root at each size a
+    """Verify's view of the tree: fed every event's leaf in seq order with what its row stores, it
+    recomputes the tree, compares the stored hashes, and remembers the root at each size a
     checkpoint names."""
 
-    session: Session
     want_roots: set[int] = field(default_factory=set)
     frontier: merkle.Frontier = field(default_factory=merkle.Frontier)
     roots: dict[int, bytes] = field(default_factory=dict)
     # (kind, seq, message) as models/audit.py words them into Problems.
     found: list[tuple[str, int, str]] = field(default_factory=list)
-    _pending: dict[merkle.NodeId, bytes] = field(default_factory=dict)
-    _events: dict[int, str] = field(default_factory=dict)
     # Nodes found wrong: the nodes above one wrong leaf are wrong too, and said once, at the leaf.
     _bad: set[merkle.NodeId] = field(default_factory=set)
 
-    def feed(self, seq: int, leaf: bytes, describe: str) -> None:
+    def feed(self, seq: int, leaf: bytes, stored: bytes, describe: str) -> None:
         if seq != self.frontier.size + 1:
             # A gap or a duplicate: the leaves no longer line up with seq; the chain reports it.
             return
         for level, index, h in self.frontier.append(leaf):
-            self._pending[(level, index)] = h
-        self._events[seq] = describe
+            if level and ((level - 1, 2 * index) in self._bad or (level - 1, 2 * index + 1) in self._bad):
+                self._bad.add((level, index))
+                continue
+            if stored[level * HASH : (level + 1) * HASH] == h:
+                continue
+            self._bad.add((level, index))
+            what = "缺失" if len(stored) < (level + 1) * HASH else "与事件不符"
+            if level == 0:
+                self.found.append(
+                    ("merkle_leaf", seq, f"第 {seq} 条事件（{describe}）的 Merkle 叶子{what}：事件或树被改动")
+                )
+            else:
+                first = (index << level) + 1
+                self.found.append(
+                    (
+                        "merkle_node",
+                        first,
+                        f"Merkle 树节点（第 {level} 层第 {index} 个，覆盖第 {first}–{seq} 条事件，存于第 {seq} 条）{what}",
+                    )
+                )
         if self.frontier.size in self.want_roots:
             self.roots[self.frontier.size] = self.frontier.root()
-        if len(self._pending) >= 8192:
-            self._flush()
-
-    def _flush(self) -> None:
-        by_level: dict[int, list[int]] = {}
-        for level, index in self._pending:
-            by_level.setdefault(level, []).append(index)
-        for level, indexes in sorted(by_level.items()):
-            rows = self.session.execute(
-                select(NODES.c.idx, NODES.c.hash).where(
-                    NODES.c.level == level, NODES.c.idx >= min(indexes), NODES.c.idx <= max(indexes)
-                )
-            ).all()
-            stored = {r.idx: bytes(r.hash) for r in rows}
-            for index in sorted(indexes):
-                if level and ((level - 1, 2 * index) in self._bad or (level - 1, 2 * index + 1) in self._bad):
-                    self._bad.add((level, index))
-                    continue
-                if stored.get(index) == self._pending[(level, index)]:
-                    continue
-                self._bad.add((level, index))
-                first, last = (index << level) + 1, (index + 1) << level
-                what = "缺失" if index not in stored else "与事件不符"
-                if level == 0:
-                    self.found.append(
-                        (
-                            "merkle_leaf",
-                            first,
-                            f"第 {first} 条事件（{self._events.get(first, '')}）的 Merkle 叶子{what}：事件或树被改动",
-                        )
-                    )
-                else:
-                    self.found.append(
-                        (
-                            "merkle_node",
-                            first,
-                            f"Merkle 树节点（第 {level} 层第 {index} 个，覆盖第 {first}–{last} 条事件）{what}",
-                        )
-                    )
-        self._pending.clear()
-        self._events.clear()
 
     def finish(self, head_size: int, head_tree: str) -> bytes:
-        self._flush()
-        extra = self.session.execute(
-            select(func.count())
-            .select_from(NODES)
-            .where(NODES.c.level == 0, NODES.c.idx >= self.frontier.size)
-        ).scalar_one()
-        if extra:
-            self._bad.add((0, self.frontier.size))
-            self.found.append(
-                (
-                    "truncated",
-                    self.frontier.size + 1,
-                    f"Merkle 树中还有第 {self.frontier.size + 1} 条起的 {extra} 个叶子，事件表中却已没有：最新的事件被删除",
-                )
-            )
         root = self.frontier.root()
-        if head_size == self.frontier.size and not self._bad:
+        if not self._bad:
             try:
-                stored = merkle.Frontier.decode(head_size, head_tree).root()
+                stored = merkle.Frontier.decode(head_size, head_tree)
             except ValueError:
-                stored = b""
-            if stored != root:
-                self.found.append(("merkle_head", head_size, "链头记录的 Merkle 树右缘与事件重算的结果不符"))
+                stored = None
+            if stored is None or stored.size != self.frontier.size or stored.root() != root:
+                self.found.append(
+                    (
+                        "merkle_head",
+                        head_size,
+                        f"链头记录的 Merkle 树右缘（{head_size} 条）与事件重算的结果（{self.frontier.size} 条）不符",
+                    )
+                )
         return root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
-from models.audit_tree import MerkleNode, SignedCheckpoint
+from models.audit_tree import SignedCheckpoint
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.identity import DatabaseIdentity
@@ -21,7 +21,6 @@ __all__ = [
     "DatabaseIdentity",
     "DeliveryAttempt",
     "Email",
-    "MerkleNode",
     "Notification",
     "Organisation",
     "ReconcileCursor",

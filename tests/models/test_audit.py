@@ -68,12 +68,10 @@ def sql(db: Database, statement: str, **params: Any) -> None:
 
 
 def rewind_tree(db: Database, seq: int) -> None:
-    """What an intruder who knows the Merkle tables does too: drop the nodes of the deleted events
-    and rebuild the tree's right edge, so that only the anchor (or a kept checkpoint) is left to
-    catch the truncation."""
+    """What an intruder who knows the Merkle log does too: rebuild the tree's right edge for the
+    events left, so that only the anchor (or a kept checkpoint) is left to catch the truncation."""
     from models.audit_tree import frontier_of
 
-    sql(db, "DELETE FROM audit_merkle_node WHERE ((idx + 1) * power(2, level)) > :seq", seq=seq)
     with db.read() as session:
         tree = frontier_of(session, seq, "").encode()
     sql(db, "UPDATE audit_head SET tree = :tree", tree=tree)

@@ -50,19 +50,19 @@ def sql(db: Database, statement: str, **params: Any) -> None:
 
 def rebuild_tree(db: Database) -> None:
     """The intruder's tree: recomputed from the events as they are now, head and all."""
-    with db.read() as session:
-        rows = session.execute(text("SELECT * FROM audit_event ORDER BY seq")).all()
-        from models.audit import AuditEvent
+    from models.audit import AuditEvent
 
-        frontier, made = merkle.Frontier(), []
-        for row in rows:
-            ev = session.get(AuditEvent, row.seq)
+    with db.read() as session:
+        seqs = [r.seq for r in session.execute(text("SELECT seq FROM audit_event ORDER BY seq")).all()]
+        frontier, rows = merkle.Frontier(), []
+        for seq in seqs:
+            ev = session.get(AuditEvent, seq)
             assert ev is not None
-            made += frontier.append(merkle.leaf_hash(_canonical(ev.seq, ev, ev.details)))
-    sql(db, "DELETE FROM audit_merkle_node")
+            made = frontier.append(merkle.leaf_hash(_canonical(ev.seq, ev, ev.details)))
+            rows.append({"s": seq, "n": audit_tree.blob(made)})
     with db.writer.begin() as conn:
-        if made:
-            conn.execute(audit_tree.NODES.insert(), [{"level": lv, "idx": i, "hash": h} for lv, i, h in made])
+        for row in rows:
+            conn.execute(text("UPDATE audit_event SET tree_nodes = :n WHERE seq = :s"), row)
         conn.execute(
             text("UPDATE audit_head SET seq = :seq, tree = :tree"),
             {"seq": frontier.size, "tree": frontier.encode()},
@@ -318,3 +318,18 @@ def test_a_savepoint_released_then_rolled_back_leaves_no_anchor(
             audit.append(session, EventDraft(at=ctx.now, actor="测试", action="test", subject="x"))
         raise RuntimeError("the outer transaction fails after the savepoint was released")
     assert read_anchor(audit.anchor_path) == before
+
+
+def test_the_migration_hashes_the_events_already_there(history: Database) -> None:
+    from alembic import command
+
+    from models.schema import alembic_config, upgrade
+
+    before = check(history)
+    cfg = alembic_config(history)
+    with history.writer.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    upgrade(history)
+    after = check(history)
+    assert after.ok and after.root == before.root and after.checked == before.checked
