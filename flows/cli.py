@@ -979,6 +979,10 @@ def case_act(
         out.print_json(data)
         return
     out.line(f"{data['ref']} {data['title']}：{machine_for(data['kind']).state_label(data['state'])}")
+    # Every action that matters gives its actor a receipt (the event, its proof, a signed checkpoint).
+    out.line(
+        f"审计回执：shenbao audit receipt {data['ref']} --out 回执.json（离线核对：shenbao audit check-receipt 回执.json）"
+    )
 
 
 # -- status and history -------------------------------------------------------------------------
@@ -1055,10 +1059,15 @@ def status(
 
 @cli.command()
 @click.argument("ref")
+@click.option(
+    "--proofs",
+    is_flag=True,
+    help="随 --json 导出审计回执：每条事件的包含证明与签名检查点（可用 shenbao audit check-receipt 离线核对）",
+)
 @json_option
 @click.pass_context
 @handled
-def history(ctx: click.Context, ref: str, as_json: bool) -> None:
+def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
     """案件的完整时间线：每次状态变化、理由说明、拒绝记录，谁、何时、从何到何、为什么。"""
     import json
 
@@ -1085,7 +1094,16 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
         for e in events
     ]
     if as_json:
-        out.print_json({"ref": c.ref, "events": data})
+        export: dict[str, Any] = {"ref": c.ref, "events": data}
+        if proofs:
+            from models.checkpoint import KeyProblem
+            from operations import checkpoints
+
+            try:
+                export["receipt"] = checkpoints.receipt(rt, c.ref)
+            except KeyProblem as exc:
+                raise Fail(str(exc)) from exc
+        out.print_json(export)
         return
     names = {
         "create": "新建",
@@ -1193,7 +1211,7 @@ def audit_verify(
             else "；没有可核对的签名检查点"
         )
         out.line(
-            f"审计日志完好：共 {report.checked} 条事件，Merkle 树根 {report.root[:16]}…{signed}；{chain}；"
+            f"审计链完好：共 {report.checked} 条事件，Merkle 树根 {report.root[:16]}…{signed}；{chain}；"
             f"{report.cases} 个案件的状态、{report.stages} 个环节的截止时间与事件一致"
             + (
                 f"（{report.stages_unchecked} 个环节加载时未记录截止时间，未核对）"
