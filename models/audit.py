@@ -456,11 +456,10 @@ class AuditLog:
         signed itself (a rewritten past shows against its own old checkpoints too)."""
         from models.checkpoint import CheckpointInvalid, open_checkpoint
 
+        table = audit_tree.SignedCheckpoint.__table__  # type: ignore[attr-defined]
         stored = [
             (f"库内检查点 #{row.id}（{row.size} 条）", row.note)
-            for row in session.exec(
-                select(audit_tree.SignedCheckpoint).order_by(audit_tree.SignedCheckpoint.id)
-            )  # type: ignore[arg-type]
+            for row in session.execute(select(table.c.id, table.c.size, table.c.note).order_by(table.c.id))
         ]
         sources = [*kept, *stored]
         if keyring is None:

@@ -133,12 +133,11 @@ def sign_now(session: Session, signers: list[SignerKey], now: datetime) -> Signe
 
 
 def latest_checkpoint(session: Session, *, at_least: int = 0) -> SignedCheckpoint | None:
-    return session.exec(  # type: ignore[call-overload,no-any-return]
-        select(SignedCheckpoint)
-        .where(SignedCheckpoint.size >= at_least)  # type: ignore[arg-type]
-        .order_by(SignedCheckpoint.id.desc())  # type: ignore[union-attr]
-        .limit(1)
+    table = SignedCheckpoint.__table__  # type: ignore[attr-defined]
+    found: SignedCheckpoint | None = session.execute(
+        select(SignedCheckpoint).where(table.c.size >= at_least).order_by(table.c.id.desc()).limit(1)
     ).scalar_one_or_none()
+    return found
 
 
 def checkpoints(session: Session, limit: int = 30) -> list[SignedCheckpoint]:
