@@ -162,8 +162,8 @@ def audit_check_receipt(ctx: click.Context, file: Path, key: str | None, newer: 
     out.line(f"回执有效：{cp.origin} 的检查点（{cp.size} 条事件，签名 {'、'.join(cp.signers)}）包含：")
     for ev in checked.events:
         at = format_local(parse_instant(ev["at"]))
-        out.line(
-            f"  第 {ev['seq']} 条  {at}  {ev['actor']}  {ev['action']}  {ev['subject']}  {ev.get('to') or ''}"
-        )
+        # A receipt is a file from anyone: its text is shown, never obeyed, and on one line.
+        fields = (ev["actor"], ev["action"], ev["subject"], ev.get("to") or "")
+        out.line(f"  第 {ev['seq']} 条  {at}  " + "  ".join(out.one_line(str(f)) for f in fields))
     if checked.newer is not None:
         out.line(f"并与较新的检查点（{checked.newer.size} 条事件）一致：此后未被改写")
