@@ -26,8 +26,9 @@ SCRIPTS = {
     "prefect": "bench_prefect.py",
     "channel-transports": "bench_channel_transports.py",
     "channels": "bench_channels.py",
+    "audit": "bench_audit.py",
 }
-TAKES_NO_PG = {"recheck", "dispatch"}
+TAKES_NO_PG = {"recheck", "dispatch", "channel-transports", "channels", "audit"}
 
 
 def main() -> int:

@@ -469,6 +469,7 @@ NOTIFICATION_KINDS = {
     "escalation": "逾期督办",
     "notice": "状态通知",
     "deadline_notice": "截止时间变更",
+    "audit_checkpoint": "审计检查点",
 }
 ATTEMPT_OUTCOMES = {
     "sent": "成功",

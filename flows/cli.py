@@ -979,6 +979,10 @@ def case_act(
         out.print_json(data)
         return
     out.line(f"{data['ref']} {data['title']}：{machine_for(data['kind']).state_label(data['state'])}")
+    # Every action that matters gives its actor a receipt (the event, its proof, a signed checkpoint).
+    out.line(
+        f"审计回执：shenbao audit receipt {data['ref']} --out 回执.json（离线核对：shenbao audit check-receipt 回执.json）"
+    )
 
 
 # -- status and history -------------------------------------------------------------------------
@@ -1055,10 +1059,15 @@ def status(
 
 @cli.command()
 @click.argument("ref")
+@click.option(
+    "--proofs",
+    is_flag=True,
+    help="随 --json 导出审计回执：每条事件的包含证明与签名检查点（可用 shenbao audit check-receipt 离线核对）",
+)
 @json_option
 @click.pass_context
 @handled
-def history(ctx: click.Context, ref: str, as_json: bool) -> None:
+def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
     """案件的完整时间线：每次状态变化、理由说明、拒绝记录，谁、何时、从何到何、为什么。"""
     import json
 
@@ -1085,7 +1094,16 @@ def history(ctx: click.Context, ref: str, as_json: bool) -> None:
         for e in events
     ]
     if as_json:
-        out.print_json({"ref": c.ref, "events": data})
+        export: dict[str, Any] = {"ref": c.ref, "events": data}
+        if proofs:
+            from models.checkpoint import KeyProblem
+            from operations import checkpoints
+
+            try:
+                export["receipt"] = checkpoints.receipt(rt, c.ref)
+            except KeyProblem as exc:
+                raise Fail(str(exc)) from exc
+        out.print_json(export)
         return
     names = {
         "create": "新建",
@@ -1132,23 +1150,47 @@ def audit() -> None:
 
 
 @audit.command("verify")
+@click.option("--key", "key", metavar="公钥|文件", help="审计公钥（或公钥文件）；默认本机公钥文件")
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="某人保存的签名检查点（可多次）：日志必须仍包含它，否则即为回滚、改写或两套历史",
+)
 @json_option
 @click.pass_context
 @handled
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """校验审计链（带密钥的哈希、库外锚点），并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
+def audit_verify(
+    ctx: click.Context, key: str | None, checkpoint_files: tuple[Path, ...], as_json: bool
+) -> None:
+    """校验审计日志：用公钥核对 Merkle 树与签名检查点（含 --checkpoint 与本机记下的检查点），有密钥时也核对哈希链与库外锚点，并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
+    from models.checkpoint import KeyProblem
     from models.replay import verify
+    from operations import witness
 
     rt = _rt(ctx)
-    log = rt.audit()
+    log = rt.audit_reader()
+    try:
+        keyring = rt.keyring(key) if key or rt.settings.resolved_keyring_file.exists() else None
+    except KeyProblem as exc:
+        raise Fail(str(exc)) from exc
+    kept = [(f"检查点文件 {p}", p.read_text()) for p in checkpoint_files]
     with rt.db.snapshot() as session:
-        report = verify(session, log)
+        kept += witness.seen(rt, session)
+        report = verify(session, log, keyring=keyring, kept=kept)
+        if report.ok and keyring is not None:
+            witness.remember(rt, session, keyring)
     if as_json:
         out.print_json(
             {
                 "ok": report.ok,
                 "checked": report.checked,
                 "head_seq": report.head_seq,
+                "root": report.root,
+                "hmac_checked": report.hmac_checked,
+                "checkpoints": report.checkpoints,
+                "latest_checkpoint": report.latest_checkpoint,
                 "anchor_seq": report.anchor_seq,
                 "anchor_file": report.anchor_file,
                 "cases": report.cases,
@@ -1158,8 +1200,18 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
             }
         )
     elif report.ok:
+        chain = (
+            f"哈希链完好，库外锚点第 {report.anchor_seq} 条"
+            if report.hmac_checked
+            else "（本机无审计密钥，哈希链与锚点未核对）"
+        )
+        signed = (
+            f"；{report.checkpoints} 份签名检查点与日志一致（最新 {report.latest_checkpoint} 条）"
+            if report.checkpoints
+            else "；没有可核对的签名检查点"
+        )
         out.line(
-            f"审计链完好：共 {report.checked} 条事件，链头第 {report.head_seq} 条，库外锚点第 {report.anchor_seq} 条；"
+            f"审计链完好：共 {report.checked} 条事件，Merkle 树根 {report.root[:16]}…{signed}；{chain}；"
             f"{report.cases} 个案件的状态、{report.stages} 个环节的截止时间与事件一致"
             + (
                 f"（{report.stages_unchecked} 个环节加载时未记录截止时间，未核对）"
@@ -1202,7 +1254,14 @@ def _load_extensions() -> None:
     """Commands of the later layers (notifications, service, web) register themselves here."""
     import importlib
 
-    for name in ("flows.cli_notify", "flows.cli_sync", "flows.demo", "flows.cli_service", "flows.cli_web"):
+    for name in (
+        "flows.cli_notify",
+        "flows.cli_sync",
+        "flows.demo",
+        "flows.cli_service",
+        "flows.cli_web",
+        "flows.cli_audit",
+    ):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -21,18 +21,22 @@ import os
 import secrets
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Column, Text, event, func, insert
+from sqlalchemy import Column, LargeBinary, Text, event, func, insert
 from sqlmodel import Field, Session, SQLModel, select
 
+from models import audit_tree, merkle
 from models.identity import create_identity, database_identity
 from models.types import UTCDateTime
+
+if TYPE_CHECKING:
+    from models.checkpoint import Checkpoint, Keyring
 
 try:
     import fcntl
@@ -62,16 +66,20 @@ class AuditEvent(SQLModel, table=True):
     details: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # The Merkle log (models/audit_tree.py): this event's leaf hash and the subtrees it completed.
+    tree_nodes: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False, default=b""))
 
 
 class AuditHead(SQLModel, table=True):
-    """One row: the newest seq and hash. Locking it serialises writers of the chain."""
+    """One row: the newest seq and hash, and the Merkle tree's right edge (models/audit_tree.py).
+    Locking it serialises writers of the chain."""
 
     __tablename__ = "audit_head"
 
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     hash: str = Field(default=GENESIS, max_length=64)
+    tree: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
 
 
 @dataclass(frozen=True)
@@ -147,12 +155,18 @@ class AuditLog:
     the same anchor.
     """
 
-    key: bytes
+    # None: a verifier without the secret (it checks the Merkle log and signed checkpoints with
+    # the public key alone, not the HMAC chain and its anchor); such a log cannot append.
+    key: bytes | None
     anchor_path: Path | None
 
     @classmethod
-    def from_key_file(cls, key_path: Path, anchor_path: Path | None, *, create: bool = False) -> AuditLog:
+    def from_key_file(
+        cls, key_path: Path, anchor_path: Path | None, *, create: bool = False, missing_ok: bool = False
+    ) -> AuditLog:
         if not key_path.exists():
+            if missing_ok:
+                return cls(key=None, anchor_path=None)
             if not create:
                 raise AuditKeyMissing(
                     f"审计密钥文件不存在：{key_path}（请先运行 shenbao init，或设置 SHENBAO_AUDIT_KEY_FILE）"
@@ -163,13 +177,18 @@ class AuditLog:
                 fh.write(secrets.token_hex(32) + "\n")
         return cls(key=key_path.read_text().strip().encode(), anchor_path=anchor_path)
 
+    def _secret(self) -> bytes:
+        if self.key is None:
+            raise AuditKeyMissing("没有审计密钥，只能校验，不能写入审计事件")
+        return self.key
+
     def _mac(self, prev_hash: str, canonical: bytes) -> str:
-        return hmac.new(self.key, prev_hash.encode() + b"\n" + canonical, hashlib.sha256).hexdigest()
+        return hmac.new(self._secret(), prev_hash.encode() + b"\n" + canonical, hashlib.sha256).hexdigest()
 
     def _anchor_mac(self, database: str, seq: int, digest: str) -> str:
         # Without it anyone who can read the events could point the anchor at an older one.
         body = f"anchor\n{database}\n{seq}\n{digest}".encode()
-        return hmac.new(self.key, body, hashlib.sha256).hexdigest()
+        return hmac.new(self._secret(), body, hashlib.sha256).hexdigest()
 
     def anchor_file(self, session: Session) -> Path | None:
         """Where this database's anchor is; None when none is kept or the database has no identity."""
@@ -245,11 +264,15 @@ class AuditLog:
             # re-anchoring, gives it a new one. Any other write leaves it missing for verify.
             create_identity(session, drafts[0].at)
         seq, prev = head.seq, head.hash
+        texts = [_details_text(d.details) for d in drafts]
+        canonicals = [
+            _canonical(head.seq + k, d, t) for k, (d, t) in enumerate(zip(drafts, texts, strict=True), 1)
+        ]
+        nodes = self._grow_tree(session, head, canonicals)
         events: list[AuditEvent] = []
-        for d in drafts:
+        for d, text, canonical, tree_nodes in zip(drafts, texts, canonicals, nodes, strict=True):
             seq += 1
-            text = _details_text(d.details)
-            digest = self._mac(prev, _canonical(seq, d, text))
+            digest = self._mac(prev, canonical)
             events.append(
                 AuditEvent(
                     seq=seq,
@@ -265,6 +288,7 @@ class AuditLog:
                     details=text,
                     prev_hash=prev,
                     hash=digest,
+                    tree_nodes=tree_nodes,
                 )
             )
             prev = digest
@@ -278,6 +302,14 @@ class AuditLog:
         session.flush()
         self._anchor_after_commit(session, seq, prev, may_create=first or re_anchoring, replaces=re_anchoring)
         return events
+
+    def _grow_tree(self, session: Session, head: AuditHead, canonicals: list[bytes]) -> list[bytes]:
+        """The Merkle log: what each event's row stores (its leaf and the subtrees it completes),
+        and the head's new right edge."""
+        frontier = audit_tree.frontier_of(session, head.seq, head.tree)
+        nodes = [audit_tree.blob(frontier.append(merkle.leaf_hash(c))) for c in canonicals]
+        head.tree = frontier.encode()
+        return nodes
 
     def _anchor_after_commit(
         self, session: Session, seq: int, digest: str, *, may_create: bool, replaces: bool
@@ -297,9 +329,14 @@ class AuditLog:
         if not session.info.get("audit_anchor_hooked"):
             session.info["audit_anchor_hooked"] = True
             event.listen(session, "after_commit", self._write_anchor)
-            event.listen(session, "after_rollback", lambda s: s.info.pop("audit_anchor", None))
+            event.listen(session, "after_transaction_create", _remember_at_savepoint)
+            event.listen(session, "after_soft_rollback", _forget_on_rollback)
 
     def _write_anchor(self, session: Session) -> None:
+        # SQLAlchemy fires after_commit when a savepoint is released too; the events are not
+        # committed then, and a later rollback of the outer transaction undoes them.
+        if session.in_nested_transaction():
+            return
         pending: _PendingAnchor | None = session.info.pop("audit_anchor", None)
         if pending is None:
             return
@@ -340,10 +377,18 @@ class AuditLog:
         *,
         batch: int = 5000,
         on_event: Callable[[RecordedEvent], None] | None = None,
+        keyring: Keyring | None = None,
+        kept: Sequence[tuple[str, str]] = (),
     ) -> VerifyReport:
-        """Check the chain, its head and its anchor; ``on_event`` sees every event in seq order
-        (the replay rides on this one pass)."""
-        report = VerifyReport()
+        """Check the chain, its head and its anchor (with the secret key), and the Merkle log
+        with its signed checkpoints (with public keys alone); ``on_event`` sees every event in
+        seq order (the replay rides on this one pass).
+
+        ``kept`` are checkpoints someone kept, as (where from, note text): the log must still
+        contain them, or the problem says it was rolled back or rewritten."""
+        report = VerifyReport(hmac_checked=self.key is not None)
+        notes = self._checkpoints(session, keyring, kept, report)
+        tree = audit_tree.TreeCheck(want_roots={cp.size for _, cp in notes})
         expected_seq, prev = 1, GENESIS
         last: RecordedEvent | None = None
         for ev in _stream(session, batch):
@@ -352,23 +397,26 @@ class AuditLog:
                 report.problems.append(
                     Problem(expected_seq, "deleted", f"第 {expected_seq}–{ev.seq - 1} 条事件缺失（已被删除）")
                 )
-            if ev.prev_hash != prev:
-                report.problems.append(
-                    Problem(
-                        ev.seq,
-                        "reordered",
-                        f"第 {ev.seq} 条事件的前序哈希与上一条不符（顺序被调换或前一条被删除）",
+            canonical = _canonical(ev.seq, ev, ev.details)
+            if self.key is not None:
+                if ev.prev_hash != prev:
+                    report.problems.append(
+                        Problem(
+                            ev.seq,
+                            "reordered",
+                            f"第 {ev.seq} 条事件的前序哈希与上一条不符（顺序被调换或前一条被删除）",
+                        )
                     )
-                )
-            digest = self._mac(ev.prev_hash, _canonical(ev.seq, ev, ev.details))
-            if not hmac.compare_digest(digest, ev.hash):
-                report.problems.append(
-                    Problem(
-                        ev.seq,
-                        "changed",
-                        f"第 {ev.seq} 条事件（{ev.action} {ev.subject}）内容被改动，哈希不符",
+                digest = self._mac(ev.prev_hash, canonical)
+                if not hmac.compare_digest(digest, ev.hash):
+                    report.problems.append(
+                        Problem(
+                            ev.seq,
+                            "changed",
+                            f"第 {ev.seq} 条事件（{describe_event(ev)}）内容被改动，哈希不符",
+                        )
                     )
-                )
+            tree.feed(ev.seq, merkle.leaf_hash(canonical), bytes(ev.tree_nodes or b""), describe_event(ev))
             if on_event is not None:
                 on_event(ev)
             expected_seq, prev, last = ev.seq + 1, ev.hash, ev
@@ -382,9 +430,99 @@ class AuditLog:
                     head.seq, "head", f"链头记录（第 {head.seq} 条）与最后一条事件（第 {last_seq} 条）不符"
                 )
             )
-        if self.anchor_path is not None:
+        root = tree.finish(head.seq if head else 0, head.tree if head else "")
+        report.root = root.hex()
+        # An event the chain already found changed is named once.
+        named = {p.seq for p in report.problems if p.kind in ("changed", "reordered", "deleted")}
+        head_named = any(p.kind == "head" for p in report.problems)
+        report.problems += [
+            Problem(seq, kind, message)
+            for kind, seq, message in tree.found
+            if not (kind == "merkle_leaf" and seq in named) and not (kind == "merkle_head" and head_named)
+        ]
+        report.problems += self._compare_checkpoints(session, notes, tree, report)
+        if self.key is not None and self.anchor_path is not None:
             report.problems += self._check_anchor(session, report, last_seq)
         return report
+
+    def _checkpoints(
+        self,
+        session: Session,
+        keyring: Keyring | None,
+        kept: Sequence[tuple[str, str]],
+        report: VerifyReport,
+    ) -> list[tuple[str, Checkpoint]]:
+        """Every checkpoint to hold the log to, signature checked: those given, then those it
+        signed itself (a rewritten past shows against its own old checkpoints too)."""
+        from models.checkpoint import CheckpointInvalid, open_checkpoint
+
+        table = audit_tree.SignedCheckpoint.__table__  # type: ignore[attr-defined]
+        stored = [
+            (f"库内检查点 #{row.id}（{row.size} 条）", row.note)
+            for row in session.execute(select(table.c.id, table.c.size, table.c.note).order_by(table.c.id))
+        ]
+        sources = [*kept, *stored]
+        if keyring is None:
+            if sources:
+                report.problems.append(
+                    Problem(0, "checkpoint_key", "没有审计公钥（--key 或公钥文件），签名检查点未核对")
+                )
+            return []
+        origin = audit_tree.origin_of(session)
+        notes: list[tuple[str, Checkpoint]] = []
+        for source, text in sources:
+            try:
+                notes.append((source, open_checkpoint(text, keyring, origin=origin)))
+            except CheckpointInvalid as exc:
+                report.problems.append(Problem(0, "checkpoint_signature", f"{source}：{exc}"))
+        report.checkpoints = len(notes)
+        return notes
+
+    def _compare_checkpoints(
+        self,
+        session: Session,
+        notes: list[tuple[str, Checkpoint]],
+        tree: audit_tree.TreeCheck,
+        report: VerifyReport,
+    ) -> list[Problem]:
+        problems: list[Problem] = []
+        size = tree.frontier.size
+        good = sorted({cp.size for _, cp in notes if tree.roots.get(cp.size) == cp.root})
+        for source, cp in sorted(notes, key=lambda n: n[1].size):
+            if cp.size > size:
+                problems.append(
+                    Problem(
+                        size + 1,
+                        "rollback",
+                        f"{source}记录了 {cp.size} 条事件，数据库现在只有 {size} 条：第 {size + 1}–{cp.size} 条事件"
+                        "被删除（截断或回滚）",
+                    )
+                )
+                continue
+            if tree.roots.get(cp.size, merkle.EMPTY_ROOT if cp.size == 0 else b"") != cp.root:
+                after = max((s for s in good if s < cp.size), default=0)
+                problems.append(
+                    Problem(
+                        after + 1,
+                        "rewritten",
+                        f"{source}（{cp.size} 条事件）的树根与现在的事件不符：第 {after + 1}–{cp.size} 条事件之间的历史"
+                        f"被改写（或这份检查点来自另一份历史）；起点{_describe_seq(session, after + 1)}",
+                    )
+                )
+                continue
+            # The proof a witness would be given, from the stored nodes: proves those too.
+            try:
+                proof = merkle.consistency_proof(cp.size, size, audit_tree.Reader(session))
+                merkle.verify_consistency(
+                    cp.size, size, cp.root, tree.roots.get(size) or tree.frontier.root(), proof
+                )
+            except (LookupError, merkle.ProofError) as exc:
+                problems.append(
+                    Problem(cp.size, "consistency", f"{source}：无法从库中的树节点证明一致：{exc}")
+                )
+        if notes:
+            report.latest_checkpoint = max(cp.size for _, cp in notes)
+        return problems
 
     def _check_anchor(self, session: Session, report: VerifyReport, last_seq: int) -> list[Problem]:
         re_anchor = (
@@ -453,6 +591,27 @@ class AuditLog:
         return []
 
 
+def _remember_at_savepoint(session: Session, transaction: Any) -> None:
+    if transaction.nested:
+        session.info.setdefault("audit_anchor_savepoints", {})[id(transaction)] = session.info.get(
+            "audit_anchor"
+        )
+
+
+def _forget_on_rollback(session: Session, transaction: Any) -> None:
+    """A rolled-back savepoint takes back the head it appended; a rolled-back transaction all of it."""
+    saved = session.info.get("audit_anchor_savepoints", {})
+    if transaction.nested:
+        remembered = saved.pop(id(transaction), None)
+        if remembered is None:
+            session.info.pop("audit_anchor", None)
+        else:
+            session.info["audit_anchor"] = remembered
+    elif transaction.parent is None:
+        session.info.pop("audit_anchor", None)
+        saved.clear()
+
+
 class RecordedEvent(Protocol):
     """An event as ``verify`` reads it: a plain row with the columns of :class:`AuditEvent`."""
 
@@ -469,6 +628,7 @@ class RecordedEvent(Protocol):
     details: str
     prev_hash: str
     hash: str
+    tree_nodes: bytes
 
 
 def _stream(session: Session, batch: int) -> Iterator[RecordedEvent]:
@@ -515,9 +675,27 @@ class Problem:
     subject: str = ""
 
 
+def describe_event(ev: RecordedEvent) -> str:
+    """What a person reads to find the event: its action and what it is about."""
+    case = (
+        f"，案件 {ev.subject.removeprefix('case:')}" if ev.subject.startswith("case:") else f"，{ev.subject}"
+    )
+    return f"{ev.action}{case}"
+
+
+def _describe_seq(session: Session, seq: int) -> str:
+    row = session.get(AuditEvent, seq)
+    return f"第 {seq} 条事件（{describe_event(row)}）" if row is not None else f"第 {seq} 条事件（已不存在）"
+
+
 @dataclass
 class VerifyReport:
     checked: int = 0
+    # Without the secret key the HMAC chain and its anchor are not checked (the Merkle log is).
+    hmac_checked: bool = True
+    root: str = ""
+    checkpoints: int = 0
+    latest_checkpoint: int | None = None
     head_seq: int = 0
     anchor_seq: int | None = None
     anchor_file: str | None = None

@@ -16,9 +16,10 @@ records change no state and are passed over.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -29,6 +30,9 @@ from models.audit import AuditLog, Problem, RecordedEvent, VerifyReport
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.machines import MACHINES
+
+if TYPE_CHECKING:
+    from models.checkpoint import Keyring
 
 STATE_EVENTS = frozenset({"create", "state_change", "update"})
 
@@ -271,13 +275,19 @@ class Replay:
                 )
 
 
-def verify(session: Session, log: AuditLog) -> VerifyReport:
+def verify(
+    session: Session,
+    log: AuditLog,
+    *,
+    keyring: Keyring | None = None,
+    kept: Sequence[tuple[str, str]] = (),
+) -> VerifyReport:
     """The whole audit check: the chain and its anchor, then every table against the events.
 
     Give it a session that sees one snapshot (``Database.snapshot``): a writer committing between
     the pass over the events and the read of the cases would otherwise look like tampering.
     """
     replay = Replay()
-    report = log.verify(session, on_event=replay.feed)
+    report = log.verify(session, on_event=replay.feed, keyring=keyring, kept=kept)
     replay.compare(session, report)
     return report

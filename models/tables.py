@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
+from models.audit_tree import SignedCheckpoint
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage, DeliveryBucket, DeliveryLedger
@@ -31,5 +32,6 @@ __all__ = [
     "Organisation",
     "PlatformUser",
     "ReconcileCursor",
+    "SignedCheckpoint",
     "StageDeadline",
 ]

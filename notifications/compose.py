@@ -194,7 +194,7 @@ def section_for(
 ) -> dict[str, Any] | None:
     """What one notification says now, or None when there is nothing left to say."""
     payload = n.payload or {}
-    if n.kind in ("notice", "deadline_notice"):
+    if n.kind in ("notice", "deadline_notice", "audit_checkpoint"):
         section = dict(payload)
         section["kind"], section["urgent"] = n.kind, False
         if section.get("at"):

@@ -21,6 +21,7 @@ from operations.settings import Settings
 if TYPE_CHECKING:
     from sqlmodel import Session
 
+    from models.checkpoint import Keyring, SignerKey
     from models.outbox import Email
     from notifications.dispatcher import SmtpConfig
 
@@ -41,6 +42,24 @@ class Runtime:
         return AuditLog.from_key_file(
             self.settings.resolved_key_file, self.settings.resolved_anchor_file, create=create
         )
+
+    def audit_reader(self) -> AuditLog:
+        """For checking: the HMAC key if this machine has it, else the public key alone."""
+        return AuditLog.from_key_file(
+            self.settings.resolved_key_file, self.settings.resolved_anchor_file, missing_ok=True
+        )
+
+    def signer(self) -> SignerKey:
+        from models.checkpoint import read_private
+
+        self._warn_about_secrets()
+        return read_private(self.settings.resolved_signing_key_file)
+
+    def keyring(self, option: str | None = None) -> Keyring:
+        """``--key`` (a verifier key or a file), else this home's keyring file."""
+        from models.checkpoint import Keyring
+
+        return Keyring.from_option(option) if option else Keyring.read(self.settings.resolved_keyring_file)
 
     @cached_property
     def _secrets_checked(self) -> bool:

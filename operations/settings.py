@@ -20,6 +20,17 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="数据库，默认 SQLite 文件 <home>/shenbao.db")
     audit_key_file: Path | None = Field(default=None, description="审计链密钥文件（应放在数据库之外）")
     audit_anchor_file: Path | None = Field(default=None, description="审计链头锚点文件（库外）")
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="签署审计检查点的 Ed25519 私钥（库外，权限 0600）"
+    )
+    audit_keyring_file: Path | None = Field(default=None, description="审计公钥文件（新旧公钥，每行一个）")
+    audit_witnesses: str = Field(
+        default="",
+        description="每天收到签名检查点的单位（名称或代码，逗号分隔）；默认省级单位的联系人",
+    )
+    audit_checkpoint_dir: Path | None = Field(
+        default=None, description="shenbao audit verify 记下已核对过的检查点的目录"
+    )
     actor: str | None = Field(
         default=None, description="操作身份「单位/姓名」，如 省经信厅/张伟（命令行 --as/--by 优先）"
     )
@@ -171,6 +182,22 @@ class Settings(BaseSettings):
         # {database} is the database's own identity (models/identity.py), never its URL.
         return self.audit_anchor_file or self.secrets_dir / "audit-anchor-{database}.json"
 
+    @property
+    def witness_orgs(self) -> list[str]:
+        return [p.strip() for p in self.audit_witnesses.replace("，", ",").split(",") if p.strip()]
+
+    @property
+    def resolved_signing_key_file(self) -> Path:
+        return self.audit_signing_key_file or self.secrets_dir / "audit-signing.key"
+
+    @property
+    def resolved_keyring_file(self) -> Path:
+        return self.audit_keyring_file or self.secrets_dir / "audit-keyring.txt"
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.audit_checkpoint_dir or self.secrets_dir / "checkpoints"
+
     def secrets_beside_database(self) -> list[Path]:
         """The audit key or anchor configured in the SQLite database's own folder (to warn about)."""
         url = self.resolved_database_url
@@ -178,5 +205,7 @@ class Settings(BaseSettings):
             return []
         folder = Path(url.removeprefix("sqlite:///")).resolve().parent
         return [
-            p for p in (self.resolved_key_file, self.resolved_anchor_file) if p.resolve().parent == folder
+            p
+            for p in (self.resolved_key_file, self.resolved_anchor_file, self.resolved_signing_key_file)
+            if p.resolve().parent == folder
         ]

@@ -70,7 +70,26 @@ def _reconcile_in(session: Session, rt: Runtime, ctx: Ctx) -> TickReport:
 
     if not rt.db.is_sqlite:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY})
+    _witness_checkpoint(session, rt, ctx.now)
     return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
+
+
+def _witness_checkpoint(session: Session, rt: Runtime, now: datetime) -> None:
+    """The day's signed checkpoint into the witnesses' outbox, composed with the rest of their
+    digest by the tick that follows (nothing when this machine has no signing key)."""
+    from notifications.witness import plan, witness_contacts
+    from operations.checkpoints import daily_checkpoint
+
+    checkpoint = daily_checkpoint(rt, session, now)
+    if checkpoint is None:
+        return
+    keyring = rt.settings.resolved_keyring_file
+    keys = "\n".join(
+        line
+        for line in (keyring.read_text().splitlines() if keyring.exists() else [])
+        if line and not line.startswith("#")
+    )
+    plan(session, checkpoint, witness_contacts(session, rt.settings.witness_orgs), keys, now)
 
 
 def reconcile(rt: Runtime, now: datetime, *, within: Rehearsal | None = None) -> TickReport:

@@ -361,12 +361,68 @@ def notifications_page(
 @router.get("/audit")
 def audit_page(request: Request, viewer: ViewerDep) -> Response:
     rt = runtime(request)
+    from models import audit_tree
     from models.replay import verify  # the chain and the tables replayed, as `shenbao audit verify`
 
+    keyring_file = rt.settings.resolved_keyring_file
+    keyring = rt.keyring() if keyring_file.exists() else None
     with rt.db.snapshot() as session:
-        report = verify(session, rt.audit())
+        report = verify(session, rt.audit(), keyring=keyring)
+        signed = audit_tree.checkpoints(session, 10)
     # The problem list names events of every organisation; only the province sees it.
-    return render(request, "audit.html", viewer=viewer, report=report, details=viewer.tier == "province")
+    return render(
+        request,
+        "audit.html",
+        viewer=viewer,
+        report=report,
+        details=viewer.tier == "province",
+        checkpoints=signed,
+        public_keys=[k.text for k in keyring.keys] if keyring else [],
+    )
+
+
+def _case_receipt(request: Request, ref: str, viewer: Viewer) -> tuple[Case, dict[str, Any]]:
+    """A case's history with its proofs: every event, its inclusion proof, a signed checkpoint."""
+    from models.checkpoint import KeyProblem
+    from operations import checkpoints
+
+    rt = runtime(request)
+    with rt.db.read() as session:
+        try:
+            case = get_case(session, ref)
+        except CaseNotFound:
+            case = None
+        case = scope.require_case(session, viewer, case, ref)
+    try:
+        return case, checkpoints.receipt(rt, case.ref)
+    except KeyProblem as exc:
+        raise HTTPException(503, f"暂不能出具审计回执：{exc}") from exc
+
+
+@router.get("/cases/{ref}/receipt.json")
+def case_receipt_json(request: Request, ref: str, viewer: ViewerDep) -> Response:
+    import json
+
+    case, data = _case_receipt(request, ref, viewer)
+    return Response(
+        json.dumps(data, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="receipt-{case.ref}.json"'},
+    )
+
+
+@router.get("/cases/{ref}/receipt")
+def case_receipt_page(request: Request, ref: str, viewer: ViewerDep) -> Response:
+    """The printable history of a case with its proofs (the same receipt as the .json)."""
+    import json
+
+    from calendars.timeutil import parse_instant
+
+    case, data = _case_receipt(request, ref, viewer)
+    entries = [e | {"fields": json.loads(e["event"])} for e in data["entries"]]
+    for e in entries:
+        e["at"] = parse_instant(e["fields"]["at"])
+    return render(request, "receipt.html", viewer=viewer, case=case, receipt=data, entries=entries)
 
 
 @router.get("/me")

@@ -122,6 +122,8 @@ def foreign_requests(world: World, viewer: str) -> dict[tuple[str, str], list[di
         ("GET", "/api/cases/by-external/{external_id}"): [{"url": f"/api/cases/by-external/{other_ext}"}],
         ("GET", "/api/cases/{ref}"): [{"url": f"/api/cases/{other_case}"}],
         ("GET", "/api/cases/{ref}/history"): [{"url": f"/api/cases/{other_case}/history"}],
+        ("GET", "/cases/{ref}/receipt"): [{"url": f"/cases/{other_case}/receipt"}],
+        ("GET", "/cases/{ref}/receipt.json"): [{"url": f"/cases/{other_case}/receipt.json"}],
         ("POST", "/api/cases/{ref}/letter"): [
             {
                 "url": f"/api/cases/{r['rec_ningbo_cl']}/letter",
@@ -417,6 +419,8 @@ def other_program_requests(world: World, program: str) -> dict[tuple[str, str], 
         ("GET", "/api/cases/by-external/{external_id}"): [{"url": f"/api/cases/by-external/{ext}"}],
         ("GET", "/api/cases/{ref}"): [{"url": f"/api/cases/{case}"}],
         ("GET", "/api/cases/{ref}/history"): [{"url": f"/api/cases/{case}/history"}],
+        ("GET", "/cases/{ref}/receipt"): [{"url": f"/cases/{case}/receipt"}],
+        ("GET", "/cases/{ref}/receipt.json"): [{"url": f"/cases/{case}/receipt.json"}],
         ("POST", "/api/cases/{ref}/actions"): [
             {"url": f"/api/cases/{case}/actions", "json": {"action": "submit"}}
         ],

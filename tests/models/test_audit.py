@@ -67,6 +67,16 @@ def sql(db: Database, statement: str, **params: Any) -> None:
         conn.execute(text(statement), params)
 
 
+def rewind_tree(db: Database, seq: int) -> None:
+    """What an intruder who knows the Merkle log does too: rebuild the tree's right edge for the
+    events left, so that only the anchor (or a kept checkpoint) is left to catch the truncation."""
+    from models.audit_tree import frontier_of
+
+    with db.read() as session:
+        tree = frontier_of(session, seq, "").encode()
+    sql(db, "UPDATE audit_head SET tree = :tree", tree=tree)
+
+
 def kinds(report: Any) -> set[tuple[int, str]]:
     return {(p.seq, p.kind) for p in report.problems}
 
@@ -132,6 +142,7 @@ def test_it_reports_removed_newest_events_through_the_anchor(history: Database, 
     keep = chain[-3]
     sql(history, "DELETE FROM audit_event WHERE seq > :seq", seq=keep.seq)
     sql(history, "UPDATE audit_head SET seq = :seq, hash = :hash", seq=keep.seq, hash=keep.hash)
+    rewind_tree(history, keep.seq)
     report = verify(history, audit)
     assert kinds(report) == {(chain[-1].seq, "truncated")}
     assert f"只有 {keep.seq} 条" in report.problems[0].message
@@ -235,6 +246,7 @@ def test_it_reports_a_forged_anchor_pointing_at_an_older_event(history: Database
     keep = events(history)[-4]
     sql(history, "DELETE FROM audit_event WHERE seq > :seq", seq=keep.seq)
     sql(history, "UPDATE audit_head SET seq = :seq, hash = :hash", seq=keep.seq, hash=keep.hash)
+    rewind_tree(history, keep.seq)
     forged = json.loads(audit.anchor_path.read_text()) | {"seq": keep.seq, "hash": keep.hash}
     audit.anchor_path.write_text(json.dumps(forged))
     report = verify(history, audit)
