@@ -9,7 +9,7 @@ and held as aware UTC instants; ``null`` means 另行通知 (to be announced).
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -281,9 +281,6 @@ class CampaignSpec(_Strict):
         known = "、".join(s.id for s in self.stages)
         raise KeyError(f"批次 {self.id} 没有环节 {stage_id}（已有：{known}）")
 
-    def stages_for(self, subject: str) -> list[Stage]:
-        return [s for s in self.stages if s.subject == subject]
-
     def window_stage_for(self, action: str, subject: str) -> Stage | None:
         for stage in self.stages:
             if stage.subject == subject and action in stage.window_actions:
@@ -340,8 +337,3 @@ def builtin_campaign_files() -> list[Path]:
 
 def spec_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def reminder_offset(step: ReminderStep) -> timedelta | None:
-    """The plain-time offset of an hour-based step; calendar steps need the work calendar."""
-    return timedelta(hours=step.before) if step.unit == "hours" else None

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -353,13 +353,6 @@ class WorkCalendar:
         if now >= deadline:
             return min(left, -1)
         return left
-
-    def working_days_in(self, start: date, end: date) -> Iterator[date]:
-        """The working days in ``[start, end]`` in order (for reports and digests)."""
-        day = self.working_day_on_or_after(start)
-        while day <= end:
-            yield day
-            day = self.next_working_day(day)
 
 
 @lru_cache(maxsize=8)

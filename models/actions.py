@@ -17,7 +17,7 @@ from calendars.campaign import CampaignSpec
 from calendars.timeutil import format_deadline, format_local
 from models import quota as quotas
 from models.audit import AuditEvent, EventDraft
-from models.campaign import Campaign, StageDeadline, get_campaign
+from models.campaign import Campaign, StageDeadline, get_campaign, stage_deadline
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
@@ -66,10 +66,6 @@ def get_case(session: Session, ref: str, *, lock: bool = False) -> Case:
     if case is None:
         raise CaseNotFound(f"找不到案件：{ref}")
     return case
-
-
-def current_deadline(session: Session, campaign_id: str, stage_id: str) -> StageDeadline | None:
-    return session.get(StageDeadline, (campaign_id, stage_id))
 
 
 def offered(machine: Machine, state: str) -> list[Transition]:
@@ -162,8 +158,7 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
             rule="window_not_open",
             data={"stage": stage.id, "opens": stage.opens.isoformat()},
         )
-    deadline = current_deadline(session, case.campaign_id, stage.id)
-    due = deadline.due_at if deadline else stage.deadline
+    due = stage_deadline(session, case.campaign_id, stage).due_at
     if due is not None and ctx.now >= due:
         raise ActionRefused(
             f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.basis(due) or stage.source}）",
@@ -353,8 +348,7 @@ def act(
             spec = get_campaign(session, case.campaign_id).spec()
             stage = spec.window_stage_for(action, case.kind)
             if stage is not None:
-                row = current_deadline(session, case.campaign_id, stage.id)
-                due = row.due_at if row else stage.deadline
+                due = stage_deadline(session, case.campaign_id, stage).due_at
                 raise ActionRefused(
                     f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」已于 "
                     f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」",
@@ -658,8 +652,7 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
         for stage in spec.stages:
             if not stage.lapse_states:
                 continue
-            row = current_deadline(session, campaign.id, stage.id)
-            due = row.due_at if row else stage.deadline
+            due = stage_deadline(session, campaign.id, stage).due_at
             if due is None or ctx.now < due:
                 continue
             machine = machine_for(stage.subject)

@@ -8,13 +8,14 @@ version so that a move re-plans them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel, select
 
-from calendars.campaign import CampaignSpec, load_campaign_text
+from calendars.campaign import CampaignSpec, Stage, load_campaign_text
 from models.types import UTCDateTime
 
 
@@ -53,6 +54,43 @@ class StageDeadline(SQLModel, table=True):
 def deadlines_of(session: Session, campaign_id: str) -> dict[str, StageDeadline]:
     rows = session.exec(select(StageDeadline).where(StageDeadline.campaign_id == campaign_id)).all()
     return {row.stage_id: row for row in rows}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The deadline in force for one stage: the moved one if the province moved it, else the file's.
+
+    The one place that rule lives: guards, lapses, reminders, wake-ups, status boards and
+    calendar feeds all ask here, so none of them can disagree about which date counts.
+    """
+
+    stage_id: str
+    due_at: datetime | None
+    version: int = 1
+    reason: str = ""
+    changed_at: datetime | None = None
+
+    @property
+    def announced(self) -> bool:
+        return self.due_at is not None
+
+
+def deadline_in_force(stage: Stage, row: StageDeadline | None) -> Deadline:
+    """``row`` (the stage's StageDeadline, None when it has none yet) if there is one, else the file."""
+    if row is None:
+        return Deadline(stage.id, stage.deadline)
+    return Deadline(stage.id, row.due_at, row.version, row.reason, row.changed_at)
+
+
+def stage_deadline(session: Session, campaign_id: str, stage: Stage) -> Deadline:
+    """The deadline in force for one stage (one primary-key read)."""
+    return deadline_in_force(stage, session.get(StageDeadline, (campaign_id, stage.id)))
+
+
+def deadlines_in_force(session: Session, campaign_id: str, spec: CampaignSpec) -> dict[str, Deadline]:
+    """Every stage's deadline in force, by stage id, in one query."""
+    rows = deadlines_of(session, campaign_id)
+    return {stage.id: deadline_in_force(stage, rows.get(stage.id)) for stage in spec.stages}
 
 
 def get_campaign(session: Session, campaign_id: str) -> Campaign:

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from calendars.timeutil import local_date, local_time_on
 from calendars.workdays import UnknownYearError, WorkCalendar
-from models.campaign import Campaign, deadlines_of
+from models.campaign import Campaign, deadlines_in_force
 from notifications.schedule import WorkingHours, escalation_rounds, reminder_time
 
 
@@ -32,10 +32,9 @@ def wakeups(session: Session, calendar: WorkCalendar, start: datetime, end: date
         spec = campaign.spec()
         hours_pairs.add(spec.working_hours)
         hours = WorkingHours.parse(spec.working_hours)
-        deadlines = deadlines_of(session, campaign.id)
+        deadlines = deadlines_in_force(session, campaign.id, spec)
         for stage in spec.stages:
-            row = deadlines.get(stage.id)
-            due = row.due_at if row else stage.deadline
+            due = deadlines[stage.id].due_at
             if due is None:
                 continue
             found.add(Wakeup(due, f"{campaign.id}/{stage.id} 截止"))
