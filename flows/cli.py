@@ -1202,7 +1202,14 @@ def _load_extensions() -> None:
     """Commands of the later layers (notifications, service, web) register themselves here."""
     import importlib
 
-    for name in ("flows.cli_notify", "flows.cli_sync", "flows.demo", "flows.cli_service", "flows.cli_web"):
+    for name in (
+        "flows.cli_notify",
+        "flows.cli_sync",
+        "flows.cli_calendar",
+        "flows.demo",
+        "flows.cli_service",
+        "flows.cli_web",
+    ):
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -49,6 +49,25 @@ class StageDeadline(SQLModel, table=True):
     version: int = 1
     changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     reason: str = Field(default="", max_length=500)
+    # When the stage's completion event (``completed_by`` in its file) last happened: the anchor
+    # of deadlines written "N working days after" this stage.
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class CaseDeadline(SQLModel, table=True):
+    """A deadline of one case at one stage, "N working days after that case's last ACTION" (a
+    returned application resubmitted within 5 working days of its return). Versioned like a
+    stage's: each re-plan (returned again, working days reloaded) is one more, in the audit."""
+
+    __tablename__ = "case_deadline"
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    stage_id: str = Field(primary_key=True, max_length=60)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=60, index=True)
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    anchor_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    version: int = 1
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 def deadlines_of(session: Session, campaign_id: str) -> dict[str, StageDeadline]:

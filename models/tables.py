@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
-from models.campaign import Campaign, StageDeadline
+from models.campaign import Campaign, CaseDeadline, StageDeadline
 from models.case import Case
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
+from models.workdays import WorkdayArrangement
 
 __all__ = [
     "AccessToken",
@@ -16,6 +17,7 @@ __all__ = [
     "AuditHead",
     "Campaign",
     "Case",
+    "CaseDeadline",
     "Contact",
     "DatabaseIdentity",
     "DeliveryAttempt",
@@ -24,4 +26,5 @@ __all__ = [
     "Organisation",
     "ReconcileCursor",
     "StageDeadline",
+    "WorkdayArrangement",
 ]

@@ -61,7 +61,20 @@ def deadline_signature(session: Any) -> str:
     campaigns = session.execute(
         select(col(Campaign.id), col(Campaign.spec_digest)).order_by(col(Campaign.id))
     ).all()
+    from sqlalchemy import func
+
+    from models.campaign import CaseDeadline
+    from models.workdays import WorkdayArrangement
+
+    # A year's working days loaded, a case returned (its own deadline): re-plan too.
+    years = session.execute(
+        select(col(WorkdayArrangement.year), func.max(col(WorkdayArrangement.version))).group_by(
+            col(WorkdayArrangement.year)
+        )
+    ).all()
+    cases = session.execute(select(func.count(), func.max(col(CaseDeadline.changed_at)))).one()
     material = repr([tuple(r) for r in rows]) + repr([tuple(c) for c in campaigns])
+    material += repr([tuple(y) for y in years]) + repr(tuple(cases))
     return hashlib.sha1(material.encode()).hexdigest()
 
 

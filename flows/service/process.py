@@ -252,7 +252,8 @@ class Service:
         with self.rt.db.read() as session:
             signature = deadline_signature(session)
         if signature != self._signature:
-            log.info("检测到截止时间或批次文件变化：立即对账并重排唤醒时刻")
+            log.info("检测到截止时间、批次文件或节假日安排变化：立即对账并重排唤醒时刻")
+            self.rt.refresh_calendar()  # a year's arrangement may have been loaded
             self.sweep("截止时间调整")
             self.replan("截止时间调整")
             return True
