@@ -64,7 +64,8 @@ class CaseDeadline(SQLModel, table=True):
     case_id: int = Field(foreign_key="case.id", primary_key=True)
     stage_id: str = Field(primary_key=True, max_length=60)
     campaign_id: str = Field(foreign_key="campaign.id", max_length=60, index=True)
-    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # None: counted into a year whose working days are not loaded yet (planned when they are).
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
     anchor_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     version: int = 1
     changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

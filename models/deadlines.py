@@ -118,10 +118,9 @@ def replan_stages(
         try:
             due, basis = planned_stage_due(session, campaign_id, spec, stage, calendar)
         except UnknownYearError as exc:
-            # Loud, but not here: the board and the reminders say the year is unknown; the
-            # deadline stays as it was until the year's arrangement is loaded.
-            basis = str(exc)
-            continue
+            # A count into a year whose arrangement is not loaded has no answer: the deadline
+            # becomes 另行通知, saying why, rather than keep a date counted from the old anchor.
+            due, basis = None, str(exc)
         row = session.get(StageDeadline, (campaign_id, stage.id))
         if row is None:
             row = StageDeadline(
@@ -211,7 +210,10 @@ def case_met(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, action:
         if rule is None or rule.anchor.action != action or stage.subject != case.kind:
             continue
         calendar = calendar or calendar_of(session, ctx)
-        due = rule.due(local_date(ctx.now), calendar)
+        try:
+            due: datetime | None = rule.due(local_date(ctx.now), calendar)
+        except UnknownYearError:
+            due = None  # counted once the year's arrangement is loaded (replan_cases)
         moved += _write_case_deadline(
             session, ctx, spec, stage, case, due, ctx.now, reason=f"「{action}」后重新计算"
         )
@@ -224,7 +226,7 @@ def _write_case_deadline(
     spec: CampaignSpec,
     stage: Stage,
     case: Case,
-    due: datetime,
+    due: datetime | None,
     anchor_at: datetime,
     *,
     reason: str,
@@ -257,14 +259,14 @@ def _write_case_deadline(
             case_id=case.id,
             campaign_id=spec.id,
             from_value=old.isoformat() if old else None,
-            to_value=due.isoformat(),
+            to_value=due.isoformat() if due else None,
             reason=f"{reason}：{stage.relative.describe() if stage.relative else ''}",
             details={
                 "stage": stage.id,
                 "stage_name": stage.name,
                 "version": row.version,
                 "from_text": format_deadline(old) if old else "无",
-                "to_text": format_deadline(due),
+                "to_text": format_deadline(due) if due else "待节假日安排公布后计算",
             }
             | ctx.actor.audit_details(),
         ),

@@ -38,6 +38,8 @@ def wakeups(session: Session, calendar: WorkCalendar, start: datetime, end: date
             if stage.relative is not None and stage.relative.per_case:
                 # Each case's own deadline (N working days after its return), with its reminders.
                 for case, row in open_case_deadlines(session, campaign.id, stage):
+                    if row.due_at is None:
+                        continue
                     found.add(Wakeup(row.due_at, f"{campaign.id}/{stage.id} {case.ref} 截止"))
                     for step in stage.reminders:
                         try:

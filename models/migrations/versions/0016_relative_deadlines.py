@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=False),
         sa.Column("stage_id", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
         sa.Column("campaign_id", sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
-        sa.Column("due_at", models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("due_at", models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("anchor_at", models.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("changed_at", models.types.UTCDateTime(timezone=True), nullable=False),
