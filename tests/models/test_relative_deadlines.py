@@ -167,3 +167,41 @@ def test_a_relative_deadline_must_name_a_known_stage_and_cannot_loop() -> None:
         load_campaign_text(looped, origin="t")
     with pytest.raises(CampaignFileError, match="after 或 before 二者之一"):
         load_campaign_text(text.replace("after: {stage: selection}", ""), origin="t")
+
+
+def test_a_returned_application_s_county_is_reminded_of_its_own_deadline(
+    rel: Database, make_ctx: Any
+) -> None:
+    from models.org import Contact
+    from models.outbox import Email, Notification
+    from notifications.compose import MailIdentity
+    from notifications.reconcile import tick
+    from notifications.render import Renderer
+
+    with rel.write() as session:
+        session.add(
+            Contact(
+                org_id="330106", name="李娜", email="xh@example.cn", programs="cluster", updated_at=LOADED
+            )
+        )
+    ref = application(rel, make_ctx)
+    perform(rel, make_ctx("2026-06-10T10:00", PLATFORM_SYNC), ref, "submit")
+    perform(rel, make_ctx("2026-06-16T10:00", OPERATOR), ref, "return", reason="材料不全")
+    # Due 06-24 24:00; the step 1 working day before goes out on 06-23 at 09:00.
+    calendar, identity, renderer = WorkCalendar(), MailIdentity(), Renderer()
+    with rel.write() as session:
+        early = tick(session, make_ctx("2026-06-22T10:00"), calendar, identity, renderer)
+        assert early.written["reminder"] == 0
+        report = tick(session, make_ctx("2026-06-23T10:00"), calendar, identity, renderer)
+        assert report.written["reminder"] == 1 and report.emails >= 1
+        mails = session.exec(select(Email).where(Email.to_addr == "xh@example.cn")).all()
+        mail = next(m for m in mails if "reminder" in m.kinds)
+        assert ref in mail.text_body and "退回后修改重报" in mail.text_body
+        assert "2026-06-24（周三）24:00" in mail.text_body
+    # Returned again: the old reminder's version is over, a new one is planned for the new deadline.
+    perform(rel, make_ctx("2026-06-23T11:00", PLATFORM_SYNC), ref, "resubmit")
+    perform(rel, make_ctx("2026-06-23T15:00", OPERATOR), ref, "return", reason="仍缺佐证")
+    with rel.write() as session:
+        tick(session, make_ctx("2026-06-29T10:00"), calendar, identity, renderer)
+        keys = session.exec(select(Notification.key).where(Notification.kind == "reminder")).all()
+    assert sorted(k.split(":")[4] for k in keys) == ["v1", "v2"]
