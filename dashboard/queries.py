@@ -57,12 +57,20 @@ class StageStatus(StageView):
         return cls(**{f.name: getattr(view, f.name) for f in fields(StageView)})
 
     @property
+    def per_case(self) -> bool:
+        return self.stage.relative is not None and self.stage.relative.per_case
+
+    @property
     def due_text(self) -> str:
+        if self.per_case and self.stage.relative is not None:
+            return f"按案件计算：{self.stage.relative.describe()}"
         return format_deadline(self.due_at) if self.due_at else "另行通知"
 
     @property
     def countdown(self) -> str:
         """Working days first (what coordinators plan by), then the exact time left."""
+        if self.per_case:
+            return "各案件截止时间不同（见案件）"
         if self.due_at is None:
             return "截止时间另行通知"
         left = self.due_at - self.now
