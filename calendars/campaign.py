@@ -9,7 +9,7 @@ and held as aware UTC instants; ``null`` means 另行通知 (to be announced).
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from calendars.timeutil import format_deadline, parse_deadline
+from calendars.timeutil import format_deadline, local_time_on, parse_deadline
+from calendars.workdays import WorkCalendar
 
 CAMPAIGN_DIR = Path(__file__).parent / "campaigns"
 
@@ -78,6 +79,75 @@ class EscalationPolicy(_Strict):
     stuck_after_working_days: int | None = None
 
 
+class DeadlineAnchor(_Strict):
+    """What a relative deadline counts from: another stage, or this case's last ``action``."""
+
+    stage: str | None = None
+    action: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> DeadlineAnchor:
+        if (self.stage is None) == (self.action is None):
+            raise ValueError("须写 {stage: 环节编号} 或 {action: 操作} 二者之一")
+        return self
+
+
+class RelativeDeadline(_Strict):
+    """``deadline: {working_days: 5, after: {stage: publish}}`` and its kin.
+
+    * ``after: {stage: S}``: N working days after S's deadline, or after S's completion event
+      when S declares ``completed_by`` (a 公示 of 5 working days after the list is published);
+    * ``before: {stage: S}``: N working days before S's deadline;
+    * ``after: {action: A}``: per case, N working days after that case's last A (a returned
+      application resubmitted within 5 working days of its return).
+
+    Due at the end of the Nth working day (24:00 Asia/Shanghai) unless ``at`` gives a time.
+    """
+
+    working_days: int = Field(ge=1)
+    after: DeadlineAnchor | None = None
+    before: DeadlineAnchor | None = None
+    at: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> RelativeDeadline:
+        if (self.after is None) == (self.before is None):
+            raise ValueError("相对截止时间须写 after 或 before 二者之一")
+        if self.before is not None and self.before.stage is None:
+            raise ValueError("before 只能相对另一环节：{stage: 环节编号}")
+        if self.at is not None:
+            try:
+                hh, mm = (int(x) for x in self.at.split(":"))
+                if not (0 <= hh < 24 and 0 <= mm < 60):
+                    raise ValueError
+            except ValueError:
+                raise ValueError(f'at 应为当天时刻，例如 "17:00"（而不是 {self.at!r}）') from None
+        return self
+
+    @property
+    def anchor(self) -> DeadlineAnchor:
+        return self.after or self.before  # type: ignore[return-value]
+
+    @property
+    def per_case(self) -> bool:
+        return self.anchor.action is not None
+
+    def due(self, anchor_day: date, calendar: WorkCalendar) -> datetime:
+        """The deadline counted from ``anchor_day`` (the anchor's last day, or the event's day)."""
+        n = self.working_days if self.after is not None else -self.working_days
+        day = calendar.add_working_days(anchor_day, n)
+        if self.at is None:
+            return local_time_on(day, 24, 0)
+        hh, mm = (int(x) for x in self.at.split(":"))
+        return local_time_on(day, hh, mm)
+
+    def describe(self) -> str:
+        anchor = self.anchor
+        what = f"环节 {anchor.stage}" if anchor.stage else f"本案件最近一次「{anchor.action}」"
+        side = "之后" if self.after is not None else "之前"
+        return f"{what}{side}第 {self.working_days} 个工作日{self.at or '24:00'}"
+
+
 class Stage(_Strict):
     """A 环节: who acts, on which cases, by when."""
 
@@ -88,6 +158,12 @@ class Stage(_Strict):
     # Cases of ``subject`` in these states still owe an action at this stage.
     pending_states: tuple[str, ...]
     deadline: datetime | None = None
+    # Written as ``deadline: {working_days: N, after|before: …}``: planned from its anchor by
+    # models.deadlines, never a date in the file (``deadline`` is None then).
+    relative: RelativeDeadline | None = None
+    # The action on this stage's cases whose last occurrence completes the stage (the list is
+    # published): stages "N working days after" this one count from it, not from the deadline.
+    completed_by: str | None = None
     deadline_text: str = ""
     opens: datetime | None = None
     # Actions refused once the deadline has passed ("逾期申报系统将自动关闭").
@@ -109,6 +185,15 @@ class Stage(_Strict):
         if self.deadline_text and self.deadline is not None and due is not None and due != self.deadline:
             return f"{self.deadline_text}（原定；现已调整为{format_deadline(due)}）"
         return self.deadline_text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relative_deadline(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and isinstance(raw.get("deadline"), dict):
+            if "relative" in raw:
+                raise ValueError("deadline 写成相对形式时不能再写 relative")
+            raw = {**raw, "relative": raw["deadline"], "deadline": None}
+        return raw
 
     @field_validator("deadline", "opens", "closes", mode="before")
     @classmethod
@@ -261,6 +346,7 @@ class CampaignSpec(_Strict):
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
             raise ValueError(f"环节编号重复：{', '.join(sorted(dupes))}")
+        self._check_relative_deadlines()
         if self.program == "cluster" and self.cluster is None:
             raise ValueError("program 为 cluster 的批次必须有 cluster: 规则（赛道与门槛）")
         if self.program == "jingpin" and self.jingpin is None:
@@ -274,15 +360,43 @@ class CampaignSpec(_Strict):
                 )
         return self
 
+    def _check_relative_deadlines(self) -> None:
+        by_id = {s.id: s for s in self.stages}
+        for stage in self.stages:
+            rule = stage.relative
+            if rule is None or rule.anchor.stage is None:
+                continue
+            if rule.anchor.stage not in by_id:
+                raise ValueError(
+                    f"环节 {stage.id} 的 deadline 相对的环节 {rule.anchor.stage} 不存在（已有：{'、'.join(by_id)}）"
+                )
+            seen = [stage.id]
+            anchor: str | None = rule.anchor.stage
+            while anchor is not None:
+                if anchor in seen:
+                    raise ValueError(f"相对截止时间循环引用：{' → '.join([*seen, anchor])}")
+                seen.append(anchor)
+                nxt = by_id[anchor].relative
+                anchor = nxt.anchor.stage if nxt is not None else None
+
+    def dependents(self, stage_id: str) -> list[Stage]:
+        """Stages whose deadline counts from ``stage_id``'s, directly or through others, in order."""
+        out: list[Stage] = []
+        frontier = [stage_id]
+        while frontier:
+            current = frontier.pop(0)
+            for s in self.stages:
+                if s.relative is not None and s.relative.anchor.stage == current and s not in out:
+                    out.append(s)
+                    frontier.append(s.id)
+        return out
+
     def stage(self, stage_id: str) -> Stage:
         for stage in self.stages:
             if stage.id == stage_id:
                 return stage
         known = "、".join(s.id for s in self.stages)
         raise KeyError(f"批次 {self.id} 没有环节 {stage_id}（已有：{known}）")
-
-    def stages_for(self, subject: str) -> list[Stage]:
-        return [s for s in self.stages if s.subject == subject]
 
     def window_stage_for(self, action: str, subject: str) -> Stage | None:
         for stage in self.stages:
@@ -340,8 +454,3 @@ def builtin_campaign_files() -> list[Path]:
 
 def spec_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def reminder_offset(step: ReminderStep) -> timedelta | None:
-    """The plain-time offset of an hour-based step; calendar steps need the work calendar."""
-    return timedelta(hours=step.before) if step.unit == "hours" else None

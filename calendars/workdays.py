@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -40,6 +40,7 @@ from calendars.timeutil import local_date
 __all__ = [
     "DEFAULT_WORKDAYS_FILE",
     "WORKDAYS_FILE_ENV",
+    "Arrangement",
     "UnknownYearError",
     "WorkCalendar",
     "WorkdayOverrides",
@@ -170,6 +171,50 @@ def _parse_year_section(year: int, section: Any, where: str) -> YearOverride:
 
 
 @dataclass(frozen=True)
+class Arrangement:
+    """One year's State Council arrangement, complete: every day off and every weekend worked.
+
+    Loaded as legal data (``shenbao calendar load``); it replaces whatever the library and the
+    override file say about that year, and makes the year known.
+    """
+
+    year: int
+    holidays: Mapping[date, str]
+    working_days: Mapping[date, str]
+    source: str = ""
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        for day in [*self.holidays, *self.working_days]:
+            if day.year != self.year:
+                raise WorkdaysFileError(f"{self.year}年的节假日安排中出现了 {day}（不在{self.year}年内）")
+        both = sorted(set(self.holidays) & set(self.working_days))
+        if both:
+            raise WorkdaysFileError(f"{self.year}年的节假日安排中 {both[0]} 同时被列为放假和上班")
+        if not self.holidays:
+            raise WorkdaysFileError(f"{self.year}年的节假日安排中没有任何放假日")
+
+    def days(self) -> dict[str, dict[str, str]]:
+        """As stored (JSON): ISO dates to names."""
+        return {
+            "holidays": {d.isoformat(): n for d, n in sorted(self.holidays.items())},
+            "working_days": {d.isoformat(): n for d, n in sorted(self.working_days.items())},
+        }
+
+    @classmethod
+    def from_days(
+        cls, year: int, days: Mapping[str, Any], *, source: str = "", digest: str = ""
+    ) -> Arrangement:
+        return cls(
+            year,
+            {date.fromisoformat(k): str(v) for k, v in (days.get("holidays") or {}).items()},
+            {date.fromisoformat(k): str(v) for k, v in (days.get("working_days") or {}).items()},
+            source=source,
+            digest=digest,
+        )
+
+
+@dataclass(frozen=True)
 class _ResolvedYear:
     working: frozenset[date]
     # Sorted ordinals of ``working``, for bisection in counting and stepping.
@@ -212,6 +257,21 @@ class WorkCalendar:
             overrides = WorkdayOverrides.from_file(Path(overrides))
         self._overrides = overrides
         self._years: dict[int, _ResolvedYear] = {}
+
+    def with_arrangements(self, arrangements: list[Arrangement]) -> WorkCalendar:
+        """This calendar with each arrangement replacing its year entirely (and making it known)."""
+        years = dict(self._overrides.years)
+        for a in arrangements:
+            years[a.year] = YearOverride(
+                holidays=dict(a.holidays), working_days=dict(a.working_days), ignore_library=True
+            )
+        return WorkCalendar(
+            WorkdayOverrides(
+                official_years=self._overrides.official_years | {a.year for a in arrangements},
+                years=years,
+                source=self._overrides.source,
+            )
+        )
 
     # -- per-year resolution ------------------------------------------------------------------
 
@@ -353,13 +413,6 @@ class WorkCalendar:
         if now >= deadline:
             return min(left, -1)
         return left
-
-    def working_days_in(self, start: date, end: date) -> Iterator[date]:
-        """The working days in ``[start, end]`` in order (for reports and digests)."""
-        day = self.working_day_on_or_after(start)
-        while day <= end:
-            yield day
-            day = self.next_working_day(day)
 
 
 @lru_cache(maxsize=8)

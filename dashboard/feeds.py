@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from calendars.ics import IcsAlarm, IcsEvent, render_calendar
 from calendars.timeutil import to_local
-from models.campaign import Campaign, deadlines_of
+from models.campaign import Campaign, deadlines_in_force
 from models.org import Organisation
 from notifications.schedule import last_day
 
@@ -58,15 +58,14 @@ def contact_events(
         if campaign.program not in programs:
             continue
         spec = campaign.spec()
-        deadlines = deadlines_of(session, campaign.id)
+        deadlines = deadlines_in_force(session, campaign.id, spec)
         for stage in spec.stages:
             if not concerns(org.tier, stage.actor):
                 continue
-            row = deadlines.get(stage.id)
-            due = row.due_at if row else stage.deadline
+            deadline = deadlines[stage.id]
+            due, version = deadline.due_at, deadline.version
             if due is None:
                 continue  # 另行通知: appears once the province sets a date (SEQUENCE goes up then)
-            version = row.version if row else 1
             start, alarms = deadline_span(due)
             own = stage.actor == org.tier or (org.tier == "park" and stage.actor == "county")
             summary = f"【{'截止' if own else '督办'}】{stage.name}"
@@ -77,7 +76,7 @@ def contact_events(
                     stage.deadline_text,
                     f"依据：{stage.source}" if stage.source else "",
                     f"截止时间第 {version} 版"
-                    + (f"，调整原因：{row.reason}" if row and row.reason and version > 1 else ""),
+                    + (f"，调整原因：{deadline.reason}" if deadline.reason and version > 1 else ""),
                 )
                 if x
             )
@@ -90,7 +89,7 @@ def contact_events(
                     url=f"{base_url}/campaigns/{campaign.id}",
                     sequence=version,
                     alarms=tuple(IcsAlarm(before, f"{stage.name}：{text}") for before, text in alarms),
-                    last_modified=row.changed_at if row else None,
+                    last_modified=deadline.changed_at,
                     status="CONFIRMED",
                 )
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,18 +17,19 @@ from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, format_duration_zh, local_date
-from calendars.workdays import UnknownYearError, WorkCalendar
+from calendars.workdays import WorkCalendar
 from dashboard.scope import case_filter, email_filter, notification_filter, org_filter, program_filter
 from models import quota as quotas
 from models.actions import recommendation_case
 from models.audit import AuditEvent
-from models.campaign import Campaign, StageDeadline, deadlines_of
+from models.campaign import Campaign
 from models.case import QUOTA_STATES, Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification
 from models.reference import load_divisions
+from models.status import StageView, stage_views
 
 APPLICATION_KIND = {"cluster": "cluster_application", "jingpin": "jingpin_application"}
 TIER_OF_ACTOR = {
@@ -48,30 +49,29 @@ def application_kind(campaign: Campaign) -> str:
 
 
 @dataclass
-class StageStatus:
-    stage: Stage
-    due_at: datetime | None
-    version: int
-    pending: int
-    working_days_left: int | None
-    now: datetime
-    reason: str = ""
+class StageStatus(StageView):
+    """A stage as the dashboard shows it: :class:`models.status.StageView` (counted there, the one
+    place) within the viewer's scope, with the countdown people read."""
+
+    @classmethod
+    def of(cls, view: StageView) -> StageStatus:
+        return cls(**{f.name: getattr(view, f.name) for f in fields(StageView)})
 
     @property
-    def overdue(self) -> bool:
-        return self.due_at is not None and self.now >= self.due_at and self.pending > 0
-
-    @property
-    def closed(self) -> bool:
-        return self.due_at is not None and self.now >= self.due_at
+    def per_case(self) -> bool:
+        return self.stage.relative is not None and self.stage.relative.per_case
 
     @property
     def due_text(self) -> str:
+        if self.per_case and self.stage.relative is not None:
+            return f"按案件计算：{self.stage.relative.describe()}"
         return format_deadline(self.due_at) if self.due_at else "另行通知"
 
     @property
     def countdown(self) -> str:
         """Working days first (what coordinators plan by), then the exact time left."""
+        if self.per_case:
+            return "各案件截止时间不同（见案件）"
         if self.due_at is None:
             return "截止时间另行通知"
         left = self.due_at - self.now
@@ -107,33 +107,8 @@ class StageStatus:
 def stage_statuses(
     session: Session, campaign: Campaign, org: Organisation, now: datetime, calendar: WorkCalendar | None
 ) -> list[StageStatus]:
-    spec = campaign.spec()
-    deadlines = deadlines_of(session, campaign.id)
-    counts = {
-        (kind, state): n
-        for kind, state, n in session.exec(
-            select(Case.kind, Case.state, func.count())
-            .where(Case.campaign_id == campaign.id, case_filter(org))
-            .group_by(Case.kind, Case.state)
-        ).all()
-    }
-    out: list[StageStatus] = []
-    for stage in spec.stages:
-        row: StageDeadline | None = deadlines.get(stage.id)
-        due = row.due_at if row else stage.deadline
-        left = None
-        if due is not None and calendar is not None:
-            try:
-                left = calendar.working_days_left(now, due)
-            except UnknownYearError:
-                left = None
-        pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
-        out.append(
-            StageStatus(
-                stage, due, row.version if row else 1, pending, left, now, reason=row.reason if row else ""
-            )
-        )
-    return out
+    views = stage_views(session, campaign, now, calendar, scope=case_filter(org))
+    return [StageStatus.of(v) for v in views]
 
 
 def overdue_states(statuses: list[StageStatus], kind: str) -> set[str]:

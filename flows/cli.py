@@ -1257,6 +1257,7 @@ def _load_extensions() -> None:
     for name in (
         "flows.cli_notify",
         "flows.cli_sync",
+        "flows.cli_calendar",
         "flows.demo",
         "flows.cli_service",
         "flows.cli_web",

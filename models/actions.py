@@ -17,10 +17,11 @@ from calendars.campaign import CampaignSpec
 from calendars.timeutil import format_deadline, format_local
 from models import quota as quotas
 from models.audit import AuditEvent, EventDraft
-from models.campaign import Campaign, StageDeadline, get_campaign
+from models.campaign import Campaign, StageDeadline, get_campaign, stage_deadline
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
+from models.deadlines import case_deadline, case_met, replan_stages, stage_completed
 from models.eligibility import Finding, findings_for
 from models.letters import Letter, letter_on_file
 from models.machines import Machine, Transition, machine_for
@@ -66,10 +67,6 @@ def get_case(session: Session, ref: str, *, lock: bool = False) -> Case:
     if case is None:
         raise CaseNotFound(f"找不到案件：{ref}")
     return case
-
-
-def current_deadline(session: Session, campaign_id: str, stage_id: str) -> StageDeadline | None:
-    return session.get(StageDeadline, (campaign_id, stage_id))
 
 
 def offered(machine: Machine, state: str) -> list[Transition]:
@@ -162,8 +159,10 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
             rule="window_not_open",
             data={"stage": stage.id, "opens": stage.opens.isoformat()},
         )
-    deadline = current_deadline(session, case.campaign_id, stage.id)
-    due = deadline.due_at if deadline else stage.deadline
+    if stage.relative is not None and stage.relative.per_case:
+        due = case_deadline(session, case, stage)  # this case's own: N working days after its return
+    else:
+        due = stage_deadline(session, case.campaign_id, stage).due_at
     if due is not None and ctx.now >= due:
         raise ActionRefused(
             f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.basis(due) or stage.source}）",
@@ -353,8 +352,7 @@ def act(
             spec = get_campaign(session, case.campaign_id).spec()
             stage = spec.window_stage_for(action, case.kind)
             if stage is not None:
-                row = current_deadline(session, case.campaign_id, stage.id)
-                due = row.due_at if row else stage.deadline
+                due = stage_deadline(session, case.campaign_id, stage).due_at
                 raise ActionRefused(
                     f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」已于 "
                     f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」",
@@ -383,6 +381,10 @@ def act(
     found: list[Finding] = []
     if t.guards:
         ctx.audit.lock(session)  # the guards count what concurrent writers change
+    if "window" not in t.guards:
+        # The campaign file may put any action in a stage's window (a resubmission within 5
+        # working days of the return), whatever guards the machine names.
+        _guard_window(session, ctx, spec, case, t)
     for guard in t.guards:
         if guard == "window":
             _guard_window(session, ctx, spec, case, t)
@@ -487,6 +489,10 @@ def act(
         )
     events = ctx.audit.append_many(session, drafts)
 
+    # Deadlines counting from this action: the case's own (returned: 5 working days to come back),
+    # and stages counting from a stage this action completes (the list published: 公示 begins).
+    case_met(session, ctx, spec, case, action)
+    stage_completed(session, ctx, spec, case, action)
     if case.kind == "recommendation" and action in ("submit", "resubmit", "report_none"):
         _cascade_not_recommended(session, ctx, spec, case)
     return events[0]
@@ -637,6 +643,9 @@ def set_deadline(
             | ctx.actor.audit_details(),
         ),
     )
+    session.flush()
+    # Stages counting from this one ("5 working days after", "3 working days before") move with it.
+    replan_stages(session, ctx, campaign_id, after_stage=stage_id, reason=f"「{stage.name}」截止时间调整")
     return row
 
 
@@ -658,8 +667,7 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
         for stage in spec.stages:
             if not stage.lapse_states:
                 continue
-            row = current_deadline(session, campaign.id, stage.id)
-            due = row.due_at if row else stage.deadline
+            due = stage_deadline(session, campaign.id, stage).due_at
             if due is None or ctx.now < due:
                 continue
             machine = machine_for(stage.subject)

@@ -8,13 +8,14 @@ version so that a move re-plans them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel, select
 
-from calendars.campaign import CampaignSpec, load_campaign_text
+from calendars.campaign import CampaignSpec, Stage, load_campaign_text
 from models.types import UTCDateTime
 
 
@@ -48,11 +49,68 @@ class StageDeadline(SQLModel, table=True):
     version: int = 1
     changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     reason: str = Field(default="", max_length=500)
+    # When the stage's completion event (``completed_by`` in its file) last happened: the anchor
+    # of deadlines written "N working days after" this stage.
+    completed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class CaseDeadline(SQLModel, table=True):
+    """A deadline of one case at one stage, "N working days after that case's last ACTION" (a
+    returned application resubmitted within 5 working days of its return). Versioned like a
+    stage's: each re-plan (returned again, working days reloaded) is one more, in the audit."""
+
+    __tablename__ = "case_deadline"
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True)
+    stage_id: str = Field(primary_key=True, max_length=60)
+    campaign_id: str = Field(foreign_key="campaign.id", max_length=60, index=True)
+    # None: counted into a year whose working days are not loaded yet (planned when they are).
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    anchor_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    version: int = 1
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 def deadlines_of(session: Session, campaign_id: str) -> dict[str, StageDeadline]:
     rows = session.exec(select(StageDeadline).where(StageDeadline.campaign_id == campaign_id)).all()
     return {row.stage_id: row for row in rows}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The deadline in force for one stage: the moved one if the province moved it, else the file's.
+
+    The one place that rule lives: guards, lapses, reminders, wake-ups, status boards and
+    calendar feeds all ask here, so none of them can disagree about which date counts.
+    """
+
+    stage_id: str
+    due_at: datetime | None
+    version: int = 1
+    reason: str = ""
+    changed_at: datetime | None = None
+
+    @property
+    def announced(self) -> bool:
+        return self.due_at is not None
+
+
+def deadline_in_force(stage: Stage, row: StageDeadline | None) -> Deadline:
+    """``row`` (the stage's StageDeadline, None when it has none yet) if there is one, else the file."""
+    if row is None:
+        return Deadline(stage.id, stage.deadline)
+    return Deadline(stage.id, row.due_at, row.version, row.reason, row.changed_at)
+
+
+def stage_deadline(session: Session, campaign_id: str, stage: Stage) -> Deadline:
+    """The deadline in force for one stage (one primary-key read)."""
+    return deadline_in_force(stage, session.get(StageDeadline, (campaign_id, stage.id)))
+
+
+def deadlines_in_force(session: Session, campaign_id: str, spec: CampaignSpec) -> dict[str, Deadline]:
+    """Every stage's deadline in force, by stage id, in one query."""
+    rows = deadlines_of(session, campaign_id)
+    return {stage.id: deadline_in_force(stage, rows.get(stage.id)) for stage in spec.stages}
 
 
 def get_campaign(session: Session, campaign_id: str) -> Campaign:

@@ -64,6 +64,9 @@ class Ctx:
     now: datetime
     actor: Actor
     audit: AuditLog
+    # The working-day calendar the edge counts with (packaged + loaded arrangements); None: the
+    # domain builds it (models.deadlines.calendar_of), for callers that have no runtime.
+    calendar: Any = None
 
     def as_system(self) -> Ctx:
-        return Ctx(now=self.now, actor=SYSTEM, audit=self.audit)
+        return Ctx(now=self.now, actor=SYSTEM, audit=self.audit, calendar=self.calendar)

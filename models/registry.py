@@ -19,6 +19,7 @@ from models.audit import EventDraft
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.context import Ctx
+from models.deadlines import replan_stages
 from models.machines import machine_for
 from models.org import Organisation
 from models.reference import load_divisions
@@ -172,6 +173,9 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 )
                 changes.append(f"环节 {stage.id} 截止时间调整")
     session.flush()
+    # Relative deadlines ("5 working days after …") are planned from their anchors, as events.
+    moved = replan_stages(session, ctx, spec.id, reason="批次文件")
+    changes += [f"环节 {m.stage_id} 截止时间按相对规则计算为 {m.describe().split('：', 1)[1]}" for m in moved]
     changes += ensure_city_cases(session, ctx, campaign.id, spec)
     return campaign, changes
 

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from calendars.campaign import Stage
 from calendars.workdays import UnknownYearError, WorkCalendar
-from models.campaign import Campaign, StageDeadline, deadlines_of
+from models.campaign import Campaign, deadlines_in_force
 from models.case import Case
 from models.machines import machine_for
 from models.org import Organisation
@@ -24,15 +24,23 @@ from models.reference import load_divisions
 
 @dataclass
 class StageView:
+    """One stage as a board shows it: the deadline in force, who still owes it, time left."""
+
     stage: Stage
     due_at: datetime | None
     version: int
     pending: int
     working_days_left: int | None
+    now: datetime
+    reason: str = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.due_at is not None and self.now >= self.due_at
 
     @property
     def overdue(self) -> bool:
-        return self.pending > 0 and self.working_days_left is not None and self.working_days_left < 0
+        return self.closed and self.pending > 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,11 +65,15 @@ def stage_views(
     *,
     city: str | None = None,
     county: str | None = None,
+    scope: Any = None,
 ) -> list[StageView]:
-    """Each stage with its deadline and how many cases still wait at it (within a city or county)."""
+    """Each stage with its deadline and how many cases still wait at it (within a city or county,
+    or within ``scope``, a filter on cases such as the dashboard's viewer scope)."""
     spec = campaign.spec()
-    deadlines = deadlines_of(session, campaign.id)
+    deadlines = deadlines_in_force(session, campaign.id, spec)
     query = select(Case.kind, Case.state, func.count()).where(Case.campaign_id == campaign.id)
+    if scope is not None:
+        query = query.where(scope)
     if city:
         query = query.where(Case.city_code == city)
     if county:
@@ -71,8 +83,8 @@ def stage_views(
     )
     views = []
     for stage in spec.stages:
-        row: StageDeadline | None = deadlines.get(stage.id)
-        due = row.due_at if row else stage.deadline
+        deadline = deadlines[stage.id]
+        due = deadline.due_at
         pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
         left = None
         if due is not None and calendar is not None:
@@ -80,7 +92,7 @@ def stage_views(
                 left = calendar.working_days_left(now, due)
             except UnknownYearError:
                 left = None
-        views.append(StageView(stage, due, row.version if row else 1, pending, left))
+        views.append(StageView(stage, due, deadline.version, pending, left, now, deadline.reason))
     return views
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from models.access import AccessToken
 from models.audit import AuditEvent, AuditHead
 from models.audit_tree import SignedCheckpoint
-from models.campaign import Campaign, StageDeadline
+from models.campaign import Campaign, CaseDeadline, StageDeadline
 from models.case import Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage, DeliveryBucket, DeliveryLedger
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
 from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
 from models.platform_ids import PlatformUser
+from models.workdays import WorkdayArrangement
 
 __all__ = [
     "AccessToken",
@@ -19,6 +20,7 @@ __all__ = [
     "AuditHead",
     "Campaign",
     "Case",
+    "CaseDeadline",
     "ChannelAttempt",
     "ChannelItem",
     "ChannelMessage",
@@ -34,4 +36,5 @@ __all__ = [
     "ReconcileCursor",
     "SignedCheckpoint",
     "StageDeadline",
+    "WorkdayArrangement",
 ]

@@ -29,7 +29,7 @@ from calendars.timeutil import (
 )
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.actions import nothing_to_review
-from models.campaign import Campaign, deadlines_of
+from models.campaign import Campaign, CaseDeadline, deadlines_of
 from models.case import PROGRAM_LABELS, Case
 from models.channels import C_PENDING, ChannelItem, ChannelMessage
 from models.machines import machine_for
@@ -206,6 +206,8 @@ def section_for(
     assert n.campaign_id and n.stage_id
     _campaign, spec, deadlines = campaigns.get(n.campaign_id)
     stage = spec.stage(n.stage_id)
+    if stage.relative is not None and stage.relative.per_case:
+        return _case_reminder(session, spec, stage, calendar, n, now)
     row = deadlines.get(stage.id)
     if row is None or row.version != n.deadline_version:
         return None
@@ -285,6 +287,38 @@ def _nothing_to_review_text(
                 return f"本市暂无{sender}提交的申报；如确无推荐，请报送“无推荐”"
             return "本单位暂无提交的申报；如确无推荐，请报送“无推荐”"
     return None
+
+
+def _case_reminder(
+    session: Session, spec: Any, stage: Stage, calendar: WorkCalendar, n: Notification, now: datetime
+) -> dict[str, Any] | None:
+    """A reminder of one case's own deadline (N working days after its return): still owed, still
+    the version it was planned for, not yet past."""
+    row = session.get(CaseDeadline, (n.case_id, stage.id)) if n.case_id is not None else None
+    case = session.get(Case, n.case_id) if n.case_id is not None else None
+    planned = (n.payload or {}).get("case_deadline_version")
+    if row is None or case is None or row.due_at is None or row.version != planned:
+        return None
+    if case.state not in stage.pending_states or now >= row.due_at:
+        return None
+    base = {
+        "kind": n.kind,
+        "campaign_name": spec.name,
+        "program": PROGRAM_LABELS.get(spec.program, spec.program),
+        "stage_name": stage.name,
+        "stage_id": stage.id,
+        "instructions": stage.instructions,
+        "deadline_note": stage.deadline_text or (stage.relative.describe() if stage.relative else ""),
+        "step": n.step,
+        "urgent": n.urgent,
+        "items": [_item(case)],
+        "total": 1,
+        "more": 0,
+        "forwarded": [],
+        "shown": [case.ref],
+        "nothing_to_review": None,
+    }
+    return base | _countdown(calendar, now, row.due_at)
 
 
 def _item(case: Any) -> dict[str, str]:

@@ -21,16 +21,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, local_date, start_of_local_day
-from calendars.workdays import WorkCalendar
+from calendars.workdays import UnknownYearError, WorkCalendar
 from models.actions import close_windows, nothing_to_review
 from models.audit import AuditEvent, EventDraft
 from models.campaign import Campaign, deadlines_of
 from models.case import Case
 from models.context import Ctx
+from models.deadlines import open_case_deadlines
 from models.org import Organisation
 from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
 from notifications.audience import Directory, acting_org
@@ -362,6 +363,88 @@ def _plan_stuck(
             )
 
 
+def _plan_case_deadlines(
+    session: Session,
+    ctx: Ctx,
+    d: Directory,
+    calendar: WorkCalendar,
+    spec: CampaignSpec,
+    stage: Stage,
+    report: TickReport,
+) -> None:
+    """Reminders of each case's own deadline (``deadline: {working_days: 5, after: {action: …}}``),
+    to whoever acts for the case: the latest step already due, keyed by the case deadline's
+    version so that a case returned again is reminded afresh and its old reminders go."""
+    now = ctx.now
+    if not stage.reminders:
+        return
+    hours = WorkingHours.parse(spec.working_hours)
+    rows: list[dict[str, Any]] = []
+    for case, row in open_case_deadlines(session, spec.id, stage):
+        if row.due_at is None or now >= row.due_at:
+            continue
+        prefix = f"cr:{spec.id}:{stage.id}:{case.id}:v{row.version}"
+        _cancel(
+            session,
+            report,
+            f"案件截止时间已重新计算（第{row.version}版）",
+            Notification.campaign_id == spec.id,
+            Notification.stage_id == stage.id,
+            Notification.case_id == case.id,
+            col(Notification.key).not_like(f"{prefix}:%"),
+        )
+        try:
+            steps = [
+                (s, reminder_time(s, row.due_at, calendar, hours))
+                for s in stage.reminders
+                if s.audience == "actor"
+            ]
+        except UnknownYearError:
+            continue
+        latest = latest_due_step(steps, now)
+        if latest is None:
+            continue
+        step, at = latest
+        acting = acting_org(stage, case.org_id, case.county_code, case.city_code)
+        contacts, _up = _recipients(d, acting, spec.program)
+        for c in contacts:
+            rows.append(
+                {
+                    "key": f"{prefix}:{step.id}:{c.id}",
+                    "kind": "reminder",
+                    "campaign_id": spec.id,
+                    "stage_id": stage.id,
+                    "deadline_version": None,
+                    "step": step.id,
+                    "case_id": case.id,
+                    "audit_seq": None,
+                    "contact_id": c.id,
+                    "email_addr": c.email,
+                    "urgent": step.urgent,
+                    "due_at": at,
+                    "created_at": now,
+                    "status": PENDING,
+                    "status_reason": "",
+                    "email_id": None,
+                    "payload": {"orgs": [acting], "case_deadline_version": row.version},
+                }
+            )
+    if not rows:
+        return
+    keys = [r["key"] for r in rows]
+    existing: set[str] = set()
+    for start in range(0, len(keys), 900):
+        existing.update(
+            session.exec(
+                select(Notification.key).where(col(Notification.key).in_(keys[start : start + 900]))
+            ).all()
+        )
+    new = [r for r in rows if r["key"] not in existing]
+    if new:
+        session.execute(insert(Notification), new)
+        report.written.update(r["kind"] for r in new)
+
+
 # -- notices from the audit log --------------------------------------------------------------------
 
 
@@ -436,6 +519,9 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
         spec = campaign.spec()
         deadlines = deadlines_of(session, campaign.id)
         for stage in spec.stages:
+            if stage.relative is not None and stage.relative.per_case:
+                _plan_case_deadlines(session, ctx, d, calendar, spec, stage, report)
+                continue
             row = deadlines.get(stage.id)
             if row is None:
                 continue

@@ -15,7 +15,8 @@ from sqlmodel import Session, select
 
 from calendars.timeutil import local_date, local_time_on
 from calendars.workdays import UnknownYearError, WorkCalendar
-from models.campaign import Campaign, deadlines_of
+from models.campaign import Campaign, deadlines_in_force
+from models.deadlines import open_case_deadlines
 from notifications.schedule import WorkingHours, escalation_rounds, reminder_time
 
 
@@ -32,10 +33,22 @@ def wakeups(session: Session, calendar: WorkCalendar, start: datetime, end: date
         spec = campaign.spec()
         hours_pairs.add(spec.working_hours)
         hours = WorkingHours.parse(spec.working_hours)
-        deadlines = deadlines_of(session, campaign.id)
+        deadlines = deadlines_in_force(session, campaign.id, spec)
         for stage in spec.stages:
-            row = deadlines.get(stage.id)
-            due = row.due_at if row else stage.deadline
+            if stage.relative is not None and stage.relative.per_case:
+                # Each case's own deadline (N working days after its return), with its reminders.
+                for case, row in open_case_deadlines(session, campaign.id, stage):
+                    if row.due_at is None:
+                        continue
+                    found.add(Wakeup(row.due_at, f"{campaign.id}/{stage.id} {case.ref} 截止"))
+                    for step in stage.reminders:
+                        try:
+                            at = reminder_time(step, row.due_at, calendar, hours)
+                        except UnknownYearError:
+                            continue
+                        found.add(Wakeup(at, f"{campaign.id}/{stage.id} {case.ref} 提醒 {step.id}"))
+                continue
+            due = deadlines[stage.id].due_at
             if due is None:
                 continue
             found.add(Wakeup(due, f"{campaign.id}/{stage.id} 截止"))

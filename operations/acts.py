@@ -214,3 +214,25 @@ def sync_pushed_rows(
         return sync_rows(
             session, ctx, campaign_id, rows, source=source, dry_run=dry_run, requested_by=requested_by.label
         )
+
+
+def load_workdays(
+    rt: Runtime, actor: Actor, path: Path, *, dry_run: bool = False, now: datetime | None = None
+) -> Any:
+    """Load a year's 节假日安排 (YAML, or the State Council notice's text) as a new version, and
+    re-plan every deadline counted in working days; returns a CalendarLoadReport (what moved).
+    Raises WorkdaysFileError naming the file and line for an unreadable arrangement."""
+    from calendars.arrangement import read_arrangement
+    from calendars.workdays import load_default_calendar
+    from models.workdays import load_arrangement
+
+    arrangement, text = read_arrangement(path)
+    env = {"SHENBAO_WORKDAYS_FILE": str(rt.settings.workdays_file)} if rt.settings.workdays_file else {}
+    ctx = rt.ctx(actor, now=now)
+    with rt.db.write() as session:
+        report = load_arrangement(
+            session, ctx, arrangement, text, load_default_calendar(env), dry_run=dry_run
+        )
+    if not dry_run:
+        rt.refresh_calendar()
+    return report

@@ -79,10 +79,20 @@ class Runtime:
 
     @cached_property
     def calendar(self) -> WorkCalendar:
+        """The packaged working days (or SHENBAO_WORKDAYS_FILE) with the arrangements loaded into
+        the database (``shenbao calendar load``) on top; :meth:`refresh_calendar` after a load."""
+        from models.workdays import calendar_with_loaded
+
         env = (
             {"SHENBAO_WORKDAYS_FILE": str(self.settings.workdays_file)} if self.settings.workdays_file else {}
         )
-        return load_default_calendar(env)
+        base = load_default_calendar(env)
+        with self.db.read() as session:
+            return calendar_with_loaded(session, base)
+
+    def refresh_calendar(self) -> None:
+        """Forget the calendar: another process may have loaded a year's arrangement."""
+        self.__dict__.pop("calendar", None)
 
     def now(self) -> datetime:
         """The clock is read once per operation: real time, or --now / SHENBAO_NOW."""
@@ -90,7 +100,7 @@ class Runtime:
         return parse_instant(text) if text else datetime.now(UTC)
 
     def ctx(self, actor: Actor, *, now: datetime | None = None) -> Ctx:
-        return Ctx(now=now or self.now(), actor=actor, audit=self.audit())
+        return Ctx(now=now or self.now(), actor=actor, audit=self.audit(), calendar=self.calendar)
 
     # -- mail -------------------------------------------------------------------------------
     @cached_property

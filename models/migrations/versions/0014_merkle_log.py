@@ -4,7 +4,7 @@ checkpoints are kept (audit_checkpoint); the events already there are hashed int
 so the log covers the whole history from seq 1.
 
 Revision ID: 0014
-Revises: 0009
+Revises: 0013
 """
 
 from __future__ import annotations

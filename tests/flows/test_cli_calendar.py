@@ -1,0 +1,35 @@
+"""``shenbao calendar load``: a year's 节假日安排 from the notice's text, dry run first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.flows.conftest import copy_home
+from tests.flows.test_cli import Shenbao
+
+NOTICE = Path(__file__).resolve().parents[1] / "fixtures" / "2027-holiday-notice.txt"
+
+
+@pytest.fixture
+def sb(tmp_path: Path, initialised_home: Path) -> Shenbao:
+    copy_home(initialised_home, tmp_path / "home")
+    return Shenbao(tmp_path / "home")
+
+
+def test_it_loads_a_notice_after_a_dry_run_and_says_what_moved(sb: Shenbao) -> None:
+    dry = sb("calendar", "load", str(NOTICE), "--dry-run").stdout
+    assert "（试运行，未写入）2027年节假日安排第1版：放假 25 天，调休上班 5 天" in dry
+    assert "国务院办公厅关于2027年部分节假日安排的通知" in dry and "截止时间：无变化" in dry
+    assert sb.json("calendar", "load", str(NOTICE), "--dry-run")["version"] == 1  # nothing was stored
+    done = sb("calendar", "load", str(NOTICE)).stdout
+    assert "2027年节假日安排第1版" in done and "试运行" not in done
+    assert "内容相同，未作改动" in sb("calendar", "load", str(NOTICE)).stdout
+
+
+def test_a_notice_it_cannot_read_exits_2_naming_the_line(sb: Shenbao, tmp_path: Path) -> None:
+    bad = tmp_path / "通知.txt"
+    bad.write_text(NOTICE.read_text(encoding="utf-8").replace("共9天", "共8天"), encoding="utf-8")
+    result = sb("calendar", "load", str(bad), code=2)
+    assert "第 8 行（春节）" in result.stderr and "通知写的是共8天" in result.stderr
