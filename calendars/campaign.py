@@ -9,6 +9,8 @@ and held as aware UTC instants; ``null`` means 另行通知 (to be announced).
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,9 +23,11 @@ from calendars.timeutil import format_deadline, parse_deadline
 
 CAMPAIGN_DIR = Path(__file__).parent / "campaigns"
 
-Program = Literal["cluster", "jingpin"]
+# Which people a campaign concerns (contacts work on programs); free text, e.g. "cluster".
+Program = str
 Tier = Literal["province", "city", "county", "enterprise", "recommender"]
-CaseKind = Literal["cluster_application", "jingpin_application", "recommendation", "roster"]
+# A case kind is declared in the campaign file (``kinds:``); its name is an identifier.
+CaseKind = str
 OffsetUnit = Literal["days", "working_days", "hours"]
 
 
@@ -78,6 +82,43 @@ class EscalationPolicy(_Strict):
     stuck_after_working_days: int | None = None
 
 
+class StageAnchor(_Strict):
+    """What a relative deadline counts from: another stage, or the case's own last action."""
+
+    stage: str | None = None
+    action: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> StageAnchor:
+        if (self.stage is None) == (self.action is None):
+            raise ValueError("应为 {stage: 环节编号} 或 {action: 操作名} 二者之一")
+        return self
+
+
+class RelativeDeadline(_Strict):
+    """ "N working days after/before an anchor": ``{working_days: 5, after: {stage: review}}``.
+
+    The shape is read here; planning it (the anchor's date, re-planning when it moves) belongs
+    to the deadline engine.
+    """
+
+    working_days: int = Field(ge=0)
+    after: StageAnchor | None = None
+    before: StageAnchor | None = None
+
+    @model_validator(mode="after")
+    def _direction(self) -> RelativeDeadline:
+        if (self.after is None) == (self.before is None):
+            raise ValueError("相对截止时间应写 after: 或 before: 二者之一")
+        if self.before is not None and self.before.action is not None:
+            raise ValueError("before: 只能指向环节（{stage: 环节编号}），不能指向操作")
+        return self
+
+    @property
+    def anchor(self) -> StageAnchor:
+        return self.after or self.before  # type: ignore[return-value]
+
+
 class Stage(_Strict):
     """A 环节: who acts, on which cases, by when."""
 
@@ -102,6 +143,16 @@ class Stage(_Strict):
     instructions: str = ""
     reminders: tuple[ReminderStep, ...] = ()
     escalation: EscalationPolicy | None = None
+    # ``deadline: {working_days: N, after|before: …}``: no fixed date in the file.
+    relative: RelativeDeadline | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _relative_deadline(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("deadline"), dict):
+            value = dict(value)
+            value["relative"] = value.pop("deadline")
+        return value
 
     def basis(self, due: datetime | None) -> str:
         """The notice's wording of this deadline, saying so when the province has moved it: quoted
@@ -130,6 +181,248 @@ class Stage(_Strict):
     @property
     def announced(self) -> bool:
         return self.deadline is not None
+
+
+# -- case kinds and their state machines ------------------------------------------------------
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class TransitionSpec(_Strict):
+    """One action of a machine, one line in the file:
+    ``{action: submit, label: 提交申报, from: [draft], to: submitted, by: [county], guards: [window]}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    action: str = Field(pattern=_NAME)
+    label: str
+    sources: tuple[str, ...] = Field(alias="from", min_length=1)
+    # None: the case stays in its state (attaching a document).
+    to: str | None = None
+    # Who may do it: tiers (province, city, county, park, enterprise, soe_group, association),
+    # "system" (the engine at a deadline) or "platform" (the platform sync).
+    by: tuple[str, ...] = Field(min_length=1)
+    reason: bool = False  # a reason must be given
+    guards: tuple[str, ...] = ()
+    # Who is told when it happens: applicant, county, city, recommender, province, owner.
+    notify: tuple[str, ...] = ()
+
+
+class KindSpec(_Strict):
+    """A case kind: its states and the actions between them."""
+
+    label: str
+    # Case numbers: prefix + year + serial, e.g. ZX26-00001.
+    prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
+    initial: str
+    states: dict[str, str]
+    # States in which nothing more is expected of anyone.
+    final: tuple[str, ...] = ()
+    transitions: tuple[TransitionSpec, ...]
+    # The engine undoing its own transition that a source of truth proved wrong.
+    corrections: tuple[TransitionSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _states_exist(self) -> KindSpec:
+        known = set(self.states)
+        listed = "、".join(self.states)
+        if self.initial not in known:
+            raise ValueError(f"initial「{self.initial}」不在 states 中（已有：{listed}）")
+        for state in self.final:
+            if state not in known:
+                raise ValueError(f"final 中的「{state}」不在 states 中（已有：{listed}）")
+        for t in (*self.transitions, *self.corrections):
+            for state in (*t.sources, *((t.to,) if t.to else ())):
+                if state not in known:
+                    raise ValueError(f"操作 {t.action} 用到的状态「{state}」不在 states 中（已有：{listed}）")
+        seen: dict[tuple[str, str], str] = {}
+        for t in self.transitions:
+            for state in t.sources:
+                if (t.action, state) in seen:
+                    raise ValueError(f"操作 {t.action} 在状态 {state} 下定义了两次")
+                seen[(t.action, state)] = t.action
+        return self
+
+
+# -- the import form of a campaign's applications ---------------------------------------------
+
+FieldType = Literal[
+    "text", "integer", "number", "percent", "date", "yes_no", "choice", "email", "phone", "county"
+]
+
+
+class FormField(_Strict):
+    """One column of the application form, recognised by its label or any alias."""
+
+    key: str = Field(pattern=_NAME)
+    label: str
+    aliases: tuple[str, ...] = ()
+    type: FieldType = "text"
+    required: bool = True
+    # number: the unit people may type after the figure (万元 in a 万元 column; nothing else).
+    unit: str | None = None
+    min: Decimal | None = None
+    max: Decimal | None = None
+    # choice: the allowed values; each may list other spellings people type.
+    choices: tuple[str, ...] = ()
+    synonyms: dict[str, str] = {}
+    max_length: int | None = Field(default=None, ge=1)
+    # Said in the error when the cell is empty.
+    hint: str = ""
+
+    @model_validator(mode="after")
+    def _choices(self) -> FormField:
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）")
+        if self.type != "choice" and (self.choices or self.synonyms):
+            raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/synonyms")
+        for alias, target in self.synonyms.items():
+            if target not in self.choices:
+                raise ValueError(f"字段 {self.key}：synonyms 中「{alias}」对应的「{target}」不在 choices 中")
+        return self
+
+
+class FormSpec(_Strict):
+    """The import form: which kind it creates, which column says who applies, the fields."""
+
+    kind: str
+    # Who applies: "enterprise" (an enterprise in a county) or "county" (the county itself).
+    applicant_tier: Literal["enterprise", "county"] = "enterprise"
+    applicant: str  # key of the field naming the applicant
+    county: str  # key of the county field (type county)
+    # The case's title, from field keys: "{enterprise}：{product}".
+    title: str
+    # One application per these fields in a campaign (a second row or import is refused).
+    unique: tuple[str, ...]
+    # Fields stored in the case's indexed columns too, when present: track, category, external_id.
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    contact_email: str | None = None
+    fields: tuple[FormField, ...] = Field(min_length=1)
+
+    def field(self, key: str) -> FormField | None:
+        return next((f for f in self.fields if f.key == key), None)
+
+    @model_validator(mode="after")
+    def _keys(self) -> FormSpec:
+        keys = [f.key for f in self.fields]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"字段编号重复：{'、'.join(dupes)}")
+        named = [self.applicant, self.county, *self.unique]
+        named += [k for k in (self.contact_name, self.contact_phone, self.contact_email) if k]
+        for key in named:
+            if key not in keys:
+                raise ValueError(f"表单引用的字段「{key}」不在 fields 中（已有：{'、'.join(keys)}）")
+        county = self.field(self.county)
+        if county is not None and county.type != "county":
+            raise ValueError(f"county 指向的字段「{self.county}」的类型应为 county")
+        for _text, name, _spec, _conv in string.Formatter().parse(self.title):
+            if name and name not in keys:
+                raise ValueError(f"title 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
+        return self
+
+
+# -- eligibility rules, written as data -------------------------------------------------------
+
+Severity = Literal["block", "in_principle", "info"]
+
+
+class Condition(_Strict):
+    """``{field: track, in: [人工智能, 高端软件]}``: true when the case's field is one of those values
+    (``not_in`` for the opposite; ``equals`` for one value)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    field: str
+    in_: tuple[str, ...] | None = Field(default=None, alias="in")
+    not_in: tuple[str, ...] | None = None
+    equals: str | bool | None = None
+
+
+class ByField(_Strict):
+    """A threshold that depends on another field: ``{by: category, values: {先进制造类: 800}}``."""
+
+    by: str
+    values: dict[str, Decimal]
+
+
+class EligibilityRule(_Strict):
+    """One condition of the notice on one field.
+
+    Exactly one test: ``min``/``max`` (numbers, with ``mountain_island`` for 山区海岛县),
+    ``in`` (allowed values), ``from``/``to`` (dates), or ``required`` alone (must be filled).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(pattern=_NAME)
+    field: str
+    severity: Severity = "block"
+    min: Decimal | ByField | None = None
+    max: Decimal | ByField | None = None
+    # 山区海岛县: a factor on min (0.7 = 30% lower) or its own threshold (a number or by-table).
+    mountain_island_factor: Decimal | None = None
+    mountain_island_min: Decimal | ByField | None = None
+    in_: tuple[str, ...] | None = Field(default=None, alias="in")
+    date_from: date | None = Field(default=None, alias="from")
+    date_to: date | None = Field(default=None, alias="to")
+    # Said when the field is empty; the rule id with _missing is the finding's rule.
+    required: bool = True
+    # Applies only when this holds / not when that holds (an exemption).
+    when: Condition | None = None
+    unless: Condition | None = None
+    # The finding's text: {value} the case's value, {limit} the threshold in force,
+    # {basis} "山区海岛县" or "", {label} the field's label.
+    message: str
+    source: str = ""
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _text_date(cls, value: Any) -> Any:
+        return date.fromisoformat(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_test(self) -> EligibilityRule:
+        tests = [
+            self.min is not None or self.max is not None,
+            self.in_ is not None,
+            self.date_from is not None or self.date_to is not None,
+        ]
+        if sum(tests) > 1:
+            raise ValueError(f"规则 {self.id} 只能有一种检查：min/max、in 或 from/to")
+        if (
+            self.mountain_island_factor is not None or self.mountain_island_min is not None
+        ) and self.min is None:
+            raise ValueError(f"规则 {self.id}：mountain_island_factor/mountain_island_min 须与 min 一起使用")
+        if self.mountain_island_factor is not None and self.mountain_island_min is not None:
+            raise ValueError(f"规则 {self.id}：mountain_island_factor 与 mountain_island_min 只能写一个")
+        return self
+
+
+# -- quotas, written as data --------------------------------------------------------------------
+
+
+class QuotaSpec(_Strict):
+    """A 名额: how many applications one recommender may recommend.
+
+    ``limit`` is the same for every recommender of ``tiers``; ``limits`` gives one per
+    organisation code (附2-2 style), ``default`` for those not listed (none: not limited).
+    ``when`` restricts the quota to some applications (e.g. only 新星).
+    """
+
+    id: str = Field(pattern=_NAME)
+    name: str  # for people; {recommender} is the recommending organisation's name
+    tiers: tuple[str, ...] = ("city",)
+    limit: int | None = Field(default=None, ge=0)
+    limits: dict[str, int] = {}
+    default: int | None = Field(default=None, ge=0)
+    when: Condition | None = None
+
+    def limit_for(self, org_id: str) -> int | None:
+        if self.limits:
+            return self.limits.get(org_id, self.default)
+        return self.limit
 
 
 class ClusterTrack(_Strict):
@@ -242,6 +535,8 @@ class PlatformSpec(_Strict):
 class CampaignSpec(_Strict):
     id: str
     program: Program
+    # The program as people call it (roster 备注, mails); the 2026 programs have theirs built in.
+    program_name: str = ""
     name: str
     notice: str
     issued: date
@@ -254,6 +549,13 @@ class CampaignSpec(_Strict):
     platform: PlatformSpec | None = None
     # Working hours for non-urgent mail, local time.
     working_hours: tuple[str, str] = ("08:30", "17:30")
+    # The case kinds of this campaign and their state machines.
+    kinds: dict[str, KindSpec] = {}
+    # The application import form, its eligibility rules and quotas, as data (a campaign without
+    # ``cluster:``/``jingpin:`` rules describes its applications with these).
+    form: FormSpec | None = None
+    eligibility: tuple[EligibilityRule, ...] = ()
+    quotas: tuple[QuotaSpec, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:
@@ -261,9 +563,62 @@ class CampaignSpec(_Strict):
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
             raise ValueError(f"环节编号重复：{', '.join(sorted(dupes))}")
-        if self.program == "cluster" and self.cluster is None:
+        for name in self.kinds:
+            if not re.match(_NAME, name):
+                raise ValueError(f"案件类型名「{name}」应为小写字母、数字和下划线")
+        for stage in self.stages:
+            if self.kinds and stage.subject not in self.kinds:
+                raise ValueError(
+                    f"环节 {stage.id} 的 subject「{stage.subject}」不在 kinds 中（已有：{'、'.join(self.kinds)}）"
+                )
+            kind = self.kinds.get(stage.subject)
+            if kind is not None:
+                for key in ("pending_states", "lapse_states"):
+                    for state in getattr(stage, key):
+                        if state not in kind.states:
+                            raise ValueError(
+                                f"环节 {stage.id} 的 {key} 中「{state}」不是「{kind.label}」的状态"
+                                f"（已有：{'、'.join(kind.states)}）"
+                            )
+                actions = {t.action for t in kind.transitions}
+                for action in stage.window_actions:
+                    if action not in actions:
+                        raise ValueError(
+                            f"环节 {stage.id} 的 window_actions 中「{action}」不是「{kind.label}」的操作"
+                            f"（已有：{'、'.join(sorted(actions))}）"
+                        )
+            if stage.relative is not None:
+                anchor = stage.relative.anchor
+                if anchor.stage is not None and anchor.stage not in ids:
+                    raise ValueError(f"环节 {stage.id} 的相对截止时间指向不存在的环节「{anchor.stage}」")
+                if anchor.stage == stage.id:
+                    raise ValueError(f"环节 {stage.id} 的相对截止时间不能指向自身")
+                if anchor.action is not None and kind is not None:
+                    if anchor.action not in {t.action for t in kind.transitions}:
+                        raise ValueError(
+                            f"环节 {stage.id} 的相对截止时间指向的操作「{anchor.action}」不是「{kind.label}」的操作"
+                        )
+        if self.form is not None:
+            if self.kinds and self.form.kind not in self.kinds:
+                raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
+            keys = {f.key for f in self.form.fields}
+            for rule in self.eligibility:
+                for key in (rule.field, *(c.field for c in (rule.when, rule.unless) if c)):
+                    if key not in keys:
+                        raise ValueError(f"资格规则 {rule.id} 引用的字段「{key}」不在 form.fields 中")
+                for threshold in (rule.min, rule.max, rule.mountain_island_min):
+                    if isinstance(threshold, ByField) and threshold.by not in keys:
+                        raise ValueError(f"资格规则 {rule.id} 的 by「{threshold.by}」不在 form.fields 中")
+            for quota in self.quotas:
+                if quota.when is not None and quota.when.field not in keys:
+                    raise ValueError(
+                        f"名额 {quota.id} 的 when 引用的字段「{quota.when.field}」不在 form.fields 中"
+                    )
+        elif self.eligibility:
+            raise ValueError("eligibility 规则检查的是 form 的字段：须同时写 form")
+        if self.program == "cluster" and self.cluster is None and self.form is None:
             raise ValueError("program 为 cluster 的批次必须有 cluster: 规则（赛道与门槛）")
-        if self.program == "jingpin" and self.jingpin is None:
+        if self.program == "jingpin" and self.jingpin is None and self.form is None:
             raise ValueError("program 为 jingpin 的批次必须有 jingpin: 规则（类别、门槛与名额）")
         if self.platform is not None:
             # The export must say what was applied for, or a row without a number matches nothing.
@@ -283,6 +638,16 @@ class CampaignSpec(_Strict):
 
     def stages_for(self, subject: str) -> list[Stage]:
         return [s for s in self.stages if s.subject == subject]
+
+    @property
+    def application_kind(self) -> str:
+        """The kind applicants file (the one that is neither a city's roster nor its list)."""
+        if self.form is not None:
+            return self.form.kind
+        for stage in self.stages:
+            if stage.subject not in ("roster", "recommendation"):
+                return stage.subject
+        return next((k for k in self.kinds if k not in ("roster", "recommendation")), "")
 
     def window_stage_for(self, action: str, subject: str) -> Stage | None:
         for stage in self.stages:

@@ -339,7 +339,7 @@ def act(
     """Perform ``action`` on ``case`` at ``ctx.now`` by ``ctx.actor``, or raise ActionRefused."""
     overrides = {k: v for k, v in (overrides or {}).items()}
     params = dict(params or {})
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     t = machine.find(action, case.state)
     if t is None:
         if action not in machine.actions():

@@ -23,13 +23,16 @@ from models.machines import machine_for
 from models.org import Organisation
 from models.reference import load_divisions
 
-KIND_PREFIX = {
-    "cluster_application": "CL",
-    "jingpin_application": "JP",
-    "recommendation": "RC",
-    "roster": "RS",
-}
-PROGRAM_CODE = {"cluster": "CL", "jingpin": "JP"}
+
+def kind_prefix(spec: CampaignSpec, kind: str) -> str:
+    """The case-number prefix the campaign file gives the kind (``prefix:``)."""
+    return machine_for(kind, spec.id).prefix
+
+
+def program_code(spec: CampaignSpec) -> str:
+    """The campaign's code in its cities' case numbers: its application kind's prefix
+    (RC26-CL-330100 is 杭州市's recommendation in the cluster campaign)."""
+    return kind_prefix(spec, spec.application_kind)
 
 
 def seed_divisions(session: Session) -> int:
@@ -59,7 +62,7 @@ def campaign_year(spec: CampaignSpec) -> str:
 
 
 def city_case_ref(spec: CampaignSpec, kind: str, org_id: str) -> str:
-    return f"{KIND_PREFIX[kind]}{campaign_year(spec)}-{PROGRAM_CODE[spec.program]}-{org_id}"
+    return f"{kind_prefix(spec, kind)}{campaign_year(spec)}-{program_code(spec)}-{org_id}"
 
 
 class RefAllocator:
@@ -70,7 +73,7 @@ class RefAllocator:
     """
 
     def __init__(self, session: Session, spec: CampaignSpec, kind: str) -> None:
-        self.prefix = f"{KIND_PREFIX[kind]}{campaign_year(spec)}-"
+        self.prefix = f"{kind_prefix(spec, kind)}{campaign_year(spec)}-"
         top = session.exec(
             select(func.max(Case.ref)).where(Case.ref.like(f"{self.prefix}_____"))  # type: ignore[attr-defined]
         ).one()
@@ -220,7 +223,7 @@ def new_case(
     reason: str = "",
     **columns: Any,
 ) -> Case:
-    machine = machine_for(kind)
+    machine = machine_for(kind, spec.id)
     case = Case(
         ref=ref,
         campaign_id=spec.id,
@@ -261,7 +264,7 @@ def bulk_new_cases(
     if not rows:
         return []
     for row in rows:
-        row.setdefault("state", machine_for(row["kind"]).initial)
+        row.setdefault("state", machine_for(row["kind"], spec.id).initial)
         row.setdefault("state_since", ctx.now)
         row.setdefault("created_at", ctx.now)
         row.setdefault("updated_at", ctx.now)
