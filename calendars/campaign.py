@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -657,21 +658,124 @@ class CampaignSpec(_Strict):
 
 
 def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
-    """Parse and validate a campaign file's text; errors name ``origin`` and the field path."""
-    try:
-        raw = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        raise CampaignFileError(f"{origin}: YAML 格式错误：{exc}") from exc
-    if not isinstance(raw, dict):
-        raise CampaignFileError(f"{origin}: 顶层应为映射（id、name、stages …）")
+    """Parse and validate a campaign file's text; errors name ``origin``, the line and the key."""
+    raw = _load_yaml(text, origin)
     try:
         return CampaignSpec.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(_path_label(raw, err["loc"])) or "（整个文件）"
-            lines.append(f"  {where}: {err['msg']}")
-        raise CampaignFileError(f"{origin}: 批次文件有 {len(lines)} 处错误：\n" + "\n".join(lines)) from exc
+        problems = explain(text, raw, exc)
+        raise CampaignFileError(
+            f"{origin}: 批次文件有 {len(problems)} 处错误：\n"
+            + "\n".join(f"  {p.where()}: {p.message}" for p in problems)
+        ) from exc
+
+
+def _load_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        raw = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"第{mark.line + 1}行" if mark is not None else ""
+        raise CampaignFileError(f"{origin}: {line} YAML 格式错误：{exc}") from exc
+    if not isinstance(raw, dict):
+        raise CampaignFileError(f"{origin}: 顶层应为映射（id、name、stages …）")
+    return raw
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a campaign file: where (line, key path) and what was expected."""
+
+    line: int | None
+    key: str
+    message: str
+
+    def where(self) -> str:
+        return (f"第{self.line}行 " if self.line else "") + (self.key or "（整个文件）")
+
+
+def key_lines(text: str) -> dict[tuple[Any, ...], int]:
+    """Every key path of the YAML text to its 1-based line (lists by index), from the parser's marks."""
+    out: dict[tuple[Any, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=_TextDatesLoader)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[Any, ...]) -> None:
+        out.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                k = key.value
+                out[(*path, k)] = key.start_mark.line + 1
+                walk(value, (*path, k))
+                out[(*path, k)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+# What pydantic's error types mean, said the way a campaign file's maintainer reads it.
+_EXPECTED = {
+    "missing": "缺少必填项",
+    "extra_forbidden": "未知的键（拼写错误？本处不能写这个键）",
+    "string_type": "应为文字",
+    "int_parsing": "应为整数",
+    "int_type": "应为整数",
+    "int_from_float": "应为整数",
+    "decimal_parsing": "应为数字",
+    "decimal_type": "应为数字",
+    "bool_parsing": "应为 true 或 false",
+    "bool_type": "应为 true 或 false",
+    "dict_type": "应为映射（键: 值）",
+    "list_type": "应为列表（[a, b] 或每行一个 - ）",
+    "tuple_type": "应为列表（[a, b] 或每行一个 - ）",
+    "date_from_datetime_parsing": "应为日期，如 2026-07-03",
+    "date_parsing": "应为日期，如 2026-07-03",
+    "date_type": "应为日期，如 2026-07-03",
+    "too_short": "不能为空",
+    "model_type": "应为映射（键: 值）",
+    "model_attributes_type": "应为映射（键: 值）",
+}
+
+
+def _say(err: Any) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) or kind == "missing" else f"，实际为「{got}」"
+    if kind == "literal_error":
+        return f"应为以下之一：{ctx.get('expected', '')}{shown}"
+    if kind == "string_pattern_mismatch":
+        return f"格式不符（应匹配 {ctx.get('pattern', '')}）{shown}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"应不小于 {ctx.get('ge', ctx.get('gt'))}{shown}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
+    if kind in _EXPECTED:
+        return _EXPECTED[kind] + shown
+    return f"{err['msg']}{shown}"
+
+
+def explain(text: str, raw: Any, exc: ValidationError) -> list[Problem]:
+    lines = key_lines(text)
+    problems: list[Problem] = []
+    for err in exc.errors():
+        loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))
+        # The file's spelling: a relative ``deadline:`` is held as ``relative``; aliases as written.
+        spelled = {"relative": "deadline", "sources": "from", "in_": "in"}
+        loc = tuple(spelled.get(k, k) if isinstance(k, str) else k for k in loc)
+        line = None
+        for cut in range(len(loc), -1, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        where = ".".join(_path_label(raw, loc))
+        problems.append(Problem(line, where, _say(err)))
+    return problems
 
 
 def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:

@@ -435,6 +435,53 @@ def campaign_load(
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
 
 
+@campaign.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@handled
+def campaign_validate(ctx: click.Context, file: Path) -> None:
+    """检查一个批次文件（不加载）：每处错误注明行号、键和应填写的内容。
+
+    \b
+    例：shenbao campaign validate calendars/campaigns/available/2026-zjtx.yaml
+    有错误时退出码为 2。文件格式见 calendars/campaigns/FORMAT.md。
+    """
+    from models.campaign_check import check_campaign_text
+
+    spec, problems = check_campaign_text(file.read_text(encoding="utf-8"), origin=str(file))
+    if problems:
+        raise Fail("\n".join(problems))
+    assert spec is not None
+    kinds = "、".join(f"{k}（{v.label}，{len(v.states)} 个状态）" for k, v in spec.kinds.items())
+    out.line(
+        f"{file}: 格式正确。批次 {spec.id}（{spec.name}）：{len(spec.stages)} 个环节；案件类型 {kinds or '（沿用内置）'}"
+    )
+
+
+@campaign.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@handled
+def campaign_diff(ctx: click.Context, old: Path, new: Path) -> None:
+    """比较两个版本的批次文件：环节、截止时间、状态机、资格条件、申报表与名额的变化。
+
+    \b
+    例：shenbao campaign diff 旧版.yaml 新版.yaml
+    """
+    from calendars.campaign import load_campaign_file
+    from calendars.campaign_diff import diff_campaigns
+
+    try:
+        changes = diff_campaigns(load_campaign_file(old), load_campaign_file(new))
+    except CampaignFileError as exc:
+        raise Fail(str(exc)) from exc
+    if not changes:
+        out.line("两个文件内容一致（无影响办理的变化）")
+    for line in changes:
+        out.line(f"- {line}")
+
+
 # -- deadlines -----------------------------------------------------------------------------------
 
 

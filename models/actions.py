@@ -326,6 +326,21 @@ def _guard_reviewed(session: Session, case: Case) -> None:
 _CASCADE_STATES = ("submitted", "county_approved", "returned")
 
 
+# The guards a campaign file's machine may name (each implemented in ``act`` below).
+GUARDS = frozenset(
+    {
+        "window",
+        "eligibility",
+        "recommendation_open",
+        "reviewed",
+        "empty_list",
+        "quota",
+        "letter",
+        "defence_time",
+    }
+)
+
+
 def act(
     session: Session,
     ctx: Ctx,

@@ -68,7 +68,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             "late_note": _late_note(late) if late else None,
         }
         return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
-    if event.action == "deadline_change":
+    if event.action == "deadline_change" and not details.get("replan"):
         stage_id = event.subject.rsplit("/", 1)[-1]
         if campaign is None:
             return []
