@@ -538,6 +538,8 @@ class CampaignSpec(_Strict):
     program: Program
     # The program as people call it (roster 备注, mails); the 2026 programs have theirs built in.
     program_name: str = ""
+    # Words that name the program in a roster's 备注 (default: program_name).
+    program_words: tuple[str, ...] = ()
     name: str
     notice: str
     issued: date

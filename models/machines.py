@@ -112,7 +112,10 @@ def machines_of(spec: CampaignSpec) -> dict[str, Machine]:
 
 def register(spec: CampaignSpec) -> None:
     """Make ``spec``'s kinds known (a loaded or reloaded campaign)."""
+    from models.programs import note
+
     _builtin_loaded()
+    note(spec)
     if spec.kinds:
         _BY_CAMPAIGN[spec.id] = machines_of(spec)
 

@@ -29,6 +29,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from models.programs import ProgramName, builtin_programs
+
 __all__ = [
     "CLUSTER_NAMES",
     "JINGPIN_TRACKS",
@@ -553,24 +555,28 @@ def _phone(value: CellValue) -> _Phone:
 _BOTH_WORDS = ("全部", "均", "都", "两者", "两项", "以上")
 
 
-def _programs(value: CellValue) -> frozenset[str]:
-    shown = _as_text(value)
-    tokens = [t for t in re.split(r"[、,/;\s+&和及与]+", _nfkc(shown)) if t]
-    found: set[str] = set()
-    for token in tokens:
-        if any(w in token for w in _BOTH_WORDS):
-            found |= {"cluster", "jingpin"}
-        elif "集群" in token or "遴选" in token:
-            found.add("cluster")
-        elif "精品" in token:
-            found.add("jingpin")
-        else:
-            raise _Bad(
-                f"无法识别的工作类别：{shown} (应填「集群遴选」「制造精品」或两者，如「集群遴选、制造精品」)"
-            )
-    if not found:
-        raise _Bad(f"无法识别的工作类别：{shown} (应填「集群遴选」「制造精品」或两者)")
-    return frozenset(found)
+def _programs_parser(programs: Mapping[str, ProgramName]) -> Callable[[CellValue], frozenset[str]]:
+    """The 备注 column: the programs it names, by the words each campaign file gives its program."""
+    names = "」「".join(p.name for p in programs.values())
+    example = "、".join(p.name for p in programs.values())
+
+    def parse(value: CellValue) -> frozenset[str]:
+        shown = _as_text(value)
+        tokens = [t for t in re.split(r"[、,/;\s+&和及与]+", _nfkc(shown)) if t]
+        found: set[str] = set()
+        for token in tokens:
+            if any(w in token for w in _BOTH_WORDS):
+                found |= set(programs)
+                continue
+            named = next((p.id for p in programs.values() if any(w in token for w in p.words)), None)
+            if named is None:
+                raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项，如「{example}」)")
+            found.add(named)
+        if not found:
+            raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项)")
+        return frozenset(found)
+
+    return parse
 
 
 def _decimal(value: CellValue, units: Sequence[str] = ()) -> Decimal:
@@ -910,10 +916,15 @@ class RosterRow:
         return "" if "-" in self.mobile else self.mobile
 
 
-_PROGRAM_LABEL = {"cluster": "集群遴选", "jingpin": "制造精品"}
-
-
-def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[RosterRow]:
+def parse_roster(
+    path: PathLike, *, sheet_name: str | None = None, programs: Mapping[str, ProgramName] | None = None
+) -> list[RosterRow]:
+    """``programs``: the programs a 备注 may name (those of the campaigns loaded; by default the
+    built-in campaign files'); 「全部」 means all of them."""
+    programs = programs or builtin_programs()
+    program_label = {p.id: p.name for p in programs.values()}
+    _programs = _programs_parser(programs)
+    either = "」或「".join(program_label.values())
     sheet = read_sheet(path, ROSTER_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
     rows: list[RosterRow] = []
@@ -924,9 +935,7 @@ def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[Roste
         name = r.get("name", _text_value)
         title = r.get("title", _text_value, required=False)
         phone = r.get("mobile", _phone)
-        programs = r.get(
-            "programs", _programs, empty_message="须注明「集群遴选」或「制造精品」（两项都负责可填「全部」）"
-        )
+        named = r.get("programs", _programs, empty_message=f"须注明「{either}」（都负责可填「全部」）")
         email = r.get("email", _email)
         if r.ok:
             rows.append(
@@ -938,7 +947,7 @@ def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[Roste
                     title=title,
                     mobile=phone.normalized,
                     mobile_display=phone.display,
-                    programs=programs,
+                    programs=named,
                     email=email,
                 )
             )
@@ -954,7 +963,7 @@ def parse_roster(path: PathLike, *, sheet_name: str | None = None) -> list[Roste
                         sheet.file,
                         rr.row,
                         sheet.label("name"),
-                        f"「{rr.name}」（{rr.org}，{_PROGRAM_LABEL[program]}）与第{seen[k].row}行重复",
+                        f"「{rr.name}」（{rr.org}，{program_label.get(program, program)}）与第{seen[k].row}行重复",
                     )
                 )
             else:
@@ -1247,7 +1256,8 @@ def parse_jingpin_applications(
 
 def _csv_cell(value: Any) -> str:
     if isinstance(value, frozenset | set):
-        return "、".join(_PROGRAM_LABEL.get(v, v) for v in sorted(value))
+        labels = {p.id: p.name for p in builtin_programs().values()}
+        return "、".join(labels.get(v, v) for v in sorted(value))
     return _as_text(value)
 
 
