@@ -268,6 +268,9 @@ class FormField(_Strict):
     choices: tuple[str, ...] = ()
     synonyms: dict[str, str] = {}
     max_length: int | None = Field(default=None, ge=1)
+    # text: a regular expression the whole value must match (e.g. 统一社会信用代码), and how to say it.
+    pattern: str | None = None
+    pattern_hint: str = ""
     # Said in the error when the cell is empty.
     hint: str = ""
 
@@ -275,6 +278,11 @@ class FormField(_Strict):
     def _choices(self) -> FormField:
         if self.type == "choice" and not self.choices:
             raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"字段 {self.key} 的 pattern 不是有效的正则表达式：{exc}") from None
         if self.type != "choice" and (self.choices or self.synonyms):
             raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/synonyms")
         for alias, target in self.synonyms.items():
@@ -339,6 +347,29 @@ class Condition(_Strict):
     in_: tuple[str, ...] | None = Field(default=None, alias="in")
     not_in: tuple[str, ...] | None = None
     equals: str | bool | None = None
+    # Numbers: true when the field is at least / below this.
+    at_least: Decimal | None = None
+    below: Decimal | None = None
+
+    def holds(self, attrs: dict[str, Any]) -> bool:
+        value = attrs.get(self.field)
+        if value in (None, ""):
+            return False
+        if self.equals is not None:
+            return value == self.equals or str(value) == str(self.equals)
+        if self.in_ is not None:
+            return str(value) in self.in_
+        if self.not_in is not None:
+            return str(value) not in self.not_in
+        if self.at_least is not None or self.below is not None:
+            try:
+                number = Decimal(str(value))
+            except ArithmeticError:
+                return False
+            return (self.at_least is None or number >= self.at_least) and (
+                self.below is None or number < self.below
+            )
+        return True
 
 
 class ByField(_Strict):
@@ -366,6 +397,8 @@ class EligibilityRule(_Strict):
     mountain_island_factor: Decimal | None = None
     mountain_island_min: Decimal | ByField | None = None
     in_: tuple[str, ...] | None = Field(default=None, alias="in")
+    # yes/no fields: the answer required (true: 须为「是」).
+    equals: bool | None = None
     date_from: date | None = Field(default=None, alias="from")
     date_to: date | None = Field(default=None, alias="to")
     # Said when the field is empty; the rule id with _missing is the finding's rule.
@@ -389,9 +422,10 @@ class EligibilityRule(_Strict):
             self.min is not None or self.max is not None,
             self.in_ is not None,
             self.date_from is not None or self.date_to is not None,
+            self.equals is not None,
         ]
         if sum(tests) > 1:
-            raise ValueError(f"规则 {self.id} 只能有一种检查：min/max、in 或 from/to")
+            raise ValueError(f"规则 {self.id} 只能有一种检查：min/max、in、equals 或 from/to")
         if (
             self.mountain_island_factor is not None or self.mountain_island_min is not None
         ) and self.min is None:

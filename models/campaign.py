@@ -45,11 +45,12 @@ def learn_kinds(session: Session) -> None:
     """Make the kinds of every campaign in the database known to this process: a campaign loaded
     from a file of its own (not built in) is seen by a command that never parsed it."""
     from calendars.campaign import builtin_campaign_files, spec_digest
+    from models.machines import register
 
     builtin = {spec_digest(p.read_text(encoding="utf-8")) for p in builtin_campaign_files()}
     for cid, text, digest in session.exec(select(Campaign.id, Campaign.spec_text, Campaign.spec_digest)):
         if digest not in builtin:
-            _parse_cached(text, cid)
+            register(_parse_cached(text, cid))  # parsed before (cached) or not: known again
 
 
 class StageDeadline(SQLModel, table=True):

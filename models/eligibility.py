@@ -304,14 +304,7 @@ def _threshold(value: Decimal | ByField | None, attrs: dict[str, Any]) -> Decima
 
 
 def _holds(cond: Condition, attrs: dict[str, Any]) -> bool:
-    value = attrs.get(cond.field)
-    if cond.equals is not None:
-        return value == cond.equals or str(value) == str(cond.equals)
-    if cond.in_ is not None:
-        return str(value) in cond.in_
-    if cond.not_in is not None:
-        return str(value) not in cond.not_in
-    return value not in (None, "")
+    return cond.holds(attrs)
 
 
 def rule_findings(spec: CampaignSpec, attrs: dict[str, Any], *, mountain_island: bool) -> list[Finding]:
@@ -353,6 +346,11 @@ def rule_findings(spec: CampaignSpec, attrs: dict[str, Any], *, mountain_island:
             shown = _fmt(value)
         elif rule.in_ is not None:
             failed, shown = str(raw) not in rule.in_, str(raw)
+        elif rule.equals is not None:
+            failed, shown = (
+                bool(raw) != rule.equals,
+                "是" if raw is True else "否" if raw is False else str(raw),
+            )
         elif rule.date_from is not None or rule.date_to is not None:
             day = date.fromisoformat(str(raw)[:10])
             failed = (rule.date_from is not None and day < rule.date_from) or (

@@ -8,6 +8,7 @@ read all or nothing, every problem named by row and column, with the readers of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -56,6 +57,8 @@ def _bounded(f: FormField, parse: Callable[[CellValue], Any]) -> Callable[[CellV
                 raise _Bad(f"应不大于 {f.max}：{_as_text(value)}")
         if isinstance(result, str) and f.max_length is not None and len(result) > f.max_length:
             raise _Bad(f"最多 {f.max_length} 个字：{result[:20]}…")
+        if isinstance(result, str) and f.pattern is not None and not re.fullmatch(f.pattern, result):
+            raise _Bad(f"格式不正确：{result}（{f.pattern_hint or '应匹配 ' + f.pattern}）")
         return result
 
     return check

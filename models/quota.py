@@ -78,16 +78,7 @@ def _recommender_org(session: Session, case: Case, recommender: Organisation | N
 
 
 def _applies(quota: QuotaSpec, case: Case) -> bool:
-    if quota.when is None:
-        return True
-    value = str((case.attrs or {}).get(quota.when.field) or "")
-    if quota.when.equals is not None:
-        return value == str(quota.when.equals)
-    if quota.when.in_ is not None:
-        return value in quota.when.in_
-    if quota.when.not_in is not None:
-        return value not in quota.when.not_in
-    return bool(value)
+    return quota.when is None or quota.when.holds(case.attrs or {})
 
 
 def _declared_quota(

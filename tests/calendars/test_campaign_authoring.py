@@ -91,6 +91,7 @@ def test_it_diffs_deadlines_machines_and_rules_in_chinese() -> None:
     assert diff_campaigns(load_campaign_file(CLUSTER_FILE), load_campaign_file(CLUSTER_FILE)) == []
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_it_refuses_a_reload_that_strands_cases_and_names_them(seeded: Database, make_ctx: Any) -> None:
     with seeded.write() as session:
         case = cluster_case(session, make_ctx())
@@ -116,6 +117,7 @@ def test_it_refuses_a_reload_that_strands_cases_and_names_them(seeded: Database,
     assert "状态 draft（填报中）已被删除" in str(caught.value) and ref in str(caught.value)
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_a_reload_is_audited_with_its_changes_and_replans_changed_reminders(
     seeded: Database, make_ctx: Any
 ) -> None:
