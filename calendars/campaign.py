@@ -591,6 +591,8 @@ class CampaignSpec(_Strict):
     # The application import form, its eligibility rules and quotas, as data (a campaign without
     # ``cluster:``/``jingpin:`` rules describes its applications with these).
     form: FormSpec | None = None
+    # How a case's fields (its attrs keys) are called for people, where no form names them.
+    labels: dict[str, str] = {}
     eligibility: tuple[EligibilityRule, ...] = ()
     quotas: tuple[QuotaSpec, ...] = ()
 
@@ -675,6 +677,11 @@ class CampaignSpec(_Strict):
 
     def stages_for(self, subject: str) -> list[Stage]:
         return [s for s in self.stages if s.subject == subject]
+
+    def field_label(self, key: str) -> str:
+        """The one name of a case field shown to people (CLI, dashboard): the form's, else ``labels``."""
+        field = self.form.field(key) if self.form is not None else None
+        return field.label if field is not None else self.labels.get(key, key)
 
     @property
     def application_kind(self) -> str:

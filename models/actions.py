@@ -21,7 +21,7 @@ from models.campaign import Campaign, StageDeadline, get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
-from models.eligibility import Finding, findings_for
+from models.eligibility import Finding, case_findings
 from models.letters import Letter, letter_on_file
 from models.machines import Machine, Transition, machine_for
 from models.org import TIER_LABELS, Organisation
@@ -181,16 +181,7 @@ def _guard_eligibility(
     *,
     blocking: bool = True,
 ) -> list[Finding]:
-    org = session.get(Organisation, case.county_code) if case.county_code else None
-    mountain_island = bool(org and org.mountain_island)
-    found = findings_for(
-        spec,
-        case.kind,
-        case.attrs,
-        zone_type=case.zone_type,
-        category=case.category,
-        mountain_island=mountain_island,
-    )
+    found = case_findings(session, spec, case)
     if not blocking:
         return found
     blocks = [f for f in found if f.severity == "block"]

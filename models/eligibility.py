@@ -371,3 +371,27 @@ def rule_findings(spec: CampaignSpec, attrs: dict[str, Any], *, mountain_island:
             )
             out.append(Finding(rule.id, rule.severity, text + source))
     return out
+
+
+def case_findings(session: Any, spec: CampaignSpec, case: Any) -> list[Finding]:
+    """The findings on one case as stored: the one place they are computed (submit guard, the
+    CLI's and the dashboard's preview), its county's 山区海岛县 flag from the database."""
+    from models.org import Organisation
+
+    county = session.get(Organisation, case.county_code) if case.county_code else None
+    return findings_for(
+        spec,
+        case.kind,
+        case.attrs,
+        zone_type=case.zone_type,
+        category=case.category,
+        mountain_island=bool(county and county.mountain_island),
+    )
+
+
+def preview_findings(session: Any, spec: CampaignSpec, case: Any) -> list[dict[str, Any]] | None:
+    """What the submit check would say of an application nobody has checked yet (None: it has
+    been checked, or it is not an application), so the applicant can fix it first."""
+    if case.findings or case.kind != spec.application_kind:
+        return None
+    return [f.as_dict() for f in case_findings(session, spec, case)]
