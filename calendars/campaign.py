@@ -487,6 +487,8 @@ class ClusterRules(_Strict):
     mountain_island_factor: Decimal = Decimal("0.7")
     rising_star_quota_per_city: int = 3
     x_systems: tuple[str, ...]
+    # 附1-2 第4项 (创新平台数量) need not be filled in by applicants of these clusters.
+    platforms_optional_for: tuple[str, ...] = ()
 
 
 class JingpinCategory(_Strict):

@@ -36,6 +36,7 @@ from models.sheets import (
     parse_cluster_applications,
     parse_jingpin_applications,
     parse_roster,
+    vocabulary_of,
 )
 
 
@@ -369,8 +370,11 @@ def read_cases(spec: Any, path: Path) -> CaseSheet:
         return CaseSheet(path, spec.program, read_form(spec.form, path), digest)  # type: ignore[arg-type]
     if spec.program == "cluster":
         clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
-        return CaseSheet(path, "cluster", parse_cluster_applications(path, clusters=clusters), digest)
-    return CaseSheet(path, spec.program, parse_jingpin_applications(path), digest)
+        rows = parse_cluster_applications(path, clusters=clusters, vocabulary=vocabulary_of(spec))
+        return CaseSheet(path, "cluster", rows, digest)
+    return CaseSheet(
+        path, spec.program, parse_jingpin_applications(path, vocabulary=vocabulary_of(spec)), digest
+    )
 
 
 def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) -> ImportSummary:

@@ -26,15 +26,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from models.programs import ProgramName, builtin_programs
 
 __all__ = [
-    "CLUSTER_NAMES",
-    "JINGPIN_TRACKS",
-    "X_SYSTEMS",
     "CellValue",
     "ClusterApplicationRow",
     "Column",
@@ -68,42 +66,6 @@ HEADER_SEARCH_ROWS = 10
 # ImportRejected prints at most this many problems; a file with hundreds of errors is usually one
 # systematic mistake (wrong column, wrong template) and the first fifty make that obvious.
 MAX_PRINTED_PROBLEMS = 50
-
-# The 15 "415" cluster names from 附1-1, in the notice's order.
-CLUSTER_NAMES: tuple[str, ...] = (
-    "人工智能",
-    "智能物联",
-    "高端软件",
-    "集成电路",
-    "新能源汽车及零部件",
-    "工业母机与机器人",
-    "高端船舶与海工装备",
-    "低空经济与商业航天",
-    "新能源与新型储能",
-    "电气与农机装备",
-    "现代纺织与服装",
-    "生物医药与医疗器械",
-    "现代家居与智能家电",
-    "绿色石化",
-    "高端新材料",
-)
-# 精品 products may also belong to 历史经典产业 (征集方案 一、 and the note under 附2-3).
-JINGPIN_TRACKS: tuple[str, ...] = (*CLUSTER_NAMES, "历史经典产业")
-
-# The "X" system types listed on 附1-2, canonical spelling (curly quotes as in the notice).
-X_SYSTEMS: tuple[str, ...] = (
-    "未来产业先导区",
-    "历史经典产业核心区协同区",
-    "中小企业特色产业集群",
-    "“新星”产业群",
-    "创新型产业集群",
-    "安全应急产业集群",
-    "省现代化交通产业集群",
-    "无",
-)
-
-# The form says 第4项 (创新平台) need not be filled in by 人工智能 and 高端软件 applicants.
-_PLATFORM_EXEMPT_CLUSTERS = frozenset({"人工智能", "高端软件"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,11 +658,6 @@ def _build_table(pairs: Iterable[tuple[str, _T]]) -> dict[str, _T]:
     return {_canon_key(k): v for k, v in pairs}
 
 
-_CLUSTER_TABLE = _build_table((n, n) for n in CLUSTER_NAMES)
-_TRACK_TABLE = _build_table([*((n, n) for n in JINGPIN_TRACKS), ("历史经典", "历史经典产业")])
-_cluster_name = _enum_parser(_CLUSTER_TABLE, "集群名称", CLUSTER_NAMES, ("产业集群", "集群"))
-_jingpin_track = _enum_parser(_TRACK_TABLE, "集群赛道", JINGPIN_TRACKS, ("产业集群", "集群", "赛道"))
-
 _ZONE_TABLE: dict[str, ZoneType] = _build_table(
     [
         ("core", "core"),
@@ -727,14 +684,61 @@ def _zone_type(value: CellValue) -> ZoneType:
     raise _Bad(f"申报类型不在可选范围内：{shown} (可选：核心区、协同区、新星产业群)")
 
 
-_X_TABLE: dict[str, str] = {}
-for _x in X_SYSTEMS:
-    _X_TABLE[_canon_key(_x)] = _x
-    _X_TABLE[_canon_key(_x.removeprefix("省"))] = _x
-    _X_TABLE[_canon_key(_x.replace("产业群", "产业集群"))] = _x
-for _none in ("暂无", "否", "/", "-", "—", "不属于"):
-    _X_TABLE[_canon_key(_none)] = "无"
-_x_system = _enum_parser(_X_TABLE, "当前所属X体系", X_SYSTEMS, ("类型",))
+@dataclass(frozen=True)
+class FormVocabulary:
+    """The names a 2026-shaped form checks its cells against, from the campaign file: the
+    clusters of 附1-1, the "X" systems of 附1-2, the 精品 tracks, and the clusters whose
+    applicants may leave 创新平台 empty (附1-2 第4项)."""
+
+    clusters: tuple[str, ...] = ()
+    x_systems: tuple[str, ...] = ()
+    tracks: tuple[str, ...] = ()
+    platforms_optional_for: frozenset[str] = frozenset()
+
+    def cluster_name(self) -> Callable[[CellValue], str]:
+        table = _build_table((n, n) for n in self.clusters)
+        return _enum_parser(table, "集群名称", self.clusters, ("产业集群", "集群"))
+
+    def track(self) -> Callable[[CellValue], str]:
+        short = [(t.removesuffix("产业"), t) for t in self.tracks if t.endswith("产业")]
+        table = _build_table([*((n, n) for n in self.tracks), *short])
+        return _enum_parser(table, "集群赛道", self.tracks, ("产业集群", "集群", "赛道"))
+
+    def x_system(self) -> Callable[[CellValue], str]:
+        choices = (*self.x_systems, "无")
+        table: dict[str, str] = {}
+        for x in choices:
+            table[_canon_key(x)] = x
+            table[_canon_key(x.removeprefix("省"))] = x
+            table[_canon_key(x.replace("产业群", "产业集群"))] = x
+        for none in ("暂无", "否", "/", "-", "—", "不属于"):
+            table[_canon_key(none)] = "无"
+        return _enum_parser(table, "当前所属X体系", choices, ("类型",))
+
+
+@cache
+def builtin_vocabulary() -> FormVocabulary:
+    """What the built-in campaign files say (a reader called without a campaign)."""
+    from calendars.campaign import builtin_campaign_files, load_campaign_file
+
+    specs = [load_campaign_file(p) for p in builtin_campaign_files()]
+    return vocabulary_of(*specs)
+
+
+def vocabulary_of(*specs: Any) -> FormVocabulary:
+    clusters: list[str] = []
+    x_systems: list[str] = []
+    tracks: list[str] = []
+    optional: set[str] = set()
+    for spec in specs:
+        if spec.cluster is not None:
+            clusters += [t.cluster for t in spec.cluster.tracks if t.cluster not in clusters]
+            x_systems += [x for x in spec.cluster.x_systems if x not in x_systems]
+            optional |= set(spec.cluster.platforms_optional_for)
+        if spec.jingpin is not None:
+            tracks += [t for t in spec.jingpin.tracks if t not in tracks]
+    return FormVocabulary(tuple(clusters), tuple(x_systems), tuple(tracks), frozenset(optional))
+
 
 _CATEGORY_TABLE: dict[str, ProductCategory] = _build_table(
     [
@@ -1047,7 +1051,7 @@ class ClusterApplicationRow:
         str | None
     )  # canonical 省级重点产业集群 for core/collaborative; 产业高地 text for rising_star
     track: str  # 细分赛道 as typed (checked against 附1-1 by the rules, not here)
-    x_system: str  # one of X_SYSTEMS
+    x_system: str  # one of the campaign file's x_systems, or 无
     revenue_2025: Decimal  # 亿元
     chain_leaders: int
     innovation_platforms: int | None  # None only where the form exempts it (人工智能、高端软件)
@@ -1061,13 +1065,19 @@ class ClusterApplicationRow:
 
 
 def parse_cluster_applications(
-    path: PathLike, *, sheet_name: str | None = None, clusters: Mapping[str, str] | None = None
+    path: PathLike,
+    *,
+    sheet_name: str | None = None,
+    clusters: Mapping[str, str] | None = None,
+    vocabulary: FormVocabulary | None = None,
 ) -> list[ClusterApplicationRow]:
     """``clusters`` maps each 细分赛道 (and each cluster's own name, which people type there too)
     to its 集群, from the campaign file's 附1-1: 附1-2 itself has no cluster column, so a row
     without one takes the cluster of its 细分赛道, or None when that cannot be told (the
     eligibility rules then say why)."""
     clusters = clusters or {}
+    words = vocabulary or builtin_vocabulary()
+    _cluster_name, _x_system = words.cluster_name(), words.x_system()
     sheet = read_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
     rows: list[ClusterApplicationRow] = []
@@ -1088,7 +1098,7 @@ def parse_cluster_applications(
         x_system = r.get("x_system", _x_system, empty_message="必填项为空（不属于任何“X”体系请填「无」）")
         revenue = r.get("revenue_2025", _non_negative_decimal(("亿元", "亿")))
         chain_leaders = r.get("chain_leaders", _count)
-        exempt = isinstance(cluster_name, str) and cluster_name in _PLATFORM_EXEMPT_CLUSTERS
+        exempt = isinstance(cluster_name, str) and cluster_name in words.platforms_optional_for
         platforms = r.get("innovation_platforms", _count, required=not exempt)
         rd_institutions = r.get("rd_institutions", _count)
         world_class = r.get("world_class", _yes_no, required=False, default=False)
@@ -1182,7 +1192,7 @@ class JingpinApplicationRow:
     county: str
     product: str  # 产品名称及型号
     category: ProductCategory
-    track: str  # one of JINGPIN_TRACKS
+    track: str  # one of the campaign file's jingpin.tracks
     launch_date: date  # month-only dates mean the 1st
     rd_ratio: Decimal  # percent, e.g. Decimal("3.5") for 3.5%
     avg_sales: Decimal  # 万元
@@ -1196,8 +1206,9 @@ class JingpinApplicationRow:
 
 
 def parse_jingpin_applications(
-    path: PathLike, *, sheet_name: str | None = None
+    path: PathLike, *, sheet_name: str | None = None, vocabulary: FormVocabulary | None = None
 ) -> list[JingpinApplicationRow]:
+    _jingpin_track = (vocabulary or builtin_vocabulary()).track()
     sheet = read_sheet(path, JINGPIN_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
     rows: list[JingpinApplicationRow] = []
