@@ -710,8 +710,7 @@ def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     except ValidationError as exc:
         problems = explain(text, raw, exc)
         raise CampaignFileError(
-            f"{origin}: 批次文件有 {len(problems)} 处错误：\n"
-            + "\n".join(f"  {p.where()}: {p.message}" for p in problems)
+            f"{origin}: 批次文件有 {len(problems)} 处错误：\n" + "\n".join(f"  {p}" for p in problems)
         ) from exc
 
 
@@ -736,7 +735,11 @@ class Problem:
     message: str
 
     def where(self) -> str:
-        return (f"第{self.line}行 " if self.line else "") + (self.key or "（整个文件）")
+        return self.key or "（整个文件）"
+
+    def __str__(self) -> str:
+        # The key first (what a maintainer searches for), then the line, then what was expected.
+        return f"{self.where()}: " + (f"第{self.line}行：" if self.line else "") + self.message
 
 
 def key_lines(text: str) -> dict[tuple[Any, ...], int]:

@@ -102,4 +102,4 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
             platform_of(spec, origin=origin)
         except Exception as exc:  # the sync names the word and the state it could not place
             problems.append(Problem(at("platform", "statuses"), "platform.statuses", str(exc)))
-    return spec, [f"{origin}: {p.where()}: {p.message}" for p in problems]
+    return spec, [f"{origin}: {p}" for p in problems]

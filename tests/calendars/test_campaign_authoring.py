@@ -31,7 +31,7 @@ def test_it_names_the_line_the_key_and_what_was_expected() -> None:
     with pytest.raises(CampaignFileError) as caught:
         load_campaign_text(bad, origin="f.yaml")
     message = str(caught.value)
-    assert f"第{line_of(bad, 'actor: towns')}行 stages[application].actor" in message
+    assert f"stages[application].actor: 第{line_of(bad, 'actor: towns')}行：应为以下之一" in message
     assert "应为以下之一" in message and "「towns」" in message
 
 
@@ -39,9 +39,8 @@ def test_it_reports_an_unknown_key_with_its_line() -> None:
     bad = TEXT.replace("    deadline_text: 具体时间和安排另行通知\n", "    deadlien: 2026-08-01\n", 1)
     with pytest.raises(CampaignFileError) as caught:
         load_campaign_text(bad, origin="f.yaml")
-    assert f"第{line_of(bad, 'deadlien')}行 stages[preliminary_review].deadlien: 未知的键" in str(
-        caught.value
-    )
+    line = line_of(bad, "deadlien")
+    assert f"stages[preliminary_review].deadlien: 第{line}行：未知的键" in str(caught.value)
 
 
 def test_it_refuses_a_state_a_machine_does_not_declare() -> None:
