@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from calendars.campaign import FormField, FormSpec
-from models.sheets import (
-    CellValue,
-    Column,
-    ImportProblem,
-    _as_text,
+from models.sheet_reading import CellValue, Column, ImportProblem, _as_text, read_sheet
+from models.sheet_values import (
     _Bad,
     _build_table,
     _count,
@@ -36,7 +33,6 @@ from models.sheets import (
     _RowReader,
     _text_value,
     _yes_no,
-    read_sheet,
 )
 
 

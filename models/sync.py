@@ -46,16 +46,9 @@ from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_
 from models.machines import Machine, Transition, machine_for, machine_of
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
-from models.sheets import (
-    Column,
-    ImportProblem,
-    ImportRejected,
-    _as_text,
-    _Bad,
-    _match_columns,
-    _zone_type,
-    read_sheet,
-)
+from models.sheet_applications import _zone_type
+from models.sheet_reading import Column, ImportProblem, ImportRejected, _as_text, _match_columns, read_sheet
+from models.sheet_values import _Bad
 
 # How many candidate walks are tried, shortest first. Walks longer than the shortest by more than
 # one step are never tried: they are detours (return → resubmit …) the platform never implied.
