@@ -31,7 +31,6 @@ from models.outbox import DeliveryAttempt, Email, Notification
 from models.reference import load_divisions
 from models.status import StageView, stage_views
 
-APPLICATION_KIND = {"cluster": "cluster_application", "jingpin": "jingpin_application"}
 TIER_OF_ACTOR = {
     "province": "省级",
     "city": "设区市",
@@ -42,7 +41,7 @@ TIER_OF_ACTOR = {
 
 
 def application_kind(campaign: Campaign) -> str:
-    return APPLICATION_KIND[campaign.program]
+    return campaign.spec().application_kind
 
 
 # -- stages ------------------------------------------------------------------------------------
@@ -407,7 +406,7 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
                     f"{county.name}先进制造业集群品牌产品单列名额",
                     rules.brand_county_extra,
                 )
-    kind = APPLICATION_KIND[spec.program]
+    kind = spec.application_kind
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":
         # Products recommended by an SOE group or an association are not the city's to choose.

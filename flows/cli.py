@@ -435,6 +435,53 @@ def campaign_load(
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
 
 
+@campaign.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@handled
+def campaign_validate(ctx: click.Context, file: Path) -> None:
+    """检查一个批次文件（不加载）：每处错误注明行号、键和应填写的内容。
+
+    \b
+    例：shenbao campaign validate calendars/campaigns/available/2026-zjtx.yaml
+    有错误时退出码为 2。文件格式见 calendars/campaigns/FORMAT.md。
+    """
+    from models.campaign_check import check_campaign_text
+
+    spec, problems = check_campaign_text(file.read_text(encoding="utf-8"), origin=str(file))
+    if problems:
+        raise Fail("\n".join(problems))
+    assert spec is not None
+    kinds = "、".join(f"{k}（{v.label}，{len(v.states)} 个状态）" for k, v in spec.kinds.items())
+    out.line(
+        f"{file}: 格式正确。批次 {spec.id}（{spec.name}）：{len(spec.stages)} 个环节；案件类型 {kinds or '（沿用内置）'}"
+    )
+
+
+@campaign.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+@handled
+def campaign_diff(ctx: click.Context, old: Path, new: Path) -> None:
+    """比较两个版本的批次文件：环节、截止时间、状态机、资格条件、申报表与名额的变化。
+
+    \b
+    例：shenbao campaign diff 旧版.yaml 新版.yaml
+    """
+    from calendars.campaign import load_campaign_file
+    from calendars.campaign_diff import diff_campaigns
+
+    try:
+        changes = diff_campaigns(load_campaign_file(old), load_campaign_file(new))
+    except CampaignFileError as exc:
+        raise Fail(str(exc)) from exc
+    if not changes:
+        out.line("两个文件内容一致（无影响办理的变化）")
+    for line in changes:
+        out.line(f"- {line}")
+
+
 # -- deadlines -----------------------------------------------------------------------------------
 
 
@@ -729,52 +776,18 @@ def case_add(
     out.line(f"已新增 {summary.created[0]}")
 
 
-ATTR_LABELS = {
-    "applicant": "申报单位",
-    "cluster": "集群名称",
-    "highland": "产业高地",
-    "subtrack": "细分赛道",
-    "x_system": "当前所属X体系",
-    "revenue": "2025年集群规上企业营业收入（亿元）",
-    "chain_leaders": "省级及以上链主企业数量",
-    "innovation_platforms": "省级及以上创新平台数量",
-    "rd_centres": "省级及以上企业研发机构数量",
-    "world_class": "细分领域达世界级水平",
-    "contact_name": "联系人",
-    "contact_mobile": "联系电话",
-    "contact_email": "联系邮箱",
-    "enterprise": "企业名称",
-    "product": "产品名称及型号",
-    "track": "集群赛道",
-    "launch_date": "上市日期",
-    "rd_ratio": "近三年研发投入占比（%）",
-    "avg_sales": "近三年年均销售收入（万元）",
-    "recommender": "推荐单位",
-}
-
-
 def _case_dict(session: Any, case: Case) -> dict[str, Any]:
     machine = machine_for(case.kind)
     org = session.get(Organisation, case.org_id)
+    spec = get_campaign(session, case.campaign_id).spec()
     findings, checked = case.findings, True
-    if not findings and case.kind in ("cluster_application", "jingpin_application") and case.state == "draft":
+    if case.state == "draft":
         # Not yet submitted: show what the submit check would say, so the applicant can fix it first.
-        from models.eligibility import findings_for
+        from models.eligibility import preview_findings
 
-        county = session.get(Organisation, case.county_code) if case.county_code else None
-        spec = get_campaign(session, case.campaign_id).spec()
-        findings = [
-            f.as_dict()
-            for f in findings_for(
-                spec,
-                case.kind,
-                case.attrs,
-                zone_type=case.zone_type,
-                category=case.category,
-                mountain_island=bool(county and county.mountain_island),
-            )
-        ]
-        checked = False
+        preview = preview_findings(session, spec, case)
+        if preview is not None:
+            findings, checked = preview, False
     return {
         "ref": case.ref,
         "campaign": case.campaign_id,
@@ -797,6 +810,7 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "letter": case.letter,
         "external_id": case.external_id,
         "attrs": case.attrs,
+        "labels": {key: spec.field_label(key) for key in case.attrs},
         "findings": findings,
         "findings_are_preview": not checked,
         "allowed_actions": [
@@ -836,7 +850,7 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     for key, value in data["attrs"].items():
         if value not in (None, "") and key != "source_row":
             shown = {True: "是", False: "否"}.get(value, value) if isinstance(value, bool) else value
-            out.line(f"  {ATTR_LABELS.get(key, key)}：{shown}")
+            out.line(f"  {data['labels'].get(key, key)}：{shown}")
     if data["findings"] and data["findings_are_preview"]:
         out.line("资格预检（提交时将按此检查）：")
     for f in data["findings"]:
@@ -1023,7 +1037,7 @@ def status(
             else list(session.exec(select(Campaign).order_by(Campaign.id)))
         )
         for c in campaigns:
-            k = kind or ("cluster_application" if c.program == "cluster" else "jingpin_application")
+            k = kind or c.spec().application_kind
             b = board(session, c.id, k, city=city_code, county=county_code, state=state)
             views = stage_views(session, c, now, rt.calendar, city=city_code, county=county_code)
             results.append((c, b, views))

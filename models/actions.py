@@ -22,7 +22,7 @@ from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
 from models.deadlines import case_deadline, case_met, replan_stages, stage_completed
-from models.eligibility import Finding, findings_for
+from models.eligibility import Finding, case_findings
 from models.letters import Letter, letter_on_file
 from models.machines import Machine, Transition, machine_for
 from models.org import TIER_LABELS, Organisation
@@ -180,16 +180,7 @@ def _guard_eligibility(
     *,
     blocking: bool = True,
 ) -> list[Finding]:
-    org = session.get(Organisation, case.county_code) if case.county_code else None
-    mountain_island = bool(org and org.mountain_island)
-    found = findings_for(
-        spec,
-        case.kind,
-        case.attrs,
-        zone_type=case.zone_type,
-        category=case.category,
-        mountain_island=mountain_island,
-    )
+    found = case_findings(session, spec, case)
     if not blocking:
         return found
     blocks = [f for f in found if f.severity == "block"]
@@ -325,6 +316,21 @@ def _guard_reviewed(session: Session, case: Case) -> None:
 _CASCADE_STATES = ("submitted", "county_approved", "returned")
 
 
+# The guards a campaign file's machine may name (each implemented in ``act`` below).
+GUARDS = frozenset(
+    {
+        "window",
+        "eligibility",
+        "recommendation_open",
+        "reviewed",
+        "empty_list",
+        "quota",
+        "letter",
+        "defence_time",
+    }
+)
+
+
 def act(
     session: Session,
     ctx: Ctx,
@@ -338,7 +344,7 @@ def act(
     """Perform ``action`` on ``case`` at ``ctx.now`` by ``ctx.actor``, or raise ActionRefused."""
     overrides = {k: v for k, v in (overrides or {}).items()}
     params = dict(params or {})
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     t = machine.find(action, case.state)
     if t is None:
         if action not in machine.actions():

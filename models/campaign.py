@@ -35,7 +35,23 @@ class Campaign(SQLModel, table=True):
 
 @lru_cache(maxsize=64)
 def _parse_cached(text: str, origin: str) -> CampaignSpec:
-    return load_campaign_text(text, origin=f"campaign {origin}")
+    from models.machines import register  # machines build on the campaign files, not on this table
+
+    spec = load_campaign_text(text, origin=f"campaign {origin}")
+    register(spec)  # its kinds are known from now on, in this process
+    return spec
+
+
+def learn_kinds(session: Session) -> None:
+    """Make the kinds of every campaign in the database known to this process: a campaign loaded
+    from a file of its own (not built in) is seen by a command that never parsed it."""
+    from calendars.campaign import builtin_campaign_files, spec_digest
+    from models.machines import register
+
+    builtin = {spec_digest(p.read_text(encoding="utf-8")) for p in builtin_campaign_files()}
+    for cid, text, digest in session.exec(select(Campaign.id, Campaign.spec_text, Campaign.spec_digest)):
+        if digest not in builtin:
+            register(_parse_cached(text, cid))  # parsed before (cached) or not: known again
 
 
 class StageDeadline(SQLModel, table=True):

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from models.programs import PROGRAM_LABELS as PROGRAM_LABELS  # program names come from the campaign files
 from models.types import UTCDateTime
 
 # States in which a case uses a recommendation quota slot.
@@ -31,7 +32,6 @@ QUOTA_STATES = frozenset(
 
 ZONE_TYPES = {"core": "核心区", "collaborative": "协同区", "rising_star": "“新星”产业群"}
 JINGPIN_CATEGORIES = {"advanced": "先进制造类", "digital": "数字技术融合类", "consumer": "特色（消费品）类"}
-PROGRAM_LABELS = {"cluster": "集群遴选", "jingpin": "制造精品"}
 
 
 class Case(SQLModel, table=True):

@@ -135,6 +135,21 @@ class Database:
             )
             self.reader = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
             self.writer = self.reader
+        from models.machines import add_source
+
+        add_source(self.learn_kinds)
+
+    def learn_kinds(self) -> None:
+        """Read the campaigns stored here, so their case kinds are known (asked for an unknown kind)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from models.campaign import learn_kinds
+
+        try:
+            with Session(self.reader, expire_on_commit=False) as session:
+                learn_kinds(session)
+        except SQLAlchemyError:
+            pass  # no campaign table yet, or the database is away: the kind stays unknown
 
     @property
     def is_sqlite(self) -> bool:

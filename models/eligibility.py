@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from calendars.campaign import CampaignSpec, ClusterRules, ClusterTrack, JingpinRules
+from calendars.campaign import ByField, CampaignSpec, ClusterRules, ClusterTrack, Condition, JingpinRules
 
 
 @dataclass(frozen=True)
@@ -288,8 +288,110 @@ def findings_for(
     category: str | None,
     mountain_island: bool,
 ) -> list[Finding]:
+    if spec.form is not None and kind == spec.form.kind:
+        return rule_findings(spec, attrs, mountain_island=mountain_island)
     if kind == "cluster_application" and spec.cluster is not None:
         return cluster_findings(attrs, zone_type or "", spec.cluster, mountain_island=mountain_island)
     if kind == "jingpin_application" and spec.jingpin is not None:
         return jingpin_findings(attrs, category or "", spec.jingpin, mountain_island=mountain_island)
     return []
+
+
+def _threshold(value: Decimal | ByField | None, attrs: dict[str, Any]) -> Decimal | None:
+    if isinstance(value, ByField):
+        return value.values.get(str(attrs.get(value.by) or ""))
+    return value
+
+
+def _holds(cond: Condition, attrs: dict[str, Any]) -> bool:
+    return cond.holds(attrs)
+
+
+def rule_findings(spec: CampaignSpec, attrs: dict[str, Any], *, mountain_island: bool) -> list[Finding]:
+    """The campaign file's ``eligibility:`` rules on one application's fields."""
+    assert spec.form is not None
+    out: list[Finding] = []
+    for rule in spec.eligibility:
+        if rule.when is not None and not _holds(rule.when, attrs):
+            continue
+        if rule.unless is not None and _holds(rule.unless, attrs):
+            continue
+        field = spec.form.field(rule.field)
+        label = field.label if field else rule.field
+        raw = attrs.get(rule.field)
+        source = f"（{rule.source}）" if rule.source else ""
+        if raw in (None, ""):
+            if rule.required:
+                out.append(Finding(f"{rule.id}_missing", rule.severity, f"未填报「{label}」{source}"))
+            continue
+        limit: Decimal | None = None
+        basis = ""
+        failed = False
+        if rule.min is not None or rule.max is not None:
+            value = _dec(raw)
+            if value is None:
+                out.append(Finding(rule.id, rule.severity, f"「{label}」应为数字，填报为「{raw}」"))
+                continue
+            low = _threshold(rule.min, attrs)
+            if mountain_island and low is not None:
+                if rule.mountain_island_factor is not None:
+                    low, basis = low * rule.mountain_island_factor, "山区海岛县"
+                elif rule.mountain_island_min is not None:
+                    low, basis = _threshold(rule.mountain_island_min, attrs), "山区海岛县"
+            high = _threshold(rule.max, attrs)
+            if low is not None and value < low:
+                failed, limit = True, low
+            elif high is not None and value > high:
+                failed, limit = True, high
+            shown = _fmt(value)
+        elif rule.in_ is not None:
+            failed, shown = str(raw) not in rule.in_, str(raw)
+        elif rule.equals is not None:
+            failed, shown = (
+                bool(raw) != rule.equals,
+                "是" if raw is True else "否" if raw is False else str(raw),
+            )
+        elif rule.date_from is not None or rule.date_to is not None:
+            day = date.fromisoformat(str(raw)[:10])
+            failed = (rule.date_from is not None and day < rule.date_from) or (
+                rule.date_to is not None and day > rule.date_to
+            )
+            shown = f"{day:%Y年%-m月%-d日}"
+        else:
+            continue
+        if failed:
+            text = rule.message.format(
+                value=shown,
+                limit=_fmt(limit) if limit is not None else "",
+                basis=basis,
+                label=label,
+                choices="、".join(rule.in_ or ()),
+                date_from=f"{rule.date_from:%Y年%-m月%-d日}" if rule.date_from else "",
+                date_to=f"{rule.date_to:%Y年%-m月%-d日}" if rule.date_to else "",
+            )
+            out.append(Finding(rule.id, rule.severity, text + source))
+    return out
+
+
+def case_findings(session: Any, spec: CampaignSpec, case: Any) -> list[Finding]:
+    """The findings on one case as stored: the one place they are computed (submit guard, the
+    CLI's and the dashboard's preview), its county's 山区海岛县 flag from the database."""
+    from models.org import Organisation
+
+    county = session.get(Organisation, case.county_code) if case.county_code else None
+    return findings_for(
+        spec,
+        case.kind,
+        case.attrs,
+        zone_type=case.zone_type,
+        category=case.category,
+        mountain_island=bool(county and county.mountain_island),
+    )
+
+
+def preview_findings(session: Any, spec: CampaignSpec, case: Any) -> list[dict[str, Any]] | None:
+    """What the submit check would say of an application nobody has checked yet (None: it has
+    been checked, or it is not an application), so the applicant can fix it first."""
+    if case.findings or case.kind != spec.application_kind:
+        return None
+    return [f.as_dict() for f in case_findings(session, spec, case)]

@@ -24,6 +24,7 @@ from models.case import Case
 from models.context import Ctx
 from models.eligibility import clusters_by_subtrack
 from models.org import TIER_LABELS, Contact, Organisation
+from models.programs import ProgramName, builtin_programs, programs_of
 from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
 from models.sheets import (
@@ -35,6 +36,7 @@ from models.sheets import (
     parse_cluster_applications,
     parse_jingpin_applications,
     parse_roster,
+    vocabulary_of,
 )
 
 
@@ -47,6 +49,15 @@ class ImportSummary:
     updated: int = 0
     organisations: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def stored_programs(session: Session) -> dict[str, ProgramName]:
+    """The programs a roster may name: the built-in campaigns' and those of every campaign loaded."""
+    from models.campaign import Campaign
+
+    specs = [c.spec() for c in session.exec(select(Campaign).order_by(Campaign.id))]
+    # A file stored before programs were named in it keeps the built-in name and words.
+    return builtin_programs() | programs_of(s for s in specs if s.program_name)
 
 
 def file_digest(path: Path) -> str:
@@ -101,7 +112,7 @@ def import_roster(
     receiving mail (deactivated, not deleted: their history stays readable). Applicants'
     contacts from application files are left alone.
     """
-    rows = parse_roster(path)
+    rows = parse_roster(path, programs=stored_programs(session))
     if submit:
         _check_roster_submitter(session, ctx)
     ctx.audit.lock(session)  # contacts are looked up, then inserted: one importer at a time
@@ -170,7 +181,7 @@ def import_directory(
     this file are deactivated.
     """
     source = (source or "").strip() or f"{path.stem} {local_date(ctx.now).isoformat()}"
-    rows = parse_roster(path)
+    rows = parse_roster(path, programs=stored_programs(session))
     ctx.audit.lock(session)
     resolved = _resolve_people(session, path, rows)
     summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))
@@ -356,10 +367,17 @@ class CaseSheet:
 def read_cases(spec: Any, path: Path) -> CaseSheet:
     """The rows of ``path`` in the form of ``spec``'s program; touches no database."""
     digest = file_digest(path)
+    if spec.form is not None:
+        from models.forms import read_form
+
+        return CaseSheet(path, spec.program, read_form(spec.form, path), digest)  # type: ignore[arg-type]
     if spec.program == "cluster":
         clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
-        return CaseSheet(path, "cluster", parse_cluster_applications(path, clusters=clusters), digest)
-    return CaseSheet(path, spec.program, parse_jingpin_applications(path), digest)
+        rows = parse_cluster_applications(path, clusters=clusters, vocabulary=vocabulary_of(spec))
+        return CaseSheet(path, "cluster", rows, digest)
+    return CaseSheet(
+        path, spec.program, parse_jingpin_applications(path, vocabulary=vocabulary_of(spec)), digest
+    )
 
 
 def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) -> ImportSummary:
@@ -371,9 +389,109 @@ def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) 
     if spec.program != sheet.program:
         # The campaign was reloaded as another program between the read and the write.
         raise ValueError(f"{sheet.path.name}：活动 {campaign_id} 的申报类型已变为 {spec.program}，请重新导入")
+    if spec.form is not None:
+        return _import_form(session, ctx, spec, sheet)
     if spec.program == "cluster":
         return _import_cluster(session, ctx, spec, sheet)
     return _import_jingpin(session, ctx, spec, sheet)
+
+
+def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
+    """Rows of a form the campaign file declares: one case each, all or none."""
+    from models.forms import FormRow, title_of
+
+    form = spec.form
+    path, rows = sheet.path, cast(list[FormRow], sheet.rows)
+    problems: list[ImportProblem] = []
+    county_label = form.field(form.county).label
+    seen = {
+        tuple(str((attrs or {}).get(k) or "") for k in form.unique): ref
+        for ref, attrs in session.exec(
+            select(Case.ref, Case.attrs).where(Case.campaign_id == spec.id, Case.kind == form.kind)
+        ).all()
+    }
+    _existing_keys, by_external = _existing(session, spec.id)
+    planned: list[tuple[FormRow, Organisation, str]] = []
+    for row in rows:
+        title = title_of(form, row.values)
+        _too_long(problems, path, row.row, [(form.field(form.applicant).label, title, Case, "title")])
+        county = _county_of(session, str(row.values[form.county]), path, row.row, county_label, problems)
+        if county is None:
+            continue
+        key = tuple(str(row.values.get(k) or "") for k in form.unique)
+        if key in seen:
+            problems.append(
+                ImportProblem(
+                    path.name,
+                    row.row,
+                    form.field(form.unique[-1]).label,
+                    f"「{title}」已在本批次中（{seen[key]}），不能重复导入",
+                )
+            )
+        external = row.values.get("external_id")
+        if external and external in by_external:
+            problems.append(
+                ImportProblem(
+                    path.name,
+                    row.row,
+                    form.field("external_id").label,
+                    f"外部编号 {external} 已对应案件 {by_external[external]}",
+                )
+            )
+        applicant = str(row.values[form.applicant])
+        org_id = county.id if form.applicant_tier == "county" else _org_id("ENT", applicant)
+        planned.append((row, county, org_id))
+    if problems:
+        raise ImportRejected(problems)
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
+    orgs: dict[str, Organisation] = {}
+    allocate = RefAllocator(session, spec, form.kind)
+    new_rows: list[dict[str, Any]] = []
+    for row, county, org_id in planned:
+        values = row.values
+        if org_id != county.id:
+            _ensure_org(
+                session,
+                orgs,
+                org_id,
+                name=str(values[form.applicant]),
+                tier="enterprise",
+                city_code=county.city_code,
+                county_code=county.id,
+                mountain_island=county.mountain_island,
+            )
+        name, phone, email = (
+            values.get(k) if k else None for k in (form.contact_name, form.contact_phone, form.contact_email)
+        )
+        _add_contact(
+            session,
+            ctx,
+            org_id,
+            name,
+            phone,
+            email,
+            spec.program,
+            f"{path.name} 第{row.row}行",
+        )
+        new_rows.append(
+            {
+                "ref": allocate(),
+                "kind": form.kind,
+                "org_id": org_id,
+                "city_code": county.city_code,
+                "county_code": county.id,
+                "title": title_of(form, values),
+                "track": values.get("track"),
+                "category": values.get("category"),
+                "external_id": values.get("external_id"),
+                "attrs": values | {"source_row": row.row},
+            }
+        )
+    session.flush()
+    summary.organisations = len(orgs)
+    summary.created = bulk_new_cases(session, ctx, spec, new_rows, reason=f"导入 {path.name}")
+    ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
+    return summary
 
 
 def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:

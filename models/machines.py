@@ -1,13 +1,29 @@
-"""The state machines of every case kind, declared as data.
+"""The state machines of every case kind: declared in the campaign files, read here.
 
-A reader sees every state and action of a kind on one screen. Guards that need the database
-(windows, quotas, eligibility) are named here and implemented in ``models.guards``; what an
-action does beyond changing the state (cascades, notices) lives in ``models.actions``.
+A campaign file's ``kinds:`` section gives each kind its states, actions, who may do each and
+the named guards that apply (the guards themselves are code, in ``models.actions``). This
+module turns those declarations into ``Machine`` objects and keeps them by campaign, so an
+engine that has loaded a new campaign file knows its kinds without any code.
+
+``machine_for(kind)`` answers for a kind that every campaign defining it defines the same way
+(the engine's own ``recommendation`` and ``roster``, the 2026 application kinds);
+``machine_for(kind, campaign_id)`` for one campaign's own definition.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cache
+
+from calendars.campaign import (
+    CampaignSpec,
+    KindSpec,
+    TransitionSpec,
+    builtin_campaign_files,
+    load_campaign_file,
+)
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,8 @@ class Transition:
     tiers: tuple[str, ...]  # who may do it; "system" = the engine itself (lapse at a deadline)
     needs_reason: bool = False
     guards: tuple[str, ...] = ()
+    # Who hears of it (applicant, county, city, recommender, owner, province).
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -34,6 +52,7 @@ class Machine:
     # lapse at the deadline when the platform recorded the submission before it). Not part of
     # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final.
     corrections: tuple[Transition, ...] = ()
+    prefix: str = ""
 
     def allowed(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]
@@ -53,303 +72,189 @@ class Machine:
     def state_label(self, state: str) -> str:
         return self.states.get(state, state)
 
-
-T = Transition
-
-# 集群遴选申报: a county government or a park committee applies for one zone type and track.
-CLUSTER_APPLICATION = Machine(
-    kind="cluster_application",
-    label="集群遴选申报",
-    initial="draft",
-    states={
-        "draft": "填报中",
-        "submitted": "已提交待市级审核",
-        "returned": "退回修改",
-        "withdrawn": "已撤回",
-        "lapsed": "逾期未提交",
-        "recommended": "市级已推荐",
-        "not_recommended": "市级未推荐",
-        "prelim_passed": "初审通过",
-        "prelim_failed": "初审未通过",
-        "defence_scheduled": "已安排现场答辩",
-        "defence_held": "已答辩待评审",
-        "selected": "入选",
-        "not_selected": "未入选",
-    },
-    transitions=(
-        T(
-            "submit",
-            "提交申报",
-            ("draft",),
-            "submitted",
-            ("county", "park"),
-            guards=("window", "eligibility"),
-        ),
-        T(
-            "resubmit",
-            "修改后重新提交",
-            ("returned",),
-            "submitted",
-            ("county", "park"),
-            guards=("eligibility",),
-        ),
-        T(
-            "withdraw",
-            "撤回申报",
-            ("draft", "submitted", "returned"),
-            "withdrawn",
-            ("county", "park"),
-            needs_reason=True,
-        ),
-        T("return", "退回修改", ("submitted",), "returned", ("city",), needs_reason=True),
-        T(
-            "recommend",
-            "推荐",
-            ("submitted",),
-            "recommended",
-            ("city",),
-            guards=("recommendation_open", "quota"),
-        ),
-        T(
-            "not_recommend",
-            "不予推荐",
-            ("submitted", "returned"),
-            "not_recommended",
-            ("city",),
-            needs_reason=True,
-            guards=("recommendation_open",),
-        ),
-        # Taken off a list the province returned (or one not yet sent); the quota is released.
-        T(
-            "withdraw_recommendation",
-            "撤销推荐",
-            ("recommended",),
-            "submitted",
-            ("city",),
-            needs_reason=True,
-            guards=("recommendation_open",),
-        ),
-        T("lapse", "逾期关闭", ("draft",), "lapsed", ("system",)),
-        T("pass_preliminary", "初审通过", ("recommended",), "prelim_passed", ("province",)),
-        T(
-            "fail_preliminary",
-            "初审未通过",
-            ("recommended",),
-            "prelim_failed",
-            ("province",),
-            needs_reason=True,
-        ),
-        T(
-            "schedule_defence",
-            "安排现场答辩",
-            ("prelim_passed", "defence_scheduled"),
-            "defence_scheduled",
-            ("province",),
-            guards=("defence_time",),
-        ),
-        T("hold_defence", "完成现场答辩", ("defence_scheduled",), "defence_held", ("province",)),
-        T("select", "确定入选", ("defence_held",), "selected", ("province",)),
-        T("reject", "确定未入选", ("defence_held",), "not_selected", ("province",), needs_reason=True),
-    ),
-    final=frozenset({"withdrawn", "lapsed", "not_recommended", "prelim_failed", "selected", "not_selected"}),
-    corrections=(
-        # Only the platform sync may do it, with the platform's time of the submission as reason.
-        T(
-            "correct_lapse",
-            "纠正逾期关闭（平台记录已按时提交）",
-            ("lapsed",),
-            "draft",
-            ("platform",),
-            needs_reason=True,
-        ),
-    ),
-)
-
-# 浙江制造精品: an enterprise applies for one product; the county checks it, the city (or the
-# SOE office / an association) recommends within quota, the province reviews.
-JINGPIN_APPLICATION = Machine(
-    kind="jingpin_application",
-    label="制造精品申报",
-    initial="draft",
-    states={
-        "draft": "填报中",
-        "submitted": "已提交待县级审核",
-        "returned": "退回修改",
-        "withdrawn": "已撤回",
-        "lapsed": "逾期未提交",
-        "county_approved": "县级审核通过待推荐",
-        "recommended": "已推荐",
-        "not_recommended": "未推荐",
-        "prelim_passed": "初审通过",
-        "prelim_failed": "初审未通过",
-        "site_check": "现场核查中",
-        "selected": "入选目录",
-        "not_selected": "未入选",
-    },
-    transitions=(
-        T(
-            "submit",
-            "提交申报",
-            ("draft",),
-            "submitted",
-            ("enterprise", "county"),
-            guards=("window", "eligibility"),
-        ),
-        T(
-            "resubmit",
-            "修改后重新提交",
-            ("returned",),
-            "submitted",
-            ("enterprise", "county"),
-            guards=("eligibility",),
-        ),
-        T(
-            "withdraw",
-            "撤回申报",
-            ("draft", "submitted", "returned", "county_approved"),
-            "withdrawn",
-            ("enterprise", "county"),
-            needs_reason=True,
-        ),
-        T("approve", "县级审核通过", ("submitted",), "county_approved", ("county", "city")),
-        T(
-            "return",
-            "退回修改",
-            ("submitted", "county_approved"),
-            "returned",
-            ("county", "city", "soe_group", "association"),
-            needs_reason=True,
-        ),
-        T(
-            "recommend",
-            "推荐",
-            ("county_approved", "submitted"),
-            "recommended",
-            ("city", "soe_group", "association"),
-            guards=("reviewed", "recommendation_open", "quota"),
-        ),
-        T(
-            "not_recommend",
-            "不予推荐",
-            ("county_approved", "submitted", "returned"),
-            "not_recommended",
-            ("city", "soe_group", "association"),
-            needs_reason=True,
-            guards=("recommendation_open",),
-        ),
-        # Taken off a list the province returned (or one not yet sent); the quota is released.
-        T(
-            "withdraw_recommendation",
-            "撤销推荐",
-            ("recommended",),
-            "county_approved",
-            ("city", "soe_group", "association"),
-            needs_reason=True,
-            guards=("recommendation_open",),
-        ),
-        T("lapse", "逾期关闭", ("draft",), "lapsed", ("system",)),
-        T("pass_preliminary", "初审通过", ("recommended",), "prelim_passed", ("province",)),
-        T(
-            "fail_preliminary",
-            "初审未通过",
-            ("recommended",),
-            "prelim_failed",
-            ("province",),
-            needs_reason=True,
-        ),
-        T("start_site_check", "安排现场核查", ("prelim_passed",), "site_check", ("province",)),
-        T("select", "确定入选", ("prelim_passed", "site_check"), "selected", ("province",)),
-        T(
-            "reject",
-            "确定未入选",
-            ("prelim_passed", "site_check"),
-            "not_selected",
-            ("province",),
-            needs_reason=True,
-        ),
-    ),
-    final=frozenset({"withdrawn", "lapsed", "not_recommended", "prelim_failed", "selected", "not_selected"}),
-    corrections=(
-        # Only the platform sync may do it, with the platform's time of the submission as reason.
-        T(
-            "correct_lapse",
-            "纠正逾期关闭（平台记录已按时提交）",
-            ("lapsed",),
-            "draft",
-            ("platform",),
-            needs_reason=True,
-        ),
-    ),
-)
-
-# 推荐: one per city (or SOE office / association) and program. It carries the sealed letter
-# or summary table and, once submitted, fixes the list of recommended cases.
-RECOMMENDATION = Machine(
-    kind="recommendation",
-    label="推荐报送",
-    initial="draft",
-    states={"draft": "编制中", "submitted": "已报送省经信厅", "none": "已报无推荐", "returned": "省厅退回"},
-    transitions=(
-        T(
-            "attach",
-            "上传签章推荐函/汇总表",
-            ("draft", "returned"),
-            None,
-            ("city", "soe_group", "association"),
-        ),
-        T(
-            "submit",
-            "报送省经信厅",
-            ("draft",),
-            "submitted",
-            ("city", "soe_group", "association"),
-            guards=("letter", "quota"),
-        ),
-        # 无推荐: nothing on the list (no application to review, or none worth recommending).
-        T(
-            "report_none",
-            "报送无推荐",
-            ("draft", "returned"),
-            "none",
-            ("city", "soe_group", "association"),
-            needs_reason=True,
-            guards=("empty_list",),
-        ),
-        T("return", "退回修改", ("submitted", "none"), "returned", ("province",), needs_reason=True),
-        T(
-            "resubmit",
-            "重新报送",
-            ("returned",),
-            "submitted",
-            ("city", "soe_group", "association"),
-            guards=("letter", "quota"),
-        ),
-    ),
-    final=frozenset({"submitted", "none"}),
-)
-
-# 工作人员信息汇总表 (附件3): one per city and program, due 06-05.
-ROSTER = Machine(
-    kind="roster",
-    label="工作人员信息汇总表",
-    initial="pending",
-    states={"pending": "待报送", "submitted": "已报送", "returned": "退回补正"},
-    transitions=(
-        T("submit", "报送", ("pending", "returned"), "submitted", ("city",)),
-        T("return", "退回补正", ("submitted",), "returned", ("province",), needs_reason=True),
-    ),
-    final=frozenset({"submitted"}),
-)
-
-MACHINES: dict[str, Machine] = {
-    m.kind: m for m in (CLUSTER_APPLICATION, JINGPIN_APPLICATION, RECOMMENDATION, ROSTER)
-}
-
-KIND_LABELS = {kind: m.label for kind, m in MACHINES.items()}
+    def notify(self, action: str) -> tuple[str, ...]:
+        return next((t.notify for t in self.transitions if t.action == action and t.notify), ())
 
 
-def machine_for(kind: str) -> Machine:
-    try:
-        return MACHINES[kind]
-    except KeyError:
-        raise KeyError(f"未知的案件类型：{kind}（应为 {'、'.join(MACHINES)}）") from None
+def _transition(t: TransitionSpec) -> Transition:
+    return Transition(t.action, t.label, t.sources, t.to, t.by, t.reason, t.guards, t.notify)
+
+
+def machine_of(kind: str, spec: KindSpec) -> Machine:
+    return Machine(
+        kind=kind,
+        label=spec.label,
+        initial=spec.initial,
+        states=dict(spec.states),
+        transitions=tuple(_transition(t) for t in spec.transitions),
+        final=frozenset(spec.final),
+        corrections=tuple(_transition(t) for t in spec.corrections),
+        prefix=spec.prefix,
+    )
+
+
+# campaign id -> kind -> machine. Built-in files are read once, on first use; a campaign loaded
+# into the database registers (and, reloaded, replaces) its own.
+_BY_CAMPAIGN: dict[str, dict[str, Machine]] = {}
+
+
+@cache
+def _builtin_loaded() -> bool:
+    for path in builtin_campaign_files():
+        spec = load_campaign_file(path)
+        _BY_CAMPAIGN.setdefault(spec.id, machines_of(spec))
+    return True
+
+
+def machines_of(spec: CampaignSpec) -> dict[str, Machine]:
+    return {kind: machine_of(kind, k) for kind, k in spec.kinds.items()}
+
+
+def register(spec: CampaignSpec) -> None:
+    """Make ``spec``'s kinds known (a loaded or reloaded campaign)."""
+    from models.programs import note
+
+    _builtin_loaded()
+    note(spec)
+    if spec.kinds:
+        _BY_CAMPAIGN[spec.id] = machines_of(spec)
+
+
+# Where campaigns not yet parsed in this process can be found (the databases it opened), asked
+# only when a kind is unknown: the built-in campaigns never pay for it.
+_SOURCES: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+
+def add_source(method: Callable[[], None]) -> None:
+    _SOURCES.append(weakref.WeakMethod(method))
+
+
+def _ask_sources() -> None:
+    while _SOURCES:
+        method = _SOURCES.pop()()
+        if method is not None:
+            method()
+
+
+def _definitions(kind: str) -> list[tuple[str, Machine]]:
+    _builtin_loaded()
+    found = [(cid, ms[kind]) for cid, ms in _BY_CAMPAIGN.items() if kind in ms]
+    if not found and _SOURCES:
+        _ask_sources()
+        found = [(cid, ms[kind]) for cid, ms in _BY_CAMPAIGN.items() if kind in ms]
+    return found
+
+
+def known_kinds() -> dict[str, Machine]:
+    """Every kind any known campaign defines (the first definition of each)."""
+    _builtin_loaded()
+    out: dict[str, Machine] = {}
+    for ms in _BY_CAMPAIGN.values():
+        for kind, m in ms.items():
+            out.setdefault(kind, m)
+    return out
+
+
+def machine_for(kind: str, campaign_id: str | None = None) -> Machine:
+    if campaign_id is not None:
+        _builtin_loaded()
+        if campaign_id not in _BY_CAMPAIGN and _SOURCES:
+            _ask_sources()
+        own = _BY_CAMPAIGN.get(campaign_id, {}).get(kind)
+        if own is not None:
+            return own
+    found = _definitions(kind)
+    if not found:
+        known = "、".join(sorted(known_kinds()))
+        raise KeyError(f"未知的案件类型：{kind}（应为 {known}）")
+    return found[0][1]
+
+
+def kind_labels(kinds: Iterable[str] | None = None) -> dict[str, str]:
+    every = known_kinds()
+    return {k: m.label for k, m in every.items() if kinds is None or k in kinds}
+
+
+class _KindLabels(dict[str, str]):
+    """``KIND_LABELS[kind]``: the label of any known kind, read when asked (a campaign loaded
+    after import is seen too)."""
+
+    def _fill(self) -> None:
+        for kind, label in kind_labels().items():
+            dict.setdefault(self, kind, label)
+
+    def __getitem__(self, kind: str) -> str:
+        if not dict.__contains__(self, kind):
+            self._fill()
+        return dict.__getitem__(self, kind)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.__iter__(self)
+
+    def __contains__(self, kind: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, kind)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.items(self)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._fill()
+        return dict.keys(self)
+
+    def get(self, kind: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self._fill()
+        return dict.get(self, kind, default)
+
+
+KIND_LABELS: dict[str, str] = _KindLabels()
+
+
+class _Machines(dict[str, Machine]):
+    """``MACHINES.get(kind)``, as the replay reads it."""
+
+    def get(self, kind: str, default: Machine | None = None) -> Machine | None:  # type: ignore[override]
+        try:
+            return machine_for(kind)
+        except KeyError:
+            return default
+
+    def __getitem__(self, kind: str) -> Machine:
+        return machine_for(kind)
+
+    def __contains__(self, kind: object) -> bool:
+        return isinstance(kind, str) and bool(_definitions(kind))
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(known_kinds())
+
+    def items(self):  # type: ignore[no-untyped-def]
+        return known_kinds().items()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        return known_kinds().values()
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        return known_kinds().keys()
+
+    def __len__(self) -> int:
+        return len(known_kinds())
+
+
+MACHINES: dict[str, Machine] = _Machines()
+
+
+def __getattr__(name: str) -> Machine:
+    # ``from models.machines import ROSTER``: a kind's machine by its name in capitals.
+    if name.isupper():
+        try:
+            return machine_for(name.lower())
+        except KeyError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

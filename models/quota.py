@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from calendars.campaign import CampaignSpec
+from calendars.campaign import CampaignSpec, QuotaSpec
 from models.case import Case
 from models.org import Organisation
 
@@ -36,6 +36,8 @@ class QuotaExceeded(Exception):
 
 def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None) -> Quota:
     """The quota a recommendation of ``case`` would use (before any count is taken)."""
+    if spec.form is not None:
+        return _declared_quota(session, spec, case, recommender)
     if spec.program == "cluster":
         city = session.get(Organisation, case.city_code) if case.city_code else None
         city_name = city.name if city else case.city_code
@@ -69,10 +71,38 @@ def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Org
     )
 
 
+def _recommender_org(session: Session, case: Case, recommender: Organisation | None) -> Organisation | None:
+    if recommender is not None:
+        return recommender
+    return session.get(Organisation, case.city_code) if case.city_code else None
+
+
+def _applies(quota: QuotaSpec, case: Case) -> bool:
+    return quota.when is None or quota.when.holds(case.attrs or {})
+
+
+def _declared_quota(
+    session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None
+) -> Quota:
+    """The first of the file's ``quotas:`` that applies to this recommender and case."""
+    org = _recommender_org(session, case, recommender)
+    org_id = org.id if org else str(case.city_code)
+    name = org.name if org else org_id
+    for quota in spec.quotas:
+        if (org is None or org.tier in quota.tiers) and _applies(quota, case):
+            return Quota(f"{quota.id}:{org_id}", quota.name.format(recommender=name), quota.limit_for(org_id))
+    return Quota(f"open:{org_id}", f"{name}推荐（不限数量）", None)
+
+
 def brand_quota_for(session: Session, spec: CampaignSpec, case: Case) -> Quota | None:
     """The extra 2 of a 先进制造业集群品牌 county, for a brand-aligned product from it."""
     rules = spec.jingpin
-    if rules is None or not case.brand_aligned or case.county_code not in rules.brand_counties:
+    if (
+        spec.form is not None
+        or rules is None
+        or not case.brand_aligned
+        or case.county_code not in rules.brand_counties
+    ):
         return None
     county = session.get(Organisation, case.county_code)
     name = county.name if county else case.county_code
@@ -134,6 +164,15 @@ def over_quota(
     """Quotas of this recommender that are over their limit (a race, or an edited file)."""
     counts = usage(session, campaign_id)
     problems: list[str] = []
+    if spec.form is not None:
+        for quota in spec.quotas:
+            limit = quota.limit_for(recommender.id)
+            n = counts.get(f"{quota.id}:{recommender.id}", 0)
+            if recommender.tier in quota.tiers and limit is not None and n > limit:
+                problems.append(
+                    f"超出名额「{quota.name.format(recommender=recommender.name)}」：上限 {limit} 个，已推荐 {n} 个"
+                )
+        return problems
     if spec.program == "cluster":
         limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
         n = counts.get(f"rising_star:{recommender.id}", 0)

@@ -14,23 +14,27 @@ from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
 from calendars.campaign import CampaignSpec, load_campaign_text, spec_digest
+from calendars.campaign_diff import diff_campaigns
 from models.actions import ActionRefused, set_deadline
 from models.audit import EventDraft
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.context import Ctx
 from models.deadlines import replan_stages
-from models.machines import machine_for
+from models.machines import machine_for, register
 from models.org import Organisation
 from models.reference import load_divisions
 
-KIND_PREFIX = {
-    "cluster_application": "CL",
-    "jingpin_application": "JP",
-    "recommendation": "RC",
-    "roster": "RS",
-}
-PROGRAM_CODE = {"cluster": "CL", "jingpin": "JP"}
+
+def kind_prefix(spec: CampaignSpec, kind: str) -> str:
+    """The case-number prefix the campaign file gives the kind (``prefix:``)."""
+    return machine_for(kind, spec.id).prefix
+
+
+def program_code(spec: CampaignSpec) -> str:
+    """The campaign's code in its cities' case numbers: its application kind's prefix
+    (RC26-CL-330100 is 杭州市's recommendation in the cluster campaign)."""
+    return kind_prefix(spec, spec.application_kind)
 
 
 def seed_divisions(session: Session) -> int:
@@ -60,7 +64,7 @@ def campaign_year(spec: CampaignSpec) -> str:
 
 
 def city_case_ref(spec: CampaignSpec, kind: str, org_id: str) -> str:
-    return f"{KIND_PREFIX[kind]}{campaign_year(spec)}-{PROGRAM_CODE[spec.program]}-{org_id}"
+    return f"{kind_prefix(spec, kind)}{campaign_year(spec)}-{program_code(spec)}-{org_id}"
 
 
 class RefAllocator:
@@ -71,7 +75,7 @@ class RefAllocator:
     """
 
     def __init__(self, session: Session, spec: CampaignSpec, kind: str) -> None:
-        self.prefix = f"{KIND_PREFIX[kind]}{campaign_year(spec)}-"
+        self.prefix = f"{kind_prefix(spec, kind)}{campaign_year(spec)}-"
         top = session.exec(
             select(func.max(Case.ref)).where(Case.ref.like(f"{self.prefix}_____"))  # type: ignore[attr-defined]
         ).one()
@@ -100,6 +104,9 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
             f"{origin}: 批次 {spec.id} 已存在且类型为 {existing.program}，不能改为 {spec.program}",
             rule="program_changed",
         )
+    if existing is not None:
+        _refuse_stranding(session, existing.spec(), spec, origin)
+    register(spec)  # its kinds are known from here on (numbers, machines of its cases)
     if existing is None:
         campaign = Campaign(
             id=spec.id,
@@ -135,6 +142,8 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     else:
         campaign = existing
         old_spec = campaign.spec()
+        register(spec)  # the old text's parse above registered the old kinds again
+        what_changed = diff_campaigns(old_spec, spec)
         campaign.spec_text, campaign.spec_digest, campaign.name = text, digest, spec.name
         campaign.loaded_at = ctx.now
         session.add(campaign)
@@ -153,11 +162,27 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 from_value=existing.spec_digest,
                 to_value=digest,
                 reason=f"更新批次文件 {origin}",
-                details={"deadlines": added},
+                details={"deadlines": added, "changes": what_changed},
             ),
         )
         changes.append("更新批次文件")
         old_deadlines = {s.id: s.deadline for s in old_spec.stages}
+        old_stages = {s.id: s for s in old_spec.stages}
+        for stage in spec.stages:
+            was = old_stages.get(stage.id)
+            if (
+                was is not None
+                and old_deadlines.get(stage.id) == stage.deadline
+                and _plan_changed(was, stage)
+            ):
+                _replan(
+                    session,
+                    ctx,
+                    spec.id,
+                    stage.id,
+                    reason=f"批次文件 {origin} 修改了提醒或办理对象，重排提醒",
+                )
+                changes.append(f"环节 {stage.id} 提醒重排")
         for stage in spec.stages:
             row = session.get(StageDeadline, (spec.id, stage.id))
             if stage.id in added:
@@ -178,6 +203,69 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     changes += [f"环节 {m.stage_id} 截止时间按相对规则计算为 {m.describe().split('：', 1)[1]}" for m in moved]
     changes += ensure_city_cases(session, ctx, campaign.id, spec)
     return campaign, changes
+
+
+def _refuse_stranding(session: Session, old: CampaignSpec, new: CampaignSpec, origin: str) -> None:
+    """A reloaded file must still have every state some case of the campaign is in: a case in a
+    state the machine no longer knows could never move again (nor be reminded about)."""
+    if not new.kinds:
+        return
+    rows = session.exec(
+        select(Case.kind, Case.state, Case.ref).where(Case.campaign_id == new.id).order_by(Case.ref)
+    ).all()
+    stranded: dict[tuple[str, str], list[str]] = {}
+    for kind, state, ref in rows:
+        declared = new.kinds.get(kind)
+        if declared is None or state not in declared.states:
+            stranded.setdefault((kind, state), []).append(ref)
+    if not stranded:
+        return
+    lines = []
+    for (kind, state), refs in sorted(stranded.items()):
+        old_kind = old.kinds.get(kind)
+        label = old_kind.states.get(state, state) if old_kind else state
+        where = f"案件类型 {kind} 已被删除" if kind not in new.kinds else f"状态 {state}（{label}）已被删除"
+        listed = "、".join(refs[:10]) + (f"等 {len(refs)} 件" if len(refs) > 10 else "")
+        lines.append(f"  {where}，仍有案件处于该状态：{listed}")
+    raise ActionRefused(
+        f"{origin}: 不能加载：新文件会使 {sum(map(len, stranded.values()))} 件案件停留在不存在的状态\n"
+        + "\n".join(lines)
+        + "\n请保留这些状态（可不再有操作进入），或先把案件办理到其他状态",
+        rule="campaign_strands_cases",
+        data={"stranded": {f"{k}:{s}": refs for (k, s), refs in sorted(stranded.items())}},
+    )
+
+
+def _plan_changed(old: Any, new: Any) -> bool:
+    """What reminders are planned from, other than the date: a change re-plans them."""
+    keys = ("reminders", "escalation", "pending_states", "actor", "subject", "closes", "relative")
+    return any(getattr(old, k) != getattr(new, k) for k in keys)
+
+
+def _replan(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, *, reason: str) -> None:
+    """A new version of the stage's deadline with the same date: reminders are keyed by the
+    version, so unsent ones of the old plan are cancelled and the new file's are planned."""
+    row = session.get(StageDeadline, (campaign_id, stage_id))
+    if row is None:
+        return
+    row.version, row.changed_at, row.reason = row.version + 1, ctx.now, reason
+    session.add(row)
+    due = row.due_at.isoformat() if row.due_at else None
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="deadline_change",
+            subject=f"stage:{campaign_id}/{stage_id}",
+            campaign_id=campaign_id,
+            from_value=due,
+            to_value=due,
+            reason=reason,
+            # Same date: nobody is told of a "new" deadline (notices skip a re-plan).
+            details={"version": row.version, "replan": True} | ctx.actor.audit_details(),
+        ),
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -224,7 +312,7 @@ def new_case(
     reason: str = "",
     **columns: Any,
 ) -> Case:
-    machine = machine_for(kind)
+    machine = machine_for(kind, spec.id)
     case = Case(
         ref=ref,
         campaign_id=spec.id,
@@ -265,7 +353,7 @@ def bulk_new_cases(
     if not rows:
         return []
     for row in rows:
-        row.setdefault("state", machine_for(row["kind"]).initial)
+        row.setdefault("state", machine_for(row["kind"], spec.id).initial)
         row.setdefault("state_since", ctx.now)
         row.setdefault("created_at", ctx.now)
         row.setdefault("updated_at", ctx.now)

@@ -43,19 +43,12 @@ from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
-from models.machines import Machine, Transition, machine_for
+from models.machines import Machine, Transition, machine_for, machine_of
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
-from models.sheets import (
-    Column,
-    ImportProblem,
-    ImportRejected,
-    _as_text,
-    _Bad,
-    _match_columns,
-    _zone_type,
-    read_sheet,
-)
+from models.sheet_applications import _zone_type
+from models.sheet_reading import Column, ImportProblem, ImportRejected, _as_text, _match_columns, read_sheet
+from models.sheet_values import _Bad
 
 # How many candidate walks are tried, shortest first. Walks longer than the shortest by more than
 # one step are never tried: they are detours (return → resubmit …) the platform never implied.
@@ -158,7 +151,9 @@ def platform_of(spec: CampaignSpec, *, origin: str | None = None) -> PlatformSpe
         raise PlatformNotDeclared(
             f"批次 {spec.id} 的批次文件没有 platform: 一节（平台导出的列与状态用语），无法同步"
         )
-    machine = machine_for(application_kind(spec))
+    kind = application_kind(spec)
+    # The file's own machine: a file being validated is not loaded yet.
+    machine = machine_of(kind, spec.kinds[kind]) if kind in spec.kinds else machine_for(kind)
     wrong = {word: state for word, state in spec.platform.statuses.items() if state not in machine.states}
     if wrong:
         known = "、".join(machine.states)
@@ -173,7 +168,7 @@ def platform_of(spec: CampaignSpec, *, origin: str | None = None) -> PlatformSpe
 
 
 def application_kind(spec: CampaignSpec) -> str:
-    return "cluster_application" if spec.program == "cluster" else "jingpin_application"
+    return spec.application_kind
 
 
 def _columns(platform: PlatformSpec) -> list[Column]:

@@ -18,43 +18,9 @@ from models.case import Case
 from models.machines import machine_for
 from notifications.audience import PROVINCE, Directory
 
-# (case kind, action) -> who hears: the applicant, its county, its city, the case's recommender
-# (its city, or the SOE group / association it is filed through), the case's owner, the province.
-NOTICE_RULES: dict[tuple[str, str], tuple[str, ...]] = {
-    # The city's loop: what comes in, goes back in, or is taken away is in its digest.
-    ("cluster_application", "submit"): ("recommender",),
-    ("cluster_application", "resubmit"): ("recommender",),
-    ("cluster_application", "withdraw"): ("recommender",),
-    ("cluster_application", "withdraw_recommendation"): ("applicant", "county"),
-    ("cluster_application", "return"): ("applicant", "county"),
-    ("cluster_application", "recommend"): ("applicant", "county"),
-    ("cluster_application", "not_recommend"): ("applicant", "county"),
-    ("cluster_application", "lapse"): ("applicant", "county", "city"),
-    ("cluster_application", "pass_preliminary"): ("applicant", "county", "city"),
-    ("cluster_application", "fail_preliminary"): ("applicant", "county", "city"),
-    ("cluster_application", "schedule_defence"): ("applicant", "county", "city"),
-    ("cluster_application", "select"): ("applicant", "county", "city"),
-    ("cluster_application", "reject"): ("applicant", "county", "city"),
-    ("jingpin_application", "submit"): ("recommender",),
-    ("jingpin_application", "resubmit"): ("recommender",),
-    ("jingpin_application", "withdraw"): ("recommender",),
-    ("jingpin_application", "withdraw_recommendation"): ("applicant", "county"),
-    ("jingpin_application", "return"): ("applicant", "county"),
-    ("jingpin_application", "approve"): ("applicant",),
-    ("jingpin_application", "recommend"): ("applicant", "county"),
-    ("jingpin_application", "not_recommend"): ("applicant", "county"),
-    ("jingpin_application", "lapse"): ("applicant", "county"),
-    ("jingpin_application", "pass_preliminary"): ("applicant", "county", "city"),
-    ("jingpin_application", "fail_preliminary"): ("applicant", "county", "city"),
-    ("jingpin_application", "start_site_check"): ("applicant", "county", "city"),
-    ("jingpin_application", "select"): ("applicant", "county", "city"),
-    ("jingpin_application", "reject"): ("applicant", "county", "city"),
-    ("recommendation", "submit"): ("province",),
-    ("recommendation", "resubmit"): ("province",),
-    ("recommendation", "report_none"): ("province",),
-    ("recommendation", "return"): ("owner",),
-    ("roster", "return"): ("owner",),
-}
+# Who hears of a state change is data: each transition's ``notify:`` in the campaign file (the
+# applicant, its county, its city, the case's recommender — its city, or the SOE group /
+# association it is filed through —, the case's owner, the province).
 
 
 def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list[dict[str, Any]]:
@@ -66,7 +32,8 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
         if case is None:
             return []
         action = details.get("action", "")
-        audiences = NOTICE_RULES.get((case.kind, action))
+        machine = machine_for(case.kind, case.campaign_id)
+        audiences = machine.notify(action)
         if not audiences:
             return []
         late = details.get("late_for")
@@ -74,7 +41,6 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             # Arrived after the list went in: the province must know too, since only it can
             # return the list for the city to decide.
             audiences = (*audiences, "recommender", "province")
-        machine = machine_for(case.kind)
         targets: list[str] = []
         for audience in audiences:
             org = {
@@ -102,7 +68,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
             "late_note": _late_note(late) if late else None,
         }
         return _rows(d, targets, program, "notice", event, payload, case_id=case.id)
-    if event.action == "deadline_change":
+    if event.action == "deadline_change" and not details.get("replan"):
         stage_id = event.subject.rsplit("/", 1)[-1]
         if campaign is None:
             return []

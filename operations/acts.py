@@ -127,8 +127,13 @@ def load_campaign(
     from models.registry import load_campaign as load
 
     ctx = rt.ctx(actor, now=now)
-    with rt.db.write() as session:
-        return load(session, ctx, text, origin=origin)
+    try:
+        with rt.db.write() as session:
+            return load(session, ctx, text, origin=origin)
+    except ActionRefused as exc:
+        with rt.db.write() as session:
+            record_refusal(session, ctx, f"campaign-file:{origin}", "campaign_load", exc)
+        raise
 
 
 def requeue_dead_letters(

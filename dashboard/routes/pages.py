@@ -43,28 +43,6 @@ router = APIRouter(include_in_schema=False)
 
 ViewerDep = Annotated[Viewer, Depends(page_viewer)]
 
-ATTR_LABELS = {
-    "applicant": "申报单位",
-    "cluster": "省级重点产业集群",
-    "highland": "产业高地",
-    "subtrack": "细分赛道",
-    "x_system": "当前所属“X”体系",
-    "revenue": "2025年集群规上企业营业收入（亿元）",
-    "chain_leaders": "省级及以上链主企业数量",
-    "innovation_platforms": "省级及以上创新平台数量",
-    "rd_centres": "省级及以上企业研发机构数量",
-    "world_class": "细分领域达到世界级水平",
-    "enterprise": "企业名称",
-    "product": "产品名称及型号",
-    "track": "所在“415X”先进制造业集群赛道",
-    "launch_date": "上市日期",
-    "rd_ratio": "近三年研发投入占比（%）",
-    "avg_sales": "近三年年均销售收入（万元）",
-    "recommender": "推荐单位",
-    "contact_name": "联系人",
-    "contact_mobile": "联系电话",
-    "contact_email": "联系邮箱",
-}
 SEVERITY = {
     "block": ("✗", "不符合（不能继续）"),
     "in_principle": ("!", "原则上要求（可说明理由后继续）"),
@@ -233,8 +211,9 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     others = [t for t in allowed if t not in mine and "system" not in t.tiers]
     # What 基本信息 already shows (申报单位, 赛道) is not listed a second time.
     shown = {"applicant": names.get(case.org_id), "track": case.track, "subtrack": case.track}
+    spec = get_campaign(session, case.campaign_id).spec()
     attrs = [
-        (ATTR_LABELS.get(k, k), v)
+        (spec.field_label(k), v)
         for k, v in case.attrs.items()
         if k != "source_row" and v not in (None, "") and shown.get(k) != v
     ]
@@ -270,22 +249,11 @@ def case_page(request: Request, ref: str, viewer: ViewerDep) -> Response:
             if s.stage.subject == case.kind and case.state in s.stage.pending_states
         ]
         # Only what the engine itself can find out: a first check when nothing has run yet.
-        if not case.findings and case.kind.endswith("_application"):
-            from models.eligibility import findings_for
+        from models.eligibility import preview_findings
 
-            county = session.get(Organisation, case.county_code) if case.county_code else None
-            preview = findings_for(
-                c.spec(),
-                case.kind,
-                case.attrs,
-                zone_type=case.zone_type,
-                category=case.category,
-                mountain_island=bool(county and county.mountain_island),
-            )
-            view["findings_preview"] = [f.as_dict() for f in preview]
+        view["findings_preview"] = preview_findings(session, c.spec(), case)
+        if view["findings_preview"] is not None:
             view["overridable"] = [f for f in view["findings_preview"] if f["severity"] == "in_principle"]
-        else:
-            view["findings_preview"] = None
     return render(
         request,
         "case.html",

@@ -1,0 +1,105 @@
+"""``shenbao campaign validate``: everything wrong with a campaign file, before it is loaded.
+
+The file's own structure is checked by ``calendars.campaign`` (with line numbers); here what
+needs the engine: guards named by a machine exist in code, a kind the engine shares between
+campaigns (``recommendation``, ``roster``) is defined as the engine runs it, the platform's
+status words name states. Every problem names the line and the key and says what was expected.
+"""
+
+from __future__ import annotations
+
+from calendars.campaign import CampaignFileError, CampaignSpec, Problem, key_lines, load_campaign_text
+from models.actions import GUARDS
+from models.machines import machine_for, machine_of
+
+# Kinds whose behaviour is the engine's (a city's list, its staff roster): their machines must be
+# the ones the engine is built around.
+ENGINE_KINDS = ("recommendation", "roster")
+TIERS = frozenset(
+    {"province", "city", "county", "park", "enterprise", "soe_group", "association", "system", "platform"}
+)
+AUDIENCES = frozenset({"applicant", "county", "city", "recommender", "owner", "province"})
+
+
+def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None, list[str]]:
+    """The parsed file and its problems (empty: it can be loaded)."""
+    try:
+        spec = load_campaign_text(text, origin=origin)
+    except CampaignFileError as exc:
+        return None, [str(exc)]
+    lines = key_lines(text)
+    problems: list[Problem] = []
+
+    def at(*path: object) -> int | None:
+        for cut in range(len(path), -1, -1):
+            if tuple(path[:cut]) in lines:
+                return lines[tuple(path[:cut])]
+        return None
+
+    kind_names = list(spec.kinds)
+    for kind, declared in spec.kinds.items():
+        for i, t in enumerate(declared.transitions):
+            where = f"kinds.{kind}.transitions[{t.action}]"
+            for guard in t.guards:
+                if guard not in GUARDS:
+                    problems.append(
+                        Problem(
+                            at("kinds", kind, "transitions", i, "guards"),
+                            f"{where}.guards",
+                            f"未知的检查「{guard}」（可用：{'、'.join(sorted(GUARDS))}）",
+                        )
+                    )
+            for who in t.by:
+                if who not in TIERS:
+                    problems.append(
+                        Problem(
+                            at("kinds", kind, "transitions", i, "by"),
+                            f"{where}.by",
+                            f"未知的办理方「{who}」（可用：{'、'.join(sorted(TIERS))}）",
+                        )
+                    )
+            for audience in t.notify:
+                if audience not in AUDIENCES:
+                    problems.append(
+                        Problem(
+                            at("kinds", kind, "transitions", i, "notify"),
+                            f"{where}.notify",
+                            f"未知的通知对象「{audience}」（可用：{'、'.join(sorted(AUDIENCES))}）",
+                        )
+                    )
+        if kind in ENGINE_KINDS:
+            engine = machine_for(kind)
+            mine = machine_of(kind, declared)
+            if (mine.states, mine.transitions, mine.final) != (
+                engine.states,
+                engine.transitions,
+                engine.final,
+            ):
+                problems.append(
+                    Problem(
+                        at("kinds", kind),
+                        f"kinds.{kind}",
+                        f"{kind} 是引擎内置的案件类型（设区市的推荐名单/工作人员表），须与内置批次文件中的定义一致；"
+                        "请从 calendars/campaigns/2026-jingpin.yaml 原样复制",
+                    )
+                )
+    if spec.kinds:
+        for i, stage in enumerate(spec.stages):
+            if stage.subject not in spec.kinds:
+                problems.append(
+                    Problem(
+                        at("stages", i, "subject"),
+                        f"stages[{stage.id}].subject",
+                        f"应为 kinds 中的类型之一：{'、'.join(kind_names)}",
+                    )
+                )
+    if spec.form is None and spec.cluster is None and spec.jingpin is None:
+        problems.append(Problem(None, "form", "缺少申报表 form:（字段、类型与必填），无法导入申报"))
+    if spec.platform is not None:
+        from models.sync import platform_of
+
+        try:
+            platform_of(spec, origin=origin)
+        except Exception as exc:  # the sync names the word and the state it could not place
+            problems.append(Problem(at("platform", "statuses"), "platform.statuses", str(exc)))
+    return spec, [f"{origin}: {p}" for p in problems]

@@ -1,0 +1,65 @@
+"""Programs (工作类别): which people a campaign concerns, named in its file.
+
+A contact works on programs; a roster's 备注 names them in words (集群遴选, 制造精品, 全部). The
+name and the words of each program come from the campaign files (``program_name:``,
+``program_words:``), so a new program is a new file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from calendars.campaign import CampaignSpec, builtin_campaign_files, load_campaign_file
+
+
+@dataclass(frozen=True)
+class ProgramName:
+    id: str
+    name: str  # as people call it
+    words: tuple[str, ...]  # any of them in a 备注 names the program
+
+
+def program_of(spec: CampaignSpec) -> ProgramName:
+    name = spec.program_name or spec.program
+    return ProgramName(spec.program, name, spec.program_words or (name,))
+
+
+def programs_of(specs: Iterable[CampaignSpec]) -> dict[str, ProgramName]:
+    out: dict[str, ProgramName] = {}
+    for spec in specs:
+        out.setdefault(spec.program, program_of(spec))
+    return out
+
+
+@cache
+def builtin_programs() -> dict[str, ProgramName]:
+    return programs_of(load_campaign_file(p) for p in builtin_campaign_files())
+
+
+# Programs of campaigns loaded in this process beyond the built-in ones (their names, for people).
+_NOTED: dict[str, ProgramName] = {}
+
+
+def note(spec: CampaignSpec) -> None:
+    _NOTED[spec.program] = program_of(spec)
+
+
+class _Labels(Mapping[str, str]):
+    """``PROGRAM_LABELS[program]``: the name of any known program, read when asked."""
+
+    def _all(self) -> dict[str, str]:
+        return {p.id: p.name for p in {**builtin_programs(), **_NOTED}.values()}
+
+    def __getitem__(self, program: str) -> str:
+        return self._all()[program]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+PROGRAM_LABELS: Mapping[str, str] = _Labels()

@@ -1,0 +1,226 @@
+"""附件3 工作人员信息汇总表 (+ 电子邮箱): the people of a city and its counties, per program."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from models.programs import ProgramName, builtin_programs
+from models.sheet_reading import (
+    CellValue,
+    Column,
+    ImportProblem,
+    PathLike,
+    _as_text,
+    _nfkc,
+    read_sheet,
+)
+from models.sheet_values import (
+    _Bad,
+    _email,
+    _finish,
+    _norm_name,
+    _phone,
+    _RowReader,
+    _text_value,
+)
+
+_BOTH_WORDS = ("全部", "均", "都", "两者", "两项", "以上")
+
+
+def _sms_mobile(value: CellValue) -> str:
+    phone = _phone(value)
+    if "-" in phone.normalized:
+        raise _Bad(f"短信号码须为手机号：{phone.display}")
+    return phone.normalized
+
+
+def _robot_name(value: CellValue) -> str:
+    name = _text_value(value)
+    if len(name) > 60:
+        raise _Bad(f"钉钉群机器人名称过长（最多 60 字）：{name[:20]}…")
+    return name
+
+
+def _prefers(value: CellValue) -> str:
+    shown = _text_value(value)
+    word = re.sub(r"\s+", "", _nfkc(shown))
+    if word.lower() in ("email", "zzd", "sms", "robot"):
+        return word.lower()
+    if word in _PREFERS:
+        return _PREFERS[word]
+    raise _Bad(f"接收方式应为 邮件、浙政钉、短信 或 钉钉群，收到：{shown}")
+
+
+def _programs_parser(programs: Mapping[str, ProgramName]) -> Callable[[CellValue], frozenset[str]]:
+    """The 备注 column: the programs it names, by the words each campaign file gives its program."""
+    names = "」「".join(p.name for p in programs.values())
+    example = "、".join(p.name for p in programs.values())
+
+    def parse(value: CellValue) -> frozenset[str]:
+        shown = _as_text(value)
+        tokens = [t for t in re.split(r"[、,/;\s+&和及与]+", _nfkc(shown)) if t]
+        found: set[str] = set()
+        for token in tokens:
+            if any(w in token for w in _BOTH_WORDS):
+                found |= set(programs)
+                continue
+            named = next((p.id for p in programs.values() if any(w in token for w in p.words)), None)
+            if named is None:
+                raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项，如「{example}」)")
+            found.add(named)
+        if not found:
+            raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项)")
+        return frozenset(found)
+
+    return parse
+
+
+# --------------------------------------------------------------------------------------------
+# 附件3 工作人员信息汇总表 (+ 电子邮箱)
+# --------------------------------------------------------------------------------------------
+
+ROSTER_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "org",
+        "市、县(市、区)",
+        ("市县", "市、县", "县(市、区)", "地区", "单位", "单位名称", "所在地区", "所属单位"),
+    ),
+    Column("department", "处室/科室", ("处室", "科室", "部门", "处(科)室"), required=False),
+    Column("name", "姓名", ("人员姓名", "工作人员", "联系人")),
+    Column("title", "职务", ("职位", "职务/职称"), required=False),
+    Column(
+        "mobile",
+        "手机号码(浙政钉号码)",
+        ("手机号码", "手机", "手机号", "浙政钉号码", "浙政钉", "联系电话", "电话"),
+    ),
+    Column(
+        "programs",
+        "备注(集群遴选/制造精品)",
+        ("备注", "项目", "工作类别", "所属工作", "类别", "负责工作"),
+    ),
+    Column("email", "电子邮箱", ("邮箱", "电子邮件", "email", "e-mail", "邮件地址", "邮箱地址")),
+    # Optional channels beside email and 浙政钉 (issue 11): a directory may say them.
+    Column("sms", "短信号码", ("短信手机", "短信", "短信手机号"), required=False),
+    Column("robot", "钉钉群机器人", ("群机器人", "工作群机器人", "钉钉群"), required=False),
+    Column("prefers", "接收方式", ("通知方式", "首选渠道", "提醒方式"), required=False),
+)
+
+# 接收方式 as people write it → the channel (notifications/channels/base.py names them)
+_PREFERS = {
+    "邮件": "email",
+    "邮箱": "email",
+    "电子邮件": "email",
+    "浙政钉": "zzd",
+    "钉钉": "zzd",
+    "工作通知": "zzd",
+    "短信": "sms",
+    "钉钉群": "robot",
+    "群机器人": "robot",
+    "钉钉群机器人": "robot",
+    "工作群": "robot",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RosterRow:
+    row: int  # row number in the file, as Excel shows it
+    org: str  # 市、县(市、区) as typed: 杭州市 / 西湖区 / 省经信厅 / a park, SOE group or association
+    department: str | None
+    name: str
+    title: str | None
+    mobile: str  # normalised: 13812345678 or 0571-87058343
+    mobile_display: str  # as typed
+    programs: frozenset[str]  # subset of {"cluster", "jingpin"}, never empty
+    email: str
+    sms_mobile: str = ""  # 短信号码: an enterprise contact's mobile for SMS, 11 digits
+    robot: str = ""  # 钉钉群机器人: the name of a work group's robot configured in settings
+    prefers: str = "email"  # 接收方式: email | zzd | sms | robot
+
+    @property
+    def zzd_mobile(self) -> str:
+        """The column is 手机号码（浙政钉号码）: a mobile is the 浙政钉 account; a landline is none."""
+        return "" if "-" in self.mobile else self.mobile
+
+
+def parse_roster(
+    path: PathLike, *, sheet_name: str | None = None, programs: Mapping[str, ProgramName] | None = None
+) -> list[RosterRow]:
+    """``programs``: the programs a 备注 may name (those of the campaigns loaded; by default the
+    built-in campaign files'); 「全部」 means all of them."""
+    programs = programs or builtin_programs()
+    program_label = {p.id: p.name for p in programs.values()}
+    _programs = _programs_parser(programs)
+    either = "」或「".join(program_label.values())
+    sheet = read_sheet(path, ROSTER_COLUMNS, sheet_name=sheet_name)
+    problems: list[ImportProblem] = []
+    rows: list[RosterRow] = []
+    for row in sheet.rows:
+        r = _RowReader(sheet, row, problems)
+        org = r.get("org", _text_value)
+        department = r.get("department", _text_value, required=False)
+        name = r.get("name", _text_value)
+        title = r.get("title", _text_value, required=False)
+        phone = r.get("mobile", _phone)
+        named = r.get("programs", _programs, empty_message=f"须注明「{either}」（都负责可填「全部」）")
+        email = r.get("email", _email)
+        sms = r.get("sms", _sms_mobile, required=False, default="")
+        robot = r.get("robot", _robot_name, required=False, default="")
+        prefers = r.get("prefers", _prefers, required=False, default="email")
+        has = {
+            "sms": bool(sms),
+            "robot": bool(robot),
+            "zzd": r.ok and "-" not in phone.normalized,
+            "email": True,
+        }
+        if isinstance(prefers, str) and not has.get(prefers, True):
+            r.problem("prefers", f"接收方式为「{prefers}」，但本行没有该渠道的号码或群机器人")
+        if r.ok:
+            rows.append(
+                RosterRow(
+                    row=row.number,
+                    org=org,
+                    department=department,
+                    name=name,
+                    title=title,
+                    mobile=phone.normalized,
+                    mobile_display=phone.display,
+                    programs=named,
+                    email=email,
+                    sms_mobile=sms,
+                    robot=robot,
+                    prefers=prefers,
+                )
+            )
+
+    # Same person listed twice for the same organisation and program: one row per program each.
+    seen: dict[tuple[str, str, str], RosterRow] = {}
+    for rr in rows:
+        for program in sorted(rr.programs):
+            k = (_norm_name(rr.name), _norm_name(rr.org), program)
+            if k in seen:
+                problems.append(
+                    ImportProblem(
+                        sheet.file,
+                        rr.row,
+                        sheet.label("name"),
+                        f"「{rr.name}」（{rr.org}，{program_label.get(program, program)}）与第{seen[k].row}行重复",
+                    )
+                )
+            else:
+                seen[k] = rr
+    # One mailbox for two different people would send one person's reminders to the other.
+    by_email: dict[str, RosterRow] = {}
+    for rr in rows:
+        first = by_email.setdefault(rr.email.lower(), rr)
+        if first is not rr and _norm_name(first.name) != _norm_name(rr.name):
+            problems.append(
+                ImportProblem(
+                    sheet.file,
+                    rr.row,
+                    sheet.label("email"),
+                    f"邮箱 {rr.email} 已用于第{first.row}行的「{first.name}」，不能再用于「{rr.name}」",
+                )
+            )
+    return _finish(problems, rows)
