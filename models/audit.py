@@ -43,6 +43,7 @@ GENESIS = "0" * 64
 # In an anchor path's file name, replaced by the database's identity.
 DATABASE_PLACEHOLDER = "{database}"
 _ANCHOR_THREAD_LOCK = threading.Lock()
+_INSERT_CHUNK = 5000  # events per executemany of a bulk append
 
 
 class AuditEvent(SQLModel, table=True):
@@ -203,9 +204,15 @@ class AuditLog:
     def append(self, session: Session, draft: EventDraft) -> AuditEvent:
         return self.append_many(session, [draft])[0]
 
-    def append_many(self, session: Session, drafts: Iterable[EventDraft]) -> list[AuditEvent]:
-        """Chain and insert events in the caller's transaction (bulk insert for imports)."""
-        return self._append(session, list(drafts), re_anchoring=False)
+    def append_many(
+        self, session: Session, drafts: Iterable[EventDraft], *, objects: bool = True
+    ) -> list[AuditEvent]:
+        """Chain and insert events in the caller's transaction (bulk insert for imports).
+
+        ``objects=False`` returns nothing: a window closing over 50,000 drafts need not build
+        50,000 instances it never reads (they cost as much as hashing the events).
+        """
+        return self._append(session, list(drafts), re_anchoring=False, objects=objects)
 
     def re_anchor(self, session: Session, *, at: datetime, actor: str, reason: str) -> AuditEvent:
         """A person's decision to anchor the chain anew at its current head, recorded as an event.
@@ -235,7 +242,9 @@ class AuditLog:
         )
         return self._append(session, [draft], re_anchoring=True)[0]
 
-    def _append(self, session: Session, drafts: list[EventDraft], *, re_anchoring: bool) -> list[AuditEvent]:
+    def _append(
+        self, session: Session, drafts: list[EventDraft], *, re_anchoring: bool, objects: bool = True
+    ) -> list[AuditEvent]:
         if not drafts:
             return []
         head = self._lock_head(session)
@@ -246,33 +255,39 @@ class AuditLog:
             create_identity(session, drafts[0].at)
         seq, prev = head.seq, head.hash
         events: list[AuditEvent] = []
-        for d in drafts:
+        rows: list[dict[str, Any]] = []
+        for i, d in enumerate(drafts):
             seq += 1
             text = _details_text(d.details)
             digest = self._mac(prev, _canonical(seq, d, text))
-            events.append(
-                AuditEvent(
-                    seq=seq,
-                    at=d.at,
-                    actor=d.actor,
-                    action=d.action,
-                    subject=d.subject,
-                    case_id=d.case_id,
-                    campaign_id=d.campaign_id,
-                    from_value=d.from_value,
-                    to_value=d.to_value,
-                    reason=d.reason,
-                    details=text,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": d.at,
+                    "actor": d.actor,
+                    "action": d.action,
+                    "subject": d.subject,
+                    "case_id": d.case_id,
+                    "campaign_id": d.campaign_id,
+                    "from_value": d.from_value,
+                    "to_value": d.to_value,
+                    "reason": d.reason,
+                    "details": text,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
             )
             prev = digest
-        if len(events) == 1:
-            session.add(events[0])
-        else:
-            # Core executemany: an import of thousands of cases must not go row by row.
-            session.execute(insert(AuditEvent), [e.model_dump() for e in events])
+            if len(drafts) == 1:
+                events = [AuditEvent(**rows[0])]
+                session.add(events[0])
+            elif len(rows) == _INSERT_CHUNK or i == len(drafts) - 1:
+                # Core executemany on the table, a few thousand rows at a time: an import, a
+                # window closing over 50,000 drafts, neither row by row nor all in memory at once.
+                session.execute(insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+                if objects:
+                    events += [AuditEvent(**row) for row in rows]
+                rows = []
         head.seq, head.hash = seq, prev
         session.add(head)
         session.flush()
