@@ -676,6 +676,7 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             if not cases:
                 continue
             reason = f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭"
+            details = {state: {"action": "lapse", "label": t.label} for state, t in transitions.items() if t}
             ids = [c.id for c in cases]
             # Exactly the rows read and locked (never the criteria again: a draft another
             # transaction adds meanwhile would lapse unaudited); no "fetch" of each chunk back,
@@ -701,8 +702,8 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
                         from_value=c.state,
                         to_value="lapsed",
                         reason=reason,
-                        details={"action": "lapse", "label": transitions[c.state].label},
-                    )  # type: ignore[union-attr]
+                        details=details[c.state],  # one dict per state: dumped once (models.audit)
+                    )
                     for c in cases
                 ],
                 objects=False,

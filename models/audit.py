@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -105,6 +106,35 @@ def _canonical(seq: int, d: EventDraft | RecordedEvent, details_text: str) -> by
         "details": details_text,
     }
     return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+class _Canonical:
+    """``_canonical`` for many drafts in a row, byte for byte the same JSON: the fragments that
+    repeat from one draft to the next (actor, action, instant, reason, details of a window's
+    50,000 lapses) are encoded once, and the body is joined in its sorted key order."""
+
+    def __init__(self) -> None:
+        self._memo: dict[Any, str] = {}
+        self._at: dict[datetime, str] = {}
+
+    def _s(self, value: str | None) -> str:
+        if value is None:
+            return "null"
+        found = self._memo.get(value)
+        if found is None:
+            found = self._memo[value] = encode_basestring(value)
+        return found
+
+    def __call__(self, seq: int, d: EventDraft, details_text: str) -> bytes:
+        at = self._at.get(d.at)
+        if at is None:
+            at = self._at[d.at] = encode_basestring(d.at.astimezone(UTC).isoformat(timespec="microseconds"))
+        return (
+            f'{{"action":{self._s(d.action)},"actor":{self._s(d.actor)},"at":{at},'
+            f'"campaign_id":{self._s(d.campaign_id)},"case_id":{"null" if d.case_id is None else int(d.case_id)},'
+            f'"details":{self._s(details_text)},"from":{self._s(d.from_value)},"reason":{self._s(d.reason)},'
+            f'"seq":{int(seq)},"subject":{encode_basestring(d.subject)},"to":{self._s(d.to_value)}}}'
+        ).encode()
 
 
 def _details_text(details: dict[str, Any]) -> str:
@@ -256,10 +286,14 @@ class AuditLog:
         seq, prev = head.seq, head.hash
         events: list[AuditEvent] = []
         rows: list[dict[str, Any]] = []
+        canonical = _Canonical() if len(drafts) > 1 else _canonical
+        texts: dict[int, str] = {}  # drafts sharing one details dict (a window's lapses) dump it once
         for i, d in enumerate(drafts):
             seq += 1
-            text = _details_text(d.details)
-            digest = self._mac(prev, _canonical(seq, d, text))
+            text = texts.get(id(d.details))
+            if text is None:
+                text = texts[id(d.details)] = _details_text(d.details)
+            digest = self._mac(prev, canonical(seq, d, text))
             rows.append(
                 {
                     "seq": seq,

@@ -313,6 +313,7 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
     org = d.org(org_id)
     tier = org.tier if org is not None else ""
     by_county = tier in ("city", "province")
+    shown = [c.id for c in still]  # in case-number order, as the list was written
     if by_county:
         still.sort(key=lambda c: (c.county_code or "", c.ref))
     counts = Counter(c.county_code for c in still) if by_county else Counter()
@@ -347,7 +348,7 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
         if len(counts) > 1
         else [],
         "board_path": f"/campaigns/{quote(n.campaign_id, safe='')}/board?{urlencode(query)}",
-        "shown": [c.id for c in sorted(still, key=lambda c: c.ref)],
+        "shown": shown,
     }
 
 
