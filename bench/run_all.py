@@ -23,6 +23,7 @@ SCRIPTS = {
     "recheck": "bench_recheck.py",
     "dispatch": "bench_dispatch.py",
     "reconcile": "bench_reconcile.py",
+    "window": "bench_window_close.py",
     "prefect": "bench_prefect.py",
     "channel-transports": "bench_channel_transports.py",
     "channels": "bench_channels.py",

@@ -442,6 +442,7 @@ NOTIFICATION_KINDS = {
     "supervisor_reminder": "督促提醒",
     "escalation": "逾期督办",
     "notice": "状态通知",
+    "lapse_notice": "逾期关闭通知",
     "deadline_notice": "截止时间变更",
     "audit_checkpoint": "审计检查点",
 }

@@ -631,6 +631,7 @@ def _summary(
         "overdue": "逾期告知",
         "escalation": "督办",
         "notice": "状态通知",
+        "lapse_notice": "逾期关闭",
         "deadline_notice": "时间调整",
         "stuck": "滞留督办",
     }

@@ -690,14 +690,19 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             if not cases:
                 continue
             reason = f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭"
+            details = {state: {"action": "lapse", "label": t.label} for state, t in transitions.items() if t}
             ids = [c.id for c in cases]
+            # Exactly the rows read and locked (never the criteria again: a draft another
+            # transaction adds meanwhile would lapse unaudited); no "fetch" of each chunk back,
+            # the instances this session holds are expired instead.
             for begin in range(0, len(ids), 900):  # SQLite's bound-parameter limit
                 session.execute(
                     update(Case)
                     .where(Case.id.in_(ids[begin : begin + 900]))  # type: ignore[union-attr]
                     .values(state="lapsed", state_since=ctx.now, updated_at=ctx.now, version=Case.version + 1)
-                    .execution_options(synchronize_session="fetch")
+                    .execution_options(synchronize_session=False)
                 )
+            _expire_cases(session, set(ids))
             system.audit.append_many(
                 session,
                 [
@@ -711,10 +716,19 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
                         from_value=c.state,
                         to_value="lapsed",
                         reason=reason,
-                        details={"action": "lapse", "label": transitions[c.state].label},
-                    )  # type: ignore[union-attr]
+                        details=details[c.state],  # one dict per state: dumped once (models.audit)
+                    )
                     for c in cases
                 ],
+                objects=False,
             )
             lapsed.extend(cases)
     return lapsed
+
+
+def _expire_cases(session: Session, ids: set[int]) -> None:
+    """Cases of ``ids`` this session holds are read again when next used (a bulk UPDATE does
+    not touch the instances in the identity map)."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Case) and obj.id in ids:
+            session.expire(obj)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
@@ -38,12 +40,18 @@ from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notifica
 from notifications.audience import Directory, lookup_keys
 from notifications.channels.route import address_of, routes_for
 from notifications.mime import build_mime, message_id_for
+from notifications.notices import LAPSE_NOTICE
 from notifications.render import Renderer
 from notifications.schedule import WorkingHours, last_day
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
 STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is read whole
 CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation", "stuck")
+# Re-checked just before sending: what chases someone, and the lists of lapsed cases (a case the
+# platform's sync found submitted on time is corrected meanwhile and drops off its list).
+RECHECKED = (*CHASING, LAPSE_NOTICE)
+# Cases a lapse list shows in the email; the rest are counted and the board lists them all.
+LAPSE_LIST_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,17 @@ class _Campaigns:
         self._pending: dict[tuple[str, str, tuple[str, ...]], tuple[list[Any], int]] = {}
         self._asked: dict[tuple[str, str], int] = defaultdict(int)
         self._stage_index: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._cases: dict[int, Any] = {}
+
+    def cases(self, ids: Iterable[int]) -> dict[int, Any]:
+        """Cases by id as rows of ``_LAPSE_LINE``, read once per run in chunks (the lists of a
+        window closing name 50,000 cases, each in about three lists)."""
+        missing = sorted({i for i in ids if i not in self._cases})
+        for start in range(0, len(missing), 900):
+            chunk = missing[start : start + 900]
+            for row in self.session.exec(select(*_LAPSE_LINE).where(col(Case.id).in_(chunk))).all():
+                self._cases[row.id] = row
+        return self._cases
 
     def get(self, campaign_id: str) -> tuple[Campaign, CampaignSpec, dict[str, Any]]:
         if campaign_id not in self._cache:
@@ -99,6 +118,7 @@ class _Campaigns:
 # What a section shows of a case: loading whole rows (JSON attrs and all) for the thousand
 # drafts of a county cost most of a 100,000-case compose.
 _CASE_LINE = (Case.id, Case.ref, Case.title, Case.kind, Case.state, Case.track)
+_LAPSE_LINE = (*_CASE_LINE, Case.county_code)
 
 
 def _pending_cases(
@@ -188,12 +208,14 @@ def section_for(
     d: Directory,
     campaigns: _Campaigns,
     calendar: WorkCalendar,
-    n: Notification,
+    n: Any,  # a Notification, or its row as compose reads it
     contact: Contact,
     now: datetime,
 ) -> dict[str, Any] | None:
     """What one notification says now, or None when there is nothing left to say."""
     payload = n.payload or {}
+    if n.kind == LAPSE_NOTICE:
+        return _lapse_section(d, campaigns, n)
     if n.kind in ("notice", "deadline_notice", "audit_checkpoint"):
         section = dict(payload)
         section["kind"], section["urgent"] = n.kind, False
@@ -273,6 +295,71 @@ def section_for(
         return None
     round_no = int(n.step[1:]) if n.kind == "escalation" and n.step and n.step.startswith("r") else None
     return base | {"late": late, "round": round_no, "shown": sorted(shown)}
+
+
+def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any] | None:
+    """The cases of one organisation that lapsed at one instant, as they are now: a case
+    corrected since (the platform had it submitted on time) is left out; none left, nothing to say.
+
+    A county reads its list whole (rarely more than a few dozen); a city or the province reads
+    how many per county first, then the cases by county, up to LAPSE_LIST_LIMIT, and the board's
+    link for the rest.
+    """
+    payload = n.payload or {}
+    assert n.campaign_id
+    _campaign, spec, _ = campaigns.get(n.campaign_id)
+    ids = list(payload.get("case_ids", []))
+    found = campaigns.cases(ids)
+    still = [found[i] for i in ids if i in found and found[i].state == "lapsed"]
+    if not still:
+        return None
+    org_id = payload.get("org", "")
+    org = d.org(org_id)
+    tier = org.tier if org is not None else ""
+    by_county = tier in ("city", "province")
+    shown = [c.id for c in still]  # in case-number order, as the list was written
+    if by_county:
+        still.sort(key=lambda c: (c.county_code or "", c.ref))
+    counts = Counter(c.county_code for c in still) if by_county else Counter()
+    scope = {"county": "county", "city": "city"}.get(tier)
+    query = {"state": "lapsed"} | ({scope: org_id} if scope else {})
+    return {
+        "kind": LAPSE_NOTICE,
+        "urgent": False,
+        "campaign_name": spec.name,
+        "org_name": d.name(org_id),
+        "label": payload.get("label", ""),
+        "from": payload.get("from", ""),
+        "to": payload.get("to", ""),
+        "reason": payload.get("reason", ""),
+        "actor": payload.get("actor", ""),
+        "at_text": format_local(parse_instant(payload["at"])) if payload.get("at") else "",
+        "total": len(still),
+        "items": [
+            {
+                "ref": c.ref,
+                "title": c.title,
+                "track": c.track or "",
+                "county": d.name(c.county_code) if by_county else "",
+            }
+            for c in still[:LAPSE_LIST_LIMIT]
+        ],
+        "more": max(0, len(still) - LAPSE_LIST_LIMIT),
+        "counties": [
+            {"name": d.name(code), "count": k}
+            for code, k in sorted(counts.items(), key=lambda kv: kv[0] or "")
+        ]
+        if len(counts) > 1
+        else [],
+        "board_path": f"/campaigns/{quote(n.campaign_id, safe='')}/board?{urlencode(query)}",
+        "shown": shown,
+    }
+
+
+def shown_of(n: Any) -> list[Any]:
+    """What a notification's email showed when it was composed (a lapse list: its cases)."""
+    payload = n.payload or {}
+    return list(payload.get("shown", payload.get("case_ids", [])))
 
 
 def _nothing_to_review_text(
@@ -439,55 +526,73 @@ def compose_all(
     """Turn every pending, due notification into messages: one email per recipient, and on each
     other channel one message per person (zzd, SMS) or per robot (a group) per run. Each
     notification takes the channels its person has for it (notifications/channels/route.py).
-    Returns (emails written, channel messages written by channel)."""
+    Returns (emails written, channel messages written by channel).
+
+    Reads the notifications as plain rows and writes emails and notification states with Core
+    executemany at the end: a window closing puts thousands of notifications into hundreds of
+    emails, and an ORM flush per email (each flushing the rows it touched) cost most of it.
+    """
     channel_counts: Counter[str] = Counter()
-    pending = session.exec(
-        select(Notification)
-        .where(Notification.status == PENDING, Notification.due_at <= now)
-        .order_by(Notification.contact_id, Notification.id)
+    table = Notification.__table__  # type: ignore[attr-defined]
+    pending = session.execute(
+        select(table)
+        .where(table.c.status == PENDING, table.c.due_at <= now)
+        .order_by(table.c.contact_id, table.c.id)
     ).all()
     if not pending:
         return 0, channel_counts
-    by_contact: dict[int, list[Notification]] = defaultdict(list)
+    by_contact: dict[int, list[Any]] = defaultdict(list)
     for n in pending:
         by_contact[n.contact_id].append(n)
     d = Directory(session)
+    campaigns = _Campaigns(session)
+    lapse_ids = {i for n in pending if n.kind == LAPSE_NOTICE for i in (n.payload or {}).get("case_ids", [])}
+    cases = campaigns.cases(lapse_ids)
     # One query for every organisation a section will name (a county forwarding for thousands
-    # of enterprises), not a lookup each.
+    # of enterprises, the counties of a city's lapse list), not a lookup each.
     d.preload(
         {o for n in pending for o in (n.payload or {}).get("orgs", [])}
+        | {(n.payload or {}).get("org", "") for n in pending if n.kind == LAPSE_NOTICE}
+        | {c.county_code for c in cases.values() if c.county_code}
         | {c.org_id for c in map(d.contact, by_contact) if c is not None}
     )
-    campaigns = _Campaigns(session)
     hours = WorkingHours.parse(identity.working_hours)
-    written = 0
+    changes: list[dict[str, Any]] = []  # notification id, status, reason, email index
+    shown: list[dict[str, Any]] = []  # notification id, payload with what its email shows
+    emails: list[Email] = []
     # (channel, address) -> what goes there this run: one message per destination (a digest).
-    elsewhere: dict[tuple[str, str], list[tuple[Contact, Notification, dict[str, Any]]]] = defaultdict(list)
+    elsewhere: dict[tuple[str, str], list[tuple[Contact, Any, dict[str, Any]]]] = defaultdict(list)
     for contact_id, notes in by_contact.items():
         contact = d.contact(contact_id)
         if contact is None or not contact.active:
-            for n in notes:
-                n.status, n.status_reason = CANCELLED, "联系人已停用"
-                session.add(n)
+            changes += [{"nid": n.id, "st": CANCELLED, "sr": "联系人已停用", "mail": None} for n in notes]
             continue
         sections = []
-        kept: list[Notification] = []
+        kept: list[Any] = []
         for n in notes:
             section = section_for(session, d, campaigns, calendar, n, contact, now)
             if section is None:
-                n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
-                session.add(n)
+                changes.append(
+                    {
+                        "nid": n.id,
+                        "st": CANCELLED,
+                        "sr": "发送前复核：已办结或截止时间已调整，无需再发",
+                        "mail": None,
+                    }
+                )
                 continue
-            n.payload = dict(n.payload or {}) | {"shown": section.get("shown", [])}
+            now_shown = section.get("shown", [])
+            if now_shown != shown_of(n):
+                shown.append({"nid": n.id, "pl": dict(n.payload or {}) | {"shown": now_shown}})
             routes = routes_for(contact, n.urgent)
             for channel in routes:
                 if channel != "email":
                     elsewhere[(channel, address_of(contact, channel))].append((contact, n, section))
-            n.status = QUEUED
-            session.add(n)
             if "email" in routes:
                 sections.append(section)
                 kept.append(n)
+            else:
+                changes.append({"nid": n.id, "st": QUEUED, "sr": "", "mail": None})
         if not kept:
             continue
         key = (
@@ -511,17 +616,44 @@ def compose_all(
             status=E_PENDING,
         )
         _write_message(email, renderer, identity, contact, d.name(contact.org_id), sections, now)
-        session.add(email)
-        session.flush()
-        for n in kept:
-            n.status, n.email_id = QUEUED, email.id
-            session.add(n)
-        written += 1
+        changes += [{"nid": n.id, "st": QUEUED, "sr": "", "mail": len(emails)} for n in kept]
+        emails.append(email)
+    email_ids: list[int] = []
+    if emails:
+        etable = Email.__table__  # type: ignore[attr-defined]
+        email_ids = list(
+            session.execute(
+                insert(etable).returning(etable.c.id, sort_by_parameter_order=True),
+                [e.model_dump(exclude={"id"}) for e in emails],
+            ).scalars()
+        )
+    if changes:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("nid"))
+            .values(status=bindparam("st"), status_reason=bindparam("sr"), email_id=bindparam("eid")),
+            [
+                {
+                    "nid": c["nid"],
+                    "st": c["st"],
+                    "sr": c["sr"],
+                    "eid": None if c["mail"] is None else email_ids[c["mail"]],
+                }
+                for c in changes
+            ],
+        )
+    if shown:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("nid"))
+            .values(payload=bindparam("pl", type_=table.c.payload.type)),
+            shown,
+        )
     for (channel, address), parts in elsewhere.items():
         write_channel_message(session, channel, address, parts, identity, renderer, hours, calendar, now)
         channel_counts[channel] += 1
     session.flush()
-    return written, channel_counts
+    return len(emails), channel_counts
 
 
 def render_channel(
@@ -544,7 +676,7 @@ def write_channel_message(
     session: Session,
     channel: str,
     address: str,
-    parts: list[tuple[Contact, Notification, dict[str, Any]]],
+    parts: list[tuple[Contact, Any, dict[str, Any]]],  # a Notification or its row
     identity: MailIdentity,
     renderer: Renderer,
     hours: WorkingHours,
@@ -619,10 +751,15 @@ class Rechecker:
         d.load_contacts((), [e.contact_id for e in emails])
         named = {o for notes in notes_of.values() for n in notes for o in (n.payload or {}).get("orgs", [])}
         recipients = {c.org_id for c in map(d.contact, {e.contact_id for e in emails}) if c is not None}
-        d.preload(named | recipients)
+        campaigns = _Campaigns(session)
+        lapses = [n for notes in notes_of.values() for n in notes if n.kind == LAPSE_NOTICE]
+        cases = campaigns.cases(i for n in lapses for i in (n.payload or {}).get("case_ids", []))
+        listed = {(n.payload or {}).get("org", "") for n in lapses} | {
+            c.county_code for c in cases.values() if c.county_code
+        }
+        d.preload(named | recipients | listed)
         # Enterprises without contacts are reached through their county (section_for).
         d.load_contacts(named | {d.supervisor(o) for o in named} | recipients)
-        campaigns = _Campaigns(session)
 
         def check(session: Session, email: Email, now: datetime) -> bytes | Literal["keep"] | None:
             return self._check(session, email, now, notes_of.get(email.id, []), d, campaigns)
@@ -638,7 +775,7 @@ class Rechecker:
         d: Directory,
         campaigns: _Campaigns,
     ) -> bytes | Literal["keep"] | None:
-        if not any(n.kind in CHASING for n in notes):
+        if not any(n.kind in RECHECKED for n in notes):
             return "keep"
         contact = d.contact(email.contact_id)
         if contact is None:
@@ -651,7 +788,7 @@ class Rechecker:
                 n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
                 session.add(n)
                 continue
-            if section.get("shown", []) != (n.payload or {}).get("shown", []):
+            if section.get("shown", []) != shown_of(n):
                 changed = True
             sections.append(section)
         if not sections:

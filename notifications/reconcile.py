@@ -35,7 +35,7 @@ from models.deadlines import open_case_deadlines
 from models.org import Organisation
 from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
 from notifications.audience import Directory, acting_org
-from notifications.notices import notices_for_event
+from notifications.notices import is_lapse, lapse_notices, notices_for_event
 from notifications.schedule import WorkingHours, escalation_rounds, latest_due_step, reminder_time
 
 
@@ -455,55 +455,75 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     cursor = session.get(ReconcileCursor, NOTICE_CURSOR)
     if cursor is None:
         cursor = ReconcileCursor(name=NOTICE_CURSOR, value=0)
-    events = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.seq > cursor.value, AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
-        .order_by(AuditEvent.seq)
+    # Plain rows, not instances: a window closing is 50,000 events read once.
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    events = session.execute(
+        select(*(table.c[name] for name in _EVENT_COLUMNS))
+        .where(table.c.seq > cursor.value, table.c.action.in_(("state_change", "deadline_change")))
+        .order_by(table.c.seq)
     ).all()
     # An event stamped after now (another machine's clock ahead, an action entered with --now)
     # is written when its time comes: the watermark stops short of it, and the events after it
     # that are written now are recognised by their keys when they are read again.
     later = next((e.seq for e in events if e.at > ctx.now), None)
-    # Load the cases the events name in a few queries (a window closing is thousands of events);
-    # notices_for_event then finds them in the session's identity map.
-    case_ids = sorted({e.case_id for e in events if e.case_id is not None})
+    due = [e for e in events if e.at <= ctx.now]
+    lapses: list[Any] = []
+    others: list[Any] = []
+    for e in due:
+        (lapses if is_lapse(e) else others).append(e)
+    rows = [r | _NEW for r in lapse_notices(session, d, lapses)]
+    # The cases and campaigns the other events name, read in a few queries and held here while
+    # notices_for_event finds them in the session's identity map (which holds them only weakly).
+    case_ids = sorted({e.case_id for e in others if e.case_id is not None})
+    held: list[Any] = list(session.exec(select(Campaign)).all()) if others else []
     for start in range(0, len(case_ids), 900):
-        session.exec(select(Case).where(Case.id.in_(case_ids[start : start + 900]))).all()  # type: ignore[union-attr]
-    rows: list[dict[str, Any]] = []
+        held += session.exec(select(Case).where(Case.id.in_(case_ids[start : start + 900]))).all()  # type: ignore[union-attr]
+    per_event: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for event in (e for e in events if e.at <= ctx.now):
+    for event in others:
         for notice in notices_for_event(session, d, event):
             if notice["key"] in seen:
                 continue
             seen.add(notice["key"])
-            rows.append(
-                notice
-                | {
-                    "created_at": ctx.now,
-                    "due_at": event.at,
-                    "status": PENDING,
-                    "status_reason": "",
-                    "email_id": None,
-                }
-            )
-    if rows:
-        # In chunks: a window closing over 50,000 drafts gives 150,000 notices, past PostgreSQL's
-        # 65,535 parameters per statement.
-        seqs = sorted({r["audit_seq"] for r in rows})
+            per_event.append(notice | _NEW | {"due_at": event.at})
+    if per_event:
+        seqs = sorted({r["audit_seq"] for r in per_event})
         existing: set[str] = set()
         for start in range(0, len(seqs), 900):
             existing.update(
                 session.exec(
-                    select(Notification.key).where(Notification.audit_seq.in_(seqs[start : start + 900]))
+                    select(Notification.key).where(Notification.audit_seq.in_(seqs[start : start + 900]))  # type: ignore[union-attr]
                 ).all()
-            )  # type: ignore[union-attr]
-        rows = [r for r in rows if r["key"] not in existing]
-        if rows:
-            session.execute(insert(Notification), rows)
-            report.written.update(r["kind"] for r in rows)
+            )
+        rows += [r for r in per_event if r["key"] not in existing]
+    del held
+    if rows:
+        for r in rows:
+            r["created_at"] = ctx.now
+        # In chunks: PostgreSQL takes at most 65,535 parameters per statement.
+        for start in range(0, len(rows), 2000):
+            session.execute(insert(Notification), rows[start : start + 2000])
+        report.written.update(r["kind"] for r in rows)
     if events:
         cursor.value = later - 1 if later is not None else events[-1].seq
         session.add(cursor)
+
+
+# What notices read of an event (not its hashes).
+_EVENT_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "action",
+    "subject",
+    "case_id",
+    "campaign_id",
+    "from_value",
+    "to_value",
+    "reason",
+    "details",
+)
+_NEW = {"status": PENDING, "status_reason": "", "email_id": None}
 
 
 # -- the tick ------------------------------------------------------------------------------------

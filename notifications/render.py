@@ -27,6 +27,7 @@ KINDS = (
     "stuck",
     "notice",
     "notice_group",
+    "lapse_notice",
     "deadline_notice",
 )
 

@@ -319,3 +319,38 @@ def _respelled(url: str) -> str:
         return f"sqlite:///{path.parent}/../{path.parent.name}/{path.name}"
     # Trust authentication ignores the password: the same database after a password change.
     return url.replace("postgres@127.0.0.1", "postgres:rotated@localhost")
+
+
+def test_a_bulk_append_hashes_exactly_what_verify_recomputes() -> None:
+    """The bulk path joins the canonical JSON itself (fragments encoded once): byte for byte
+    what ``_canonical`` gives, for quotes, backslashes, control characters, Chinese and None."""
+    from datetime import UTC
+
+    from models.audit import _Canonical, _canonical, _details_text
+
+    shared = {"action": "lapse", "label": "逾期关闭"}
+    drafts = [
+        EventDraft(
+            at=datetime(2026, 6, 25, 16, 0, tzinfo=UTC),
+            actor="system",
+            action="state_change",
+            subject='case:CL26-"00001"\\',
+            case_id=7,
+            campaign_id="2026-cluster-selection",
+            from_value="draft",
+            to_value="lapsed",
+            reason="「线上申报」已于 2026-06-25（周四）24:00 截止\n\t",
+            details=shared,
+        ),
+        EventDraft(
+            at=datetime(2026, 6, 26, 9, 0, 0, 123, tzinfo=ZoneInfo("Asia/Shanghai")),
+            actor="李娜@330106",
+            action="create",
+            subject="case:\x01",
+            details={"kind": "x", "n": 3, "nested": {"a": None}},
+        ),
+    ]
+    fast = _Canonical()
+    for seq, d in enumerate(drafts * 2, start=41):
+        text = _details_text(d.details)
+        assert fast(seq, d, text) == _canonical(seq, d, text)

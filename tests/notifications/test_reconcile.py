@@ -122,11 +122,12 @@ def test_it_lapses_drafts_exactly_once_when_the_window_closes_at_2400(
     morning = tick_at(db, make_ctx, "2026-06-26T09:30")
 
     assert (before.lapsed, closing.lapsed, again.lapsed, morning.lapsed) == ([], [town["xihu"]], [], [])
-    lapse_notices = [n for n in notifications(db, kind="notice") if n.payload["action"] == "lapse"]
+    lapse_notices = notifications(db, kind="lapse_notice")
     assert sorted(n.contact_id for n in lapse_notices) == sorted([ids["xihu"], ids["hz"]])
-    assert {n.payload["ref"] for n in lapse_notices} == {town["xihu"]}
-    assert {n.created_at for n in lapse_notices} == {at("2026-06-26T00:00")}
     lapses = [e for e in events(db, action="state_change") if e.to_value == "lapsed"]
+    assert {tuple(n.payload["case_ids"]) for n in lapse_notices} == {(lapses[0].case_id,)}
+    assert {n.created_at for n in lapse_notices} == {at("2026-06-26T00:00")}
+    assert not [n for n in notifications(db, kind="notice") if n.payload.get("action") == "lapse"]
     assert [(e.subject, e.at) for e in lapses] == [(f"case:{town['xihu']}", at("2026-06-26T00:00"))]
 
 
