@@ -45,7 +45,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 class Shenbao:
     """``shenbao`` with its own home directory, in-process."""
 
-    def __init__(self, home: Path, **env: str) -> None:
+    def __init__(self, home: Path, **env: str | None) -> None:
         self.home = home
         # The province's coordinator unless a test says otherwise (SHENBAO_ACTOR="" for nobody).
         self.env = {
