@@ -288,6 +288,33 @@ def _fold_wal(path: Path) -> None:
     conn.close()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group again under pytest 9.2, and put the heavy tests first.
+
+    pytest-xdist 3.8.0 marks an ``xdist_group`` test by appending ``@group`` to ``item._nodeid``,
+    an attribute pytest 9.2 no longer reads (the id is ``item._id`` now): the suffix was lost and
+    every group spread over both workers, each building the group's session fixtures (two
+    Prefect servers). Carry xdist's suffixed id over to the attribute pytest reads.
+    """
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        grouped = item.__dict__.get("_nodeid")
+        if isinstance(grouped, str) and grouped != item.nodeid:
+            item._id = NodeId.parse(grouped)
+    # The longest tests first (`@pytest.mark.heavy`): xdist hands out work in this order, so a
+    # long test started last would hold one worker while the other idles. A stable sort, the
+    # same on every worker (xdist requires identical collections).
+    # A heavy group (one worker runs it all) goes before the heavy tests on their own.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("heavy") is None,
+            item.get_closest_marker("xdist_group") is None,
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def worker_id(request: pytest.FixtureRequest) -> str:
     return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))

@@ -110,3 +110,13 @@ def test_a_world_copy_is_the_tests_own_and_verifies_against_its_anchor(
     assert case.id == cases + 1
     with seeded.read() as session:
         assert audit.verify(session).ok
+
+
+@pytest.mark.xdist_group("fixtures-selfcheck")
+def test_a_grouped_test_carries_its_group_to_the_scheduler(request: pytest.FixtureRequest) -> None:
+    # Under `make test` (-n 2 --dist loadgroup) the group must reach the id xdist schedules by,
+    # or each worker builds the group's session fixtures (tests/conftest.py's collection hook).
+    if getattr(request.config.option, "loadgroup", False):
+        assert request.node.nodeid.endswith("@fixtures-selfcheck")
+    else:
+        assert "@" not in request.node.nodeid

@@ -1,8 +1,10 @@
 """The ``shenbao`` command line, as coordinators and operators use it.
 
-Most tests drive ``flows.cli.cli`` in-process with click's CliRunner (fast); a handful run the
-real console script in a subprocess (help, init twice, tampering with sqlite3, SHENBAO_NOW,
-PostgreSQL through SHENBAO_DATABASE_URL). Every test has its own SHENBAO_HOME and passes the time.
+The tests drive ``flows.cli.cli`` in-process with click's CliRunner, the entry point the console
+script calls (``main`` adds nothing but the extensions loaded here); one runs the real console
+script in a subprocess (``--help``), for the installed entry point itself. A subprocess costs
+about 2 s of CPU to import the CLI: the suite's budget has no room for one per test. Every test
+has its own SHENBAO_HOME and passes the time.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 class Shenbao:
     """``shenbao`` with its own home directory, in-process."""
 
-    def __init__(self, home: Path, **env: str) -> None:
+    def __init__(self, home: Path, **env: str | None) -> None:
         self.home = home
         # The province's coordinator unless a test says otherwise (SHENBAO_ACTOR="" for nobody).
         self.env = {
@@ -57,7 +59,9 @@ class Shenbao:
         argv = (["--now", now] if now else []) + list(args)
         # Tables are sized at import from COLUMNS; make them wide enough that no cell folds.
         cli_module.out.console.width = cli_module.out.err_console.width = 400
-        result = CliRunner().invoke(cli_module.cli, argv, env=self.env, catch_exceptions=False)
+        # As in a clean shell: no SHENBAO_* setting of the test process's own reaches the command.
+        env = {k: None for k in os.environ if k.startswith("SHENBAO_")} | self.env
+        result = CliRunner().invoke(cli_module.cli, argv, env=env, catch_exceptions=False)
         assert result.exit_code == code, (argv, result.exit_code, result.stdout, result.stderr)
         return result
 
@@ -128,16 +132,17 @@ def test_it_explains_every_command_with_help(
 
 
 def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path: Path) -> None:
-    first = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
+    sb = Shenbao(tmp_path)
+    first = sb.json("init")
     assert first["divisions_added"] == 102 and first["schema_from"] is None
     assert first["campaigns"]["2026-cluster-selection"] == ["新建批次", "新建市级案件 22 个"]
-    second = json.loads(run_script(tmp_path, "--now", NOW, "init", "--json").stdout)
+    second = sb.json("init")
     assert second["divisions_added"] == 0 and second["schema_from"] == second["schema_to"]
     assert second["campaigns"] == {"2026-cluster-selection": [], "2026-jingpin": []}
     # The key sits beside the data directory, not in it: a copy of the database does not carry it.
     assert not (tmp_path / "audit.key").exists()
     assert (tmp_path.parent / f"{tmp_path.name}.keys" / "audit.key").stat().st_mode & 0o077 == 0
-    run_script(tmp_path, "audit", "verify")
+    sb("audit", "verify")
 
 
 def test_it_shows_a_campaigns_stages_with_weekday_and_24_00(sb: Shenbao) -> None:
@@ -384,9 +389,8 @@ def test_it_takes_now_from_the_option_after_the_subcommand(sb: Shenbao) -> None:
     assert json.loads(result.stdout)["now"] == "2026-06-20T01:00:00+00:00"
 
 
-def test_it_takes_now_from_shenbao_now(tmp_path: Path) -> None:
-    Shenbao(tmp_path, SHENBAO_NOW="2026-06-01T10:00")("init", now=None)
-    shown = Shenbao(tmp_path, SHENBAO_NOW="2026-06-26T08:00").json(
+def test_it_takes_now_from_shenbao_now(sb: Shenbao) -> None:
+    shown = Shenbao(sb.home, SHENBAO_NOW="2026-06-26T08:00").json(
         "campaign", "show", "2026-cluster-selection", now=None
     )
     assert shown["now"] == "2026-06-26T00:00:00+00:00"
@@ -400,29 +404,25 @@ def test_it_rejects_a_malformed_now(sb: Shenbao) -> None:
 # -- the audit -------------------------------------------------------------------------------------------
 
 
-def test_it_verifies_the_audit_and_exits_1_after_the_sqlite_file_is_tampered_with(tmp_path: Path) -> None:
-    sb = Shenbao(tmp_path)
-    sb("init")
+def test_it_verifies_the_audit_and_exits_1_after_the_sqlite_file_is_tampered_with(sb: Shenbao) -> None:
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert "审计链完好" in sb("audit", "verify").stdout
-    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+    with sqlite3.connect(sb.home / "shenbao.db") as conn:
         seq = conn.execute("SELECT max(seq) FROM audit_event WHERE action = 'state_change'").fetchone()[0]
         conn.execute("UPDATE audit_event SET actor = 'someone-else' WHERE seq = ?", (seq,))
-    done = run_script(tmp_path, "audit", "verify", "--json", code=1)
-    report = json.loads(done.stdout)
+    report = json.loads(sb("audit", "verify", "--json", code=1).stdout)
     assert report["ok"] is False and [(p["seq"], p["kind"]) for p in report["problems"]] == [(seq, "changed")]
 
 
 def test_it_runs_on_postgresql_from_shenbao_database_url(tmp_path: Path, fresh_pg_url: str) -> None:
-    env = {"SHENBAO_DATABASE_URL": fresh_pg_url, "SHENBAO_NOW": NOW}
-    first = json.loads(run_script(tmp_path, "init", "--json", **env).stdout)
-    assert first["database"].startswith("postgresql") and first["divisions_added"] == 102
     sb = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url)
+    first = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url, SHENBAO_NOW=NOW).json("init", now=None)
+    assert first["database"].startswith("postgresql") and first["divisions_added"] == 102
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     sb("case", "act", "CL26-00001", "submit", "--as", "西湖区", "--by", "赵静")
     assert sb.json("case", "show", "CL26-00001")["state"] == "submitted"
-    assert json.loads(run_script(tmp_path, "audit", "verify", "--json", **env).stdout)["ok"] is True
+    assert sb.json("audit", "verify")["ok"] is True
 
 
 @pytest.fixture
@@ -441,46 +441,41 @@ def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
     sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静")
     reason = "[/]\x1b[31m红[bold]\x9b2J\u202e"
     sb("case", "act", ref, "return", "--as", "杭州市", "--reason", reason)
-    done = run_script(sb.home, "--now", NOW, "history", ref)
+    done = sb("history", ref)
     assert "[/]␛[31m红[bold]\\x9b2J\\u202e" in done.stdout
     assert not any(ch in done.stdout for ch in "\x1b\x9b\u202e")
-    listed = run_script(sb.home, "--now", NOW, "case", "list", "--campaign", "2026-cluster-selection")
+    listed = sb("case", "list", "--campaign", "2026-cluster-selection")
     assert "\x1b" not in listed.stdout
 
 
 def test_it_still_reports_a_truncation_after_the_anchor_is_deleted_and_a_write_follows(
-    tmp_path: Path,
+    sb: Shenbao,
 ) -> None:
-    sb = Shenbao(tmp_path)
-    sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     for ref in ("CL26-00001", "CL26-00002", "CL26-00003"):
         sb("case", "act", ref, "submit", "--by", "祝博艺", "--admin", "测试补录")
-    (anchor,) = keys_of(tmp_path).glob("audit-anchor-*.json")
+    (anchor,) = keys_of(sb.home).glob("audit-anchor-*.json")
     # The intruder: drop the newest five events, point the head at what is left, remove the anchor.
     anchor.unlink()
-    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+    with sqlite3.connect(sb.home / "shenbao.db") as conn:
         top = conn.execute("SELECT max(seq) FROM audit_event").fetchone()[0]
         conn.execute("DELETE FROM audit_event WHERE seq > ?", (top - 5,))
         seq, digest = conn.execute("SELECT seq, hash FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone()
         conn.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, digest))
     sb("deadline", "set", "2026-cluster-selection", "defence", "2026-08-15 17:00", "--reason", "答辩通知")
-    done = run_script(tmp_path, "audit", "verify", "--json", code=1)
-    report = json.loads(done.stdout)
+    report = json.loads(sb("audit", "verify", "--json", code=1).stdout)
     assert "anchor_missing" in {p["kind"] for p in report["problems"]}
-    assert not list(keys_of(tmp_path).glob("audit-anchor-*.json"))
+    assert not list(keys_of(sb.home).glob("audit-anchor-*.json"))
 
 
-def test_it_exits_1_naming_a_case_whose_state_was_set_without_an_event(tmp_path: Path) -> None:
-    sb = Shenbao(tmp_path)
-    sb("init")
+def test_it_exits_1_naming_a_case_whose_state_was_set_without_an_event(sb: Shenbao) -> None:
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     sb("case", "act", "CL26-00002", "submit", "--by", "祝博艺", "--admin", "测试补录")
-    with sqlite3.connect(tmp_path / "shenbao.db") as conn:
+    with sqlite3.connect(sb.home / "shenbao.db") as conn:
         conn.execute("UPDATE \"case\" SET state = 'selected' WHERE ref = 'CL26-00002'")
-    report = json.loads(run_script(tmp_path, "audit", "verify", "--json", code=1).stdout)
+    report = json.loads(sb("audit", "verify", "--json", code=1).stdout)
     assert [(p["kind"], p["subject"]) for p in report["problems"]] == [("state", "case:CL26-00002")]
-    text = run_script(tmp_path, "audit", "verify", code=1).stdout
+    text = sb("audit", "verify", code=1).stdout
     assert "CL26-00002" in text and "selected" in text and "已提交待市级审核" in text
 
 
@@ -500,30 +495,17 @@ def test_it_finds_the_same_anchor_under_another_spelling_of_the_postgresql_url(
 ) -> None:
     other = fresh_pg_url.replace("postgres@127.0.0.1", "postgres:rotated@localhost")
     assert other != fresh_pg_url
-    env = {"SHENBAO_DATABASE_URL": fresh_pg_url, "SHENBAO_NOW": NOW}
+    first = Shenbao(tmp_path, SHENBAO_DATABASE_URL=fresh_pg_url)
     letter = tmp_path / "函.pdf"
     letter.write_bytes(b"%PDF-1.4 sealed")
-    run_script(tmp_path, "init", **env)
-    run_script(
-        tmp_path, "case", "act", "RC26-CL-330100", "attach", "--as", "杭州市", "--letter", str(letter), **env
-    )
+    first("init")
+    first("case", "act", "RC26-CL-330100", "attach", "--as", "杭州市", "--letter", str(letter))
     (anchor,) = keys_of(tmp_path).glob("audit-anchor-*.json")
-    again = {"SHENBAO_DATABASE_URL": other, "SHENBAO_NOW": NOW}
-    run_script(tmp_path, "init", **again)  # an existing database keeps its identity
-    run_script(
-        tmp_path,
-        "case",
-        "act",
-        "RC26-CL-330200",
-        "attach",
-        "--as",
-        "宁波市",
-        "--letter",
-        str(letter),
-        **again,
-    )
+    again = Shenbao(tmp_path, SHENBAO_DATABASE_URL=other)
+    again("init")  # an existing database keeps its identity
+    again("case", "act", "RC26-CL-330200", "attach", "--as", "宁波市", "--letter", str(letter))
     assert list(keys_of(tmp_path).glob("audit-anchor-*.json")) == [anchor]
-    report = json.loads(run_script(tmp_path, "audit", "verify", "--json", **again).stdout)
+    report = again.json("audit", "verify")
     assert report["ok"] is True and report["anchor_seq"] == report["head_seq"]
     assert report["anchor_file"] == str(anchor) and "rotated" not in anchor.name
 
@@ -575,8 +557,8 @@ def test_an_unexpected_error_exits_70_not_1(tmp_path: Path) -> None:
 
 
 def test_it_warns_once_when_the_audit_key_sits_beside_the_database(tmp_path: Path) -> None:
-    beside = run_script(tmp_path, "--now", NOW, "init", SHENBAO_AUDIT_KEY_FILE=str(tmp_path / "audit.key"))
+    beside = Shenbao(tmp_path, SHENBAO_AUDIT_KEY_FILE=str(tmp_path / "audit.key"))("init")
     assert beside.stderr.count("警告：审计密钥/锚点与 SQLite 数据库在同一目录") == 1
     assert str(tmp_path / "audit.key") in beside.stderr
-    elsewhere = run_script(tmp_path / "other", "--now", NOW, "init")
+    elsewhere = Shenbao(tmp_path / "other")("init")
     assert "警告" not in elsewhere.stderr

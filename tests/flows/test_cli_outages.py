@@ -1,7 +1,8 @@
 """A silent or busy database ends a command with exit 4 and a sentence saying which it was.
 
-Through the installed console script, as an operator or cron runs it: the timeouts come from
-the SHENBAO_DB_* settings, and the wording from models.db.describe_outage.
+A silent server through the installed console script, as an operator or cron runs it (a hang
+is bounded by the subprocess's timeout); the rest through the CLI's entry point in-process. The
+timeouts come from the SHENBAO_DB_* settings, and the wording from models.db.describe_outage.
 """
 
 from __future__ import annotations
@@ -43,14 +44,7 @@ def test_a_writer_held_by_another_connection_is_reported_as_busy_not_unreachable
     holder = sqlite3.connect(sb.home / "shenbao.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # as a long import does
     try:
-        done = run_script(
-            sb.home,
-            "tick",
-            "--now",
-            "2026-06-01T10:00",
-            code=EXIT_DB_UNREACHABLE,
-            SHENBAO_DB_BUSY_TIMEOUT="0.5",
-        )
+        done = Shenbao(sb.home, SHENBAO_DB_BUSY_TIMEOUT="0.5")("tick", code=EXIT_DB_UNREACHABLE)
     finally:
         holder.rollback()
         holder.close()
@@ -64,5 +58,5 @@ def test_a_writer_held_by_another_connection_is_reported_as_busy_not_unreachable
 )
 def test_a_timeout_of_zero_is_refused_naming_the_setting(tmp_path: Path, name: str) -> None:
     # Zero would mean "wait forever" to the database: exactly the hang the setting is for.
-    done = run_script(tmp_path / "home", "status", code=2, **{name: "0"})
+    done = Shenbao(tmp_path / "home", **{name: "0"})("status", now=None, code=2)
     assert name in done.stderr, done.stderr

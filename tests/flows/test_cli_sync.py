@@ -6,16 +6,17 @@ import json
 from pathlib import Path
 
 from models.sheets import write_sheet
-from tests.flows.test_cli import SCENARIO, Shenbao, run_script
+from tests.flows.conftest import copy_home
+from tests.flows.test_cli import SCENARIO, Shenbao
 
 CLUSTER = "2026-cluster-selection"
 HEADERS = ["申报编号", "申报单位", "细分赛道", "申报状态", "提交时间", "状态时间"]
 SYNCED = "2026-06-26T09:00"  # the morning after the window closed at 06-25 24:00
 
 
-def _prepare(home: Path, tmp_path: Path) -> Path:
+def _prepare(initialised_home: Path, home: Path, tmp_path: Path) -> Path:
+    copy_home(initialised_home, home)  # as `shenbao init` leaves it
     sb = Shenbao(home)
-    sb("init")
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", CLUSTER)
     sb("tick", now="2026-06-26T00:05")  # the window closes: the drafts lapse
     return write_sheet(
@@ -28,9 +29,11 @@ def _prepare(home: Path, tmp_path: Path) -> Path:
     )
 
 
-def test_sync_shows_the_difference_applies_it_once_and_keeps_the_audit_valid(tmp_path: Path) -> None:
+def test_sync_shows_the_difference_applies_it_once_and_keeps_the_audit_valid(
+    tmp_path: Path, initialised_home: Path
+) -> None:
     home = tmp_path / "home"
-    path = _prepare(home, tmp_path)
+    path = _prepare(initialised_home, home, tmp_path)
     sb = Shenbao(home)
 
     dry = sb("sync", str(path), "--campaign", CLUSTER, "--dry-run", now=SYNCED, code=3)
@@ -48,13 +51,15 @@ def test_sync_shows_the_difference_applies_it_once_and_keeps_the_audit_valid(tmp
     again = sb("sync", str(path), "--campaign", CLUSTER, now="2026-06-26T10:00", code=3)
     assert "该文件已于 2026-06-26（周五）09:00 同步过" in again.stdout and "待省级复核" in again.stdout
 
-    verify = run_script(home, "audit", "verify")
+    verify = sb("audit", "verify", now=None)
     assert "2026" not in verify.stderr
 
 
-def test_sync_names_the_file_and_column_when_the_layout_is_wrong(tmp_path: Path) -> None:
+def test_sync_names_the_file_and_column_when_the_layout_is_wrong(
+    tmp_path: Path, initialised_home: Path
+) -> None:
     home = tmp_path / "home"
-    _prepare(home, tmp_path)
+    _prepare(initialised_home, home, tmp_path)
     bad = write_sheet(tmp_path / "错表.csv", ["申报单位", "细分赛道"], [["西湖区", "智能终端"]])
     result = Shenbao(home)("sync", str(bad), "--campaign", CLUSTER, now=SYNCED, code=2)
     assert "错表.csv" in result.stderr and "申报状态" in result.stderr

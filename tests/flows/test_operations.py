@@ -1,8 +1,9 @@
 """Every edge calls the same operation: `shenbao send` re-checks each mail just before it goes
 (however many processes send), and `shenbao tick` reconciles under the same lock as the service.
 
-The real console script in a subprocess, its own SHENBAO_HOME, a real SMTP server on loopback,
-and (for the lock) the real PostgreSQL server.
+The CLI's entry point in-process (the processes `send --processes 2` spawns are real), its own
+SHENBAO_HOME, a real SMTP server on loopback; for the lock, `shenbao tick` as cron runs it (the
+console script in a subprocess) against the real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flows.sample_data import CLUSTER_HEADERS, ROSTER_HEADERS
 from models.sheets import write_sheet
 from notifications.loopback import LoopbackSMTP
 from operations.sweep import RECONCILE_LOCK_KEY
+from tests.flows.test_cli import Shenbao
 
 SHENBAO = Path(sys.executable).parent / "shenbao"
 
@@ -30,20 +32,7 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
     return clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | extra
 
 
-def run(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [str(SHENBAO), *args],
-        env=env_for(home, **env),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-    return done
-
-
-def prepare(home: Path, tmp_path: Path, **env: str) -> None:
+def prepare(home: Path, tmp_path: Path, **env: str) -> Shenbao:
     """杭州市 and two counties with one application each (赵敏 for 西湖区, 钱进 for 余杭区)."""
     roster = write_sheet(
         tmp_path / "名单.csv",
@@ -63,55 +52,22 @@ def prepare(home: Path, tmp_path: Path, **env: str) -> None:
             ["余杭区", "", *row, "钱进", "13905711002", "qj@yuhang.example"],
         ],
     )
-    run(home, "init", "--now", "2026-05-26T09:00", **env)
-    run(
-        home,
-        "roster",
-        "import",
-        str(roster),
-        "--submit",
-        "--as",
-        "杭州市",
-        "--by",
-        "陈静",
-        "--now",
-        "2026-05-27T10:00",
-        **env,
-    )
-    run(
-        home,
-        "case",
-        "import",
-        str(cluster),
-        "--campaign",
-        "2026-cluster-selection",
-        "--now",
-        "2026-06-01T10:00",
-        **env,
-    )
+    sb = Shenbao(home, **env)
+    sb("init", now="2026-05-26T09:00")
+    sb("roster", "import", str(roster), "--submit", "--as", "杭州市", "--by", "陈静", now="2026-05-27T10:00")
+    sb("case", "import", str(cluster), "--campaign", "2026-cluster-selection", now="2026-06-01T10:00")
+    return sb
 
 
 def test_send_in_two_processes_does_not_remind_a_county_that_submitted_after_the_tick(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    prepare(home, tmp_path)
+    sb = prepare(tmp_path / "home", tmp_path)
     # The d-7 reminders are written for both counties at 09:00 …
-    run(home, "tick", "--now", "2026-06-18T09:00")
+    sb("tick", now="2026-06-18T09:00")
     # … and 余杭区 submits before they go out.
-    run(
-        home,
-        "case",
-        "act",
-        "CL26-00002",
-        "submit",
-        "--as",
-        "余杭区",
-        "--by",
-        "王强",
-        "--now",
-        "2026-06-18T09:05",
-    )
+    sb("case", "act", "CL26-00002", "submit", "--as", "余杭区", "--by", "王强", now="2026-06-18T09:05")
     with LoopbackSMTP() as smtp:
-        run(home, "send", "--processes", "2", "--now", "2026-06-18T09:10", SHENBAO_SMTP_PORT=str(smtp.port))
+        # The two sending processes are real (spawned by `send`); the command itself runs here.
+        Shenbao(sb.home, SHENBAO_SMTP_PORT=str(smtp.port))("send", "--processes", "2", now="2026-06-18T09:10")
         received = sorted(m.rcpt_tos[0] for m in smtp.messages)
     assert received == ["lina@xihu.example", "zm@xihu.example"]
 

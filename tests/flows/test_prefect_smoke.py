@@ -46,7 +46,10 @@ from tests.flows.test_service import (
 )
 from tests.notifications.conftest import free_port
 
-pytestmark = [pytest.mark.prefect, pytest.mark.xdist_group("prefect")]
+pytestmark = [pytest.mark.prefect]
+# The tests that share the session's server run on one xdist worker, so that one server is started;
+# the local-mode test needs none and may run beside them.
+shares_the_server = pytest.mark.xdist_group("prefect-server")
 
 PREFECT = Path(sys.executable).parent / "prefect"
 SHENBAO = Path(sys.executable).parent / "shenbao"
@@ -128,7 +131,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             return False
 
     try:
-        wait_for(healthy, timeout=90, what="the Prefect server")
+        # Seconds on a quiet machine; over a minute at a load average of 15 (a wait, not a check).
+        wait_for(healthy, timeout=240, what="the Prefect server")
         yield PrefectServer(url, home)
     finally:
         server.terminate()
@@ -182,6 +186,8 @@ def run_deployment(server: PrefectServer, name: str, parameters: dict[str, Any])
 # -- deployments, a worker, PostgreSQL -----------------------------------------------------------------------
 
 
+@shares_the_server
+@pytest.mark.heavy
 def test_the_deployments_run_on_a_process_worker_against_postgresql(
     prefect_server: PrefectServer, pg_db: Database, tmp_path: Path, smtp: LoopbackSMTP
 ) -> None:
@@ -250,6 +256,8 @@ def prefect_client(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatc
         yield
 
 
+@shares_the_server
+@pytest.mark.heavy
 def test_the_flows_run_in_process_sweep_report_and_imports(
     prefect_client: None,
     sqlite_db: Database,
@@ -335,6 +343,7 @@ def test_an_import_is_retried_for_a_lost_database_but_not_for_a_bad_file() -> No
 # -- local mode: no server at all ------------------------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_shenbao_flow_run_works_in_local_mode_without_a_server(
     sqlite_db: Database, tmp_path: Path, smtp: LoopbackSMTP
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from notifications.loopback import LoopbackSMTP
@@ -20,6 +21,7 @@ from tests.flows.test_service import ServeProcess, lapse_events, make_runtime, s
 LEAD_SECONDS = 40  # the service's clock starts this long before 24:00
 
 
+@pytest.mark.heavy  # about 45 s, most of it waiting for the service's clock to pass 24:00
 def test_serve_retries_in_chinese_through_an_outage_and_does_the_missed_closing_once(
     pg_scenario: tuple[Runtime, TcpProxy, LoopbackSMTP],  # noqa: F811
     tmp_path: Path,

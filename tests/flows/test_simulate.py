@@ -1,4 +1,4 @@
-"""``shenbao simulate``: the real console script in a subprocess, its own SHENBAO_HOME, the clock given.
+"""``shenbao simulate``: the CLI's entry point in-process, its own SHENBAO_HOME, the clock given.
 
 A roster (杭州市 and two counties) and two cluster applications are imported through the CLI
 (the import adds each application's own contact to its county: 赵敏 and 钱进); the simulation
@@ -10,35 +10,24 @@ it the emails go over SMTP to a real server on loopback.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from flows.sample_data import CLUSTER_HEADERS, ROSTER_HEADERS
 from models.sheets import write_sheet
 from notifications.loopback import LoopbackSMTP
+from tests.flows.test_cli import Shenbao
 
-SHENBAO = Path(sys.executable).parent / "shenbao"
 STAGE = "线上申报（申报信息表、实施方案及佐证材料）"
 
 
-def run(home: Path, *args: str, code: int = 0, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SHENBAO_")}
-    done = subprocess.run(
-        [str(SHENBAO), *args],
-        env=clean | {"SHENBAO_HOME": str(home), "COLUMNS": "200", "SHENBAO_ACTOR": "省经信厅/祝博艺"} | env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
-    return done
+def run(home: Path, *args: str, code: int = 0, **env: str) -> Result:
+    """``shenbao`` in-process (the entry point the console script calls), as the province."""
+    return Shenbao(home, **env)(*args, now=None, code=code)
 
 
 @pytest.fixture(scope="module")

@@ -418,6 +418,7 @@ def test_it_drains_a_sqlite_outbox_with_two_processes(sqlite_db: Database, smtp:
 
 
 @pytest.mark.postgres
+@pytest.mark.heavy
 def test_it_drains_2000_rows_with_four_dispatcher_processes_on_postgresql(
     pg_db: Database, smtp: LoopbackSMTP, pg_url: str
 ) -> None:
