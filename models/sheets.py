@@ -17,12 +17,14 @@ Public API:
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import hashlib
+import itertools
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -45,6 +47,9 @@ __all__ = [
     "Sheet",
     "SheetRow",
     "ZoneType",
+    "iter_cluster_applications",
+    "iter_jingpin_applications",
+    "iter_sheet",
     "parse_cluster_applications",
     "parse_jingpin_applications",
     "parse_roster",
@@ -277,53 +282,65 @@ def _as_text(value: CellValue) -> str:
     return str(value)
 
 
-def _decode_csv(raw: bytes) -> str:
-    # UTF-8 first (with or without BOM): a GBK byte sequence is almost never valid UTF-8, while
-    # the reverse is often "valid" garbage. GB18030 is a superset of GBK/GB2312, which is what
-    # Chinese Excel writes for "CSV (逗号分隔)".
-    for encoding in ("utf-8-sig", "gb18030"):
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 first (with or without BOM): a GBK byte sequence is almost never valid UTF-8, while
+    the reverse is often "valid" garbage. GB18030 is a superset of GBK/GB2312, which is what
+    Chinese Excel writes for "CSV (逗号分隔)". Checked a megabyte at a time over the whole file
+    (a million-row file is not held in memory), before any row is read."""
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return raw.decode(encoding)
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-    raise UnicodeDecodeError("gb18030", raw, 0, 1, "neither UTF-8 nor GB18030")
+        return "utf-8-sig" if encoding == "utf-8" else encoding
+    raise UnicodeDecodeError("gb18030", b"", 0, 1, "neither UTF-8 nor GB18030")
 
 
-def _read_csv_rows(path: Path) -> list[tuple[CellValue, ...]]:
-    text = _decode_csv(path.read_bytes())
-    # Excel's "Unicode 文本" export is tab-separated; everything else we see is comma-separated.
-    # csv.Sniffer is avoided on purpose: title lines with a single cell confuse it.
-    sample = text[:4000]
-    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [tuple(_clean_cell(c) for c in record) for record in reader]
+def _iter_csv_rows(path: Path) -> Iterator[tuple[CellValue, ...]]:
+    encoding = _csv_encoding(path)
+    with path.open(encoding=encoding, newline="") as fh:
+        # Excel's "Unicode 文本" export is tab-separated; everything else we see is comma-separated.
+        # csv.Sniffer is avoided on purpose: title lines with a single cell confuse it.
+        sample = fh.read(4000)
+        fh.seek(0)
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+        for record in csv.reader(fh, delimiter=delimiter):
+            yield tuple(_clean_cell(c) for c in record)
 
 
-def _read_xlsx_rows(path: Path, sheet_name: str | None) -> tuple[str, list[tuple[CellValue, ...]]]:
+def _iter_xlsx_rows(path: Path, sheet_name: str | None) -> tuple[str, Iterator[tuple[CellValue, ...]]]:
+    """The sheet's title and its rows, streamed (openpyxl read_only: a row at a time)."""
     from openpyxl import load_workbook
 
     wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        if sheet_name is None:
-            ws = wb.worksheets[0]
-        elif sheet_name in wb.sheetnames:
-            ws = wb[sheet_name]
-        else:
-            raise KeyError(sheet_name, list(wb.sheetnames))
-        rows: list[tuple[CellValue, ...]] = []
-        for cells in ws.iter_rows():
-            values: list[CellValue] = []
-            for cell in cells:
-                value = cell.value
-                fmt = getattr(cell, "number_format", None) or ""
-                # A percentage-formatted cell holds 0.035 but shows 3.5%; take what the user sees.
-                if isinstance(value, int | float) and not isinstance(value, bool) and "%" in fmt:
-                    value = Decimal(str(value)) * 100
-                values.append(_clean_cell(value))
-            rows.append(tuple(values))
-        return ws.title, rows
-    finally:
+    if sheet_name is None:
+        ws = wb.worksheets[0]
+    elif sheet_name in wb.sheetnames:
+        ws = wb[sheet_name]
+    else:
         wb.close()
+        raise KeyError(sheet_name, list(wb.sheetnames))
+
+    def rows() -> Iterator[tuple[CellValue, ...]]:
+        try:
+            for cells in ws.iter_rows():
+                values: list[CellValue] = []
+                for cell in cells:
+                    value = cell.value
+                    fmt = getattr(cell, "number_format", None) or ""
+                    # A percentage-formatted cell holds 0.035 but shows 3.5%; take what the user sees.
+                    if isinstance(value, int | float) and not isinstance(value, bool) and "%" in fmt:
+                        value = Decimal(str(value)) * 100
+                    values.append(_clean_cell(value))
+                yield tuple(values)
+        finally:
+            wb.close()
+
+    return ws.title, rows()
 
 
 _NOTE_FIRST_CELL = re.compile(
@@ -359,6 +376,25 @@ def read_sheet(
     keyed by header text. Empty rows, "..." placeholder rows, template rows with nothing in any
     expected column, and trailing note rows (备注：…, 填报人：…, 联系电话…) are skipped.
     """
+    unstorable: list[ImportProblem] = []
+    sheet, rows = iter_sheet(path, columns, sheet_name=sheet_name, problems=unstorable)
+    sheet.rows.extend(rows)
+    if unstorable:
+        raise ImportRejected(unstorable)
+    return sheet
+
+
+def iter_sheet(
+    path: PathLike,
+    columns: Sequence[Column] | None = None,
+    *,
+    sheet_name: str | None = None,
+    problems: list[ImportProblem],
+) -> tuple[Sheet, Iterator[SheetRow]]:
+    """``read_sheet`` as a stream: the Sheet (header found, no rows) and its data rows one at a
+    time, so that a million-row file is never held whole. A file-level problem (no such file,
+    a missing column) raises here; a cell that cannot be stored is added to ``problems`` as the
+    rows go by."""
     p = Path(path)
     name = p.name
     suffix = p.suffix.lower()
@@ -372,13 +408,16 @@ def read_sheet(
     found_sheet: str | None = None
     try:
         if suffix == ".csv":
-            raw_rows = _read_csv_rows(p)
+            raw_rows = _iter_csv_rows(p)
         elif suffix in (".xlsx", ".xlsm"):
-            found_sheet, raw_rows = _read_xlsx_rows(p, sheet_name)
+            found_sheet, raw_rows = _iter_xlsx_rows(p, sheet_name)
         elif suffix in (".xls", ".et", ".wps"):
             raise reject(f"不支持 {suffix} 格式，请在 Excel/WPS 中另存为 .xlsx 或 .csv 后再导入")
         else:
             raise reject(f"无法识别的文件类型「{suffix or '无扩展名'}」，请上传 .xlsx 或 .csv 文件")
+        numbered_rows = ((i + 1, r) for i, r in enumerate(raw_rows) if _non_empty(r))
+        # The header is looked for among the first rows: only they are read before the stream.
+        candidates = list(itertools.islice(numbered_rows, HEADER_SEARCH_ROWS))
     except ImportRejected:
         raise
     except KeyError as exc:
@@ -389,11 +428,8 @@ def read_sheet(
     except Exception as exc:  # openpyxl raises assorted zipfile/XML errors for damaged files
         raise reject(f"无法读取文件（文件可能已损坏或并非真正的 Excel 文件）：{exc}") from exc
 
-    numbered = [(i + 1, r) for i, r in enumerate(raw_rows) if _non_empty(r)]
-    if not numbered:
+    if not candidates:
         raise reject("文件为空，没有任何内容")
-    candidates = numbered[:HEADER_SEARCH_ROWS]
-
     header_row: int | None = None
     header_cells: tuple[CellValue, ...] = ()
     mapping: dict[str, int] = {}
@@ -449,33 +485,32 @@ def read_sheet(
         specs=specs,
     )
 
-    in_notes = False
-    unstorable: list[ImportProblem] = []
-    for number, cells in numbered:
-        if number <= header_row:
-            continue
-        filled = _non_empty(cells)
-        if all(_as_text(c) in _PLACEHOLDERS for c in filled):
-            continue
-        if _is_note_row(cells):
-            in_notes = True
-            continue
-        # Continuation lines of a note block ("2. 集群遴选工作人员信息表请发…") are single cells.
-        # A row with several cells after the notes is still treated as data rather than silently
-        # dropped, so misplaced data is validated and reported, never lost.
-        if in_notes and len(filled) <= 1:
-            continue
-        values = {key: (cells[i] if i < len(cells) else None) for key, i in mapping.items()}
-        if all(v is None for v in values.values()):
-            continue  # e.g. template rows that only carry a 序号
-        for key, value in values.items():
-            bad = _control_character(value)
-            if bad:
-                unstorable.append(ImportProblem(name, number, sheet.label(key), bad))
-        sheet.rows.append(SheetRow(number, values))
-    if unstorable:
-        raise ImportRejected(unstorable)
-    return sheet
+    def data_rows() -> Iterator[SheetRow]:
+        in_notes = False
+        for number, cells in itertools.chain(candidates, numbered_rows):
+            if number <= header_row:
+                continue
+            filled = _non_empty(cells)
+            if all(_as_text(c) in _PLACEHOLDERS for c in filled):
+                continue
+            if _is_note_row(cells):
+                in_notes = True
+                continue
+            # Continuation lines of a note block ("2. 集群遴选工作人员信息表请发…") are single cells.
+            # A row with several cells after the notes is still treated as data rather than silently
+            # dropped, so misplaced data is validated and reported, never lost.
+            if in_notes and len(filled) <= 1:
+                continue
+            values = {key: (cells[i] if i < len(cells) else None) for key, i in mapping.items()}
+            if all(v is None for v in values.values()):
+                continue  # e.g. template rows that only carry a 序号
+            for key, value in values.items():
+                bad = _control_character(value)
+                if bad:
+                    problems.append(ImportProblem(name, number, sheet.label(key), bad))
+            yield SheetRow(number, values)
+
+    return sheet, data_rows()
 
 
 # C0 controls other than tab and line breaks (which a cell may legitimately hold), and DEL.
@@ -853,6 +888,28 @@ def _check_duplicates(
             seen[k] = r
 
 
+class _Seen:
+    """The cross-row rule of a streamed file: a row may not repeat an earlier one. Keeps a
+    16-byte digest of each row's key and its row number, not the rows (a million rows: tens of
+    megabytes)."""
+
+    def __init__(self, sheet: Sheet, problems: list[ImportProblem], column: str) -> None:
+        self.sheet, self.problems, self.column = sheet, problems, column
+        self.rows: dict[bytes, int] = {}
+
+    def first(self, number: int, key: tuple[str, ...], describe: str) -> bool:
+        digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=16).digest()
+        earlier = self.rows.setdefault(digest, number)
+        if earlier == number:
+            return True
+        self.problems.append(
+            ImportProblem(
+                self.sheet.file, number, self.sheet.label(self.column), f"{describe} 与第{earlier}行重复"
+            )
+        )
+        return False
+
+
 def _finish(problems: list[ImportProblem], rows: list[_T]) -> list[_T]:
     if problems:
         # Stable sort keeps each row's problems in column order; file-level ones come first.
@@ -1058,11 +1115,25 @@ def parse_cluster_applications(
     to its 集群, from the campaign file's 附1-1: 附1-2 itself has no cluster column, so a row
     without one takes the cluster of its 细分赛道, or None when that cannot be told (the
     eligibility rules then say why)."""
-    clusters = clusters or {}
-    sheet = read_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
-    rows: list[ClusterApplicationRow] = []
-    for row in sheet.rows:
+    rows = list(iter_cluster_applications(path, problems, sheet_name=sheet_name, clusters=clusters))
+    return _finish(problems, rows)
+
+
+def iter_cluster_applications(
+    path: PathLike,
+    problems: list[ImportProblem],
+    *,
+    sheet_name: str | None = None,
+    clusters: Mapping[str, str] | None = None,
+) -> Iterator[ClusterApplicationRow]:
+    """``parse_cluster_applications`` as a stream: the good rows one at a time, every problem
+    (a bad cell, a row repeating an earlier one) added to ``problems`` as it is found. Only
+    what the cross-row rule needs is kept: one key per row (the duplicate check)."""
+    clusters = clusters or {}
+    sheet, sheet_rows = iter_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name, problems=problems)
+    seen = _Seen(sheet, problems, "track")
+    for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         applicant = r.get("applicant", _text_value)
         county = r.get("county", _text_value, required=False)
@@ -1102,8 +1173,12 @@ def parse_cluster_applications(
                         if park
                         else f"无法从申报单位「{applicant}」判断所在县（市、区），请填写",
                     )
-        if r.ok:
-            rows.append(
+        if r.ok and seen.first(
+            row.number,
+            (_norm_name(applicant), _norm_name(track)),
+            f"「{applicant}」申报细分赛道「{track}」",
+        ):
+            yield (
                 ClusterApplicationRow(
                     row=row.number,
                     applicant=applicant,
@@ -1125,15 +1200,6 @@ def parse_cluster_applications(
                     external_id=external_id,
                 )
             )
-    _check_duplicates(
-        sheet,
-        problems,
-        rows,
-        key=lambda a: (_norm_name(a.applicant), _norm_name(a.track)),
-        column="track",
-        describe=lambda a: f"「{a.applicant}」申报细分赛道「{a.track}」",
-    )
-    return _finish(problems, rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1189,10 +1255,18 @@ class JingpinApplicationRow:
 def parse_jingpin_applications(
     path: PathLike, *, sheet_name: str | None = None
 ) -> list[JingpinApplicationRow]:
-    sheet = read_sheet(path, JINGPIN_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
-    rows: list[JingpinApplicationRow] = []
-    for row in sheet.rows:
+    rows = list(iter_jingpin_applications(path, problems, sheet_name=sheet_name))
+    return _finish(problems, rows)
+
+
+def iter_jingpin_applications(
+    path: PathLike, problems: list[ImportProblem], *, sheet_name: str | None = None
+) -> Iterator[JingpinApplicationRow]:
+    """``parse_jingpin_applications`` as a stream (see ``iter_cluster_applications``)."""
+    sheet, sheet_rows = iter_sheet(path, JINGPIN_COLUMNS, sheet_name=sheet_name, problems=problems)
+    seen = _Seen(sheet, problems, "product")
+    for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         enterprise = r.get("enterprise", _text_value)
         county = r.get("county", _text_value)
@@ -1208,8 +1282,12 @@ def parse_jingpin_applications(
         phone = r.get("contact_phone", _phone, required=False)
         contact_email = r.get("contact_email", _email, required=False)
         external_id = r.get("external_id", _text_value, required=False)
-        if r.ok:
-            rows.append(
+        if r.ok and seen.first(
+            row.number,
+            (_norm_name(enterprise), _norm_name(product)),
+            f"「{enterprise}」的产品「{product}」",
+        ):
+            yield (
                 JingpinApplicationRow(
                     row=row.number,
                     enterprise=enterprise,
@@ -1229,15 +1307,6 @@ def parse_jingpin_applications(
                     external_id=external_id,
                 )
             )
-    _check_duplicates(
-        sheet,
-        problems,
-        rows,
-        key=lambda j: (_norm_name(j.enterprise), _norm_name(j.product)),
-        column="product",
-        describe=lambda j: f"「{j.enterprise}」的产品「{j.product}」",
-    )
-    return _finish(problems, rows)
 
 
 # --------------------------------------------------------------------------------------------
