@@ -371,7 +371,12 @@ def _rejected(problems: list[ImportProblem]) -> ImportRejected:
     return ImportRejected(sorted(problems, key=lambda p: -1 if p.row is None else p.row))
 
 
-def read_cases(spec: Any, path: Path) -> CaseSheet:
+# (what: "checked" or "written", rows so far, rows in the file or 0 while still counting)
+ImportProgress = Callable[[str, int, int], None]
+PROGRESS_EVERY = 50_000  # rows between two progress reports while checking
+
+
+def read_cases(spec: Any, path: Path, progress: ImportProgress | None = None) -> CaseSheet:
     """Check every row of ``path`` in the form of ``spec``'s program; touches no database."""
     digest = file_digest(path)
     clusters = None
@@ -379,17 +384,24 @@ def read_cases(spec: Any, path: Path) -> CaseSheet:
         clusters = clusters_by_subtrack(spec.cluster)
     sheet = CaseSheet(path, spec.program, 0, digest, clusters)
     problems: list[ImportProblem] = []
-    count = sum(1 for _row in sheet.stream(problems))
+    count = 0
+    for _row in sheet.stream(problems):
+        count += 1
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress("checked", count, 0)
     if problems:
         raise _rejected(problems)
     return CaseSheet(path, spec.program, count, digest, clusters)
 
 
-ImportProgress = Callable[[int, int], None]  # (rows written, rows in the file)
-
-
 def write_cases(
-    session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet, progress: ImportProgress | None = None
+    session: Session,
+    ctx: Ctx,
+    campaign_id: str,
+    sheet: CaseSheet,
+    progress: ImportProgress | None = None,
+    *,
+    chunk: int = CHUNK,
 ) -> ImportSummary:
     """Check the rows against the database and write them, all or none: every chunk goes into
     the caller's one transaction, so a bad row 900,000 (a county the database does not know)
@@ -404,8 +416,10 @@ def write_cases(
     if file_digest(sheet.path) != sheet.digest:
         raise ImportRejected([ImportProblem(sheet.path.name, None, None, "文件在校验之后被修改，请重新导入")])
     if spec.program == "cluster":
-        return _import_cluster(session, ctx, spec, sheet, progress)
-    return _import_jingpin(session, ctx, spec, sheet, progress)
+        return _import_cluster(
+            session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk)
+        )
+    return _import_jingpin(session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk))
 
 
 def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> ImportSummary:
@@ -494,13 +508,13 @@ class _CaseWriter:
         session: Session,
         ctx: Ctx,
         spec: Any,
-        kind: str,
-        path: Path,
-        total: int,
+        sheet: CaseSheet,
         progress: ImportProgress | None,
+        chunk: int,
     ) -> None:
-        self.session, self.ctx, self.spec, self.path = session, ctx, spec, path
-        self.total, self.progress = total, progress
+        self.session, self.ctx, self.spec, self.path = session, ctx, spec, sheet.path
+        self.total, self.progress, self.chunk = sheet.rows, progress, chunk
+        kind = "cluster_application" if sheet.program == "cluster" else "jingpin_application"
         self.allocate = RefAllocator(session, spec, kind)
         self.cases: list[dict[str, Any]] = []
         self.new_orgs: dict[str, dict[str, Any]] = {}
@@ -536,7 +550,7 @@ class _CaseWriter:
     def case(self, row: dict[str, Any]) -> None:
         row["ref"] = self.allocate()
         self.cases.append(row)
-        if len(self.cases) >= CHUNK:
+        if len(self.cases) >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
@@ -576,18 +590,17 @@ class _CaseWriter:
             )
             self.cases = []
             if self.progress is not None:
-                self.progress(len(self.created), self.total)
+                self.progress("written", len(self.created), self.total)
 
 
 def _import_cluster(
-    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, progress: ImportProgress | None
+    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
     path = sheet.path
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     counties = _Counties(session, path, "所在县（市、区）")
     applicants: dict[str, str | None] = {}
-    writer = _CaseWriter(session, ctx, spec, "cluster_application", path, sheet.rows, progress)
     rows = 0
     for row in cast(Iterator[ClusterApplicationRow], sheet.stream(problems)):
         rows += 1
@@ -687,14 +700,13 @@ def _recommender_tier(name: str) -> str | None:
 
 
 def _import_jingpin(
-    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, progress: ImportProgress | None
+    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
     path = sheet.path
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     counties = _Counties(session, path, "所在县（市、区）")
     recommenders: dict[str, tuple[str, str]] = {}  # id -> (name, tier): SOE groups and associations
-    writer = _CaseWriter(session, ctx, spec, "jingpin_application", path, sheet.rows, progress)
     rows = 0
     for row in cast(Iterator[JingpinApplicationRow], sheet.stream(problems)):
         rows += 1

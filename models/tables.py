@@ -8,7 +8,7 @@ from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
-from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
+from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor, ReconcilePlan
 
 __all__ = [
     "AccessToken",
@@ -23,5 +23,6 @@ __all__ = [
     "Notification",
     "Organisation",
     "ReconcileCursor",
+    "ReconcilePlan",
     "StageDeadline",
 ]

@@ -440,9 +440,16 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     cursor = session.get(ReconcileCursor, NOTICE_CURSOR)
     if cursor is None:
         cursor = ReconcileCursor(name=NOTICE_CURSOR, value=0)
+    # Everything up to the head is looked at once: the cursor then moves past events that make
+    # no notice too (a million case creations by an import), or every pass would read them all.
+    head = session.exec(select(AuditHead.seq).where(AuditHead.id == 1)).first() or 0
     events = session.exec(
         select(AuditEvent)
-        .where(AuditEvent.seq > cursor.value, AuditEvent.action.in_(("state_change", "deadline_change")))  # type: ignore[attr-defined]
+        .where(
+            AuditEvent.seq > cursor.value,
+            AuditEvent.seq <= head,
+            AuditEvent.action.in_(("state_change", "deadline_change")),  # type: ignore[attr-defined]
+        )
         .order_by(AuditEvent.seq)
     ).all()
     # An event stamped after now (another machine's clock ahead, an action entered with --now)
@@ -486,8 +493,9 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
         if rows:
             session.execute(insert(Notification), rows)
             report.written.update(r["kind"] for r in rows)
-    if events:
-        cursor.value = later - 1 if later is not None else events[-1].seq
+    watermark = later - 1 if later is not None else head
+    if watermark != cursor.value:
+        cursor.value = watermark
         session.add(cursor)
 
 
