@@ -57,8 +57,13 @@ from models.outbox import Notification
 from models.reference import load_divisions
 from models.registry import bulk_new_cases, load_campaign, seed_divisions
 from models.schema import upgrade
-from operations.runtime import Runtime
-from operations.settings import Settings
+
+try:
+    from operations.runtime import Runtime
+    from operations.settings import Settings
+except ImportError:  # commit 7cf4329 (bench/baseline.py runs this file there too): flows/ held them
+    from flows.runtime import Runtime  # type: ignore[no-redef]
+    from flows.settings import Settings  # type: ignore[no-redef]
 
 CLUSTER, JINGPIN = "2026-cluster-selection", "2026-jingpin"
 BUILT_AT = parse_instant("2026-06-01T10:00")
@@ -73,6 +78,7 @@ TRACKS = [
     ("core", "工业母机与机器人", "模具"),
     ("rising_star", "高端装备", "精密泵阀"),
 ]
+CHUNK = 50_000  # cases per bulk_new_cases call: a million at once would hold GBs of rows and events
 PRODUCTS = [("advanced", "工业母机与机器人"), ("digital", "智能物联"), ("consumer", "现代纺织与服装")]
 
 
@@ -186,6 +192,9 @@ def build(home: Path, cases: int, seed: int = 2026) -> dict[str, Any]:
                     "attrs": {"cluster": cluster, "subtrack": track, "revenue": "250"},
                 }
             )
+            if len(rows) == CHUNK:
+                bulk_new_cases(session, batch, spec_cluster, rows, reason="bench import")
+                rows = []
         bulk_new_cases(session, batch, spec_cluster, rows, reason="bench import")
         rows = []
         for i in range(n_jingpin):
@@ -204,6 +213,9 @@ def build(home: Path, cases: int, seed: int = 2026) -> dict[str, Any]:
                     "attrs": {"product": f"产品{i}", "avg_sales": "900"},
                 }
             )
+            if len(rows) == CHUNK:
+                bulk_new_cases(session, batch, spec_jingpin, rows, reason="bench import")
+                rows = []
         bulk_new_cases(session, batch, spec_jingpin, rows, reason="bench import")
     elapsed = time.perf_counter() - started
     with rt.db.read() as session:
@@ -232,6 +244,10 @@ def _specs(session: Any) -> list[Any]:
 
 
 def _passes(home: str, passes: list[tuple[str, datetime]], out: Any) -> None:
+    out.put(run_passes(home, passes))
+
+
+def run_passes(home: str, passes: list[tuple[str, datetime]]) -> dict[str, Any]:
     """Reconcile and compose at each instant in turn, each in its own transaction, as a tick does."""
     from notifications.compose import compose
     from notifications.reconcile import reconcile
@@ -267,7 +283,7 @@ def _passes(home: str, passes: list[tuple[str, datetime]], out: Any) -> None:
     results["notification_keys"] = keys
     results["peak_rss_mb"] = rss_mb()
     rt.db.dispose()
-    out.put(results)
+    return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,7 +429,35 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="keep the database here (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="5,000 cases, 500 jobs, no window closing")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="only the reconcile passes, under commit 7cf4329 and under HEAD in one run (bench/baseline.py); "
+        "--cases defaults to 1,000,000 here, 20,000 with --quick",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --side-by-side --out DIR: keep the database built there before",
+    )
+    parser.add_argument(
+        "--phase", choices=("build", "upgrade", "passes"), help=argparse.SUPPRESS
+    )  # one tree's child
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.phase:
+        _phase(args.phase, args.home, args.cases)
+        return
+    if args.side_by_side:
+        cases = (
+            20_000
+            if args.quick and args.cases == 100_000
+            else 1_000_000
+            if args.cases == 100_000
+            else args.cases
+        )
+        side_by_side(cases, args.out, args.reuse)
+        return
     if args.quick:
         args.cases, args.sample, args.no_window = 5_000, 500, True
 
@@ -505,6 +549,89 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
         # The audit key goes beside the home, not in it (Settings.secrets_dir).
         shutil.rmtree(home.with_name(f"{home.name}.keys"), ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Side by side with commit 7cf4329 (issue 10: first pass >= 2x, nothing new >= 5x, <= 600 MB)
+
+SIDE_PASSES = [("first", PASS_AT), ("again", PASS_AT), ("hour_later", PASS_AT + timedelta(hours=1))]
+
+
+def _phase(phase: str, home: Path, cases: int) -> None:
+    """One tree's child (bench/baseline.py measures its wall time and peak RSS): the last
+    stdout line is a JSON object."""
+    import json
+
+    if phase == "build":
+        home.mkdir(parents=True, exist_ok=True)
+        result: dict[str, Any] = build(home, cases)
+    elif phase == "upgrade":
+        # The baseline's database brought to this tree's schema, as `shenbao init` upgrades one.
+        rt = Runtime(Settings(home=home, database_url=f"sqlite:///{home / 'shenbao.db'}"))
+        key = rt.settings.resolved_key_file
+        if not key.exists():  # 7cf4329 kept the audit key in the home; this tree keeps it beside
+            key.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(home / "audit.key", key)
+        t0 = time.perf_counter()
+        before, after = upgrade(rt.db)
+        result = {"from": before, "to": after, "upgrade_s": time.perf_counter() - t0}
+        rt.db.dispose()
+    else:
+        result = run_passes(str(home), SIDE_PASSES)
+        result.pop("notification_keys")
+    print(json.dumps(result, default=str, ensure_ascii=False))
+
+
+def side_by_side(cases: int, out: Path | None, reuse: bool = False) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from baseline import baseline_tree, head_tree
+
+    base, head = baseline_tree(), head_tree()
+    root = out or Path(tempfile.mkdtemp(prefix="bench-reconcile-sbs-"))
+    script = Path(__file__).resolve()
+    load = os.getloadavg()[0]
+    print(f"{cases:,} open cases, {os.cpu_count()} CPUs, load {load:.1f} at the start; SQLite under {root}")
+    homes = {tree.name: root / tree.name for tree in (base, head)}
+    kept = root / "built"
+    if not (reuse and (kept / "shenbao.db").exists()):
+        # One database, built by the baseline's code; HEAD gets a copy upgraded to its schema
+        # (the same data on both sides, and a million cases are built once, not twice).
+        if kept.exists():
+            shutil.rmtree(kept)
+        built = base.run(script, "--phase", "build", "--home", str(kept), "--cases", str(cases))
+        print(f"  built under {base.name}: {built.data['open_cases']:,} open cases in {built.seconds:.0f} s")
+    for home in homes.values():
+        if home.exists():
+            shutil.rmtree(home)
+        shutil.copytree(kept, home)
+    upgraded = head.run(script, "--phase", "upgrade", "--home", str(homes[head.name]))
+    print(
+        f"  copy upgraded to HEAD's schema ({upgraded.data['from']} -> {upgraded.data['to']}) in {upgraded.seconds:.0f} s"
+    )
+    # The two measured runs back to back, so that both see the same load.
+    runs = {
+        tree.name: tree.run(script, "--phase", "passes", "--home", str(homes[tree.name]))
+        for tree in (base, head)
+    }
+    b, h = runs[base.name], runs[head.name]
+    print(f"load {os.getloadavg()[0]:.1f} after the passes")
+    for label in ("first", "again", "hour_later"):
+        rb, rh = b.data[label], h.data[label]
+        print(
+            f"  {label:<10} {base.name} {rb['total_s']:7.3f} s (reconcile {rb['reconcile_s']:.3f}, compose "
+            f"{rb['compose_s']:.3f})  HEAD {rh['total_s']:7.3f} s (reconcile {rh['reconcile_s']:.3f}, compose "
+            f"{rh['compose_s']:.3f})  {rb['total_s'] / rh['total_s']:6.1f}x   written {rb['written']} / {rh['written']}"
+        )
+    print(f"  peak RSS of the passes: {base.name} {b.peak_mb:.0f} MB, HEAD {h.peak_mb:.0f} MB")
+    first = b.data["first"]["total_s"] / h.data["first"]["total_s"]
+    again = b.data["again"]["total_s"] / h.data["again"]["total_s"]
+    print(
+        f"  targets: first pass >= 2x: {'ok' if first >= 2 else 'MISSED'} ({first:.1f}x); nothing new >= 5x: "
+        f"{'ok' if again >= 5 else 'MISSED'} ({again:.1f}x); peak <= 600 MB: "
+        f"{'ok' if h.peak_mb <= 600 else 'MISSED'} ({h.peak_mb:.0f} MB)"
+    )
+    if out is None:
+        shutil.rmtree(root, ignore_errors=True)  # the homes and their audit keys are all under it
 
 
 if __name__ == "__main__":

@@ -18,16 +18,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# name → script; the order runs the cheap ones first.
+# name → script and its arguments; the order runs the cheap ones first. The *-sbs and the
+# status and import scripts run commit 7cf4329 beside HEAD (bench/baseline.py; set
+# SHENBAO_BENCH_BASELINE to share one baseline checkout between worktrees).
 SCRIPTS = {
-    "recheck": "bench_recheck.py",
-    "dispatch": "bench_dispatch.py",
-    "reconcile": "bench_reconcile.py",
-    "window": "bench_window_close.py",
-    "prefect": "bench_prefect.py",
-    "channel-transports": "bench_channel_transports.py",
-    "channels": "bench_channels.py",
-    "audit": "bench_audit.py",
+    "recheck": ["bench_recheck.py"],
+    "dispatch": ["bench_dispatch.py"],
+    "reconcile": ["bench_reconcile.py"],
+    "reconcile-sbs": ["bench_reconcile.py", "--side-by-side"],
+    "status": ["bench_status.py"],
+    "import": ["bench_import.py"],
+    "window": ["bench_window_close.py"],
+    "prefect": ["bench_prefect.py"],
+    "channel-transports": ["bench_channel_transports.py"],
+    "channels": ["bench_channels.py"],
+    "audit": ["bench_audit.py"],
 }
 TAKES_NO_PG = {"recheck", "dispatch", "channel-transports", "channels", "audit"}
 
@@ -48,7 +53,8 @@ def main() -> int:
     }
     results: list[tuple[str, int, float]] = []
     for name in chosen:
-        command = [sys.executable, str(HERE / SCRIPTS[name])]
+        script, *script_args = SCRIPTS[name]
+        command = [sys.executable, str(HERE / script), *script_args]
         command += [] if args.full else ["--quick"]
         command += ["--no-pg"] if args.no_pg and name in TAKES_NO_PG else []
         print(f"\n=== {name}: {' '.join(command[1:])}", flush=True)

@@ -103,7 +103,9 @@ class WorkdayOverrides:
         except OSError as exc:
             raise WorkdaysFileError(f"无法读取节假日文件 {path}：{exc}") from exc
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(
+                text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            )  # libyaml when present
         except yaml.YAMLError as exc:
             raise WorkdaysFileError(f"节假日文件 {path} 不是合法的 YAML：{exc}") from exc
         return cls.from_mapping(raw or {}, source=path)

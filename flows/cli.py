@@ -714,7 +714,7 @@ def case_import(
     rt = _rt(ctx)
     actor = _actor(rt, as_org, by, admin_reason)
     campaign_id = _default_campaign(rt, campaign_id)
-    summary = acts.import_cases(rt, actor, campaign_id, file)
+    summary = acts.import_cases(rt, actor, campaign_id, file, progress=_import_progress)
     if as_json:
         out.print_json(summary.__dict__)
         return
@@ -723,6 +723,15 @@ def case_import(
     out.line(
         f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个"
     )
+
+
+def _import_progress(what: str, done: int, total: int) -> None:
+    """On stderr, so that --json output stays one document: a long import says how far it got."""
+    if what == "checked":
+        sys.stderr.write(f"已校验 {done:,} 行…\n")
+    elif total >= 20_000:  # a few chunks at least; a small file is done before anyone looks
+        sys.stderr.write(f"已写入 {done:,} / {total:,} 行（{done * 100 // total}%）\n")
+    sys.stderr.flush()
 
 
 @case.command("add")

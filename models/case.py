@@ -41,6 +41,25 @@ class Case(SQLModel, table=True):
         Index("ix_case_campaign_city_state", "campaign_id", "city_code", "state"),
         Index("ix_case_campaign_county", "campaign_id", "county_code"),
         Index("ix_case_quota", "campaign_id", "quota_bucket"),
+        # Covering index for the questions asked of every open case: who still has to act at a
+        # stage (reconcile, grouped by organisation), how long it has waited (the stuck rule),
+        # which cases a digest counts (compose's stage scan: ids and refs) and the stage counts
+        # by kind and state. Every column those queries read is here, so they scan the index
+        # alone, never the rows with their JSON attributes.
+        Index(
+            "ix_case_pending",
+            "campaign_id",
+            "kind",
+            "state",
+            "state_since",
+            "org_id",
+            "county_code",
+            "city_code",
+            "ref",
+        ),
+        # The status board's: counts by city (or a city's counties) and state for one kind,
+        # in index order, without reading a row (`shenbao status` over 100,000 cases).
+        Index("ix_case_board", "campaign_id", "kind", "city_code", "state", "county_code", "org_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -9,12 +9,13 @@ case. A file with one bad row changes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlmodel import Session, select
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
 
 from calendars.timeutil import local_date
 from models.actions import ActionRefused, act
@@ -29,12 +30,13 @@ from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
 from models.sheets import (
     ClusterApplicationRow,
+    FormVocabulary,
     ImportProblem,
     ImportRejected,
     JingpinApplicationRow,
     RosterRow,
-    parse_cluster_applications,
-    parse_jingpin_applications,
+    iter_cluster_applications,
+    iter_jingpin_applications,
     parse_roster,
     vocabulary_of,
 )
@@ -61,7 +63,11 @@ def stored_programs(session: Session) -> dict[str, ProgramName]:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:  # a megabyte at a time: an import file can be hundreds of them
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _org_id(prefix: str, *parts: str) -> str:
@@ -347,41 +353,86 @@ def _roster_tasks(session: Session, cities_by_program: dict[str, set[str]]) -> l
 
 # -- cases ------------------------------------------------------------------------------
 
+CHUNK = 5_000  # rows per executemany: the memory an import holds does not grow with the file
+
 
 @dataclass(frozen=True)
 class CaseSheet:
-    """A case file read and typed for one campaign's program, before any lock is taken.
+    """A case file read and checked for one campaign's program, before any lock is taken.
 
-    Reading 50,000 rows takes most of an import; done inside the write transaction it would
+    Reading a large file takes most of an import; done inside the write transaction it would
     hold SQLite's write lock (BEGIN IMMEDIATE) that long and every other writer would wait,
-    then fail with 「数据库正忙」. So the operation reads the campaign in a read session,
-    parses, and only then opens the write transaction for the checks against the database.
+    then fail with 「数据库正忙」. So the operation reads the campaign in a read session and
+    streams the file once through every check that needs no database (each cell, each row
+    against the earlier ones); only then does the write transaction stream it again, to check
+    it against the database and write it in chunks. Between the two only the digest and the
+    row count are kept: a million rows are never in memory at once.
     """
 
     path: Path
     program: str
-    rows: list[ClusterApplicationRow] | list[JingpinApplicationRow]
+    rows: int  # good rows, all of them (a file with any problem never gets this far)
     digest: str  # of the bytes read here, recorded in the import's audit event
+    clusters: Mapping[str, str] | None = None
+    vocabulary: FormVocabulary | None = None  # the campaign file's names (clusters, X systems, tracks)
+    # A form the campaign file declares (models.forms) is read whole: its files are the size of
+    # one campaign's applicants, and its cross-row rules want every row at once.
+    form_rows: list[Any] | None = None
+
+    def stream(self, problems: list[ImportProblem]) -> Iterator[Any]:
+        if self.program == "cluster":
+            return iter_cluster_applications(
+                self.path, problems, clusters=self.clusters, vocabulary=self.vocabulary
+            )
+        return iter_jingpin_applications(self.path, problems, vocabulary=self.vocabulary)
 
 
-def read_cases(spec: Any, path: Path) -> CaseSheet:
-    """The rows of ``path`` in the form of ``spec``'s program; touches no database."""
+def _rejected(problems: list[ImportProblem]) -> ImportRejected:
+    # Stable sort keeps each row's problems in column order; file-level ones come first.
+    return ImportRejected(sorted(problems, key=lambda p: -1 if p.row is None else p.row))
+
+
+# (what: "checked" or "written", rows so far, rows in the file or 0 while still counting)
+ImportProgress = Callable[[str, int, int], None]
+PROGRESS_EVERY = 50_000  # rows between two progress reports while checking
+
+
+def read_cases(spec: Any, path: Path, progress: ImportProgress | None = None) -> CaseSheet:
+    """Check every row of ``path`` in the form of ``spec``'s program; touches no database."""
     digest = file_digest(path)
     if spec.form is not None:
         from models.forms import read_form
 
-        return CaseSheet(path, spec.program, read_form(spec.form, path), digest)  # type: ignore[arg-type]
-    if spec.program == "cluster":
-        clusters = clusters_by_subtrack(spec.cluster) if spec.cluster is not None else None
-        rows = parse_cluster_applications(path, clusters=clusters, vocabulary=vocabulary_of(spec))
-        return CaseSheet(path, "cluster", rows, digest)
-    return CaseSheet(
-        path, spec.program, parse_jingpin_applications(path, vocabulary=vocabulary_of(spec)), digest
-    )
+        rows = read_form(spec.form, path)
+        return CaseSheet(path, spec.program, len(rows), digest, form_rows=rows)
+    clusters = None
+    if spec.program == "cluster" and spec.cluster is not None:
+        clusters = clusters_by_subtrack(spec.cluster)
+    vocabulary = vocabulary_of(spec)
+    sheet = CaseSheet(path, spec.program, 0, digest, clusters, vocabulary)
+    problems: list[ImportProblem] = []
+    count = 0
+    for _row in sheet.stream(problems):
+        count += 1
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress("checked", count, 0)
+    if problems:
+        raise _rejected(problems)
+    return CaseSheet(path, spec.program, count, digest, clusters, vocabulary)
 
 
-def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) -> ImportSummary:
-    """Check the parsed rows against the database and write them, all or none."""
+def write_cases(
+    session: Session,
+    ctx: Ctx,
+    campaign_id: str,
+    sheet: CaseSheet,
+    progress: ImportProgress | None = None,
+    *,
+    chunk: int = CHUNK,
+) -> ImportSummary:
+    """Check the rows against the database and write them, all or none: every chunk goes into
+    the caller's one transaction, so a bad row 900,000 (a county the database does not know)
+    still leaves nothing written once the caller rolls back."""
     # Case numbers and the duplicate check read what other writers insert: queue behind them
     # (PostgreSQL; SQLite's BEGIN IMMEDIATE already does) instead of colliding on CL26-00001.
     ctx.audit.lock(session)
@@ -389,11 +440,15 @@ def write_cases(session: Session, ctx: Ctx, campaign_id: str, sheet: CaseSheet) 
     if spec.program != sheet.program:
         # The campaign was reloaded as another program between the read and the write.
         raise ValueError(f"{sheet.path.name}：活动 {campaign_id} 的申报类型已变为 {spec.program}，请重新导入")
+    if file_digest(sheet.path) != sheet.digest:
+        raise ImportRejected([ImportProblem(sheet.path.name, None, None, "文件在校验之后被修改，请重新导入")])
     if spec.form is not None:
         return _import_form(session, ctx, spec, sheet)
     if spec.program == "cluster":
-        return _import_cluster(session, ctx, spec, sheet)
-    return _import_jingpin(session, ctx, spec, sheet)
+        return _import_cluster(
+            session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk)
+        )
+    return _import_jingpin(session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk))
 
 
 def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
@@ -401,7 +456,7 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
     from models.forms import FormRow, title_of
 
     form = spec.form
-    path, rows = sheet.path, cast(list[FormRow], sheet.rows)
+    path, rows = sheet.path, cast(list[FormRow], sheet.form_rows)
     problems: list[ImportProblem] = []
     county_label = form.field(form.county).label
     seen = {
@@ -511,6 +566,23 @@ def _county_of(
     return session.get(Organisation, division.code)
 
 
+class _Counties:
+    """``_county_of`` once per spelling: a million rows name ninety counties."""
+
+    def __init__(self, session: Session, path: Path, column: str) -> None:
+        self.session, self.path, self.column = session, path, column
+        self.found: dict[str, tuple[Organisation | None, list[str]]] = {}
+
+    def __call__(self, name: str, row: int, problems: list[ImportProblem]) -> Organisation | None:
+        if name not in self.found:
+            said: list[ImportProblem] = []
+            county = _county_of(self.session, name, self.path, row, self.column, said)
+            self.found[name] = (county, [p.message for p in said])
+        county, messages = self.found[name]
+        problems.extend(ImportProblem(self.path.name, row, self.column, m) for m in messages)
+        return county
+
+
 def _existing(session: Session, campaign_id: str) -> tuple[set[tuple[str, str]], dict[str, str]]:
     rows = session.exec(
         select(Case.ref, Case.org_id, Case.track, Case.title, Case.external_id).where(
@@ -538,16 +610,17 @@ def _ensure_park(
     session: Session, cache: dict[str, Organisation], org_id: str, name: str, county: Organisation
 ) -> Organisation:
     """A park committee applying under its county (created by an import or a platform sync)."""
-    return _ensure_org(
-        session,
-        cache,
-        org_id,
-        name=name,
-        tier="park",
-        city_code=county.city_code,
-        county_code=county.id,
-        mountain_island=county.mountain_island,
-    )
+    return _ensure_org(session, cache, org_id, **_park_fields(name, county))
+
+
+def _park_fields(name: str, county: Organisation) -> dict[str, Any]:
+    return {
+        "name": name,
+        "tier": "park",
+        "city_code": county.city_code,
+        "county_code": county.id,
+        "mountain_island": county.mountain_island,
+    }
 
 
 def _add_contact(
@@ -560,6 +633,8 @@ def _add_contact(
     program: str,
     source: str,
 ) -> None:
+    """An applicant's contact from a declared form's row (the built-in forms go through
+    ``_CaseWriter.contact``, in chunks)."""
     if not (name and email):
         return
     contact = session.exec(
@@ -580,12 +655,114 @@ def _add_contact(
         )
 
 
-def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
-    path, rows = sheet.path, cast(list[ClusterApplicationRow], sheet.rows)
+class _CaseWriter:
+    """The organisations, applicant contacts and cases of one import, written ``CHUNK`` rows at a
+    time with Core executemany (and one audit event per case), all in the caller's transaction.
+
+    Only what is not yet written is held, plus the ids of the organisations and contacts
+    already seen (a few hundred thousand short strings for a million rows)."""
+
+    def __init__(
+        self,
+        session: Session,
+        ctx: Ctx,
+        spec: Any,
+        sheet: CaseSheet,
+        progress: ImportProgress | None,
+        chunk: int,
+    ) -> None:
+        self.session, self.ctx, self.spec, self.path = session, ctx, spec, sheet.path
+        self.total, self.progress, self.chunk = sheet.rows, progress, chunk
+        kind = "cluster_application" if sheet.program == "cluster" else "jingpin_application"
+        self.allocate = RefAllocator(session, spec, kind)
+        self.cases: list[dict[str, Any]] = []
+        self.new_orgs: dict[str, dict[str, Any]] = {}
+        self.orgs: set[str] = set()  # every organisation the file names, existing or new
+        self.new_contacts: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.contacts: set[tuple[str, str, str]] = set()
+        self.created: list[str] = []
+
+    def org(self, org_id: str, fields: dict[str, Any]) -> None:
+        if org_id not in self.orgs:
+            self.orgs.add(org_id)
+            self.new_orgs[org_id] = {"id": org_id, **fields}
+
+    def contact(
+        self, org_id: str, name: str | None, phone: str | None, email: str | None, program: str, row: int
+    ) -> None:
+        if not (name and email) or (org_id, name, email) in self.contacts:
+            return
+        self.contacts.add((org_id, name, email))
+        self.new_contacts[(org_id, name, email)] = {
+            "org_id": org_id,
+            "name": name,
+            "email": email,
+            "mobile": phone or "",
+            "programs": program,
+            "title": "申报联系人",
+            "department": "",
+            "active": True,
+            "source": f"{self.path.name} 第{row}行",
+            "updated_at": self.ctx.now,
+        }
+
+    def case(self, row: dict[str, Any]) -> None:
+        row["ref"] = self.allocate()
+        self.cases.append(row)
+        if len(self.cases) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        session = self.session
+        if self.new_orgs:
+            ids = sorted(self.new_orgs)
+            there: set[str] = set()
+            for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                chunk = ids[start : start + 900]
+                there.update(
+                    session.exec(select(Organisation.id).where(col(Organisation.id).in_(chunk))).all()
+                )
+            rows = [o for i, o in self.new_orgs.items() if i not in there]
+            if rows:
+                session.execute(insert(Organisation), rows)
+            self.new_orgs = {}
+        if self.new_contacts:
+            org_ids = sorted({k[0] for k in self.new_contacts})
+            known: set[tuple[str, str, str]] = set()
+            for start in range(0, len(org_ids), 900):
+                chunk = org_ids[start : start + 900]
+                known.update(
+                    (o, n, e)
+                    for o, n, e in session.exec(
+                        select(Contact.org_id, Contact.name, Contact.email).where(
+                            col(Contact.org_id).in_(chunk)
+                        )
+                    ).all()
+                )
+            rows = [c for k, c in self.new_contacts.items() if k not in known]
+            if rows:
+                session.execute(insert(Contact), rows)
+            self.new_contacts = {}
+        if self.cases:
+            self.created += bulk_new_cases(
+                session, self.ctx, self.spec, self.cases, reason=f"导入 {self.path.name}"
+            )
+            self.cases = []
+            if self.progress is not None:
+                self.progress("written", len(self.created), self.total)
+
+
+def _import_cluster(
+    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
+) -> ImportSummary:
+    path = sheet.path
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
-    planned: list[tuple[ClusterApplicationRow, Organisation, str, str]] = []
-    for row in rows:
+    counties = _Counties(session, path, "所在县（市、区）")
+    applicants: dict[str, str | None] = {}
+    rows = 0
+    for row in cast(Iterator[ClusterApplicationRow], sheet.stream(problems)):
+        rows += 1
         _too_long(
             problems,
             path,
@@ -599,14 +776,16 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                 ("联系人邮箱", row.contact_email, Contact, "email"),
             ],
         )
-        county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
+        county = counties(row.county, row.row, problems)
         if county is None:
             continue
         if row.is_park:
             org_id = _org_id("PARK", county.id, row.applicant)
         else:
-            applicant, _ = resolve_org(session, row.applicant)
-            org_id = applicant.id if applicant is not None else _org_id("PARK", county.id, row.applicant)
+            if row.applicant not in applicants:
+                applicant, _ = resolve_org(session, row.applicant)
+                applicants[row.applicant] = applicant.id if applicant is not None else None
+            org_id = applicants[row.applicant] or _org_id("PARK", county.id, row.applicant)
         if (org_id, row.track) in existing:
             problems.append(
                 ImportProblem(
@@ -625,45 +804,30 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                     f"外部编号 {row.external_id} 已对应案件 {by_external[row.external_id]}",
                 )
             )
-        planned.append((row, county, org_id, row.track))
-    if problems:
-        raise ImportRejected(problems)
-
-    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
-    orgs: dict[str, Organisation] = {}
-    allocate = RefAllocator(session, spec, "cluster_application")
-    new_rows: list[dict[str, Any]] = []
-    for row, county, org_id, track in planned:
+        if problems:
+            continue  # nothing more is written (the transaction will roll back), every row still checked
         if org_id != county.id:
-            _ensure_park(session, orgs, org_id, row.applicant, county)
-        _add_contact(
-            session,
-            ctx,
-            org_id,
-            row.contact_name,
-            row.contact_mobile_display,
-            row.contact_email,
-            "cluster",
-            f"{path.name} 第{row.row}行",
+            writer.org(org_id, _park_fields(row.applicant, county))
+        writer.contact(
+            org_id, row.contact_name, row.contact_mobile_display, row.contact_email, "cluster", row.row
         )
         highland = row.cluster_name if row.zone_type == "rising_star" else None
         cluster = row.cluster_name if row.zone_type != "rising_star" else None
-        new_rows.append(
+        writer.case(
             {
-                "ref": allocate(),
                 "kind": "cluster_application",
                 "org_id": org_id,
                 "city_code": county.city_code,
                 "county_code": county.id,
                 "title": row.applicant,
                 "zone_type": row.zone_type,
-                "track": track,
+                "track": row.track,
                 "external_id": row.external_id,
                 "attrs": {
                     "applicant": row.applicant,
                     "cluster": cluster,
                     "highland": highland,
-                    "subtrack": track,
+                    "subtrack": row.track,
                     "x_system": row.x_system,
                     "revenue": str(row.revenue_2025),
                     "chain_leaders": row.chain_leaders,
@@ -677,9 +841,11 @@ def _import_cluster(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                 },
             }
         )
-    session.flush()
-    summary.organisations = len(orgs)
-    summary.created = bulk_new_cases(session, ctx, spec, new_rows, reason=f"导入 {path.name}")
+    if problems:
+        raise _rejected(problems)
+    writer.flush()
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=rows, created=writer.created)
+    summary.organisations = len(writer.orgs)
     ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
     return summary
 
@@ -692,12 +858,17 @@ def _recommender_tier(name: str) -> str | None:
     return None
 
 
-def _import_jingpin(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
-    path, rows = sheet.path, cast(list[JingpinApplicationRow], sheet.rows)
+def _import_jingpin(
+    session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
+) -> ImportSummary:
+    path = sheet.path
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
-    planned: list[tuple[JingpinApplicationRow, Organisation, str, str | None]] = []
-    for row in rows:
+    counties = _Counties(session, path, "所在县（市、区）")
+    recommenders: dict[str, tuple[str, str]] = {}  # id -> (name, tier): SOE groups and associations
+    rows = 0
+    for row in cast(Iterator[JingpinApplicationRow], sheet.stream(problems)):
+        rows += 1
         _too_long(
             problems,
             path,
@@ -712,7 +883,7 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                 ("联系邮箱", row.contact_email, Contact, "email"),
             ],
         )
-        county = _county_of(session, row.county, path, row.row, "所在县（市、区）", problems)
+        county = counties(row.county, row.row, problems)
         if county is None:
             continue
         ent_id = _org_id("ENT", row.enterprise)
@@ -752,42 +923,36 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                     )
                     continue
                 recommender_id = _org_id("SOE" if tier == "soe_group" else "ASSOC", row.recommender)
-        planned.append((row, county, ent_id, recommender_id))
-    if problems:
-        raise ImportRejected(problems)
-
-    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
-    orgs: dict[str, Organisation] = {}
-    allocate = RefAllocator(session, spec, "jingpin_application")
-    new_rows: list[dict[str, Any]] = []
-    for row, county, ent_id, recommender_id in planned:
-        _ensure_org(
-            session,
-            orgs,
+                recommenders[recommender_id] = (row.recommender, tier)
+        if problems:
+            continue  # nothing more is written (the transaction will roll back), every row still checked
+        writer.org(
             ent_id,
-            name=row.enterprise,
-            tier="enterprise",
-            city_code=county.city_code,
-            county_code=county.id,
-            mountain_island=county.mountain_island,
+            {
+                "name": row.enterprise,
+                "tier": "enterprise",
+                "city_code": county.city_code,
+                "county_code": county.id,
+                "mountain_island": county.mountain_island,
+            },
         )
         if recommender_id is not None:
-            assert row.recommender is not None
-            tier = _recommender_tier(row.recommender) or "association"
-            _ensure_org(session, orgs, recommender_id, name=row.recommender, tier=tier)
-        _add_contact(
-            session,
-            ctx,
-            ent_id,
-            row.contact_name,
-            row.contact_phone_display,
-            row.contact_email,
-            "jingpin",
-            f"{path.name} 第{row.row}行",
+            name, tier = recommenders[recommender_id]
+            writer.org(
+                recommender_id,
+                {
+                    "name": name,
+                    "tier": tier,
+                    "city_code": None,
+                    "county_code": None,
+                    "mountain_island": False,
+                },
+            )
+        writer.contact(
+            ent_id, row.contact_name, row.contact_phone_display, row.contact_email, "jingpin", row.row
         )
-        new_rows.append(
+        writer.case(
             {
-                "ref": allocate(),
                 "kind": "jingpin_application",
                 "org_id": ent_id,
                 "city_code": county.city_code,
@@ -813,26 +978,30 @@ def _import_jingpin(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> 
                 },
             }
         )
-    session.flush()
+    if problems:
+        raise _rejected(problems)
+    writer.flush()
     # SOE groups and associations recommend directly: each gets its recommendation case.
-    for org_id, org in orgs.items():
-        if org.tier in ("soe_group", "association"):
-            ref = city_case_ref(spec, "recommendation", org_id)
-            if session.exec(select(Case.id).where(Case.ref == ref)).first() is None:
-                new_case(
-                    session,
-                    ctx,
-                    spec,
-                    kind="recommendation",
-                    ref=ref,
-                    org_id=org_id,
-                    city_code=None,
-                    county_code=None,
-                    title=f"{org.name}推荐报送",
-                    reason=f"导入 {path.name}",
-                )
-    summary.organisations = len(orgs)
-    summary.created = bulk_new_cases(session, ctx, spec, new_rows, reason=f"导入 {path.name}")
+    for org_id in sorted(recommenders):
+        org = session.get(Organisation, org_id)
+        if org is None or org.tier not in ("soe_group", "association"):
+            continue
+        ref = city_case_ref(spec, "recommendation", org_id)
+        if session.exec(select(Case.id).where(Case.ref == ref)).first() is None:
+            new_case(
+                session,
+                ctx,
+                spec,
+                kind="recommendation",
+                ref=ref,
+                org_id=org_id,
+                city_code=None,
+                county_code=None,
+                title=f"{org.name}推荐报送",
+                reason=f"导入 {path.name}",
+            )
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=rows, created=writer.created)
+    summary.organisations = len(writer.orgs)
     ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
     return summary
 

@@ -179,3 +179,23 @@ class ReconcileCursor(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=40)
     value: int = 0
+
+
+class ReconcilePlan(SQLModel, table=True):
+    """The last reminder step, escalation round or stuck-rule day that reconcile planned in
+    full for one stage, and the audit head it planned against.
+
+    Whom a stage's reminders go to depends only on its cases, contacts, organisations and
+    campaign file, and every change to those is an audit event. So while the audit head has
+    not moved and the step is the same, planning again would only find keys that exist: a
+    pass with nothing new skips reading a million open cases. A new step, a new round, a new
+    day or any recorded change plans in full again.
+    """
+
+    __tablename__ = "reconcile_plan"
+
+    campaign_id: str = Field(primary_key=True, max_length=60)
+    stage_id: str = Field(primary_key=True, max_length=60)
+    rule: str = Field(primary_key=True, max_length=20)  # actor, supervisor, escalation, stuck
+    signature: str = Field(max_length=120)  # deadline version and step, e.g. "v2:d-1wd"
+    audit_seq: int = 0

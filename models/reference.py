@@ -462,7 +462,9 @@ def _parse(data: dict, source: str) -> Divisions:
 def _load_cached(path: str) -> Divisions:
     p = Path(path)
     with p.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        data = (
+            yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        )  # libyaml when present
     return _parse(data, str(p))
 
 

@@ -76,9 +76,15 @@ class RefAllocator:
 
     def __init__(self, session: Session, spec: CampaignSpec, kind: str) -> None:
         self.prefix = f"{kind_prefix(spec, kind)}{campaign_year(spec)}-"
-        top = session.exec(
-            select(func.max(Case.ref)).where(Case.ref.like(f"{self.prefix}_____"))  # type: ignore[attr-defined]
-        ).one()
+        top = None
+        # Past CL26-99999 numbers grow a digit (an import of a million rows): the longest are
+        # the highest, and "CL26-99999" sorts after "CL26-100000", so each length is asked apart.
+        for digits in range(9, 4, -1):
+            top = session.exec(
+                select(func.max(Case.ref)).where(Case.ref.like(self.prefix + "_" * digits))  # type: ignore[attr-defined]
+            ).one()
+            if top:
+                break
         self.next = int(top[len(self.prefix) :]) + 1 if top else 1
 
     def __call__(self) -> str:

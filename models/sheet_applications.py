@@ -5,7 +5,7 @@ declares its form in its file instead (``models.forms``)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -22,14 +22,13 @@ from models.sheet_reading import (
     _as_text,
     _header_base,
     _nfkc,
-    read_sheet,
+    iter_sheet,
 )
 from models.sheet_values import (
     _MISSING,
     _Bad,
     _build_table,
     _canon_key,
-    _check_duplicates,
     _count,
     _date,
     _email,
@@ -40,6 +39,7 @@ from models.sheet_values import (
     _percent,
     _phone,
     _RowReader,
+    _Seen,
     _text_value,
     _yes_no,
 )
@@ -267,13 +267,32 @@ def parse_cluster_applications(
     to its 集群, from the campaign file's 附1-1: 附1-2 itself has no cluster column, so a row
     without one takes the cluster of its 细分赛道, or None when that cannot be told (the
     eligibility rules then say why)."""
+    problems: list[ImportProblem] = []
+    rows = list(
+        iter_cluster_applications(
+            path, problems, sheet_name=sheet_name, clusters=clusters, vocabulary=vocabulary
+        )
+    )
+    return _finish(problems, rows)
+
+
+def iter_cluster_applications(
+    path: PathLike,
+    problems: list[ImportProblem],
+    *,
+    sheet_name: str | None = None,
+    clusters: Mapping[str, str] | None = None,
+    vocabulary: FormVocabulary | None = None,
+) -> Iterator[ClusterApplicationRow]:
+    """``parse_cluster_applications`` as a stream: the good rows one at a time, every problem
+    (a bad cell, a row repeating an earlier one) added to ``problems`` as it is found. Only
+    what the cross-row rule needs is kept: one key per row (the duplicate check)."""
     clusters = clusters or {}
     words = vocabulary or builtin_vocabulary()
     _cluster_name, _x_system = words.cluster_name(), words.x_system()
-    sheet = read_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name)
-    problems: list[ImportProblem] = []
-    rows: list[ClusterApplicationRow] = []
-    for row in sheet.rows:
+    sheet, sheet_rows = iter_sheet(path, CLUSTER_COLUMNS, sheet_name=sheet_name, problems=problems)
+    seen = _Seen(sheet, problems, "track")
+    for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         applicant = r.get("applicant", _text_value)
         county = r.get("county", _text_value, required=False)
@@ -313,8 +332,12 @@ def parse_cluster_applications(
                         if park
                         else f"无法从申报单位「{applicant}」判断所在县（市、区），请填写",
                     )
-        if r.ok:
-            rows.append(
+        if r.ok and seen.first(
+            row.number,
+            (_norm_name(applicant), _norm_name(track)),
+            f"「{applicant}」申报细分赛道「{track}」",
+        ):
+            yield (
                 ClusterApplicationRow(
                     row=row.number,
                     applicant=applicant,
@@ -336,15 +359,6 @@ def parse_cluster_applications(
                     external_id=external_id,
                 )
             )
-    _check_duplicates(
-        sheet,
-        problems,
-        rows,
-        key=lambda a: (_norm_name(a.applicant), _norm_name(a.track)),
-        column="track",
-        describe=lambda a: f"「{a.applicant}」申报细分赛道「{a.track}」",
-    )
-    return _finish(problems, rows)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,11 +414,23 @@ class JingpinApplicationRow:
 def parse_jingpin_applications(
     path: PathLike, *, sheet_name: str | None = None, vocabulary: FormVocabulary | None = None
 ) -> list[JingpinApplicationRow]:
-    _jingpin_track = (vocabulary or builtin_vocabulary()).track()
-    sheet = read_sheet(path, JINGPIN_COLUMNS, sheet_name=sheet_name)
     problems: list[ImportProblem] = []
-    rows: list[JingpinApplicationRow] = []
-    for row in sheet.rows:
+    rows = list(iter_jingpin_applications(path, problems, sheet_name=sheet_name, vocabulary=vocabulary))
+    return _finish(problems, rows)
+
+
+def iter_jingpin_applications(
+    path: PathLike,
+    problems: list[ImportProblem],
+    *,
+    sheet_name: str | None = None,
+    vocabulary: FormVocabulary | None = None,
+) -> Iterator[JingpinApplicationRow]:
+    """``parse_jingpin_applications`` as a stream (see ``iter_cluster_applications``)."""
+    _jingpin_track = (vocabulary or builtin_vocabulary()).track()
+    sheet, sheet_rows = iter_sheet(path, JINGPIN_COLUMNS, sheet_name=sheet_name, problems=problems)
+    seen = _Seen(sheet, problems, "product")
+    for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         enterprise = r.get("enterprise", _text_value)
         county = r.get("county", _text_value)
@@ -420,8 +446,12 @@ def parse_jingpin_applications(
         phone = r.get("contact_phone", _phone, required=False)
         contact_email = r.get("contact_email", _email, required=False)
         external_id = r.get("external_id", _text_value, required=False)
-        if r.ok:
-            rows.append(
+        if r.ok and seen.first(
+            row.number,
+            (_norm_name(enterprise), _norm_name(product)),
+            f"「{enterprise}」的产品「{product}」",
+        ):
+            yield (
                 JingpinApplicationRow(
                     row=row.number,
                     enterprise=enterprise,
@@ -441,12 +471,3 @@ def parse_jingpin_applications(
                     external_id=external_id,
                 )
             )
-    _check_duplicates(
-        sheet,
-        problems,
-        rows,
-        key=lambda j: (_norm_name(j.enterprise), _norm_name(j.product)),
-        column="product",
-        describe=lambda j: f"「{j.enterprise}」的产品「{j.product}」",
-    )
-    return _finish(problems, rows)

@@ -6,12 +6,13 @@ and writing them (sample data, round trips). The forms that type the rows are
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+import itertools
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -209,53 +210,65 @@ def _as_text(value: CellValue) -> str:
     return str(value)
 
 
-def _decode_csv(raw: bytes) -> str:
-    # UTF-8 first (with or without BOM): a GBK byte sequence is almost never valid UTF-8, while
-    # the reverse is often "valid" garbage. GB18030 is a superset of GBK/GB2312, which is what
-    # Chinese Excel writes for "CSV (逗号分隔)".
-    for encoding in ("utf-8-sig", "gb18030"):
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 first (with or without BOM): a GBK byte sequence is almost never valid UTF-8, while
+    the reverse is often "valid" garbage. GB18030 is a superset of GBK/GB2312, which is what
+    Chinese Excel writes for "CSV (逗号分隔)". Checked a megabyte at a time over the whole file
+    (a million-row file is not held in memory), before any row is read."""
+    for encoding in ("utf-8", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            return raw.decode(encoding)
+            with path.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    decoder.decode(chunk)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-    raise UnicodeDecodeError("gb18030", raw, 0, 1, "neither UTF-8 nor GB18030")
+        return "utf-8-sig" if encoding == "utf-8" else encoding
+    raise UnicodeDecodeError("gb18030", b"", 0, 1, "neither UTF-8 nor GB18030")
 
 
-def _read_csv_rows(path: Path) -> list[tuple[CellValue, ...]]:
-    text = _decode_csv(path.read_bytes())
-    # Excel's "Unicode 文本" export is tab-separated; everything else we see is comma-separated.
-    # csv.Sniffer is avoided on purpose: title lines with a single cell confuse it.
-    sample = text[:4000]
-    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    return [tuple(_clean_cell(c) for c in record) for record in reader]
+def _iter_csv_rows(path: Path) -> Iterator[tuple[CellValue, ...]]:
+    encoding = _csv_encoding(path)
+    with path.open(encoding=encoding, newline="") as fh:
+        # Excel's "Unicode 文本" export is tab-separated; everything else we see is comma-separated.
+        # csv.Sniffer is avoided on purpose: title lines with a single cell confuse it.
+        sample = fh.read(4000)
+        fh.seek(0)
+        delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+        for record in csv.reader(fh, delimiter=delimiter):
+            yield tuple(_clean_cell(c) for c in record)
 
 
-def _read_xlsx_rows(path: Path, sheet_name: str | None) -> tuple[str, list[tuple[CellValue, ...]]]:
+def _iter_xlsx_rows(path: Path, sheet_name: str | None) -> tuple[str, Iterator[tuple[CellValue, ...]]]:
+    """The sheet's title and its rows, streamed (openpyxl read_only: a row at a time)."""
     from openpyxl import load_workbook
 
     wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        if sheet_name is None:
-            ws = wb.worksheets[0]
-        elif sheet_name in wb.sheetnames:
-            ws = wb[sheet_name]
-        else:
-            raise KeyError(sheet_name, list(wb.sheetnames))
-        rows: list[tuple[CellValue, ...]] = []
-        for cells in ws.iter_rows():
-            values: list[CellValue] = []
-            for cell in cells:
-                value = cell.value
-                fmt = getattr(cell, "number_format", None) or ""
-                # A percentage-formatted cell holds 0.035 but shows 3.5%; take what the user sees.
-                if isinstance(value, int | float) and not isinstance(value, bool) and "%" in fmt:
-                    value = Decimal(str(value)) * 100
-                values.append(_clean_cell(value))
-            rows.append(tuple(values))
-        return ws.title, rows
-    finally:
+    if sheet_name is None:
+        ws = wb.worksheets[0]
+    elif sheet_name in wb.sheetnames:
+        ws = wb[sheet_name]
+    else:
         wb.close()
+        raise KeyError(sheet_name, list(wb.sheetnames))
+
+    def rows() -> Iterator[tuple[CellValue, ...]]:
+        try:
+            for cells in ws.iter_rows():
+                values: list[CellValue] = []
+                for cell in cells:
+                    value = cell.value
+                    fmt = getattr(cell, "number_format", None) or ""
+                    # A percentage-formatted cell holds 0.035 but shows 3.5%; take what the user sees.
+                    if isinstance(value, int | float) and not isinstance(value, bool) and "%" in fmt:
+                        value = Decimal(str(value)) * 100
+                    values.append(_clean_cell(value))
+                yield tuple(values)
+        finally:
+            wb.close()
+
+    return ws.title, rows()
 
 
 _NOTE_FIRST_CELL = re.compile(
@@ -291,6 +304,25 @@ def read_sheet(
     keyed by header text. Empty rows, "..." placeholder rows, template rows with nothing in any
     expected column, and trailing note rows (备注：…, 填报人：…, 联系电话…) are skipped.
     """
+    unstorable: list[ImportProblem] = []
+    sheet, rows = iter_sheet(path, columns, sheet_name=sheet_name, problems=unstorable)
+    sheet.rows.extend(rows)
+    if unstorable:
+        raise ImportRejected(unstorable)
+    return sheet
+
+
+def iter_sheet(
+    path: PathLike,
+    columns: Sequence[Column] | None = None,
+    *,
+    sheet_name: str | None = None,
+    problems: list[ImportProblem],
+) -> tuple[Sheet, Iterator[SheetRow]]:
+    """``read_sheet`` as a stream: the Sheet (header found, no rows) and its data rows one at a
+    time, so that a million-row file is never held whole. A file-level problem (no such file,
+    a missing column) raises here; a cell that cannot be stored is added to ``problems`` as the
+    rows go by."""
     p = Path(path)
     name = p.name
     suffix = p.suffix.lower()
@@ -304,13 +336,16 @@ def read_sheet(
     found_sheet: str | None = None
     try:
         if suffix == ".csv":
-            raw_rows = _read_csv_rows(p)
+            raw_rows = _iter_csv_rows(p)
         elif suffix in (".xlsx", ".xlsm"):
-            found_sheet, raw_rows = _read_xlsx_rows(p, sheet_name)
+            found_sheet, raw_rows = _iter_xlsx_rows(p, sheet_name)
         elif suffix in (".xls", ".et", ".wps"):
             raise reject(f"不支持 {suffix} 格式，请在 Excel/WPS 中另存为 .xlsx 或 .csv 后再导入")
         else:
             raise reject(f"无法识别的文件类型「{suffix or '无扩展名'}」，请上传 .xlsx 或 .csv 文件")
+        numbered_rows = ((i + 1, r) for i, r in enumerate(raw_rows) if _non_empty(r))
+        # The header is looked for among the first rows: only they are read before the stream.
+        candidates = list(itertools.islice(numbered_rows, HEADER_SEARCH_ROWS))
     except ImportRejected:
         raise
     except KeyError as exc:
@@ -321,11 +356,8 @@ def read_sheet(
     except Exception as exc:  # openpyxl raises assorted zipfile/XML errors for damaged files
         raise reject(f"无法读取文件（文件可能已损坏或并非真正的 Excel 文件）：{exc}") from exc
 
-    numbered = [(i + 1, r) for i, r in enumerate(raw_rows) if _non_empty(r)]
-    if not numbered:
+    if not candidates:
         raise reject("文件为空，没有任何内容")
-    candidates = numbered[:HEADER_SEARCH_ROWS]
-
     header_row: int | None = None
     header_cells: tuple[CellValue, ...] = ()
     mapping: dict[str, int] = {}
@@ -381,33 +413,32 @@ def read_sheet(
         specs=specs,
     )
 
-    in_notes = False
-    unstorable: list[ImportProblem] = []
-    for number, cells in numbered:
-        if number <= header_row:
-            continue
-        filled = _non_empty(cells)
-        if all(_as_text(c) in _PLACEHOLDERS for c in filled):
-            continue
-        if _is_note_row(cells):
-            in_notes = True
-            continue
-        # Continuation lines of a note block ("2. 集群遴选工作人员信息表请发…") are single cells.
-        # A row with several cells after the notes is still treated as data rather than silently
-        # dropped, so misplaced data is validated and reported, never lost.
-        if in_notes and len(filled) <= 1:
-            continue
-        values = {key: (cells[i] if i < len(cells) else None) for key, i in mapping.items()}
-        if all(v is None for v in values.values()):
-            continue  # e.g. template rows that only carry a 序号
-        for key, value in values.items():
-            bad = _control_character(value)
-            if bad:
-                unstorable.append(ImportProblem(name, number, sheet.label(key), bad))
-        sheet.rows.append(SheetRow(number, values))
-    if unstorable:
-        raise ImportRejected(unstorable)
-    return sheet
+    def data_rows() -> Iterator[SheetRow]:
+        in_notes = False
+        for number, cells in itertools.chain(candidates, numbered_rows):
+            if number <= header_row:
+                continue
+            filled = _non_empty(cells)
+            if all(_as_text(c) in _PLACEHOLDERS for c in filled):
+                continue
+            if _is_note_row(cells):
+                in_notes = True
+                continue
+            # Continuation lines of a note block ("2. 集群遴选工作人员信息表请发…") are single cells.
+            # A row with several cells after the notes is still treated as data rather than silently
+            # dropped, so misplaced data is validated and reported, never lost.
+            if in_notes and len(filled) <= 1:
+                continue
+            values = {key: (cells[i] if i < len(cells) else None) for key, i in mapping.items()}
+            if all(v is None for v in values.values()):
+                continue  # e.g. template rows that only carry a 序号
+            for key, value in values.items():
+                bad = _control_character(value)
+                if bad:
+                    problems.append(ImportProblem(name, number, sheet.label(key), bad))
+            yield SheetRow(number, values)
+
+    return sheet, data_rows()
 
 
 # C0 controls other than tab and line breaks (which a cell may legitimately hold), and DEL.

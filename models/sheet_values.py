@@ -3,6 +3,7 @@ enumerations) and the row reader that records every problem of a row instead of 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -240,24 +241,26 @@ class _RowReader:
             return _MISSING
 
 
-def _check_duplicates(
-    sheet: Sheet,
-    problems: list[ImportProblem],
-    rows: Iterable[Any],
-    key: Callable[[Any], Any],
-    column: str,
-    describe: Callable[[Any], str],
-) -> None:
-    seen: dict[Any, Any] = {}
-    for r in rows:
-        k = key(r)
-        if k in seen:
-            first = seen[k]
-            problems.append(
-                ImportProblem(sheet.file, r.row, sheet.label(column), f"{describe(r)} 与第{first.row}行重复")
+class _Seen:
+    """The cross-row rule of a streamed file: a row may not repeat an earlier one. Keeps a
+    16-byte digest of each row's key and its row number, not the rows (a million rows: tens of
+    megabytes)."""
+
+    def __init__(self, sheet: Sheet, problems: list[ImportProblem], column: str) -> None:
+        self.sheet, self.problems, self.column = sheet, problems, column
+        self.rows: dict[bytes, int] = {}
+
+    def first(self, number: int, key: tuple[str, ...], describe: str) -> bool:
+        digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=16).digest()
+        earlier = self.rows.setdefault(digest, number)
+        if earlier == number:
+            return True
+        self.problems.append(
+            ImportProblem(
+                self.sheet.file, number, self.sheet.label(self.column), f"{describe} 与第{earlier}行重复"
             )
-        else:
-            seen[k] = r
+        )
+        return False
 
 
 def _finish(problems: list[ImportProblem], rows: list[_T]) -> list[_T]:

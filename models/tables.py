@@ -10,7 +10,7 @@ from models.case import Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage, DeliveryBucket, DeliveryLedger
 from models.identity import DatabaseIdentity
 from models.org import Contact, Organisation
-from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor
+from models.outbox import DeliveryAttempt, Email, Notification, ReconcileCursor, ReconcilePlan
 from models.platform_ids import PlatformUser
 from models.workdays import WorkdayArrangement
 
@@ -34,6 +34,7 @@ __all__ = [
     "Organisation",
     "PlatformUser",
     "ReconcileCursor",
+    "ReconcilePlan",
     "SignedCheckpoint",
     "StageDeadline",
     "WorkdayArrangement",

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import bindparam, insert, update
@@ -107,9 +107,12 @@ class _Campaigns:
             if stage_key not in self._stage_index:
                 self._stage_index[stage_key] = _pending_index(self.session, campaign_id, stage)
             index = self._stage_index[stage_key]
-            found = {row.id: row for org in orgs for row in index.get(org, ())}
-            cases = sorted(found.values(), key=lambda c: c.ref)
-            self._pending[key] = (cases, len(cases))
+            if len(orgs) == 1:
+                cases = list(index.get(orgs[0], ()))  # in ref order already, each case once
+            else:
+                found = {row.id: row for org in orgs for row in index.get(org, ())}
+                cases = sorted(found.values(), key=lambda c: c.ref)
+            self._pending[key] = (_with_lines(self.session, cases), len(cases))
         else:
             self._pending[key] = _pending_cases(self.session, campaign_id, stage, orgs)
         return self._pending[key]
@@ -148,18 +151,41 @@ def _pending_cases(
     return cases, len(cases)
 
 
+class _Ref(NamedTuple):
+    """A waiting case as the stage scan reads it: its number, from the covering index alone."""
+
+    id: int
+    ref: str
+
+
 def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str, list[Any]]:
-    """Every case still waiting at ``stage``, under each organisation ``_pending_cases`` would find it by."""
+    """Every case still waiting at ``stage``, under each organisation ``_pending_cases`` would find
+    it by, in ref order. Read from ``ix_case_pending`` alone (ids, refs and the organisation
+    columns are all in it): at a million open cases, loading titles for every case was most of
+    a compose, and a section shows only its first ``ITEM_LIMIT`` (``_with_lines``)."""
     rows = session.exec(
-        select(*_CASE_LINE, Case.org_id, Case.county_code, Case.city_code).where(
+        select(Case.id, Case.ref, Case.org_id, Case.county_code, Case.city_code)
+        .where(
             Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
         )  # type: ignore[attr-defined]
+        .order_by(Case.ref)
     ).all()
     index: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        for key in lookup_keys(stage, row.org_id, row.county_code, row.city_code):
-            index[key].append(row)
+    for case_id, ref, org_id, county, city in rows:
+        line = _Ref(case_id, ref)
+        for key in lookup_keys(stage, org_id, county, city):
+            index[key].append(line)
     return index
+
+
+def _with_lines(session: Session, cases: list[Any]) -> list[Any]:
+    """``cases`` with the first ``ITEM_LIMIT`` as full ``_CASE_LINE`` rows (what a section lists);
+    the rest stay numbers (what it counts and remembers as shown)."""
+    head = [c.id for c in cases[:ITEM_LIMIT] if isinstance(c, _Ref)]
+    if not head:
+        return cases
+    lines = {row.id: row for row in session.exec(select(*_CASE_LINE).where(col(Case.id).in_(head))).all()}
+    return [lines.get(c.id, c) for c in cases[:ITEM_LIMIT]] + cases[ITEM_LIMIT:]
 
 
 def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> dict[str, Any]:

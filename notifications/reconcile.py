@@ -27,13 +27,13 @@ from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, local_date, start_of_local_day
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.actions import close_windows, nothing_to_review
-from models.audit import AuditEvent, EventDraft
+from models.audit import AuditEvent, AuditHead, EventDraft
 from models.campaign import Campaign, deadlines_of
 from models.case import Case
 from models.context import Ctx
 from models.deadlines import open_case_deadlines
 from models.org import Organisation
-from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor
+from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor, ReconcilePlan
 from notifications.audience import Directory, acting_org
 from notifications.notices import is_lapse, lapse_notices, notices_for_event
 from notifications.schedule import WorkingHours, escalation_rounds, latest_due_step, reminder_time
@@ -72,7 +72,40 @@ class TickReport:
 # -- who still has to act at a stage -------------------------------------------------------------
 
 
-def parks_by_county(session: Session, campaign_id: str, stage: Stage) -> dict[str, set[str]]:
+@dataclass(frozen=True)
+class PendingGroup:
+    """Applicants with cases waiting at a stage, counted per (organisation, county, city)."""
+
+    org_id: str
+    county_code: str | None
+    city_code: str | None
+    cases: int
+    tier: str | None  # the applicant's tier (a park is reminded too, see parks_by_county)
+
+
+def pending_groups(session: Session, campaign_id: str, stage: Stage) -> list[PendingGroup]:
+    """Who has cases waiting at ``stage``, aggregated in SQL: one GROUP BY over the covering
+    index ``ix_case_pending`` (no case row is read), the applicant's tier joined to the groups
+    rather than to every case. At a million open cases this is a few thousand rows."""
+    groups = (
+        select(Case.org_id, Case.county_code, Case.city_code, func.count().label("cases"))
+        .where(
+            Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
+        )  # type: ignore[attr-defined]
+        .group_by(Case.org_id, Case.county_code, Case.city_code)
+        .subquery()
+    )
+    rows = session.exec(
+        select(groups.c.org_id, groups.c.county_code, groups.c.city_code, groups.c.cases, Organisation.tier)
+        .select_from(groups)
+        .outerjoin(Organisation, Organisation.id == groups.c.org_id)
+    ).all()
+    return [PendingGroup(*row) for row in rows]
+
+
+def parks_by_county(
+    session: Session, campaign_id: str, stage: Stage, groups: list[PendingGroup] | None = None
+) -> dict[str, set[str]]:
     """Parks (开发区、园区管委会) with cases waiting at a county stage, by county.
 
     The county's bureau files on the provincial platform, so it is the acting organisation; a
@@ -80,41 +113,25 @@ def parks_by_county(session: Session, campaign_id: str, stage: Stage) -> dict[st
     """
     if stage.actor != "county":
         return {}
-    rows = session.exec(
-        select(Case.county_code, Case.org_id)
-        .join(Organisation, Organisation.id == Case.org_id)
-        .where(
-            Case.campaign_id == campaign_id,
-            Case.kind == stage.subject,
-            Organisation.tier == "park",
-            Case.state.in_(stage.pending_states),
-        )  # type: ignore[attr-defined]
-        .distinct()
-    ).all()
     out: dict[str, set[str]] = defaultdict(set)
-    for county, org_id in rows:
-        if county:
-            out[county].add(org_id)
+    for g in pending_groups(session, campaign_id, stage) if groups is None else groups:
+        if g.tier == "park" and g.county_code:
+            out[g.county_code].add(g.org_id)
     return dict(out)
 
 
-def pending_by_org(session: Session, campaign_id: str, stage: Stage) -> dict[str, int]:
+def pending_by_org(
+    session: Session, campaign_id: str, stage: Stage, groups: list[PendingGroup] | None = None
+) -> dict[str, int]:
     """Acting organisation -> number of cases still waiting on it at ``stage``.
 
-    One GROUP BY over the (campaign, state) index; the acting organisation depends on who the
-    stage's actor is: the applicant's county for county stages, the applicant itself for an
+    The acting organisation depends on who the stage's actor is (``audience.acting_org``, the
+    one rule): the applicant's county for county stages, the applicant itself for an
     enterprise, the case's owner for a city's own tasks.
     """
-    rows = session.exec(
-        select(Case.org_id, Case.county_code, Case.city_code, func.count())
-        .where(
-            Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
-        )  # type: ignore[attr-defined]
-        .group_by(Case.org_id, Case.county_code, Case.city_code)
-    ).all()
     out: dict[str, int] = defaultdict(int)
-    for org_id, county, city, n in rows:
-        out[acting_org(stage, org_id, county, city)] += n
+    for g in pending_groups(session, campaign_id, stage) if groups is None else groups:
+        out[acting_org(stage, g.org_id, g.county_code, g.city_code)] += g.cases
     return dict(out)
 
 
@@ -207,6 +224,50 @@ class _Writer:
         report.written.update(r.kind for r in new)
 
 
+class _Plans:
+    """Which steps were planned in full against which audit head (``outbox.ReconcilePlan``).
+
+    Every change a plan depends on (a case created, moved or lapsed; a contact, an
+    organisation, a campaign file loaded) is an audit event, so the head's ``seq`` read once
+    after the lapses is the version of everything a plan reads. A step planned against the
+    same version is skipped; anything recorded since, or a new step, plans again in full.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seq = session.exec(select(AuditHead.seq).where(AuditHead.id == 1)).first() or 0
+        self.marks = {
+            (m.campaign_id, m.stage_id, m.rule): m for m in session.exec(select(ReconcilePlan)).all()
+        }
+
+    def planned(self, campaign_id: str, stage_id: str, signatures: dict[str, str]) -> bool:
+        for rule, signature in signatures.items():
+            mark = self.marks.get((campaign_id, stage_id, rule))
+            if mark is None or mark.signature != signature or mark.audit_seq != self.seq:
+                return False
+        return True
+
+    def record(self, campaign_id: str, stage_id: str, signatures: dict[str, str]) -> None:
+        for rule, signature in signatures.items():
+            mark = self.marks.get((campaign_id, stage_id, rule))
+            if mark is None:
+                mark = ReconcilePlan(campaign_id=campaign_id, stage_id=stage_id, rule=rule, signature="")
+                self.marks[(campaign_id, stage_id, rule)] = mark
+            mark.signature, mark.audit_seq = signature, self.seq
+            self.session.add(mark)
+
+    def passed_own_event(self, seq: int) -> None:
+        """Reconcile's own record of the run is no change to what it planned: when it is the
+        only event since the plans were made, they stay current (else the next pass would
+        plan everything again after every pass that cancelled something)."""
+        if seq != self.seq + 1:
+            return  # someone else wrote in between (PostgreSQL): plan again next time
+        for mark in self.marks.values():
+            if mark.audit_seq == self.seq:
+                mark.audit_seq = seq
+                self.session.add(mark)
+
+
 def _cancel(session: Session, report: TickReport, reason: str, *conditions: Any) -> None:
     result = session.execute(
         update(Notification)
@@ -220,6 +281,7 @@ def _plan_stage(
     session: Session,
     ctx: Ctx,
     d: Directory,
+    plans: _Plans,
     calendar: WorkCalendar,
     spec: CampaignSpec,
     stage: Stage,
@@ -244,12 +306,27 @@ def _plan_stage(
     rounds: list[datetime] = []
     if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
         rounds = escalation_rounds(policy, due, calendar, until=now)
-    stuck = policy is not None and bool(policy.stuck_after_working_days) and now < due
-    if not (latest_steps or rounds or stuck):
+    stuck_cutoff: datetime | None = None
+    if policy is not None and policy.stuck_after_working_days and now < due:
+        stuck_cutoff = start_of_local_day(
+            calendar.add_working_days(local_date(now), -policy.stuck_after_working_days) + timedelta(days=1)
+        )
+    if not (latest_steps or rounds or stuck_cutoff):
         # Nothing of this stage can be due yet: its open cases need not be read at all (most
         # stages most of the time; it keeps a tick over 100,000 open cases cheap).
         return
-    pending = pending_by_org(session, spec.id, stage)
+    # What this pass would plan: the same step, round and stuck day as a plan made against the
+    # same audit head can only find keys that exist. Then the open cases are not read at all.
+    signatures = {audience: f"v{version}:{step.id}" for audience, (step, _at) in latest_steps.items()}
+    if rounds:
+        signatures["escalation"] = f"v{version}:r{len(rounds)}"
+    if stuck_cutoff is not None:
+        signatures["stuck"] = f"v{version}:{stuck_cutoff.isoformat()}"
+    if plans.planned(spec.id, stage.id, signatures):
+        return
+    plans.record(spec.id, stage.id, signatures)
+    groups = pending_groups(session, spec.id, stage)
+    pending = pending_by_org(session, spec.id, stage, groups)
     if not pending:
         return
     d.preload(pending)
@@ -257,7 +334,7 @@ def _plan_stage(
     prefix = f"{spec.id}:{stage.id}:v{version}"
 
     if latest_steps:
-        parks = parks_by_county(session, spec.id, stage) if "actor" in latest_steps else {}
+        parks = parks_by_county(session, spec.id, stage, groups) if "actor" in latest_steps else {}
         for audience, (step, at) in latest_steps.items():
             for org_id in pending:
                 target = org_id if audience == "actor" else d.supervisor(org_id)
@@ -318,28 +395,27 @@ def _plan_stage(
                 Notification.kind.in_(("escalation", "overdue")),  # type: ignore[attr-defined]
                 Notification.step != step_id,
             )
-    if policy is not None and policy.stuck_after_working_days and now < due:
-        _plan_stuck(session, d, calendar, spec, stage, policy.stuck_after_working_days, writer, prefix, now)
+    if stuck_cutoff is not None:
+        _plan_stuck(session, d, spec, stage, stuck_cutoff, writer, prefix, now)
     writer.flush(report)
 
 
 def _plan_stuck(
     session: Session,
     d: Directory,
-    calendar: WorkCalendar,
     spec: CampaignSpec,
     stage: Stage,
-    days: int,
+    cutoff: datetime,
     writer: _Writer,
     prefix: str,
     now: datetime,
 ) -> None:
-    """Before the deadline, a case waiting too long at one organisation is escalated once.
+    """Before the deadline, a case waiting too long at one organisation is escalated once
+    (waiting since before ``cutoff``: a range over ``ix_case_pending``'s ``state_since``).
 
     Keyed by the case and the instant it entered its state, so a case that moves on and comes
     back (returned, resubmitted) can be escalated again, but never twice for one stay.
     """
-    cutoff = start_of_local_day(calendar.add_working_days(local_date(now), -days) + timedelta(days=1))
     stuck = session.exec(
         select(Case.id, Case.org_id, Case.county_code, Case.city_code, Case.state_since).where(
             Case.campaign_id == spec.id,
@@ -455,11 +531,18 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
     cursor = session.get(ReconcileCursor, NOTICE_CURSOR)
     if cursor is None:
         cursor = ReconcileCursor(name=NOTICE_CURSOR, value=0)
-    # Plain rows, not instances: a window closing is 50,000 events read once.
+    # Plain rows, not instances: a window closing is 50,000 events read once. Everything up to
+    # the head is looked at once: the cursor then moves past events that make no notice too (a
+    # million case creations by an import), or every pass would read them all.
+    head = session.exec(select(AuditHead.seq).where(AuditHead.id == 1)).first() or 0
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     events = session.execute(
         select(*(table.c[name] for name in _EVENT_COLUMNS))
-        .where(table.c.seq > cursor.value, table.c.action.in_(("state_change", "deadline_change")))
+        .where(
+            table.c.seq > cursor.value,
+            table.c.seq <= head,
+            table.c.action.in_(("state_change", "deadline_change")),
+        )
         .order_by(table.c.seq)
     ).all()
     # An event stamped after now (another machine's clock ahead, an action entered with --now)
@@ -504,8 +587,9 @@ def _write_notices(session: Session, ctx: Ctx, d: Directory, report: TickReport)
         for start in range(0, len(rows), 2000):
             session.execute(insert(Notification), rows[start : start + 2000])
         report.written.update(r["kind"] for r in rows)
-    if events:
-        cursor.value = later - 1 if later is not None else events[-1].seq
+    watermark = later - 1 if later is not None else head
+    if watermark != cursor.value:
+        cursor.value = watermark
         session.add(cursor)
 
 
@@ -534,6 +618,7 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
     report = TickReport(now=ctx.now)
     report.lapsed = [c.ref for c in close_windows(session, ctx)]
     session.flush()
+    plans = _Plans(session)  # after the lapses: they are changes the plans must see
     d = Directory(session)
     for campaign in session.exec(select(Campaign).order_by(Campaign.id)).all():
         spec = campaign.spec()
@@ -556,11 +641,11 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
                 Notification.deadline_version != row.version,
             )
             if row.due_at is not None:
-                _plan_stage(session, ctx, d, calendar, spec, stage, row.due_at, row.version, report)
+                _plan_stage(session, ctx, d, plans, calendar, spec, stage, row.due_at, row.version, report)
     _write_notices(session, ctx, d, report)
     if report.lapsed or report.cancelled:
         # The lapses are audited one by one by close_windows; this records what the run did.
-        ctx.audit.append(
+        own = ctx.audit.append(
             session,
             EventDraft(
                 at=ctx.now,
@@ -571,6 +656,7 @@ def reconcile(session: Session, ctx: Ctx, calendar: WorkCalendar) -> TickReport:
                 details=report.as_dict(),
             ),
         )
+        plans.passed_own_event(own.seq)
     return report
 
 

@@ -18,7 +18,7 @@ from operations.runtime import Runtime
 if TYPE_CHECKING:
     from models.campaign import Campaign, StageDeadline
     from models.case import Case
-    from models.imports import ImportSummary
+    from models.imports import ImportProgress, ImportSummary
     from models.sync import SyncReport
 
 
@@ -105,19 +105,25 @@ def import_directory(
 
 
 def import_cases(
-    rt: Runtime, actor: Actor, campaign_id: str, path: Path, *, now: datetime | None = None
+    rt: Runtime,
+    actor: Actor,
+    campaign_id: str,
+    path: Path,
+    *,
+    now: datetime | None = None,
+    progress: ImportProgress | None = None,
 ) -> ImportSummary:
-    """Applications from a sheet, all rows or none."""
+    """Applications from a sheet, all rows or none (``progress`` hears how far it got)."""
     from models.campaign import get_campaign
     from models.imports import read_cases, write_cases
 
     ctx = rt.ctx(actor, now=now)
-    # The file is parsed outside the write transaction: other writers are not held up by it.
+    # The file is checked outside the write transaction: other writers are not held up by it.
     with rt.db.read() as session:
         spec = get_campaign(session, campaign_id).spec()
-    sheet = read_cases(spec, path)
+    sheet = read_cases(spec, path, progress)
     with rt.db.write() as session:
-        return write_cases(session, ctx, campaign_id, sheet)
+        return write_cases(session, ctx, campaign_id, sheet, progress)
 
 
 def load_campaign(

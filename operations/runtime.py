@@ -14,16 +14,18 @@ from calendars.workdays import WorkCalendar, load_default_calendar
 from models.audit import AuditLog
 from models.context import Actor, Ctx
 from models.db import Database
-from notifications.compose import MailIdentity
-from notifications.render import Renderer
 from operations.settings import Settings
 
 if TYPE_CHECKING:
+    # Imported where used: composing mail pulls in jinja2 and the e-mail package, which a
+    # command such as `shenbao status` never needs (issue 10: status within 1.2x of --help).
     from sqlmodel import Session
 
     from models.checkpoint import Keyring, SignerKey
     from models.outbox import Email
+    from notifications.compose import MailIdentity
     from notifications.dispatcher import SmtpConfig
+    from notifications.render import Renderer
 
 
 @dataclass
@@ -105,11 +107,15 @@ class Runtime:
     # -- mail -------------------------------------------------------------------------------
     @cached_property
     def identity(self) -> MailIdentity:
+        from notifications.compose import MailIdentity
+
         s = self.settings
         return MailIdentity(from_addr=s.mail_from, from_name=s.mail_from_name, dashboard_url=s.dashboard_url)
 
     @cached_property
     def renderer(self) -> Renderer:
+        from notifications.render import Renderer
+
         return Renderer(self.settings.templates_dir)
 
     def smtp_config(self, **overrides: object) -> SmtpConfig:

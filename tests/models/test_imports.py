@@ -466,3 +466,85 @@ def test_it_rejects_control_characters_in_a_roster_cell(
     exc = rejected(run_roster, seeded, make_ctx, write_sheet(tmp_path / "名单.csv", ROSTER_HEADERS, [row]))
     assert [(p.row, p.column) for p in exc.problems] == [(2, "职务")]
     assert "U+001B" in exc.problems[0].message
+
+
+# -- streamed (issue 10: a million rows within 1 GB) ---------------------------------------------
+
+
+def park_rows(n: int) -> list[list[Any]]:
+    rows = []
+    for i in range(n):
+        row = list(CLUSTER_ROW)
+        row[0], row[1], row[4], row[14] = f"鄞州第{i}号产业园", "鄞州区", "智能终端", f"SZJX-T-{i}"
+        rows.append(row)
+    return rows
+
+
+def test_a_row_the_database_refuses_after_chunks_were_written_leaves_nothing(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    from models.campaign import get_campaign
+    from models.imports import read_cases, write_cases
+
+    run_cases(seeded, make_ctx, CLUSTER, write_sheet(tmp_path / "先导.csv", CLUSTER_HEADERS, park_rows(1)))
+    before = counts(seeded)
+    # Rows 2–6 are new parks; row 7 repeats the application already imported, which only the
+    # database can tell: it is found after two chunks of two rows went into the transaction.
+    path = write_sheet(tmp_path / "集群.csv", CLUSTER_HEADERS, park_rows(6)[1:] + park_rows(1))
+    progress: list[tuple[str, int, int]] = []
+    with pytest.raises(ImportRejected) as info, seeded.write() as session:
+        spec = get_campaign(session, CLUSTER).spec()
+        sheet = read_cases(spec, path)
+        write_cases(session, make_ctx(), CLUSTER, sheet, lambda *p: progress.append(p), chunk=2)
+    assert [(p.file, p.row, p.column) for p in info.value.problems] == [
+        ("集群.csv", 7, "细分赛道"),
+        ("集群.csv", 7, "外部编号"),  # its platform number is taken too
+    ]
+    assert progress == [("written", 2, 6), ("written", 4, 6)]  # written, then rolled back
+    assert counts(seeded) == before
+
+
+def test_a_streamed_import_writes_every_row_in_chunks_with_its_park_and_contact_once(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    from models.campaign import get_campaign
+    from models.imports import read_cases, write_cases
+
+    rows = park_rows(5)
+    rows.append(list(rows[0]))
+    rows[-1][4], rows[-1][14] = "工业软件", "SZJX-T-5"  # the same park, a second 细分赛道
+    path = write_sheet(tmp_path / "集群.csv", CLUSTER_HEADERS, rows)
+    with seeded.write() as session:
+        sheet = read_cases(get_campaign(session, CLUSTER).spec(), path)
+        summary = write_cases(session, make_ctx(), CLUSTER, sheet, chunk=2)
+    assert (summary.rows, len(summary.created), summary.organisations) == (6, 6, 5)
+    with seeded.read() as session:
+        parks = session.exec(select(Organisation).where(Organisation.tier == "park")).all()
+        contacts = session.exec(select(Contact).where(Contact.title == "申报联系人")).all()
+        refs = session.exec(
+            select(Case.ref).where(Case.kind == "cluster_application").order_by(Case.ref)
+        ).all()
+    assert len(parks) == 5 and len(contacts) == 5
+    assert refs == [f"CL26-{i:05d}" for i in range(1, 7)]
+
+
+def test_case_numbers_go_on_past_99999(seeded: Database, make_ctx: Any) -> None:
+    from models.campaign import get_campaign
+    from models.registry import RefAllocator, new_case
+
+    with seeded.write() as session:
+        spec = get_campaign(session, CLUSTER).spec()
+        for ref in ("CL26-99999", "CL26-100000"):
+            new_case(
+                session,
+                make_ctx(),
+                spec,
+                kind="cluster_application",
+                ref=ref,
+                org_id=code("鄞州区"),
+                city_code=code("宁波市"),
+                county_code=code("鄞州区"),
+                title=ref,
+            )
+        assert RefAllocator(session, spec, "cluster_application")() == "CL26-100001"
+        session.rollback()

@@ -289,3 +289,107 @@ def test_it_writes_a_notice_stamped_ahead_of_the_tick_once_its_time_comes(
 
     assert early == {(ids["yuhang"], "recommend")}
     assert decisions() == {(ids["yuhang"], "recommend"), (ids["xihu"], "return")}
+
+
+# -- the pass with nothing new (issue 10: a million open cases) ------------------------------------
+
+
+def plan_marks(db: Database) -> dict[tuple[str, str], tuple[str, int]]:
+    from sqlmodel import select
+
+    from models.outbox import ReconcilePlan
+
+    with db.read() as session:
+        return {
+            (m.stage_id, m.rule): (m.signature, m.audit_seq)
+            for m in session.exec(select(ReconcilePlan).where(ReconcilePlan.campaign_id == CLUSTER))
+        }
+
+
+def test_it_skips_a_planned_step_while_nothing_is_recorded_and_writes_the_next_step_when_it_comes_due(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-17T15:00", town["yuhang"], "submit", "余杭区")
+    reconcile_at(db, make_ctx, "2026-06-18T09:00")
+    planned = plan_marks(db)[("application", "actor")]
+    assert planned[0] == "v1:d-7"
+
+    again = reconcile_at(db, make_ctx, "2026-06-18T11:00")  # the same step, no event since: skipped
+    assert not again.written and plan_marks(db)[("application", "actor")] == planned
+
+    later = reconcile_at(db, make_ctx, "2026-06-23T12:00")  # d-3wd is due, d-1wd (06-24 09:00) not yet
+    assert plan_marks(db)[("application", "actor")][0] == "v1:d-3wd"
+    rows = [n for n in application_rows(db) if n.kind == "reminder"]
+    assert [(n.step, n.contact_id, n.status) for n in rows] == [
+        ("d-7", ids["xihu"], CANCELLED),  # superseded by the newer step, never mailed
+        ("d-3wd", ids["xihu"], PENDING),
+    ]
+    assert later.written["reminder"] == 1
+
+
+def test_it_plans_the_same_step_again_when_a_case_is_recorded_after_the_plan(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    from tests.models.spine import cluster_case
+
+    db, ids = town["db"], town["ids"]
+    act(db, make_ctx, "2026-06-17T15:00", town["yuhang"], "submit", "余杭区")
+    reconcile_at(db, make_ctx, "2026-06-18T09:00")
+    assert {n.contact_id for n in application_rows(db)} == {ids["xihu"]}
+
+    with db.write() as session:  # 余杭区 files a second application after the 09:00 pass
+        cluster_case(session, make_ctx("2026-06-18T09:30"), county="余杭区", subtrack="工业软件")
+    report = reconcile_at(db, make_ctx, "2026-06-18T10:00")
+
+    assert report.written["reminder"] == 1
+    assert {(n.step, n.contact_id) for n in application_rows(db)} == {
+        ("d-7", ids["xihu"]),
+        ("d-7", ids["yuhang"]),
+    }
+
+
+def test_the_aggregate_in_sql_counts_what_the_per_case_rule_counts(
+    town: dict[str, Any], make_ctx: Any
+) -> None:
+    from collections import Counter
+
+    from sqlmodel import select
+
+    from models.campaign import Campaign
+    from models.case import Case
+    from models.org import Organisation
+    from notifications.audience import acting_org
+    from notifications.reconcile import parks_by_county, pending_by_org
+    from tests.models.spine import cluster_case
+
+    db = town["db"]
+    with db.write() as session:
+        ctx = make_ctx("2026-06-02T10:00")
+        for county, applicant, subtrack in (
+            ("西湖区", "杭州西湖云谷产业园", "智能终端"),
+            ("西湖区", "杭州西湖云谷产业园", "工业软件"),
+            ("余杭区", "余杭未来科技城管委会", "智能终端"),
+        ):
+            cluster_case(session, ctx, county=county, applicant=applicant, subtrack=subtrack)
+        jingpin_case(session, ctx, county="余杭区")
+    with db.read() as session:
+        for campaign in session.exec(select(Campaign)):
+            for stage in campaign.spec().stages:
+                cases = session.exec(
+                    select(Case).where(
+                        Case.campaign_id == campaign.id,
+                        Case.kind == stage.subject,
+                        Case.state.in_(stage.pending_states),  # type: ignore[attr-defined]
+                    )
+                ).all()
+                per_case = Counter(acting_org(stage, c.org_id, c.county_code, c.city_code) for c in cases)
+                assert pending_by_org(session, campaign.id, stage) == dict(per_case), stage.id
+                parks: dict[str, set[str]] = {}
+                for c in cases:
+                    org = session.get(Organisation, c.org_id)
+                    if stage.actor == "county" and org is not None and org.tier == "park" and c.county_code:
+                        parks.setdefault(c.county_code, set()).add(c.org_id)
+                assert parks_by_county(session, campaign.id, stage) == parks, stage.id
+    with db.read() as session:  # the comparison covered parks, not only counties
+        assert session.exec(select(Organisation).where(Organisation.tier == "park")).first() is not None
