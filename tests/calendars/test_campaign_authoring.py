@@ -71,7 +71,7 @@ def test_it_accepts_the_relative_deadline_shapes() -> None:
     assert publicity is not None and publicity.working_days == 5 and publicity.anchor.stage == "defence"
     wrong = extra.replace("after: {stage: defence}", "after: {stage: nowhere}")
     _spec, problems = check_campaign_text(TEXT.replace("\ncluster:\n", "\n" + wrong, 1), origin="f.yaml")
-    assert problems and "不存在的环节「nowhere」" in problems[0]
+    assert problems and "相对的环节 nowhere 不存在" in problems[0]
 
 
 def test_it_diffs_deadlines_machines_and_rules_in_chinese() -> None:
