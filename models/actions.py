@@ -21,7 +21,7 @@ from models.campaign import Campaign, StageDeadline, get_campaign, stage_deadlin
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
-from models.deadlines import case_deadline, case_met, replan_stages, stage_completed
+from models.deadlines import case_deadline, case_met, record_stage_deadline, replan_stages, stage_completed
 from models.eligibility import Finding, case_findings
 from models.letters import Letter, letter_on_file
 from models.machines import Machine, Transition, machine_for
@@ -627,28 +627,7 @@ def set_deadline(
             rule="deadline_unchanged",
             data={"stage": stage_id, "deadline": due_at.isoformat() if due_at else None},
         )
-    row.due_at, row.version, row.changed_at, row.reason = due_at, row.version + 1, ctx.now, reason
-    session.add(row)
-    ctx.audit.append(
-        session,
-        EventDraft(
-            at=ctx.now,
-            actor=ctx.actor.label,
-            action="deadline_change",
-            subject=f"stage:{campaign_id}/{stage_id}",
-            campaign_id=campaign_id,
-            from_value=old.isoformat() if old else None,
-            to_value=due_at.isoformat() if due_at else None,
-            reason=reason,
-            details={
-                "stage": stage.name,
-                "version": row.version,
-                "from_text": format_deadline(old) if old else "另行通知",
-                "to_text": format_deadline(due_at) if due_at else "另行通知",
-            }
-            | ctx.actor.audit_details(),
-        ),
-    )
+    record_stage_deadline(session, ctx, campaign_id, stage, row, due_at, reason)
     session.flush()
     # Stages counting from this one ("5 working days after", "3 working days before") move with it.
     replan_stages(session, ctx, campaign_id, after_stage=stage_id, reason=f"「{stage.name}」截止时间调整")

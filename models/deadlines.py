@@ -130,28 +130,9 @@ def replan_stages(
         if old == due:
             continue
         why = f"{reason}：{stage.relative.describe() if stage.relative else ''}（{basis}）"
-        row.due_at, row.version, row.changed_at, row.reason = due, row.version + 1, ctx.now, why[:500]
-        session.add(row)
-        ctx.audit.append(
-            session,
-            EventDraft(
-                at=ctx.now,
-                actor=ctx.actor.label,
-                action="deadline_change",
-                subject=f"stage:{campaign_id}/{stage.id}",
-                campaign_id=campaign_id,
-                from_value=old.isoformat() if old else None,
-                to_value=due.isoformat() if due else None,
-                reason=why,
-                details={
-                    "stage": stage.name,
-                    "version": row.version,
-                    "from_text": format_deadline(old) if old else "另行通知",
-                    "to_text": format_deadline(due) if due else "另行通知",
-                    "relative": stage.relative.model_dump(exclude_none=True) if stage.relative else None,
-                }
-                | ctx.actor.audit_details(),
-            ),
+        relative = stage.relative.model_dump(exclude_none=True) if stage.relative else None
+        record_stage_deadline(
+            session, ctx, campaign_id, stage, row, due, why[:500], details={"relative": relative}
         )
         moved.append(Moved(campaign_id, stage.id, stage.name, old, due))
     session.flush()
@@ -309,3 +290,43 @@ def open_case_deadlines(session: Session, campaign_id: str, stage: Stage) -> lis
         .order_by(col(Case.id))
     ).all()
     return [(c, d) for c, d in rows]
+
+
+def record_stage_deadline(
+    session: Session,
+    ctx: Ctx,
+    campaign_id: str,
+    stage: Stage,
+    row: StageDeadline,
+    due: datetime | None,
+    reason: str,
+    *,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Give a stage's deadline row a new version due at ``due`` and record it: the one shape of a
+    ``deadline_change`` event, whoever moves it (a person, a relative re-plan, a reloaded file).
+    Reminders are keyed by the version, so a new version re-plans them even on the same date."""
+    old = row.due_at
+    row.due_at, row.version, row.changed_at, row.reason = due, row.version + 1, ctx.now, reason
+    session.add(row)
+    ctx.audit.append(
+        session,
+        EventDraft(
+            at=ctx.now,
+            actor=ctx.actor.label,
+            action="deadline_change",
+            subject=f"stage:{campaign_id}/{stage.id}",
+            campaign_id=campaign_id,
+            from_value=old.isoformat() if old else None,
+            to_value=due.isoformat() if due else None,
+            reason=reason,
+            details={
+                "stage": stage.name,
+                "version": row.version,
+                "from_text": format_deadline(old) if old else "另行通知",
+                "to_text": format_deadline(due) if due else "另行通知",
+            }
+            | (details or {})
+            | ctx.actor.audit_details(),
+        ),
+    )

@@ -13,14 +13,14 @@ from typing import Any
 from sqlalchemy import func, insert
 from sqlmodel import Session, select
 
-from calendars.campaign import CampaignSpec, load_campaign_text, spec_digest
+from calendars.campaign import CampaignSpec, Stage, load_campaign_text, spec_digest
 from calendars.campaign_diff import diff_campaigns
 from models.actions import ActionRefused, set_deadline
 from models.audit import EventDraft
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.context import Ctx
-from models.deadlines import replan_stages
+from models.deadlines import record_stage_deadline, replan_stages
 from models.machines import machine_for, register
 from models.org import Organisation
 from models.reference import load_divisions
@@ -185,7 +185,7 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                     session,
                     ctx,
                     spec.id,
-                    stage.id,
+                    stage,
                     reason=f"批次文件 {origin} 修改了提醒或办理对象，重排提醒",
                 )
                 changes.append(f"环节 {stage.id} 提醒重排")
@@ -248,30 +248,14 @@ def _plan_changed(old: Any, new: Any) -> bool:
     return any(getattr(old, k) != getattr(new, k) for k in keys)
 
 
-def _replan(session: Session, ctx: Ctx, campaign_id: str, stage_id: str, *, reason: str) -> None:
+def _replan(session: Session, ctx: Ctx, campaign_id: str, stage: Stage, *, reason: str) -> None:
     """A new version of the stage's deadline with the same date: reminders are keyed by the
     version, so unsent ones of the old plan are cancelled and the new file's are planned."""
-    row = session.get(StageDeadline, (campaign_id, stage_id))
+    row = session.get(StageDeadline, (campaign_id, stage.id))
     if row is None:
         return
-    row.version, row.changed_at, row.reason = row.version + 1, ctx.now, reason
-    session.add(row)
-    due = row.due_at.isoformat() if row.due_at else None
-    ctx.audit.append(
-        session,
-        EventDraft(
-            at=ctx.now,
-            actor=ctx.actor.label,
-            action="deadline_change",
-            subject=f"stage:{campaign_id}/{stage_id}",
-            campaign_id=campaign_id,
-            from_value=due,
-            to_value=due,
-            reason=reason,
-            # Same date: nobody is told of a "new" deadline (notices skip a re-plan).
-            details={"version": row.version, "replan": True} | ctx.actor.audit_details(),
-        ),
-    )
+    # Same date: nobody is told of a "new" deadline (notices skip a re-plan).
+    record_stage_deadline(session, ctx, campaign_id, stage, row, row.due_at, reason, details={"replan": True})
 
 
 def _iso(value: datetime | None) -> str | None:
