@@ -40,33 +40,21 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
     for kind, declared in spec.kinds.items():
         for i, t in enumerate(declared.transitions):
             where = f"kinds.{kind}.transitions[{t.action}]"
-            for guard in t.guards:
-                if guard not in GUARDS:
-                    problems.append(
-                        Problem(
-                            at("kinds", kind, "transitions", i, "guards"),
-                            f"{where}.guards",
-                            f"未知的检查「{guard}」（可用：{'、'.join(sorted(GUARDS))}）",
+            # Each name a transition lists must be one the engine knows: (key, known names, what).
+            for key, known, what in (
+                ("guards", GUARDS, "检查"),
+                ("by", TIERS, "办理方"),
+                ("notify", AUDIENCES, "通知对象"),
+            ):
+                for name in getattr(t, key):
+                    if name not in known:
+                        problems.append(
+                            Problem(
+                                at("kinds", kind, "transitions", i, key),
+                                f"{where}.{key}",
+                                f"未知的{what}「{name}」（可用：{'、'.join(sorted(known))}）",
+                            )
                         )
-                    )
-            for who in t.by:
-                if who not in TIERS:
-                    problems.append(
-                        Problem(
-                            at("kinds", kind, "transitions", i, "by"),
-                            f"{where}.by",
-                            f"未知的办理方「{who}」（可用：{'、'.join(sorted(TIERS))}）",
-                        )
-                    )
-            for audience in t.notify:
-                if audience not in AUDIENCES:
-                    problems.append(
-                        Problem(
-                            at("kinds", kind, "transitions", i, "notify"),
-                            f"{where}.notify",
-                            f"未知的通知对象「{audience}」（可用：{'、'.join(sorted(AUDIENCES))}）",
-                        )
-                    )
         if kind in ENGINE_KINDS:
             engine = machine_for(kind)
             mine = machine_of(kind, declared)
