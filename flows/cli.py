@@ -1190,7 +1190,7 @@ def audit_verify(
     """校验审计日志：用公钥核对 Merkle 树与签名检查点（含 --checkpoint 与本机记下的检查点），有密钥时也核对哈希链与库外锚点，并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
     from models.checkpoint import KeyProblem
     from models.replay import verify
-    from operations import witness
+    from operations import seen_checkpoints
 
     rt = _rt(ctx)
     log = rt.audit_reader()
@@ -1200,10 +1200,10 @@ def audit_verify(
         raise Fail(str(exc)) from exc
     kept = [(f"检查点文件 {p}", p.read_text()) for p in checkpoint_files]
     with rt.db.snapshot() as session:
-        kept += witness.seen(rt, session)
+        kept += seen_checkpoints.seen(rt, session)
         report = verify(session, log, keyring=keyring, kept=kept)
         if report.ok and keyring is not None:
-            witness.remember(rt, session, keyring)
+            seen_checkpoints.remember(rt, session, keyring)
     if as_json:
         out.print_json(
             {

@@ -77,7 +77,7 @@ def _reconcile_in(session: Session, rt: Runtime, ctx: Ctx) -> TickReport:
 def _witness_checkpoint(session: Session, rt: Runtime, now: datetime) -> None:
     """The day's signed checkpoint into the witnesses' outbox, composed with the rest of their
     digest by the tick that follows (nothing when this machine has no signing key)."""
-    from notifications.witness import plan, witness_contacts
+    from notifications.checkpoint_notice import plan, witness_contacts
     from operations.checkpoints import daily_checkpoint
 
     checkpoint = daily_checkpoint(rt, session, now)
