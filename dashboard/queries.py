@@ -445,6 +445,7 @@ NOTIFICATION_KINDS = {
     "lapse_notice": "逾期关闭通知",
     "deadline_notice": "截止时间变更",
     "audit_checkpoint": "审计检查点",
+    "receipt": "审计回执",
 }
 ATTEMPT_OUTCOMES = {
     "sent": "成功",

@@ -71,6 +71,7 @@ def _reconcile_in(session: Session, rt: Runtime, ctx: Ctx) -> TickReport:
     if not rt.db.is_sqlite:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY})
     _witness_checkpoint(session, rt, ctx.now)
+    _receipts(session, rt, ctx.now)
     return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
 
 
@@ -90,6 +91,21 @@ def _witness_checkpoint(session: Session, rt: Runtime, now: datetime) -> None:
         if line and not line.startswith("#")
     )
     plan(session, checkpoint, witness_contacts(session, rt.settings.witness_orgs), keys, now)
+
+
+def _receipts(session: Session, rt: Runtime, now: datetime) -> None:
+    """Each action's receipt into its actor's outbox, composed by the tick that follows; held,
+    and said, while no checkpoint can cover them (operations.checkpoints.receipt_checkpoint)."""
+    from models.checkpoint import CheckpointInvalid, KeyProblem
+    from notifications.receipt_notice import plan
+    from operations.checkpoints import receipt_checkpoint, warn_unsigned
+
+    try:
+        plan(session, now, lambda size: receipt_checkpoint(rt, session, size))
+    except (KeyProblem, CheckpointInvalid) as exc:
+        # The reminders and lapses of this pass must not wait on the audit's key: only the
+        # receipts do, and the warning says why.
+        warn_unsigned(rt, exc, now)
 
 
 def reconcile(rt: Runtime, now: datetime, *, within: Rehearsal | None = None) -> TickReport:
