@@ -113,7 +113,9 @@ def receipt_checkpoint(
 
 
 log = logging.getLogger("shenbao.audit")
-# (local date, message) already logged by this process: the warning once a day, not every sweep.
+# (date on this machine's clock, message) already logged by this process: once a day, not at
+# every sweep. The real clock, not the sweep's instant: a simulation crossing thirty days in a
+# minute says it once, a service running for months once a day.
 _warned: set[tuple[str, str]] = set()
 
 
@@ -125,14 +127,16 @@ def unsigned_warning(rt: Runtime, problem: Exception) -> str:
     )
 
 
-def warn_unsigned(rt: Runtime, problem: Exception, now: datetime) -> None:
+def warn_unsigned(rt: Runtime, problem: Exception) -> None:
     """A missing or unreadable signing key is said, in the log ``serve`` prints, once a day."""
+    from datetime import UTC
+
     from calendars.timeutil import local_date
 
-    message = unsigned_warning(rt, problem)
-    if (local_date(now).isoformat(), message) not in _warned:
-        _warned.add((local_date(now).isoformat(), message))
-        log.warning("%s", message)
+    seen = (local_date(datetime.now(UTC)).isoformat(), unsigned_warning(rt, problem))
+    if seen not in _warned:
+        _warned.add(seen)
+        log.warning("%s", seen[1])
 
 
 def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree.SignedCheckpoint | None:
@@ -150,7 +154,7 @@ def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree
     try:
         signer = rt.signer()
     except KeyProblem as exc:
-        warn_unsigned(rt, exc, now)
+        warn_unsigned(rt, exc)
         return None
     return audit_tree.sign_now(session, [signer], now)
 

@@ -105,7 +105,7 @@ def _receipts(session: Session, rt: Runtime, now: datetime) -> None:
     except (KeyProblem, CheckpointInvalid) as exc:
         # The reminders and lapses of this pass must not wait on the audit's key: only the
         # receipts do, and the warning says why.
-        warn_unsigned(rt, exc, now)
+        warn_unsigned(rt, exc)
 
 
 def reconcile(rt: Runtime, now: datetime, *, within: Rehearsal | None = None) -> TickReport:
