@@ -66,10 +66,17 @@ def test_a_cases_receipt_page_and_file_check_offline(
     assert audit.status_code == 200 and data["checkpoint"].splitlines()[0] in audit.text
 
 
-@pytest.fixture
-def smtp() -> Iterator[LoopbackSMTP]:
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[LoopbackSMTP]:
     with LoopbackSMTP() as server:
         yield server
+
+
+@pytest.fixture
+def smtp(smtp_server: LoopbackSMTP) -> LoopbackSMTP:
+    """The module's one loopback server, emptied for the test."""
+    smtp_server.clear()
+    return smtp_server
 
 
 def _received_receipt(smtp: LoopbackSMTP, addr: str) -> tuple[EmailMessage, str, bytes]:
