@@ -11,16 +11,18 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from calendars.timeutil import parse_instant
 from models import receipts
+from models.actions import perform
 from models.checkpoint import Keyring, open_checkpoint
-from models.context import Actor
+from models.context import PLATFORM_SYNC, Actor
 from models.outbox import Email, Notification
 from notifications.loopback import LoopbackSMTP
 from operations import acts, checkpoints, sweep
 from operations.runtime import Runtime
+from tests.conftest import CLUSTER
 from tests.dashboard.conftest import sign_in
 from tests.dashboard.world import World
 from tests.flows.test_cli import Shenbao
@@ -166,3 +168,31 @@ def test_a_missing_signing_key_holds_the_receipts_and_says_so(
         held = session.exec(select(Notification).where(Notification.kind == "receipt")).all()
     assert [r.email_addr for r in held] == [world.people["xihu"].email]
     assert "签名密钥：" in sb("audit", "status", now="2026-06-22T10:20").stdout
+
+
+def test_a_moved_deadline_and_a_platform_sync_give_their_receipts_to_the_right_people(
+    world: World, runtime: Runtime
+) -> None:
+    checkpoints.keygen(runtime)
+    now = parse_instant("2026-06-22T10:00")
+    yan = Actor(name="严梦玲", org_id="330000", tier="province")
+    acts.move_deadline(
+        runtime, yan, CLUSTER, "application", parse_instant("2026-06-30T17:00"), "统一延期", now=now
+    )
+    # The platform's submission names nobody here: the applicant's contacts (西湖区: 林西, and
+    # 钱进 from the application's contact columns) keep the receipt.
+    perform(runtime.db, runtime.ctx(PLATFORM_SYNC, now=now), world.refs["xihu_collab"], "submit")
+    sweep.reconcile(runtime, now)
+    with runtime.db.read() as session:
+        rows = session.exec(
+            select(Notification).where(Notification.kind == "receipt").order_by(col(Notification.id))
+        ).all()
+    to = {r.email_addr: r.payload for r in rows}
+    assert set(to) == {world.people["province"].email, world.people["xihu"].email, "qianjin@xh.gov.cn"}
+    moved = to[world.people["province"].email]
+    assert moved["page"] == "/audit" and moved["events"][0]["what"].startswith("调整截止时间")
+    assert to["qianjin@xh.gov.cn"]["page"] == f"/cases/{world.refs['xihu_collab']}/receipt"
+    keyring = Keyring.read(runtime.settings.resolved_keyring_file)
+    for payload in to.values():
+        checked = receipts.check(json.loads(payload["receipt"]), keyring)
+        assert checked.checkpoint.size >= checked.events[-1]["seq"]
