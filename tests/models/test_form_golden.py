@@ -1,0 +1,28 @@
+"""The 2026 import forms give what they gave before they became data: the same cases (columns,
+attrs, titles, numbers) and the same problems, file, row, column and wording (see form_golden)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from models.db import Database
+from tests.models.form_golden import GOLDEN, capture
+
+
+def test_the_declared_forms_import_exactly_what_the_python_readers_did(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    got = json.loads(json.dumps(capture(seeded, make_ctx, tmp_path), ensure_ascii=False, sort_keys=True))
+    if os.environ.get("SHENBAO_FORM_GOLDEN") == "write":
+        GOLDEN.write_text(
+            json.dumps(got, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    for name in want["results"]:
+        assert got["results"][name] == want["results"][name], name
+    assert got["results"].keys() == want["results"].keys()
+    for campaign in want["cases"]:
+        assert got["cases"][campaign] == want["cases"][campaign], campaign
