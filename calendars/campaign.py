@@ -926,6 +926,14 @@ class CampaignSpec(_Strict):
         field = self.form.field(key) if self.form is not None else None
         return field.label if field is not None else key
 
+    def column_label(self, column: str, value: str | None) -> str:
+        """A case's indexed column (zone_type, category …) as people read it: the label the
+        form gives that choice (核心区 for core), else the value itself."""
+        if not value:
+            return ""
+        field = self.form.column_field(column) if self.form is not None else None
+        return field.choice_label(value) if field is not None else value
+
     @property
     def declared_rules(self) -> bool:
         """Whether eligibility and quotas are this file's ``eligibility:`` and ``quotas:``; the

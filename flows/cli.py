@@ -24,7 +24,7 @@ from flows import output as out
 from models.actions import ActionRefused, CaseNotFound, get_case, offered
 from models.audit import AuditKeyMissing, events_for_case
 from models.campaign import Campaign, get_campaign
-from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES, Case
+from models.case import PROGRAM_LABELS, Case
 from models.context import Actor
 from models.letters import LetterStore
 from models.machines import KIND_LABELS, machine_for
@@ -811,7 +811,12 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "city_code": case.city_code,
         "county_code": case.county_code,
         "zone_type": case.zone_type,
+        # As the campaign's form names and labels them (申报类型：核心区).
+        "zone_type_name": spec.field_label("zone_type"),
+        "zone_type_label": spec.column_label("zone_type", case.zone_type),
         "category": case.category,
+        "category_name": spec.field_label("category"),
+        "category_label": spec.column_label("category", case.category),
         "track": case.track,
         "recommender_id": case.recommender_id,
         "quota_bucket": case.quota_bucket,
@@ -845,11 +850,9 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     out.line(f"{data['ref']}  {data['kind_label']}  {data['title']}")
     out.line(f"状态：{data['state_label']}（{data['state']}，自 {format_local(data['state_since'])}）")
     if data["zone_type"]:
-        out.line(f"申报类型：{ZONE_TYPES.get(data['zone_type'], data['zone_type'])}  赛道：{data['track']}")
+        out.line(f"{data['zone_type_name']}：{data['zone_type_label']}  赛道：{data['track']}")
     if data["category"]:
-        out.line(
-            f"产品类别：{JINGPIN_CATEGORIES.get(data['category'], data['category'])}  赛道：{data['track']}"
-        )
+        out.line(f"{data['category_name']}：{data['category_label']}  赛道：{data['track']}")
     if data["defence_at"]:
         out.line(f"现场答辩：{format_local(data['defence_at'])}")
     if data["letter"]:
