@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ class FormRow:
 
 
 def _bounded(f: FormField, parse: Callable[[CellValue], Any]) -> Callable[[CellValue], Any]:
+    if f.min is None and f.max is None and f.max_length is None and f.pattern is None:
+        return parse  # nothing to check: a million rows need not pay for the wrapper
+
     def check(value: CellValue) -> Any:
         result = parse(value)
         if isinstance(result, (int, Decimal)):
@@ -174,42 +178,49 @@ def iter_form(
     repeating an earlier one) added to ``problems`` as it is found. Only a digest of each row's
     unique fields is kept (the duplicate check)."""
     sheet, sheet_rows = iter_sheet(path, columns_of(form), sheet_name=sheet_name, problems=problems)
-    parsers = {f.key: parser_for(f) for f in form.fields}
     inferred_by: dict[str, list[FormField]] = {}
     for f in form.fields:
         if f.infer_from is not None:
             inferred_by.setdefault(f.infer_from.field, []).append(f)
+    # What each field needs per row, worked out once: (field, column key, parser, empty message,
+    # whether its value needs storing as text, the fields filled from it).
+    plan = [
+        (
+            f,
+            f.column_of or f.key,
+            parser_for(f),
+            f"必填项为空（{f.hint}）" if f.hint else "必填项为空",
+            f.type in ("number", "percent", "date"),
+            inferred_by.get(f.key, ()),
+        )
+        for f in form.fields
+    ]
     seen = _Seen(sheet, problems, form.unique[-1])
     for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         values: dict[str, Any] = {}
+        # Fields not read: failed (a bad cell, or a condition on one) or skipped (condition false).
         failed: set[str] = set()
         skipped: set[str] = set()
-        for f in form.fields:
+        for f, column, parse, empty, store, fills in plan:
+            key = f.key
             if f.when is not None and (f.when.field in failed or not f.when.holds(values)):
-                (failed if f.when.field in failed else skipped).add(f.key)
-                values[f.key] = None
+                (failed if f.when.field in failed else skipped).add(key)
+                values[key] = None
                 continue
             required = f.required and not (f.required_unless is not None and f.required_unless.holds(values))
-            empty = f"必填项为空（{f.hint}）" if f.hint else "必填项为空"
-            value = r.get(
-                f.column_of or f.key,
-                parsers[f.key],
-                required=required,
-                default=f.default,
-                empty_message=empty,
-            )
+            value = r.get(column, parse, required=required, default=f.default, empty_message=empty)
             if value is _MISSING:
-                failed.add(f.key)
-                values[f.key] = None
+                failed.add(key)
+                values[key] = None
                 continue
             if value is None and f.infer_from is not None and f.infer_from.field in values:
                 source = values[f.infer_from.field]
                 value = f.infer_from.values.get(source) if isinstance(source, str) else None
-            values[f.key] = _stored(value)
+            values[key] = _stored(value) if store else value
             # A field before this one, left empty, that this one's value stands for.
-            for g in inferred_by.get(f.key, ()):
-                if g.key in values and values[g.key] is None and g.key not in failed | skipped:
+            for g in fills:
+                if values.get(g.key, 0) is None and g.key not in failed and g.key not in skipped:
                     values[g.key] = g.infer_from.values.get(value) if isinstance(value, str) else None  # type: ignore[union-attr]
         park = False
         if form.applicant_tier == "county_or_park" and isinstance(values.get(form.applicant), str):
@@ -228,13 +239,16 @@ def iter_form(
                     )
         if not r.ok:
             continue
-        key = tuple(_norm_name(str(values.get(k) or "")) for k in form.unique)
-        if form.duplicate:
-            what = form.duplicate.format_map({k: ("" if v is None else v) for k, v in values.items()})
-        else:
-            what = "、".join(f"{form.field(k).label}「{values.get(k)}」" for k in form.unique)  # type: ignore[union-attr]
-        if seen.first(row.number, key, what):
+        unique = tuple(_norm_name(str(values.get(k) or "")) for k in form.unique)
+        if seen.first(row.number, unique, partial(_describe, form, values)):
             yield FormRow(row.number, values, park)
+
+
+def _describe(form: FormSpec, values: dict[str, Any]) -> str:
+    """A row repeating an earlier one, in the form's words (``duplicate``), else by its unique fields."""
+    if form.duplicate:
+        return form.duplicate.format_map({k: ("" if v is None else v) for k, v in values.items()})
+    return "、".join(f"{form.field(k).label}「{values.get(k)}」" for k in form.unique)  # type: ignore[union-attr]
 
 
 def attrs_of(form: FormSpec, row: FormRow) -> dict[str, Any]:
