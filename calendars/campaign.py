@@ -424,6 +424,9 @@ class FormSpec(_Strict):
     # How a row repeating an earlier one is named, from field keys (default: each unique field
     # with its label): "「{applicant}」申报细分赛道「{subtrack}」".
     duplicate: str = ""
+    # Numbers stored as read ("260.50", "6.0" from an Excel float) instead of without trailing
+    # zeros: the 2026 files' cases have always been stored so, and one campaign keeps one spelling.
+    numbers_as_read: bool = False
     fields: tuple[FormField, ...] = Field(min_length=1)
 
     def field(self, key: str) -> FormField | None:

@@ -131,11 +131,12 @@ def parser_for(f: FormField) -> Callable[[CellValue], Any]:
     return _bounded(f, base)
 
 
-def _stored(value: Any) -> Any:
-    # A number as it was read ("260.50", "6.0" from an Excel float): what the 2026 importers
-    # always stored, and what a reviewer comparing with the file sees.
+def _stored(value: Any, as_read: bool = False) -> Any:
+    # A number without its trailing zeros ("260.50" and "6.0" are stored as 260.5 and 6): one
+    # spelling of a figure however the cell held it (text, an Excel float, a percent cell);
+    # or as read, for a form whose cases have always been stored so (``numbers_as_read``).
     if isinstance(value, Decimal):
-        return str(value)
+        return str(value) if as_read else format(value.normalize(), "f")
     if isinstance(value, date):
         return value.isoformat()
     return value
@@ -196,6 +197,7 @@ def iter_form(
         for f in form.fields
     ]
     seen = _Seen(sheet, problems, form.unique[-1])
+    as_read = form.numbers_as_read
     for row in sheet_rows:
         r = _RowReader(sheet, row, problems)
         values: dict[str, Any] = {}
@@ -217,7 +219,7 @@ def iter_form(
             if value is None and f.infer_from is not None and f.infer_from.field in values:
                 source = values[f.infer_from.field]
                 value = f.infer_from.values.get(source) if isinstance(source, str) else None
-            values[key] = _stored(value) if store else value
+            values[key] = _stored(value, as_read) if store else value
             # A field before this one, left empty, that this one's value stands for.
             for g in fills:
                 if values.get(g.key, 0) is None and g.key not in failed and g.key not in skipped:

@@ -202,6 +202,43 @@ def _bad_files(folder: Path) -> list[tuple[str, str, Path]]:
     return out
 
 
+ZJTX_FILE = Path(__file__).resolve().parents[2] / "calendars" / "campaigns" / "available" / "2026-zjtx.yaml"
+ZJTX = "2026-zjtx"
+Z_BAD: dict[str, dict[int, Any]] = {
+    "bad-code": {1: "12345"},
+    "unknown-county": {2: "东湖区"},
+    "bad-track": {3: "元宇宙"},
+    "track-synonym": {3: "工业六基"},
+    "negative-years": {4: -1},
+    "negative-revenue": {5: -5},
+    "revenue-unit": {5: "8600万元"},
+    "trailing-zero": {5: "8600.50", 7: "8.40"},
+    "score-over": {10: 101},
+    "bad-yes-no": {11: "也许"},
+    "bad-email": {15: "x@"},
+    "empty-optional": {8: ""},
+}
+
+
+def _zjtx_files(folder: Path) -> list[tuple[str, Path]]:
+    """The zjtx sample's first row, changed one cell at a time, each its own enterprise."""
+    import csv
+
+    sample = ZJTX_FILE.with_name("2026-zjtx.sample.csv")
+    with sample.open(encoding="utf-8-sig", newline="") as fh:
+        records = list(csv.reader(fh))
+    headers, good = records[1], records[2]
+    out: list[tuple[str, Path]] = [("sample", sample)]
+    for n, (name, change) in enumerate(Z_BAD.items()):
+        row: list[Any] = list(good)
+        row[0], row[1], row[16] = f"{good[0]}{n}", f"91330106MA2H0Q{n:02d}3X", f"ZJTX-{n}"
+        for i, v in change.items():
+            row[i] = v
+        out.append((name, write_sheet(folder / f"zjtx-{name}.csv", headers, [row])))
+    out.append(("duplicate-row", write_sheet(folder / "zjtx-dup.csv", headers, [good, good])))
+    return out
+
+
 def capture(db: Database, make_ctx: Any, folder: Path) -> dict[str, Any]:
     """Every file imported in turn into ``db`` (seeded); a file's result is its problems, or
     None when it was written."""
@@ -218,4 +255,12 @@ def capture(db: Database, make_ctx: Any, folder: Path) -> dict[str, Any]:
     results["sample-jingpin"] = _run(db, make_ctx, JINGPIN, sample.jingpin)
     for campaign, name, path in _bad_files(folder):
         results[f"{campaign}:{name}"] = _run(db, make_ctx, campaign, path)
-    return {"results": results, "cases": {c: _cases(db, c) for c in (CLUSTER, JINGPIN)}}
+    # A campaign of another shape (available/2026-zjtx.yaml), loaded as `campaign load` does.
+    from models.registry import load_campaign
+
+    with db.write() as session:
+        load_campaign(session, make_ctx(), ZJTX_FILE.read_text(encoding="utf-8"), origin=ZJTX_FILE.name)
+    for name, path in _zjtx_files(folder):
+        results[f"{ZJTX}:{name}"] = _run(db, make_ctx, ZJTX, path)
+    results[f"{ZJTX}:sample-again"] = _run(db, make_ctx, ZJTX, ZJTX_FILE.with_name("2026-zjtx.sample.csv"))
+    return {"results": results, "cases": {c: _cases(db, c) for c in (CLUSTER, JINGPIN, ZJTX)}}
