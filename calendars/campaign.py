@@ -463,6 +463,8 @@ class FormSpec(_Strict):
                     raise ValueError(f"{what} 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
         if self.recommender is not None and self.recommender not in keys:
             raise ValueError(f"recommender 指向的字段「{self.recommender}」不在 fields 中")
+        if self.recommender is not None and self.applicant_tier != "enterprise":
+            raise ValueError("recommender（直接推荐单位）只用于 applicant_tier: enterprise 的申报表")
         for i, f in enumerate(self.fields):
             before = keys[:i]
             for what, cond in (("when", f.when), ("required_unless", f.required_unless)):

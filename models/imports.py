@@ -372,9 +372,12 @@ class CaseSheet:
 
 
 def _streamed(spec: Any) -> bool:
-    """Whether a campaign's applications go through the streamed writers of the 2026 shapes: a
-    county or park applying (附1-2), or an enterprise with a direct recommender (附2-3)."""
-    return spec.cluster is not None or spec.jingpin is not None
+    """Whether a campaign's applications go through the streamed writers of the two shapes they
+    know: a county or a park committee applying (附1-2, ``applicant_tier: county_or_park``), or
+    an enterprise that a provincial group or association may recommend directly (附2-3,
+    ``recommender``). Any other form is written by ``_import_form``."""
+    form = spec.form
+    return form is not None and (form.applicant_tier == "county_or_park" or form.recommender is not None)
 
 
 def _rejected(problems: list[ImportProblem]) -> ImportRejected:
