@@ -1,6 +1,7 @@
 """Writing imported files into the engine, all or nothing.
 
-``models.sheets`` turns a file into typed rows or a list of problems; this module resolves the
+``models.sheets`` (rosters) and ``models.forms`` (applications, by the campaign file's ``form:``)
+turn a file into typed rows or a list of problems; this module resolves the
 organisations the rows name, checks them against what the database already holds, and only when
 nothing at all is wrong writes every row, plus one audit event for the import and one per new
 case. A file with one bad row changes nothing.
@@ -347,7 +348,7 @@ CHUNK = 5_000  # rows per executemany: the memory an import holds does not grow 
 
 @dataclass(frozen=True)
 class CaseSheet:
-    """A case file read and checked for one campaign's program, before any lock is taken.
+    """A case file read and checked by one campaign's form, before any lock is taken.
 
     Reading a large file takes most of an import; done inside the write transaction it would
     hold SQLite's write lock (BEGIN IMMEDIATE) that long and every other writer would wait,
