@@ -293,6 +293,24 @@ FieldType = Literal[
 ]
 
 
+# Lists of the campaign file a choice field may take its values from, kept where the notice's
+# tables put them (``cluster:``, ``jingpin:``) rather than copied into the form.
+ChoiceSource = Literal["cluster.clusters", "cluster.x_systems", "jingpin.tracks", "jingpin.categories"]
+# Maps a field may fill an empty cell from, by the value of another field.
+LookupSource = Literal["cluster.subtracks"]
+CaseColumn = Literal["track", "category", "zone_type", "external_id", "brand_aligned"]
+
+
+class Inference(_Strict):
+    """``{field: subtrack, via: cluster.subtracks}``: an empty cell takes the value the other
+    field's value stands for (附1-2 has no cluster column: the 细分赛道 says which cluster)."""
+
+    field: str
+    via: LookupSource
+    # The map itself, filled in from the file when it is loaded (a form reads without the file).
+    values: dict[str, str] = {}
+
+
 class FormField(_Strict):
     """One column of the application form, recognised by its label or any alias."""
 
@@ -301,43 +319,95 @@ class FormField(_Strict):
     aliases: tuple[str, ...] = ()
     type: FieldType = "text"
     required: bool = True
-    # number: the unit people may type after the figure (万元 in a 万元 column; nothing else).
-    unit: str | None = None
+    # number: the unit(s) people may type after the figure (万元 in a 万元 column; nothing else).
+    unit: str | tuple[str, ...] | None = None
     min: Decimal | None = None
     max: Decimal | None = None
-    # choice: the allowed values; each may list other spellings people type.
+    # choice: the allowed values, a list or a mapping of stored value -> label shown to people;
+    # each may have other spellings people type (synonyms), and values may come from a list
+    # elsewhere in the file (choices_from, its entries first).
     choices: tuple[str, ...] = ()
+    choice_labels: dict[str, str] = {}
+    choices_from: ChoiceSource | None = None
     synonyms: dict[str, str] = {}
+    # choice: words people add after the value ("人工智能产业集群" for 人工智能).
+    suffixes: tuple[str, ...] = ()
+    # choice: a cell that names one choice among other words is that choice ("申报核心区");
+    # naming two is refused (限选1个).
+    pick_one: bool = False
+    # How messages call the field when its label is long (「集群赛道不在可选范围内」).
+    called: str = ""
     max_length: int | None = Field(default=None, ge=1)
     # text: a regular expression the whole value must match (e.g. 统一社会信用代码), and how to say it.
     pattern: str | None = None
     pattern_hint: str = ""
     # Said in the error when the cell is empty.
     hint: str = ""
+    # The value of an empty optional cell (yes_no: false).
+    default: str | bool | None = None
+    # Read only when this holds on the fields before it (else empty); a field whose condition
+    # names a field that could not be read is not read either.
+    when: Condition | None = None
+    # Required except when this holds (附1-2 第4项: 人工智能、高端软件可不填).
+    required_unless: Condition | None = None
+    # An empty cell takes the value another field's value stands for.
+    infer_from: Inference | None = None
+    # Read from another field's column (one 集群名称 column: the cluster of a 核心区, the
+    # 产业高地 of a 新星产业群); the field has no column of its own.
+    column_of: str | None = None
+    # The case's indexed column that holds the value too; ``in_attrs: false`` keeps it out of
+    # the case's attributes (the eligibility rules read those).
+    case_column: CaseColumn | None = None
+    in_attrs: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labelled_choices(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("choices"), dict):
+            data = dict(data)
+            data["choice_labels"] = {str(k): str(v) for k, v in data["choices"].items()}
+            data["choices"] = list(data["choice_labels"])
+        return data
 
     @model_validator(mode="after")
     def _choices(self) -> FormField:
-        if self.type == "choice" and not self.choices:
-            raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）")
+        if self.type == "choice" and not self.choices and self.choices_from is None:
+            raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）或 choices_from")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"字段 {self.key} 的 pattern 不是有效的正则表达式：{exc}") from None
-        if self.type != "choice" and (self.choices or self.synonyms):
-            raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/synonyms")
+        if self.type != "choice" and (self.choices or self.synonyms or self.choices_from):
+            raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/choices_from/synonyms")
+        if self.choices_from is None:
+            self.check_synonyms()
+        return self
+
+    def check_synonyms(self) -> None:
         for alias, target in self.synonyms.items():
             if target not in self.choices:
                 raise ValueError(f"字段 {self.key}：synonyms 中「{alias}」对应的「{target}」不在 choices 中")
-        return self
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        if self.unit is None:
+            return ()
+        return (self.unit,) if isinstance(self.unit, str) else self.unit
+
+    def choice_label(self, value: str) -> str:
+        """How a stored choice is shown to people (the label the form gives it, else itself)."""
+        return self.choice_labels.get(value, value)
 
 
 class FormSpec(_Strict):
     """The import form: which kind it creates, which column says who applies, the fields."""
 
     kind: str
-    # Who applies: "enterprise" (an enterprise in a county) or "county" (the county itself).
-    applicant_tier: Literal["enterprise", "county"] = "enterprise"
+    # Who applies: "enterprise" (an enterprise in a county), "county" (the county itself) or
+    # "county_or_park" (a county, or a park committee in it; the county field may be left empty
+    # when the applicant is a county, and must be filled for a park).
+    applicant_tier: Literal["enterprise", "county", "county_or_park"] = "enterprise"
     applicant: str  # key of the field naming the applicant
     county: str  # key of the county field (type county)
     # The case's title, from field keys: "{enterprise}：{product}".
@@ -348,10 +418,30 @@ class FormSpec(_Strict):
     contact_name: str | None = None
     contact_phone: str | None = None
     contact_email: str | None = None
+    # The field naming who recommends the application directly, when not the city (附2-3 推荐单位:
+    # a provincial SOE group or association).
+    recommender: str | None = None
+    # How a row repeating an earlier one is named, from field keys (default: each unique field
+    # with its label): "「{applicant}」申报细分赛道「{subtrack}」".
+    duplicate: str = ""
+    # Numbers stored as read ("260.50", "6.0" from an Excel float) instead of without trailing
+    # zeros: the 2026 files' cases have always been stored so, and one campaign keeps one spelling.
+    numbers_as_read: bool = False
     fields: tuple[FormField, ...] = Field(min_length=1)
 
     def field(self, key: str) -> FormField | None:
         return next((f for f in self.fields if f.key == key), None)
+
+    def choice_label(self, key: str, value: str | None) -> str:
+        """A stored value of a field as people read it (核心区 for core); itself otherwise."""
+        if value is None:
+            return ""
+        f = self.field(key)
+        return f.choice_label(value) if f is not None else value
+
+    def column_field(self, column: str) -> FormField | None:
+        """The field whose value a case's indexed column holds (zone_type, category, track …)."""
+        return next((f for f in self.fields if case_column_of(f) == column), None)
 
     @model_validator(mode="after")
     def _keys(self) -> FormSpec:
@@ -367,10 +457,37 @@ class FormSpec(_Strict):
         county = self.field(self.county)
         if county is not None and county.type != "county":
             raise ValueError(f"county 指向的字段「{self.county}」的类型应为 county")
-        for _text, name, _spec, _conv in string.Formatter().parse(self.title):
-            if name and name not in keys:
-                raise ValueError(f"title 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
+        for what, template in (("title", self.title), ("duplicate", self.duplicate)):
+            for _text, name, _spec, _conv in string.Formatter().parse(template):
+                if name and name not in keys:
+                    raise ValueError(f"{what} 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
+        if self.recommender is not None and self.recommender not in keys:
+            raise ValueError(f"recommender 指向的字段「{self.recommender}」不在 fields 中")
+        if self.recommender is not None and self.applicant_tier != "enterprise":
+            raise ValueError("recommender（直接推荐单位）只用于 applicant_tier: enterprise 的申报表")
+        for i, f in enumerate(self.fields):
+            before = keys[:i]
+            for what, cond in (("when", f.when), ("required_unless", f.required_unless)):
+                if cond is not None and cond.field not in before:
+                    raise ValueError(f"字段 {f.key} 的 {what} 引用的「{cond.field}」应为它之前的字段")
+            if f.infer_from is not None and f.infer_from.field not in keys:
+                raise ValueError(f"字段 {f.key} 的 infer_from 引用的「{f.infer_from.field}」不在 fields 中")
+            if f.column_of is not None:
+                owner = self.field(f.column_of)
+                if owner is None or owner.column_of is not None:
+                    raise ValueError(f"字段 {f.key} 的 column_of「{f.column_of}」应为有自己列的字段")
+        columns = [case_column_of(f) for f in self.fields if case_column_of(f)]
+        dupes = sorted({c for c in columns if c is not None and columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"多个字段写入同一案件列：{'、'.join(dupes)}")
         return self
+
+
+def case_column_of(f: FormField) -> str | None:
+    """The case column a field fills: its case_column, else track/category/external_id by key."""
+    if f.case_column is not None:
+        return f.case_column
+    return f.key if f.key in ("track", "category", "external_id") else None
 
 
 # -- eligibility rules, written as data -------------------------------------------------------
@@ -411,6 +528,10 @@ class Condition(_Strict):
                 self.below is None or number < self.below
             )
         return True
+
+
+FormField.model_rebuild()
+FormSpec.model_rebuild()
 
 
 class ByField(_Strict):
@@ -530,6 +651,10 @@ class ClusterRules(_Strict):
     x_systems: tuple[str, ...]
     # 附1-2 第4项 (创新平台数量) need not be filled in by applicants of these clusters.
     platforms_optional_for: tuple[str, ...] = ()
+
+    def clusters_by_subtrack(self) -> dict[str, str]:
+        """Every 细分赛道 of 附1-1, and every cluster's own name, to the cluster it identifies."""
+        return {name: t.cluster for t in self.tracks for name in (t.cluster, *t.subtracks)}
 
 
 class JingpinCategory(_Strict):
@@ -678,6 +803,7 @@ class CampaignSpec(_Strict):
                             f"环节 {stage.id} 的相对截止时间指向的操作「{anchor.action}」不是「{kind.label}」的操作"
                         )
         if self.form is not None:
+            self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
                 raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
             keys = {f.key for f in self.form.fields}
@@ -707,6 +833,56 @@ class CampaignSpec(_Strict):
                     f"platform.columns 有 applicant 时须有 {item}（申报单位与{'细分赛道' if item == 'track' else '产品'}一起匹配案件）"
                 )
         return self
+
+    def choice_source(self, source: str) -> dict[str, str]:
+        """A list of this file a form's choices come from: value -> label."""
+        if source.startswith("cluster.") and self.cluster is None:
+            raise ValueError(f"{source} 须有 cluster: 部分")
+        if source.startswith("jingpin.") and self.jingpin is None:
+            raise ValueError(f"{source} 须有 jingpin: 部分")
+        if source == "cluster.clusters":
+            assert self.cluster is not None
+            return {t.cluster: t.cluster for t in self.cluster.tracks}
+        if source == "cluster.x_systems":
+            assert self.cluster is not None
+            return {x: x for x in self.cluster.x_systems}
+        if source == "jingpin.tracks":
+            assert self.jingpin is not None
+            return {t: t for t in self.jingpin.tracks}
+        assert self.jingpin is not None  # jingpin.categories
+        return {c.id: c.name for c in self.jingpin.categories}
+
+    def lookup(self, source: str) -> dict[str, str]:
+        """A map a form field fills an empty cell from (``infer_from``)."""
+        if self.cluster is None:
+            raise ValueError(f"{source} 须有 cluster: 部分")
+        return self.cluster.clusters_by_subtrack()
+
+    def _resolve_choices(self) -> None:
+        """Fields with ``choices_from`` get that list's values (first) and labels, once: the
+        form a reader gets is complete without the rest of the file."""
+        assert self.form is not None
+        fields: list[FormField] = []
+        for f in self.form.fields:
+            if f.infer_from is not None:
+                f = f.model_copy(
+                    update={
+                        "infer_from": f.infer_from.model_copy(
+                            update={"values": self.lookup(f.infer_from.via)}
+                        )
+                    }
+                )
+            if f.choices_from is None:
+                fields.append(f)
+                continue
+            listed = self.choice_source(f.choices_from)
+            choices = (*listed, *(c for c in f.choices if c not in listed))
+            resolved = f.model_copy(
+                update={"choices": choices, "choice_labels": listed | dict(f.choice_labels)}
+            )
+            resolved.check_synonyms()
+            fields.append(resolved)
+        object.__setattr__(self, "form", self.form.model_copy(update={"fields": tuple(fields)}))
 
     def _check_relative_deadlines(self) -> None:
         by_id = {s.id: s for s in self.stages}
@@ -748,8 +924,27 @@ class CampaignSpec(_Strict):
 
     def field_label(self, key: str) -> str:
         """The one name of a case field shown to people (CLI, dashboard): the form's, else ``labels``."""
+        # ``labels`` first: a file may name a field on screens more plainly than its form's
+        # header does (the 2026 files kept their screen names when their forms became data).
+        if key in self.labels:
+            return self.labels[key]
         field = self.form.field(key) if self.form is not None else None
-        return field.label if field is not None else self.labels.get(key, key)
+        return field.label if field is not None else key
+
+    def column_label(self, column: str, value: str | None) -> str:
+        """A case's indexed column (zone_type, category …) as people read it: the label the
+        form gives that choice (核心区 for core), else the value itself."""
+        if not value:
+            return ""
+        field = self.form.column_field(column) if self.form is not None else None
+        return field.choice_label(value) if field is not None else value
+
+    @property
+    def declared_rules(self) -> bool:
+        """Whether eligibility and quotas are this file's ``eligibility:`` and ``quotas:``; the
+        2026 files' are still models.eligibility's and models.quota's code, reading their
+        ``cluster:`` / ``jingpin:`` figures (a ``form:`` alone says how files are read)."""
+        return self.form is not None and self.cluster is None and self.jingpin is None
 
     @property
     def application_kind(self) -> str:

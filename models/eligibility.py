@@ -47,11 +47,6 @@ def cluster_of_subtrack(rules: ClusterRules, subtrack: str) -> ClusterTrack | No
     return next((t for t in rules.tracks if subtrack in t.subtracks), None)
 
 
-def clusters_by_subtrack(rules: ClusterRules) -> dict[str, str]:
-    """Every 细分赛道 of 附1-1, and every cluster's own name, to the cluster it identifies."""
-    return {name: t.cluster for t in rules.tracks for name in (t.cluster, *t.subtracks)}
-
-
 def _open_subtracks(rules: ClusterRules) -> str:
     return "；".join(f"{t.cluster}：{'、'.join(t.subtracks)}" for t in rules.tracks if t.open)
 
@@ -288,7 +283,7 @@ def findings_for(
     category: str | None,
     mountain_island: bool,
 ) -> list[Finding]:
-    if spec.form is not None and kind == spec.form.kind:
+    if spec.declared_rules and spec.form is not None and kind == spec.form.kind:
         return rule_findings(spec, attrs, mountain_island=mountain_island)
     if kind == "cluster_application" and spec.cluster is not None:
         return cluster_findings(attrs, zone_type or "", spec.cluster, mountain_island=mountain_island)

@@ -36,7 +36,7 @@ class QuotaExceeded(Exception):
 
 def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None) -> Quota:
     """The quota a recommendation of ``case`` would use (before any count is taken)."""
-    if spec.form is not None:
+    if spec.declared_rules:
         return _declared_quota(session, spec, case, recommender)
     if spec.program == "cluster":
         city = session.get(Organisation, case.city_code) if case.city_code else None
@@ -98,7 +98,7 @@ def brand_quota_for(session: Session, spec: CampaignSpec, case: Case) -> Quota |
     """The extra 2 of a 先进制造业集群品牌 county, for a brand-aligned product from it."""
     rules = spec.jingpin
     if (
-        spec.form is not None
+        spec.declared_rules
         or rules is None
         or not case.brand_aligned
         or case.county_code not in rules.brand_counties
@@ -164,7 +164,7 @@ def over_quota(
     """Quotas of this recommender that are over their limit (a race, or an edited file)."""
     counts = usage(session, campaign_id)
     problems: list[str] = []
-    if spec.form is not None:
+    if spec.declared_rules:
         for quota in spec.quotas:
             limit = quota.limit_for(recommender.id)
             n = counts.get(f"{quota.id}:{recommender.id}", 0)

@@ -145,6 +145,17 @@ def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path
     sb("audit", "verify")
 
 
+def test_it_lists_a_campaigns_form_with_its_choices_by_label(sb: Shenbao) -> None:
+    out = sb("campaign", "form", "2026-cluster-selection").stdout
+    assert "申报类型" in out and "核心区、协同区、“新星”产业群" in out and "亿元、亿" in out
+    # 产业高地 shares the 集群名称 column: it is not a column of its own.
+    keys = [f["key"] for f in sb.json("campaign", "form", "2026-cluster-selection")["fields"]]
+    assert "cluster" in keys and "highland" not in keys
+    jp = sb.json("campaign", "form", "2026-jingpin")
+    category = next(f for f in jp["fields"] if f["key"] == "category")
+    assert category["choices"] == ["先进制造类", "数字技术融合类", "特色（消费品）类"]
+
+
 def test_it_shows_a_campaigns_stages_with_weekday_and_24_00(sb: Shenbao) -> None:
     out = sb("campaign", "show", "2026-cluster-selection").stdout
     assert (
