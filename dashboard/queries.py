@@ -391,21 +391,8 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
             QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket))
         )
 
-    if spec.program == "cluster":
-        limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
-        line(f"rising_star:{city.id}", f"{city.name}“新星”产业群推荐（原则上不超过{limit}个）", limit)
-        line(f"cluster:{city.id}", f"{city.name}核心区协同区推荐（不限数量）", None)
-    else:
-        rules = spec.jingpin
-        assert rules is not None  # a jingpin campaign always has its rules (CampaignSpec checks it)
-        line(f"city:{city.id}", f"{city.name}制造精品推荐名额（附2-2）", rules.city_quotas.get(city.id, 0))
-        for county in load_divisions().counties_of(city.id):
-            if county.code in rules.brand_counties:
-                line(
-                    f"brand:{county.code}",
-                    f"{county.name}先进制造业集群品牌产品单列名额",
-                    rules.brand_county_extra,
-                )
+    for quota in quotas.lines_for(session, spec, city):
+        line(quota.bucket, quota.name, quota.limit)
     kind = spec.application_kind
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":

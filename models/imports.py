@@ -407,7 +407,7 @@ def read_cases(spec: Any, path: Path, progress: ImportProgress | None = None) ->
         return CaseSheet(path, spec.program, len(rows), digest, form_rows=rows)
     clusters = None
     if spec.program == "cluster" and spec.cluster is not None:
-        clusters = clusters_by_subtrack(spec.cluster)
+        clusters = clusters_by_subtrack(spec)
     vocabulary = vocabulary_of(spec)
     sheet = CaseSheet(path, spec.program, 0, digest, clusters, vocabulary)
     problems: list[ImportProblem] = []

@@ -118,7 +118,9 @@ def vocabulary_of(*specs: Any) -> FormVocabulary:
     optional: set[str] = set()
     for spec in specs:
         if spec.cluster is not None:
-            clusters += [t.cluster for t in spec.cluster.tracks if t.cluster not in clusters]
+            # 附1-1's clusters: the campaign file's tables.clusters, which the rules read too.
+            names = [str(row["cluster"]) for row in spec.tables.get("clusters", ()) if row.get("cluster")]
+            clusters += [n for n in names if n not in clusters]
             x_systems += [x for x in spec.cluster.x_systems if x not in x_systems]
             optional |= set(spec.cluster.platforms_optional_for)
         if spec.jingpin is not None:
