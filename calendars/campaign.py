@@ -1222,7 +1222,7 @@ def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:
     for key in loc:
         if isinstance(key, int) and isinstance(node, list) and key < len(node):
             item = node[key]
-            label = item.get("id") if isinstance(item, dict) else None
+            label = (item.get("id") or item.get("key")) if isinstance(item, dict) else None
             parts[-1:] = [f"{parts[-1]}[{label or key}]"] if parts else [f"[{key}]"]
             node = item
         else:

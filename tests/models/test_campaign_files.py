@@ -252,3 +252,64 @@ def test_it_refuses_to_change_a_campaigns_program(seeded: Database, make_ctx: An
     text = JINGPIN_FILE.read_text(encoding="utf-8").replace("id: 2026-jingpin", f"id: {CLUSTER}", 1)
     with seeded.write() as session, pytest.raises(ActionRefused, match="不能改为 jingpin"):
         load_campaign(session, make_ctx(), text, origin="wrong.yaml")
+
+
+# -- the rule language's own mistakes: each names the key (rules by id) and the line -----------
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "said"),
+    [
+        (
+            "{field: track.open, equals: false}]",
+            "{field: trak.open, equals: false}]",
+            "eligibility[track_closed]",
+            "「trak.open」不是已知的字段",
+        ),
+        (
+            "lookup: {table: highlands,",
+            "lookup: {table: highland,",
+            "derive[star].lookup",
+            "表「highland」不在 tables 中（已有：clusters、highlands）",
+        ),
+        (
+            "match: [{column: subtracks, field: subtrack}]}}",
+            "match: [{column: subtrack, field: subtrack}]}}",
+            "derive[subtrack_cluster].lookup",
+            "表「clusters」没有列「subtrack」",
+        ),
+        (
+            "低于规模门槛（门槛{threshold}亿元",
+            "低于规模门槛（门槛{thresold}亿元",
+            "eligibility[revenue_threshold].message",
+            "message 中的「thresold」不是已知的字段",
+        ),
+        (
+            'name: "{recommender}核心区协同区推荐（不限数量）"',
+            'name: "{city}核心区协同区推荐（不限数量）"',
+            "quotas[cluster].name",
+            "{recommender}、{unit} 或 {limit}",
+        ),
+    ],
+)
+def test_it_names_the_rule_the_line_and_what_a_reference_could_be(
+    tmp_path: Path, old: str, new: str, key: str, said: str
+) -> None:
+    exc = broken(tmp_path, old, new)
+    text = CLUSTER_FILE.read_text(encoding="utf-8").replace(old, new, 1)
+    assert f"{key}: 第{_line_of(text, new)}行：" in str(exc) and said in str(exc)
+
+
+def test_it_refuses_a_condition_with_two_tests(tmp_path: Path) -> None:
+    exc = broken(tmp_path, "{field: x_system, equals: 无}]", "{field: x_system, equals: 无, empty: true}]")
+    assert "eligibility[x_system_required].when" in str(exc) and "只能有一种判断" in str(exc)
+
+
+def test_it_refuses_a_rule_with_neither_field_nor_when(tmp_path: Path) -> None:
+    old = "{id: x_system_required, severity: in_principle, when: [{field: zone_type, in: [core, collaborative]}, {field: x_system, equals: 无}],"
+    exc = broken(tmp_path, old, "{id: x_system_required, severity: in_principle,")
+    assert "eligibility[x_system_required]" in str(exc) and "须写 field（检查哪个字段）或 when" in str(exc)
