@@ -173,22 +173,17 @@ def org_names(session: Session, ids: set[str]) -> dict[str, str]:
     return names
 
 
-QUOTA_KINDS = {
-    "rising_star": "“新星”产业群推荐名额",
-    "cluster": "核心区协同区推荐（不限数量）",
-    "city": "制造精品推荐名额（附2-2）",
-    "brand": "先进制造业集群品牌产品单列名额",
-    "soe": "省属企业集团推荐名额",
-    "assoc": "省级行业协会推荐名额",
-}
-
-
-def quota_label(session: Session, bucket: str | None) -> str:
-    """``rising_star:330100`` → 杭州市“新星”产业群推荐名额 (what Case.quota_bucket means to people)."""
+def quota_label(session: Session, spec: CampaignSpec, bucket: str | None) -> str:
+    """``rising_star:330100`` → 杭州市“新星”产业群推荐数量不超过3个: the campaign file's name of the
+    quota a case's Case.quota_bucket records (its ``quotas:`` id, then whose slots)."""
     if not bucket:
         return ""
     kind, _, owner = bucket.partition(":")
-    return f"{org_names(session, {owner}).get(owner, owner)}{QUOTA_KINDS.get(kind, kind)}"
+    name = org_names(session, {owner}).get(owner, owner)
+    quota = next((q for q in spec.quotas if q.id == kind), None)
+    if quota is None:  # "open:…", or a quota the file no longer has
+        return f"{name}推荐（不限数量）" if kind == "open" else f"{name}（名额 {kind}）"
+    return quotas.declared(session, quota, owner, name).name
 
 
 def division_name(code: str | None) -> str:

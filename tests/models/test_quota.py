@@ -10,7 +10,9 @@ import pytest
 from sqlmodel import Session
 
 from calendars.campaign import CAMPAIGN_DIR
+from dashboard.queries import quota_label
 from models.actions import ActionRefused, act, get_case, perform
+from models.campaign import get_campaign
 from models.case import Case
 from models.context import Actor, Ctx
 from models.db import Database
@@ -147,7 +149,11 @@ def test_it_gives_a_brand_county_two_extra_slots_for_brand_products(seeded: Data
         elsewhere = approved(session, ctx, 1, county="上城区", brand_aligned=True)
         recommend_all(session, ctx, [*brand, *other, *elsewhere])
         buckets = [c.quota_bucket for c in [*brand, *other, *elsewhere]]
+        # The case page names the quota a case uses the way the file does.
+        spec = get_campaign(session, JINGPIN).spec()
+        labels = [quota_label(session, spec, b) for b in ("brand:330106", "city:330100")]
     assert buckets == ["brand:330106", "brand:330106", "city:330100", "city:330100", "city:330100"]
+    assert labels == ["西湖区先进制造业集群品牌产品单列名额（2个）", "杭州市制造精品推荐名额（附2-2）"]
 
 
 def test_it_refuses_to_submit_a_recommendation_over_a_quota_lowered_since(
