@@ -856,8 +856,8 @@ class CampaignSpec(_Strict):
     working_hours: tuple[str, str] = ("08:30", "17:30")
     # The case kinds of this campaign and their state machines.
     kinds: dict[str, KindSpec] = {}
-    # The application import form, its eligibility rules and quotas, as data (a campaign without
-    # ``cluster:``/``jingpin:`` rules describes its applications with these).
+    # The application import form (the 2026 files have none yet: their importer is code that
+    # reads ``cluster:``/``jingpin:`` and ``tables.clusters``).
     form: FormSpec | None = None
     # How a case's fields (its attrs keys) are called for people, where no form names them.
     labels: dict[str, str] = {}

@@ -6,7 +6,9 @@ Each check yields a finding with a severity:
 - ``in_principle``: the notice says 原则上; a reviewer may proceed with a recorded reason
   (an override), never silently.
 - ``info``: worth showing, needs nothing (a 新星 track not in the "包括但不限于" list).
-Pure: the case's fields and the campaign rules in, findings out.
+Pure: the case's fields and the campaign rules in, findings out. The rules are the campaign
+file's ``eligibility:`` lines (FORMAT.md 第 5 节), for every campaign the same engine: no
+notice's thresholds or tracks are written here.
 """
 
 from __future__ import annotations
