@@ -875,12 +875,6 @@ class CampaignSpec(_Strict):
             out[d.key] = d.compute(out, self.tables)
         return out
 
-    def fact_names(self) -> set[str]:
-        """What a rule may name: the form's fields (else ``labels:``), the case's own columns,
-        and every ``derive:`` key."""
-        names = {f.key for f in self.form.fields} if self.form is not None else set(self.labels)
-        return names | set(CASE_COLUMNS) | {d.key for d in self.derive}
-
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:
         ids = [s.id for s in self.stages]
@@ -1024,6 +1018,8 @@ def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | N
 
 # Every case has these besides its form's fields (Case columns the rules and quotas may read).
 CASE_COLUMNS = ("zone_type", "category", "track", "brand_aligned")
+# Who recommends within a quota (a city, or a body that recommends directly to the province).
+RECOMMENDER_TIERS = ("city", "county", "soe_group", "association")
 # What every eligibility message may say besides the facts.
 MESSAGE_WORDS = ("value", "limit", "threshold", "basis", "label", "choices", "date_from", "date_to")
 
@@ -1089,6 +1085,14 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
                 if ref not in MESSAGE_WORDS:
                     check((*loc, key), ref, known, f"{key} 中的")
     for i, quota in enumerate(spec.quotas):
+        for tier in quota.tiers:
+            if tier not in RECOMMENDER_TIERS:
+                out.append(
+                    (
+                        ("quotas", i, "tiers"),
+                        f"「{tier}」不是推荐单位的类别（可用：{'、'.join(RECOMMENDER_TIERS)}）",
+                    )
+                )
         for cond in conditions(quota.when):
             for ref in cond.refs():
                 check(("quotas", i, "when"), ref, known, "when 引用的字段")

@@ -313,3 +313,8 @@ def test_it_refuses_a_rule_with_neither_field_nor_when(tmp_path: Path) -> None:
     old = "{id: x_system_required, severity: in_principle, when: [{field: zone_type, in: [core, collaborative]}, {field: x_system, equals: 无}],"
     exc = broken(tmp_path, old, "{id: x_system_required, severity: in_principle,")
     assert "eligibility[x_system_required]" in str(exc) and "须写 field（检查哪个字段）或 when" in str(exc)
+
+
+def test_it_refuses_a_quota_for_a_tier_that_does_not_recommend(tmp_path: Path) -> None:
+    exc = broken(tmp_path, "tiers: [city], limit: 3,", "tiers: [cities], limit: 3,")
+    assert "quotas[rising_star].tiers: 第" in str(exc) and "「cities」不是推荐单位的类别" in str(exc)
