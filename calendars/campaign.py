@@ -454,6 +454,42 @@ class Condition(_Strict):
         return True
 
 
+class Scope(dict[str, Any]):
+    """Some names (a table row's columns, a message's {value}) over the facts beneath: only
+    ``get`` is used, so the facts' derived values stay computed on demand."""
+
+    def __init__(self, names: dict[str, Any], base: dict[str, Any]) -> None:
+        super().__init__(names)
+        self._base = base
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return self._base.get(key, default)
+
+
+class Facts(dict[str, Any]):
+    """An application's fields with its ``derive:`` values, each computed when first read: a
+    list of valid choices joined from a table is only needed by the message of a failed rule."""
+
+    def __init__(
+        self,
+        fields: dict[str, Any],
+        derive: tuple[DeriveSpec, ...],
+        tables: dict[str, tuple[dict[str, Any], ...]],
+    ) -> None:
+        super().__init__(fields)
+        self._pending = {d.key: d for d in derive}
+        self._tables = tables
+
+    def get(self, key: str, default: Any = None) -> Any:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            # Popped first: a derive of a field's own key (a default) reads the field itself.
+            self[key] = pending.compute(self, self._tables)
+        return super().get(key, default)
+
+
 def _blank(value: Any) -> bool:
     return value is None or value == "" or value == () or value == [] or value == {}
 
@@ -601,7 +637,7 @@ class DeriveSpec(_Strict):
         elif self.join is not None:
             join = self.join
             rows = [r for r in tables.get(join.table, ()) if all(c.holds(r) for c in conditions(join.where))]
-            result = join.sep.join(render_text(join.item, {**facts, **r}) for r in rows)
+            result = join.sep.join(render_text(join.item, Scope(r, facts)) for r in rows)
         elif self.cases is not None:
             chosen = next((c for c in self.cases if all(w.holds(facts) for w in conditions(c.when))), None)
             result = render(chosen.value if chosen is not None else self.else_, facts)
@@ -870,10 +906,7 @@ class CampaignSpec(_Strict):
 
     def facts(self, fields: dict[str, Any]) -> dict[str, Any]:
         """An application's fields with the ``derive:`` values added, as the rules see them."""
-        out = dict(fields)
-        for d in self.derive:
-            out[d.key] = d.compute(out, self.tables)
-        return out
+        return Facts(fields, self.derive, self.tables)
 
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:

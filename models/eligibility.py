@@ -24,6 +24,7 @@ from calendars.campaign import (
     EligibilityRule,
     FieldValue,
     MissingSpec,
+    Scope,
     Threshold,
     allowed_values,
     conditions,
@@ -133,7 +134,7 @@ def _finding(
             return None
         missing = rule.missing or MissingSpec()
         text = (
-            render_text(missing.message, {**facts, "value": "", "label": label})
+            render_text(missing.message, Scope({"value": "", "label": label}, facts))
             if missing.message is not None
             else f"未填报「{label}」{source}"
         )
@@ -176,7 +177,7 @@ def _finding(
         return None
     words["date_from"] = f"{rule.date_from:%Y年%-m月%-d日}" if rule.date_from else ""
     words["date_to"] = f"{rule.date_to:%Y年%-m月%-d日}" if rule.date_to else ""
-    context = {**facts, **words}
+    context = Scope(words, facts)
     if words["basis"]:
         context["basis"] = render_text(rule.basis, context)
     return Finding(rule.id, rule.severity, render_text(rule.message, context) + source)

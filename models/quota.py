@@ -45,11 +45,12 @@ def _recommender_org(session: Session, case: Case, recommender: Organisation | N
     return session.get(Organisation, case.city_code) if case.city_code else None
 
 
-def _applies(quota: QuotaSpec, case: Case) -> bool:
+def _applies(spec: CampaignSpec, quota: QuotaSpec, case: Case) -> bool:
     fields = application_fields(
         case.attrs or {}, zone_type=case.zone_type, category=case.category, brand_aligned=case.brand_aligned
     )
-    return all(c.holds(fields) for c in conditions(quota.when))
+    facts = spec.facts(fields)  # a quota's when: may name a derive: value, as a rule's may
+    return all(c.holds(facts) for c in conditions(quota.when))
 
 
 def declared(session: Session, quota: QuotaSpec, unit_id: str, recommender_name: str) -> Quota:
@@ -74,7 +75,7 @@ def candidates(
         unit = case.county_code if quota.per == "county" else org_id
         if org is not None and org.tier not in quota.tiers:
             continue
-        if not _applies(quota, case) or not quota.covers(unit):
+        if not _applies(spec, quota, case) or not quota.covers(unit):
             continue
         out.append(declared(session, quota, unit or org_id, name))
         if not quota.overflow:
