@@ -18,7 +18,7 @@ def test_a_choice_is_stored_as_its_value_and_shown_by_its_label() -> None:
         "协同区",
         "“新星”产业群",
     ]
-    # 附2-3's categories are jingpin.categories of the same file, names and all.
+    # 附2-3's categories are tables.categories of the same file, names and all.
     assert jingpin.column_label("category", "consumer") == "特色（消费品）类"
     assert jingpin.column_label("category", None) == "" and cluster.column_label("category", "x") == "x"
 
@@ -29,7 +29,7 @@ def test_a_choice_list_comes_from_the_file_once() -> None:
     x = spec.form.field("x_system")
     assert x is not None and x.choices == (*spec.cluster.x_systems, "无")
     cluster = spec.form.field("cluster")
-    assert cluster is not None and cluster.choices == tuple(t.cluster for t in spec.cluster.tracks)
+    assert cluster is not None and cluster.choices == tuple(row["cluster"] for row in spec.tables["clusters"])
     inferred = cluster.infer_from
     assert inferred is not None and inferred.values["模型数据服务"] == "人工智能"
 

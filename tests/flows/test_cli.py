@@ -299,6 +299,9 @@ def test_it_refuses_another_citys_coordinator(sb: Shenbao, cases: dict[str, str]
 def test_it_takes_an_override_reason_and_records_it(sb: Shenbao, cases: dict[str, str]) -> None:
     park = cases["杭州未来科技城管委会"]
     county = ("--as", "余杭区", "--by", "王强")  # the park's county submits for it
+    # Before submitting, `case show` previews what the campaign file's rules will say.
+    draft = sb.json("case", "show", park)
+    assert draft["findings_are_preview"] and [f["rule"] for f in draft["findings"]] == ["revenue_threshold"]
     refused = sb("case", "act", park, "submit", *county, code=3)
     assert "revenue_threshold" in refused.stderr and "--override" in refused.stderr
     sb("case", "act", park, "submit", *county, "--override", "revenue_threshold=软件业增速快")
