@@ -474,7 +474,7 @@ def mail_log(
     limit: int = 200,
     offset: int = 0,
 ) -> MailLog:
-    scope = [org_filter(org), email_filter(programs)]
+    scope = [org_filter(org), email_filter(session, programs)]
     notices = [org_filter(org), notification_filter(programs)]
     base = (
         select(Email, Contact, Organisation)

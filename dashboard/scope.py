@@ -77,10 +77,13 @@ def notification_filter(programs: Collection[str]) -> ColumnElement[bool]:
     )
 
 
-def email_filter(programs: Collection[str]) -> ColumnElement[bool]:
-    """Mails for a viewer of ``programs``: all of them for one who works on every program, else
-    those with a notification about a campaign of theirs (a digest can mix both programs)."""
-    if set(PROGRAM_LABELS) <= set(programs):
+def email_filter(session: Session, programs: Collection[str]) -> ColumnElement[bool]:
+    """Mails for a viewer of ``programs``: all of them for one who works on every program of this
+    database's campaigns, else those with a notification about a campaign of theirs (a digest
+    can mix both programs). Every program of the database, not every one this process has read:
+    a campaign file merely validated elsewhere must not narrow what the province sees."""
+    held = set(session.exec(select(Campaign.program).distinct()).all())
+    if held <= set(programs):
         return true()
     return Email.id.in_(select(Notification.email_id).where(notification_filter(programs)))  # type: ignore[union-attr]
 

@@ -43,6 +43,10 @@ _NOTED: dict[str, ProgramName] = {}
 
 
 def note(spec: CampaignSpec) -> None:
+    # A file that does not name its program (program_name:) must not rename a known one to its
+    # bare id: 集群遴选 stays 集群遴选 after a test or sample file of program cluster is loaded.
+    if not spec.program_name and spec.program in {**builtin_programs(), **_NOTED}:
+        return
     _NOTED[spec.program] = program_of(spec)
 
 
