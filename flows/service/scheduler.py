@@ -14,7 +14,7 @@ from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from calendars.timeutil import LOCAL_TZ
-from flows.service.outage import JobStoreOutage
+from flows.service.outage import JobStoreOutage, is_db_unreachable
 from flows.service.plan import WAKE_PREFIX, PlannedWake, ServiceClock, wake_id
 from models.db import Database
 
@@ -53,7 +53,18 @@ def _scheduler_class() -> type[BackgroundScheduler]:
             with self._jobstores_lock:
                 if self._stopping:
                     return None
-                return super()._process_jobs()
+                try:
+                    return super()._process_jobs()
+                except Exception as exc:
+                    # APScheduler guards only get_due_jobs(): a database lost between that and
+                    # get_next_run_time() / update_job() escaped and ended the loop thread, and
+                    # with it every wake-up and periodic sweep, while the process ran on. Handled
+                    # as APScheduler handles a store it cannot read (the outage filter reports it
+                    # once, in Chinese): try again after the store's retry interval.
+                    if not is_db_unreachable(exc):
+                        raise
+                    self._logger.warning("Error getting due jobs from job store %r: %s", "default", exc)
+                    return float(self.jobstore_retry_interval)
 
         def shutdown(self, wait: bool = True) -> None:
             with self._jobstores_lock:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,39 @@ def copy_home(template: Path, home: Path) -> None:
     """The database and its key/anchor folder: init names nothing by its path, so a copy is whole."""
     shutil.copytree(template, home, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
     shutil.copytree(keys_of(template), keys_of(home))
+
+
+@pytest.fixture(scope="session")
+def _empty_pg_url(worker_id: str) -> Iterator[str]:
+    """The worker's database for `fresh_pg_url`: created once, dropped after the session."""
+    from tests.conftest import _pg_connect, _pg_url, drop_pg_database_later
+
+    name = f"shenbao_test_cli_{worker_id}_{uuid.uuid4().hex[:8]}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        drop_pg_database_later(name)
+
+
+@pytest.fixture
+def fresh_pg_url(_empty_pg_url: str) -> str:
+    """An empty PostgreSQL database: ``shenbao init`` runs the migrations from nothing.
+
+    Emptied by dropping its one schema, not by DROP DATABASE: on PostgreSQL 15 DROP DATABASE
+    waits for a checkpoint, and while the suite runs one is usually in progress (the suite
+    makes thousands of files to fsync), so a drop per test waited 30 s in the teardown.
+    """
+    import psycopg
+
+    url = _empty_pg_url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        # The in-process CLI of the previous test keeps its pooled connections (idle, no locks).
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    return url

@@ -439,15 +439,6 @@ def test_it_runs_on_postgresql_from_shenbao_database_url(tmp_path: Path, fresh_p
     assert sb.json("audit", "verify")["ok"] is True
 
 
-@pytest.fixture
-def fresh_pg_url(worker_id: str) -> Iterator[str]:
-    """An empty PostgreSQL database: ``shenbao init`` runs the migrations from nothing."""
-    from tests.conftest import _pg_database
-
-    for url in _pg_database(f"cli_{worker_id}"):
-        yield url.replace("postgresql+psycopg://", "postgresql://")  # as people write it
-
-
 def test_it_prints_a_reason_as_typed_never_as_markup_or_terminal_codes(
     sb: Shenbao, cases: dict[str, str]
 ) -> None:

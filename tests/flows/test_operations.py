@@ -12,11 +12,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from flows.sample_data import CLUSTER_HEADERS, ROSTER_HEADERS
 from models.sheets import write_sheet
@@ -70,14 +68,6 @@ def test_send_in_two_processes_does_not_remind_a_county_that_submitted_after_the
         Shenbao(sb.home, SHENBAO_SMTP_PORT=str(smtp.port))("send", "--processes", "2", now="2026-06-18T09:10")
         received = sorted(m.rcpt_tos[0] for m in smtp.messages)
     assert received == ["lina@xihu.example", "zm@xihu.example"]
-
-
-@pytest.fixture
-def fresh_pg_url(worker_id: str) -> Iterator[str]:
-    from tests.conftest import _pg_database
-
-    for url in _pg_database(f"ops_{worker_id}"):
-        yield url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def _waiting_for_reconcile_lock(conn: psycopg.Connection) -> bool:

@@ -6,12 +6,16 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
-from flows.service.scheduler import _scheduler_class
+from flows.service.scheduler import JOB_TABLE, _scheduler_class
+from models.db import Database
 
 
 class _Collect(logging.Handler):
@@ -66,3 +70,58 @@ def test_it_stops_its_loop_before_its_executors(tmp_path: Path) -> None:
     assert not [m for m in messages if m.startswith("Error submitting job")], messages
     assert "Looking for jobs to run" not in messages
     assert crashes == []
+
+
+def test_a_database_lost_between_two_reads_of_the_job_store_does_not_end_the_loop(
+    _pg_schema: Database,
+) -> None:
+    # The outage of test_serve_outage.py, made to begin at the one instant that killed the loop
+    # thread there under load: after get_due_jobs() answered, before get_next_run_time() asked.
+    from apscheduler.events import EVENT_JOB_EXECUTED
+
+    from tests.conftest import _truncate
+    from tests.flows.test_faults import TcpProxy
+    from tests.flows.test_service import wait_for
+
+    _truncate(_pg_schema)
+    proxy = TcpProxy(make_url(_pg_schema.url).port or 5432).start()
+    engine = create_engine(proxy.url(_pg_schema.url))
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+    read_due_jobs = store.get_due_jobs
+    cut: list[bool] = []
+
+    def due_jobs_then_outage(now: datetime) -> Any:
+        jobs = read_due_jobs(now)
+        if not cut:
+            cut.append(True)
+            proxy.stop()  # refuses new connections and drops the store's open one
+        return jobs
+
+    store.get_due_jobs = due_jobs_then_outage  # type: ignore[method-assign]
+    handler = _Collect()
+    logger = logging.getLogger("apscheduler")
+    logger.addHandler(handler)
+    crashes: list[BaseException] = []
+    saved_hook = threading.excepthook
+    threading.excepthook = lambda args: crashes.append(args.exc_value)  # type: ignore[assignment,arg-type]
+    ran: list[str] = []
+    scheduler = _scheduler_class()(
+        executors={"default": ThreadPoolExecutor(max_workers=2)}, jobstores={"default": store}
+    )
+    scheduler.add_listener(lambda event: ran.append(event.job_id), EVENT_JOB_EXECUTED)
+    try:
+        scheduler.start()
+        wait_for(lambda: cut and (crashes or handler.messages), what="the first round after the outage")
+        assert crashes == []
+        assert any(m.startswith("Error getting due jobs from job store") for m in handler.messages)
+        # Still looping: once the database is back, a wake-up added now runs now.
+        proxy.start()
+        scheduler.add_job("os:getpid", "date", run_date=datetime.now(UTC), id="after", misfire_grace_time=60)
+        wait_for(lambda: "after" in ran, what="the job added after the outage")
+        assert crashes == []
+    finally:
+        threading.excepthook = saved_hook
+        logger.removeHandler(handler)
+        scheduler.shutdown(wait=True)
+        engine.dispose()
+        proxy.stop()
