@@ -289,6 +289,25 @@ def _fold_wal(path: Path) -> None:
     conn.close()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.backends("sqlite")`` (on a test or a module, the closest one wins): the
+    test's ``db`` on those backends only, instead of both (tests/README.md, rule 4).
+
+    Turned into a ``parametrize`` mark before pytest reads the marks, so that the fixture's own
+    params give way to it as they give way to any test's parametrization of ``db``.
+    """
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "db" not in metafunc.fixturenames:
+        return
+    unknown = set(marker.args) - {"sqlite", "postgresql"}
+    if unknown or not marker.args:
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: backends{marker.args}: name sqlite and/or postgresql"
+        )
+    metafunc.definition.add_marker(pytest.mark.parametrize("db", list(marker.args), indirect=True))
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Make ``--dist loadgroup`` group again under pytest 9.2, and put the heavy tests first.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
@@ -16,6 +17,10 @@ from operations import checkpoints, sweep
 from operations.runtime import Runtime
 from tests.dashboard.conftest import sign_in
 from tests.dashboard.world import World
+
+# The checkpoint and the receipt read the audit chain verified on both backends in
+# tests/models: SQLite only here (tests/README.md, rule 4).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 def test_the_days_checkpoint_goes_to_the_provinces_contacts_once(world: World, runtime: Runtime) -> None:
