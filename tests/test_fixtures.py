@@ -120,3 +120,14 @@ def test_a_grouped_test_carries_its_group_to_the_scheduler(request: pytest.Fixtu
         assert request.node.nodeid.endswith("@fixtures-selfcheck")
     else:
         assert "@" not in request.node.nodeid
+
+
+@pytest.mark.backends("sqlite")
+def test_a_test_marked_for_sqlite_alone_has_no_postgresql_twin(
+    db: Database, request: pytest.FixtureRequest
+) -> None:
+    # `backends` replaces the fixture's two params (tests/conftest.py's pytest_generate_tests):
+    # the test is collected once, on SQLite, and its `db` is a SQLite file.
+    assert request.node.callspec.params["db"] == "sqlite" and db.url.startswith("sqlite:///")
+    twins = [item.nodeid for item in request.session.items if item.originalname == request.node.originalname]
+    assert twins == [request.node.nodeid]

@@ -20,6 +20,10 @@ from tests.conftest import CLUSTER, JINGPIN
 from tests.dashboard.conftest import csrf_of, sign_in
 from tests.dashboard.world import World
 
+# Refusals are decided in Python from the signed-in organisation: SQLite only (tests/README.md,
+# rule 4), except the scoped lists and counts, whose filters are SQL.
+pytestmark = pytest.mark.backends("sqlite")
+
 # Reachable without signing in, by design.
 PUBLIC = {
     ("GET", "/login"),
@@ -226,6 +230,7 @@ def test_the_same_refusals_hold_for_a_bearer_token(client, world: World) -> None
             assert response.status_code in (403, 404), f"{method} {req['url']} → {response.status_code}"
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_own_scope_pages_show_nothing_of_other_cities(client, world: World) -> None:  # type: ignore[no-untyped-def]
     # A mail to 鄞州区's contact exists, so the notification log has something to leak.
     from datetime import timedelta
@@ -277,6 +282,7 @@ def test_own_scope_pages_show_nothing_of_other_cities(client, world: World) -> N
         assert leaked == [], f"{url} shows {leaked}"
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_scoped_counts_leave_other_cities_out(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("xihu"))
     stages = {s["stage"]: s for s in client.get(f"/api/campaigns/{CLUSTER}").json()["stages"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlmodel import select
 
 from models.audit import AuditEvent
@@ -13,12 +14,18 @@ from tests.conftest import CLUSTER
 from tests.dashboard.conftest import csrf_of, sign_in
 from tests.dashboard.world import World
 
+# The forms and the API call the same operations on both backends, tested on both in
+# tests/models: SQLite only here (tests/README.md, rule 4), except one action from a page and
+# the quota, whose count is taken under the database's lock.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def _case(world: World, key: str) -> Case:
     with world.db.read() as session:
         return session.exec(select(Case).where(Case.ref == world.refs[key])).one()
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_a_county_submits_from_the_case_page(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("xihu"))
     ref = world.refs["xihu_core"]
@@ -61,6 +68,7 @@ def test_a_refusal_is_shown_in_plain_chinese_without_cli_flags(client, world: Wo
     assert "已说明理由：细分领域达到世界级水平" in response.text
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_a_city_recommends_within_its_quota_and_is_refused_beyond_it(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("hangzhou"))
     back = f"/campaigns/{CLUSTER}/cities/330100"

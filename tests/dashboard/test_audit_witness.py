@@ -27,6 +27,10 @@ from tests.dashboard.conftest import sign_in
 from tests.dashboard.world import World
 from tests.flows.test_cli import Shenbao
 
+# The checkpoint and the receipt read the audit chain verified on both backends in
+# tests/models: SQLite only here (tests/README.md, rule 4).
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def test_the_days_checkpoint_goes_to_the_provinces_contacts_once(world: World, runtime: Runtime) -> None:
     checkpoints.keygen(runtime)

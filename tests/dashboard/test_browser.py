@@ -16,14 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from calendars.campaign import builtin_campaign_files
-from calendars.timeutil import parse_instant
 from dashboard.app import create_app
-from models.db import Database
-from models.registry import load_campaign, seed_divisions
 from tests.conftest import CLUSTER
 from tests.dashboard.conftest import WEB, make_runtime
-from tests.dashboard.world import World, build_world
+from tests.dashboard.world import World
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -40,6 +36,8 @@ SHOTS = Path(
 
 pytestmark = [
     pytest.mark.browser,
+    # What a browser shows is the web layer's alone (tests/README.md, rule 4).
+    pytest.mark.backends("sqlite"),
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="需要 Debian 的 chromium（apt-get install chromium）：/usr/bin/chromium 不存在",
@@ -48,21 +46,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def live(sqlite_db: Database, make_ctx, tmp_path: Path) -> Iterator[tuple[str, World]]:
-    """The app on a free loopback port, served by uvicorn in a thread, over a seeded SQLite file."""
+def live(world: World, tmp_path: Path) -> Iterator[tuple[str, World]]:
+    """The app on a free loopback port, served by uvicorn in a thread, over the dashboard's world
+    (a copy of the session's SQLite template: tests/dashboard/conftest.py)."""
     import uvicorn
 
-    with sqlite_db.write() as session:
-        seed_divisions(session)
-        for path in builtin_campaign_files():
-            load_campaign(
-                session,
-                make_ctx(parse_instant("2026-05-26T09:00")),
-                path.read_text(encoding="utf-8"),
-                origin=path.name,
-            )
-    world = build_world(sqlite_db, make_ctx, tmp_path)
-    rt = make_runtime(sqlite_db, tmp_path)
+    rt = make_runtime(world.db, tmp_path)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -84,8 +73,10 @@ def live(sqlite_db: Database, make_ctx, tmp_path: Path) -> Iterator[tuple[str, W
         rt.db.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # One Chromium for the module: each test opens its pages with browser.new_page, a context of
+    # their own (cookies, storage), so no test sees another's session.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

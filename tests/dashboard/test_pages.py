@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -16,6 +17,11 @@ from tests.conftest import CLUSTER
 from tests.dashboard.conftest import sign_in
 from tests.dashboard.world import NOW, World
 
+# The web layer issues no SQL of its own that differs by backend: SQLite only (tests/README.md,
+# rule 4), except the pages whose queries aggregate (GROUP BY, min over timestamps, counts by
+# status and channel) or replay the audit against rows changed behind the engine's back.
+pytestmark = pytest.mark.backends("sqlite")
+
 
 def test_the_campaign_page_draws_a_timeline_and_a_chart_per_stage(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("province"))
@@ -27,6 +33,7 @@ def test_the_campaign_page_draws_a_timeline_and_a_chart_per_stage(client, world:
     assert "已逾期" in page  # the roster stage closed on 06-05 with all 11 cities pending
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_the_progress_counts_people_acting_not_the_engine(world: World) -> None:
     with world.db.read() as session:
         campaign = get_campaign(session, CLUSTER)
@@ -41,6 +48,7 @@ def test_the_progress_counts_people_acting_not_the_engine(world: World) -> None:
     assert "已办 5" in svg and "应办 7" in svg and "截止 6/25" in svg
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_the_board_drills_down_and_marks_overdue_cases(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("province"))
     cities = client.get(f"/campaigns/{CLUSTER}/board?kind=roster").text
@@ -123,6 +131,7 @@ def test_the_audit_page_detects_a_changed_record(client, world: World) -> None: 
     assert client.get("/api/audit/verify").json()["problems"] == []
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_the_audit_page_names_a_case_whose_state_was_changed_without_an_event(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("province"))
     with world.db.writer.begin() as conn:
@@ -171,6 +180,7 @@ def test_a_board_row_of_a_county_applying_for_itself_says_its_name_once(client, 
     assert row.count("西湖区") == 1 and "杭州市" in row
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_the_notification_log_shows_each_channels_messages_and_dead_letters(client, world: World) -> None:  # type: ignore[no-untyped-def]
     from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
     from models.outbox import Notification

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from models.audit import AuditEvent
 from models.case import Case
 from tests.conftest import CLUSTER
 from tests.dashboard.world import World
+
+# The route hands the rows to the sync tested on both backends in tests/models/test_sync.py:
+# SQLite only (tests/README.md, rule 4), except one push applied and repeated.
+pytestmark = pytest.mark.backends("sqlite")
 
 URL = f"/api/campaigns/{CLUSTER}/platform-sync"
 SUBMITTED = {
@@ -42,6 +47,7 @@ def push(client: Any, world: World, rows: list[dict[str, Any]], who: str = "prov
     )
 
 
+@pytest.mark.backends("sqlite", "postgresql")
 def test_the_province_pushes_rows_and_a_second_push_changes_nothing(client, world: World) -> None:  # type: ignore[no-untyped-def]
     ref = world.refs["xihu_core"]
     response = push(client, world, [SUBMITTED])

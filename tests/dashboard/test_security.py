@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from dashboard.app import create_app
 from dashboard.auth import feed_id
@@ -17,6 +18,9 @@ from dashboard.settings import WebSettings
 from operations.runtime import Runtime
 from tests.dashboard.conftest import WEB
 from tests.dashboard.world import World
+
+# Access log and body limits live in the web layer alone: SQLite only (tests/README.md, rule 4).
+pytestmark = pytest.mark.backends("sqlite")
 
 
 class _Captured(logging.Handler):

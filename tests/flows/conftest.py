@@ -23,13 +23,18 @@ def initialised_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     home = tmp_path_factory.mktemp("initialised") / "home"
     Shenbao(home)("init")
-    # The in-process run keeps its connections, so the WAL cannot be switched off here; moving
-    # every committed page into the main file is enough for one file to be the whole database.
-    conn = sqlite3.connect(home / "shenbao.db")
+    checkpoint_wal(home / "shenbao.db")
+    return home
+
+
+def checkpoint_wal(path: Path) -> None:
+    """Every committed page of a template home's database in its main file, so that copying the
+    file (without -wal/-shm) copies the whole database. The in-process run keeps its connections,
+    so the WAL cannot be switched off here; a checkpoint is enough."""
+    conn = sqlite3.connect(path)
     busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     conn.close()
-    assert busy == 0, "the initialised home's WAL could not be checkpointed"
-    return home
+    assert busy == 0, f"the WAL of {path} could not be checkpointed"
 
 
 def copy_home(template: Path, home: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from click.testing import CliRunner, Result
 from flows import cli as cli_module
 from models.sheets import write_sheet
 from tests.fixtures.scenario.make_samples import CLUSTER_HEADERS
-from tests.flows.conftest import copy_home, keys_of
+from tests.flows.conftest import checkpoint_wal, copy_home, keys_of
 
 SCENARIO = Path(__file__).resolve().parents[1] / "fixtures" / "scenario"
 SHENBAO = Path(sys.executable).parent / "shenbao"
@@ -89,11 +90,30 @@ def sb(tmp_path: Path, initialised_home: Path) -> Shenbao:
     return Shenbao(tmp_path / "home")
 
 
-@pytest.fixture
-def cases(sb: Shenbao) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def hangzhou_home(
+    initialised_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    """An initialised home after `case import` of 杭州市's applications, and their refs by title:
+    imported once per session (0.25 s a test before), copied per test by `cases`."""
+    home = tmp_path_factory.mktemp("hangzhou") / "home"
+    copy_home(initialised_home, home)
+    sb = Shenbao(home)
     sb("case", "import", str(SCENARIO / "cluster_hangzhou.csv"), "--campaign", "2026-cluster-selection")
     listed = sb.json("case", "list", "--campaign", "2026-cluster-selection", "--kind", "cluster_application")
-    return {c["title"]: c["ref"] for c in listed}
+    checkpoint_wal(home / "shenbao.db")
+    return home, {c["title"]: c["ref"] for c in listed}
+
+
+@pytest.fixture
+def cases(sb: Shenbao, hangzhou_home: tuple[Path, dict[str, str]]) -> dict[str, str]:
+    """杭州市's applications imported into the test's home (a copy of `hangzhou_home`)."""
+    template, refs = hangzhou_home
+    # `sb` holds a copy of the initialised home that no command has opened yet: replace it.
+    shutil.rmtree(sb.home)
+    shutil.rmtree(keys_of(sb.home))
+    copy_home(template, sb.home)
+    return dict(refs)
 
 
 # -- help ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from models.db import Database
 from models.imports import import_cases
 from models.letters import check_letter
 from models.status import list_cases
+from tests.conftest import built_world
 from tests.models.spine import (
     AFTER_APPLICATION,
     CLUSTER,
@@ -51,13 +52,18 @@ LATER = parse_instant("2026-07-15T10:00")  # the province's 初审 and 答辩
 SCAN = b"%PDF-1.4 sealed"
 
 
-@pytest.fixture
-def hz(seeded: Database, make_ctx: Any) -> dict[str, str]:
+def import_hangzhou(db: Database, make_ctx: Any, folder: Path) -> dict[str, str]:
     """杭州市's cluster applications imported on 06-01; applicant name -> case ref."""
-    with seeded.write() as session:
+    with db.write() as session:
         import_cases(session, make_ctx(IN_WINDOW), CLUSTER, SCENARIO / "cluster_hangzhou.csv")
-    with seeded.read() as session:
+    with db.read() as session:
         return {c.title: c.ref for c in list_cases(session, CLUSTER, kind="cluster_application")}
+
+
+@pytest.fixture
+def hz(seeded: Database, request: pytest.FixtureRequest) -> dict[str, str]:
+    # Imported once per session and backend, copied per test (tests/conftest.py's built_world).
+    return built_world(request, "models-hangzhou", import_hangzhou)
 
 
 def do(

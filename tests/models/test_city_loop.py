@@ -14,23 +14,19 @@ import pytest
 from calendars.timeutil import parse_instant
 from models.actions import ActionRefused, get_case
 from models.db import Database
-from models.imports import import_cases
 from models.letters import check_letter
-from models.status import list_cases
-from tests.models.spine import CLUSTER, IN_WINDOW, JINGPIN, code, events, rec_ref, snapshot, state_of
-from tests.models.test_actions import RISING, SCAN, SCENARIO, do, refused, submit_all
+from tests.conftest import built_world
+from tests.models.spine import CLUSTER, JINGPIN, code, events, rec_ref, snapshot, state_of
+from tests.models.test_actions import RISING, SCAN, do, import_hangzhou, refused, submit_all
 
 REVIEW = parse_instant("2026-06-28T10:00")
 EARLY = parse_instant("2026-06-20T10:00")
 
 
 @pytest.fixture
-def hz(seeded: Database, make_ctx: Any) -> dict[str, str]:
-    """杭州市's cluster applications imported on 06-01; applicant name -> case ref."""
-    with seeded.write() as session:
-        import_cases(session, make_ctx(IN_WINDOW), CLUSTER, SCENARIO / "cluster_hangzhou.csv")
-    with seeded.read() as session:
-        return {c.title: c.ref for c in list_cases(session, CLUSTER, kind="cluster_application")}
+def hz(seeded: Database, request: pytest.FixtureRequest) -> dict[str, str]:
+    """杭州市's cluster applications imported on 06-01 (test_actions' world): name -> case ref."""
+    return built_world(request, "models-hangzhou", import_hangzhou)
 
 
 def submit_list(db: Database, make_ctx: Any, city: str, when: Any = REVIEW) -> str:

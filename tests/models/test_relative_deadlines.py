@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from calendars.campaign import CampaignFileError, load_campaign_text
 from calendars.timeutil import format_deadline, parse_deadline, parse_instant
@@ -143,8 +143,12 @@ def test_returned_again_the_case_s_deadline_is_re_planned_and_audited(rel: Datab
     with rel.read() as session:
         case = session.exec(select(Case).where(Case.ref == ref)).one()
         row = session.get(CaseDeadline, (case.id, "resubmission"))
+        # In the order they were recorded: without ORDER BY, PostgreSQL returns rows in whatever
+        # order its pages hold them, which after deletes need not be the order of insertion.
         events = session.exec(
-            select(AuditEvent).where(AuditEvent.action == "case_deadline", AuditEvent.case_id == case.id)
+            select(AuditEvent)
+            .where(AuditEvent.action == "case_deadline", AuditEvent.case_id == case.id)
+            .order_by(col(AuditEvent.seq))
         ).all()
     assert row is not None and row.version == 2
     assert format_deadline(row.due_at) == "2026-06-30（周二）24:00"

@@ -353,6 +353,11 @@ def received(rt: Runtime, smtp: LoopbackSMTP) -> list[Received]:
     return out
 
 
+# Every test reads the one season the module plays (about 2.5 s): one worker runs them all, or
+# under xdist each worker played it again for its share of the tests.
+pytestmark = pytest.mark.xdist_group("notifications-scenario")
+
+
 @pytest.fixture(scope="module")
 def season(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("scenario")
