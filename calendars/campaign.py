@@ -263,6 +263,10 @@ class KindSpec(_Strict):
     transitions: tuple[TransitionSpec, ...]
     # The engine undoing its own transition that a source of truth proved wrong.
     corrections: tuple[TransitionSpec, ...] = ()
+    # The states in which a case is on its recommender's list (counted on boards and in the
+    # 推荐汇总表). Omitted: every state reachable from ``recommend``'s target until the case is
+    # back where a recommender decides (models.machines derives it; FORMAT.md §3).
+    uses_quota: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _states_exist(self) -> KindSpec:
@@ -270,9 +274,10 @@ class KindSpec(_Strict):
         listed = "、".join(self.states)
         if self.initial not in known:
             raise ValueError(f"initial「{self.initial}」不在 states 中（已有：{listed}）")
-        for state in self.final:
-            if state not in known:
-                raise ValueError(f"final 中的「{state}」不在 states 中（已有：{listed}）")
+        for key in ("final", "uses_quota"):
+            for state in getattr(self, key) or ():
+                if state not in known:
+                    raise ValueError(f"{key} 中的「{state}」不在 states 中（已有：{listed}）")
         for t in (*self.transitions, *self.corrections):
             for state in (*t.sources, *((t.to,) if t.to else ())):
                 if state not in known:

@@ -23,7 +23,7 @@ from models import quota as quotas
 from models.actions import recommendation_case
 from models.audit import AuditEvent
 from models.campaign import Campaign
-from models.case import QUOTA_STATES, Case
+from models.case import Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact, Organisation
@@ -391,7 +391,12 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
             QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket))
         )
 
-    if spec.program == "cluster":
+    if spec.form is not None:
+        # The file's own quotas (models.quota._declared_quota): each one of the city's tier.
+        for q in spec.quotas:
+            if "city" in q.tiers:
+                line(f"{q.id}:{city.id}", q.name.format(recommender=city.name), q.limit_for(city.id))
+    elif spec.program == "cluster":
         limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
         line(f"rising_star:{city.id}", f"{city.name}“新星”产业群推荐（原则上不超过{limit}个）", limit)
         line(f"cluster:{city.id}", f"{city.name}核心区协同区推荐（不限数量）", None)
@@ -407,22 +412,21 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
                     rules.brand_county_extra,
                 )
     kind = spec.application_kind
+    machine = machine_for(kind, campaign.id)
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":
         # Products recommended by an SOE group or an association are not the city's to choose.
         base = base.where(Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
-        candidate_states: tuple[str, ...] = ("county_approved", "submitted")
-    else:
-        candidate_states = ("submitted",)
     cases = list(session.exec(base.order_by(Case.ref)).all())
+    # The columns are the machine's roles: where the city may recommend, on its list, declined.
     return CityRecommendation(
         campaign=campaign,
         city=city,
         recommendation=recommendation_case(session, campaign.id, city.id),
         quotas=lines,
-        candidates=[c for c in cases if c.state in candidate_states],
-        recommended=[c for c in cases if c.state in QUOTA_STATES],
-        not_recommended=[c for c in cases if c.state == "not_recommended"],
+        candidates=[c for c in cases if c.state in machine.candidates],
+        recommended=[c for c in cases if c.state in machine.on_list],
+        not_recommended=[c for c in cases if c.state in machine.declined],
     )
 
 

@@ -786,11 +786,11 @@ def case_add(
 
 
 def _case_dict(session: Any, case: Case) -> dict[str, Any]:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     org = session.get(Organisation, case.org_id)
     spec = get_campaign(session, case.campaign_id).spec()
     findings, checked = case.findings, True
-    if case.state == "draft":
+    if case.state == machine.initial:
         # Not yet submitted: show what the submit check would say, so the applicant can fix it first.
         from models.eligibility import preview_findings
 

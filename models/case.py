@@ -16,20 +16,6 @@ from sqlmodel import Field, SQLModel
 from models.programs import PROGRAM_LABELS as PROGRAM_LABELS  # program names come from the campaign files
 from models.types import UTCDateTime
 
-# States in which a case uses a recommendation quota slot.
-QUOTA_STATES = frozenset(
-    {
-        "recommended",
-        "prelim_passed",
-        "prelim_failed",
-        "defence_scheduled",
-        "defence_held",
-        "site_check",
-        "selected",
-        "not_selected",
-    }
-)
-
 ZONE_TYPES = {"core": "核心区", "collaborative": "协同区", "rising_star": "“新星”产业群"}
 JINGPIN_CATEGORIES = {"advanced": "先进制造类", "digital": "数字技术融合类", "consumer": "特色（消费品）类"}
 

@@ -726,7 +726,7 @@ def _walk_case(
         return
     correction: Transition | None = None
     original = start = case.state
-    if case.state == "lapsed":
+    if case.state in machine.lapsed:
         if row.state == machine.initial:
             report.unchanged += 1  # still 填报中 on the platform after the deadline: the lapse stands
             return
