@@ -700,11 +700,12 @@ class CampaignSpec(_Strict):
                         f"环节 {stage.id} 的 lapse_states 中「{state}」须是「{kind.label}」的 lapse 操作"
                         f"（by: [system]）的 from 状态之一（现有：{'、'.join(sorted(lapsing)) or '无 lapse 操作'}）",
                     )
-            rule = stage.relative
-            if rule is not None and rule.anchor.action is not None and rule.anchor.action not in actions:
+            relative = stage.relative
+            anchor = relative.anchor.action if relative is not None else None
+            if relative is not None and anchor is not None and anchor not in actions:
                 raise ProblemAt(
-                    ("stages", i, "deadline", "after" if rule.after is not None else "before", "action"),
-                    f"环节 {stage.id} 的相对截止时间指向的操作「{rule.anchor.action}」不是「{kind.label}」的操作"
+                    ("stages", i, "deadline", "after" if relative.after is not None else "before", "action"),
+                    f"环节 {stage.id} 的相对截止时间指向的操作「{anchor}」不是「{kind.label}」的操作"
                     f"（应为 kinds.{stage.subject}.transitions 中的 action 之一：{'、'.join(actions)}）",
                 )
         if self.form is not None:
