@@ -987,7 +987,7 @@ def _import_jingpin(
         org = session.get(Organisation, org_id)
         if org is None or org.tier not in ("soe_group", "association"):
             continue
-        ref = city_case_ref(spec, "recommendation", org_id)
+        ref = city_case_ref(session, spec, "recommendation", org_id)
         if session.exec(select(Case.id).where(Case.ref == ref)).first() is None:
             new_case(
                 session,
