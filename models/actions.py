@@ -452,10 +452,13 @@ def act(
     if action == "schedule_defence":
         case.defence_at = params["at"]
         details["defence_at"] = format_local(params["at"])
-    if action == "recommend":
-        bucket = session.info.pop("claimed_quota", None)
-        case.quota_bucket = bucket
-    if action == "withdraw_recommendation":
+    if "quota" in t.guards and case.kind != "recommendation":
+        case.quota_bucket = session.info.pop("claimed_quota", None)
+    elif action == "withdraw_recommendation" or (
+        case.quota_bucket and t.target is not None and t.target not in machine.on_list
+    ):
+        # Off the list (withdrawn from it, or sent back by whatever action the file names): the
+        # slot is free again.
         details["released_quota"], case.quota_bucket = case.quota_bucket, None
     if action in ("submit", "resubmit") and case.kind != "recommendation":
         # Arrived after its recommender's list went in: the city and the province are told
