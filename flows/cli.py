@@ -395,7 +395,7 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     out.line(f"当前时间：{format_local(now)}")
     rows = []
     for v in views:
-        due = format_deadline(v.due_at) if v.due_at else "另行通知"
+        due = v.due_text
         if v.due_at and v.version > 1:
             due += f"（第{v.version}版）"
         if v.working_days_left is None:
@@ -1075,7 +1075,7 @@ def status(
             rows,
         )
         for v in views:
-            due = format_deadline(v.due_at) if v.due_at else "另行通知"
+            due = v.due_text
             flag = "  ⚠ 已逾期" if v.overdue else ""
             out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}")
 
