@@ -456,6 +456,13 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
     out.line(
         f"{file}: 格式正确。批次 {spec.id}（{spec.name}）：{len(spec.stages)} 个环节；案件类型 {kinds or '（沿用内置）'}"
     )
+    from models.machines import describe_roles, machine_of
+
+    # What the engine will do with each state (FORMAT.md §3), for the author to check.
+    for kind, declared in spec.kinds.items():
+        roles = describe_roles(machine_of(kind, declared))
+        if roles and kind not in ("recommendation", "roster"):
+            out.line(f"  {kind} 各状态的作用：{roles}")
 
 
 @campaign.command("diff")

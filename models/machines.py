@@ -144,6 +144,27 @@ class Machine:
         )
 
 
+# The roles a board, a guard or the cascade reads, as ``campaign validate`` tells the file's author.
+ROLE_LABELS = (
+    ("lapsed", "逾期关闭后"),
+    ("candidates", "可推荐"),
+    ("unreviewed", "未经审核不能推荐"),
+    ("on_list", "在推荐名单上（占名额）"),
+    ("undecided", "报送名单时自动不予推荐"),
+    ("declined", "未推荐"),
+)
+
+
+def describe_roles(machine: Machine) -> str:
+    """How the engine reads a machine's states, in one line (empty roles left out)."""
+    parts = [
+        f"{label} {'、'.join(s for s in machine.states if s in getattr(machine, role))}"
+        for role, label in ROLE_LABELS
+        if getattr(machine, role)
+    ]
+    return "；".join(parts)
+
+
 def _transition(t: TransitionSpec) -> Transition:
     return Transition(t.action, t.label, t.sources, t.to, t.by, t.reason, t.guards, t.notify)
 

@@ -307,3 +307,12 @@ def test_a_returned_application_lapses_at_its_own_deadline_once(
     )
     with seeded.snapshot() as session:
         assert verify(session, audit).problems == []
+
+
+def test_validate_tells_the_author_what_each_state_means_to_the_engine(tmp_path: Path) -> None:
+    from tests.flows.test_cli import Shenbao
+
+    out = Shenbao(tmp_path / "home")("campaign", "validate", str(RENAMED)).stdout
+    line = next(x for x in out.splitlines() if x.strip().startswith("qiye_shenqing 各状态的作用"))
+    assert "逾期关闭后 yuqi" in line and "可推荐 xianshen_tongguo" in line
+    assert "在推荐名单上（占名额） yituijian、pingshen_tongguo" in line and "未推荐 weituijian" in line
