@@ -227,7 +227,7 @@ class HistoryItem:
 
 
 def case_history(session: Session, case: Case) -> list[HistoryItem]:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     events = session.exec(
         select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
     ).all()

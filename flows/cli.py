@@ -912,7 +912,7 @@ def case_list(
                 "ref": c.ref,
                 "kind": c.kind,
                 "state": c.state,
-                "state_label": machine_for(c.kind).state_label(c.state),
+                "state_label": machine_for(c.kind, c.campaign_id).state_label(c.state),
                 "title": c.title,
                 "track": c.track,
                 "since": c.state_since,
@@ -1067,7 +1067,7 @@ def status(
         return
     out.line(f"当前时间：{format_local(now)}")
     for c, b, views in results:
-        machine = machine_for(b.kind)
+        machine = machine_for(b.kind, c.id)
         used_states = [s for s in b.states if b.total().get(s)] or b.states[:3]
         label = {"city": "设区市", "county": "县（市、区）", "applicant": "申报单位"}[b.group_by]
         rows = [
@@ -1106,7 +1106,7 @@ def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
     rt = _rt(ctx)
     with rt.db.read() as session:
         c = get_case(session, ref)
-        machine = machine_for(c.kind)
+        machine = machine_for(c.kind, c.campaign_id)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
         org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())
     data: list[dict[str, Any]] = [

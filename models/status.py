@@ -148,7 +148,7 @@ def board(
     state: str | None = None,
 ) -> Board:
     """Cities × states; with ``city``, that city's counties × states; with ``county``, its applicants."""
-    machine = machine_for(kind)
+    machine = machine_for(kind, campaign_id)
     filters = [Case.campaign_id == campaign_id, Case.kind == kind]
     if state:
         filters.append(Case.state == state)

@@ -593,7 +593,7 @@ def _walk_all(
     report: SyncReport,
 ) -> None:
     index = _Index(session, spec)
-    machine = machine_for(application_kind(spec))
+    machine = machine_for(application_kind(spec), spec.id)
     allocate = RefAllocator(session, spec, application_kind(spec))
     seen: dict[int, int] = {}  # case id -> the row that placed it
     for number, values in records:
@@ -704,7 +704,7 @@ def _new_case(
         attrs=attrs,
         **columns,
     )
-    machine = machine_for(kind)
+    machine = machine_for(kind, spec.id)
     report.new.append(NewCase(case.ref, title, row.row, row.state, machine.state_label(row.state)))
     return case
 

@@ -150,7 +150,7 @@ def _status_report(
     at = now(request)
     org = viewer.org
     kind = application_kind(c)
-    machine = machine_for(kind)
+    machine = machine_for(kind, c.id)
     statuses = stage_statuses(session, c, org, at, runtime(request).calendar)
     stage_rows = [
         (
