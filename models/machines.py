@@ -15,7 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from calendars.campaign import (
     CampaignSpec,
@@ -78,6 +78,7 @@ class Machine:
         return next((t.notify for t in self.transitions if t.action == action and t.notify), ())
 
     # -- what states mean to the engine, read from the machine's own actions ------------------
+    # (Each computed once per machine: a window closing asks for ``lapsed`` once per case.)
     # The engine acts on states by their role (a lapsed draft, an application waiting for its
     # recommender, one on the list), never by their names: a campaign file may call them
     # anything. Each role is what the actions the engine knows (FORMAT.md §3: lapse, recommend,
@@ -89,22 +90,22 @@ class Machine:
     def targets_of(self, action: str) -> frozenset[str]:
         return frozenset(t.target for t in self.transitions if t.action == action and t.target)
 
-    @property
+    @cached_property
     def lapsed(self) -> frozenset[str]:
         """States a case is in after lapsing at a deadline (``lapse``'s targets)."""
         return self.targets_of("lapse")
 
-    @property
+    @cached_property
     def candidates(self) -> frozenset[str]:
         """States in which a recommender may recommend the case (``recommend``'s sources)."""
         return self.sources_of("recommend")
 
-    @property
+    @cached_property
     def declined(self) -> frozenset[str]:
         """States of a case its recommender did not recommend (``not_recommend``'s targets)."""
         return self.targets_of("not_recommend")
 
-    @property
+    @cached_property
     def on_list(self) -> frozenset[str]:
         """States in which the case is on its recommender's list: the file's ``uses_quota``, else
         ``recommend``'s target and every state reached from it before the case is back where a
@@ -122,18 +123,18 @@ class Machine:
                     todo.append(t.target)
         return frozenset(found)
 
-    @property
+    @cached_property
     def undecided(self) -> frozenset[str]:
         """States whose case its recommender has not decided on: ``not_recommend`` is still open
         to it and it is not on the list. Submitting the list declines them."""
         return self.sources_of("not_recommend") - self.on_list
 
-    @property
+    @cached_property
     def with_recommender(self) -> frozenset[str]:
         """States of a case that has reached its recommender (or did: decided either way)."""
         return self.candidates | self.undecided | self.on_list | self.declined
 
-    @property
+    @cached_property
     def unreviewed(self) -> frozenset[str]:
         """Recommendable states from which a review still moves the case to another recommendable
         state (submitted → county_approved): the ``reviewed`` guard refuses ``recommend`` there."""

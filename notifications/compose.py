@@ -337,11 +337,10 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
     ids = list(payload.get("case_ids", []))
     found = campaigns.cases(ids)
     # Still lapsed: in a state its machine's lapse leads to (corrected ones have left it).
-    still = [
-        found[i]
-        for i in ids
-        if i in found and found[i].state in machine_for(found[i].kind, n.campaign_id).lapsed
-    ]
+    lapsed = {
+        kind: machine_for(kind, n.campaign_id).lapsed for kind in {found[i].kind for i in ids if i in found}
+    }
+    still = [found[i] for i in ids if i in found and found[i].state in lapsed[found[i].kind]]
     if not still:
         return None
     org_id = payload.get("org", "")
