@@ -16,8 +16,8 @@ from sqlmodel import Field, SQLModel
 from models.programs import PROGRAM_LABELS as PROGRAM_LABELS  # program names come from the campaign files
 from models.types import UTCDateTime
 
-ZONE_TYPES = {"core": "核心区", "collaborative": "协同区", "rising_star": "“新星”产业群"}
-JINGPIN_CATEGORIES = {"advanced": "先进制造类", "digital": "数字技术融合类", "consumer": "特色（消费品）类"}
+# How a zone_type or category is shown comes from the campaign's form (its choices' labels):
+# CampaignSpec.column_label. Which states use a quota slot is the machine's (Machine.on_list).
 
 
 class Case(SQLModel, table=True):

@@ -8,6 +8,7 @@ tell they are one message.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -34,8 +35,10 @@ def build_mime(
     html: str,
     date: datetime,
     extra_headers: dict[str, str] | None = None,
+    attachments: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
-    """A multipart/alternative message with UTF-8 headers (RFC 2047) and bodies, as SMTP bytes."""
+    """A multipart/alternative message with UTF-8 headers (RFC 2047) and bodies, as SMTP bytes;
+    with ``attachments`` (file name, bytes) it becomes multipart/mixed around them."""
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = subject
     msg["From"] = Address(display_name=from_name, addr_spec=from_addr)
@@ -47,4 +50,7 @@ def build_mime(
     # base64 bodies pass any relay, including ones without 8BITMIME.
     msg.set_content(text, charset="utf-8", cte="base64")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    for filename, data in attachments:
+        # application/json in base64: the receiver's file is byte for byte what was attached.
+        msg.add_attachment(data, maintype="application", subtype="json", filename=filename)
     return msg.as_bytes()

@@ -22,6 +22,8 @@ from models.registry import load_campaign
 
 FILE = Path(__file__).resolve().parents[1] / "fixtures" / "renamed-states.yaml"
 SAMPLE = CAMPAIGN_DIR / "available" / "2026-zjtx.sample.csv"
+# The campaigns loaded here are forgotten after each test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("campaigns_forgotten")
 REASON = "佐证材料不全（测试）"
 BASE = "https://shenbao.example"
 

@@ -39,6 +39,8 @@ from notifications.reconcile import reconcile
 ORIGINAL = CAMPAIGN_DIR / "available" / "2026-zjtx.yaml"
 RENAMED = Path(__file__).resolve().parents[1] / "fixtures" / "renamed-states.yaml"
 SAMPLE = CAMPAIGN_DIR / "available" / "2026-zjtx.sample.csv"
+# The campaigns loaded here are forgotten after each test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("campaigns_forgotten")
 CALENDAR = load_default_calendar({})
 REASON = "按申报材料审核（测试）"
 # 舟山: three applications in the sample, a quota of two.
