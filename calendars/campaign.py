@@ -51,6 +51,16 @@ class CampaignFileError(ValueError):
     """A campaign file that cannot be used; the message names the file and the field."""
 
 
+class ProblemAt(ValueError):
+    """A rule across sections broken at one place of the file: ``loc`` is its key path as the file
+    writes it (``("stages", 2, "deadline", "after", "action")``), so the error names its line and
+    key like a field's own error does, not "the whole file"."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -263,6 +273,10 @@ class KindSpec(_Strict):
     transitions: tuple[TransitionSpec, ...]
     # The engine undoing its own transition that a source of truth proved wrong.
     corrections: tuple[TransitionSpec, ...] = ()
+    # The states in which a case is on its recommender's list (counted on boards and in the
+    # 推荐汇总表). Omitted: every state reachable from ``recommend``'s target until the case is
+    # back where a recommender decides (models.machines derives it; FORMAT.md §3).
+    uses_quota: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _states_exist(self) -> KindSpec:
@@ -270,9 +284,10 @@ class KindSpec(_Strict):
         listed = "、".join(self.states)
         if self.initial not in known:
             raise ValueError(f"initial「{self.initial}」不在 states 中（已有：{listed}）")
-        for state in self.final:
-            if state not in known:
-                raise ValueError(f"final 中的「{state}」不在 states 中（已有：{listed}）")
+        for key in ("final", "uses_quota"):
+            for state in getattr(self, key) or ():
+                if state not in known:
+                    raise ValueError(f"{key} 中的「{state}」不在 states 中（已有：{listed}）")
         for t in (*self.transitions, *self.corrections):
             for state in (*t.sources, *((t.to,) if t.to else ())):
                 if state not in known:
@@ -1059,34 +1074,50 @@ class CampaignSpec(_Strict):
         for name in self.kinds:
             if not re.match(_NAME, name):
                 raise ValueError(f"案件类型名「{name}」应为小写字母、数字和下划线")
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             if self.kinds and stage.subject not in self.kinds:
-                raise ValueError(
-                    f"环节 {stage.id} 的 subject「{stage.subject}」不在 kinds 中（已有：{'、'.join(self.kinds)}）"
+                raise ProblemAt(
+                    ("stages", i, "subject"),
+                    f"环节 {stage.id} 的 subject「{stage.subject}」不在 kinds 中（已有：{'、'.join(self.kinds)}）",
                 )
             kind = self.kinds.get(stage.subject)
-            if kind is not None:
-                for key in ("pending_states", "lapse_states"):
-                    for state in getattr(stage, key):
-                        if state not in kind.states:
-                            raise ValueError(
-                                f"环节 {stage.id} 的 {key} 中「{state}」不是「{kind.label}」的状态"
-                                f"（已有：{'、'.join(kind.states)}）"
-                            )
-                actions = {t.action for t in kind.transitions}
-                for action in stage.window_actions:
-                    if action not in actions:
-                        raise ValueError(
-                            f"环节 {stage.id} 的 window_actions 中「{action}」不是「{kind.label}」的操作"
-                            f"（已有：{'、'.join(sorted(actions))}）"
+            if kind is None:
+                continue
+            for key in ("pending_states", "lapse_states"):
+                for state in getattr(stage, key):
+                    if state not in kind.states:
+                        raise ProblemAt(
+                            ("stages", i, key),
+                            f"环节 {stage.id} 的 {key} 中「{state}」不是「{kind.label}」的状态"
+                            f"（已有：{'、'.join(kind.states)}）",
                         )
-            if stage.relative is not None:
-                anchor = stage.relative.anchor
-                if anchor.action is not None and kind is not None:
-                    if anchor.action not in {t.action for t in kind.transitions}:
-                        raise ValueError(
-                            f"环节 {stage.id} 的相对截止时间指向的操作「{anchor.action}」不是「{kind.label}」的操作"
-                        )
+            actions = sorted({t.action for t in kind.transitions})
+            for action in stage.window_actions:
+                if action not in actions:
+                    raise ProblemAt(
+                        ("stages", i, "window_actions"),
+                        f"环节 {stage.id} 的 window_actions 中「{action}」不是「{kind.label}」的操作"
+                        f"（已有：{'、'.join(actions)}）",
+                    )
+            lapsing = {
+                s for t in kind.transitions if t.action == "lapse" and "system" in t.by for s in t.sources
+            }
+            for state in stage.lapse_states:
+                if state not in lapsing:
+                    # Without it nothing would lapse at the deadline, silently.
+                    raise ProblemAt(
+                        ("stages", i, "lapse_states"),
+                        f"环节 {stage.id} 的 lapse_states 中「{state}」须是「{kind.label}」的 lapse 操作"
+                        f"（by: [system]）的 from 状态之一（现有：{'、'.join(sorted(lapsing)) or '无 lapse 操作'}）",
+                    )
+            relative = stage.relative
+            anchor = relative.anchor.action if relative is not None else None
+            if relative is not None and anchor is not None and anchor not in actions:
+                raise ProblemAt(
+                    ("stages", i, "deadline", "after" if relative.after is not None else "before", "action"),
+                    f"环节 {stage.id} 的相对截止时间指向的操作「{anchor}」不是「{kind.label}」的操作"
+                    f"（应为 kinds.{stage.subject}.transitions 中的 action 之一：{'、'.join(actions)}）",
+                )
         if self.form is not None:
             self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
@@ -1458,6 +1489,9 @@ def explain(text: str, raw: Any, exc: ValidationError) -> list[Problem]:
         # The file's spelling: a relative ``deadline:`` is held as ``relative``; aliases as written.
         spelled = {"relative": "deadline", "sources": "from", "in_": "in", "else_": "else"}
         loc = tuple(spelled.get(k, k) if isinstance(k, str) else k for k in loc)
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, ProblemAt):
+            loc = (*loc, *cause.loc)
         line = None
         for cut in range(len(loc), -1, -1):
             if loc[:cut] in lines:

@@ -7,13 +7,17 @@ province moves a deadline, subscribed calendars move the event instead of adding
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from urllib.parse import quote
 
 from sqlmodel import Session, select
 
+from calendars.campaign import CampaignSpec, Stage
 from calendars.ics import IcsAlarm, IcsEvent, render_calendar
 from calendars.timeutil import to_local
 from models.campaign import Campaign, deadlines_in_force
+from models.deadlines import open_case_deadlines
 from models.org import Organisation
+from notifications.audience import lookup_keys
 from notifications.schedule import last_day
 
 # Which stages (by their actor) concern an organisation of each tier: its own, and for the
@@ -60,6 +64,9 @@ def contact_events(
         spec = campaign.spec()
         deadlines = deadlines_in_force(session, campaign.id, spec)
         for stage in spec.stages:
+            if stage.relative is not None and stage.relative.per_case:
+                events += _case_events(session, org, campaign, spec, stage, base_url=base_url)
+                continue
             if not concerns(org.tier, stage.actor):
                 continue
             deadline = deadlines[stage.id]
@@ -93,6 +100,54 @@ def contact_events(
                     status="CONFIRMED",
                 )
             )
+    return events
+
+
+def _case_events(
+    session: Session,
+    org: Organisation,
+    campaign: Campaign,
+    spec: CampaignSpec,
+    stage: Stage,
+    *,
+    base_url: str,
+) -> list[IcsEvent]:
+    """Each case's own deadline at a per-case stage (resubmit within 5 working days of its return),
+    in the calendar of the organisation that owes the action on it, on its own day (a 24:00
+    deadline on its last day). One event per case and stage: its UID stays, SEQUENCE is the
+    deadline's version, so a case returned again moves its event."""
+    events: list[IcsEvent] = []
+    for case, row in open_case_deadlines(session, campaign.id, stage):
+        if row.due_at is None or org.id not in lookup_keys(
+            stage, case.org_id, case.county_code, case.city_code
+        ):
+            continue
+        start, alarms = deadline_span(row.due_at)
+        label = f"{stage.name}（{case.ref} {case.title}）"
+        description = "\n".join(
+            x
+            for x in (
+                f"{spec.name}（{spec.notice}）",
+                f"案件 {case.ref}：{case.title}",
+                stage.deadline_text,
+                f"依据：{stage.source}" if stage.source else "",
+                f"本案件截止时间第 {row.version} 版",
+            )
+            if x
+        )
+        events.append(
+            IcsEvent(
+                uid=f"{campaign.id}.{stage.id}.{case.ref}@shenbao",
+                summary=f"【截止】{label}",
+                start=start,
+                description=description,
+                url=f"{base_url}/cases/{quote(case.ref)}",
+                sequence=row.version,
+                alarms=tuple(IcsAlarm(before, f"{label}：{text}") for before, text in alarms),
+                last_modified=row.changed_at,
+                status="CONFIRMED",
+            )
+        )
     return events
 
 

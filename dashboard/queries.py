@@ -23,7 +23,7 @@ from models import quota as quotas
 from models.actions import recommendation_case
 from models.audit import AuditEvent
 from models.campaign import Campaign
-from models.case import QUOTA_STATES, Case
+from models.case import Case
 from models.channels import ChannelAttempt, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact, Organisation
@@ -222,7 +222,7 @@ class HistoryItem:
 
 
 def case_history(session: Session, case: Case) -> list[HistoryItem]:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     events = session.exec(
         select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
     ).all()
@@ -389,22 +389,21 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
     for quota in quotas.lines_for(session, spec, city):
         line(quota.bucket, quota.name, quota.limit)
     kind = spec.application_kind
+    machine = machine_for(kind, campaign.id)
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":
         # Products recommended by an SOE group or an association are not the city's to choose.
         base = base.where(Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
-        candidate_states: tuple[str, ...] = ("county_approved", "submitted")
-    else:
-        candidate_states = ("submitted",)
     cases = list(session.exec(base.order_by(Case.ref)).all())
+    # The columns are the machine's roles: where the city may recommend, on its list, declined.
     return CityRecommendation(
         campaign=campaign,
         city=city,
         recommendation=recommendation_case(session, campaign.id, city.id),
         quotas=lines,
-        candidates=[c for c in cases if c.state in candidate_states],
-        recommended=[c for c in cases if c.state in QUOTA_STATES],
-        not_recommended=[c for c in cases if c.state == "not_recommended"],
+        candidates=[c for c in cases if c.state in machine.candidates],
+        recommended=[c for c in cases if c.state in machine.on_list],
+        not_recommended=[c for c in cases if c.state in machine.declined],
     )
 
 

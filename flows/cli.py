@@ -395,7 +395,7 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     out.line(f"当前时间：{format_local(now)}")
     rows = []
     for v in views:
-        due = format_deadline(v.due_at) if v.due_at else "另行通知"
+        due = v.due_text
         if v.due_at and v.version > 1:
             due += f"（第{v.version}版）"
         if v.working_days_left is None:
@@ -514,6 +514,13 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
     out.line(
         f"{file}: 格式正确。批次 {spec.id}（{spec.name}）：{len(spec.stages)} 个环节；案件类型 {kinds or '（沿用内置）'}"
     )
+    from models.machines import describe_roles, machine_of
+
+    # What the engine will do with each state (FORMAT.md §3), for the author to check.
+    for kind, declared in spec.kinds.items():
+        roles = describe_roles(machine_of(kind, declared))
+        if roles and kind not in ("recommendation", "roster"):
+            out.line(f"  {kind} 各状态的作用：{roles}")
 
 
 @campaign.command("diff")
@@ -839,11 +846,11 @@ def case_add(
 
 
 def _case_dict(session: Any, case: Case) -> dict[str, Any]:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     org = session.get(Organisation, case.org_id)
     spec = get_campaign(session, case.campaign_id).spec()
     findings, checked = case.findings, True
-    if case.state == "draft":
+    if case.state == machine.initial:
         # Not yet submitted: show what the submit check would say, so the applicant can fix it first.
         from models.eligibility import preview_findings
 
@@ -961,7 +968,7 @@ def case_list(
                 "ref": c.ref,
                 "kind": c.kind,
                 "state": c.state,
-                "state_label": machine_for(c.kind).state_label(c.state),
+                "state_label": machine_for(c.kind, c.campaign_id).state_label(c.state),
                 "title": c.title,
                 "track": c.track,
                 "since": c.state_since,
@@ -1116,7 +1123,7 @@ def status(
         return
     out.line(f"当前时间：{format_local(now)}")
     for c, b, views in results:
-        machine = machine_for(b.kind)
+        machine = machine_for(b.kind, c.id)
         used_states = [s for s in b.states if b.total().get(s)] or b.states[:3]
         label = {"city": "设区市", "county": "县（市、区）", "applicant": "申报单位"}[b.group_by]
         rows = [
@@ -1131,7 +1138,7 @@ def status(
             rows,
         )
         for v in views:
-            due = format_deadline(v.due_at) if v.due_at else "另行通知"
+            due = v.due_text
             flag = "  ⚠ 已逾期" if v.overdue else ""
             out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}")
 
@@ -1155,7 +1162,7 @@ def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
     rt = _rt(ctx)
     with rt.db.read() as session:
         c = get_case(session, ref)
-        machine = machine_for(c.kind)
+        machine = machine_for(c.kind, c.campaign_id)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
         org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())
     data: list[dict[str, Any]] = [

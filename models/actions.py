@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlalchemy import and_, or_, update
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec
 from calendars.timeutil import format_deadline, format_local
 from models import quota as quotas
 from models.audit import AuditEvent, EventDraft
-from models.campaign import Campaign, StageDeadline, get_campaign, stage_deadline
+from models.campaign import Campaign, CaseDeadline, StageDeadline, get_campaign, stage_deadline
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
@@ -224,24 +224,24 @@ def recommendation_case(session: Session, campaign_id: str, recommender_id: str)
     ).first()
 
 
-# A recommendation in one of these has gone in: its list is fixed until the province returns it.
-LIST_IN = ("submitted", "none")
-
-
 def list_in(session: Session, case: Case) -> Case | None:
-    """The recommendation that already went in for ``case``'s recommender, if it has."""
+    """The recommendation that already went in for ``case``'s recommender, if it has: one in a
+    final state of its machine (报送 or 无推荐), fixed until the province returns it."""
     recommender = _recommender_of(session, case)
     if recommender is None:
         return None
     rec = recommendation_case(session, case.campaign_id, recommender.id)
-    return rec if rec is not None and rec.state in LIST_IN else None
+    if rec is None:
+        return None
+    return rec if rec.state in machine_for(rec.kind, rec.campaign_id).final else None
 
 
 def _guard_recommendation_open(session: Session, case: Case) -> None:
     rec = list_in(session, case)
     if rec is not None:
         recommender = _recommender_of(session, case)
-        what = "无推荐" if rec.state == "none" else "推荐"
+        reported_none = rec.state in machine_for(rec.kind, rec.campaign_id).targets_of("report_none")
+        what = "无推荐" if reported_none else "推荐"
         raise ActionRefused(
             f"{recommender.name if recommender else rec.org_id}的{what}已于 {format_local(rec.state_since)} "
             f"报送省经信厅（{rec.ref}），不能再调整；如需调整请由省经信厅退回推荐",
@@ -271,22 +271,35 @@ def on_list(session: Session, campaign_id: str, program: str, recommender: Organ
     return query
 
 
-# An application in one of these has not reached anyone who recommends (or never will).
-NOT_ARRIVED = ("draft", "withdrawn", "lapsed")
+def application_machines(spec: CampaignSpec) -> list[Machine]:
+    """The machines of the kinds a recommender decides on (all but the engine's own)."""
+    return [machine_for(k, spec.id) for k in spec.kinds if k not in ("recommendation", "roster")] or [
+        machine_for(spec.application_kind, spec.id)
+    ]
+
+
+def in_role(spec: CampaignSpec, role: str) -> Any:
+    """Cases of the campaign's application kinds in the states of a machine role (``on_list``,
+    ``with_recommender`` …), as one SQL condition: the roles are the file's, not names."""
+    return or_(
+        *(
+            and_(Case.kind == m.kind, col(Case.state).in_(sorted(getattr(m, role))))
+            for m in application_machines(spec)
+        )
+    )
 
 
 def nothing_to_review(session: Session, campaign_id: str, program: str, recommender_id: str) -> bool:
     """No application has reached the recommender: it is reminded that it may report 无推荐, and
     not counted as late until one arrives."""
-    query = on_list(session, campaign_id, program, recommender_id).where(
-        Case.state.not_in(NOT_ARRIVED)  # type: ignore[attr-defined]
-    )
+    spec = get_campaign(session, campaign_id).spec()
+    query = on_list(session, campaign_id, program, recommender_id).where(in_role(spec, "with_recommender"))
     return session.exec(query.limit(1)).first() is None
 
 
 def _guard_empty_list(session: Session, spec: CampaignSpec, rec: Case) -> None:
     listed = session.exec(
-        on_list(session, rec.campaign_id, spec.program, rec.org_id).where(Case.state == "recommended")
+        on_list(session, rec.campaign_id, spec.program, rec.org_id).where(in_role(spec, "on_list"))
     ).all()
     if listed:
         refs = "、".join(c.ref for c in listed[:5]) + ("等" if len(listed) > 5 else "")
@@ -297,23 +310,18 @@ def _guard_empty_list(session: Session, spec: CampaignSpec, rec: Case) -> None:
         )
 
 
-def _guard_reviewed(session: Session, case: Case) -> None:
+def _guard_reviewed(session: Session, case: Case, machine: Machine) -> None:
     recommender = _recommender_of(session, case)
     direct = recommender is not None and recommender.tier in ("soe_group", "association")
-    if case.state == "submitted" and not direct:
+    if case.state in machine.unreviewed and not direct:
         raise ActionRefused(
-            f"{case.ref} 尚未经县级经信部门审核通过（当前：已提交待县级审核），不能推荐",
+            f"{case.ref} 尚未经县级经信部门审核通过（当前：{machine.state_label(case.state)}），不能推荐",
             rule="not_reviewed",
             data={"ref": case.ref, "state": case.state},
         )
 
 
 # -- the action ------------------------------------------------------------------------------
-
-
-# Undecided when the list goes in: waiting for the city, or returned for revision and not back yet
-# (left out, a returned application could come back only to find nobody able to decide it).
-_CASCADE_STATES = ("submitted", "county_approved", "returned")
 
 
 # The guards a campaign file's machine may name (each implemented in ``act`` below).
@@ -354,7 +362,7 @@ def act(
                 data={"action": action} | _allowed_data(machine, case.state),
             )
         label = next(x.label for x in machine.transitions if x.action == action)
-        if case.state == "lapsed":
+        if case.state in machine.lapsed:
             spec = get_campaign(session, case.campaign_id).spec()
             stage = spec.window_stage_for(action, case.kind)
             if stage is not None:
@@ -405,7 +413,7 @@ def act(
             if ctx.actor != SYSTEM:
                 _guard_recommendation_open(session, case)
         elif guard == "reviewed":
-            _guard_reviewed(session, case)
+            _guard_reviewed(session, case, machine)
         elif guard == "empty_list":
             _guard_empty_list(session, spec, case)
         elif guard == "quota":
@@ -444,10 +452,13 @@ def act(
     if action == "schedule_defence":
         case.defence_at = params["at"]
         details["defence_at"] = format_local(params["at"])
-    if action == "recommend":
-        bucket = session.info.pop("claimed_quota", None)
-        case.quota_bucket = bucket
-    if action == "withdraw_recommendation":
+    if "quota" in t.guards and case.kind != "recommendation":
+        case.quota_bucket = session.info.pop("claimed_quota", None)
+    elif action == "withdraw_recommendation" or (
+        case.quota_bucket and t.target is not None and t.target not in machine.on_list
+    ):
+        # Off the list (withdrawn from it, or sent back by whatever action the file names): the
+        # slot is free again.
         details["released_quota"], case.quota_bucket = case.quota_bucket, None
     if action in ("submit", "resubmit") and case.kind != "recommendation":
         # Arrived after its recommender's list went in: the city and the province are told
@@ -519,14 +530,17 @@ def _guard_quota(session: Session, spec: CampaignSpec, case: Case) -> None:
 
 
 def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec: Case) -> None:
-    """Submitting a recommendation closes the choice: cases not on it are not recommended."""
+    """Submitting a recommendation closes the choice: cases not on it are not recommended.
+
+    Undecided ones (waiting for the city, or returned for revision and not back yet: left out, a
+    returned application could come back only to find nobody able to decide it)."""
     org = session.get(Organisation, rec.org_id)
     query = on_list(session, rec.campaign_id, spec.program, org or rec.org_id).where(
-        Case.state.in_(_CASCADE_STATES)  # type: ignore[attr-defined]
+        in_role(spec, "undecided")
     )
     system = ctx.as_system()
     for case in session.exec(query.order_by(Case.ref)).all():
-        t = machine_for(case.kind).find("not_recommend", case.state)
+        t = machine_for(case.kind, case.campaign_id).find("not_recommend", case.state)
         if t is None:
             continue
         act(
@@ -635,13 +649,16 @@ def set_deadline(
 
 
 def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None) -> list[Any]:
-    """Lapse every case still open at a window that has closed (e.g. drafts at 06-25 24:00).
+    """Lapse every case still open at a deadline that has passed (e.g. drafts at 06-25 24:00;
+    a returned application not back within its own 5 working days).
 
     Level-triggered: it looks at what is true at ``ctx.now``, so running it late or twice is
-    harmless. Each lapse is a system action in the audit, with the deadline as its reason,
-    exactly as ``act(…, "lapse")`` records it; the cases are changed in bulk because a window
-    closing over a province's drafts is thousands of identical transitions at one instant.
-    Returns the lapsed cases as rows with ``id``, ``ref`` and ``state`` (the state before).
+    harmless (a lapsed case has left the lapse states). Each lapse is a system action in the
+    audit, with the deadline as its reason, exactly as ``act(…, "lapse")`` records it; the cases
+    are changed in bulk because a window closing over a province's drafts is thousands of
+    identical transitions at one instant. A stage whose deadline is per case (``after:
+    {action: …}``) lapses each case at its own deadline. Returns the lapsed cases as rows with
+    ``id``, ``ref`` and ``state`` (the state before).
     """
     lapsed: list[Any] = []
     system = Ctx(now=ctx.now, actor=SYSTEM, audit=ctx.audit)
@@ -652,36 +669,58 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
         for stage in spec.stages:
             if not stage.lapse_states:
                 continue
-            due = stage_deadline(session, campaign.id, stage).due_at
-            if due is None or ctx.now < due:
-                continue
-            machine = machine_for(stage.subject)
+            machine = machine_for(stage.subject, campaign.id)
             transitions = {state: machine.find("lapse", state) for state in stage.lapse_states}
             states = [state for state, t in transitions.items() if t is not None]
             if not states:
                 continue
+            per_case = stage.relative is not None and stage.relative.per_case
+            due: datetime | None = None
+            query: Any
+            if per_case:
+                # Each case's own deadline: the rows that fell due, no stage-wide date.
+                query = (
+                    select(Case.id, Case.ref, Case.state, CaseDeadline.due_at)
+                    .join(CaseDeadline, col(CaseDeadline.case_id) == col(Case.id))
+                    .where(
+                        CaseDeadline.stage_id == stage.id,
+                        CaseDeadline.campaign_id == campaign.id,
+                        col(CaseDeadline.due_at) <= ctx.now,
+                    )
+                )
+            else:
+                due = stage_deadline(session, campaign.id, stage).due_at
+                if due is None or ctx.now < due:
+                    continue
+                query = select(Case.id, Case.ref, Case.state)
             cases = session.exec(
-                select(Case.id, Case.ref, Case.state)
-                .where(Case.campaign_id == campaign.id, Case.kind == stage.subject, Case.state.in_(states))  # type: ignore[attr-defined]
+                query.where(
+                    Case.campaign_id == campaign.id, Case.kind == stage.subject, col(Case.state).in_(states)
+                )
                 .order_by(Case.id)
                 .with_for_update()
             ).all()
             if not cases:
                 continue
-            reason = f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭"
             details = {state: {"action": "lapse", "label": t.label} for state, t in transitions.items() if t}
-            ids = [c.id for c in cases]
+            target = {state: t.target or state for state, t in transitions.items() if t}
+
+            stage_reason = "" if due is None else _lapse_reason(stage, due, per_case=False)
             # Exactly the rows read and locked (never the criteria again: a draft another
             # transaction adds meanwhile would lapse unaudited); no "fetch" of each chunk back,
-            # the instances this session holds are expired instead.
-            for begin in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-                session.execute(
-                    update(Case)
-                    .where(Case.id.in_(ids[begin : begin + 900]))  # type: ignore[union-attr]
-                    .values(state="lapsed", state_since=ctx.now, updated_at=ctx.now, version=Case.version + 1)
-                    .execution_options(synchronize_session=False)
-                )
-            _expire_cases(session, set(ids))
+            # the instances this session holds are expired instead. One UPDATE per target state.
+            for to_state in sorted(set(target.values())):
+                ids = [c.id for c in cases if target[c.state] == to_state]
+                for begin in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+                    session.execute(
+                        update(Case)
+                        .where(Case.id.in_(ids[begin : begin + 900]))  # type: ignore[union-attr]
+                        .values(
+                            state=to_state, state_since=ctx.now, updated_at=ctx.now, version=Case.version + 1
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+            _expire_cases(session, {c.id for c in cases})
             system.audit.append_many(
                 session,
                 [
@@ -693,8 +732,8 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
                         case_id=c.id,
                         campaign_id=campaign.id,
                         from_value=c.state,
-                        to_value="lapsed",
-                        reason=reason,
+                        to_value=target[c.state],
+                        reason=_lapse_reason(stage, c.due_at, per_case=True) if per_case else stage_reason,
                         details=details[c.state],  # one dict per state: dumped once (models.audit)
                     )
                     for c in cases
@@ -703,6 +742,12 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             )
             lapsed.extend(cases)
     return lapsed
+
+
+def _lapse_reason(stage: Any, due: datetime, *, per_case: bool) -> str:
+    if per_case:
+        return f"「{stage.name}」本案件已于 {format_deadline(due)} 截止，逾期未办，自动关闭"
+    return f"「{stage.name}」已于 {format_deadline(due)} 截止，未提交的申报自动关闭"
 
 
 def _expire_cases(session: Session, ids: set[int]) -> None:

@@ -55,6 +55,17 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
                                 f"未知的{what}「{name}」（可用：{'、'.join(sorted(known))}）",
                             )
                         )
+        for i, t in enumerate(declared.transitions):
+            if kind not in ENGINE_KINDS and "quota" in t.guards and t.action != "recommend":
+                # The engine knows the list by recommend (FORMAT.md §3): a quota on another action
+                # would count cases no board, cascade or release ever sees.
+                problems.append(
+                    Problem(
+                        at("kinds", kind, "transitions", i, "guards"),
+                        f"kinds.{kind}.transitions[{t.action}].guards",
+                        f"guards: [quota] 只能用于推荐操作，操作编号须为 recommend（而不是 {t.action}）",
+                    )
+                )
         if kind in ENGINE_KINDS:
             engine = machine_for(kind)
             mine = machine_of(kind, declared)

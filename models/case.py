@@ -16,22 +16,8 @@ from sqlmodel import Field, SQLModel
 from models.programs import PROGRAM_LABELS as PROGRAM_LABELS  # program names come from the campaign files
 from models.types import UTCDateTime
 
-# States in which a case uses a recommendation quota slot.
-QUOTA_STATES = frozenset(
-    {
-        "recommended",
-        "prelim_passed",
-        "prelim_failed",
-        "defence_scheduled",
-        "defence_held",
-        "site_check",
-        "selected",
-        "not_selected",
-    }
-)
-
 # How a zone_type or category is shown comes from the campaign's form (its choices' labels):
-# CampaignSpec.column_label.
+# CampaignSpec.column_label. Which states use a quota slot is the machine's (Machine.on_list).
 
 
 class Case(SQLModel, table=True):

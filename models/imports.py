@@ -25,6 +25,7 @@ from models.campaign import get_campaign
 from models.case import Case
 from models.context import Ctx
 from models.forms import FormRow, attrs_of, iter_form, read_form, title_of
+from models.machines import machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.programs import ProgramName, builtin_programs, programs_of
 from models.reference import load_divisions
@@ -328,10 +329,10 @@ def _cities_by_program(resolved: list[tuple[RosterRow, Organisation]]) -> dict[s
 
 
 def _roster_tasks(session: Session, cities_by_program: dict[str, set[str]]) -> list[Case]:
-    """Open roster tasks (待报送 or 退回补正) of those cities, for those programs."""
+    """Open roster tasks (待报送 or 退回补正: not in a final state) of those cities, for those programs."""
     tasks = session.exec(
         select(Case)
-        .where(Case.kind == "roster", Case.state.in_(("pending", "returned")))  # type: ignore[attr-defined]
+        .where(Case.kind == "roster", col(Case.state).not_in(sorted(machine_for("roster").final)))
         .order_by(Case.ref)
     ).all()
     return [
@@ -992,7 +993,7 @@ def _import_jingpin(
         org = session.get(Organisation, org_id)
         if org is None or org.tier not in ("soe_group", "association"):
             continue
-        ref = city_case_ref(spec, "recommendation", org_id)
+        ref = city_case_ref(session, spec, "recommendation", org_id)
         if session.exec(select(Case.id).where(Case.ref == ref)).first() is None:
             new_case(
                 session,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 from calendars.campaign import (
     CampaignSpec,
@@ -53,6 +53,8 @@ class Machine:
     # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final.
     corrections: tuple[Transition, ...] = ()
     prefix: str = ""
+    # The file's ``uses_quota`` where it gives one; else derived (``on_list``).
+    declared_on_list: frozenset[str] | None = None
 
     def allowed(self, state: str) -> list[Transition]:
         return [t for t in self.transitions if state in t.sources]
@@ -75,6 +77,94 @@ class Machine:
     def notify(self, action: str) -> tuple[str, ...]:
         return next((t.notify for t in self.transitions if t.action == action and t.notify), ())
 
+    # -- what states mean to the engine, read from the machine's own actions ------------------
+    # (Each computed once per machine: a window closing asks for ``lapsed`` once per case.)
+    # The engine acts on states by their role (a lapsed draft, an application waiting for its
+    # recommender, one on the list), never by their names: a campaign file may call them
+    # anything. Each role is what the actions the engine knows (FORMAT.md §3: lapse, recommend,
+    # not_recommend, report_none) say about the states they leave and enter.
+
+    def sources_of(self, action: str) -> frozenset[str]:
+        return frozenset(s for t in self.transitions if t.action == action for s in t.sources)
+
+    def targets_of(self, action: str) -> frozenset[str]:
+        return frozenset(t.target for t in self.transitions if t.action == action and t.target)
+
+    @cached_property
+    def lapsed(self) -> frozenset[str]:
+        """States a case is in after lapsing at a deadline (``lapse``'s targets)."""
+        return self.targets_of("lapse")
+
+    @cached_property
+    def candidates(self) -> frozenset[str]:
+        """States in which a recommender may recommend the case (``recommend``'s sources)."""
+        return self.sources_of("recommend")
+
+    @cached_property
+    def declined(self) -> frozenset[str]:
+        """States of a case its recommender did not recommend (``not_recommend``'s targets)."""
+        return self.targets_of("not_recommend")
+
+    @cached_property
+    def on_list(self) -> frozenset[str]:
+        """States in which the case is on its recommender's list: the file's ``uses_quota``, else
+        ``recommend``'s target and every state reached from it before the case is back where a
+        recommender decides (withdrawn from the list) or declined."""
+        if self.declared_on_list is not None:
+            return self.declared_on_list
+        stop = self.candidates | self.sources_of("not_recommend") | self.declined
+        found = set(self.targets_of("recommend"))
+        todo = list(found)
+        while todo:
+            state = todo.pop()
+            for t in self.allowed(state):
+                if t.target and t.target not in found and t.target not in stop:
+                    found.add(t.target)
+                    todo.append(t.target)
+        return frozenset(found)
+
+    @cached_property
+    def undecided(self) -> frozenset[str]:
+        """States whose case its recommender has not decided on: ``not_recommend`` is still open
+        to it and it is not on the list. Submitting the list declines them."""
+        return self.sources_of("not_recommend") - self.on_list
+
+    @cached_property
+    def with_recommender(self) -> frozenset[str]:
+        """States of a case that has reached its recommender (or did: decided either way)."""
+        return self.candidates | self.undecided | self.on_list | self.declined
+
+    @cached_property
+    def unreviewed(self) -> frozenset[str]:
+        """Recommendable states from which a review still moves the case to another recommendable
+        state (submitted → county_approved): the ``reviewed`` guard refuses ``recommend`` there."""
+        return frozenset(
+            s
+            for s in self.candidates
+            if any(t.target in self.candidates - {s} for t in self.allowed(s) if t.action != "recommend")
+        )
+
+
+# The roles a board, a guard or the cascade reads, as ``campaign validate`` tells the file's author.
+ROLE_LABELS = (
+    ("lapsed", "逾期关闭后"),
+    ("candidates", "可推荐"),
+    ("unreviewed", "未经审核不能推荐"),
+    ("on_list", "在推荐名单上（占名额）"),
+    ("undecided", "报送名单时自动不予推荐"),
+    ("declined", "未推荐"),
+)
+
+
+def describe_roles(machine: Machine) -> str:
+    """How the engine reads a machine's states, in one line (empty roles left out)."""
+    parts = [
+        f"{label} {'、'.join(s for s in machine.states if s in getattr(machine, role))}"
+        for role, label in ROLE_LABELS
+        if getattr(machine, role)
+    ]
+    return "；".join(parts)
+
 
 def _transition(t: TransitionSpec) -> Transition:
     return Transition(t.action, t.label, t.sources, t.to, t.by, t.reason, t.guards, t.notify)
@@ -90,6 +180,7 @@ def machine_of(kind: str, spec: KindSpec) -> Machine:
         final=frozenset(spec.final),
         corrections=tuple(_transition(t) for t in spec.corrections),
         prefix=spec.prefix,
+        declared_on_list=frozenset(spec.uses_quota) if spec.uses_quota is not None else None,
     )
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert
-from sqlmodel import Session, select
+from sqlalchemy import func, insert, or_
+from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage, load_campaign_text, spec_digest
 from calendars.campaign_diff import diff_campaigns
@@ -63,8 +63,51 @@ def campaign_year(spec: CampaignSpec) -> str:
     return f"{spec.issued.year % 100:02d}"
 
 
-def city_case_ref(spec: CampaignSpec, kind: str, org_id: str) -> str:
-    return f"{kind_prefix(spec, kind)}{campaign_year(spec)}-{program_code(spec)}-{org_id}"
+# The engine's own kinds, one case per city (or recommender) and campaign.
+CITY_KINDS = ("recommendation", "roster")
+
+
+def city_code(session: Session, spec: CampaignSpec) -> str:
+    """The campaign's code in its cities' case numbers, unique among the campaigns of its year.
+
+    The application kind's prefix (RC26-CL-330100 is 杭州市's recommendation in the cluster
+    campaign), as every existing number reads; a second campaign of the same prefix and year (a
+    second cluster batch) takes the next free ordinal, RC26-CL2-330100, so two campaigns never
+    share a number. A campaign keeps the code its cases already carry (numbers are never
+    rewritten: they are in exports, letters and the audit).
+    """
+    cache: dict[str, str] = session.info.setdefault("city_codes", {})
+    if spec.id in cache:
+        return cache[spec.id]
+    year, base = campaign_year(spec), program_code(spec)
+    prefixes = [kind_prefix(spec, k) if k in spec.kinds else machine_for(k).prefix for k in CITY_KINDS]
+    own = session.exec(
+        select(Case.ref).where(Case.campaign_id == spec.id, col(Case.kind).in_(CITY_KINDS)).limit(1)
+    ).first()
+    if own is not None:
+        code = own.split("-")[1]
+    else:
+        n = 1
+        while True:
+            code = base if n == 1 else f"{base}{n}"
+            taken = session.exec(
+                select(Case.id)
+                .where(
+                    Case.campaign_id != spec.id,
+                    or_(*(col(Case.ref).like(f"{p}{year}-{code}-%") for p in prefixes)),
+                )
+                .limit(1)
+            ).first()
+            if taken is None:
+                break
+            n += 1
+    cache[spec.id] = code
+    return code
+
+
+def city_case_ref(session: Session, spec: CampaignSpec, kind: str, org_id: str) -> str:
+    """The number of the campaign's ``kind`` case of one city (or SOE group, association)."""
+    return f"{kind_prefix(spec, kind)}{campaign_year(spec)}-{city_code(session, spec)}-{org_id}"
 
 
 class RefAllocator:
@@ -269,7 +312,7 @@ def ensure_city_cases(session: Session, ctx: Ctx, campaign_id: str, spec: Campai
     kinds = {s.subject for s in spec.stages} & {"roster", "recommendation"}
     for city in load_divisions().cities:
         for kind in sorted(kinds):
-            ref = city_case_ref(spec, kind, city.code)
+            ref = city_case_ref(session, spec, kind, city.code)
             if ref in have:
                 continue
             title = f"{city.name}{'工作人员信息汇总表' if kind == 'roster' else '推荐报送'}"

@@ -14,6 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from calendars.campaign import Stage
+from calendars.timeutil import format_deadline
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.campaign import Campaign, deadlines_in_force
 from models.case import Case
@@ -37,6 +38,16 @@ class StageView:
     @property
     def closed(self) -> bool:
         return self.due_at is not None and self.now >= self.due_at
+
+    @property
+    def due_text(self) -> str:
+        """The deadline as boards say it: a date, each case's own (per-case stages), or 另行通知."""
+        if self.due_at is not None:
+            return format_deadline(self.due_at)
+        rule = self.stage.relative
+        if rule is not None and rule.per_case:
+            return f"按案件各自计算（{rule.describe()}）"
+        return "另行通知"
 
     @property
     def overdue(self) -> bool:
@@ -137,7 +148,7 @@ def board(
     state: str | None = None,
 ) -> Board:
     """Cities × states; with ``city``, that city's counties × states; with ``county``, its applicants."""
-    machine = machine_for(kind)
+    machine = machine_for(kind, campaign_id)
     filters = [Case.campaign_id == campaign_id, Case.kind == kind]
     if state:
         filters.append(Case.state == state)

@@ -595,7 +595,7 @@ def _walk_all(
     report: SyncReport,
 ) -> None:
     index = _Index(session, spec)
-    machine = machine_for(application_kind(spec))
+    machine = machine_for(application_kind(spec), spec.id)
     allocate = RefAllocator(session, spec, application_kind(spec))
     seen: dict[int, int] = {}  # case id -> the row that placed it
     for number, values in records:
@@ -706,7 +706,7 @@ def _new_case(
         attrs=attrs,
         **columns,
     )
-    machine = machine_for(kind)
+    machine = machine_for(kind, spec.id)
     report.new.append(NewCase(case.ref, title, row.row, row.state, machine.state_label(row.state)))
     return case
 
@@ -728,7 +728,7 @@ def _walk_case(
         return
     correction: Transition | None = None
     original = start = case.state
-    if case.state == "lapsed":
+    if case.state in machine.lapsed:
         if row.state == machine.initial:
             report.unchanged += 1  # still 填报中 on the platform after the deadline: the lapse stands
             return

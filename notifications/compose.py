@@ -338,7 +338,11 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
     _campaign, spec, _ = campaigns.get(n.campaign_id)
     ids = list(payload.get("case_ids", []))
     found = campaigns.cases(ids)
-    still = [found[i] for i in ids if i in found and found[i].state == "lapsed"]
+    # Still lapsed: in a state its machine's lapse leads to (corrected ones have left it).
+    lapsed = {
+        kind: machine_for(kind, n.campaign_id).lapsed for kind in {found[i].kind for i in ids if i in found}
+    }
+    still = [found[i] for i in ids if i in found and found[i].state in lapsed[found[i].kind]]
     if not still:
         return None
     org_id = payload.get("org", "")
@@ -350,7 +354,7 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
         still.sort(key=lambda c: (c.county_code or "", c.ref))
     counts = Counter(c.county_code for c in still) if by_county else Counter()
     scope = {"county": "county", "city": "city"}.get(tier)
-    query = {"state": "lapsed"} | ({scope: org_id} if scope else {})
+    query = {"state": still[0].state} | ({scope: org_id} if scope else {})
     return {
         "kind": LAPSE_NOTICE,
         "urgent": False,

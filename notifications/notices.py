@@ -36,11 +36,9 @@ def is_lapse(event: Any) -> bool:
     """A case lapsing at its deadline (the engine's own action; close_windows records it)."""
     # The details are canonical JSON (models.audit._details_text): the pair reads exactly so,
     # and a window closing is 50,000 of them, not worth parsing each.
+    # The lapse is its action, whatever the machine calls the state it leads to.
     return (
-        event.to_value == "lapsed"
-        and event.action == "state_change"
-        and event.case_id is not None
-        and '"action":"lapse"' in event.details
+        event.action == "state_change" and event.case_id is not None and '"action":"lapse"' in event.details
     )
 
 
@@ -112,7 +110,7 @@ def lapse_notices(session: Session, d: Directory, events: Sequence[Any]) -> list
             labels[case.kind] = (
                 label,
                 machine.state_label(e.from_value or ""),
-                machine.state_label("lapsed"),
+                machine.state_label(e.to_value or ""),
             )
         for org in audience_orgs(audiences, case):
             groups[(e.campaign_id, e.at, e.reason, org)].append((case.ref, case.id, e.seq))
@@ -274,7 +272,8 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
 
 
 def _late_note(late: dict[str, Any]) -> str:
-    went_in = "无推荐" if late.get("state") == "none" else "推荐"
+    reported_none = late.get("state") in machine_for("recommendation").targets_of("report_none")
+    went_in = "无推荐" if reported_none else "推荐"
     return (
         f"本申报在{went_in}报送省经信厅（{late.get('recommendation')}）之后到达，未在已报送的名单中。"
         "如需补充推荐，请省经信厅退回该推荐，由市级决定补充推荐，或不予推荐并说明理由；"

@@ -510,3 +510,20 @@ def drop_pg_database_later(name: str) -> None:
         file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
         setsid=True,
     )
+
+
+@pytest.fixture
+def campaigns_forgotten() -> Iterator[None]:
+    """Campaign files a test loads are known to this process only for the test: the programs and
+    machines they registered (process-wide, as in a running engine) are forgotten after it, so a
+    later test in the same worker still sees the built-in programs only (the notification log
+    shows every mail to a viewer of every program)."""
+    from models import machines, programs
+
+    machines._builtin_loaded()  # the built-in ones stay known (read once per process)
+    noted, by_campaign = dict(programs._NOTED), dict(machines._BY_CAMPAIGN)
+    yield
+    programs._NOTED.clear()
+    programs._NOTED.update(noted)
+    machines._BY_CAMPAIGN.clear()
+    machines._BY_CAMPAIGN.update(by_campaign)

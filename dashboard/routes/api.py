@@ -100,7 +100,7 @@ def summary(case: Case) -> CaseSummary:
         kind=case.kind,
         title=case.title,
         state=case.state,
-        state_label=machine_for(case.kind).state_label(case.state),
+        state_label=machine_for(case.kind, case.campaign_id).state_label(case.state),
         state_since=case.state_since,
         org_id=case.org_id,
         city_code=case.city_code,
@@ -111,7 +111,7 @@ def summary(case: Case) -> CaseSummary:
 
 
 def detail(session: Session, case: Case) -> CaseDetail:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     org = session.get(Organisation, case.org_id)
     return CaseDetail(
         **summary(case).model_dump(),
@@ -235,7 +235,7 @@ def board_api(
         kind = kind or application_kind(c)
         if kind not in KIND_LABELS:
             raise HTTPException(404, f"没有这类案件：{kind}")
-        machine = machine_for(kind)
+        machine = machine_for(kind, c.id)
         grid = board(session, c.id, kind, city=level.get("city"), county=level.get("county"), state=state)
         late = overdue_states(stage_statuses(session, c, org, now(request), rt.calendar), kind)
     data = grid.as_dict()

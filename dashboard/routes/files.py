@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calendars.timeutil import format_local, local_date
 from dashboard import exports, scope
@@ -26,7 +26,7 @@ from dashboard.routes.pages import get_campaign_or_404
 from dashboard.web import absolute_url, api_viewer, now, runtime
 from models.actions import CaseNotFound, get_case
 from models.campaign import Campaign
-from models.case import PROGRAM_LABELS, QUOTA_STATES, Case
+from models.case import PROGRAM_LABELS, Case
 from models.letters import letter_on_file
 from models.machines import machine_for
 from models.org import Contact, Organisation
@@ -69,7 +69,7 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
                 Case.campaign_id == c.id,
                 Case.kind == "jingpin_application",
                 Case.city_code == city.id,
-                Case.state.in_(QUOTA_STATES),  # type: ignore[attr-defined]
+                col(Case.state).in_(sorted(machine_for("jingpin_application", c.id).on_list)),
                 Case.recommender_id.is_(None) | (Case.recommender_id == city.id),
             )  # type: ignore[union-attr]
             .order_by(Case.ref)
@@ -151,7 +151,7 @@ def _status_report(
     at = now(request)
     org = viewer.org
     kind = application_kind(c)
-    machine = machine_for(kind)
+    machine = machine_for(kind, c.id)
     statuses = stage_statuses(session, c, org, at, runtime(request).calendar)
     stage_rows = [
         (

@@ -71,7 +71,9 @@ def act_on_case(
             case = None
         case = scope.require_case(session, viewer, case, ref)
     target = _back(request, back, f"/cases/{case.ref}")
-    label = next((t.label for t in machine_for(case.kind).transitions if t.action == action), action)
+    label = next(
+        (t.label for t in machine_for(case.kind, case.campaign_id).transitions if t.action == action), action
+    )
     params: dict[str, Any] = {}
     overrides: dict[str, str] = {}
     try:
@@ -108,7 +110,7 @@ def act_on_case(
         flash(
             request,
             "ok",
-            f"已{label}：{done.ref} {done.title}，当前状态「{machine_for(done.kind).state_label(done.state)}」",
+            f"已{label}：{done.ref} {done.title}，当前状态「{machine_for(done.kind, done.campaign_id).state_label(done.state)}」",
         )
     return RedirectResponse(target, status_code=303)
 

@@ -135,7 +135,7 @@ def board_page(
         kind = kind or application_kind(c)
         if kind not in kinds:
             raise HTTPException(404, f"本批次没有这类案件：{kind}")
-        machine = machine_for(kind)
+        machine = machine_for(kind, c.id)
         if state and state not in machine.states:
             raise HTTPException(404, f"「{machine.label}」没有状态 {state}")
         statuses = stage_statuses(session, c, org, now(request), rt.calendar)
@@ -203,7 +203,7 @@ def board_page(
 
 
 def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
-    machine = machine_for(case.kind)
+    machine = machine_for(case.kind, case.campaign_id)
     names = org_names(session, {x for x in (case.org_id, case.recommender_id) if x})
     allowed = machine.allowed(case.state)
     tier = viewer.tier

@@ -137,3 +137,37 @@ def test_a_reload_is_audited_with_its_changes_and_replans_changed_reminders(
             select(AuditEvent).where(AuditEvent.action == "campaign_load").order_by(AuditEvent.seq.desc())  # type: ignore[attr-defined]
         ).first()
     assert load is not None and "提醒" in load.details and "d-10" in load.details
+
+
+def test_a_per_case_deadline_must_count_from_an_action_of_its_machine_line_and_key() -> None:
+    extra = (
+        "  - id: resubmission\n    name: 退回后重新提交\n    actor: county\n    subject: cluster_application\n"
+        "    pending_states: [returned]\n    deadline: {working_days: 3, after: {action: retrun}}\n\ncluster:\n"
+    )
+    bad = TEXT.replace("\ncluster:\n", "\n" + extra, 1)
+    with pytest.raises(CampaignFileError) as caught:  # `campaign load` says it the same way
+        load_campaign_text(bad, origin="f.yaml")
+    for problems in (check_campaign_text(bad, origin="f.yaml")[1], [str(caught.value)]):
+        assert len(problems) == 1
+        where = f"stages[resubmission].deadline.after.action: 第{line_of(bad, 'action: retrun')}行："
+        assert where in problems[0]
+        assert "「retrun」不是「集群遴选申报」的操作" in problems[0] and "、return、" in problems[0]
+
+
+def test_lapse_states_must_be_states_the_machine_lapses() -> None:
+    bad = TEXT.replace("    lapse_states: [draft]\n", "    lapse_states: [submitted]\n", 1)
+    _spec, problems = check_campaign_text(bad, origin="f.yaml")
+    assert len(problems) == 1
+    assert f"lapse_states: 第{line_of(bad, 'lapse_states: [submitted]')}行：" in problems[0]
+    assert "须是「集群遴选申报」的 lapse 操作（by: [system]）的 from 状态之一（现有：draft）" in problems[0]
+
+
+def test_the_quota_guard_belongs_to_recommend() -> None:
+    bad = TEXT.replace("{action: recommend, label: 推荐,", "{action: tuijian, label: 推荐,", 1)
+    bad = bad.replace("- {action: withdraw_recommendation,", "- {action: withdraw_recommendation,", 1)
+    _spec, problems = check_campaign_text(bad, origin="f.yaml")
+    assert any(
+        f"kinds.cluster_application.transitions[tuijian].guards: 第{line_of(bad, 'action: tuijian')}行：" in p
+        and "操作编号须为 recommend" in p
+        for p in problems
+    ), problems

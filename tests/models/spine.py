@@ -123,7 +123,7 @@ def recommender(session: Session, ctx: Ctx, name: str, tier: str) -> Organisatio
             ctx,
             spec,
             kind="recommendation",
-            ref=city_case_ref(spec, "recommendation", org_id),
+            ref=city_case_ref(session, spec, "recommendation", org_id),
             org_id=org_id,
             city_code=None,
             county_code=None,

@@ -3,13 +3,14 @@ and what loading (and re-loading) one does to the database."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from calendars.campaign import (
     CAMPAIGN_DIR,
@@ -23,7 +24,7 @@ from models.actions import ActionRefused
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.db import Database
-from models.registry import load_campaign
+from models.registry import CITY_KINDS, load_campaign
 from tests.models.spine import CLUSTER, JINGPIN, events, n_events
 
 CLUSTER_FILE = CAMPAIGN_DIR / "2026-cluster-selection.yaml"
@@ -252,6 +253,31 @@ def test_it_refuses_to_change_a_campaigns_program(seeded: Database, make_ctx: An
     text = JINGPIN_FILE.read_text(encoding="utf-8").replace("id: 2026-jingpin", f"id: {CLUSTER}", 1)
     with seeded.write() as session, pytest.raises(ActionRefused, match="不能改为 jingpin"):
         load_campaign(session, make_ctx(), text, origin="wrong.yaml")
+
+
+@pytest.mark.usefixtures("campaigns_forgotten")
+def test_two_campaigns_of_one_prefix_and_year_number_their_city_cases_apart(
+    seeded: Database, make_ctx: Any
+) -> None:
+    """A second cluster batch in 2026: its cities' cases cannot be RC26-CL-330100 again (the
+    first batch's); they take the next code, and the first batch's numbers stay as they were."""
+    text = (CAMPAIGN_DIR / "2026-cluster-selection.yaml").read_text(encoding="utf-8")
+    second = re.sub(r"(?m)^id: .*$", "id: 2026-cluster-second", text, count=1)
+    with seeded.write() as session:
+        load_campaign(session, make_ctx(), second, origin="second.yaml")
+        load_campaign(session, make_ctx(), second, origin="second.yaml")  # reloaded: nothing new
+    with seeded.read() as session:
+        refs = {
+            (c.campaign_id, c.kind): c.ref
+            for c in session.exec(select(Case).where(Case.org_id == "330100", col(Case.kind).in_(CITY_KINDS)))
+        }
+        assert (
+            session.exec(select(Case).where(Case.campaign_id == "2026-cluster-second")).all().__len__() == 22
+        )
+    assert refs[("2026-cluster-selection", "recommendation")] == "RC26-CL-330100"
+    assert refs[("2026-cluster-selection", "roster")] == "RS26-CL-330100"
+    assert refs[("2026-cluster-second", "recommendation")] == "RC26-CL2-330100"
+    assert refs[("2026-cluster-second", "roster")] == "RS26-CL2-330100"
 
 
 # -- the rule language's own mistakes: each names the key (rules by id) and the line -----------
