@@ -1252,21 +1252,14 @@ def audit_verify(
 ) -> None:
     """校验审计日志：用公钥核对 Merkle 树与签名检查点（含 --checkpoint 与本机记下的检查点），有密钥时也核对哈希链与库外锚点，并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
     from models.checkpoint import KeyProblem
-    from models.replay import verify
-    from operations import seen_checkpoints
+    from operations.checkpoints import verify_log
 
     rt = _rt(ctx)
-    log = rt.audit_reader()
+    kept = [(f"检查点文件 {p}", p.read_text()) for p in checkpoint_files]
     try:
-        keyring = rt.keyring(key) if key or rt.settings.resolved_keyring_file.exists() else None
+        report = verify_log(rt, key, kept)
     except KeyProblem as exc:
         raise Fail(str(exc)) from exc
-    kept = [(f"检查点文件 {p}", p.read_text()) for p in checkpoint_files]
-    with rt.db.snapshot() as session:
-        kept += seen_checkpoints.seen(rt, session)
-        report = verify(session, log, keyring=keyring, kept=kept)
-        if report.ok and keyring is not None:
-            seen_checkpoints.remember(rt, session, keyring)
     if as_json:
         out.print_json(
             {

@@ -30,6 +30,26 @@ from models.context import Actor
 from operations.runtime import Runtime
 
 
+def verify_log(rt: Runtime, key: str | None = None, kept: list[tuple[str, str]] | None = None) -> Any:
+    """The whole audit check, as every edge runs it (`shenbao audit verify`, the demo's summary):
+    the Merkle log and its signed checkpoints with the public keys (``--key``, else this home's
+    keyring when there is one), the ones given and the ones this machine saw before, the hash
+    chain where the secret is here, and the state replay. A sound log's checkpoints are
+    remembered, so a later rollback is caught against them."""
+    from models.replay import verify
+    from operations import seen_checkpoints
+
+    log = rt.audit_reader()
+    keyring = rt.keyring(key) if key or rt.settings.resolved_keyring_file.exists() else None
+    given = list(kept or [])
+    with rt.db.snapshot() as session:
+        given += seen_checkpoints.seen(rt, session)
+        report = verify(session, log, keyring=keyring, kept=given)
+        if report.ok and keyring is not None:
+            seen_checkpoints.remember(rt, session, keyring)
+    return report
+
+
 def default_key_name(now: datetime) -> str:
     return f"shenbao-audit-{now:%Y%m%d}"
 

@@ -27,5 +27,11 @@ def test_the_demo_delivers_every_email_once_and_leaves_a_sound_audit_chain(tmp_p
     sent = int(text.split("已发送 ")[1].split("，")[0])
     emls = sorted((out / "eml").glob("*.eml"))
     assert len(emls) == sent > 500
-    first = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
-    assert "截止" in str(first["Subject"]) or "通知" in str(first["Subject"])
+    mails = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in emls]
+    work = [m for m in mails if not str(m["Subject"]).startswith("【审计")]
+    assert "截止" in str(work[0]["Subject"]) or "通知" in str(work[0]["Subject"])
+    # The demo signs its checkpoints: the audit contacts get them, the actors their receipts.
+    receipts = [m for m in mails if str(m["Subject"]).startswith("【审计回执】")]
+    assert receipts and any(str(m["Subject"]).startswith("【审计检查点】") for m in mails)
+    attached = [a.get_filename() for a in receipts[0].iter_attachments()]
+    assert len(attached) == 1 and str(attached[0]).endswith(".json")
