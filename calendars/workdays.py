@@ -21,8 +21,7 @@ resolved once into a set and a sorted list of working days, and every query is a
 bisection.
 
 What the library says about a year is also kept across processes, in a small JSON file per year
-and library version (``SHENBAO_CACHE_DIR``, else ``$XDG_CACHE_HOME/shenbao``, else
-``~/.cache/shenbao``): importing ``holidays``' country table and computing a year was most of
+and library version (``calendars.usercache``): importing ``holidays``' country table and computing a year was most of
 what a cold ``shenbao status`` added to the CLI's start-up. Only the library's answer is cached;
 the override file and loaded arrangements are applied on top in every process, so an edit to
 them counts at once, and a year without 调休 data is still refused (an empty cached answer).
@@ -31,7 +30,6 @@ them counts at once, and a year without 调休 data is still refused (an empty c
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
@@ -43,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from calendars import usercache
 from calendars.timeutil import local_date
 
 __all__ = [
@@ -60,7 +59,7 @@ __all__ = [
 
 DEFAULT_WORKDAYS_FILE = Path(__file__).resolve().parent / "data" / "workdays.yaml"
 WORKDAYS_FILE_ENV = "SHENBAO_WORKDAYS_FILE"
-CACHE_DIR_ENV = "SHENBAO_CACHE_DIR"
+CACHE_DIR_ENV = usercache.CACHE_DIR_ENV
 _DEFAULT_FILE_DISPLAY = "calendars/data/workdays.yaml"
 
 
@@ -236,16 +235,16 @@ class _ResolvedYear:
 
 def _library_year(year: int) -> tuple[dict[date, str], set[date]]:
     """(holidays of ``year`` with Chinese names, swapped weekend working days in ``year``)."""
-    cache = _library_cache_file(year)
-    if cache is not None:
-        try:
-            raw = json.loads(cache.read_text(encoding="utf-8"))
-            return (
-                {date.fromisoformat(k): str(v) for k, v in raw["holidays"].items()},
-                {date.fromisoformat(d) for d in raw["swapped"]},
-            )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # absent or unreadable: the library answers, and the file is written again
+    version = _library_version()
+    name = f"workdays/holidays-china-{year}-{version}.json"
+    raw = usercache.read_json(name) if version else None
+    try:
+        return (
+            {date.fromisoformat(k): str(v) for k, v in raw["holidays"].items()},
+            {date.fromisoformat(d) for d in raw["swapped"]},
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass  # not cached (or unreadable): the library answers, and the entry is written again
     import holidays  # here, not at the top: a cached year needs neither the import nor the work
 
     lib = holidays.China(years=year, language="zh_CN")
@@ -253,9 +252,9 @@ def _library_year(year: int) -> tuple[dict[date, str], set[date]]:
     # weekend_workdays is filled from the library's whole table, not just ``years``; a
     # cross-year swap (a late-December Saturday worked for New Year) lands in its own year.
     swapped = {d for d in lib.weekend_workdays if d.year == year}
-    if cache is not None:
-        _write_cache(
-            cache,
+    if version:
+        usercache.write_json(
+            name,
             {
                 "holidays": {d.isoformat(): n for d, n in sorted(names.items())},
                 "swapped": sorted(d.isoformat() for d in swapped),
@@ -285,37 +284,6 @@ def _library_version() -> str | None:
         return None  # two installs side by side: which one answers is not ours to guess
     # The release, and the China table's file itself (an edited or re-installed copy).
     return f"{found[0][len('holidays-') : -len('.dist-info')]}-{china.st_size}-{china.st_mtime_ns}"
-
-
-def _cache_root(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    if env.get(CACHE_DIR_ENV, "").strip():
-        return Path(env[CACHE_DIR_ENV].strip()).expanduser()
-    base = env.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base).expanduser() if base else Path.home() / ".cache") / "shenbao"
-
-
-def _library_cache_file(year: int) -> Path | None:
-    version = _library_version()
-    if version is None:
-        return None
-    try:
-        root = _cache_root()
-    except RuntimeError:  # no home directory to put it in
-        return None
-    return root / "workdays" / f"holidays-china-{year}-{version}.json"
-
-
-def _write_cache(path: Path, data: dict[str, Any]) -> None:
-    """Atomically (a reader sees the old file or the whole new one); a cache that cannot be
-    written only costs the next process the computation again."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
 
 
 class WorkCalendar:
