@@ -238,13 +238,14 @@ def _library_year(year: int) -> tuple[dict[date, str], set[date]]:
     version = _library_version()
     name = f"workdays/holidays-china-{year}-{version}.json"
     raw = usercache.read_json(name) if version else None
-    try:
-        return (
-            {date.fromisoformat(k): str(v) for k, v in raw["holidays"].items()},
-            {date.fromisoformat(d) for d in raw["swapped"]},
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        pass  # not cached (or unreadable): the library answers, and the entry is written again
+    if isinstance(raw, dict):
+        try:
+            return (
+                {date.fromisoformat(k): str(v) for k, v in raw["holidays"].items()},
+                {date.fromisoformat(d) for d in raw["swapped"]},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # unreadable: the library answers, and the entry is written again
     import holidays  # here, not at the top: a cached year needs neither the import nor the work
 
     lib = holidays.China(years=year, language="zh_CN")
