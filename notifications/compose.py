@@ -45,7 +45,7 @@ from notifications.render import Renderer
 from notifications.schedule import WorkingHours, last_day
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
-STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is read whole
+STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is summarised at once
 CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation", "stuck")
 # Re-checked just before sending: what chases someone, and the lists of lapsed cases (a case the
 # platform's sync found submitted on time is corrected meanwhile and drops off its list).
