@@ -33,6 +33,7 @@ SCRIPTS = {
     "channel-transports": ["bench_channel_transports.py"],
     "channels": ["bench_channels.py"],
     "audit": ["bench_audit.py"],
+    "eligibility": ["bench_eligibility.py"],
 }
 TAKES_NO_PG = {"recheck", "dispatch", "channel-transports", "channels", "audit"}
 

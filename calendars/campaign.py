@@ -295,6 +295,44 @@ FieldType = Literal[
 ]
 
 
+# Lists of the campaign file a choice field may take its values from, kept where the notice puts
+# them rather than copied into the form: a plain list (``cluster.x_systems``, ``jingpin.tracks``)
+# or a column of one of the file's ``tables:`` (附1-1's clusters, 附件2's categories).
+ListSource = Literal["cluster.x_systems", "jingpin.tracks"]
+
+
+class TableChoices(_Strict):
+    """``{table: categories, value: id, label: name}``: one choice a row of ``tables.<table>``."""
+
+    table: str
+    value: str
+    label: str | None = None  # the column people read; the value itself when absent
+
+
+ChoiceSource = ListSource | TableChoices
+CaseColumn = Literal["track", "category", "zone_type", "external_id", "brand_aligned"]
+
+
+class TableLookup(_Strict):
+    """``{table: clusters, keys: [cluster, subtracks], value: cluster}``: every value of the
+    ``keys`` columns (a list column gives each item) stands for that row's ``value``."""
+
+    table: str
+    keys: tuple[str, ...] = Field(min_length=1)
+    value: str
+
+
+class Inference(_Strict):
+    """``{field: subtrack, via: {table: clusters, keys: [subtracks], value: cluster}}``: an empty
+    cell takes the value the other field's value stands for (附1-2 has no cluster column: the
+    细分赛道 says which cluster)."""
+
+    field: str
+    via: TableLookup
+    # The map itself, filled in from the file when it is loaded (a form reads without the file).
+    values: dict[str, str] = {}
+
+
 class FormField(_Strict):
     """One column of the application form, recognised by its label or any alias."""
 
@@ -303,43 +341,95 @@ class FormField(_Strict):
     aliases: tuple[str, ...] = ()
     type: FieldType = "text"
     required: bool = True
-    # number: the unit people may type after the figure (万元 in a 万元 column; nothing else).
-    unit: str | None = None
+    # number: the unit(s) people may type after the figure (万元 in a 万元 column; nothing else).
+    unit: str | tuple[str, ...] | None = None
     min: Decimal | None = None
     max: Decimal | None = None
-    # choice: the allowed values; each may list other spellings people type.
+    # choice: the allowed values, a list or a mapping of stored value -> label shown to people;
+    # each may have other spellings people type (synonyms), and values may come from a list
+    # elsewhere in the file (choices_from, its entries first).
     choices: tuple[str, ...] = ()
+    choice_labels: dict[str, str] = {}
+    choices_from: ChoiceSource | None = None
     synonyms: dict[str, str] = {}
+    # choice: words people add after the value ("人工智能产业集群" for 人工智能).
+    suffixes: tuple[str, ...] = ()
+    # choice: a cell that names one choice among other words is that choice ("申报核心区");
+    # naming two is refused (限选1个).
+    pick_one: bool = False
+    # How messages call the field when its label is long (「集群赛道不在可选范围内」).
+    called: str = ""
     max_length: int | None = Field(default=None, ge=1)
     # text: a regular expression the whole value must match (e.g. 统一社会信用代码), and how to say it.
     pattern: str | None = None
     pattern_hint: str = ""
     # Said in the error when the cell is empty.
     hint: str = ""
+    # The value of an empty optional cell (yes_no: false).
+    default: str | bool | None = None
+    # Read only when this holds on the fields before it (else empty); a field whose condition
+    # names a field that could not be read is not read either.
+    when: Condition | None = None
+    # Required except when this holds (附1-2 第4项: 人工智能、高端软件可不填).
+    required_unless: Condition | None = None
+    # An empty cell takes the value another field's value stands for.
+    infer_from: Inference | None = None
+    # Read from another field's column (one 集群名称 column: the cluster of a 核心区, the
+    # 产业高地 of a 新星产业群); the field has no column of its own.
+    column_of: str | None = None
+    # The case's indexed column that holds the value too; ``in_attrs: false`` keeps it out of
+    # the case's attributes (the eligibility rules read those).
+    case_column: CaseColumn | None = None
+    in_attrs: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _labelled_choices(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("choices"), dict):
+            data = dict(data)
+            data["choice_labels"] = {str(k): str(v) for k, v in data["choices"].items()}
+            data["choices"] = list(data["choice_labels"])
+        return data
 
     @model_validator(mode="after")
     def _choices(self) -> FormField:
-        if self.type == "choice" and not self.choices:
-            raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）")
+        if self.type == "choice" and not self.choices and self.choices_from is None:
+            raise ValueError(f"字段 {self.key} 的类型为 choice，须列出 choices（可选值）或 choices_from")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"字段 {self.key} 的 pattern 不是有效的正则表达式：{exc}") from None
-        if self.type != "choice" and (self.choices or self.synonyms):
-            raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/synonyms")
+        if self.type != "choice" and (self.choices or self.synonyms or self.choices_from):
+            raise ValueError(f"字段 {self.key}：只有 type: choice 的字段可写 choices/choices_from/synonyms")
+        if self.choices_from is None:
+            self.check_synonyms()
+        return self
+
+    def check_synonyms(self) -> None:
         for alias, target in self.synonyms.items():
             if target not in self.choices:
                 raise ValueError(f"字段 {self.key}：synonyms 中「{alias}」对应的「{target}」不在 choices 中")
-        return self
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        if self.unit is None:
+            return ()
+        return (self.unit,) if isinstance(self.unit, str) else self.unit
+
+    def choice_label(self, value: str) -> str:
+        """How a stored choice is shown to people (the label the form gives it, else itself)."""
+        return self.choice_labels.get(value, value)
 
 
 class FormSpec(_Strict):
     """The import form: which kind it creates, which column says who applies, the fields."""
 
     kind: str
-    # Who applies: "enterprise" (an enterprise in a county) or "county" (the county itself).
-    applicant_tier: Literal["enterprise", "county"] = "enterprise"
+    # Who applies: "enterprise" (an enterprise in a county), "county" (the county itself) or
+    # "county_or_park" (a county, or a park committee in it; the county field may be left empty
+    # when the applicant is a county, and must be filled for a park).
+    applicant_tier: Literal["enterprise", "county", "county_or_park"] = "enterprise"
     applicant: str  # key of the field naming the applicant
     county: str  # key of the county field (type county)
     # The case's title, from field keys: "{enterprise}：{product}".
@@ -350,10 +440,30 @@ class FormSpec(_Strict):
     contact_name: str | None = None
     contact_phone: str | None = None
     contact_email: str | None = None
+    # The field naming who recommends the application directly, when not the city (附2-3 推荐单位:
+    # a provincial SOE group or association).
+    recommender: str | None = None
+    # How a row repeating an earlier one is named, from field keys (default: each unique field
+    # with its label): "「{applicant}」申报细分赛道「{subtrack}」".
+    duplicate: str = ""
+    # Numbers stored as read ("260.50", "6.0" from an Excel float) instead of without trailing
+    # zeros: the 2026 files' cases have always been stored so, and one campaign keeps one spelling.
+    numbers_as_read: bool = False
     fields: tuple[FormField, ...] = Field(min_length=1)
 
     def field(self, key: str) -> FormField | None:
         return next((f for f in self.fields if f.key == key), None)
+
+    def choice_label(self, key: str, value: str | None) -> str:
+        """A stored value of a field as people read it (核心区 for core); itself otherwise."""
+        if value is None:
+            return ""
+        f = self.field(key)
+        return f.choice_label(value) if f is not None else value
+
+    def column_field(self, column: str) -> FormField | None:
+        """The field whose value a case's indexed column holds (zone_type, category, track …)."""
+        return next((f for f in self.fields if case_column_of(f) == column), None)
 
     @model_validator(mode="after")
     def _keys(self) -> FormSpec:
@@ -369,10 +479,37 @@ class FormSpec(_Strict):
         county = self.field(self.county)
         if county is not None and county.type != "county":
             raise ValueError(f"county 指向的字段「{self.county}」的类型应为 county")
-        for _text, name, _spec, _conv in string.Formatter().parse(self.title):
-            if name and name not in keys:
-                raise ValueError(f"title 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
+        for what, template in (("title", self.title), ("duplicate", self.duplicate)):
+            for _text, name, _spec, _conv in string.Formatter().parse(template):
+                if name and name not in keys:
+                    raise ValueError(f"{what} 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
+        if self.recommender is not None and self.recommender not in keys:
+            raise ValueError(f"recommender 指向的字段「{self.recommender}」不在 fields 中")
+        if self.recommender is not None and self.applicant_tier != "enterprise":
+            raise ValueError("recommender（直接推荐单位）只用于 applicant_tier: enterprise 的申报表")
+        for i, f in enumerate(self.fields):
+            before = keys[:i]
+            for what, cond in (("when", f.when), ("required_unless", f.required_unless)):
+                if cond is not None and cond.field not in before:
+                    raise ValueError(f"字段 {f.key} 的 {what} 引用的「{cond.field}」应为它之前的字段")
+            if f.infer_from is not None and f.infer_from.field not in keys:
+                raise ValueError(f"字段 {f.key} 的 infer_from 引用的「{f.infer_from.field}」不在 fields 中")
+            if f.column_of is not None:
+                owner = self.field(f.column_of)
+                if owner is None or owner.column_of is not None:
+                    raise ValueError(f"字段 {f.key} 的 column_of「{f.column_of}」应为有自己列的字段")
+        columns = [case_column_of(f) for f in self.fields if case_column_of(f)]
+        dupes = sorted({c for c in columns if c is not None and columns.count(c) > 1})
+        if dupes:
+            raise ValueError(f"多个字段写入同一案件列：{'、'.join(dupes)}")
         return self
+
+
+def case_column_of(f: FormField) -> str | None:
+    """The case column a field fills: its case_column, else track/category/external_id by key."""
+    if f.case_column is not None:
+        return f.case_column
+    return f.key if f.key in ("track", "category", "external_id") else None
 
 
 # -- eligibility rules, written as data -------------------------------------------------------
@@ -380,30 +517,71 @@ class FormSpec(_Strict):
 Severity = Literal["block", "in_principle", "info"]
 
 
+class ListRef(_Strict):
+    """``in: {field: track.subtracks}``: the allowed values are a list the case's facts hold
+    (a column of the table row a ``derive:`` found), not written out in the rule."""
+
+    field: str
+
+
 class Condition(_Strict):
     """``{field: track, in: [人工智能, 高端软件]}``: true when the case's field is one of those values
-    (``not_in`` for the opposite; ``equals`` for one value)."""
+    (``not_in`` for the opposite; ``equals`` for one value).
+
+    ``field`` names a field of the case or a ``derive:`` value; ``row.column`` reads a column of a
+    table row found by ``derive:``. An empty field satisfies nothing but ``empty: true`` and
+    ``not_in`` (an empty value is in no list)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     field: str
-    in_: tuple[str, ...] | None = Field(default=None, alias="in")
-    not_in: tuple[str, ...] | None = None
+    in_: tuple[str, ...] | ListRef | None = Field(default=None, alias="in")
+    not_in: tuple[str, ...] | ListRef | None = None
     equals: str | bool | None = None
     # Numbers: true when the field is at least / below this.
     at_least: Decimal | None = None
     below: Decimal | None = None
+    # true: the field is empty (a lookup that found no row); false: it is filled.
+    empty: bool | None = None
+    # The field's value is not that of another field (a 细分赛道 of another cluster than the one named).
+    differs_from: str | None = None
 
-    def holds(self, attrs: dict[str, Any]) -> bool:
-        value = attrs.get(self.field)
-        if value in (None, ""):
-            return False
+    @model_validator(mode="after")
+    def _one_test(self) -> Condition:
+        tests = [
+            self.in_ is not None,
+            self.not_in is not None,
+            self.equals is not None,
+            self.at_least is not None or self.below is not None,
+            self.empty is not None,
+            self.differs_from is not None,
+        ]
+        if sum(tests) > 1:
+            raise ValueError(
+                f"条件（field: {self.field}）只能有一种判断：in、not_in、equals、at_least/below、empty 或 differs_from"
+            )
+        return self
+
+    def refs(self) -> tuple[str, ...]:
+        """Every field this condition reads (for validation)."""
+        lists = [x.field for x in (self.in_, self.not_in) if isinstance(x, ListRef)]
+        return (self.field, *lists, *((self.differs_from,) if self.differs_from else ()))
+
+    def holds(self, facts: dict[str, Any]) -> bool:
+        value = fact(facts, self.field)
+        if self.empty is not None:
+            return _blank(value) == self.empty
+        if _blank(value):
+            return self.not_in is not None
         if self.equals is not None:
             return value == self.equals or str(value) == str(self.equals)
         if self.in_ is not None:
-            return str(value) in self.in_
+            return str(value) in allowed_values(self.in_, facts)
         if self.not_in is not None:
-            return str(value) not in self.not_in
+            return str(value) not in allowed_values(self.not_in, facts)
+        if self.differs_from is not None:
+            other = fact(facts, self.differs_from)
+            return str(value) != ("" if _blank(other) else str(other))
         if self.at_least is not None or self.below is not None:
             try:
                 number = Decimal(str(value))
@@ -415,6 +593,204 @@ class Condition(_Strict):
         return True
 
 
+class Scope(dict[str, Any]):
+    """Some names (a table row's columns, a message's {value}) over the facts beneath: only
+    ``get`` is used, so the facts' derived values stay computed on demand."""
+
+    def __init__(self, names: dict[str, Any], base: dict[str, Any]) -> None:
+        super().__init__(names)
+        self._base = base
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            return self[key]
+        return self._base.get(key, default)
+
+
+class Facts(dict[str, Any]):
+    """An application's fields with its ``derive:`` values, each computed when first read: a
+    list of valid choices joined from a table is only needed by the message of a failed rule."""
+
+    def __init__(
+        self,
+        fields: dict[str, Any],
+        derive: tuple[DeriveSpec, ...],
+        tables: dict[str, tuple[dict[str, Any], ...]],
+    ) -> None:
+        super().__init__(fields)
+        self._pending = {d.key: d for d in derive}
+        self._tables = tables
+
+    def get(self, key: str, default: Any = None) -> Any:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            # Popped first: a derive of a field's own key (a default) reads the field itself.
+            self[key] = pending.compute(self, self._tables)
+        return super().get(key, default)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == () or value == [] or value == {}
+
+
+def fact(facts: dict[str, Any], ref: str) -> Any:
+    """A case field or derived value, ``row.column`` reading into a table row."""
+    head, _, rest = ref.partition(".")
+    value = facts.get(head)
+    for part in rest.split(".") if rest else ():
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def allowed_values(allowed: tuple[str, ...] | ListRef, facts: dict[str, Any]) -> tuple[str, ...]:
+    if isinstance(allowed, ListRef):
+        found = fact(facts, allowed.field)
+        if _blank(found):
+            return ()
+        return tuple(str(x) for x in (found if isinstance(found, (list, tuple)) else (found,)))
+    return allowed
+
+
+# ``when:``/``unless:`` take one condition or a list (when: all must hold; unless: any exempts).
+Conditions = Condition | tuple[Condition, ...]
+
+
+def conditions(value: Conditions | None) -> tuple[Condition, ...]:
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+def placeholders(template: str) -> list[str]:
+    return _PLACEHOLDER.findall(template)
+
+
+def shown(value: Any) -> str:
+    """How a fact reads in a message: lists joined with 、, numbers without trailing zeros."""
+    if _blank(value):
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, (list, tuple)):
+        return "、".join(shown(v) for v in value)
+    return str(value)
+
+
+def render(template: Any, facts: dict[str, Any]) -> Any:
+    """A template on the facts: ``"{track}"`` alone is the fact itself (a row, a list, a number);
+    text with placeholders is text. Anything else (a number written in the file) is itself."""
+    if not isinstance(template, str):
+        return template
+    whole = _PLACEHOLDER.fullmatch(template)
+    if whole:
+        return fact(facts, whole.group(1))
+    return render_text(template, facts)
+
+
+def render_text(template: str, facts: dict[str, Any]) -> str:
+    return _PLACEHOLDER.sub(lambda m: shown(fact(facts, m.group(1))), template)
+
+
+class LookupMatch(_Strict):
+    """A table row matches when its ``column`` equals the case's ``field`` (or, for a list
+    column, contains it)."""
+
+    column: str
+    field: str
+
+
+class Lookup(_Strict):
+    """``{table: clusters, match: [{column: subtracks, field: subtrack}]}``: the first row that
+    matches, trying each ``match`` over the whole table before the next."""
+
+    table: str
+    match: tuple[LookupMatch, ...] = Field(min_length=1)
+
+    def find(self, rows: tuple[dict[str, Any], ...], facts: dict[str, Any]) -> dict[str, Any] | None:
+        for m in self.match:
+            wanted = fact(facts, m.field)
+            if _blank(wanted):
+                continue
+            for row in rows:
+                cell = row.get(m.column)
+                if isinstance(cell, (list, tuple)):
+                    if str(wanted) in (str(c) for c in cell):
+                        return row
+                elif cell is not None and str(cell) == str(wanted):
+                    return row
+        return None
+
+
+class Join(_Strict):
+    """``{table: clusters, where: {field: open, equals: true}, item: "{cluster}：{subtracks}", sep: "；"}``:
+    one text from the rows of a table (a list of the valid choices, for a message)."""
+
+    table: str
+    where: Conditions | None = None
+    item: str
+    sep: str = "、"
+
+
+class DeriveCase(_Strict):
+    when: Conditions | None = None
+    value: Any
+
+
+class DeriveSpec(_Strict):
+    """A value computed from the case's fields before the rules run, usable in rules and messages.
+
+    One of: ``lookup`` (a table row), ``first`` (the first filled of several fields), ``join``
+    (text from a table), ``cases`` (the first whose ``when`` holds, else ``else``), ``value``;
+    none: the field itself. ``default`` when the result is empty."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    key: str = Field(pattern=_NAME)
+    lookup: Lookup | None = None
+    first: tuple[str, ...] | None = None
+    join: Join | None = None
+    cases: tuple[DeriveCase, ...] | None = None
+    else_: Any = Field(default=None, alias="else")
+    value: Any = None
+    default: Any = None
+
+    @model_validator(mode="after")
+    def _one(self) -> DeriveSpec:
+        ops = [x is not None for x in (self.lookup, self.first, self.join, self.cases, self.value)]
+        if sum(ops) > 1:
+            raise ValueError(f"derive {self.key}：lookup、first、join、cases、value 只能写一个")
+        if self.else_ is not None and self.cases is None:
+            raise ValueError(f"derive {self.key}：else 须与 cases 一起使用")
+        return self
+
+    def compute(self, facts: dict[str, Any], tables: dict[str, tuple[dict[str, Any], ...]]) -> Any:
+        if self.lookup is not None:
+            result: Any = self.lookup.find(tables.get(self.lookup.table, ()), facts)
+        elif self.first is not None:
+            result = next((v for v in (fact(facts, r) for r in self.first) if not _blank(v)), None)
+        elif self.join is not None:
+            join = self.join
+            rows = [r for r in tables.get(join.table, ()) if all(c.holds(r) for c in conditions(join.where))]
+            result = join.sep.join(render_text(join.item, Scope(r, facts)) for r in rows)
+        elif self.cases is not None:
+            chosen = next((c for c in self.cases if all(w.holds(facts) for w in conditions(c.when))), None)
+            result = render(chosen.value if chosen is not None else self.else_, facts)
+        elif self.value is not None:
+            result = render(self.value, facts)
+        else:
+            result = facts.get(self.key)
+        return self.default if _blank(result) and self.default is not None else result
+
+
+FormField.model_rebuild()
+FormSpec.model_rebuild()
+
+
 class ByField(_Strict):
     """A threshold that depends on another field: ``{by: category, values: {先进制造类: 800}}``."""
 
@@ -422,35 +798,61 @@ class ByField(_Strict):
     values: dict[str, Decimal]
 
 
+class FieldValue(_Strict):
+    """A threshold held by a field or a derived value: ``min: {field: threshold}`` (a column of
+    the table row of the case's track, e.g.)."""
+
+    field: str
+
+
+Threshold = Decimal | ByField | FieldValue
+
+
+class MissingSpec(_Strict):
+    """What an empty field is called when the notice words it its own way:
+    ``missing: {id: launch_missing, message: 未填报产品上市日期}``."""
+
+    id: str | None = Field(default=None, pattern=_NAME)
+    severity: Severity | None = None
+    message: str | None = None
+
+
 class EligibilityRule(_Strict):
     """One condition of the notice on one field.
 
     Exactly one test: ``min``/``max`` (numbers, with ``mountain_island`` for 山区海岛县),
     ``in`` (allowed values), ``from``/``to`` (dates), or ``required`` alone (must be filled).
+    Without ``field`` the rule is a finding whenever ``when`` holds (a closed track).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     id: str = Field(pattern=_NAME)
-    field: str
+    field: str | None = None
     severity: Severity = "block"
-    min: Decimal | ByField | None = None
-    max: Decimal | ByField | None = None
+    min: Threshold | None = None
+    max: Threshold | None = None
     # 山区海岛县: a factor on min (0.7 = 30% lower) or its own threshold (a number or by-table).
     mountain_island_factor: Decimal | None = None
-    mountain_island_min: Decimal | ByField | None = None
-    in_: tuple[str, ...] | None = Field(default=None, alias="in")
+    mountain_island_min: Threshold | None = None
+    # What {basis} says when the 山区海岛县 threshold applies (a template: {limit} {threshold}).
+    basis: str = "山区海岛县"
+    in_: tuple[str, ...] | ListRef | None = Field(default=None, alias="in")
     # yes/no fields: the answer required (true: 须为「是」).
     equals: bool | None = None
     date_from: date | None = Field(default=None, alias="from")
     date_to: date | None = Field(default=None, alias="to")
     # Said when the field is empty; the rule id with _missing is the finding's rule.
     required: bool = True
+    missing: MissingSpec | None = None
     # Applies only when this holds / not when that holds (an exemption).
-    when: Condition | None = None
-    unless: Condition | None = None
+    when: Conditions | None = None
+    unless: Conditions | None = None
+    # A finding of this rule ends the check: the rules after it would only say the same thing
+    # worse (no threshold to compare with once the track is unknown).
+    stop: bool = False
     # The finding's text: {value} the case's value, {limit} the threshold in force,
-    # {basis} "山区海岛县" or "", {label} the field's label.
+    # {basis} "山区海岛县" or "", {label} the field's label, {any_field} any field or derived value.
     message: str
     source: str = ""
 
@@ -469,6 +871,12 @@ class EligibilityRule(_Strict):
         ]
         if sum(tests) > 1:
             raise ValueError(f"规则 {self.id} 只能有一种检查：min/max、in、equals 或 from/to")
+        if self.field is None and (any(tests) or self.missing is not None):
+            raise ValueError(
+                f"规则 {self.id}：没有 field 的规则在 when 成立时即给出结论，不能写检查或 missing"
+            )
+        if self.field is None and self.when is None:
+            raise ValueError(f"规则 {self.id}：须写 field（检查哪个字段）或 when（何时给出结论）")
         if (
             self.mountain_island_factor is not None or self.mountain_island_min is not None
         ) and self.min is None:
@@ -476,6 +884,20 @@ class EligibilityRule(_Strict):
         if self.mountain_island_factor is not None and self.mountain_island_min is not None:
             raise ValueError(f"规则 {self.id}：mountain_island_factor 与 mountain_island_min 只能写一个")
         return self
+
+    def refs(self) -> list[str]:
+        """Every field or derived value the rule reads (for validation)."""
+        out = [self.field] if self.field else []
+        for cond in (*conditions(self.when), *conditions(self.unless)):
+            out += cond.refs()
+        for t in (self.min, self.max, self.mountain_island_min):
+            if isinstance(t, ByField):
+                out.append(t.by)
+            elif isinstance(t, FieldValue):
+                out.append(t.field)
+        if isinstance(self.in_, ListRef):
+            out.append(self.in_.field)
+        return out
 
 
 # -- quotas, written as data --------------------------------------------------------------------
@@ -486,72 +908,52 @@ class QuotaSpec(_Strict):
 
     ``limit`` is the same for every recommender of ``tiers``; ``limits`` gives one per
     organisation code (附2-2 style), ``default`` for those not listed (none: not limited).
-    ``when`` restricts the quota to some applications (e.g. only 新星).
+    ``when`` restricts the quota to some applications (e.g. only 新星). ``per: county`` counts
+    the slots of the application's county instead of the recommender's (a 品牌县's extra 2),
+    ``only`` limits it to those units, ``overflow: true`` lets a full quota pass to the next.
     """
 
     id: str = Field(pattern=_NAME)
-    name: str  # for people; {recommender} is the recommending organisation's name
+    # For people; {recommender} is the recommending organisation's name, {unit} the name of
+    # whose slots these are (the county for per: county), {limit} the limit.
+    name: str
     tiers: tuple[str, ...] = ("city",)
+    per: Literal["recommender", "county"] = "recommender"
+    only: tuple[str, ...] | None = None
     limit: int | None = Field(default=None, ge=0)
     limits: dict[str, int] = {}
     default: int | None = Field(default=None, ge=0)
-    when: Condition | None = None
+    when: Conditions | None = None
+    overflow: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> QuotaSpec:
+        if self.limit is not None and (self.limits or self.default is not None):
+            raise ValueError(f"名额 {self.id}：limit 与 limits/default 只能写一种")
+        return self
 
     def limit_for(self, org_id: str) -> int | None:
-        if self.limits:
+        if self.limits or self.default is not None:
             return self.limits.get(org_id, self.default)
         return self.limit
 
-
-class ClusterTrack(_Strict):
-    """A 省级重点产业集群 row of 附1-1: its 细分赛道 and revenue thresholds in 亿元."""
-
-    highland: str
-    cluster: str
-    open: bool
-    subtracks: tuple[str, ...] = ()
-    # "模具、增材制造等": the list is open-ended, other subtracks of the cluster are allowed.
-    open_ended: bool = False
-    core_threshold: Decimal | None = None
-    collaborative_threshold: Decimal | None = None
-
-
-class RisingStarHighland(_Strict):
-    """The 新星 column of 附1-1 per 产业高地 ("包括但不限于以下具体赛道")."""
-
-    highland: str
-    subtracks: tuple[str, ...]
-    threshold: Decimal
+    def covers(self, unit_id: str | None) -> bool:
+        return self.only is None or (unit_id is not None and unit_id in self.only)
 
 
 class ClusterRules(_Strict):
-    tracks: tuple[ClusterTrack, ...]
-    rising_star: tuple[RisingStarHighland, ...]
-    mountain_island_factor: Decimal = Decimal("0.7")
-    rising_star_quota_per_city: int = 3
+    """What the 2026 集群 importer (附1-2) reads beyond ``tables.clusters``; the rules are
+    ``eligibility:`` and the quotas ``quotas:``."""
+
     x_systems: tuple[str, ...]
     # 附1-2 第4项 (创新平台数量) need not be filled in by applicants of these clusters.
     platforms_optional_for: tuple[str, ...] = ()
 
 
-class JingpinCategory(_Strict):
-    id: Literal["advanced", "digital", "consumer"]
-    name: str
-    min_sales: Decimal  # 万元, three-year average
-    min_sales_mountain_island: Decimal
-
-
 class JingpinRules(_Strict):
-    categories: tuple[JingpinCategory, ...]
+    """What the 2026 精品 importer (附2-3) reads: the tracks its 集群赛道 column accepts."""
+
     tracks: tuple[str, ...]
-    launch_from: date
-    launch_to: date
-    min_rd_ratio: Decimal  # percent
-    city_quotas: dict[str, int]  # city code -> 名额 (附2-2)
-    brand_county_extra: int = 2
-    brand_counties: tuple[str, ...] = ()  # county codes; the notice names none
-    soe_group_limit: int = 5
-    association_limit: int = 10
 
 
 class ProvinceContact(_Strict):
@@ -633,13 +1035,21 @@ class CampaignSpec(_Strict):
     working_hours: tuple[str, str] = ("08:30", "17:30")
     # The case kinds of this campaign and their state machines.
     kinds: dict[str, KindSpec] = {}
-    # The application import form, its eligibility rules and quotas, as data (a campaign without
-    # ``cluster:``/``jingpin:`` rules describes its applications with these).
+    # The application import form (the 2026 files have none yet: their importer is code that
+    # reads ``cluster:``/``jingpin:`` and ``tables.clusters``).
     form: FormSpec | None = None
     # How a case's fields (its attrs keys) are called for people, where no form names them.
     labels: dict[str, str] = {}
+    # The notice's tables (附1-1's clusters and thresholds), rows of columns, read by ``derive:``.
+    tables: dict[str, tuple[dict[str, Any], ...]] = {}
+    # Values computed from an application's fields before its rules run, in order.
+    derive: tuple[DeriveSpec, ...] = ()
     eligibility: tuple[EligibilityRule, ...] = ()
     quotas: tuple[QuotaSpec, ...] = ()
+
+    def facts(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """An application's fields with the ``derive:`` values added, as the rules see them."""
+        return Facts(fields, self.derive, self.tables)
 
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:
@@ -680,27 +1090,13 @@ class CampaignSpec(_Strict):
                             f"环节 {stage.id} 的相对截止时间指向的操作「{anchor.action}」不是「{kind.label}」的操作"
                         )
         if self.form is not None:
+            self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
                 raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
-            keys = {f.key for f in self.form.fields}
-            for rule in self.eligibility:
-                for key in (rule.field, *(c.field for c in (rule.when, rule.unless) if c)):
-                    if key not in keys:
-                        raise ValueError(f"资格规则 {rule.id} 引用的字段「{key}」不在 form.fields 中")
-                for threshold in (rule.min, rule.max, rule.mountain_island_min):
-                    if isinstance(threshold, ByField) and threshold.by not in keys:
-                        raise ValueError(f"资格规则 {rule.id} 的 by「{threshold.by}」不在 form.fields 中")
-            for quota in self.quotas:
-                if quota.when is not None and quota.when.field not in keys:
-                    raise ValueError(
-                        f"名额 {quota.id} 的 when 引用的字段「{quota.when.field}」不在 form.fields 中"
-                    )
-        elif self.eligibility:
-            raise ValueError("eligibility 规则检查的是 form 的字段：须同时写 form")
         if self.program == "cluster" and self.cluster is None and self.form is None:
-            raise ValueError("program 为 cluster 的批次必须有 cluster: 规则（赛道与门槛）")
+            raise ValueError("program 为 cluster 的批次必须有 cluster:（X体系）或 form:")
         if self.program == "jingpin" and self.jingpin is None and self.form is None:
-            raise ValueError("program 为 jingpin 的批次必须有 jingpin: 规则（类别、门槛与名额）")
+            raise ValueError("program 为 jingpin 的批次必须有 jingpin:（集群赛道）或 form:")
         if self.platform is not None:
             # The export must say what was applied for, or a row without a number matches nothing.
             item = "track" if self.program == "cluster" else "product"
@@ -709,6 +1105,68 @@ class CampaignSpec(_Strict):
                     f"platform.columns 有 applicant 时须有 {item}（申报单位与{'细分赛道' if item == 'track' else '产品'}一起匹配案件）"
                 )
         return self
+
+    def _table(self, name: str) -> tuple[dict[str, Any], ...]:
+        if name not in self.tables:
+            raise ValueError(f"tables: 中没有表「{name}」（有：{'、'.join(self.tables) or '无'}）")
+        return self.tables[name]
+
+    def choice_source(self, source: ChoiceSource) -> dict[str, str]:
+        """A list of this file a form's choices come from: value -> label."""
+        if isinstance(source, TableChoices):
+            rows = self._table(source.table)
+            return {
+                str(row[source.value]): str(row.get(source.label or source.value) or row[source.value])
+                for row in rows
+                if row.get(source.value) not in (None, "")
+            }
+        if source == "cluster.x_systems":
+            if self.cluster is None:
+                raise ValueError(f"{source} 须有 cluster: 部分")
+            return {x: x for x in self.cluster.x_systems}
+        if self.jingpin is None:  # jingpin.tracks
+            raise ValueError(f"{source} 须有 jingpin: 部分")
+        return {t: t for t in self.jingpin.tracks}
+
+    def lookup(self, via: TableLookup) -> dict[str, str]:
+        """A map a form field fills an empty cell from (``infer_from``); the first row wins."""
+        found: dict[str, str] = {}
+        for row in self._table(via.table):
+            target = row.get(via.value)
+            if target in (None, ""):
+                continue
+            for key in via.keys:
+                cell = row.get(key)
+                for name in cell if isinstance(cell, (list, tuple)) else (cell,):
+                    if name not in (None, ""):
+                        found.setdefault(str(name), str(target))
+        return found
+
+    def _resolve_choices(self) -> None:
+        """Fields with ``choices_from`` get that list's values (first) and labels, once: the
+        form a reader gets is complete without the rest of the file."""
+        assert self.form is not None
+        fields: list[FormField] = []
+        for f in self.form.fields:
+            if f.infer_from is not None:
+                f = f.model_copy(
+                    update={
+                        "infer_from": f.infer_from.model_copy(
+                            update={"values": self.lookup(f.infer_from.via)}
+                        )
+                    }
+                )
+            if f.choices_from is None:
+                fields.append(f)
+                continue
+            listed = self.choice_source(f.choices_from)
+            choices = (*listed, *(c for c in f.choices if c not in listed))
+            resolved = f.model_copy(
+                update={"choices": choices, "choice_labels": listed | dict(f.choice_labels)}
+            )
+            resolved.check_synonyms()
+            fields.append(resolved)
+        object.__setattr__(self, "form", self.form.model_copy(update={"fields": tuple(fields)}))
 
     def _check_relative_deadlines(self) -> None:
         by_id = {s.id: s for s in self.stages}
@@ -750,8 +1208,20 @@ class CampaignSpec(_Strict):
 
     def field_label(self, key: str) -> str:
         """The one name of a case field shown to people (CLI, dashboard): the form's, else ``labels``."""
+        # ``labels`` first: a file may name a field on screens more plainly than its form's
+        # header does (the 2026 files kept their screen names when their forms became data).
+        if key in self.labels:
+            return self.labels[key]
         field = self.form.field(key) if self.form is not None else None
-        return field.label if field is not None else self.labels.get(key, key)
+        return field.label if field is not None else key
+
+    def column_label(self, column: str, value: str | None) -> str:
+        """A case's indexed column (zone_type, category …) as people read it: the label the
+        form gives that choice (核心区 for core), else the value itself."""
+        if not value:
+            return ""
+        field = self.form.column_field(column) if self.form is not None else None
+        return field.choice_label(value) if field is not None else value
 
     @property
     def application_kind(self) -> str:
@@ -774,12 +1244,118 @@ def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     """Parse and validate a campaign file's text; errors name ``origin``, the line and the key."""
     raw = _load_yaml(text, origin)
     try:
-        return CampaignSpec.model_validate(raw)
+        spec = CampaignSpec.model_validate(raw)
     except ValidationError as exc:
         problems = explain(text, raw, exc)
         raise CampaignFileError(
             f"{origin}: 批次文件有 {len(problems)} 处错误：\n" + "\n".join(f"  {p}" for p in problems)
         ) from exc
+    found = reference_problems(spec)
+    if found:
+        lines = key_lines(text)
+        problems = [Problem(_line_of(lines, loc), ".".join(_path_label(raw, loc)), msg) for loc, msg in found]
+        raise CampaignFileError(
+            f"{origin}: 批次文件有 {len(problems)} 处错误：\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    return spec
+
+
+def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+# Every case has these besides its form's fields (Case columns the rules and quotas may read).
+CASE_COLUMNS = ("zone_type", "category", "track", "brand_aligned")
+# Who recommends within a quota (a city, or a body that recommends directly to the province).
+RECOMMENDER_TIERS = ("city", "county", "soe_group", "association")
+# What every eligibility message may say besides the facts.
+MESSAGE_WORDS = ("value", "limit", "threshold", "basis", "label", "choices", "date_from", "date_to")
+
+
+def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
+    """Names in ``derive:``, ``eligibility:`` and ``quotas:`` that name nothing: each with where
+    it is written (a key path) and what it could have named."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    base = {f.key for f in spec.form.fields} if spec.form is not None else set(spec.labels)
+    known = base | set(CASE_COLUMNS)
+    where_known = "form.fields" if spec.form is not None else "labels"
+
+    def check(loc: tuple[Any, ...], ref: str, names: set[str], what: str) -> None:
+        head = ref.split(".", 1)[0]
+        if head not in names:
+            out.append(
+                (
+                    loc,
+                    f"{what}「{ref}」不是已知的字段（{where_known} 中的字段、derive 中在此之前的 key、"
+                    f"或 {'、'.join(CASE_COLUMNS)}）",
+                )
+            )
+
+    def check_table(loc: tuple[Any, ...], table: str, columns: tuple[str, ...]) -> None:
+        rows = spec.tables.get(table)
+        if rows is None:
+            out.append((loc, f"表「{table}」不在 tables 中（已有：{'、'.join(spec.tables) or '无'}）"))
+            return
+        have = {c for r in rows for c in r}
+        for column in columns:
+            if column not in have:
+                out.append((loc, f"表「{table}」没有列「{column}」（已有：{'、'.join(sorted(have))}）"))
+
+    for i, d in enumerate(spec.derive):
+        loc = ("derive", i)
+        if d.lookup is not None:
+            check_table((*loc, "lookup"), d.lookup.table, tuple(m.column for m in d.lookup.match))
+            for m in d.lookup.match:
+                check((*loc, "lookup"), m.field, known, "match 的 field")
+        if d.join is not None:
+            check_table((*loc, "join"), d.join.table, ())
+        for ref in d.first or ():
+            check((*loc, "first"), ref, known, "first 中")
+        for j, case in enumerate(d.cases or ()):
+            for cond in conditions(case.when):
+                for ref in cond.refs():
+                    check((*loc, "cases", j, "when"), ref, known, "条件的字段")
+            if isinstance(case.value, str):
+                for ref in placeholders(case.value):
+                    check((*loc, "cases", j, "value"), ref, known, "value 中的")
+        for key in ("else_", "value"):
+            template = getattr(d, key)
+            if isinstance(template, str):
+                for ref in placeholders(template):
+                    check((*loc, key.rstrip("_")), ref, known, f"{key.rstrip('_')} 中的")
+        known = known | {d.key}
+    for i, rule in enumerate(spec.eligibility):
+        loc = ("eligibility", i)
+        for ref in rule.refs():
+            check(loc, ref, known, "引用的字段")
+        for key, template in (("message", rule.message), ("basis", rule.basis)):
+            for ref in placeholders(template):
+                if ref not in MESSAGE_WORDS:
+                    check((*loc, key), ref, known, f"{key} 中的")
+    for i, quota in enumerate(spec.quotas):
+        for tier in quota.tiers:
+            if tier not in RECOMMENDER_TIERS:
+                out.append(
+                    (
+                        ("quotas", i, "tiers"),
+                        f"「{tier}」不是推荐单位的类别（可用：{'、'.join(RECOMMENDER_TIERS)}）",
+                    )
+                )
+        for cond in conditions(quota.when):
+            for ref in cond.refs():
+                check(("quotas", i, "when"), ref, known, "when 引用的字段")
+        for ref in placeholders(quota.name):
+            if ref not in ("recommender", "unit", "limit"):
+                out.append(
+                    (
+                        ("quotas", i, "name"),
+                        f"name 中的「{{{ref}}}」应为 {{recommender}}、{{unit}} 或 {{limit}}",
+                    )
+                )
+    return out
 
 
 def _load_yaml(text: str, origin: str) -> dict[str, Any]:
@@ -898,7 +1474,7 @@ def explain(text: str, raw: Any, exc: ValidationError) -> list[Problem]:
     for err in exc.errors():
         loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))
         # The file's spelling: a relative ``deadline:`` is held as ``relative``; aliases as written.
-        spelled = {"relative": "deadline", "sources": "from", "in_": "in"}
+        spelled = {"relative": "deadline", "sources": "from", "in_": "in", "else_": "else"}
         loc = tuple(spelled.get(k, k) if isinstance(k, str) else k for k in loc)
         line = None
         for cut in range(len(loc), -1, -1):
@@ -917,7 +1493,7 @@ def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:
     for key in loc:
         if isinstance(key, int) and isinstance(node, list) and key < len(node):
             item = node[key]
-            label = item.get("id") if isinstance(item, dict) else None
+            label = (item.get("id") or item.get("key")) if isinstance(item, dict) else None
             parts[-1:] = [f"{parts[-1]}[{label or key}]"] if parts else [f"[{key}]"]
             node = item
         else:

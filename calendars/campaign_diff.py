@@ -27,6 +27,8 @@ _SECTIONS = {
     "cluster": "集群遴选规则（cluster）",
     "jingpin": "制造精品规则（jingpin）",
     "form": "申报表（form）",
+    "tables": "通知附表（tables）",
+    "derive": "推算的值（derive）",
     "eligibility": "资格条件（eligibility）",
     "quotas": "推荐名额（quotas）",
     "platform": "平台导出（platform）",
@@ -129,6 +131,25 @@ def _kind_changes(kind: str, old: KindSpec, new: KindSpec) -> list[str]:
     return out
 
 
+def _ids(items: list[Any]) -> list[Any]:
+    """What names each item of a list (a rule's id, a table row's cluster, a derive's key); a
+    second rule of the same id (核心区 and 新星 both say subtrack_other) is its id with （2）."""
+    out: list[Any] = []
+    for x in items:
+        name = (
+            (x.get("id") or x.get("cluster") or x.get("key") or x.get("highland"))
+            if isinstance(x, dict)
+            else None
+        )
+        if name is not None and name in out:
+            n = 2
+            while f"{name}（{n}）" in out:
+                n += 1
+            name = f"{name}（{n}）"
+        out.append(name)
+    return out
+
+
 def _deep(path: str, a: Any, b: Any, out: list[str]) -> None:
     if a == b:
         return
@@ -142,8 +163,7 @@ def _deep(path: str, a: Any, b: Any, out: list[str]) -> None:
                 _deep(f"{path}.{key}", a[key], b[key], out)
         return
     if isinstance(a, list) and isinstance(b, list):
-        ids_a = [x.get("id") or x.get("cluster") or x.get("key") if isinstance(x, dict) else None for x in a]
-        ids_b = [x.get("id") or x.get("cluster") or x.get("key") if isinstance(x, dict) else None for x in b]
+        ids_a, ids_b = _ids(a), _ids(b)
         if all(ids_a) and all(ids_b) and len(set(ids_a)) == len(ids_a) and len(set(ids_b)) == len(ids_b):
             for i, key in enumerate(ids_a):
                 if key not in ids_b:

@@ -173,22 +173,17 @@ def org_names(session: Session, ids: set[str]) -> dict[str, str]:
     return names
 
 
-QUOTA_KINDS = {
-    "rising_star": "“新星”产业群推荐名额",
-    "cluster": "核心区协同区推荐（不限数量）",
-    "city": "制造精品推荐名额（附2-2）",
-    "brand": "先进制造业集群品牌产品单列名额",
-    "soe": "省属企业集团推荐名额",
-    "assoc": "省级行业协会推荐名额",
-}
-
-
-def quota_label(session: Session, bucket: str | None) -> str:
-    """``rising_star:330100`` → 杭州市“新星”产业群推荐名额 (what Case.quota_bucket means to people)."""
+def quota_label(session: Session, spec: CampaignSpec, bucket: str | None) -> str:
+    """``rising_star:330100`` → 杭州市“新星”产业群推荐数量不超过3个: the campaign file's name of the
+    quota a case's Case.quota_bucket records (its ``quotas:`` id, then whose slots)."""
     if not bucket:
         return ""
     kind, _, owner = bucket.partition(":")
-    return f"{org_names(session, {owner}).get(owner, owner)}{QUOTA_KINDS.get(kind, kind)}"
+    name = org_names(session, {owner}).get(owner, owner)
+    quota = next((q for q in spec.quotas if q.id == kind), None)
+    if quota is None:  # "open:…", or a quota the file no longer has
+        return f"{name}推荐（不限数量）" if kind == "open" else f"{name}（名额 {kind}）"
+    return quotas.declared(session, quota, owner, name).name
 
 
 def division_name(code: str | None) -> str:
@@ -391,21 +386,8 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
             QuotaLine(bucket, name, limit, usage.get(bucket, 0), quotas.used(session, campaign.id, bucket))
         )
 
-    if spec.program == "cluster":
-        limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
-        line(f"rising_star:{city.id}", f"{city.name}“新星”产业群推荐（原则上不超过{limit}个）", limit)
-        line(f"cluster:{city.id}", f"{city.name}核心区协同区推荐（不限数量）", None)
-    else:
-        rules = spec.jingpin
-        assert rules is not None  # a jingpin campaign always has its rules (CampaignSpec checks it)
-        line(f"city:{city.id}", f"{city.name}制造精品推荐名额（附2-2）", rules.city_quotas.get(city.id, 0))
-        for county in load_divisions().counties_of(city.id):
-            if county.code in rules.brand_counties:
-                line(
-                    f"brand:{county.code}",
-                    f"{county.name}先进制造业集群品牌产品单列名额",
-                    rules.brand_county_extra,
-                )
+    for quota in quotas.lines_for(session, spec, city):
+        line(quota.bucket, quota.name, quota.limit)
     kind = spec.application_kind
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
     if spec.program == "jingpin":
@@ -445,6 +427,7 @@ NOTIFICATION_KINDS = {
     "lapse_notice": "逾期关闭通知",
     "deadline_notice": "截止时间变更",
     "audit_checkpoint": "审计检查点",
+    "receipt": "审计回执",
 }
 ATTEMPT_OUTCOMES = {
     "sent": "成功",

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from calendars.timeutil import format_date, format_deadline, format_local
 from dashboard.auth import Viewer, csrf_matches, new_csrf_token, viewer_for_session, viewer_for_token
 from models.actions import ActionRefused
-from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES
+from models.case import PROGRAM_LABELS
 from models.machines import KIND_LABELS
 from models.org import TIER_LABELS
 from operations.runtime import Runtime
@@ -42,8 +42,6 @@ def build_templates() -> Environment:
         KIND_LABELS=KIND_LABELS,
         TIER_LABELS=TIER_LABELS,
         PROGRAM_LABELS=PROGRAM_LABELS,
-        ZONE_TYPES=ZONE_TYPES,
-        JINGPIN_CATEGORIES=JINGPIN_CATEGORIES,
     )
     return env
 

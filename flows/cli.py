@@ -24,7 +24,7 @@ from flows import output as out
 from models.actions import ActionRefused, CaseNotFound, get_case, offered
 from models.audit import AuditKeyMissing, events_for_case
 from models.campaign import Campaign, get_campaign
-from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, ZONE_TYPES, Case
+from models.case import PROGRAM_LABELS, Case
 from models.context import Actor
 from models.letters import LetterStore
 from models.machines import KIND_LABELS, machine_for
@@ -420,6 +420,64 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         out.line(f"联系人：{contact.role} {contact.name} {contact.phone}")
 
 
+_FIELD_TYPES = {
+    "text": "文字",
+    "integer": "整数",
+    "number": "数字",
+    "percent": "百分比",
+    "date": "日期",
+    "yes_no": "是/否",
+    "choice": "选项",
+    "email": "邮箱",
+    "phone": "电话",
+    "county": "县（市、区）",
+}
+
+
+@campaign.command("form")
+@click.argument("campaign_id")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
+@click.pass_context
+@handled
+def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
+    """查看批次的申报表：导入表（case import / case add）的每一列、是否必填、类型与可选值。"""
+    rt = _rt(ctx)
+    with rt.db.read() as session:
+        spec = get_campaign(session, campaign_id).spec()
+    if spec.form is None:
+        raise Fail(f"批次 {campaign_id} 没有申报表（form:）")
+    fields = [f for f in spec.form.fields if f.column_of is None]
+    if as_json:
+        out.print_json(
+            {
+                "id": spec.id,
+                "kind": spec.form.kind,
+                "fields": [
+                    {
+                        "key": f.key,
+                        "label": f.label,
+                        "aliases": list(f.aliases),
+                        "type": f.type,
+                        "required": f.required,
+                        "units": list(f.units),
+                        "choices": [f.choice_label(c) for c in f.choices],
+                    }
+                    for f in fields
+                ],
+            }
+        )
+        return
+    rows = []
+    for f in fields:
+        if f.required_unless is not None:
+            required = "是（部分可空）"
+        else:
+            required = "是" if f.required else "否"
+        note = "、".join(f.choice_label(c) for c in f.choices) if f.choices else "、".join(f.units)
+        rows.append([f.label, required, _FIELD_TYPES.get(f.type, f.type), note, "、".join(f.aliases)])
+    out.table(f"{spec.name} 申报表", ["列名", "必填", "类型", "可选值/单位", "其他写法"], rows)
+
+
 @campaign.command("load")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @identity_options
@@ -756,12 +814,7 @@ def case_add(
 ) -> None:
     """新增一个申报。字段与导入表相同，经过同样的校验（一行的导入）。
 
-    \b
-    集群遴选必填：申报单位、申报类型、集群名称、细分赛道、当前所属X体系、
-      2025年集群规上企业营业收入（亿元）、省级及以上链主企业数量、省级及以上创新平台数量、
-      省级及以上企业研发机构数量、集群联系人、联系人手机（园区另填 所在县（市、区））
-    制造精品必填：企业名称、所在县（市、区）、产品名称及型号、产品类别、所在“415X”先进制造业集群赛道、
-      上市日期、近三年研发投入占比（%）、近三年年均销售收入（万元）
+    各列的列名、是否必填、可选值见 shenbao campaign form 批次编号（批次文件的 form:）。
     """
     import tempfile
 
@@ -811,7 +864,12 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "city_code": case.city_code,
         "county_code": case.county_code,
         "zone_type": case.zone_type,
+        # As the campaign's form names and labels them (申报类型：核心区).
+        "zone_type_name": spec.field_label("zone_type"),
+        "zone_type_label": spec.column_label("zone_type", case.zone_type),
         "category": case.category,
+        "category_name": spec.field_label("category"),
+        "category_label": spec.column_label("category", case.category),
         "track": case.track,
         "recommender_id": case.recommender_id,
         "quota_bucket": case.quota_bucket,
@@ -845,11 +903,9 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     out.line(f"{data['ref']}  {data['kind_label']}  {data['title']}")
     out.line(f"状态：{data['state_label']}（{data['state']}，自 {format_local(data['state_since'])}）")
     if data["zone_type"]:
-        out.line(f"申报类型：{ZONE_TYPES.get(data['zone_type'], data['zone_type'])}  赛道：{data['track']}")
+        out.line(f"{data['zone_type_name']}：{data['zone_type_label']}  赛道：{data['track']}")
     if data["category"]:
-        out.line(
-            f"产品类别：{JINGPIN_CATEGORIES.get(data['category'], data['category'])}  赛道：{data['track']}"
-        )
+        out.line(f"{data['category_name']}：{data['category_label']}  赛道：{data['track']}")
     if data["defence_at"]:
         out.line(f"现场答辩：{format_local(data['defence_at'])}")
     if data["letter"]:
@@ -1190,7 +1246,7 @@ def audit_verify(
     """校验审计日志：用公钥核对 Merkle 树与签名检查点（含 --checkpoint 与本机记下的检查点），有密钥时也核对哈希链与库外锚点，并按事件重放核对每个案件的状态与每个环节的截止时间；发现问题时退出码为 1。"""
     from models.checkpoint import KeyProblem
     from models.replay import verify
-    from operations import witness
+    from operations import seen_checkpoints
 
     rt = _rt(ctx)
     log = rt.audit_reader()
@@ -1200,10 +1256,10 @@ def audit_verify(
         raise Fail(str(exc)) from exc
     kept = [(f"检查点文件 {p}", p.read_text()) for p in checkpoint_files]
     with rt.db.snapshot() as session:
-        kept += witness.seen(rt, session)
+        kept += seen_checkpoints.seen(rt, session)
         report = verify(session, log, keyring=keyring, kept=kept)
         if report.ok and keyring is not None:
-            witness.remember(rt, session, keyring)
+            seen_checkpoints.remember(rt, session, keyring)
     if as_json:
         out.print_json(
             {

@@ -92,6 +92,7 @@ def audit_checkpoint(ctx: click.Context, out_file: Path | None) -> None:
 @handled
 def audit_receipt(ctx: click.Context, what: str, out_file: Path | None) -> None:
     """审计回执：事件（或案件的全部事件）、包含证明与签名检查点；持有公钥者可离线用 check-receipt 核对。"""
+    from models import receipts
     from models.actions import CaseNotFound
 
     rt = _rt(ctx)
@@ -99,7 +100,7 @@ def audit_receipt(ctx: click.Context, what: str, out_file: Path | None) -> None:
         data = ops.receipt(rt, what)
     except (KeyProblem, LookupError, CaseNotFound) as exc:
         raise Fail(str(exc)) from exc
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    text = receipts.to_text(data)
     if out_file is None:
         sys.stdout.write(text)
     else:
@@ -132,7 +133,13 @@ def audit_prove(ctx: click.Context, checkpoint_file: Path, key: str | None, out_
 
 @audit.command("check-receipt")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key", metavar="公钥|文件", help="审计公钥（或公钥文件）；默认本机公钥文件")
+@click.option(
+    "--key",
+    "--public-key",
+    "key",
+    metavar="公钥|文件",
+    help="审计公钥（或公钥文件）；默认本机公钥文件。回执邮件里的命令写作 --public-key",
+)
 @click.option(
     "--newer",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -167,3 +174,34 @@ def audit_check_receipt(ctx: click.Context, file: Path, key: str | None, newer: 
         out.line(f"  第 {ev['seq']} 条  {at}  " + "  ".join(out.one_line(str(f)) for f in fields))
     if checked.newer is not None:
         out.line(f"并与较新的检查点（{checked.newer.size} 条事件）一致：此后未被改写")
+
+
+@audit.command("status")
+@click.pass_context
+@handled
+def audit_status(ctx: click.Context) -> None:
+    """审计现状：本机能否签名（缺少密钥时给出警告）、公钥及指纹、日志条数、最新检查点、今日是否已签署、待发的操作回执。"""
+    rt = _rt(ctx)
+    now = rt.now()
+    with rt.db.read() as session:
+        st = ops.status(rt, session, now)
+    if st.signing_key is not None:
+        out.line(f"签名密钥：{st.signing_key.label}（指纹 {st.signing_key.fingerprint}）")
+    else:
+        out.line(f"⚠ 警告：{st.key_problem}")
+    for key in st.keyring:
+        out.line(f"公钥：{key.label}  指纹 {key.fingerprint}")
+    if not st.keyring:
+        out.line(f"公钥文件不存在：{rt.settings.resolved_keyring_file}")
+    out.line(f"审计日志：{st.size} 条事件")
+    if st.latest is None:
+        out.line("检查点：尚未签署过")
+    else:
+        out.line(f"最新检查点：{st.latest.size} 条事件，签署于 {format_local(st.latest.signed_at)}")
+    if not st.signed_today:
+        out.line(
+            f"⚠ 今日（{format_local(now)}）尚未签署检查点"
+            + ("：本机没有可用的签名密钥" if st.signing_key is None else "（下一轮对账时签署）")
+        )
+    if st.receipts_waiting:
+        out.line(f"尚未发出回执的操作：{st.receipts_waiting} 条（有签名检查点覆盖后，下一轮对账发出）")

@@ -81,7 +81,7 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
                         f"应为 kinds 中的类型之一：{'、'.join(kind_names)}",
                     )
                 )
-    if spec.form is None and spec.cluster is None and spec.jingpin is None:
+    if spec.form is None:  # the 2026 files' cluster:/jingpin: figures no longer read a file
         problems.append(Problem(None, "form", "缺少申报表 form:（字段、类型与必填），无法导入申报"))
     if spec.platform is not None:
         from models.sync import platform_of

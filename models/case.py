@@ -30,8 +30,8 @@ QUOTA_STATES = frozenset(
     }
 )
 
-ZONE_TYPES = {"core": "核心区", "collaborative": "协同区", "rising_star": "“新星”产业群"}
-JINGPIN_CATEGORIES = {"advanced": "先进制造类", "digital": "数字技术融合类", "consumer": "特色（消费品）类"}
+# How a zone_type or category is shown comes from the campaign's form (its choices' labels):
+# CampaignSpec.column_label.
 
 
 class Case(SQLModel, table=True):

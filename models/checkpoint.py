@@ -81,6 +81,13 @@ class VerifierKey:
     def label(self) -> str:
         return f"{self.name}+{self.id:08x}"
 
+    @property
+    def fingerprint(self) -> str:
+        """What a person compares by eye or over the phone: SHA-256 of the key's text, 32 hex
+        digits in groups of four (the 8-digit key id alone is too short to be a fingerprint)."""
+        digest = hashlib.sha256(self.text.encode()).hexdigest()[:32].upper()
+        return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
         parts = text.strip().split("+", 2)  # base64 has "+" of its own

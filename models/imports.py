@@ -1,6 +1,7 @@
 """Writing imported files into the engine, all or nothing.
 
-``models.sheets`` turns a file into typed rows or a list of problems; this module resolves the
+``models.sheets`` (rosters) and ``models.forms`` (applications, by the campaign file's ``form:``)
+turn a file into typed rows or a list of problems; this module resolves the
 organisations the rows name, checks them against what the database already holds, and only when
 nothing at all is wrong writes every row, plus one audit event for the import and one per new
 case. A file with one bad row changes nothing.
@@ -9,7 +10,7 @@ case. A file with one bad row changes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,23 +24,12 @@ from models.audit import EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import Ctx
-from models.eligibility import clusters_by_subtrack
+from models.forms import FormRow, attrs_of, iter_form, read_form, title_of
 from models.org import TIER_LABELS, Contact, Organisation
 from models.programs import ProgramName, builtin_programs, programs_of
 from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
-from models.sheets import (
-    ClusterApplicationRow,
-    FormVocabulary,
-    ImportProblem,
-    ImportRejected,
-    JingpinApplicationRow,
-    RosterRow,
-    iter_cluster_applications,
-    iter_jingpin_applications,
-    parse_roster,
-    vocabulary_of,
-)
+from models.sheets import ImportProblem, ImportRejected, RosterRow, parse_roster
 
 
 @dataclass
@@ -358,7 +348,7 @@ CHUNK = 5_000  # rows per executemany: the memory an import holds does not grow 
 
 @dataclass(frozen=True)
 class CaseSheet:
-    """A case file read and checked for one campaign's program, before any lock is taken.
+    """A case file read and checked by one campaign's form, before any lock is taken.
 
     Reading a large file takes most of an import; done inside the write transaction it would
     hold SQLite's write lock (BEGIN IMMEDIATE) that long and every other writer would wait,
@@ -373,18 +363,22 @@ class CaseSheet:
     program: str
     rows: int  # good rows, all of them (a file with any problem never gets this far)
     digest: str  # of the bytes read here, recorded in the import's audit event
-    clusters: Mapping[str, str] | None = None
-    vocabulary: FormVocabulary | None = None  # the campaign file's names (clusters, X systems, tracks)
-    # A form the campaign file declares (models.forms) is read whole: its files are the size of
-    # one campaign's applicants, and its cross-row rules want every row at once.
+    form: Any = None  # the campaign file's form (calendars.campaign.FormSpec)
+    # A form without the 2026 writers (models.forms, ``_import_form``) is read whole: its files
+    # are the size of one campaign's applicants, and its cross-row rules want every row at once.
     form_rows: list[Any] | None = None
 
-    def stream(self, problems: list[ImportProblem]) -> Iterator[Any]:
-        if self.program == "cluster":
-            return iter_cluster_applications(
-                self.path, problems, clusters=self.clusters, vocabulary=self.vocabulary
-            )
-        return iter_jingpin_applications(self.path, problems, vocabulary=self.vocabulary)
+    def stream(self, problems: list[ImportProblem]) -> Iterator[FormRow]:
+        return iter_form(self.form, self.path, problems)
+
+
+def _streamed(spec: Any) -> bool:
+    """Whether a campaign's applications go through the streamed writers of the two shapes they
+    know: a county or a park committee applying (附1-2, ``applicant_tier: county_or_park``), or
+    an enterprise that a provincial group or association may recommend directly (附2-3,
+    ``recommender``). Any other form is written by ``_import_form``."""
+    form = spec.form
+    return form is not None and (form.applicant_tier == "county_or_park" or form.recommender is not None)
 
 
 def _rejected(problems: list[ImportProblem]) -> ImportRejected:
@@ -400,16 +394,14 @@ PROGRESS_EVERY = 50_000  # rows between two progress reports while checking
 def read_cases(spec: Any, path: Path, progress: ImportProgress | None = None) -> CaseSheet:
     """Check every row of ``path`` in the form of ``spec``'s program; touches no database."""
     digest = file_digest(path)
-    if spec.form is not None:
-        from models.forms import read_form
-
+    if spec.form is None:
+        raise ImportRejected(
+            [ImportProblem(path.name, None, None, f"批次 {spec.id} 的文件没有 form:（申报表），不能导入申报")]
+        )
+    if not _streamed(spec):
         rows = read_form(spec.form, path)
-        return CaseSheet(path, spec.program, len(rows), digest, form_rows=rows)
-    clusters = None
-    if spec.program == "cluster" and spec.cluster is not None:
-        clusters = clusters_by_subtrack(spec.cluster)
-    vocabulary = vocabulary_of(spec)
-    sheet = CaseSheet(path, spec.program, 0, digest, clusters, vocabulary)
+        return CaseSheet(path, spec.program, len(rows), digest, spec.form, form_rows=rows)
+    sheet = CaseSheet(path, spec.program, 0, digest, spec.form)
     problems: list[ImportProblem] = []
     count = 0
     for _row in sheet.stream(problems):
@@ -418,7 +410,7 @@ def read_cases(spec: Any, path: Path, progress: ImportProgress | None = None) ->
             progress("checked", count, 0)
     if problems:
         raise _rejected(problems)
-    return CaseSheet(path, spec.program, count, digest, clusters, vocabulary)
+    return CaseSheet(path, spec.program, count, digest, spec.form)
 
 
 def write_cases(
@@ -442,9 +434,11 @@ def write_cases(
         raise ValueError(f"{sheet.path.name}：活动 {campaign_id} 的申报类型已变为 {spec.program}，请重新导入")
     if file_digest(sheet.path) != sheet.digest:
         raise ImportRejected([ImportProblem(sheet.path.name, None, None, "文件在校验之后被修改，请重新导入")])
-    if spec.form is not None:
+    sheet = CaseSheet(sheet.path, sheet.program, sheet.rows, sheet.digest, spec.form, sheet.form_rows)
+    if not _streamed(spec):
         return _import_form(session, ctx, spec, sheet)
-    if spec.program == "cluster":
+    assert spec.form is not None  # read_cases refuses a campaign without one
+    if spec.form.applicant_tier == "county_or_park":
         return _import_cluster(
             session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk)
         )
@@ -453,8 +447,6 @@ def write_cases(
 
 def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
     """Rows of a form the campaign file declares: one case each, all or none."""
-    from models.forms import FormRow, title_of
-
     form = spec.form
     path, rows = sheet.path, cast(list[FormRow], sheet.form_rows)
     problems: list[ImportProblem] = []
@@ -673,7 +665,7 @@ class _CaseWriter:
     ) -> None:
         self.session, self.ctx, self.spec, self.path = session, ctx, spec, sheet.path
         self.total, self.progress, self.chunk = sheet.rows, progress, chunk
-        kind = "cluster_application" if sheet.program == "cluster" else "jingpin_application"
+        kind = spec.form.kind
         self.allocate = RefAllocator(session, spec, kind)
         self.cases: list[dict[str, Any]] = []
         self.new_orgs: dict[str, dict[str, Any]] = {}
@@ -752,93 +744,126 @@ class _CaseWriter:
                 self.progress("written", len(self.created), self.total)
 
 
+def _long_cells(form: Any, row: FormRow, title: str) -> list[tuple[str, str | None, Any, str]]:
+    """The cells of a row that go into length-limited columns: the applicant (an organisation's
+    name), the title, a recommender, the case's indexed text columns and the contact."""
+    from calendars.campaign import case_column_of
+
+    values = row.values
+
+    def label(key: str | None) -> str:
+        f = form.field(key) if key else None
+        return f.label if f is not None else ""
+
+    applicant = values.get(form.applicant)
+    checks: list[tuple[str, str | None, Any, str]] = [
+        (label(form.applicant), applicant, Organisation, "name")
+    ]
+    if title != applicant:
+        checks.append((label(form.unique[-1]), title, Case, "title"))
+    if form.recommender:
+        checks.append((label(form.recommender), values.get(form.recommender), Organisation, "name"))
+    for f in form.fields:
+        column = case_column_of(f)
+        if column in ("track", "external_id") and isinstance(values.get(f.key), str):
+            checks.append((f.label, values[f.key], Case, column))
+    for key, name in (
+        (form.contact_name, "name"),
+        (form.contact_phone, "mobile"),
+        (form.contact_email, "email"),
+    ):
+        if key:
+            checks.append((label(key), values.get(key), Contact, name))
+    return checks
+
+
+def _columns(form: Any, row: FormRow) -> dict[str, Any]:
+    """The case's indexed columns a row fills (track, zone_type, category, external_id …)."""
+    from calendars.campaign import case_column_of
+
+    out: dict[str, Any] = {}
+    for f in form.fields:
+        column = case_column_of(f)
+        if column is not None:
+            out[column] = row.values.get(f.key)
+    return out
+
+
+def _contact_of(form: Any, row: FormRow) -> tuple[str | None, str | None, str | None]:
+    return cast(
+        tuple[str | None, str | None, str | None],
+        tuple(
+            row.values.get(k) if k else None
+            for k in (form.contact_name, form.contact_phone, form.contact_email)
+        ),
+    )
+
+
 def _import_cluster(
     session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
-    path = sheet.path
+    """A county or a park committee applying (附1-2): a park gets its organisation under its
+    county; one application per applicant and 细分赛道 (the form's last unique field)."""
+    path, form = sheet.path, spec.form
+    county_label = form.field(form.county).label
+    item_label = form.field(form.unique[-1]).label
+    external_label = form.column_field("external_id").label if form.column_field("external_id") else ""
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
-    counties = _Counties(session, path, "所在县（市、区）")
+    counties = _Counties(session, path, county_label)
     applicants: dict[str, str | None] = {}
     rows = 0
-    for row in cast(Iterator[ClusterApplicationRow], sheet.stream(problems)):
+    for row in sheet.stream(problems):
         rows += 1
-        _too_long(
-            problems,
-            path,
-            row.row,
-            [
-                ("申报单位", row.applicant, Organisation, "name"),
-                ("细分赛道", row.track, Case, "track"),
-                ("外部编号", row.external_id, Case, "external_id"),
-                ("集群联系人", row.contact_name, Contact, "name"),
-                ("联系人手机", row.contact_mobile_display, Contact, "mobile"),
-                ("联系人邮箱", row.contact_email, Contact, "email"),
-            ],
-        )
-        county = counties(row.county, row.row, problems)
+        values = row.values
+        title = title_of(form, values)
+        _too_long(problems, path, row.row, _long_cells(form, row, title))
+        columns = _columns(form, row)
+        applicant_name = str(values[form.applicant])
+        item = str(values[form.unique[-1]])
+        external = columns.get("external_id")
+        county = counties(str(values[form.county]), row.row, problems)
         if county is None:
             continue
         if row.is_park:
-            org_id = _org_id("PARK", county.id, row.applicant)
+            org_id = _org_id("PARK", county.id, applicant_name)
         else:
-            if row.applicant not in applicants:
-                applicant, _ = resolve_org(session, row.applicant)
-                applicants[row.applicant] = applicant.id if applicant is not None else None
-            org_id = applicants[row.applicant] or _org_id("PARK", county.id, row.applicant)
-        if (org_id, row.track) in existing:
+            if applicant_name not in applicants:
+                applicant, _ = resolve_org(session, applicant_name)
+                applicants[applicant_name] = applicant.id if applicant is not None else None
+            org_id = applicants[applicant_name] or _org_id("PARK", county.id, applicant_name)
+        if (org_id, item) in existing:
             problems.append(
                 ImportProblem(
                     path.name,
                     row.row,
-                    "细分赛道",
-                    f"「{row.applicant}」的「{row.track}」申报已在本批次中，不能重复导入",
+                    item_label,
+                    f"「{applicant_name}」的「{item}」申报已在本批次中，不能重复导入",
                 )
             )
-        if row.external_id and row.external_id in by_external:
+        if external and external in by_external:
             problems.append(
                 ImportProblem(
                     path.name,
                     row.row,
-                    "外部编号",
-                    f"外部编号 {row.external_id} 已对应案件 {by_external[row.external_id]}",
+                    external_label,
+                    f"外部编号 {external} 已对应案件 {by_external[external]}",
                 )
             )
         if problems:
             continue  # nothing more is written (the transaction will roll back), every row still checked
         if org_id != county.id:
-            writer.org(org_id, _park_fields(row.applicant, county))
-        writer.contact(
-            org_id, row.contact_name, row.contact_mobile_display, row.contact_email, "cluster", row.row
-        )
-        highland = row.cluster_name if row.zone_type == "rising_star" else None
-        cluster = row.cluster_name if row.zone_type != "rising_star" else None
+            writer.org(org_id, _park_fields(applicant_name, county))
+        writer.contact(org_id, *_contact_of(form, row), spec.program, row.row)
         writer.case(
             {
-                "kind": "cluster_application",
+                "kind": form.kind,
                 "org_id": org_id,
                 "city_code": county.city_code,
                 "county_code": county.id,
-                "title": row.applicant,
-                "zone_type": row.zone_type,
-                "track": row.track,
-                "external_id": row.external_id,
-                "attrs": {
-                    "applicant": row.applicant,
-                    "cluster": cluster,
-                    "highland": highland,
-                    "subtrack": row.track,
-                    "x_system": row.x_system,
-                    "revenue": str(row.revenue_2025),
-                    "chain_leaders": row.chain_leaders,
-                    "innovation_platforms": row.innovation_platforms,
-                    "rd_centres": row.rd_institutions,
-                    "world_class": row.world_class,
-                    "contact_name": row.contact_name,
-                    "contact_mobile": row.contact_mobile_display,
-                    "contact_email": row.contact_email,
-                    "source_row": row.row,
-                },
+                "title": title,
+                **columns,
+                "attrs": attrs_of(form, row),
             }
         )
     if problems:
@@ -861,75 +886,73 @@ def _recommender_tier(name: str) -> str | None:
 def _import_jingpin(
     session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
-    path = sheet.path
+    """An enterprise applying in its county (附2-3), recommended by its city or directly by the
+    provincial SOE group or association its recommender field names; one application per
+    title (enterprise and product)."""
+    path, form = sheet.path, spec.form
+    county_label = form.field(form.county).label
+    item_label = form.field(form.unique[-1]).label
+    external_label = form.column_field("external_id").label if form.column_field("external_id") else ""
+    recommender_label = form.field(form.recommender).label if form.recommender else ""
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
-    counties = _Counties(session, path, "所在县（市、区）")
+    counties = _Counties(session, path, county_label)
     recommenders: dict[str, tuple[str, str]] = {}  # id -> (name, tier): SOE groups and associations
     rows = 0
-    for row in cast(Iterator[JingpinApplicationRow], sheet.stream(problems)):
+    for row in sheet.stream(problems):
         rows += 1
-        _too_long(
-            problems,
-            path,
-            row.row,
-            [
-                ("企业名称", row.enterprise, Organisation, "name"),
-                ("产品名称及型号", f"{row.enterprise}：{row.product}", Case, "title"),
-                ("推荐单位", row.recommender, Organisation, "name"),
-                ("外部编号", row.external_id, Case, "external_id"),
-                ("联系人", row.contact_name, Contact, "name"),
-                ("联系电话", row.contact_phone_display, Contact, "mobile"),
-                ("联系邮箱", row.contact_email, Contact, "email"),
-            ],
-        )
-        county = counties(row.county, row.row, problems)
+        values = row.values
+        title = title_of(form, values)
+        _too_long(problems, path, row.row, _long_cells(form, row, title))
+        columns = _columns(form, row)
+        enterprise = str(values[form.applicant])
+        item = str(values[form.unique[-1]])
+        external = columns.get("external_id")
+        county = counties(str(values[form.county]), row.row, problems)
         if county is None:
             continue
-        ent_id = _org_id("ENT", row.enterprise)
-        if (ent_id, f"{row.enterprise}：{row.product}") in existing:
+        ent_id = _org_id("ENT", enterprise)
+        if (ent_id, title) in existing:
             problems.append(
                 ImportProblem(
-                    path.name,
-                    row.row,
-                    "产品名称及型号",
-                    f"「{row.enterprise}」的「{row.product}」已在本批次中，不能重复导入",
+                    path.name, row.row, item_label, f"「{enterprise}」的「{item}」已在本批次中，不能重复导入"
                 )
             )
-        if row.external_id and row.external_id in by_external:
+        if external and external in by_external:
             problems.append(
                 ImportProblem(
                     path.name,
                     row.row,
-                    "外部编号",
-                    f"外部编号 {row.external_id} 已对应案件 {by_external[row.external_id]}",
+                    external_label,
+                    f"外部编号 {external} 已对应案件 {by_external[external]}",
                 )
             )
         recommender_id: str | None = None
-        if row.recommender:
-            rec_div = load_divisions().resolve(row.recommender)
+        named = values.get(form.recommender) if form.recommender else None
+        if named:
+            rec_div = load_divisions().resolve(named)
             if rec_div is not None and rec_div.tier == "city":
                 recommender_id = None  # the city itself: the default
             else:
-                tier = _recommender_tier(row.recommender)
+                tier = _recommender_tier(named)
                 if tier is None:
                     problems.append(
                         ImportProblem(
                             path.name,
                             row.row,
-                            "推荐单位",
-                            f"「{row.recommender}」不是设区市、省属企业集团（名称含“集团”）或省级行业协会（名称含“协会”）",
+                            recommender_label,
+                            f"「{named}」不是设区市、省属企业集团（名称含“集团”）或省级行业协会（名称含“协会”）",
                         )
                     )
                     continue
-                recommender_id = _org_id("SOE" if tier == "soe_group" else "ASSOC", row.recommender)
-                recommenders[recommender_id] = (row.recommender, tier)
+                recommender_id = _org_id("SOE" if tier == "soe_group" else "ASSOC", named)
+                recommenders[recommender_id] = (named, tier)
         if problems:
             continue  # nothing more is written (the transaction will roll back), every row still checked
         writer.org(
             ent_id,
             {
-                "name": row.enterprise,
+                "name": enterprise,
                 "tier": "enterprise",
                 "city_code": county.city_code,
                 "county_code": county.id,
@@ -948,34 +971,17 @@ def _import_jingpin(
                     "mountain_island": False,
                 },
             )
-        writer.contact(
-            ent_id, row.contact_name, row.contact_phone_display, row.contact_email, "jingpin", row.row
-        )
+        writer.contact(ent_id, *_contact_of(form, row), spec.program, row.row)
         writer.case(
             {
-                "kind": "jingpin_application",
+                "kind": form.kind,
                 "org_id": ent_id,
                 "city_code": county.city_code,
                 "county_code": county.id,
-                "title": f"{row.enterprise}：{row.product}",
-                "category": row.category,
-                "track": row.track,
+                "title": title,
+                **columns,
                 "recommender_id": recommender_id,
-                "brand_aligned": row.brand_product,
-                "external_id": row.external_id,
-                "attrs": {
-                    "enterprise": row.enterprise,
-                    "product": row.product,
-                    "track": row.track,
-                    "launch_date": row.launch_date.isoformat(),
-                    "rd_ratio": str(row.rd_ratio),
-                    "avg_sales": str(row.avg_sales),
-                    "recommender": row.recommender,
-                    "contact_name": row.contact_name,
-                    "contact_mobile": row.contact_phone_display,
-                    "contact_email": row.contact_email,
-                    "source_row": row.row,
-                },
+                "attrs": attrs_of(form, row),
             }
         )
     if problems:

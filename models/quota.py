@@ -1,11 +1,10 @@
 """Recommendation quotas (名额): which quota a recommendation uses, and whether it is full.
 
-- 集群遴选: each city recommends at most 3 “新星”产业群 (五、（二）); core and collaborative
-  zones have no number limit.
-- 制造精品 (附2-2): each city its quota; a 先进制造业集群品牌 county 2 more for brand-aligned
-  products; each 省属企业集团 at most 5; each 省级行业协会 at most 10.
-A recommendation that would exceed a quota is refused with the quota's name and what is
-already used. The counts are taken inside the recommending transaction.
+The quotas are the campaign file's ``quotas:`` (FORMAT.md 第 6 节): the first that applies to
+the recommender's tier and the application is used; one marked ``overflow`` passes to the next
+when full (a 品牌县's 2 extra slots, then its city's 附2-2 quota). A recommendation that would
+exceed a quota is refused with the quota's name and what is already used. The counts are taken
+inside the recommending transaction.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from calendars.campaign import CampaignSpec, QuotaSpec
+from calendars.campaign import CampaignSpec, QuotaSpec, conditions
 from models.case import Case
+from models.eligibility import application_fields
 from models.org import Organisation
 
 
@@ -34,41 +34,9 @@ class QuotaExceeded(Exception):
         super().__init__(f"超出名额「{quota.name}」：上限 {quota.limit} 个，已使用 {used} 个（{listed}）")
 
 
-def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None) -> Quota:
-    """The quota a recommendation of ``case`` would use (before any count is taken)."""
-    if spec.form is not None:
-        return _declared_quota(session, spec, case, recommender)
-    if spec.program == "cluster":
-        city = session.get(Organisation, case.city_code) if case.city_code else None
-        city_name = city.name if city else case.city_code
-        if case.zone_type == "rising_star":
-            limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
-            return Quota(
-                f"rising_star:{case.city_code}", f"{city_name}“新星”产业群推荐数量不超过{limit}个", limit
-            )
-        return Quota(f"cluster:{case.city_code}", f"{city_name}核心区协同区推荐（不限数量）", None)
-
-    rules = spec.jingpin
-    assert rules is not None  # guaranteed by CampaignSpec validation for program jingpin
-    if recommender is not None and recommender.tier == "soe_group":
-        return Quota(
-            f"soe:{recommender.id}",
-            f"省属企业集团「{recommender.name}」推荐名额（≤{rules.soe_group_limit}）",
-            rules.soe_group_limit,
-        )
-    if recommender is not None and recommender.tier == "association":
-        return Quota(
-            f"assoc:{recommender.id}",
-            f"省级行业协会「{recommender.name}」推荐名额（≤{rules.association_limit}）",
-            rules.association_limit,
-        )
-    city = session.get(Organisation, case.city_code) if case.city_code else None
-    city_name = city.name if city else str(case.city_code)
-    return Quota(
-        f"city:{case.city_code}",
-        f"{city_name}制造精品推荐名额（附2-2）",
-        rules.city_quotas.get(case.city_code or "", 0),
-    )
+def _org_name(session: Session, org_id: str | None) -> str:
+    org = session.get(Organisation, org_id) if org_id else None
+    return org.name if org is not None else str(org_id)
 
 
 def _recommender_org(session: Session, case: Case, recommender: Organisation | None) -> Organisation | None:
@@ -77,40 +45,48 @@ def _recommender_org(session: Session, case: Case, recommender: Organisation | N
     return session.get(Organisation, case.city_code) if case.city_code else None
 
 
-def _applies(quota: QuotaSpec, case: Case) -> bool:
-    return quota.when is None or quota.when.holds(case.attrs or {})
+def _applies(spec: CampaignSpec, quota: QuotaSpec, case: Case) -> bool:
+    fields = application_fields(
+        case.attrs or {}, zone_type=case.zone_type, category=case.category, brand_aligned=case.brand_aligned
+    )
+    facts = spec.facts(fields)  # a quota's when: may name a derive: value, as a rule's may
+    return all(c.holds(facts) for c in conditions(quota.when))
 
 
-def _declared_quota(
+def declared(session: Session, quota: QuotaSpec, unit_id: str, recommender_name: str) -> Quota:
+    """One of the file's quotas as it stands for one unit (whose slots: recommender or county)."""
+    limit = quota.limit_for(unit_id)
+    name = quota.name.format(
+        recommender=recommender_name, unit=_org_name(session, unit_id), limit="" if limit is None else limit
+    )
+    return Quota(f"{quota.id}:{unit_id}", name, limit)
+
+
+def candidates(
     session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None
-) -> Quota:
-    """The first of the file's ``quotas:`` that applies to this recommender and case."""
+) -> list[Quota]:
+    """The quotas a recommendation of ``case`` may use, in order: the first that applies, and
+    after it the next ones while the one before says ``overflow``."""
     org = _recommender_org(session, case, recommender)
     org_id = org.id if org else str(case.city_code)
     name = org.name if org else org_id
+    out: list[Quota] = []
     for quota in spec.quotas:
-        if (org is None or org.tier in quota.tiers) and _applies(quota, case):
-            return Quota(f"{quota.id}:{org_id}", quota.name.format(recommender=name), quota.limit_for(org_id))
-    return Quota(f"open:{org_id}", f"{name}推荐（不限数量）", None)
+        unit = case.county_code if quota.per == "county" else org_id
+        if org is not None and org.tier not in quota.tiers:
+            continue
+        if not _applies(spec, quota, case) or not quota.covers(unit):
+            continue
+        out.append(declared(session, quota, unit or org_id, name))
+        if not quota.overflow:
+            return out
+    out.append(Quota(f"open:{org_id}", f"{name}推荐（不限数量）", None))
+    return out
 
 
-def brand_quota_for(session: Session, spec: CampaignSpec, case: Case) -> Quota | None:
-    """The extra 2 of a 先进制造业集群品牌 county, for a brand-aligned product from it."""
-    rules = spec.jingpin
-    if (
-        spec.form is not None
-        or rules is None
-        or not case.brand_aligned
-        or case.county_code not in rules.brand_counties
-    ):
-        return None
-    county = session.get(Organisation, case.county_code)
-    name = county.name if county else case.county_code
-    return Quota(
-        f"brand:{case.county_code}",
-        f"{name}先进制造业集群品牌产品单列名额（{rules.brand_county_extra}个）",
-        rules.brand_county_extra,
-    )
+def quota_for(session: Session, spec: CampaignSpec, case: Case, recommender: Organisation | None) -> Quota:
+    """The quota a recommendation of ``case`` would use when none is full."""
+    return candidates(session, spec, case, recommender)[0]
 
 
 def used(session: Session, campaign_id: str, bucket: str) -> list[str]:
@@ -127,7 +103,7 @@ def claim(session: Session, spec: CampaignSpec, case: Case, recommender: Organis
     """Pick the quota for a recommendation, or raise QuotaExceeded naming the full one.
 
     A brand-aligned product from a brand county uses the county's extra slots first and the
-    city quota only when those are used up, which is how 附2-2 row 12 reads.
+    city quota only when those are used up, which is how 附2-2 row 12 reads (``overflow``).
     """
     # Two coordinators recommending at the same moment must not both see the last free slot:
     # lock the recommending organisation's row before counting (PostgreSQL; on SQLite the
@@ -135,10 +111,8 @@ def claim(session: Session, spec: CampaignSpec, case: Case, recommender: Organis
     lock_id = recommender.id if recommender is not None else case.city_code
     if lock_id:
         session.exec(select(Organisation).where(Organisation.id == lock_id).with_for_update()).first()
-    candidates = [q for q in (brand_quota_for(session, spec, case),) if q is not None]
-    candidates.append(quota_for(session, spec, case, recommender))
     last_error: QuotaExceeded | None = None
-    for quota in candidates:
+    for quota in candidates(session, spec, case, recommender):
         if quota.limit is None:
             return quota
         refs = used(session, case.campaign_id, quota.bucket)
@@ -158,44 +132,38 @@ def usage(session: Session, campaign_id: str) -> dict[str, int]:
     return {bucket: n for bucket, n in rows if bucket}
 
 
+def units_of(session: Session, quota: QuotaSpec, recommender: Organisation) -> list[str]:
+    """Whose slots of ``quota`` a recommender answers for: its own, or (per: county) those of
+    its counties the quota covers."""
+    if quota.per != "county":
+        return [recommender.id] if quota.covers(recommender.id) else []
+    counties = session.exec(
+        select(Organisation.id).where(Organisation.tier == "county", Organisation.city_code == recommender.id)
+    ).all()
+    return sorted(c for c in counties if quota.covers(c))
+
+
+def lines_for(session: Session, spec: CampaignSpec, recommender: Organisation) -> list[Quota]:
+    """Every quota of the file this recommender answers for, as it stands (for its list and the
+    dashboard)."""
+    out: list[Quota] = []
+    for quota in spec.quotas:
+        if recommender.tier in quota.tiers:
+            out += [
+                declared(session, quota, unit, recommender.name)
+                for unit in units_of(session, quota, recommender)
+            ]
+    return out
+
+
 def over_quota(
     session: Session, spec: CampaignSpec, campaign_id: str, recommender: Organisation
 ) -> list[str]:
     """Quotas of this recommender that are over their limit (a race, or an edited file)."""
     counts = usage(session, campaign_id)
     problems: list[str] = []
-    if spec.form is not None:
-        for quota in spec.quotas:
-            limit = quota.limit_for(recommender.id)
-            n = counts.get(f"{quota.id}:{recommender.id}", 0)
-            if recommender.tier in quota.tiers and limit is not None and n > limit:
-                problems.append(
-                    f"超出名额「{quota.name.format(recommender=recommender.name)}」：上限 {limit} 个，已推荐 {n} 个"
-                )
-        return problems
-    if spec.program == "cluster":
-        limit = spec.cluster.rising_star_quota_per_city if spec.cluster else None
-        n = counts.get(f"rising_star:{recommender.id}", 0)
-        if limit is not None and n > limit:
-            problems.append(f"{recommender.name}“新星”产业群推荐 {n} 个，超过上限 {limit} 个")
-        return problems
-    rules = spec.jingpin
-    assert rules is not None
-    if recommender.tier == "city":
-        n, limit = counts.get(f"city:{recommender.id}", 0), rules.city_quotas.get(recommender.id, 0)
-        label = f"{recommender.name}制造精品推荐名额（附2-2）"
-    elif recommender.tier == "soe_group":
-        n, limit, label = (
-            counts.get(f"soe:{recommender.id}", 0),
-            rules.soe_group_limit,
-            f"省属企业集团「{recommender.name}」推荐名额",
-        )
-    else:
-        n, limit, label = (
-            counts.get(f"assoc:{recommender.id}", 0),
-            rules.association_limit,
-            f"省级行业协会「{recommender.name}」推荐名额",
-        )
-    if n > limit:
-        problems.append(f"超出名额「{label}」：上限 {limit} 个，已推荐 {n} 个")
+    for quota in lines_for(session, spec, recommender):
+        n = counts.get(quota.bucket, 0)
+        if quota.limit is not None and n > quota.limit:
+            problems.append(f"超出名额「{quota.name}」：上限 {quota.limit} 个，已推荐 {n} 个")
     return problems

@@ -22,6 +22,12 @@ from models.checkpoint import Checkpoint, CheckpointInvalid, Keyring, open_check
 FORMAT = "shenbao-audit-receipt/1"
 
 
+def to_text(receipt: dict[str, Any]) -> str:
+    """The receipt file's bytes, one way for every edge (``shenbao audit receipt``, the mail that
+    carries it): whoever compares two copies of one receipt finds them equal."""
+    return json.dumps(receipt, ensure_ascii=False, indent=2) + "\n"
+
+
 def build(session: Session, seqs: Sequence[int], checkpoint: audit_tree.SignedCheckpoint) -> dict[str, Any]:
     reader = audit_tree.Reader(session)
     entries = []

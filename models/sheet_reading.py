@@ -1,7 +1,7 @@
 """Reading spreadsheets as people fill them in: headers found among title lines, columns by
 label or alias, notes and placeholder rows skipped, every problem located (file, row, column);
 and writing them (sample data, round trips). The forms that type the rows are
-``models.sheet_roster`` and ``models.sheet_applications``; the cell parsers ``models.sheet_values``.
+``models.sheet_roster`` and ``models.forms`` (a campaign file's ``form:``); the cell parsers ``models.sheet_values``.
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from models.programs import builtin_programs
 
 CellValue = str | int | float | Decimal | bool | datetime | date | time | None
-Program = Literal["cluster", "jingpin"]
-ZoneType = Literal["core", "collaborative", "rising_star"]
-ProductCategory = Literal["advanced", "digital", "consumer"]
 
 PathLike = str | os.PathLike[str]
 

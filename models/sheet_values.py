@@ -250,14 +250,16 @@ class _Seen:
         self.sheet, self.problems, self.column = sheet, problems, column
         self.rows: dict[bytes, int] = {}
 
-    def first(self, number: int, key: tuple[str, ...], describe: str) -> bool:
+    def first(self, number: int, key: tuple[str, ...], describe: str | Callable[[], str]) -> bool:
+        """``describe`` may be a function: only a repeated row is described."""
         digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=16).digest()
         earlier = self.rows.setdefault(digest, number)
         if earlier == number:
             return True
+        what = describe if isinstance(describe, str) else describe()
         self.problems.append(
             ImportProblem(
-                self.sheet.file, number, self.sheet.label(self.column), f"{describe} 与第{earlier}行重复"
+                self.sheet.file, number, self.sheet.label(self.column), f"{what} 与第{earlier}行重复"
             )
         )
         return False

@@ -42,11 +42,11 @@ from models.audit import AuditEvent, EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
+from models.forms import parser_for
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
 from models.machines import Machine, Transition, machine_for, machine_of
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
-from models.sheet_applications import _zone_type
 from models.sheet_reading import Column, ImportProblem, ImportRejected, _as_text, _match_columns, read_sheet
 from models.sheet_values import _Bad
 
@@ -247,9 +247,11 @@ def _parse_row(
                 f"「{platform.columns[key].label}」{format_local(times[key])} 晚于当前时间",  # type: ignore[arg-type]
             )
     zone: str | None = None
-    if _text(values.get("zone_type")) is not None:
+    # The platform's 申报类型 is read as the campaign's form reads it (核心区 -> core).
+    zone_field = spec.form.column_field("zone_type") if spec.form is not None else None
+    if zone_field is not None and _text(values.get("zone_type")) is not None:
         try:
-            zone = _zone_type(values["zone_type"])
+            zone = parser_for(zone_field)(values["zone_type"])
         except _Bad as exc:
             return Unplaced(file, number, f"「{platform.columns['zone_type'].label}」{exc}")
     row = _Row(

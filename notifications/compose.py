@@ -41,6 +41,8 @@ from notifications.audience import Directory, acting_org, lookup_keys
 from notifications.channels.route import address_of, routes_for
 from notifications.mime import build_mime, message_id_for
 from notifications.notices import LAPSE_NOTICE
+from notifications.receipt_notice import KIND as RECEIPT
+from notifications.receipt_notice import attachments as receipt_attachments
 from notifications.render import Renderer
 from notifications.schedule import WorkingHours, last_day
 
@@ -310,7 +312,7 @@ def section_for(
     payload = n.payload or {}
     if n.kind == LAPSE_NOTICE:
         return _lapse_section(d, campaigns, n)
-    if n.kind in ("notice", "deadline_notice", "audit_checkpoint"):
+    if n.kind in ("notice", "deadline_notice", "audit_checkpoint", RECEIPT):
         section = dict(payload)
         section["kind"], section["urgent"] = n.kind, False
         if section.get("at"):
@@ -620,6 +622,7 @@ def _write_message(
         html=email.html_body,
         date=now,
         extra_headers={"X-Shenbao-Key": email.key},
+        attachments=receipt_attachments(sections),
     )
 
 
@@ -694,7 +697,8 @@ def compose_all(
             now_shown = shown_in(section)
             if now_shown != shown_of(n):
                 shown.append({"nid": n.id, "pl": dict(n.payload or {}) | now_shown})
-            routes = routes_for(contact, n.urgent)
+            # A receipt is a file to keep: it goes by email whatever channel the person prefers.
+            routes = ("email",) if n.kind == RECEIPT else routes_for(contact, n.urgent)
             for channel in routes:
                 if channel != "email":
                     elsewhere[(channel, address_of(contact, channel))].append((contact, n, section))

@@ -29,6 +29,7 @@ KINDS = (
     "notice_group",
     "lapse_notice",
     "deadline_notice",
+    "receipt",
 )
 
 

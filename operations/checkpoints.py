@@ -6,6 +6,8 @@ here and only here, and only to sign.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -91,9 +93,55 @@ def covering_checkpoint(rt: Runtime, session: Session, size: int) -> audit_tree.
     return sign(rt, session)
 
 
+def receipt_checkpoint(
+    rt: Runtime, session: Session, size: int
+) -> tuple[audit_tree.SignedCheckpoint, list[VerifierKey]]:
+    """The checkpoint a mailed receipt carries, and the public keys that signed it (the mail names
+    them and their fingerprints).
+
+    Signed when the receipt is planned, not left for the next daily checkpoint: the actor wants
+    the proof of a 23:50 submission now, while it can still matter, and a receipt without a
+    checkpoint covering its event proves nothing. One signature serves every receipt of a pass
+    (the sweep's daily checkpoint usually already covers them), so the cost is one Ed25519
+    signature per sweep that has actions, not one per action. Without a signing key here this
+    raises KeyProblem and the receipts wait for the first pass that has a covering checkpoint
+    (one signed by ``shenbao audit checkpoint`` where the key is counts too)."""
+    checkpoint = covering_checkpoint(rt, session, size)
+    keyring = rt.keyring()
+    signers = open_checkpoint(checkpoint.note, keyring).signers
+    return checkpoint, [k for k in keyring.keys if k.label in signers]
+
+
+log = logging.getLogger("shenbao.audit")
+# (date on this machine's clock, message) already logged by this process: once a day, not at
+# every sweep. The real clock, not the sweep's instant: a simulation crossing thirty days in a
+# minute says it once, a service running for months once a day.
+_warned: set[tuple[str, str]] = set()
+
+
+def unsigned_warning(rt: Runtime, problem: Exception) -> str:
+    return (
+        f"审计签名密钥不可用，今日检查点未签署：{problem}。见证人收不到当日检查点，操作回执暂不发送"
+        f"（签署后补发）。请运行 shenbao audit keygen，或把私钥放回 {rt.settings.resolved_signing_key_file}；"
+        "shenbao audit status 显示现状。"
+    )
+
+
+def warn_unsigned(rt: Runtime, problem: Exception) -> None:
+    """A missing or unreadable signing key is said, in the log ``serve`` prints, once a day."""
+    from datetime import UTC
+
+    from calendars.timeutil import local_date
+
+    seen = (local_date(datetime.now(UTC)).isoformat(), unsigned_warning(rt, problem))
+    if seen not in _warned:
+        _warned.add(seen)
+        log.warning("%s", seen[1])
+
+
 def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree.SignedCheckpoint | None:
     """Today's checkpoint for the witnesses' digest: the first signed today, else a new one; None
-    when this machine has no signing key (the digest then says so rather than failing)."""
+    when this machine has no signing key (said in the log, once a day, never silently)."""
     found = audit_tree.latest_checkpoint(session)
     from calendars.timeutil import local_date
 
@@ -105,7 +153,8 @@ def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree
         return found
     try:
         signer = rt.signer()
-    except KeyProblem:
+    except KeyProblem as exc:
+        warn_unsigned(rt, exc)
         return None
     return audit_tree.sign_now(session, [signer], now)
 
@@ -136,3 +185,40 @@ def prove(rt: Runtime, old_note: str, keyring_option: str | None = None) -> dict
             )
         newest = covering_checkpoint(rt, session, size)
         return audit_tree.consistency_bundle(session, old.size, newest)
+
+
+@dataclass(frozen=True)
+class AuditStatus:
+    """What ``shenbao audit status`` shows: can this machine sign, and is the log signed today."""
+
+    signing_key: VerifierKey | None
+    key_problem: str | None  # the Chinese warning when the key is missing or unreadable
+    keyring: list[VerifierKey]
+    size: int
+    latest: audit_tree.SignedCheckpoint | None
+    signed_today: bool
+    receipts_waiting: int
+
+
+def status(rt: Runtime, session: Session, now: datetime) -> AuditStatus:
+    from calendars.timeutil import local_date
+    from models.checkpoint import Keyring
+    from notifications.receipt_notice import waiting
+
+    try:
+        key: VerifierKey | None = rt.signer().verifier
+        problem = None
+    except KeyProblem as exc:
+        key, problem = None, unsigned_warning(rt, exc)
+    path = rt.settings.resolved_keyring_file
+    keyring = Keyring.read(path).keys if path.exists() else []
+    latest = audit_tree.latest_checkpoint(session)
+    return AuditStatus(
+        signing_key=key,
+        key_problem=problem,
+        keyring=keyring,
+        size=audit_tree.tree_size(session),
+        latest=latest,
+        signed_today=latest is not None and local_date(latest.signed_at) == local_date(now),
+        receipts_waiting=waiting(session),
+    )

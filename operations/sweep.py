@@ -6,6 +6,7 @@ step that does both. Everything here acts as SYSTEM.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
@@ -71,13 +72,15 @@ def _reconcile_in(session: Session, rt: Runtime, ctx: Ctx) -> TickReport:
     if not rt.db.is_sqlite:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RECONCILE_LOCK_KEY})
     _witness_checkpoint(session, rt, ctx.now)
+    _receipts(session, rt, ctx.now)
     return tick(session, ctx, rt.calendar, rt.identity, rt.renderer)
 
 
 def _witness_checkpoint(session: Session, rt: Runtime, now: datetime) -> None:
     """The day's signed checkpoint into the witnesses' outbox, composed with the rest of their
-    digest by the tick that follows (nothing when this machine has no signing key)."""
-    from notifications.witness import plan, witness_contacts
+    digest by the tick that follows (none when this machine has no signing key: said in the log
+    once a day, operations.checkpoints.warn_unsigned)."""
+    from notifications.checkpoint_notice import plan, witness_contacts
     from operations.checkpoints import daily_checkpoint
 
     checkpoint = daily_checkpoint(rt, session, now)
@@ -90,6 +93,25 @@ def _witness_checkpoint(session: Session, rt: Runtime, now: datetime) -> None:
         if line and not line.startswith("#")
     )
     plan(session, checkpoint, witness_contacts(session, rt.settings.witness_orgs), keys, now)
+
+
+def _receipts(session: Session, rt: Runtime, now: datetime) -> None:
+    """Each action's receipt into its actor's outbox, composed by the tick that follows; held,
+    and said, while no checkpoint can cover them (operations.checkpoints.receipt_checkpoint)."""
+    from models.checkpoint import CheckpointInvalid, KeyProblem
+    from notifications.receipt_notice import plan
+    from operations.checkpoints import receipt_checkpoint, warn_unsigned
+
+    try:
+        plan(session, now, lambda size: receipt_checkpoint(rt, session, size))
+    except (KeyProblem, CheckpointInvalid) as exc:
+        # The reminders and lapses of this pass must not wait on the audit's key: only the
+        # receipts do, and the warning says why.
+        warn_unsigned(rt, exc)
+    except LookupError as exc:
+        # An event no longer matching its leaf: the receipts wait for `audit verify` and a
+        # person; the deadlines' mail does not.
+        logging.getLogger("shenbao.audit").error("操作回执暂不发送：%s", exc)
 
 
 def reconcile(rt: Runtime, now: datetime, *, within: Rehearsal | None = None) -> TickReport:

@@ -26,7 +26,7 @@ from dashboard.routes.pages import get_campaign_or_404
 from dashboard.web import absolute_url, api_viewer, now, runtime
 from models.actions import CaseNotFound, get_case
 from models.campaign import Campaign
-from models.case import JINGPIN_CATEGORIES, PROGRAM_LABELS, QUOTA_STATES, Case
+from models.case import PROGRAM_LABELS, QUOTA_STATES, Case
 from models.letters import letter_on_file
 from models.machines import machine_for
 from models.org import Contact, Organisation
@@ -90,11 +90,12 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
                 None,
             )
             filler, phone = (contact.name, contact.mobile) if contact is not None else ("", "")
+    spec = c.spec()
     rows = [
         exports.JingpinRow(
             enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
             product=str(x.attrs.get("product") or x.title),
-            category=JINGPIN_CATEGORIES.get(x.category or "", x.category or ""),
+            category=spec.column_label("category", x.category),
             track=x.track or "",
         )
         for x in cases

@@ -222,7 +222,7 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
         "case": case,
         "machine": machine,
         "names": names,
-        "quota": quota_label(session, case.quota_bucket),
+        "quota": quota_label(session, spec, case.quota_bucket),
         "mine": mine,
         "others": others,
         "attrs": attrs,

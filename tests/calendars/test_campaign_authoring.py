@@ -77,7 +77,7 @@ def test_it_accepts_the_relative_deadline_shapes() -> None:
 def test_it_diffs_deadlines_machines_and_rules_in_chinese() -> None:
     new = (
         TEXT.replace("    deadline: 2026-07-03\n", "    deadline: 2026-07-08\n", 1)
-        .replace("core_threshold: 500", "core_threshold: 450", 1)
+        .replace("core: 500", "core: 450", 1)
         .replace("      selected: 入选\n", "      selected: 入选\n      publicised: 公示中\n", 1)
     )
     lines = diff_campaigns(load_campaign_file(CLUSTER_FILE), load_campaign_text(new, origin="new"))
@@ -86,7 +86,7 @@ def test_it_diffs_deadlines_machines_and_rules_in_chinese() -> None:
         in lines
     )
     assert "案件类型 cluster_application：新增状态 publicised（公示中）" in lines
-    assert "集群遴选规则（cluster）.tracks[人工智能].core_threshold：500 → 450" in lines
+    assert "通知附表（tables）.clusters[人工智能].core：500 → 450" in lines
     assert diff_campaigns(load_campaign_file(CLUSTER_FILE), load_campaign_file(CLUSTER_FILE)) == []
 
 

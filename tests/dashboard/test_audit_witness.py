@@ -4,18 +4,28 @@ page, and a case's receipt (printable and JSON) that checks offline with the pub
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from calendars.timeutil import parse_instant
 from models import receipts
+from models.actions import perform
 from models.checkpoint import Keyring, open_checkpoint
+from models.context import PLATFORM_SYNC, Actor
 from models.outbox import Email, Notification
-from operations import checkpoints, sweep
+from notifications.loopback import LoopbackSMTP
+from operations import acts, checkpoints, sweep
 from operations.runtime import Runtime
+from tests.conftest import CLUSTER
 from tests.dashboard.conftest import sign_in
 from tests.dashboard.world import World
+from tests.flows.test_cli import Shenbao
 
 
 def test_the_days_checkpoint_goes_to_the_provinces_contacts_once(world: World, runtime: Runtime) -> None:
@@ -31,6 +41,8 @@ def test_the_days_checkpoint_goes_to_the_provinces_contacts_once(world: World, r
     keyring = Keyring.read(runtime.settings.resolved_keyring_file)
     kept = open_checkpoint(note, keyring)  # what the witness saves from the mail verifies
     assert email is not None and note.splitlines()[0] in email.text_body
+    # The public key itself, not jinja's dict.keys method (``s.keys`` printed "<built-in method …>").
+    assert f"公钥（核对签名用）：{keyring.keys[0].text}" in email.text_body
     sweep.reconcile(runtime, parse_instant("2026-06-21T09:00"))
     with runtime.db.read() as session:
         days = {
@@ -54,3 +66,133 @@ def test_a_cases_receipt_page_and_file_check_offline(
     assert {e["subject"] for e in checked.events} == {f"case:{ref}"}
     audit = client.get("/audit")
     assert audit.status_code == 200 and data["checkpoint"].splitlines()[0] in audit.text
+
+
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[LoopbackSMTP]:
+    with LoopbackSMTP() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(smtp_server: LoopbackSMTP) -> LoopbackSMTP:
+    """The module's one loopback server, emptied for the test."""
+    smtp_server.clear()
+    return smtp_server
+
+
+def _received_receipt(smtp: LoopbackSMTP, addr: str) -> tuple[EmailMessage, str, bytes]:
+    """The one mail to ``addr`` as a mail client reads it, and its .json attachment."""
+    mine = [i for i, m in enumerate(smtp.messages) if addr in m.rcpt_tos]
+    assert len(mine) == 1, [m.rcpt_tos for m in smtp.messages]
+    message = smtp.decoded(mine[0])
+    files = [(p.get_filename(), p.get_payload(decode=True)) for p in message.iter_attachments()]
+    assert len(files) == 1 and files[0][0].endswith(".json"), files
+    return message, files[0][0], files[0][1]
+
+
+def test_an_actor_receives_the_receipt_by_mail_and_it_checks_on_another_machine(
+    world: World, runtime: Runtime, smtp: LoopbackSMTP, tmp_path: Path
+) -> None:
+    runtime.settings.dashboard_url = "https://shenbao.example.gov.cn"
+    public = checkpoints.keygen(runtime)
+    now = parse_instant("2026-06-22T10:00")  # a Monday: no quiet hours hold the mail
+    linxi = Actor(name="林西", org_id="330106", tier="county")
+    acts.act(runtime, linxi, world.refs["xihu_core"], "submit", now=now)
+    sweep.reconcile(runtime, now)
+    sweep.dispatch(runtime, now, host="127.0.0.1", port=smtp.port, timeout=5.0)
+    message, name, data = _received_receipt(smtp, world.people["xihu"].email)
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    assert "【审计回执】您的以下操作已记入申报系统的审计日志" in text and world.refs["xihu_core"] in text
+    assert f"shenbao audit check-receipt {name} --public-key {public.text}" in text
+    assert (
+        public.fingerprint in text
+        and f"https://shenbao.example.gov.cn/cases/{world.refs['xihu_core']}/receipt" in text
+    )
+    # The same bytes `shenbao audit receipt SEQ` writes.
+    seq = json.loads(data)["entries"][0]["seq"]
+    assert data == receipts.to_text(checkpoints.receipt(runtime, str(seq))).encode()
+    # Another machine: a fresh folder, no database, no secret, only the public key.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "mail").mkdir(parents=True)
+    saved = elsewhere / "mail" / name
+    saved.write_bytes(data)
+    other = Shenbao(elsewhere / "home")
+    checked = other("audit", "check-receipt", str(saved), "--public-key", public.text).stdout
+    assert "回执有效" in checked and world.refs["xihu_core"] in checked and "林西@330106" in checked
+    forged = json.loads(data)
+    forged["entries"][0]["event"] = forged["entries"][0]["event"].replace("林西", "别人")
+    saved.write_text(receipts.to_text(forged))
+    refused = other("audit", "check-receipt", str(saved), "--public-key", public.text, code=1)
+    assert "回执无效" in refused.stdout
+    assert not list(elsewhere.rglob("*.db"))  # it never opened a database
+    # Reconciling again mails nothing new; the engine's own actions give no receipt.
+    sweep.reconcile(runtime, parse_instant("2026-06-22T10:05"))
+    with runtime.db.read() as session:
+        rows = session.exec(select(Notification).where(Notification.kind == "receipt")).all()
+    assert [r.email_addr for r in rows] == [world.people["xihu"].email]
+
+
+def test_a_missing_signing_key_holds_the_receipts_and_says_so(
+    world: World, runtime: Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = parse_instant("2026-06-22T10:00")
+    acts.act(
+        runtime,
+        Actor(name="林西", org_id="330106", tier="county"),
+        world.refs["xihu_core"],
+        "submit",
+        now=now,
+    )
+    with caplog.at_level(logging.WARNING, logger="shenbao.audit"):
+        sweep.reconcile(runtime, now)
+        sweep.reconcile(runtime, parse_instant("2026-06-22T10:05"))
+    warnings = [r.getMessage() for r in caplog.records if r.name == "shenbao.audit"]
+    assert len(warnings) == 1 and "审计签名密钥不可用，今日检查点未签署" in warnings[0]  # once a day
+    assert "shenbao audit keygen" in warnings[0]
+    sb = Shenbao(
+        tmp_path / "home",
+        SHENBAO_DATABASE_URL=world.db.url,
+        SHENBAO_AUDIT_KEY_FILE=str(runtime.settings.resolved_key_file),
+        SHENBAO_AUDIT_ANCHOR_FILE=str(runtime.settings.audit_anchor_file),
+    )
+    shown = sb("audit", "status", now="2026-06-22T10:10").stdout
+    assert "⚠ 警告：审计签名密钥不可用" in shown and "尚未签署检查点" in shown
+    assert "尚未发出回执的操作" in shown
+    with runtime.db.read() as session:
+        assert not session.exec(select(Notification).where(Notification.kind == "receipt")).all()
+    # The key comes back: the held receipt goes out with the next pass.
+    checkpoints.keygen(runtime)
+    sweep.reconcile(runtime, parse_instant("2026-06-22T10:15"))
+    with runtime.db.read() as session:
+        held = session.exec(select(Notification).where(Notification.kind == "receipt")).all()
+    assert [r.email_addr for r in held] == [world.people["xihu"].email]
+    assert "签名密钥：" in sb("audit", "status", now="2026-06-22T10:20").stdout
+
+
+def test_a_moved_deadline_and_a_platform_sync_give_their_receipts_to_the_right_people(
+    world: World, runtime: Runtime
+) -> None:
+    checkpoints.keygen(runtime)
+    now = parse_instant("2026-06-22T10:00")
+    yan = Actor(name="严梦玲", org_id="330000", tier="province")
+    acts.move_deadline(
+        runtime, yan, CLUSTER, "application", parse_instant("2026-06-30T17:00"), "统一延期", now=now
+    )
+    # The platform's submission names nobody here: the applicant's contacts (西湖区: 林西, and
+    # 钱进 from the application's contact columns) keep the receipt.
+    perform(runtime.db, runtime.ctx(PLATFORM_SYNC, now=now), world.refs["xihu_collab"], "submit")
+    sweep.reconcile(runtime, now)
+    with runtime.db.read() as session:
+        rows = session.exec(
+            select(Notification).where(Notification.kind == "receipt").order_by(col(Notification.id))
+        ).all()
+    to = {r.email_addr: r.payload for r in rows}
+    assert set(to) == {world.people["province"].email, world.people["xihu"].email, "qianjin@xh.gov.cn"}
+    moved = to[world.people["province"].email]
+    assert moved["page"] == "/audit" and moved["events"][0]["what"].startswith("调整截止时间")
+    assert to["qianjin@xh.gov.cn"]["page"] == f"/cases/{world.refs['xihu_collab']}/receipt"
+    keyring = Keyring.read(runtime.settings.resolved_keyring_file)
+    for payload in to.values():
+        checked = receipts.check(json.loads(payload["receipt"]), keyring)
+        assert checked.checkpoint.size >= checked.events[-1]["seq"]

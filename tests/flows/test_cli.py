@@ -145,6 +145,17 @@ def test_it_initialises_twice_without_changing_anything_the_second_time(tmp_path
     sb("audit", "verify")
 
 
+def test_it_lists_a_campaigns_form_with_its_choices_by_label(sb: Shenbao) -> None:
+    out = sb("campaign", "form", "2026-cluster-selection").stdout
+    assert "申报类型" in out and "核心区、协同区、“新星”产业群" in out and "亿元、亿" in out
+    # 产业高地 shares the 集群名称 column: it is not a column of its own.
+    keys = [f["key"] for f in sb.json("campaign", "form", "2026-cluster-selection")["fields"]]
+    assert "cluster" in keys and "highland" not in keys
+    jp = sb.json("campaign", "form", "2026-jingpin")
+    category = next(f for f in jp["fields"] if f["key"] == "category")
+    assert category["choices"] == ["先进制造类", "数字技术融合类", "特色（消费品）类"]
+
+
 def test_it_shows_a_campaigns_stages_with_weekday_and_24_00(sb: Shenbao) -> None:
     out = sb("campaign", "show", "2026-cluster-selection").stdout
     assert (
@@ -288,6 +299,9 @@ def test_it_refuses_another_citys_coordinator(sb: Shenbao, cases: dict[str, str]
 def test_it_takes_an_override_reason_and_records_it(sb: Shenbao, cases: dict[str, str]) -> None:
     park = cases["杭州未来科技城管委会"]
     county = ("--as", "余杭区", "--by", "王强")  # the park's county submits for it
+    # Before submitting, `case show` previews what the campaign file's rules will say.
+    draft = sb.json("case", "show", park)
+    assert draft["findings_are_preview"] and [f["rule"] for f in draft["findings"]] == ["revenue_threshold"]
     refused = sb("case", "act", park, "submit", *county, code=3)
     assert "revenue_threshold" in refused.stderr and "--override" in refused.stderr
     sb("case", "act", park, "submit", *county, "--override", "revenue_threshold=软件业增速快")

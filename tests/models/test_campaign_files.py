@@ -77,9 +77,8 @@ def test_it_opens_both_application_windows_on_the_day_of_the_notice() -> None:
 
 
 def test_it_carries_the_quota_table_of_annex_2_2() -> None:
-    rules = SPECS[JINGPIN].jingpin
-    assert rules is not None
-    assert rules.city_quotas == {
+    by_id = {q.id: q for q in SPECS[JINGPIN].quotas}
+    assert by_id["city"].limits == {
         "330100": 60,
         "330200": 50,
         "330300": 45,
@@ -92,29 +91,33 @@ def test_it_carries_the_quota_table_of_annex_2_2() -> None:
         "331000": 45,
         "331100": 20,
     }
-    assert (rules.soe_group_limit, rules.association_limit, rules.brand_county_extra) == (5, 10, 2)
+    assert (by_id["soe"].limit, by_id["assoc"].limit, by_id["brand"].limit) == (5, 10, 2)
+    assert by_id["brand"].overflow and by_id["brand"].per == "county" and by_id["brand"].only == ()
 
 
 def test_it_carries_the_sales_thresholds_and_launch_window_of_annex_2() -> None:
-    rules = SPECS[JINGPIN].jingpin
-    assert rules is not None
-    assert [(c.id, c.min_sales, c.min_sales_mountain_island) for c in rules.categories] == [
+    spec = SPECS[JINGPIN]
+    assert [(c["id"], c["min_sales"], c["min_sales_mountain_island"]) for c in spec.tables["categories"]] == [
         ("advanced", 800, 500),
         ("digital", 600, 300),
         ("consumer", 600, 300),
     ]
-    assert (str(rules.launch_from), str(rules.launch_to), rules.min_rd_ratio) == (
+    rules = {r.id: r for r in spec.eligibility}
+    launch = rules["launch_window"]
+    assert (str(launch.date_from), str(launch.date_to), rules["rd_ratio"].min) == (
         "2023-01-01",
         "2024-12-31",
         Decimal("3"),
     )
-    assert len(rules.tracks) == 16 and rules.tracks[-1] == "历史经典产业"
+    assert spec.jingpin is not None and len(spec.jingpin.tracks) == 16
+    assert spec.jingpin.tracks[-1] == "历史经典产业"
+    assert rules["track_unknown"].in_ == spec.jingpin.tracks  # one list (a YAML anchor), read twice
 
 
 def test_it_carries_the_tracks_of_annex_1_1() -> None:
-    rules = SPECS[CLUSTER].cluster
-    assert rules is not None
-    closed = {t.cluster for t in rules.tracks if not t.open}
+    spec = SPECS[CLUSTER]
+    clusters = spec.tables["clusters"]
+    closed = {t["cluster"] for t in clusters if not t["open"]}
     assert closed == {
         "集成电路",
         "新能源汽车及零部件",
@@ -124,9 +127,11 @@ def test_it_carries_the_tracks_of_annex_1_1() -> None:
         "绿色石化",
         "高端新材料",
     }
-    assert len(rules.tracks) == 15
-    assert (rules.mountain_island_factor, rules.rising_star_quota_per_city) == (Decimal("0.7"), 3)
-    assert {h.threshold for h in rules.rising_star} == {Decimal(10)}
+    assert len(clusters) == 15
+    revenue = next(r for r in spec.eligibility if r.id == "revenue_threshold")
+    assert revenue.mountain_island_factor == Decimal("0.7")
+    assert next(q for q in spec.quotas if q.id == "rising_star").limit == 3
+    assert {h["threshold"] for h in spec.tables["highlands"]} == {10}
 
 
 # -- broken files ---------------------------------------------------------------------------------
@@ -247,3 +252,69 @@ def test_it_refuses_to_change_a_campaigns_program(seeded: Database, make_ctx: An
     text = JINGPIN_FILE.read_text(encoding="utf-8").replace("id: 2026-jingpin", f"id: {CLUSTER}", 1)
     with seeded.write() as session, pytest.raises(ActionRefused, match="不能改为 jingpin"):
         load_campaign(session, make_ctx(), text, origin="wrong.yaml")
+
+
+# -- the rule language's own mistakes: each names the key (rules by id) and the line -----------
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "said"),
+    [
+        (
+            "{field: track.open, equals: false}]",
+            "{field: trak.open, equals: false}]",
+            "eligibility[track_closed]",
+            "「trak.open」不是已知的字段",
+        ),
+        (
+            "lookup: {table: highlands,",
+            "lookup: {table: highland,",
+            "derive[star].lookup",
+            "表「highland」不在 tables 中（已有：clusters、highlands）",
+        ),
+        (
+            "match: [{column: subtracks, field: subtrack}]}}",
+            "match: [{column: subtrack, field: subtrack}]}}",
+            "derive[subtrack_cluster].lookup",
+            "表「clusters」没有列「subtrack」",
+        ),
+        (
+            "低于规模门槛（门槛{threshold}亿元",
+            "低于规模门槛（门槛{thresold}亿元",
+            "eligibility[revenue_threshold].message",
+            "message 中的「thresold」不是已知的字段",
+        ),
+        (
+            'name: "{recommender}核心区协同区推荐（不限数量）"',
+            'name: "{city}核心区协同区推荐（不限数量）"',
+            "quotas[cluster].name",
+            "{recommender}、{unit} 或 {limit}",
+        ),
+    ],
+)
+def test_it_names_the_rule_the_line_and_what_a_reference_could_be(
+    tmp_path: Path, old: str, new: str, key: str, said: str
+) -> None:
+    exc = broken(tmp_path, old, new)
+    text = CLUSTER_FILE.read_text(encoding="utf-8").replace(old, new, 1)
+    assert f"{key}: 第{_line_of(text, new)}行：" in str(exc) and said in str(exc)
+
+
+def test_it_refuses_a_condition_with_two_tests(tmp_path: Path) -> None:
+    exc = broken(tmp_path, "{field: x_system, equals: 无}]", "{field: x_system, equals: 无, empty: true}]")
+    assert "eligibility[x_system_required].when" in str(exc) and "只能有一种判断" in str(exc)
+
+
+def test_it_refuses_a_rule_with_neither_field_nor_when(tmp_path: Path) -> None:
+    old = "{id: x_system_required, severity: in_principle, when: [{field: zone_type, in: [core, collaborative]}, {field: x_system, equals: 无}],"
+    exc = broken(tmp_path, old, "{id: x_system_required, severity: in_principle,")
+    assert "eligibility[x_system_required]" in str(exc) and "须写 field（检查哪个字段）或 when" in str(exc)
+
+
+def test_it_refuses_a_quota_for_a_tier_that_does_not_recommend(tmp_path: Path) -> None:
+    exc = broken(tmp_path, "tiers: [city], limit: 3,", "tiers: [cities], limit: 3,")
+    assert "quotas[rising_star].tiers: 第" in str(exc) and "「cities」不是推荐单位的类别" in str(exc)

@@ -14,12 +14,12 @@ import pytest
 from calendars.campaign import CAMPAIGN_DIR, load_campaign_file
 from models.actions import ActionRefused, get_case, perform
 from models.db import Database
-from models.eligibility import Finding, cluster_findings, jingpin_findings
+from models.eligibility import Finding, findings_for
 from tests.models.spine import cluster_case, events, jingpin_case, n_events, snapshot
 
-CLUSTER_RULES = load_campaign_file(CAMPAIGN_DIR / "2026-cluster-selection.yaml").cluster
-JINGPIN_RULES = load_campaign_file(CAMPAIGN_DIR / "2026-jingpin.yaml").jingpin
-assert CLUSTER_RULES is not None and JINGPIN_RULES is not None
+# The rules are the campaign files' eligibility: blocks, run by the one engine.
+CLUSTER_SPEC = load_campaign_file(CAMPAIGN_DIR / "2026-cluster-selection.yaml")
+JINGPIN_SPEC = load_campaign_file(CAMPAIGN_DIR / "2026-jingpin.yaml")
 
 
 def cluster(
@@ -42,13 +42,27 @@ def cluster(
             "x_system": "无",
             "revenue": "12",
         }
-    found = cluster_findings(base | attrs, zone, CLUSTER_RULES, mountain_island=mountain_island)
+    found = findings_for(
+        CLUSTER_SPEC,
+        "cluster_application",
+        base | attrs,
+        zone_type=zone,
+        category=None,
+        mountain_island=mountain_island,
+    )
     return {f.rule: f for f in found}
 
 
 def jingpin(category: str = "advanced", *, mountain_island: bool = False, **attrs: Any) -> dict[str, Finding]:
     base = {"track": "工业母机与机器人", "launch_date": "2023-06-01", "avg_sales": "900", "rd_ratio": "4"}
-    found = jingpin_findings(base | attrs, category, JINGPIN_RULES, mountain_island=mountain_island)
+    found = findings_for(
+        JINGPIN_SPEC,
+        "jingpin_application",
+        base | attrs,
+        zone_type=None,
+        category=category,
+        mountain_island=mountain_island,
+    )
     return {f.rule: f for f in found}
 
 

@@ -548,3 +548,37 @@ def test_case_numbers_go_on_past_99999(seeded: Database, make_ctx: Any) -> None:
             )
         assert RefAllocator(session, spec, "cluster_application")() == "CL26-100001"
         session.rollback()
+
+
+# -- a new campaign of the 附1-2 shape, as a file only ----------------------------------------
+
+
+def test_a_campaign_file_with_counties_and_parks_applying_needs_no_code(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    """``applicant_tier: county_or_park`` in a file without 2026 figures: a county applies for
+    itself (its county may be left empty), a park under its county; both by the form alone."""
+    from models.registry import load_campaign
+
+    zjtx = Path(__file__).resolve().parents[2] / "calendars" / "campaigns" / "available" / "2026-zjtx.yaml"
+    text = zjtx.read_text(encoding="utf-8")
+    county_line = "    - {key: county, label: 所在县（市、区）, aliases: [所在县, 所属县（市、区）, 县（市、区）, 所在地区], type: county}"
+    assert "  applicant_tier: enterprise\n" in text and county_line in text
+    text = text.replace("  applicant_tier: enterprise\n", "  applicant_tier: county_or_park\n")
+    text = text.replace(county_line, county_line.replace("type: county}", "type: county, required: false}"))
+    with seeded.write() as session:
+        load_campaign(session, make_ctx(), text, origin="parks.yaml")
+    sample = zjtx.with_name("2026-zjtx.sample.csv")
+    import csv
+
+    with sample.open(encoding="utf-8-sig", newline="") as fh:
+        headers, good = list(csv.reader(fh))[1:3]
+    county, park = list(good), list(good)
+    county[0], county[2] = "西湖区", ""
+    park[0], park[1], park[2], park[16] = "杭州未来科技城管委会", "91330110MA2H0Q1K3Y", "余杭区", "ZJTX2026-9"
+    run_cases(seeded, make_ctx, "2026-zjtx", write_sheet(tmp_path / "县与园区.csv", headers, [county, park]))
+    with seeded.read() as session:
+        cases = {c.title: c for c in session.exec(select(Case).where(Case.campaign_id == "2026-zjtx"))}
+        org = session.get(Organisation, cases["杭州未来科技城管委会"].org_id)
+    assert cases["西湖区"].org_id == code("西湖区") and cases["西湖区"].attrs["county"] == "西湖区"
+    assert org is not None and (org.tier, org.county_code) == ("park", code("余杭区"))

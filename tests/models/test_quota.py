@@ -10,7 +10,9 @@ import pytest
 from sqlmodel import Session
 
 from calendars.campaign import CAMPAIGN_DIR
+from dashboard.queries import quota_label
 from models.actions import ActionRefused, act, get_case, perform
+from models.campaign import get_campaign
 from models.case import Case
 from models.context import Actor, Ctx
 from models.db import Database
@@ -138,8 +140,8 @@ def test_it_leaves_the_city_quota_alone_when_an_soe_group_recommends(seeded: Dat
 
 
 def test_it_gives_a_brand_county_two_extra_slots_for_brand_products(seeded: Database, make_ctx: Any) -> None:
-    reload_jingpin(seeded, make_ctx(), "brand_counties: []", 'brand_counties: ["330106"]')
-    reload_jingpin(seeded, make_ctx(), "brand_counties: []", 'brand_counties: ["330106"]')  # idempotent
+    reload_jingpin(seeded, make_ctx(), "per: county, only: []", 'per: county, only: ["330106"]')
+    reload_jingpin(seeded, make_ctx(), "per: county, only: []", 'per: county, only: ["330106"]')  # idempotent
     ctx = make_ctx()
     with seeded.write() as session:
         brand = approved(session, ctx, 3, county="西湖区", brand_aligned=True)
@@ -147,7 +149,11 @@ def test_it_gives_a_brand_county_two_extra_slots_for_brand_products(seeded: Data
         elsewhere = approved(session, ctx, 1, county="上城区", brand_aligned=True)
         recommend_all(session, ctx, [*brand, *other, *elsewhere])
         buckets = [c.quota_bucket for c in [*brand, *other, *elsewhere]]
+        # The case page names the quota a case uses the way the file does.
+        spec = get_campaign(session, JINGPIN).spec()
+        labels = [quota_label(session, spec, b) for b in ("brand:330106", "city:330100")]
     assert buckets == ["brand:330106", "brand:330106", "city:330100", "city:330100", "city:330100"]
+    assert labels == ["西湖区先进制造业集群品牌产品单列名额（2个）", "杭州市制造精品推荐名额（附2-2）"]
 
 
 def test_it_refuses_to_submit_a_recommendation_over_a_quota_lowered_since(
@@ -209,10 +215,12 @@ def test_it_refuses_a_cluster_recommendation_list_over_a_rising_star_quota_lower
         load_campaign(
             session,
             ctx,
-            text.replace("rising_star_quota_per_city: 3", "rising_star_quota_per_city: 2"),
+            text.replace("tiers: [city], limit: 3,", "tiers: [city], limit: 2,"),
             origin="修订",
         )
-    with pytest.raises(ActionRefused, match="杭州市“新星”产业群推荐 3 个，超过上限 2 个"):
+    with pytest.raises(
+        ActionRefused, match="超出名额「杭州市“新星”产业群推荐数量不超过2个」：上限 2 个，已推荐 3 个"
+    ):
         perform(
             seeded,
             make_ctx(),

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from openpyxl import Workbook
 
+from calendars.campaign import FormSpec, builtin_campaign_files, load_campaign_file
+from models.forms import FormRow, read_form
 from models.sheets import (
     Column,
     ImportProblem,
     ImportRejected,
-    parse_cluster_applications,
-    parse_jingpin_applications,
     parse_roster,
     read_sheet,
     write_sheet,
@@ -118,6 +118,24 @@ def jingpin_row(**overrides: Any) -> list[Any]:
     }
     base.update(overrides)
     return list(base.values())
+
+
+def _form(program: str) -> FormSpec:
+    """The built-in campaign file's form (附1-2 or 附2-3), as `case import` reads it."""
+    for path in builtin_campaign_files():
+        spec = load_campaign_file(path)
+        if spec.program == program:
+            assert spec.form is not None
+            return spec.form
+    raise AssertionError(program)
+
+
+def parse_cluster_applications(path: Path) -> list[FormRow]:
+    return read_form(_form("cluster"), path)
+
+
+def parse_jingpin_applications(path: Path) -> list[FormRow]:
+    return read_form(_form("jingpin"), path)
 
 
 def rejected(call: Any, *args: Any) -> list[ImportProblem]:
@@ -345,15 +363,16 @@ def test_it_caps_the_printed_problem_list_at_fifty() -> None:
 def test_it_parses_a_cluster_application(tmp_path: Path) -> None:
     path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row()])
     [row] = parse_cluster_applications(path)
-    assert (row.applicant, row.county, row.is_park, row.zone_type, row.cluster_name) == (
+    v = row.values
+    assert (v["applicant"], v["county"], row.is_park, v["zone_type"], v["cluster"]) == (
         "西湖区",
         "西湖区",
         False,
         "core",
         "人工智能",
     )
-    assert (row.revenue_2025, row.chain_leaders, row.innovation_platforms, row.world_class) == (
-        Decimal("520.5"),
+    assert (v["revenue"], v["chain_leaders"], v["innovation_platforms"], v["world_class"]) == (
+        "520.5",
         2,
         1,
         False,
@@ -371,14 +390,14 @@ def test_it_parses_a_cluster_application(tmp_path: Path) -> None:
 )
 def test_it_accepts_zone_type_variants(tmp_path: Path, typed: str, expected: str) -> None:
     path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(zone=typed)])
-    assert parse_cluster_applications(path)[0].zone_type == expected
+    assert parse_cluster_applications(path)[0].values["zone_type"] == expected
 
 
 def test_it_normalises_quotes_in_the_x_system(tmp_path: Path) -> None:
     path = write_sheet(
         tmp_path / "cluster.csv", CLUSTER_HEADERS, [cluster_row(zone="协同区", x='"新星"产业群')]
     )
-    assert parse_cluster_applications(path)[0].x_system == "“新星”产业群"
+    assert parse_cluster_applications(path)[0].values["x_system"] == "“新星”产业群"
 
 
 def test_it_requires_the_county_for_a_park(tmp_path: Path) -> None:
@@ -390,8 +409,8 @@ def test_it_requires_the_county_for_a_park(tmp_path: Path) -> None:
 
 
 def test_it_takes_the_cluster_from_the_subtrack_when_the_form_names_none(tmp_path: Path) -> None:
-    # 附1-2 has no cluster column: 细分赛道 alone says which cluster a row belongs to.
-    clusters = {"模型数据服务": "人工智能", "智能感知": "智能物联", "智能物联": "智能物联"}
+    # 附1-2 has no cluster column: 细分赛道 alone says which cluster a row belongs to (the
+    # campaign file's 附1-1 subtracks, and each cluster's own name).
     rows = [
         cluster_row(cluster="", track="模型数据服务"),
         cluster_row(applicant="余杭区", cluster="", track="智能物联"),
@@ -399,8 +418,9 @@ def test_it_takes_the_cluster_from_the_subtrack_when_the_form_names_none(tmp_pat
         cluster_row(applicant="萧山区", zone="新星产业群", cluster="", track="算力产业"),
     ]
     path = write_sheet(tmp_path / "cluster.csv", CLUSTER_HEADERS, rows)
-    parsed = parse_cluster_applications(path, clusters=clusters)
-    assert [r.cluster_name for r in parsed] == ["人工智能", "智能物联", None, None]
+    parsed = parse_cluster_applications(path)
+    assert [r.values["cluster"] for r in parsed] == ["人工智能", "智能物联", None, None]
+    assert [r.values["highland"] for r in parsed] == [None, None, None, None]
 
 
 def test_it_still_checks_a_cluster_name_that_is_given(tmp_path: Path) -> None:
@@ -437,13 +457,14 @@ def test_it_parses_a_jingpin_application_from_the_official_summary_form(tmp_path
         footer_lines=["填报人：", "联系电话（手机）："],
     )
     [row] = parse_jingpin_applications(path)
-    assert (row.row, row.category, row.track, row.launch_date) == (
+    v = row.values
+    assert (row.row, v["category"], v["track"], v["launch_date"]) == (
         4,
         "advanced",
         "工业母机与机器人",
-        date(2023, 5, 1),
+        "2023-05-01",
     )
-    assert (row.rd_ratio, row.avg_sales, row.brand_product) == (Decimal("4.2"), Decimal("1200"), False)
+    assert (v["rd_ratio"], v["avg_sales"], v["brand_product"]) == ("4.2", "1200", False)
 
 
 @pytest.mark.parametrize(
@@ -457,13 +478,13 @@ def test_it_parses_a_jingpin_application_from_the_official_summary_form(tmp_path
 )
 def test_it_accepts_product_category_variants(tmp_path: Path, typed: str, expected: str) -> None:
     path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(category=typed)])
-    assert parse_jingpin_applications(path)[0].category == expected
+    assert parse_jingpin_applications(path)[0].values["category"] == expected
 
 
 def test_it_accepts_a_short_track_header_and_track_spelling_variants(tmp_path: Path) -> None:
     headers = [("集群赛道" if h.startswith("所在“415X”") else h) for h in JINGPIN_HEADERS]
     path = write_sheet(tmp_path / "jingpin.csv", headers, [jingpin_row(track="生物医药及医疗器械")])
-    assert parse_jingpin_applications(path)[0].track == "生物医药与医疗器械"
+    assert parse_jingpin_applications(path)[0].values["track"] == "生物医药与医疗器械"
 
 
 @pytest.mark.parametrize(
@@ -478,7 +499,7 @@ def test_it_accepts_a_short_track_header_and_track_spelling_variants(tmp_path: P
 )
 def test_it_accepts_date_text_variants(tmp_path: Path, typed: str, expected: date) -> None:
     path = write_sheet(tmp_path / "jingpin.csv", JINGPIN_HEADERS, [jingpin_row(launch=typed)])
-    assert parse_jingpin_applications(path)[0].launch_date == expected
+    assert parse_jingpin_applications(path)[0].values["launch_date"] == expected.isoformat()
 
 
 def test_it_reads_xlsx_date_cells(tmp_path: Path) -> None:
@@ -487,12 +508,12 @@ def test_it_reads_xlsx_date_cells(tmp_path: Path) -> None:
         jingpin_row(product="B型", launch=datetime(2023, 1, 2, 0, 0)),
     ]
     path = write_sheet(tmp_path / "jingpin.xlsx", JINGPIN_HEADERS, rows)
-    assert [r.launch_date for r in parse_jingpin_applications(path)] == [date(2024, 3, 15), date(2023, 1, 2)]
+    assert [r.values["launch_date"] for r in parse_jingpin_applications(path)] == ["2024-03-15", "2023-01-02"]
 
 
 def test_it_reads_an_unformatted_excel_date_serial(tmp_path: Path) -> None:
     path = write_sheet(tmp_path / "jingpin.xlsx", JINGPIN_HEADERS, [jingpin_row(launch=45047)])
-    assert parse_jingpin_applications(path)[0].launch_date == date(2023, 5, 1)
+    assert parse_jingpin_applications(path)[0].values["launch_date"] == "2023-05-01"
 
 
 def test_it_reports_a_malformed_date_naming_row_and_column(tmp_path: Path) -> None:
@@ -512,7 +533,7 @@ def test_it_reads_a_percentage_formatted_cell_as_shown(tmp_path: Path) -> None:
     assert ws is not None
     ws["H2"].number_format = "0.0%"
     wb.save(wb_path)
-    assert parse_jingpin_applications(path)[0].rd_ratio == Decimal("3.5")
+    assert Decimal(parse_jingpin_applications(path)[0].values["rd_ratio"]) == Decimal("3.5")
 
 
 def test_it_reports_a_duplicate_enterprise_and_product(tmp_path: Path) -> None:
