@@ -51,7 +51,15 @@ from models.outbox import Email, Notification
 from models.registry import load_campaign, seed_divisions
 from models.schema import upgrade
 from notifications.audience import Directory
-from notifications.compose import CHASING, Rechecker, _Campaigns, _write_message, section_for
+from notifications.compose import (
+    CHASING,
+    Rechecker,
+    _Campaigns,
+    _write_message,
+    section_for,
+    shown_in,
+    shown_of,
+)
 from notifications.dispatcher import SmtpConfig, dispatch
 from notifications.loopback import LoopbackSMTP
 from tests.notifications.world import CALENDAR, IDENTITY, RENDERER, build_town, tick_at
@@ -80,7 +88,7 @@ def old_recheck(session: Any, email: Email, now: Any) -> Any:
         if section is None:
             changed = True
             continue
-        if section.get("shown", []) != (n.payload or {}).get("shown", []):
+        if shown_in(section) != shown_of(n):
             changed = True
         sections.append(section)
     if not sections:

@@ -575,11 +575,37 @@ def _phase(phase: str, home: Path, cases: int) -> None:
         t0 = time.perf_counter()
         before, after = upgrade(rt.db)
         result = {"from": before, "to": after, "upgrade_s": time.perf_counter() - t0}
+        _own_campaign_files(rt)
         rt.db.dispose()
     else:
         result = run_passes(str(home), SIDE_PASSES)
         result.pop("notification_keys")
     print(json.dumps(result, default=str, ensure_ascii=False))
+
+
+def _own_campaign_files(rt: Any) -> None:
+    """This tree's own texts of the two campaign files in place of the baseline's, stored as
+    they are (their stages and deadlines are the same): since the declared forms and rules
+    (main at 28b1d83) this tree's campaign schema refuses 7cf4329's texts, and
+    `shenbao campaign load` cannot replace them either (it parses the stored one first)."""
+    from sqlalchemy import update as sql_update
+
+    from calendars.campaign import load_campaign_text
+    from models.campaign import Campaign
+
+    try:
+        from calendars.campaign import spec_digest
+    except ImportError:  # a tree without it has no campaign schema of its own to satisfy
+        return
+    with rt.db.write() as session:
+        for path in builtin_campaign_files():
+            text = path.read_text(encoding="utf-8")
+            spec = load_campaign_text(text, origin=path.name)
+            session.execute(
+                sql_update(Campaign)
+                .where(Campaign.id == spec.id)  # type: ignore[arg-type]
+                .values(spec_text=text, spec_digest=spec_digest(text))
+            )
 
 
 def side_by_side(cases: int, out: Path | None, reuse: bool = False) -> None:

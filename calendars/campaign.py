@@ -9,6 +9,7 @@ and held as aware UTC instants; ``null`` means 另行通知 (to be announced).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import string
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from calendars import usercache
 from calendars.timeutil import format_deadline, local_time_on, parse_deadline
 from calendars.workdays import WorkCalendar
 
@@ -1388,6 +1390,16 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
 
 
 def _load_yaml(text: str, origin: str) -> dict[str, Any]:
+    # PyYAML's resolvers (Python, one regex walk per scalar) were most of what reading both
+    # campaign files cost a cold `shenbao status`: the parse of a text is kept in the user's
+    # cache under the text's digest (and the parser's version), so it is read back as JSON.
+    entry = (
+        f"campaigns/{hashlib.sha256(text.encode('utf-8')).hexdigest()[:40]}-"
+        f"yaml{yaml.__version__}-textdates1.json"
+    )
+    cached = usercache.read_json(entry)
+    if isinstance(cached, dict):
+        return cached
     try:
         raw = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
@@ -1396,6 +1408,12 @@ def _load_yaml(text: str, origin: str) -> dict[str, Any]:
         raise CampaignFileError(f"{origin}: {line} YAML 格式错误：{exc}") from exc
     if not isinstance(raw, dict):
         raise CampaignFileError(f"{origin}: 顶层应为映射（id、name、stages …）")
+    try:
+        same = json.loads(json.dumps(raw)) == raw  # e.g. a number as a key would come back as text
+    except (TypeError, ValueError):
+        same = False
+    if same:
+        usercache.write_json(entry, raw)
     return raw
 
 

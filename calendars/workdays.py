@@ -19,10 +19,17 @@ Sources, in order:
 Queries are hot (reconcile asks for every case, every stage, every rule step), so each year is
 resolved once into a set and a sorted list of working days, and every query is a set lookup or a
 bisection.
+
+What the library says about a year is also kept across processes, in a small JSON file per year
+and library version (``calendars.usercache``): importing ``holidays``' country table and computing a year was most of
+what a cold ``shenbao status`` added to the CLI's start-up. Only the library's answer is cached;
+the override file and loaded arrangements are applied on top in every process, so an edit to
+them counts at once, and a year without 调休 data is still refused (an empty cached answer).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
@@ -32,12 +39,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import holidays
 import yaml
 
+from calendars import usercache
 from calendars.timeutil import local_date
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "DEFAULT_WORKDAYS_FILE",
     "WORKDAYS_FILE_ENV",
     "Arrangement",
@@ -51,6 +59,7 @@ __all__ = [
 
 DEFAULT_WORKDAYS_FILE = Path(__file__).resolve().parent / "data" / "workdays.yaml"
 WORKDAYS_FILE_ENV = "SHENBAO_WORKDAYS_FILE"
+CACHE_DIR_ENV = usercache.CACHE_DIR_ENV
 _DEFAULT_FILE_DISPLAY = "calendars/data/workdays.yaml"
 
 
@@ -226,12 +235,56 @@ class _ResolvedYear:
 
 def _library_year(year: int) -> tuple[dict[date, str], set[date]]:
     """(holidays of ``year`` with Chinese names, swapped weekend working days in ``year``)."""
+    version = _library_version()
+    name = f"workdays/holidays-china-{year}-{version}.json"
+    raw = usercache.read_json(name) if version else None
+    if isinstance(raw, dict):
+        try:
+            return (
+                {date.fromisoformat(k): str(v) for k, v in raw["holidays"].items()},
+                {date.fromisoformat(d) for d in raw["swapped"]},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass  # unreadable: the library answers, and the entry is written again
+    import holidays  # here, not at the top: a cached year needs neither the import nor the work
+
     lib = holidays.China(years=year, language="zh_CN")
     names = {d: str(name) for d, name in lib.items() if d.year == year}
     # weekend_workdays is filled from the library's whole table, not just ``years``; a
     # cross-year swap (a late-December Saturday worked for New Year) lands in its own year.
     swapped = {d for d in lib.weekend_workdays if d.year == year}
+    if version:
+        usercache.write_json(
+            name,
+            {
+                "holidays": {d.isoformat(): n for d, n in sorted(names.items())},
+                "swapped": sorted(d.isoformat() for d in swapped),
+            },
+        )
     return names, swapped
+
+
+@lru_cache(maxsize=1)
+def _library_version() -> str | None:
+    """The installed ``holidays`` release, from its dist-info folder's name: reading it through
+    ``importlib.metadata`` (or importing the package) costs more than the cache saves. None when
+    it cannot be told (then nothing is cached)."""
+    try:
+        spec = importlib.util.find_spec("holidays")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        found = sorted(p.name for p in package.parent.glob("holidays-*.dist-info"))
+        china = (package / "countries" / "china.py").stat()
+    except OSError:
+        return None
+    if len(found) != 1:
+        return None  # two installs side by side: which one answers is not ours to guess
+    # The release, and the China table's file itself (an edited or re-installed copy).
+    return f"{found[0][len('holidays-') : -len('.dist-info')]}-{china.st_size}-{china.st_mtime_ns}"
 
 
 class WorkCalendar:

@@ -19,8 +19,10 @@ from rich.text import Text
 # Non-terminal output (pipes, CI logs) defaults to 80 columns in rich, which folds Chinese
 # tables into unreadable stacks; use a wide page unless the terminal says otherwise.
 _width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
-console = Console(width=_width, highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, width=_width, highlight=False)
+# emoji=False: a ":name:" in people's text is shown as typed, not turned into a picture (and
+# rich's emoji table, a tenth of what `status` added to the start-up, is never imported).
+console = Console(width=_width, highlight=False, soft_wrap=False, emoji=False)
+err_console = Console(stderr=True, width=_width, highlight=False, emoji=False)
 
 
 # Everything that moves the cursor, changes colours or reorders text when it reaches a terminal:

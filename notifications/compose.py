@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, func, insert, or_, update
 from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec, Stage
@@ -37,7 +37,7 @@ from models.channels import C_PENDING, ChannelItem, ChannelMessage
 from models.machines import machine_for
 from models.org import Contact
 from models.outbox import CANCELLED, E_PENDING, PENDING, QUEUED, Email, Notification
-from notifications.audience import Directory, lookup_keys
+from notifications.audience import Directory, acting_org, lookup_keys
 from notifications.channels.route import address_of, routes_for
 from notifications.mime import build_mime, message_id_for
 from notifications.notices import LAPSE_NOTICE
@@ -47,7 +47,7 @@ from notifications.render import Renderer
 from notifications.schedule import WorkingHours, last_day
 
 ITEM_LIMIT = 30  # items listed per section; the rest are counted ("等N项")
-STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is read whole
+STAGE_SCAN_AFTER = 8  # organisations asked about one stage in one run before it is summarised at once
 CHASING = ("reminder", "overdue", "supervisor_reminder", "escalation", "stuck")
 # Re-checked just before sending: what chases someone, and the lists of lapsed cases (a case the
 # platform's sync found submitted on time is corrected meanwhile and drops off its list).
@@ -77,7 +77,7 @@ class _Campaigns:
         self._cache: dict[str, tuple[Campaign, CampaignSpec, dict[str, Any]]] = {}
         self._pending: dict[tuple[str, str, tuple[str, ...]], tuple[list[Any], int]] = {}
         self._asked: dict[tuple[str, str], int] = defaultdict(int)
-        self._stage_index: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._summaries: dict[tuple[str, str], _StageSummary] = {}
         self._cases: dict[int, Any] = {}
 
     def cases(self, ids: Iterable[int]) -> dict[int, Any]:
@@ -98,25 +98,23 @@ class _Campaigns:
         return self._cache[campaign_id]
 
     def pending(self, campaign_id: str, stage: Stage, orgs: list[str]) -> tuple[list[Any], int]:
+        """(the first ``ITEM_LIMIT`` cases waiting at ``stage`` on any of ``orgs``, in ref order, as
+        rows of ``_CASE_LINE``; how many wait in all). A section lists the first and states the
+        total: no more is read (a city's reminder at a million open cases names 45,000)."""
         key = (campaign_id, stage.id, tuple(orgs))
         if key in self._pending:
             return self._pending[key]
         stage_key = (campaign_id, stage.id)
         self._asked[stage_key] += 1
         if stage.actor != "province" and self._asked[stage_key] > STAGE_SCAN_AFTER:
-            # Many organisations asked about one stage (a reminder to every county): one scan of
-            # the stage's open cases beats a query per county, each reading rows all over the table.
-            if stage_key not in self._stage_index:
-                self._stage_index[stage_key] = _pending_index(self.session, campaign_id, stage)
-            index = self._stage_index[stage_key]
-            if len(orgs) == 1:
-                cases = list(index.get(orgs[0], ()))  # in ref order already, each case once
-            else:
-                found = {row.id: row for org in orgs for row in index.get(org, ())}
-                cases = sorted(found.values(), key=lambda c: c.ref)
-            self._pending[key] = (_with_lines(self.session, cases), len(cases))
+            # Many organisations asked about one stage (a reminder to every county): one pass over
+            # the stage's index for all of them beats queries per county.
+            if stage_key not in self._summaries:
+                self._summaries[stage_key] = _StageSummary(self.session, campaign_id, stage)
+            head, total = self._summaries[stage_key].waiting(orgs)
         else:
-            self._pending[key] = _pending_cases(self.session, campaign_id, stage, orgs)
+            head, total = _pending_cases(self.session, campaign_id, stage, orgs)
+        self._pending[key] = (_with_lines(self.session, head), total)
         return self._pending[key]
 
 
@@ -126,68 +124,138 @@ _CASE_LINE = (Case.id, Case.ref, Case.title, Case.kind, Case.state, Case.track)
 _LAPSE_LINE = (*_CASE_LINE, Case.county_code)
 
 
-def _pending_cases(
-    session: Session, campaign_id: str, stage: Stage, orgs: list[str]
-) -> tuple[list[Any], int]:
-    """The cases still waiting at ``stage`` on any of ``orgs`` (the SQL form of audience.lookup_keys),
-    as rows of ``_CASE_LINE``."""
-    base = select(*_CASE_LINE).where(
-        Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
-    )  # type: ignore[attr-defined]
-    if stage.actor == "province":
-        cases = list(session.exec(base.order_by(Case.ref)).all())
-        return cases, len(cases)
-    found: dict[int, Any] = {}
-    # A county forwarding for thousands of enterprises: keep each IN list within SQLite's limits.
-    for start in range(0, len(orgs), 500):
-        chunk = orgs[start : start + 500]
-        if stage.actor == "county":
-            query = base.where(Case.county_code.in_(chunk) | Case.org_id.in_(chunk))  # type: ignore[union-attr,attr-defined]
-        elif stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-            query = base.where(Case.city_code.in_(chunk))  # type: ignore[union-attr]
-        else:
-            query = base.where(Case.org_id.in_(chunk))  # type: ignore[attr-defined]
-        for case in session.exec(query).all():
-            found[case.id] = case  # type: ignore[index]
-    cases = sorted(found.values(), key=lambda c: c.ref)
-    return cases, len(cases)
-
-
 class _Ref(NamedTuple):
-    """A waiting case as the stage scan reads it: its number, from the covering index alone."""
+    """A waiting case as the index gives it: its id and number (a section loads the rest of the
+    cases it lists, ``_with_lines``)."""
 
     id: int
     ref: str
 
 
-def _pending_index(session: Session, campaign_id: str, stage: Stage) -> dict[str, list[Any]]:
-    """Every case still waiting at ``stage``, under each organisation ``_pending_cases`` would find
-    it by, in ref order. Read from ``ix_case_pending`` alone (ids, refs and the organisation
-    columns are all in it): at a million open cases, loading titles for every case was most of
-    a compose, and a section shows only its first ``ITEM_LIMIT`` (``_with_lines``)."""
-    rows = session.exec(
-        select(Case.id, Case.ref, Case.org_id, Case.county_code, Case.city_code)
-        .where(
-            Case.campaign_id == campaign_id, Case.kind == stage.subject, Case.state.in_(stage.pending_states)
-        )  # type: ignore[attr-defined]
-        .order_by(Case.ref)
-    ).all()
-    index: dict[str, list[Any]] = defaultdict(list)
-    for case_id, ref, org_id, county, city in rows:
-        line = _Ref(case_id, ref)
-        for key in lookup_keys(stage, org_id, county, city):
-            index[key].append(line)
-    return index
+def _waiting(campaign_id: str, stage: Stage) -> Any:
+    """The cases waiting at ``stage``: a range of ``ix_case_pending``."""
+    return (
+        Case.campaign_id == campaign_id,
+        Case.kind == stage.subject,
+        Case.state.in_(stage.pending_states),  # type: ignore[attr-defined]
+    )
+
+
+def _key_columns(stage: Stage) -> list[Any]:
+    """The columns a waiting case is found by (the SQL of ``audience.lookup_keys``)."""
+    if stage.actor == "county":
+        return [Case.county_code, Case.org_id]
+    if stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+        return [Case.city_code]
+    return [Case.org_id]
+
+
+def _acting_column(stage: Stage) -> Any:
+    """``audience.acting_org`` in SQL (an empty county or city counts as none, as there)."""
+    if stage.actor == "county":
+        return func.coalesce(func.nullif(Case.county_code, ""), Case.org_id)
+    if stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
+        return func.coalesce(func.nullif(Case.city_code, ""), Case.org_id)
+    return Case.org_id
+
+
+def _first_refs(session: Session, where: Any) -> list[_Ref]:
+    rows = session.exec(select(Case.id, Case.ref).where(*where).order_by(Case.ref).limit(ITEM_LIMIT)).all()
+    return [_Ref(i, r) for i, r in rows]
+
+
+def _pending_cases(
+    session: Session, campaign_id: str, stage: Stage, orgs: list[str]
+) -> tuple[list[_Ref], int]:
+    """(first ``ITEM_LIMIT`` refs, total) of the cases waiting at ``stage`` on any of ``orgs``,
+    counted and cut in SQL: what a few organisations ask, and the pre-send recheck."""
+    base = _waiting(campaign_id, stage)
+    if stage.actor == "province":
+        total = session.exec(select(func.count()).select_from(Case).where(*base)).one()
+        return _first_refs(session, base), int(total)
+    columns = _key_columns(stage)
+    if len(orgs) <= 500:  # within SQLite's limits: one condition, so a case matched twice counts once
+        found = or_(*(c.in_(orgs) for c in columns))
+        total = session.exec(select(func.count()).select_from(Case).where(*base, found)).one()
+        return _first_refs(session, (*base, found)), int(total)
+    # A county forwarding for thousands of enterprises: the numbers of every match, once each.
+    seen: dict[int, str] = {}
+    for start in range(0, len(orgs), 500):
+        chunk = orgs[start : start + 500]
+        query = select(Case.id, Case.ref).where(*base, or_(*(c.in_(chunk) for c in columns)))
+        seen.update(session.exec(query).all())  # type: ignore[arg-type]
+    head = sorted(seen.items(), key=lambda kv: kv[1])[:ITEM_LIMIT]
+    return [_Ref(i, r) for i, r in head], len(seen)
+
+
+class _StageSummary:
+    """What a run needs to know about the cases waiting at one stage, for every organisation
+    that asks: counts per (applicant, county, city) from one GROUP BY and, per acting
+    organisation, its first ``ITEM_LIMIT`` refs from one window function, both over
+    ``ix_case_pending`` alone. Before, every waiting case's id and ref were read into Python
+    (half a million at a million open cases) and every one of them remembered as "shown"."""
+
+    def __init__(self, session: Session, campaign_id: str, stage: Stage) -> None:
+        self.session, self.stage = session, stage
+        self.where = _waiting(campaign_id, stage)
+        groups = session.exec(
+            select(Case.org_id, Case.county_code, Case.city_code, func.count())
+            .where(*self.where)
+            .group_by(Case.org_id, Case.county_code, Case.city_code)
+        ).all()
+        self.counts: list[int] = []
+        self.acting: list[str] = []
+        self.groups_of: dict[str, list[int]] = defaultdict(list)  # organisation -> its groups
+        for g, (org_id, county, city, count) in enumerate(groups):
+            self.counts.append(int(count))
+            self.acting.append(acting_org(stage, org_id, county, city))
+            for key in lookup_keys(stage, org_id, county, city):
+                self.groups_of[key].append(g)
+        acting = _acting_column(stage)
+        ranked = (
+            select(
+                Case.id,
+                Case.ref,
+                acting.label("acting"),
+                func.row_number().over(partition_by=acting, order_by=Case.ref).label("rn"),
+            )
+            .where(*self.where)
+            .subquery()
+        )
+        self.heads: dict[str, list[_Ref]] = defaultdict(list)
+        rows = session.exec(
+            select(ranked.c.id, ranked.c.ref, ranked.c.acting)
+            .where(ranked.c.rn <= ITEM_LIMIT)
+            .order_by(ranked.c.acting, ranked.c.ref)
+        ).all()
+        for case_id, ref, org in rows:
+            self.heads[org].append(_Ref(case_id, ref))
+
+    def waiting(self, orgs: list[str]) -> tuple[list[_Ref], int]:
+        asked = set(orgs)
+        groups = {g for o in asked for g in self.groups_of.get(o, ())}
+        total = sum(self.counts[g] for g in groups)
+        found: dict[int, _Ref] = {}
+        for org in asked:
+            for line in self.heads.get(org, ()):
+                found[line.id] = line
+        # An organisation listed by more than its acting one (a park at a county stage) whose
+        # acting organisation was not asked too: its own first cases, from its own rows.
+        for org in sorted(
+            {o for o in asked for g in self.groups_of.get(o, ()) if self.acting[g] not in asked}
+        ):
+            for line in _first_refs(self.session, (*self.where, Case.org_id == org)):
+                found[line.id] = line
+        return sorted(found.values(), key=lambda c: c.ref)[:ITEM_LIMIT], total
 
 
 def _with_lines(session: Session, cases: list[Any]) -> list[Any]:
-    """``cases`` with the first ``ITEM_LIMIT`` as full ``_CASE_LINE`` rows (what a section lists);
-    the rest stay numbers (what it counts and remembers as shown)."""
-    head = [c.id for c in cases[:ITEM_LIMIT] if isinstance(c, _Ref)]
+    """The cases a section lists (at most ``ITEM_LIMIT``, in ref order) as ``_CASE_LINE`` rows."""
+    head = [c.id for c in cases[:ITEM_LIMIT]]
     if not head:
-        return cases
+        return []
     lines = {row.id: row for row in session.exec(select(*_CASE_LINE).where(col(Case.id).in_(head))).all()}
-    return [lines.get(c.id, c) for c in cases[:ITEM_LIMIT]] + cases[ITEM_LIMIT:]
+    return [lines[c.id] for c in cases[:ITEM_LIMIT] if c.id in lines]
 
 
 def _countdown(calendar: WorkCalendar, now: datetime, due: datetime | None) -> dict[str, Any]:
@@ -288,7 +356,9 @@ def section_for(
             "total": total,
             "more": max(0, total - ITEM_LIMIT),
             "forwarded": [d.name(o) for o in forwarded],
-            "shown": sorted(c.ref for c in cases),
+            # What the mail shows (shown_in): the listed cases and the total, not every case.
+            "shown": [c.ref for c in cases[:ITEM_LIMIT]],
+            "shown_counts": [total],
         }
         base["nothing_to_review"] = (
             _nothing_to_review_text(session, d, n.campaign_id, spec, orgs)
@@ -299,11 +369,13 @@ def section_for(
     # supervisor_reminder / escalation: who below still has not acted, with how to reach them
     late = []
     shown: list[str] = []
+    counts: list[int] = []
     for org_id in orgs:
         cases, total = campaigns.pending(n.campaign_id, stage, [org_id])
         if not total:
             continue
-        shown += [c.ref for c in cases]
+        shown += [c.ref for c in cases[:5]]
+        counts.append(total)
         people = d.contacts(org_id, spec.program)
         org = d.org(org_id)
         if not people and org is not None and org.tier in ("enterprise", "park"):
@@ -322,7 +394,7 @@ def section_for(
     if not late:
         return None
     round_no = int(n.step[1:]) if n.kind == "escalation" and n.step and n.step.startswith("r") else None
-    return base | {"late": late, "round": round_no, "shown": sorted(shown)}
+    return base | {"late": late, "round": round_no, "shown": sorted(shown), "shown_counts": counts}
 
 
 def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any] | None:
@@ -388,10 +460,22 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
     }
 
 
-def shown_of(n: Any) -> list[Any]:
-    """What a notification's email showed when it was composed (a lapse list: its cases)."""
+def shown_in(section: dict[str, Any]) -> dict[str, Any]:
+    """What a section shows that can go stale before it is sent: the cases it lists (refs; a
+    lapse list: ids) and the totals it states (a digest's 「共N项」, each late organisation's
+    count). The pre-send recheck re-renders when this differs from ``shown_of``: a listed case
+    acted on since drops off, an unlisted one changes the total."""
+    return {"shown": list(section.get("shown", [])), "shown_counts": section.get("shown_counts")}
+
+
+def shown_of(n: Any) -> dict[str, Any]:
+    """``shown_in`` of a notification's section when its message was composed (kept in its
+    payload; a lapse list written before: its cases)."""
     payload = n.payload or {}
-    return list(payload.get("shown", payload.get("case_ids", [])))
+    return {
+        "shown": list(payload.get("shown", payload.get("case_ids", []))),
+        "shown_counts": payload.get("shown_counts"),
+    }
 
 
 def _nothing_to_review_text(
@@ -614,9 +698,9 @@ def compose_all(
                     }
                 )
                 continue
-            now_shown = section.get("shown", [])
+            now_shown = shown_in(section)
             if now_shown != shown_of(n):
-                shown.append({"nid": n.id, "pl": dict(n.payload or {}) | {"shown": now_shown}})
+                shown.append({"nid": n.id, "pl": dict(n.payload or {}) | now_shown})
             # A receipt is a file to keep: it goes by email whatever channel the person prefers.
             routes = ("email",) if n.kind == RECEIPT else routes_for(contact, n.urgent)
             for channel in routes:
@@ -822,7 +906,7 @@ class Rechecker:
                 n.status, n.status_reason = CANCELLED, "发送前复核：已办结或截止时间已调整，无需再发"
                 session.add(n)
                 continue
-            if section.get("shown", []) != shown_of(n):
+            if shown_in(section) != shown_of(n):
                 changed = True
             sections.append(section)
         if not sections:
@@ -888,7 +972,7 @@ class ChannelRechecker:
             if section is None:
                 changed = True
                 continue
-            if section.get("shown", []) != (n.payload or {}).get("shown", []):
+            if shown_in(section) != shown_of(n):
                 changed = True
             sections.append(section)
         if not sections:

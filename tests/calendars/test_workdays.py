@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -7,6 +10,7 @@ import pytest
 
 from calendars.timeutil import parse_deadline, parse_instant
 from calendars.workdays import (
+    CACHE_DIR_ENV,
     DEFAULT_WORKDAYS_FILE,
     WORKDAYS_FILE_ENV,
     UnknownYearError,
@@ -14,6 +18,16 @@ from calendars.workdays import (
     WorkdaysFileError,
     load_default_calendar,
 )
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own library cache, so that the pinned arrangements below are checked
+    against the library itself, not against a file an earlier run left."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    return cache
+
 
 # The State Council's arrangements, typed in from the notices, independent of the library:
 # (first day off, last day off) per holiday, and the weekend days that are worked (调休).
@@ -329,3 +343,58 @@ def test_it_loads_the_packaged_file_without_the_environment_variable() -> None:
 def test_it_names_the_setting_when_the_environment_file_is_missing(tmp_path: Path) -> None:
     with pytest.raises(WorkdaysFileError, match=WORKDAYS_FILE_ENV):
         load_default_calendar({WORKDAYS_FILE_ENV: str(tmp_path / "missing.yaml")})
+
+
+def _cached(cache: Path, year: int) -> Path:
+    (found,) = (cache / "workdays").glob(f"holidays-china-{year}-*.json")
+    return found
+
+
+def test_a_year_the_library_computed_is_read_back_from_the_cache(own_cache: Path) -> None:
+    assert WorkCalendar().holiday_name(date(2026, 10, 1)) == "国庆节"
+    # What the next process reads is the file, not the library: a day written into it shows.
+    path = _cached(own_cache, 2026)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["holidays"]["2026-03-03"] = "缓存中的假日"
+    path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    again = WorkCalendar()
+    assert again.holiday_name(date(2026, 3, 3)) == "缓存中的假日"
+    assert not again.is_working_day(date(2026, 2, 16)) and again.is_working_day(date(2026, 2, 14))
+
+
+def test_the_override_file_still_applies_over_a_cached_year(own_cache: Path, tmp_path: Path) -> None:
+    WorkCalendar().is_working_day(date(2026, 3, 3))  # cached now
+    path = tmp_path / "w.yaml"
+    path.write_text("years:\n  2026:\n    holidays:\n      2026-03-03: 本地假日\n", encoding="utf-8")
+    assert WorkCalendar(path).holiday_name(date(2026, 3, 3)) == "本地假日"
+
+
+def test_a_cached_year_without_official_data_is_still_refused(own_cache: Path) -> None:
+    assert not WorkCalendar().is_known_year(2031)
+    assert json.loads(_cached(own_cache, 2031).read_text(encoding="utf-8"))["swapped"] == []
+    with pytest.raises(UnknownYearError, match="2031年"):
+        WorkCalendar().is_working_day(date(2031, 5, 6))
+
+
+def test_an_unreadable_cache_file_is_recomputed_and_rewritten(own_cache: Path) -> None:
+    WorkCalendar().is_working_day(date(2026, 1, 5))
+    path = _cached(own_cache, 2026)
+    path.write_text("{not json", encoding="utf-8")
+    assert WorkCalendar().holiday_name(date(2026, 10, 1)) == "国庆节"
+    assert "国庆节" in json.loads(path.read_text(encoding="utf-8"))["holidays"].values()
+
+
+def test_a_cached_year_needs_no_holidays_import(own_cache: Path) -> None:
+    # A fresh interpreter is the point: the import is what a cold `shenbao status` saved.
+    code = (
+        "import sys, datetime\nfrom calendars.workdays import WorkCalendar\n"
+        "WorkCalendar().working_days_between(datetime.date(2026, 6, 1), datetime.date(2026, 6, 30))\n"
+        "print('holidays' in sys.modules)"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs == ["True", "False"]

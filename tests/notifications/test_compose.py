@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import notifications.compose as compose_module
 from models.db import Database
 from models.outbox import CANCELLED, E_CANCELLED, E_PENDING, E_SENT, QUEUED
 from notifications.loopback import LoopbackSMTP
@@ -210,6 +211,36 @@ def test_it_shortens_a_reminder_to_what_is_still_undone_just_before_sending(
     assert (row.status, row.subject) == (E_SENT, message["Subject"])
 
 
+def test_it_restates_the_total_when_a_case_the_digest_does_not_list_is_done_before_sending(
+    town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A digest lists its first ITEM_LIMIT cases and states the total; what it remembers as shown
+    # is just that (not every waiting case), and the pre-send recheck still catches a change
+    # among the cases it only counts. One listed case here stands for thirty.
+    monkeypatch.setattr(compose_module, "ITEM_LIMIT", 1)
+    db, ids = town["db"], town["ids"]
+    with db.write() as session:
+        unlisted = cluster_case(
+            session, make_ctx("2026-06-01T10:00"), county="西湖区", subtrack="模型数据服务"
+        ).ref
+    assert town["xihu"] < unlisted
+    tick_at(db, make_ctx, "2026-06-22T09:00")
+    [email] = emails(db, contact_id=ids["xihu"])
+    assert "2项待办" in email.subject
+    [reminder] = notifications(db, email_id=email.id)
+    assert (reminder.payload["shown"], reminder.payload["shown_counts"]) == ([town["xihu"]], [2])
+    act(db, make_ctx, "2026-06-22T09:01", unlisted, "submit", "西湖区")
+
+    send_at(db, "2026-06-22T09:02", smtp.port)
+
+    [i] = [i for i, m in enumerate(smtp.messages) if m.rcpt_tos == ("lina@xihu.example",)]
+    assert "1项待办" in smtp.decoded(i)["Subject"]
+    text = text_of(smtp, i)
+    assert town["xihu"] in text and unlisted not in text
+    [row] = emails(db, id=email.id)
+    assert row.status == E_SENT and "1项待办" in row.subject
+
+
 def test_it_cancels_a_queued_reminder_when_the_deadline_moves_before_it_is_sent(
     town: dict[str, Any], make_ctx: Any, smtp: LoopbackSMTP
 ) -> None:
@@ -337,3 +368,55 @@ def test_it_lists_each_county_only_its_own_drafts_when_many_are_reminded_at_once
     for county in counties:
         [email] = [e for e in emails(seeded) if e.to_addr == f"{code(county)}@county.example"]
         assert set(re.findall(r"CL26-\d{5}", email.text_body)) == mine[county], county
+
+
+def test_a_stage_read_whole_finds_what_the_queries_of_a_few_organisations_find(
+    seeded: Database, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many organisations asked about one stage read it in one pass (_StageSummary: counts per
+    # group, first refs per acting organisation); a few ask SQL directly (_pending_cases). Both
+    # must give the same first cases and totals, a county with its parks' cases included once.
+    from models.campaign import get_campaign
+    from notifications.compose import _pending_cases, _StageSummary
+    from tests.models.spine import code
+
+    monkeypatch.setattr(compose_module, "ITEM_LIMIT", 2)
+    with seeded.write() as session:
+        ctx = make_ctx("2026-06-01T10:00")
+        tracks = iter([("人工智能", "智能终端"), ("人工智能", "模型数据服务"), ("人工智能", "算力基础设施")])
+        parks = set()
+        for park in ("衢州智造新城管委会", "衢州智造新城管委会", "柯城经济开发区管委会"):
+            cluster, subtrack = next(tracks)
+            case = cluster_case(
+                session, ctx, county="柯城区", applicant=park, cluster=cluster, subtrack=subtrack
+            )
+            parks.add(case.org_id)
+        cluster_case(session, ctx, county="柯城区", cluster="高端软件", subtrack="工业软件")
+        cluster_case(session, ctx, county="西湖区")
+        spec = get_campaign(session, CLUSTER).spec()
+        xihu, kecheng = code("西湖区"), code("柯城区")
+        asked = [
+            [xihu],
+            [kecheng],
+            [kecheng, *sorted(parks)],
+            *([p] for p in sorted(parks)),
+            [sorted(parks)[0], xihu],
+            [],
+        ]
+        for stage in spec.stages:
+            if stage.actor not in ("county", "city") or stage.subject != "application":
+                continue
+            summary = _StageSummary(session, CLUSTER, stage)
+            orgs_sets = (
+                asked
+                if stage.actor == "county"
+                else [[code("杭州市")], [code("衢州市")], [code("衢州市"), code("杭州市")]]
+            )
+            for orgs in orgs_sets:
+                assert summary.waiting(orgs) == _pending_cases(session, CLUSTER, stage, orgs), (
+                    stage.id,
+                    orgs,
+                )
+            if stage.actor == "county":
+                head, total = summary.waiting([kecheng, *parks])
+                assert total == 4 and len(head) == 2  # counted once, listed up to ITEM_LIMIT
