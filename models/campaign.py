@@ -15,7 +15,7 @@ from functools import lru_cache
 from sqlalchemy import Column, Text
 from sqlmodel import Field, Session, SQLModel, select
 
-from calendars.campaign import CampaignSpec, Stage, load_campaign_text
+from calendars.campaign import CampaignFileError, CampaignSpec, Stage, load_campaign_text
 from models.types import UTCDateTime
 
 
@@ -30,7 +30,22 @@ class Campaign(SQLModel, table=True):
     loaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
     def spec(self) -> CampaignSpec:
-        return _parse_cached(self.spec_text, self.id)
+        try:
+            return _parse_cached(self.spec_text, self.id)
+        except CampaignFileError as exc:
+            # A text stored by an earlier release, in a format this one no longer reads: say how
+            # to bring it up to date instead of failing on a key name.
+            raise CampaignFileError(
+                f"{exc}\n数据库中保存的批次 {self.id} 的文件是旧版本格式，本版本无法读取；"
+                f"内置批次请运行 shenbao init 按新文件重新加载，其他批次请用 shenbao campaign load 新文件"
+            ) from exc
+
+    def stored_spec(self) -> CampaignSpec | None:
+        """The stored text's parse, or None when it is in a format this release no longer reads."""
+        try:
+            return _parse_cached(self.spec_text, self.id)
+        except CampaignFileError:
+            return None
 
 
 @lru_cache(maxsize=64)

@@ -153,8 +153,12 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
             f"{origin}: 批次 {spec.id} 已存在且类型为 {existing.program}，不能改为 {spec.program}",
             rule="program_changed",
         )
+    # A text stored by an earlier release may be in a format this one no longer reads (the 2026
+    # files' figures became tables:/eligibility:/form:): the new file replaces it, with nothing
+    # of the old one to compare but the cases' states and the deadlines in force.
+    old_spec = existing.stored_spec() if existing is not None else None
     if existing is not None:
-        _refuse_stranding(session, existing.spec(), spec, origin)
+        _refuse_stranding(session, old_spec, spec, origin)
     register(spec)  # its kinds are known from here on (numbers, machines of its cases)
     if existing is None:
         campaign = Campaign(
@@ -190,9 +194,12 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
         changes.append("新建批次")
     else:
         campaign = existing
-        old_spec = campaign.spec()
         register(spec)  # the old text's parse above registered the old kinds again
-        what_changed = diff_campaigns(old_spec, spec)
+        what_changed = (
+            diff_campaigns(old_spec, spec)
+            if old_spec is not None
+            else ["批次文件格式升级：数据库中保存的旧版本文本按本版本格式无法读取，按新文件重新加载"]
+        )
         campaign.spec_text, campaign.spec_digest, campaign.name = text, digest, spec.name
         campaign.loaded_at = ctx.now
         session.add(campaign)
@@ -214,9 +221,19 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 details={"deadlines": added, "changes": what_changed},
             ),
         )
-        changes.append("更新批次文件")
-        old_deadlines = {s.id: s.deadline for s in old_spec.stages}
-        old_stages = {s.id: s for s in old_spec.stages}
+        changes.append(
+            "更新批次文件"
+            if old_spec is not None
+            else "批次文件格式升级（旧文本无法读取，已按新文件重新加载）"
+        )
+        # Without the old text, a stage's old file date is the one in force unless a person
+        # moved it (a later version): a date the new file changes is then still applied.
+        old_deadlines = (
+            {s.id: s.deadline for s in old_spec.stages}
+            if old_spec is not None
+            else _file_dates_in_force(session, spec.id)
+        )
+        old_stages = {s.id: s for s in old_spec.stages} if old_spec is not None else {}
         for stage in spec.stages:
             was = old_stages.get(stage.id)
             if (
@@ -239,7 +256,8 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
                 changes.append(f"新增环节 {stage.id}")
             elif (
                 row is not None
-                and old_deadlines.get(stage.id) != stage.deadline
+                and stage.id in old_deadlines
+                and old_deadlines[stage.id] != stage.deadline
                 and row.due_at != stage.deadline
             ):
                 set_deadline(
@@ -254,7 +272,14 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     return campaign, changes
 
 
-def _refuse_stranding(session: Session, old: CampaignSpec, new: CampaignSpec, origin: str) -> None:
+def _file_dates_in_force(session: Session, campaign_id: str) -> dict[str, Any]:
+    """The stages' deadlines still at their first version (as the file had them): what an
+    unreadable old text's dates were, as far as they matter to a reload."""
+    rows = session.exec(select(StageDeadline).where(StageDeadline.campaign_id == campaign_id)).all()
+    return {r.stage_id: r.due_at for r in rows if r.version == 1}
+
+
+def _refuse_stranding(session: Session, old: CampaignSpec | None, new: CampaignSpec, origin: str) -> None:
     """A reloaded file must still have every state some case of the campaign is in: a case in a
     state the machine no longer knows could never move again (nor be reminded about)."""
     if not new.kinds:
@@ -271,7 +296,7 @@ def _refuse_stranding(session: Session, old: CampaignSpec, new: CampaignSpec, or
         return
     lines = []
     for (kind, state), refs in sorted(stranded.items()):
-        old_kind = old.kinds.get(kind)
+        old_kind = old.kinds.get(kind) if old is not None else None
         label = old_kind.states.get(state, state) if old_kind else state
         where = f"案件类型 {kind} 已被删除" if kind not in new.kinds else f"状态 {state}（{label}）已被删除"
         listed = "、".join(refs[:10]) + (f"等 {len(refs)} 件" if len(refs) > 10 else "")

@@ -587,3 +587,34 @@ def test_it_warns_once_when_the_audit_key_sits_beside_the_database(tmp_path: Pat
     assert str(tmp_path / "audit.key") in beside.stderr
     elsewhere = Shenbao(tmp_path / "other")("init")
     assert "警告" not in elsewhere.stderr
+
+
+def test_init_brings_a_campaign_stored_by_an_earlier_release_up_to_the_new_format(
+    tmp_path: Path, initialised_home: Path
+) -> None:
+    """A database from before the 2026 figures became tables:/eligibility:/form: keeps its files'
+    old text, which this release cannot read: every command says how to bring it up to date,
+    and `init` reloads the built-in file over it (audited), keeping the deadlines in force."""
+    import sqlite3
+
+    from calendars.campaign import spec_digest
+    from tests.flows.conftest import copy_home
+
+    home = tmp_path / "home"
+    copy_home(initialised_home, home)
+    old = (Path(__file__).parents[1] / "fixtures" / "2026-cluster-selection.fbab442.yaml").read_text(
+        encoding="utf-8"
+    )
+    with sqlite3.connect(home / "shenbao.db") as conn:  # as the earlier release stored it
+        conn.execute(
+            "UPDATE campaign SET spec_text = ?, spec_digest = ? WHERE id = '2026-cluster-selection'",
+            (old, spec_digest(old)),
+        )
+    sb = Shenbao(home)
+    refused = sb("campaign", "show", "2026-cluster-selection", code=2)
+    assert "旧版本格式" in refused.output and "shenbao init" in refused.output
+    upgraded = sb.json("init")
+    assert upgraded["campaigns"]["2026-cluster-selection"][0].startswith("批次文件格式升级")
+    shown = sb("campaign", "show", "2026-cluster-selection").output
+    assert "2026-06-25（周四）24:00" in shown
+    assert sb.json("init")["campaigns"]["2026-cluster-selection"] == []
