@@ -38,6 +38,40 @@ E_DEAD = "dead"
 E_CANCELLED = "cancelled"
 
 
+def engine_notice_row(
+    *,
+    key: str,
+    kind: str,
+    contact_id: int | None,
+    email_addr: str | None,
+    now: datetime,
+    payload: dict[str, Any],
+    step: str | None = None,
+    audit_seq: int | None = None,
+) -> dict[str, Any]:
+    """A pending notification of no campaign stage nor case (a checkpoint, a receipt), as a row
+    for a Core bulk insert: what every such notice leaves empty, said once."""
+    return {
+        "key": key,
+        "kind": kind,
+        "campaign_id": None,
+        "stage_id": None,
+        "deadline_version": None,
+        "step": step,
+        "case_id": None,
+        "audit_seq": audit_seq,
+        "contact_id": contact_id,
+        "email_addr": email_addr,
+        "urgent": False,
+        "due_at": now,
+        "created_at": now,
+        "status": PENDING,
+        "status_reason": "",
+        "email_id": None,
+        "payload": payload,
+    }
+
+
 class Notification(SQLModel, table=True):
     __tablename__ = "notification"
     __table_args__ = (

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from calendars.timeutil import format_local, local_date
 from models.audit_tree import SignedCheckpoint
 from models.org import Contact, Organisation
-from models.outbox import PENDING, Notification
+from models.outbox import Notification, engine_notice_row
 
 KIND = "audit_checkpoint"
 
@@ -58,25 +58,9 @@ def plan(
         "keys": keys,
     }
     rows = [
-        {
-            "key": key,
-            "kind": KIND,
-            "campaign_id": None,
-            "stage_id": None,
-            "deadline_version": None,
-            "step": day,
-            "case_id": None,
-            "audit_seq": None,
-            "contact_id": c.id,
-            "email_addr": c.email,
-            "urgent": False,
-            "due_at": now,
-            "created_at": now,
-            "status": PENDING,
-            "status_reason": "",
-            "email_id": None,
-            "payload": payload,
-        }
+        engine_notice_row(
+            key=key, kind=KIND, contact_id=c.id, email_addr=c.email, now=now, payload=payload, step=day
+        )
         for key, c in keys_of.items()
         if key not in existing
     ]

@@ -42,7 +42,7 @@ from models.checkpoint import VerifierKey
 from models.context import PLATFORM_SYNC, SYSTEM
 from models.machines import machine_for
 from models.org import Contact
-from models.outbox import PENDING, Notification, ReconcileCursor
+from models.outbox import Notification, ReconcileCursor, engine_notice_row
 
 KIND = "receipt"
 CURSOR = "receipts"
@@ -187,24 +187,14 @@ def _row(
         else "/audit"
     )
     name = f"shenbao-receipt-{seqs[0]}" + (f"-{seqs[-1]}" if len(seqs) > 1 else "") + ".json"
-    return {
-        "key": f"r:{seqs[0]}:{contact.id}",
-        "kind": KIND,
-        "campaign_id": None,
-        "stage_id": None,
-        "deadline_version": None,
-        "step": None,
-        "case_id": None,
-        "audit_seq": seqs[-1],
-        "contact_id": contact.id,
-        "email_addr": contact.email,
-        "urgent": False,
-        "due_at": now,
-        "created_at": now,
-        "status": PENDING,
-        "status_reason": "",
-        "email_id": None,
-        "payload": {
+    return engine_notice_row(
+        key=f"r:{seqs[0]}:{contact.id}",
+        kind=KIND,
+        contact_id=contact.id,
+        email_addr=contact.email,
+        now=now,
+        audit_seq=seqs[-1],
+        payload={
             "file": name,
             "receipt": text,
             "events": [
@@ -215,7 +205,7 @@ def _row(
             "keys": [{"label": k.label, "fingerprint": k.fingerprint, "text": k.text} for k in keys],
             "page": page,
         },
-    }
+    )
 
 
 def attachments(sections: Sequence[dict[str, Any]]) -> list[tuple[str, bytes]]:
