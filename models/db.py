@@ -50,9 +50,15 @@ def _sqlite_pragmas(busy_seconds: float):  # type: ignore[no-untyped-def]
     return on_connect
 
 
+def connect_seconds(timeouts: Timeouts) -> int:
+    """The connect timeout libpq really applies: whole seconds, and never under 2 (libpq reads
+    1 as 2), so the message about a timeout names the wait that happened."""
+    return max(2, round(timeouts.connect))
+
+
 def _postgres_connect_args(timeouts: Timeouts) -> dict[str, object]:
     return {
-        "connect_timeout": max(1, round(timeouts.connect)),
+        "connect_timeout": connect_seconds(timeouts),
         "options": f"-c statement_timeout={int(timeouts.statement * 1000)}",
         # A vanished server (network partition, a machine switched off) is noticed by TCP
         # instead of after the kernel's two-hour default: unacknowledged data gives up after
@@ -85,7 +91,7 @@ def describe_outage(exc: BaseException, timeouts: Timeouts | None = None) -> str
             "已放弃，未作任何修改；请稍后重试"
         )
     if "timeout expired" in lowered or "timed out" in lowered:
-        return f"连接数据库超时（{timeouts.connect:g} 秒内没有应答）：{text}"
+        return f"连接数据库超时（{connect_seconds(timeouts)} 秒内没有应答）：{text}"
     return f"数据库无法访问：{text}"
 
 

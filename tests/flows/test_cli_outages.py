@@ -33,7 +33,7 @@ def test_a_server_that_never_answers_ends_the_command_with_a_connect_timeout(
         SHENBAO_DATABASE_URL=f"postgresql://shenbao@127.0.0.1:{silent_server}/shenbao",
         SHENBAO_DB_CONNECT_TIMEOUT="1",
     )
-    assert "连接数据库超时（1 秒内没有应答）" in done.stderr, done.stderr
+    assert "连接数据库超时（2 秒内没有应答）" in done.stderr, done.stderr
     assert "SHENBAO_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr
 
