@@ -266,6 +266,8 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
     with rt.db.read() as session:
         cases = session.exec(select(Case).order_by(Case.ref)).all()
     steps: list[Step] = []
+    # Each city's list is its recommendation case, numbered by the registry (never spelt here).
+    lists = {(c.campaign_id, c.org_id): c.ref for c in cases if c.kind == "recommendation"}
     by_city: dict[str, list[Case]] = defaultdict(list)
     for c in cases:
         if c.kind == "cluster_application":
@@ -315,7 +317,7 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
             steps.append(
                 Step(review, f"{app.ref} 推荐", _act(app.ref, "recommend", city, only_in="submitted"))
             )
-        rec = f"RC26-CL-{city}"
+        rec = lists[("2026-cluster-selection", city)]
         # 衢州 uploads its letter late, after the province has been alerted.
         letter_at = (
             parse_instant("2026-07-06T10:00") if city == "330800" else last_review + timedelta(hours=3)
@@ -364,7 +366,7 @@ def case_steps(rt: Runtime, rng: random.Random) -> list[Step]:
             steps.append(
                 Step(at, f"{app.ref} 市级推荐", _act(app.ref, "recommend", city, only_in="county_approved"))
             )
-        rec = f"RC26-JP-{city}"
+        rec = lists[("2026-jingpin", city)]
         steps.append(
             Step(
                 at + timedelta(hours=1),
