@@ -1275,13 +1275,12 @@ class CampaignSpec(_Strict):
         raise KeyError(f"批次 {self.id} 没有环节 {stage_id}（已有：{known}）")
 
     def field_label(self, key: str) -> str:
-        """The one name of a case field shown to people (CLI, dashboard): the form's, else ``labels``."""
-        # ``labels`` first: a file may name a field on screens more plainly than its form's
-        # header does (the 2026 files kept their screen names when their forms became data).
-        if key in self.labels:
-            return self.labels[key]
+        """The one name of a case field shown to people (CLI, dashboard, findings): the form's
+        label; ``labels`` only names fields the form does not have (kept by an earlier import)."""
         field = self.form.field(key) if self.form is not None else None
-        return field.label if field is not None else key
+        if field is not None:
+            return field.label
+        return self.labels.get(key, key)
 
     def column_label(self, column: str, value: str | None) -> str:
         """A case's indexed column (zone_type, category …) as people read it: the label the
