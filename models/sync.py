@@ -6,8 +6,9 @@ picture in line with it, so nobody is chased who is done:
 
 - read: the campaign file's ``platform:`` section says which columns mean what and which status
   words mean which state (a changed export layout is a data change);
-- match: a row belongs to the case with its platform number, else to the case of the same
-  applicant and track (精品: product);
+- match: a row belongs to the case with its platform number, else to the case with the same
+  values of the form's ``unique`` fields (applicant and 细分赛道; enterprise and product; credit
+  code), read from the export columns named after those fields;
 - plan and apply, in one go: each case is walked from its state to the platform's along the
   machine's shortest performable path, each step an ``act`` by :data:`PLATFORM_SYNC`, judged at
   the platform's own time of the action where the export carries it;
@@ -341,7 +342,7 @@ def _case_keys(case: Case, spec: CampaignSpec) -> set[tuple[str, str, str]]:
 
 
 class _Index:
-    """The campaign's applications by platform number and by applicant and track/product."""
+    """The campaign's applications by platform number and by their form ``unique`` values."""
 
     def __init__(self, session: Session, spec: CampaignSpec) -> None:
         cases = session.exec(
