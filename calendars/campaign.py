@@ -1131,6 +1131,12 @@ class CampaignSpec(_Strict):
             self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
                 raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
+        if self.form is None and self.cluster is None and self.jingpin is None:
+            # Whatever the program: applications come from somewhere (before the 2026 forms became
+            # data, their importer read cluster:/jingpin:, which stored files may still carry).
+            raise ValueError(
+                "缺少申报表 form:（每一列、类型与是否必填，见 FORMAT.md 第 4 节；旧格式的 cluster:/jingpin: 规则也没有）"
+            )
         if self.platform is not None:
             self._check_platform(self.platform)
         return self
