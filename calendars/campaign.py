@@ -469,6 +469,12 @@ class FormSpec(_Strict):
     def field(self, key: str) -> FormField | None:
         return next((f for f in self.fields if f.key == key), None)
 
+    @property
+    def applicant_tier_label(self) -> str:
+        """Who applies, as a reminder to a city says it (“本市暂无企业提交的申报”): the word for
+        ``applicant_tier`` (a park applies within its county, so 县（市、区） covers both)."""
+        return "企业" if self.applicant_tier == "enterprise" else "县（市、区）"
+
     def choice_label(self, key: str, value: str | None) -> str:
         """A stored value of a field as people read it (核心区 for core); itself otherwise."""
         if value is None:
@@ -979,17 +985,18 @@ class ProvinceContact(_Strict):
 
 
 # What a platform export's columns can mean; which of them a campaign's export has is data.
-PlatformField = Literal[
+# The columns of a platform export every campaign reads the same way. Any other column names
+# what was applied for: a form field by its key or by the case column it fills (``track`` for
+# 附1-2's 细分赛道), so a row is matched by the form's ``unique`` fields (see ``platform_column``).
+PLATFORM_FIELDS = (
     "number",  # 申报编号 on the platform (Case.external_id)
-    "applicant",  # 申报单位 / 企业名称
+    "applicant",  # 申报单位 / 企业名称 (the form's ``applicant`` field)
     "county",  # 所在县（市、区）
-    "track",  # 细分赛道 (cluster)
-    "product",  # 产品名称及型号 (精品)
-    "zone_type",  # 申报类型: 核心区 / 协同区 / “新星”产业群 (cluster)
+    "zone_type",  # 申报类型: 核心区 / 协同区 / “新星”产业群, read as the form's zone_type field
     "status",  # the platform's status word, mapped by ``statuses``
     "status_at",  # when the platform recorded that status (审核时间 / 状态时间)
     "submitted_at",  # when the applicant submitted on the platform (提交时间)
-]
+)
 
 
 class PlatformColumn(_Strict):
@@ -1010,7 +1017,7 @@ class PlatformSpec(_Strict):
     """
 
     name: str
-    columns: dict[PlatformField, PlatformColumn]
+    columns: dict[str, PlatformColumn]
     statuses: dict[str, str]
 
     @model_validator(mode="after")
@@ -1124,18 +1131,54 @@ class CampaignSpec(_Strict):
             self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
                 raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
-        if self.program == "cluster" and self.cluster is None and self.form is None:
-            raise ValueError("program 为 cluster 的批次必须有 cluster:（X体系）或 form:")
-        if self.program == "jingpin" and self.jingpin is None and self.form is None:
-            raise ValueError("program 为 jingpin 的批次必须有 jingpin:（集群赛道）或 form:")
+        if self.form is None and self.cluster is None and self.jingpin is None:
+            # Whatever the program: applications come from somewhere (before the 2026 forms became
+            # data, their importer read cluster:/jingpin:, which stored files may still carry).
+            raise ValueError(
+                "缺少申报表 form:（每一列、类型与是否必填，见 FORMAT.md 第 4 节；旧格式的 cluster:/jingpin: 规则也没有）"
+            )
         if self.platform is not None:
-            # The export must say what was applied for, or a row without a number matches nothing.
-            item = "track" if self.program == "cluster" else "product"
-            if "applicant" in self.platform.columns and item not in self.platform.columns:
-                raise ValueError(
-                    f"platform.columns 有 applicant 时须有 {item}（申报单位与{'细分赛道' if item == 'track' else '产品'}一起匹配案件）"
-                )
+            self._check_platform(self.platform)
         return self
+
+    def _check_platform(self, platform: PlatformSpec) -> None:
+        form = self.form
+        if form is None:
+            raise ValueError("有 platform: 的批次须有 form:（平台导出表按申报表的字段匹配案件）")
+        for key in platform.columns:
+            if key not in PLATFORM_FIELDS and form.field(key) is None and form.column_field(key) is None:
+                known = "、".join([*PLATFORM_FIELDS, *(f.key for f in form.fields)])
+                raise ValueError(
+                    f"platform.columns 中的「{key}」既不是平台列，也不是申报表字段（可用：{known}）"
+                )
+        if "applicant" not in platform.columns:
+            return
+        # The export must say what was applied for, or a row without a number matches nothing.
+        missing = [k for k in self.match_fields if self.platform_column(k) is None]
+        if missing:
+            names = "、".join(f"{k}（{self.field_label(k)}）" for k in missing)
+            raise ValueError(
+                f"platform.columns 有 applicant 时须有 form.unique 中的 {names}（与申报单位一起匹配案件）"
+            )
+
+    @property
+    def match_fields(self) -> tuple[str, ...]:
+        """What tells one application of an applicant from another: the form's ``unique`` fields
+        but the applicant (细分赛道; 产品名称及型号; 统一社会信用代码). Empty without a form."""
+        if self.form is None:
+            return ()
+        return tuple(k for k in self.form.unique if k != self.form.applicant)
+
+    def platform_column(self, key: str) -> str | None:
+        """The platform export column holding form field ``key``: named by the key itself or by
+        the case column the field fills (``track`` for 细分赛道); None if the export lacks it."""
+        if self.platform is None:
+            return None
+        if key in self.platform.columns:
+            return key
+        field = self.form.field(key) if self.form is not None else None
+        column = case_column_of(field) if field is not None else None
+        return column if column is not None and column in self.platform.columns else None
 
     def _table(self, name: str) -> tuple[dict[str, Any], ...]:
         if name not in self.tables:
@@ -1238,13 +1281,12 @@ class CampaignSpec(_Strict):
         raise KeyError(f"批次 {self.id} 没有环节 {stage_id}（已有：{known}）")
 
     def field_label(self, key: str) -> str:
-        """The one name of a case field shown to people (CLI, dashboard): the form's, else ``labels``."""
-        # ``labels`` first: a file may name a field on screens more plainly than its form's
-        # header does (the 2026 files kept their screen names when their forms became data).
-        if key in self.labels:
-            return self.labels[key]
+        """The one name of a case field shown to people (CLI, dashboard, findings): the form's
+        label; ``labels`` only names fields the form does not have (kept by an earlier import)."""
         field = self.form.field(key) if self.form is not None else None
-        return field.label if field is not None else key
+        if field is not None:
+            return field.label
+        return self.labels.get(key, key)
 
     def column_label(self, column: str, value: str | None) -> str:
         """A case's indexed column (zone_type, category …) as people read it: the label the

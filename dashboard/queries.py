@@ -20,7 +20,7 @@ from calendars.timeutil import format_deadline, format_duration_zh, local_date
 from calendars.workdays import WorkCalendar
 from dashboard.scope import case_filter, email_filter, notification_filter, org_filter, program_filter
 from models import quota as quotas
-from models.actions import recommendation_case
+from models.actions import recommendation_case, the_citys
 from models.audit import AuditEvent
 from models.campaign import Campaign
 from models.case import Case
@@ -391,9 +391,7 @@ def city_recommendation(session: Session, campaign: Campaign, city: Organisation
     kind = spec.application_kind
     machine = machine_for(kind, campaign.id)
     base = select(Case).where(Case.campaign_id == campaign.id, Case.kind == kind, Case.city_code == city.id)
-    if spec.program == "jingpin":
-        # Products recommended by an SOE group or an association are not the city's to choose.
-        base = base.where(Case.recommender_id.is_(None) | (Case.recommender_id == city.id))  # type: ignore[union-attr]
+    base = base.where(the_citys(spec, city.id))
     cases = list(session.exec(base.order_by(Case.ref)).all())
     # The columns are the machine's roles: where the city may recommend, on its list, declined.
     return CityRecommendation(

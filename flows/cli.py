@@ -650,7 +650,8 @@ def _print_import(file: Path, summary: ImportSummary, as_json: bool) -> None:
 @roster.command("list")
 @click.option("--city", help="设区市，如 杭州市")
 @click.option(
-    "--program", type=click.Choice(["cluster", "jingpin"]), help="工作：cluster 集群遴选 / jingpin 制造精品"
+    "--program",
+    help="工作类别：批次文件的 program（如 cluster）或其中文名（如 集群遴选）；已加载批次的工作类别均可",
 )
 @json_option
 @click.pass_context
@@ -659,9 +660,21 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
     """列出联系人。"""
     from sqlmodel import col, select
 
+    from models.imports import stored_programs
+
     rt = _rt(ctx)
     city_code = _resolve_division(rt, city, "city")
     with rt.db.read() as session:
+        if program:
+            # The programs are the loaded campaign files', not a list fixed here.
+            known = stored_programs(session)
+            named = {p.name: p.id for p in known.values()}
+            if program not in known and program not in named:
+                listed = "、".join(f"{p.id}（{p.name}）" for p in known.values())
+                raise click.BadParameter(
+                    f"没有工作类别「{program}」（已加载：{listed}）", param_hint="--program"
+                )
+            program = named.get(program, program)
         query = select(Contact, Organisation).join(Organisation, col(Organisation.id) == col(Contact.org_id))
         if city_code:
             query = query.where(Organisation.city_code == city_code)

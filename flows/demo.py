@@ -721,7 +721,7 @@ def _summary(
     for campaign_id, kind, state, n in sorted(outcome, key=lambda r: (r[0], -r[3])):
         by_campaign[campaign_id].append(f"{machine_for(kind).state_label(state)} {n}")
     for campaign_id, parts in by_campaign.items():
-        program = {"cluster": "集群遴选", "jingpin": "制造精品"}[specs[campaign_id].program]
+        program = PROGRAM_LABELS.get(specs[campaign_id].program, specs[campaign_id].program)
         out.line(f"{program}申报结果（模拟结束时）：{'，'.join(parts)}")
     example = next((e for e in emails if "escalation" in e.kinds and e.status == "sent"), None) or (
         emails[0] if emails else None

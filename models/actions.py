@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, true, update
 from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec
@@ -250,12 +250,23 @@ def _guard_recommendation_open(session: Session, case: Case) -> None:
         )
 
 
-def on_list(session: Session, campaign_id: str, program: str, recommender: Organisation | str) -> Any:
+def the_citys(spec: CampaignSpec, city_id: str) -> Any:
+    """The SQL condition for which of a city's applications are the city's to decide (the one
+    rule, used by the actions and the dashboard): where the form names a direct recommender (an
+    SOE group or association, ``form.recommender``), what is filed through one is not the city's;
+    otherwise every application of its counties is."""
+    if spec.form is None or spec.form.recommender is None:
+        return true()
+    return Case.recommender_id.is_(None) | (Case.recommender_id == city_id)  # type: ignore[union-attr]
+
+
+def on_list(session: Session, spec: CampaignSpec, recommender: Organisation | str) -> Any:
     """The query for the applications a recommender decides on (the one rule for whose list it is).
 
     An SOE group or association recommends what is filed through it; a city what its counties
-    filed, for 精品 only what is not filed through an SOE group or association.
+    filed, but what is filed through a direct recommender (``the_citys``).
     """
+    campaign_id = spec.id
     org_id = recommender if isinstance(recommender, str) else recommender.id
     org = session.get(Organisation, org_id) if isinstance(recommender, str) else recommender
     query = select(Case).where(
@@ -265,10 +276,7 @@ def on_list(session: Session, campaign_id: str, program: str, recommender: Organ
     )
     if org is not None and org.tier in ("soe_group", "association"):
         return query.where(Case.recommender_id == org_id)
-    query = query.where(Case.city_code == org_id)
-    if program == "jingpin":
-        query = query.where((Case.recommender_id.is_(None)) | (Case.recommender_id == org_id))  # type: ignore[union-attr]
-    return query
+    return query.where(Case.city_code == org_id, the_citys(spec, org_id))
 
 
 def application_machines(spec: CampaignSpec) -> list[Machine]:
@@ -289,18 +297,16 @@ def in_role(spec: CampaignSpec, role: str) -> Any:
     )
 
 
-def nothing_to_review(session: Session, campaign_id: str, program: str, recommender_id: str) -> bool:
+def nothing_to_review(session: Session, campaign_id: str, recommender_id: str) -> bool:
     """No application has reached the recommender: it is reminded that it may report 无推荐, and
     not counted as late until one arrives."""
     spec = get_campaign(session, campaign_id).spec()
-    query = on_list(session, campaign_id, program, recommender_id).where(in_role(spec, "with_recommender"))
+    query = on_list(session, spec, recommender_id).where(in_role(spec, "with_recommender"))
     return session.exec(query.limit(1)).first() is None
 
 
 def _guard_empty_list(session: Session, spec: CampaignSpec, rec: Case) -> None:
-    listed = session.exec(
-        on_list(session, rec.campaign_id, spec.program, rec.org_id).where(in_role(spec, "on_list"))
-    ).all()
+    listed = session.exec(on_list(session, spec, rec.org_id).where(in_role(spec, "on_list"))).all()
     if listed:
         refs = "、".join(c.ref for c in listed[:5]) + ("等" if len(listed) > 5 else "")
         raise ActionRefused(
@@ -535,9 +541,7 @@ def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec
     Undecided ones (waiting for the city, or returned for revision and not back yet: left out, a
     returned application could come back only to find nobody able to decide it)."""
     org = session.get(Organisation, rec.org_id)
-    query = on_list(session, rec.campaign_id, spec.program, org or rec.org_id).where(
-        in_role(spec, "undecided")
-    )
+    query = on_list(session, spec, org or rec.org_id).where(in_role(spec, "undecided"))
     system = ctx.as_system()
     for case in session.exec(query.order_by(Case.ref)).all():
         t = machine_for(case.kind, case.campaign_id).find("not_recommend", case.state)

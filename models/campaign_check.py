@@ -94,6 +94,20 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
                 )
     if spec.form is None:  # the 2026 files' cluster:/jingpin: figures no longer read a file
         problems.append(Problem(None, "form", "缺少申报表 form:（字段、类型与必填），无法导入申报"))
+    if spec.form is not None:
+        # A field has one name on screens, its form label: a second one in labels: would drift
+        # (the 2026 files had two, worded differently). labels: names fields the form lacks.
+        for key in spec.labels:
+            field = spec.form.field(key)
+            if field is not None:
+                problems.append(
+                    Problem(
+                        at("labels", key),
+                        f"labels.{key}",
+                        f"「{key}」是申报表字段，页面显示其 form 中的 label「{field.label}」；"
+                        "请删去此行（labels 只写申报表中没有的字段）",
+                    )
+                )
     if spec.platform is not None:
         from models.sync import platform_of
 

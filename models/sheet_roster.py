@@ -132,7 +132,7 @@ class RosterRow:
     title: str | None
     mobile: str  # normalised: 13812345678 or 0571-87058343
     mobile_display: str  # as typed
-    programs: frozenset[str]  # subset of {"cluster", "jingpin"}, never empty
+    programs: frozenset[str]  # program ids of the loaded campaigns (stored_programs), never empty
     email: str
     sms_mobile: str = ""  # 短信号码: an enterprise contact's mobile for SMS, 11 digits
     robot: str = ""  # 钉钉群机器人: the name of a work group's robot configured in settings

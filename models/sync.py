@@ -6,8 +6,9 @@ picture in line with it, so nobody is chased who is done:
 
 - read: the campaign file's ``platform:`` section says which columns mean what and which status
   words mean which state (a changed export layout is a data change);
-- match: a row belongs to the case with its platform number, else to the case of the same
-  applicant and track (精品: product);
+- match: a row belongs to the case with its platform number, else to the case with the same
+  values of the form's ``unique`` fields (applicant and 细分赛道; enterprise and product; credit
+  code), read from the export columns named after those fields;
 - plan and apply, in one go: each case is walked from its state to the platform's along the
   machine's shortest performable path, each step an ``act`` by :data:`PLATFORM_SYNC`, judged at
   the platform's own time of the action where the export carries it;
@@ -35,14 +36,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignFileError, CampaignSpec, PlatformSpec
+from calendars.campaign import CampaignFileError, CampaignSpec, FormSpec, PlatformSpec, case_column_of
 from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
 from models.actions import ActionRefused, act
 from models.audit import AuditEvent, EventDraft
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
-from models.forms import parser_for
+from models.forms import parser_for, title_of
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
 from models.machines import Machine, Transition, machine_for, machine_of
 from models.org import Organisation
@@ -188,7 +189,9 @@ class _Row:
     number: str | None
     applicant: str | None
     county: str | None
-    item: str | None  # cluster: 细分赛道; 精品: 产品名称及型号
+    # What was applied for: the form's ``unique`` fields but the applicant, in that order
+    # (细分赛道; 产品名称及型号; 统一社会信用代码), None where the export left a cell empty.
+    items: tuple[str | None, ...]
     zone_type: str | None
     word: str
     state: str
@@ -219,7 +222,7 @@ def _parse_row(
     file: str,
     now: datetime,
 ) -> _Row | Unplaced:
-    item_key = "track" if spec.program == "cluster" else "product"
+    item_columns = [spec.platform_column(k) or k for k in spec.match_fields]
     status = _text(values.get("status"))
     if status is None:
         return Unplaced(file, number, f"「{platform.columns['status'].label}」为空")
@@ -259,14 +262,14 @@ def _parse_row(
         number=_text(values.get("number")),
         applicant=_text(values.get("applicant")),
         county=_text(values.get("county")),
-        item=_text(values.get(item_key)),
+        items=tuple(_text(values.get(c)) for c in item_columns),
         zone_type=zone,
         word=status,
         state=state,
         status_at=times["status_at"],
         submitted_at=times["submitted_at"],
     )
-    if row.number is None and not (row.applicant and row.item):
+    if row.number is None and not (row.applicant and _item(row.items)):
         return Unplaced(file, number, "既无平台编号，也无申报单位与申报内容，无法对应到案件")
     # Cells longer than the columns they go into: PostgreSQL would refuse the whole sync.
     problems: list[ImportProblem] = []
@@ -278,7 +281,11 @@ def _parse_row(
         [
             (label.get("number", "number"), row.number, Case, "external_id"),
             (label.get("applicant", "applicant"), row.applicant, Organisation, "name"),
-            (label.get(item_key, item_key), row.item, Case, "track" if item_key == "track" else "title"),
+            *(
+                # A value the case keeps in an indexed column must fit it; any other is in the title.
+                (label.get(c, c), v, Case, c if c in _CASE_COLUMNS else "title")
+                for c, v in zip(item_columns, row.items, strict=True)
+            ),
         ],
     )
     if problems:
@@ -289,24 +296,53 @@ def _parse_row(
 # -- matching -----------------------------------------------------------------------------------
 
 
-def _keys(name: str | None, item: str | None, org_id: str | None) -> set[tuple[str, str, str]]:
-    if not item:
+# Case columns a form field may fill (``case_column``) that a platform cell is checked against.
+_CASE_COLUMNS = ("track", "category", "zone_type", "external_id")
+
+
+def _item(items: Sequence[str | None]) -> str | None:
+    """The match fields' values as one key, or None unless every one is filled."""
+    if not items or any(not v for v in items):
+        return None
+    return "\x1f".join(_word(v) for v in items)  # type: ignore[arg-type]
+
+
+def _keys(
+    name: str | None, items: Sequence[str | None], org_id: str | None, by_applicant: bool
+) -> set[tuple[str, str, str]]:
+    """How a row or case is found without a platform number: by the form's ``unique`` fields,
+    the applicant (its organisation, or its name) among them when ``unique`` names it."""
+    item = _item(items)
+    if item is None:
         return set()
-    keys = {("org", org_id, _word(item))} if org_id else set()
+    if not by_applicant:
+        return {("unique", "", item)}
+    keys = {("org", org_id, item)} if org_id else set()
     if name:
-        keys.add(("name", _word(name), _word(item)))
+        keys.add(("name", _word(name), item))
     return keys
 
 
-def _case_keys(case: Case, program: str) -> set[tuple[str, str, str]]:
-    if program == "cluster":
-        return _keys(case.attrs.get("applicant") or case.title, case.track, case.org_id)
-    enterprise, _, product = case.title.partition("：")
-    return _keys(enterprise, product, case.org_id)
+def _case_value(case: Case, form: FormSpec, key: str) -> str | None:
+    """A form field of a case as the import kept it: its attrs, else the case column it fills."""
+    value = case.attrs.get(key)
+    if value in (None, ""):
+        field = form.field(key)
+        column = case_column_of(field) if field is not None else None
+        value = getattr(case, column) if column is not None else None
+    return None if value in (None, "") else str(value)
+
+
+def _case_keys(case: Case, spec: CampaignSpec) -> set[tuple[str, str, str]]:
+    form = spec.form
+    if form is None:
+        return set()
+    items = [_case_value(case, form, k) for k in spec.match_fields]
+    return _keys(_case_value(case, form, form.applicant), items, case.org_id, form.applicant in form.unique)
 
 
 class _Index:
-    """The campaign's applications by platform number and by applicant and track/product."""
+    """The campaign's applications by platform number and by their form ``unique`` values."""
 
     def __init__(self, session: Session, spec: CampaignSpec) -> None:
         cases = session.exec(
@@ -314,7 +350,7 @@ class _Index:
             .where(Case.campaign_id == spec.id, Case.kind == application_kind(spec))
             .order_by(col(Case.id))
         ).all()
-        self.program = spec.program
+        self.spec = spec
         self.by_number: dict[str, Case] = {}
         self.by_key: dict[tuple[str, str, str], list[Case]] = {}
         for case in cases:
@@ -323,14 +359,16 @@ class _Index:
     def add(self, case: Case) -> None:
         if case.external_id:
             self.by_number[case.external_id.strip()] = case
-        for key in _case_keys(case, self.program):
+        for key in _case_keys(case, self.spec):
             self.by_key.setdefault(key, []).append(case)
 
     def match(self, session: Session, row: _Row) -> tuple[Case | None, str | None]:
         """The case of a row, or why it cannot be told (a conflict between number and name)."""
         org, _why = resolve_org(session, row.applicant) if row.applicant else (None, None)
         by_name: dict[int, Case] = {}
-        for key in _keys(row.applicant, row.item, org.id if org else None):
+        form = self.spec.form
+        by_applicant = form is not None and form.applicant in form.unique
+        for key in _keys(row.applicant, row.items, org.id if org else None, by_applicant):
             for case in self.by_key.get(key, []):
                 by_name[case.id] = case  # type: ignore[index]
         numbered = self.by_number.get(row.number) if row.number else None
@@ -639,7 +677,8 @@ def _new_case(
 ) -> Case | None:
     """A row no case matches: the application was filed on the platform only. It is created the
     way an import creates it (same organisations, same numbering), then walked to its state."""
-    if not (row.applicant and row.item):
+    form = spec.form
+    if form is None or not (row.applicant and _item(row.items)):
         report.unplaced.append(
             Unplaced(
                 source.name,
@@ -663,7 +702,8 @@ def _new_case(
     orgs: dict[str, Organisation] = {}
     kind = application_kind(spec)
     where = f"{source.name} 第{row.row}行"
-    if spec.program == "cluster":
+    # Who applies is the form's word: a county (or a park in it) for itself, or an enterprise.
+    if form.applicant_tier == "county_or_park":
         org_id = (
             county.id
             if org is not None and org.id == county.id
@@ -671,8 +711,6 @@ def _new_case(
         )
         if org_id != county.id:
             _ensure_park(session, orgs, org_id, row.applicant, county)
-        title, columns = row.applicant, {"track": row.item, "zone_type": row.zone_type}
-        attrs = {"applicant": row.applicant, "subtrack": row.item, "source_row": row.row}
     else:
         org_id = _org_id("ENT", row.applicant)
         _ensure_org(
@@ -685,11 +723,24 @@ def _new_case(
             county_code=county.id,
             mountain_island=county.mountain_island,
         )
-        title, columns, attrs = (
-            f"{row.applicant}：{row.item}",
-            {},
-            {"product": row.item, "source_row": row.row},
-        )
+    # The case as the form's import would keep what the export says: the applicant and the match
+    # fields in attrs (or the case columns they fill), its title from the form's ``title``.
+    values: dict[str, Any] = {form.applicant: row.applicant}
+    values.update(zip(spec.match_fields, row.items, strict=True))
+    columns: dict[str, Any] = {}
+    attrs: dict[str, Any] = {}
+    for key, value in values.items():
+        field = form.field(key)
+        column = case_column_of(field) if field is not None else None
+        if column is not None:
+            columns[column] = value
+        if field is None or field.in_attrs:
+            attrs[key] = value
+    if form.column_field("zone_type") is not None:
+        columns["zone_type"] = row.zone_type
+    attrs["source_row"] = row.row
+    # Fields the export does not carry are empty in the title, as an empty cell would be.
+    title = title_of(form, {f.key: None for f in form.fields} | values)
     session.flush()
     case = new_case(
         session,

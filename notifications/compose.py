@@ -483,10 +483,10 @@ def _nothing_to_review_text(
 ) -> str | None:
     """For a recommender no application has reached: the reminder says so, and what to do."""
     for org_id in orgs:
-        if nothing_to_review(session, campaign_id, spec.program, org_id):
+        if nothing_to_review(session, campaign_id, org_id):
             org = d.org(org_id)
             if org is not None and org.tier == "city":
-                sender = "县（市、区）" if spec.program == "cluster" else "企业"
+                sender = spec.form.applicant_tier_label if spec.form is not None else "申报单位"
                 return f"本市暂无{sender}提交的申报；如确无推荐，请报送“无推荐”"
             return "本单位暂无提交的申报；如确无推荐，请报送“无推荐”"
     return None

@@ -369,9 +369,7 @@ def _plan_stage(
             k, at = len(rounds), rounds[-1]
             step_id = f"r{k}"
             for org_id in pending:
-                if stage.subject == "recommendation" and nothing_to_review(
-                    session, spec.id, spec.program, org_id
-                ):
+                if stage.subject == "recommendation" and nothing_to_review(session, spec.id, org_id):
                     continue  # nothing reached it: not late, and its reminders said it may report 无推荐
                 up = d.supervisor(org_id)
                 targets = [up] if up else []

@@ -24,7 +24,7 @@ from dashboard.queries import (
 from dashboard.routes.forms import letter_store
 from dashboard.routes.pages import get_campaign_or_404
 from dashboard.web import absolute_url, api_viewer, now, runtime
-from models.actions import CaseNotFound, get_case
+from models.actions import CaseNotFound, get_case, the_citys
 from models.campaign import Campaign
 from models.case import PROGRAM_LABELS, Case
 from models.letters import letter_on_file
@@ -63,6 +63,7 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
         c = get_campaign_or_404(session, campaign_id, viewer)
         if c.program != "jingpin":
             raise HTTPException(404, "推荐汇总表（附2-3）只适用于制造精品批次")
+        spec = c.spec()
         cases = session.exec(
             select(Case)
             .where(
@@ -70,13 +71,13 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
                 Case.kind == "jingpin_application",
                 Case.city_code == city.id,
                 col(Case.state).in_(sorted(machine_for("jingpin_application", c.id).on_list)),
-                Case.recommender_id.is_(None) | (Case.recommender_id == city.id),
-            )  # type: ignore[union-attr]
+                the_citys(spec, city.id),
+            )
             .order_by(Case.ref)
         ).all()
-        # 填报人 is the city's own jingpin contact, whoever downloads the form (the province or a
-        # colleague on the cluster campaign must not appear as the city's filler).
-        if viewer.org.id == city.id and viewer.works_on("jingpin"):
+        # 填报人 is the city's own contact for this program, whoever downloads the form (the
+        # province or a colleague on the cluster campaign must not appear as the city's filler).
+        if viewer.org.id == city.id and viewer.works_on(c.program):
             filler, phone = viewer.name, viewer.mobile
         else:
             contact = next(
@@ -85,12 +86,11 @@ def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: 
                     for ct in session.exec(
                         select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
                     ).all()
-                    if ct.works_on("jingpin")
+                    if ct.works_on(c.program)
                 ),
                 None,
             )
             filler, phone = (contact.name, contact.mobile) if contact is not None else ("", "")
-    spec = c.spec()
     rows = [
         exports.JingpinRow(
             enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),

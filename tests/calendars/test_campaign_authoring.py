@@ -58,6 +58,20 @@ def test_it_refuses_a_guard_no_code_implements() -> None:
     )
 
 
+def test_a_field_is_named_once_by_its_form_label() -> None:
+    """labels: only for fields the form lacks: a form field named again there is a problem at
+    its line, and screens show the form's label whatever labels: says."""
+    doubled = TEXT.replace(
+        "\ncluster:\n", "\nlabels:\n  cluster: 省级重点产业集群\n  source_row: 原表行号\n\ncluster:\n", 1
+    )
+    spec, problems = check_campaign_text(doubled, origin="f.yaml")
+    assert len(problems) == 1
+    assert f"第{line_of(doubled, 'cluster: 省级重点产业集群')}行" in problems[0]
+    assert "labels.cluster" in problems[0] and "集群名称" in problems[0]
+    assert spec is not None and spec.field_label("cluster") == "集群名称"
+    assert spec.field_label("source_row") == "原表行号"
+
+
 def test_it_accepts_the_relative_deadline_shapes() -> None:
     extra = (
         "  - id: publicity\n    name: 公示\n    actor: province\n    subject: cluster_application\n"

@@ -224,6 +224,10 @@ def test_it_imports_a_roster_and_marks_the_task_submitted(sb: Shenbao) -> None:
     assert "4 行，新增联系人 4 人" in out and "杭州市工作人员信息汇总表" in out
     people = sb.json("roster", "list", "--city", "杭州市", "--program", "jingpin")
     assert {p["name"] for p in people} == {"李华", "赵静"}
+    # The programs are the loaded files': by id or by the name people use, an unknown one named.
+    assert sb.json("roster", "list", "--city", "杭州市", "--program", "制造精品") == people
+    refused = sb("roster", "list", "--program", "zjtx", code=2).output
+    assert "没有工作类别「zjtx」" in refused and "jingpin（制造精品）" in refused
     assert sb.json("case", "show", "RS26-CL-330100")["state"] == "submitted"
 
 
