@@ -114,9 +114,10 @@ def test_validate_names_the_line_and_key_of_a_column_that_is_no_form_field() -> 
         load_campaign_text(bad, origin="f.yaml")
     line = next(i for i, x in enumerate(bad.splitlines(), 1) if "credit_no" in x)
     message = str(caught.value)
-    assert f"exports.recommendation_summary.columns[1].field: 第{line}行" in message or (
-        f"第{line}行" in message and "credit_no" in message and "不是申报表的字段" in message
-    ), message
+    assert (
+        f"exports.recommendation_summary.columns[2].field: 第{line}行：列「统一社会信用代码」的 field「credit_no」不是申报表的字段"
+        in message
+    )
     neither = text.replace('{header: 序号, value: "{n}", width: 8}', "{header: 序号, width: 8}", 1)
     with pytest.raises(CampaignFileError, match="须写 field"):
         load_campaign_text(neither, origin="f.yaml")
@@ -125,3 +126,67 @@ def test_validate_names_the_line_and_key_of_a_column_that_is_no_form_field() -> 
         load_campaign_text(
             roster.replace("field: mobile, width: 22", "field: phone, width: 22", 1), origin="f.yaml"
         )
+
+
+@pytest.mark.usefixtures("campaigns_forgotten")
+def test_the_route_serves_a_new_campaign_s_summary_with_no_code(client, world: World, make_ctx) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from dashboard.auth import issue_token
+    from models.actions import act
+    from models.case import Case
+    from models.imports import import_cases
+    from models.org import Contact, Organisation
+    from models.registry import load_campaign
+
+    zjtx = CAMPAIGN_DIR / "available" / "2026-zjtx.yaml"
+    with world.db.write() as session:
+        campaign, _ = load_campaign(
+            session, make_ctx("2026-07-01T09:00"), zjtx.read_text(encoding="utf-8"), origin="t"
+        )
+        import_cases(
+            session, make_ctx("2026-07-02T09:00"), campaign.id, zjtx.with_name("2026-zjtx.sample.csv")
+        )
+        cases = session.exec(
+            select(Case)
+            .where(
+                Case.campaign_id == campaign.id, Case.city_code == "330100", Case.kind == "zjtx_application"
+            )
+            .order_by(Case.ref)
+        ).all()
+        listed, waiting = cases[0], cases[1]
+        for action in ("submit", "approve", "recommend"):
+            act(session, make_ctx("2026-07-03T10:00"), listed, action)
+        act(session, make_ctx("2026-07-03T10:00"), waiting, "submit")  # not on the list: not in the form
+        contact = Contact(
+            org_id="330100",
+            name="周专",
+            email="zhou@hz.gov.cn",
+            programs="zjtx",
+            mobile="13900000009",
+            updated_at=make_ctx("2026-07-01T09:00").now,
+        )
+        session.add(contact)
+        session.flush()
+        city = session.get(Organisation, "330100")
+        assert city is not None
+        token = issue_token(session, contact, city, make_ctx("2026-07-01T09:00").now, days=90).token
+        listed_title, listed_attrs = listed.title, dict(listed.attrs)
+    sign_in(client, token)
+    response = client.get(f"/exports/{campaign.id}/cities/330100/jingpin-summary.xlsx")
+    assert response.status_code == 200, response.text
+    assert "filename*=UTF-8''%E9%99%84%E4%BB%B64_" in response.headers["content-disposition"]  # 附件4_
+    ws = load_workbook(BytesIO(response.content)).active
+    assert ws is not None
+    rows = [list(r) for r in ws.iter_rows(values_only=True)]
+    assert rows[0][0] == "附件4" and rows[2][0] == "推荐单位（盖章）：杭州市经济和信息化局"
+    body = [r for r in rows[4:] if isinstance(r[0], int)]
+    assert len(body) == 1
+    assert (
+        body[0][:3] == [1, listed_title, listed_attrs["credit_code"]] and body[0][4] == listed_attrs["track"]
+    )
+    texts = [r[0] for r in rows if r[0]]
+    assert "联系人：周专" in texts and "联系电话：13900000009" in texts
+    # The campaign declares no roster: told so, not served another campaign's.
+    missing = client.get(f"/exports/{campaign.id}/cities/330100/roster.xlsx")
+    assert missing.status_code == 404 and "没有工作人员信息汇总表（exports.roster）" in missing.text
