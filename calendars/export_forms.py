@@ -50,11 +50,11 @@ class RecommendationSummary(_Strict):
     annex: str
     title: str  # {year}: the notice's year
     sheet: str = "推荐汇总表"
-    # The line under the title; {city}: the city's name.
-    heading: str = "填报单位（盖章）：{city}经济和信息化局"
+    # The line under the title (填报单位（盖章）：…); {city}: the city's name.
+    heading: str
     columns: tuple[SummaryColumn, ...] = Field(min_length=1)
     # Lines under the table; {filler} and {phone}: the city's contact for this program.
-    footer: tuple[str, ...] = ("填报人：{filler}", "联系电话（手机）：{phone}")
+    footer: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -68,9 +68,9 @@ class RosterForm(_Strict):
     """附件3-like: the city's and its counties' contacts who work on the campaign's program."""
 
     annex: str
-    title: str = "工作人员信息汇总表"
+    title: str
     sheet: str = ""  # default: the title
-    heading: str = "设区市：{city}"
+    heading: str  # the line under the title (设区市：{city})
     columns: tuple[RosterColumn, ...] = Field(min_length=1)
     notes: tuple[str, ...] = ()
 

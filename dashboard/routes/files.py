@@ -84,9 +84,15 @@ def _shown(spec: CampaignSpec, case: Case, key: str, *, label: bool) -> Any:
 
 
 @router.get(
-    "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx",
+    "/exports/{campaign_id}/cities/{city_code}/recommendation-summary.xlsx",
     response_class=Response,
     summary="推荐汇总表（设区市，如附2-3 浙江制造精品推荐汇总表；批次文件 exports.recommendation_summary）",
+)
+# The address the 2026 精品 form has had since the first release (bookmarks, the access walk).
+@router.get(
+    "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx",
+    response_class=Response,
+    summary="推荐汇总表（旧地址，同 recommendation-summary.xlsx）",
 )
 def recommendation_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:

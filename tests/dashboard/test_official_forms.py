@@ -60,11 +60,14 @@ def test_the_2026_files_give_the_forms_the_code_used_to_build(client, world: Wor
         assert response.status_code == 200, name
         got = {"filename": response.headers["content-disposition"], **_layout(response.content)}
         assert json.loads(json.dumps(got, ensure_ascii=False, default=str)) == GOLDEN[name], name
+    # The campaign-neutral address serves the same form.
+    same = client.get(f"/exports/{JINGPIN}/cities/330100/recommendation-summary.xlsx")
+    assert _layout(same.content)["values"] == GOLDEN["summary-jingpin-330100"]["values"]
 
 
 def test_a_campaign_without_a_summary_is_told_so(client, world: World) -> None:  # type: ignore[no-untyped-def]
     sign_in(client, world.token("hangzhou"))
-    response = client.get(f"/exports/{CLUSTER}/cities/330100/jingpin-summary.xlsx")
+    response = client.get(f"/exports/{CLUSTER}/cities/330100/recommendation-summary.xlsx")
     assert response.status_code == 404
     assert "没有推荐汇总表（exports.recommendation_summary）" in response.text
 
@@ -173,7 +176,7 @@ def test_the_route_serves_a_new_campaign_s_summary_with_no_code(client, world: W
         token = issue_token(session, contact, city, make_ctx("2026-07-01T09:00").now, days=90).token
         listed_title, listed_attrs = listed.title, dict(listed.attrs)
     sign_in(client, token)
-    response = client.get(f"/exports/{campaign.id}/cities/330100/jingpin-summary.xlsx")
+    response = client.get(f"/exports/{campaign.id}/cities/330100/recommendation-summary.xlsx")
     assert response.status_code == 200, response.text
     assert "filename*=UTF-8''%E9%99%84%E4%BB%B64_" in response.headers["content-disposition"]  # 附件4_
     ws = load_workbook(BytesIO(response.content)).active
@@ -190,3 +193,15 @@ def test_the_route_serves_a_new_campaign_s_summary_with_no_code(client, world: W
     # The campaign declares no roster: told so, not served another campaign's.
     missing = client.get(f"/exports/{campaign.id}/cities/330100/roster.xlsx")
     assert missing.status_code == 404 and "没有工作人员信息汇总表（exports.roster）" in missing.text
+
+
+def test_diff_says_what_changed_in_a_form() -> None:
+    from calendars.campaign_diff import diff_campaigns
+
+    text = (CAMPAIGN_DIR / "available" / "2026-zjtx.yaml").read_text(encoding="utf-8")
+    old = load_campaign_text(text, origin="old.yaml")
+    new = load_campaign_text(
+        text.replace("{header: 专精特新评价得分,", "{header: 评价得分,", 1), origin="new.yaml"
+    )
+    lines = diff_campaigns(old, new)
+    assert any(line.startswith("上报的表格（exports）") and "评价得分" in line for line in lines), lines
