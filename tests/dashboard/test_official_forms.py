@@ -185,6 +185,7 @@ def test_the_route_serves_a_new_campaign_s_summary_with_no_code(client, world: W
     assert rows[0][0] == "附件4" and rows[2][0] == "推荐单位（盖章）：杭州市经济和信息化局"
     body = [r for r in rows[4:] if isinstance(r[0], int)]
     assert len(body) == 1
+    assert body[0][3] == "西湖区" and str(body[0][5]) == str(listed_attrs["score"])
     assert (
         body[0][:3] == [1, listed_title, listed_attrs["credit_code"]] and body[0][4] == listed_attrs["track"]
     )
