@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calendars import usercache
+from calendars.export_forms import ExportsSpec, export_problems
 from calendars.timeutil import format_deadline, local_time_on, parse_deadline
 from calendars.workdays import WorkCalendar
 
@@ -1068,6 +1069,8 @@ class CampaignSpec(_Strict):
     derive: tuple[DeriveSpec, ...] = ()
     eligibility: tuple[EligibilityRule, ...] = ()
     quotas: tuple[QuotaSpec, ...] = ()
+    # The official forms a city sends up (附2-3 推荐汇总表, 附件3 工作人员信息汇总表), if any.
+    exports: ExportsSpec = ExportsSpec()
 
     def facts(self, fields: dict[str, Any]) -> dict[str, Any]:
         """An application's fields with the ``derive:`` values added, as the rules see them."""
@@ -1428,6 +1431,7 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
                         f"name 中的「{{{ref}}}」应为 {{recommender}}、{{unit}} 或 {{limit}}",
                     )
                 )
+    out.extend(export_problems(spec.exports, base | set(CASE_COLUMNS), where_known))
     return out
 
 

@@ -32,6 +32,7 @@ _SECTIONS = {
     "eligibility": "资格条件（eligibility）",
     "quotas": "推荐名额（quotas）",
     "platform": "平台导出（platform）",
+    "exports": "上报的表格（exports）",
     "province_contacts": "省级联系人",
 }
 

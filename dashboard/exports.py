@@ -1,7 +1,7 @@
 """Official forms and reports as .xlsx, laid out as the notice prints them.
 
-- 附2-3 2026年浙江制造精品推荐汇总表: what a city sends, sealed, by 07-20.
-- 附件3 工作人员信息汇总表: one per city and program, by 06-05.
+- The forms a campaign file declares under ``exports:`` (the 2026 附2-3 推荐汇总表 a city sends
+  sealed, the 附件3 工作人员信息汇总表): one layout, the words from the file.
 - A status report per campaign (and city): stages, the board, the case list.
 Builders take plain rows and return bytes; the routes decide who may have which rows.
 """
@@ -20,32 +20,8 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from calendars.export_forms import PLACEHOLDER, RecommendationSummary, RosterForm
 from calendars.timeutil import format_local
-
-JINGPIN_NOTE = (
-    "注：“415X”先进制造业集群赛道：人工智能、智能物联、高端软件、集成电路、新能源汽车及零部件、工业母机与机器人、"
-    "高端船舶与海工装备、低空经济与商业航天、新能源与新型储能、电气与农机装备、现代纺织与服装、生物医药与医疗器械、"
-    "现代家居与智能家电、绿色石化、高端新材料以及历史经典产业。"
-)
-JINGPIN_HEADERS = (
-    "序号",
-    "企业名称",
-    "产品名称及型号",
-    "产品类别\n（先进制造类、数字技术融合类、特色（消费品）类）",
-    "所在“415X”先进制造业集群赛道",
-)
-ROSTER_HEADERS = (
-    "市、县(市、区)",
-    "处室/科室",
-    "姓名",
-    "职务",
-    "手机号码(浙政钉号码)",
-    "备注(集群遴选/制造精品)",
-)
-ROSTER_NOTES = (
-    "备注：1. 请分别统计汇总集群遴选、制造精品目录征集工作人员汇总",
-    "2. 集群遴选工作人员信息表请发省产业发展中心马远博；制造精品目录征集工作人员信息表请发省技创中心陈诗遥。",
-)
 
 _THIN = Side(style="thin", color="000000")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -134,60 +110,93 @@ def _print_setup(ws: Worksheet, *, landscape: bool = True) -> None:
 
 
 @dataclass(frozen=True)
-class JingpinRow:
-    enterprise: str
-    product: str
-    category: str
-    track: str
+class OfficialForm:
+    """A form a notice prints (附2-3 推荐汇总表, 附件3 工作人员信息汇总表), its words from the
+    campaign file's ``exports:``: annex mark, title, the line under it, the table, then lines."""
+
+    annex: str
+    title: str
+    sheet: str
+    heading: str
+    headers: Sequence[str]
+    widths: Sequence[float]
+    rows: Sequence[Sequence[Any]]
+    # Lines under the table, each with its row height (a long note needs a taller row).
+    after: Sequence[tuple[str, float]] = ()
 
 
-def jingpin_summary_xlsx(
-    *, year: int, filler_org: str, rows: Sequence[JingpinRow], filler: str, phone: str
-) -> bytes:
-    """附2-3 {year}年浙江制造精品推荐汇总表, with one line per recommended product."""
+def official_form_xlsx(form: OfficialForm) -> bytes:
+    """One layout for every such form: 黑体 annex mark, 宋体 title and bordered table, A4 landscape."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None  # a new workbook always has its first sheet
-    ws.title = "推荐汇总表"
-    n = len(JINGPIN_HEADERS)
-    _put(ws, 1, 1, "附2-3").font = Font(name="黑体", size=12)
-    _title(ws, 2, f"{year}年浙江制造精品推荐汇总表", n)
-    _line(ws, 3, f"填报单位（盖章）：{filler_org}", n, height=24)
-    body = [(i, r.enterprise, r.product, r.category, r.track) for i, r in enumerate(rows, start=1)]
-    nxt = _table(ws, 4, JINGPIN_HEADERS, body, (8, 34, 34, 26, 28))
-    _line(ws, nxt + 1, f"填报人：{filler}", n, height=22)
-    _line(ws, nxt + 2, f"联系电话（手机）：{phone}", n, height=22)
-    _line(ws, nxt + 3, JINGPIN_NOTE, n, height=48)
+    ws.title = form.sheet
+    n = len(form.headers)
+    _put(ws, 1, 1, form.annex).font = Font(name="黑体", size=12)
+    _title(ws, 2, form.title, n)
+    _line(ws, 3, form.heading, n, height=24)
+    nxt = _table(ws, 4, form.headers, form.rows, form.widths)
+    for i, (text, height) in enumerate(form.after):
+        _line(ws, nxt + 1 + i, text, n, height=height)
     _print_setup(ws)
     return _save(wb)
 
 
-@dataclass(frozen=True)
-class RosterRow:
-    org: str
-    department: str
-    name: str
-    title: str
-    mobile: str
-    program: str
+def _fill(template: str, values: dict[str, Any]) -> str:
+    return PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), "")), template)
 
 
-def roster_xlsx(*, city: str, rows: Sequence[RosterRow]) -> bytes:
-    """附件3 工作人员信息汇总表 for one city."""
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "工作人员信息汇总表"
-    n = len(ROSTER_HEADERS)
-    _put(ws, 1, 1, "附件3").font = Font(name="黑体", size=12)
-    _title(ws, 2, "工作人员信息汇总表", n)
-    _line(ws, 3, f"设区市：{city}", n, height=24)
-    body = [(r.org, r.department, r.name, r.title, r.mobile, r.program) for r in rows]
-    nxt = _table(ws, 4, ROSTER_HEADERS, body, (18, 18, 12, 14, 22, 22))
-    for i, note in enumerate(ROSTER_NOTES):
-        _line(ws, nxt + 1 + i, note, n, height=30)
-    _print_setup(ws)
-    return _save(wb)
+def recommendation_summary_form(
+    summary: RecommendationSummary,
+    *,
+    year: int,
+    city: str,
+    filler: str,
+    phone: str,
+    lines: Sequence[dict[str, Any]],
+) -> OfficialForm:
+    """A city's recommendation summary: ``lines`` are the listed applications, each its form
+    fields as people read them, in the order the form lists them."""
+    rows = []
+    for n, fields in enumerate(lines, start=1):
+        values = {**fields, "n": n}
+        rows.append(
+            [
+                values.get(c.field, "")
+                if c.field is not None
+                # "{n}" alone is the line's number itself, as the notice's 序号 column is a number.
+                else (n if c.value == "{n}" else _fill(c.value or "", values))
+                for c in summary.columns
+            ]
+        )
+    said = {"year": year, "city": city, "filler": filler, "phone": phone}
+    after = [(_fill(line, said), 22.0) for line in summary.footer]
+    if summary.note:
+        after.append((summary.note, 48.0))
+    return OfficialForm(
+        annex=summary.annex,
+        title=_fill(summary.title, said),
+        sheet=summary.sheet,
+        heading=_fill(summary.heading, said),
+        headers=[c.header for c in summary.columns],
+        widths=[c.width for c in summary.columns],
+        rows=rows,
+        after=after,
+    )
+
+
+def roster_form(roster: RosterForm, *, city: str, contacts: Sequence[dict[str, str]]) -> OfficialForm:
+    """A city's 工作人员信息汇总表: ``contacts`` each by ROSTER_FIELDS (org, name, program …)."""
+    return OfficialForm(
+        annex=roster.annex,
+        title=roster.title,
+        sheet=roster.sheet or roster.title,
+        heading=_fill(roster.heading, {"city": city}),
+        headers=[c.header for c in roster.columns],
+        widths=[c.width for c in roster.columns],
+        rows=[[contact.get(c.field, "") for c in roster.columns] for contact in contacts],
+        after=[(note, 30.0) for note in roster.notes],
+    )
 
 
 @dataclass(frozen=True)

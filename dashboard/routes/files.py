@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from sqlmodel import Session, col, select
 
+from calendars.campaign import CASE_COLUMNS, CampaignSpec, case_column_of
 from calendars.timeutil import format_local, local_date
 from dashboard import exports, scope
 from dashboard.auth import Viewer, token_id_from_feed, viewer_for_token_id
@@ -52,70 +53,92 @@ def _city(session: Session, viewer: Viewer, city_code: str) -> Organisation:
     return city
 
 
+def _city_contact(session: Session, viewer: Viewer, city: Organisation, program: str) -> tuple[str, str]:
+    """填报人 is the city's own contact for the program, whoever downloads the form (the province
+    or a colleague on another program must not appear as the city's filler)."""
+    if viewer.org.id == city.id and viewer.works_on(program):
+        return viewer.name, viewer.mobile
+    for ct in session.exec(
+        select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
+    ).all():
+        if ct.works_on(program):
+            return ct.name, ct.mobile
+    return "", ""
+
+
+def _shown(spec: CampaignSpec, case: Case, key: str, *, label: bool) -> Any:
+    """A form field of a case as the summary shows it: its indexed column where the form puts it
+    there (category, track), else its stored field; the choice's label when asked for."""
+    field = spec.form.field(key) if spec.form is not None else None
+    column = case_column_of(field) if field is not None else (key if key in CASE_COLUMNS else None)
+    value = getattr(case, column) if column is not None else None
+    if value in (None, ""):
+        value = case.attrs.get(key)
+    if value is None:
+        return ""
+    if label and isinstance(value, str):
+        if column is not None:
+            return spec.column_label(column, value)
+        return spec.form.choice_label(key, value) if spec.form is not None else value
+    return value
+
+
+@router.get(
+    "/exports/{campaign_id}/cities/{city_code}/recommendation-summary.xlsx",
+    response_class=Response,
+    summary="推荐汇总表（设区市，如附2-3 浙江制造精品推荐汇总表；批次文件 exports.recommendation_summary）",
+)
+# The address the 2026 精品 form has had since the first release (bookmarks, the access walk).
 @router.get(
     "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx",
     response_class=Response,
-    summary="附2-3 浙江制造精品推荐汇总表（设区市）",
+    summary="推荐汇总表（旧地址，同 recommendation-summary.xlsx）",
 )
-def jingpin_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
+def recommendation_summary(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
         c = get_campaign_or_404(session, campaign_id, viewer)
-        if c.program != "jingpin":
-            raise HTTPException(404, "推荐汇总表（附2-3）只适用于制造精品批次")
         spec = c.spec()
+        form = spec.exports.recommendation_summary
+        if form is None:
+            raise HTTPException(
+                404, f"批次「{c.name}」的批次文件没有推荐汇总表（exports.recommendation_summary）"
+            )
+        kind = spec.application_kind
         cases = session.exec(
             select(Case)
             .where(
                 Case.campaign_id == c.id,
-                Case.kind == "jingpin_application",
+                Case.kind == kind,
                 Case.city_code == city.id,
-                col(Case.state).in_(sorted(machine_for("jingpin_application", c.id).on_list)),
+                col(Case.state).in_(sorted(machine_for(kind, c.id).on_list)),
                 the_citys(spec, city.id),
             )
             .order_by(Case.ref)
         ).all()
-        # 填报人 is the city's own contact for this program, whoever downloads the form (the
-        # province or a colleague on the cluster campaign must not appear as the city's filler).
-        if viewer.org.id == city.id and viewer.works_on(c.program):
-            filler, phone = viewer.name, viewer.mobile
-        else:
-            contact = next(
-                (
-                    ct
-                    for ct in session.exec(
-                        select(Contact).where(Contact.org_id == city.id, Contact.active).order_by(Contact.id)
-                    ).all()
-                    if ct.works_on(c.program)
-                ),
-                None,
-            )
-            filler, phone = (contact.name, contact.mobile) if contact is not None else ("", "")
-    rows = [
-        exports.JingpinRow(
-            enterprise=str(x.attrs.get("enterprise") or x.title.split("：")[0]),
-            product=str(x.attrs.get("product") or x.title),
-            category=spec.column_label("category", x.category),
-            track=x.track or "",
-        )
-        for x in cases
-    ]
-    filler_org = f"{city.name}经济和信息化局"
-    data = exports.jingpin_summary_xlsx(
-        year=c.spec().issued.year, filler_org=filler_org, rows=rows, filler=filler, phone=phone
+        filler, phone = _city_contact(session, viewer, city, c.program)
+    keys = [col_.field for col_ in form.columns if col_.field is not None]
+    labelled = {col_.field for col_ in form.columns if col_.label}
+    lines = [{key: _shown(spec, x, key, label=key in labelled) for key in keys} for x in cases]
+    sheet = exports.recommendation_summary_form(
+        form, year=spec.issued.year, city=city.name, filler=filler, phone=phone, lines=lines
     )
-    return _download(data, f"附2-3_{c.spec().issued.year}年浙江制造精品推荐汇总表_{city.name}.xlsx", XLSX)
+    return _download(exports.official_form_xlsx(sheet), f"{sheet.annex}_{sheet.title}_{city.name}.xlsx", XLSX)
 
 
 @router.get(
     "/exports/{campaign_id}/cities/{city_code}/roster.xlsx",
     response_class=Response,
-    summary="附件3 工作人员信息汇总表（设区市）",
+    summary="工作人员信息汇总表（设区市，如附件3；批次文件 exports.roster）",
 )
 def roster(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep) -> Response:
     with runtime(request).db.read() as session:
         city = _city(session, viewer, city_code)
         c = get_campaign_or_404(session, campaign_id, viewer)
+        spec = c.spec()
+        form = spec.exports.roster
+        if form is None:
+            raise HTTPException(404, f"批次「{c.name}」的批次文件没有工作人员信息汇总表（exports.roster）")
         rows = session.exec(
             select(Contact, Organisation)
             .join(Organisation, Organisation.id == Contact.org_id)
@@ -127,22 +150,22 @@ def roster(request: Request, campaign_id: str, city_code: str, viewer: ViewerDep
             .order_by(Organisation.id, Contact.department, Contact.name)
         ).all()
     label = PROGRAM_LABELS[c.program]
-    data = exports.roster_xlsx(
-        city=city.name,
-        rows=[
-            exports.RosterRow(
-                org=o.name,
-                department=ct.department,
-                name=ct.name,
-                title=ct.title,
-                mobile=ct.mobile,
-                program=label,
-            )
-            for ct, o in rows
-            if ct.works_on(c.program)
-        ],
-    )
-    return _download(data, f"附件3_工作人员信息汇总表_{city.name}_{label}.xlsx", XLSX)
+    contacts = [
+        {
+            "org": o.name,
+            "department": ct.department,
+            "name": ct.name,
+            "title": ct.title,
+            "mobile": ct.mobile,
+            "email": ct.email,
+            "program": label,
+        }
+        for ct, o in rows
+        if ct.works_on(c.program)
+    ]
+    sheet = exports.roster_form(form, city=city.name, contacts=contacts)
+    data = exports.official_form_xlsx(sheet)
+    return _download(data, f"{sheet.annex}_{sheet.title}_{city.name}_{label}.xlsx", XLSX)
 
 
 def _status_report(

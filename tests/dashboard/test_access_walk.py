@@ -85,6 +85,9 @@ def foreign_requests(world: World, viewer: str) -> dict[tuple[str, str], list[di
         ("GET", "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx"): [
             {"url": f"/exports/{JINGPIN}/cities/330200/jingpin-summary.xlsx"}
         ],
+        ("GET", "/exports/{campaign_id}/cities/{city_code}/recommendation-summary.xlsx"): [
+            {"url": f"/exports/{JINGPIN}/cities/330200/recommendation-summary.xlsx"}
+        ],
         ("GET", "/exports/{campaign_id}/cities/{city_code}/roster.xlsx"): [
             {"url": f"/exports/{CLUSTER}/cities/330200/roster.xlsx"}
         ],
@@ -396,6 +399,11 @@ def other_program_requests(world: World, program: str) -> dict[tuple[str, str], 
         ],
         ("GET", "/exports/{campaign_id}/cities/{city_code}/jingpin-summary.xlsx"): [
             {"url": f"/exports/{JINGPIN}/cities/330100/jingpin-summary.xlsx"}
+        ]
+        if program == "cluster"
+        else [],
+        ("GET", "/exports/{campaign_id}/cities/{city_code}/recommendation-summary.xlsx"): [
+            {"url": f"/exports/{JINGPIN}/cities/330100/recommendation-summary.xlsx"}
         ]
         if program == "cluster"
         else [],
