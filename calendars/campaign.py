@@ -311,10 +311,8 @@ FieldType = Literal[
 ]
 
 
-# Lists of the campaign file a choice field may take its values from, kept where the notice puts
-# them rather than copied into the form: a plain list (``cluster.x_systems``, ``jingpin.tracks``)
-# or a column of one of the file's ``tables:`` (附1-1's clusters, 附件2's categories).
-ListSource = Literal["cluster.x_systems", "jingpin.tracks"]
+# A choice field may take its values from a column of one of the file's ``tables:`` (附1-1's
+# clusters, 附件2's categories), kept where the notice puts them rather than copied into the form.
 
 
 class TableChoices(_Strict):
@@ -325,7 +323,7 @@ class TableChoices(_Strict):
     label: str | None = None  # the column people read; the value itself when absent
 
 
-ChoiceSource = ListSource | TableChoices
+ChoiceSource = TableChoices
 CaseColumn = Literal["track", "category", "zone_type", "external_id", "brand_aligned"]
 
 
@@ -963,21 +961,6 @@ class QuotaSpec(_Strict):
         return self.only is None or (unit_id is not None and unit_id in self.only)
 
 
-class ClusterRules(_Strict):
-    """What the 2026 集群 importer (附1-2) reads beyond ``tables.clusters``; the rules are
-    ``eligibility:`` and the quotas ``quotas:``."""
-
-    x_systems: tuple[str, ...]
-    # 附1-2 第4项 (创新平台数量) need not be filled in by applicants of these clusters.
-    platforms_optional_for: tuple[str, ...] = ()
-
-
-class JingpinRules(_Strict):
-    """What the 2026 精品 importer (附2-3) reads: the tracks its 集群赛道 column accepts."""
-
-    tracks: tuple[str, ...]
-
-
 class ProvinceContact(_Strict):
     role: str
     name: str
@@ -1050,8 +1033,6 @@ class CampaignSpec(_Strict):
     source: str = ""
     province_contacts: tuple[ProvinceContact, ...] = ()
     stages: tuple[Stage, ...]
-    cluster: ClusterRules | None = None
-    jingpin: JingpinRules | None = None
     # The provincial platform the applications are filed on; None: nothing to sync from.
     platform: PlatformSpec | None = None
     # Working hours for non-urgent mail, local time.
@@ -1134,12 +1115,9 @@ class CampaignSpec(_Strict):
             self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
                 raise ValueError(f"form.kind「{self.form.kind}」不在 kinds 中")
-        if self.form is None and self.cluster is None and self.jingpin is None:
-            # Whatever the program: applications come from somewhere (before the 2026 forms became
-            # data, their importer read cluster:/jingpin:, which stored files may still carry).
-            raise ValueError(
-                "缺少申报表 form:（每一列、类型与是否必填，见 FORMAT.md 第 4 节；旧格式的 cluster:/jingpin: 规则也没有）"
-            )
+        if self.form is None:
+            # Whatever the program: applications come from somewhere.
+            raise ValueError("缺少申报表 form:（每一列、类型与是否必填，见 FORMAT.md 第 4 节）")
         if self.platform is not None:
             self._check_platform(self.platform)
         return self
@@ -1190,20 +1168,12 @@ class CampaignSpec(_Strict):
 
     def choice_source(self, source: ChoiceSource) -> dict[str, str]:
         """A list of this file a form's choices come from: value -> label."""
-        if isinstance(source, TableChoices):
-            rows = self._table(source.table)
-            return {
-                str(row[source.value]): str(row.get(source.label or source.value) or row[source.value])
-                for row in rows
-                if row.get(source.value) not in (None, "")
-            }
-        if source == "cluster.x_systems":
-            if self.cluster is None:
-                raise ValueError(f"{source} 须有 cluster: 部分")
-            return {x: x for x in self.cluster.x_systems}
-        if self.jingpin is None:  # jingpin.tracks
-            raise ValueError(f"{source} 须有 jingpin: 部分")
-        return {t: t for t in self.jingpin.tracks}
+        rows = self._table(source.table)
+        return {
+            str(row[source.value]): str(row.get(source.label or source.value) or row[source.value])
+            for row in rows
+            if row.get(source.value) not in (None, "")
+        }
 
     def lookup(self, via: TableLookup) -> dict[str, str]:
         """A map a form field fills an empty cell from (``infer_from``); the first row wins."""

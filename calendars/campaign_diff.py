@@ -24,8 +24,6 @@ _STAGE_FIELDS = {
     "source": "出处",
 }
 _SECTIONS = {
-    "cluster": "集群遴选规则（cluster）",
-    "jingpin": "制造精品规则（jingpin）",
     "form": "申报表（form）",
     "tables": "通知附表（tables）",
     "derive": "推算的值（derive）",

@@ -62,7 +62,7 @@ def test_a_field_is_named_once_by_its_form_label() -> None:
     """labels: only for fields the form lacks: a form field named again there is a problem at
     its line, and screens show the form's label whatever labels: says."""
     doubled = TEXT.replace(
-        "\ncluster:\n", "\nlabels:\n  cluster: 省级重点产业集群\n  source_row: 原表行号\n\ncluster:\n", 1
+        "\ntables:\n", "\nlabels:\n  cluster: 省级重点产业集群\n  source_row: 原表行号\n\ntables:\n", 1
     )
     spec, problems = check_campaign_text(doubled, origin="f.yaml")
     assert len(problems) == 1
@@ -77,14 +77,14 @@ def test_it_accepts_the_relative_deadline_shapes() -> None:
         "  - id: publicity\n    name: 公示\n    actor: province\n    subject: cluster_application\n"
         "    pending_states: [defence_held]\n    deadline: {working_days: 5, after: {stage: defence}}\n"
         "  - id: resubmission\n    name: 退回后重新提交\n    actor: county\n    subject: cluster_application\n"
-        "    pending_states: [returned]\n    deadline: {working_days: 3, after: {action: return}}\n\ncluster:\n"
+        "    pending_states: [returned]\n    deadline: {working_days: 3, after: {action: return}}\n\ntables:\n"
     )
-    spec, problems = check_campaign_text(TEXT.replace("\ncluster:\n", "\n" + extra, 1), origin="f.yaml")
+    spec, problems = check_campaign_text(TEXT.replace("\ntables:\n", "\n" + extra, 1), origin="f.yaml")
     assert problems == [] and spec is not None
     publicity = spec.stage("publicity").relative
     assert publicity is not None and publicity.working_days == 5 and publicity.anchor.stage == "defence"
     wrong = extra.replace("after: {stage: defence}", "after: {stage: nowhere}")
-    _spec, problems = check_campaign_text(TEXT.replace("\ncluster:\n", "\n" + wrong, 1), origin="f.yaml")
+    _spec, problems = check_campaign_text(TEXT.replace("\ntables:\n", "\n" + wrong, 1), origin="f.yaml")
     assert problems and "相对的环节 nowhere 不存在" in problems[0]
 
 
@@ -156,9 +156,9 @@ def test_a_reload_is_audited_with_its_changes_and_replans_changed_reminders(
 def test_a_per_case_deadline_must_count_from_an_action_of_its_machine_line_and_key() -> None:
     extra = (
         "  - id: resubmission\n    name: 退回后重新提交\n    actor: county\n    subject: cluster_application\n"
-        "    pending_states: [returned]\n    deadline: {working_days: 3, after: {action: retrun}}\n\ncluster:\n"
+        "    pending_states: [returned]\n    deadline: {working_days: 3, after: {action: retrun}}\n\ntables:\n"
     )
-    bad = TEXT.replace("\ncluster:\n", "\n" + extra, 1)
+    bad = TEXT.replace("\ntables:\n", "\n" + extra, 1)
     with pytest.raises(CampaignFileError) as caught:  # `campaign load` says it the same way
         load_campaign_text(bad, origin="f.yaml")
     for problems in (check_campaign_text(bad, origin="f.yaml")[1], [str(caught.value)]):

@@ -110,9 +110,9 @@ def test_it_carries_the_sales_thresholds_and_launch_window_of_annex_2() -> None:
         "2024-12-31",
         Decimal("3"),
     )
-    assert spec.jingpin is not None and len(spec.jingpin.tracks) == 16
-    assert spec.jingpin.tracks[-1] == "历史经典产业"
-    assert rules["track_unknown"].in_ == spec.jingpin.tracks  # one list (a YAML anchor), read twice
+    assert spec.form is not None and (track := spec.form.field("track")) is not None
+    assert len(track.choices) == 16 and track.choices[-1] == "历史经典产业"
+    assert rules["track_unknown"].in_ == track.choices  # one list (a YAML anchor), read twice
 
 
 def test_it_carries_the_tracks_of_annex_1_1() -> None:
@@ -180,10 +180,10 @@ def test_it_refuses_two_stages_with_one_id(tmp_path: Path) -> None:
     assert "环节编号重复：application" in str(exc)
 
 
-def test_it_refuses_a_cluster_campaign_without_its_rules(tmp_path: Path) -> None:
+def test_it_refuses_a_campaign_without_its_form(tmp_path: Path) -> None:
     text = CLUSTER_FILE.read_text(encoding="utf-8")
-    cut = text[: text.index("\ncluster:\n")] + "\n"
-    with pytest.raises(CampaignFileError, match="cluster"):
+    cut = text[: text.index("\ntables:\n")] + "\n"
+    with pytest.raises(CampaignFileError, match="缺少申报表 form:"):
         load_campaign_text(cut, origin="x.yaml")
 
 
@@ -239,9 +239,9 @@ def test_it_records_a_deadline_moved_by_a_new_version_of_the_file(seeded: Databa
 def test_it_adds_a_stage_added_to_the_file(seeded: Database, make_ctx: Any) -> None:
     extra = (
         "  - id: site_visit\n    name: 现场核查\n    actor: province\n    subject: cluster_application\n"
-        "    pending_states: [defence_held]\n    deadline: null\n\ncluster:\n"
+        "    pending_states: [defence_held]\n    deadline: null\n\ntables:\n"
     )
-    text = CLUSTER_FILE.read_text(encoding="utf-8").replace("\ncluster:\n", "\n" + extra, 1)
+    text = CLUSTER_FILE.read_text(encoding="utf-8").replace("\ntables:\n", "\n" + extra, 1)
     with seeded.write() as session:
         _, changes = load_campaign(session, make_ctx(), text, origin="v2")
     assert "新增环节 site_visit" in changes
