@@ -110,9 +110,9 @@ def _pg_url(name: str) -> str:
     return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
 
 
-def _pg_database(worker: str) -> Iterator[str]:
+def _pg_database(worker: str, prefix: str = "shenbao_test") -> Iterator[str]:
     """A new, empty PostgreSQL database for as long as the generator runs, then dropped."""
-    name = f"shenbao_test_{worker}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{worker}_{uuid.uuid4().hex[:8]}"
     with _pg_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:

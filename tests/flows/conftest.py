@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,15 +45,9 @@ def copy_home(template: Path, home: Path) -> None:
 @pytest.fixture(scope="session")
 def _empty_pg_url(worker_id: str) -> Iterator[str]:
     """The worker's database for `fresh_pg_url`: created once, dropped after the session."""
-    from tests.conftest import _pg_connect, _pg_url, drop_pg_database_later
+    from tests.conftest import _pg_database
 
-    name = f"shenbao_test_cli_{worker_id}_{uuid.uuid4().hex[:8]}"
-    with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url(name)
-    finally:
-        drop_pg_database_later(name)
+    yield from _pg_database(worker_id, prefix="shenbao_test_cli")
 
 
 @pytest.fixture
