@@ -476,16 +476,14 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
                     f"「{title}」已在本批次中（{seen[key]}），不能重复导入",
                 )
             )
-        external = row.values.get("external_id")
-        if external and external in by_external:
-            problems.append(
-                ImportProblem(
-                    path.name,
-                    row.row,
-                    form.field("external_id").label,
-                    f"外部编号 {external} 已对应案件 {by_external[external]}",
-                )
-            )
+        _external_taken(
+            problems,
+            path,
+            row.row,
+            form.field("external_id").label,
+            row.values.get("external_id"),
+            by_external,
+        )
         applicant = str(row.values[form.applicant])
         org_id = county.id if form.applicant_tier == "county" else _org_id("ENT", applicant)
         planned.append((row, county, org_id))
@@ -778,6 +776,42 @@ def _long_cells(form: Any, row: FormRow, title: str) -> list[tuple[str, str | No
     return checks
 
 
+def _external_taken(
+    problems: list[ImportProblem],
+    path: Path,
+    row: int,
+    label: str,
+    external: Any,
+    by_external: dict[str, str],
+) -> None:
+    """A platform number (外部编号) names one case: a row bringing one already taken is refused."""
+    if external and external in by_external:
+        problems.append(
+            ImportProblem(path.name, row, label, f"外部编号 {external} 已对应案件 {by_external[external]}")
+        )
+
+
+def _row_basics(
+    form: Any, row: FormRow, counties: _Counties, problems: list[ImportProblem], path: Path
+) -> tuple[str, dict[str, Any], str, str, Any, Organisation | None]:
+    """What both streamed writers read first of a row: its title (length-checked with the other
+    long cells), its case columns, the applicant, the item that makes it unique (the form's last
+    unique field), its platform number and its county (None: a problem is recorded)."""
+    values = row.values
+    title = title_of(form, values)
+    _too_long(problems, path, row.row, _long_cells(form, row, title))
+    columns = _columns(form, row)
+    county = counties(str(values[form.county]), row.row, problems)
+    return (
+        title,
+        columns,
+        str(values[form.applicant]),
+        str(values[form.unique[-1]]),
+        columns.get("external_id"),
+        county,
+    )
+
+
 def _columns(form: Any, row: FormRow) -> dict[str, Any]:
     """The case's indexed columns a row fills (track, zone_type, category, external_id …)."""
     from calendars.campaign import case_column_of
@@ -816,14 +850,9 @@ def _import_cluster(
     rows = 0
     for row in sheet.stream(problems):
         rows += 1
-        values = row.values
-        title = title_of(form, values)
-        _too_long(problems, path, row.row, _long_cells(form, row, title))
-        columns = _columns(form, row)
-        applicant_name = str(values[form.applicant])
-        item = str(values[form.unique[-1]])
-        external = columns.get("external_id")
-        county = counties(str(values[form.county]), row.row, problems)
+        title, columns, applicant_name, item, external, county = _row_basics(
+            form, row, counties, problems, path
+        )
         if county is None:
             continue
         if row.is_park:
@@ -842,15 +871,7 @@ def _import_cluster(
                     f"「{applicant_name}」的「{item}」申报已在本批次中，不能重复导入",
                 )
             )
-        if external and external in by_external:
-            problems.append(
-                ImportProblem(
-                    path.name,
-                    row.row,
-                    external_label,
-                    f"外部编号 {external} 已对应案件 {by_external[external]}",
-                )
-            )
+        _external_taken(problems, path, row.row, external_label, external, by_external)
         if problems:
             continue  # nothing more is written (the transaction will roll back), every row still checked
         if org_id != county.id:
@@ -903,13 +924,7 @@ def _import_jingpin(
     for row in sheet.stream(problems):
         rows += 1
         values = row.values
-        title = title_of(form, values)
-        _too_long(problems, path, row.row, _long_cells(form, row, title))
-        columns = _columns(form, row)
-        enterprise = str(values[form.applicant])
-        item = str(values[form.unique[-1]])
-        external = columns.get("external_id")
-        county = counties(str(values[form.county]), row.row, problems)
+        title, columns, enterprise, item, external, county = _row_basics(form, row, counties, problems, path)
         if county is None:
             continue
         ent_id = _org_id("ENT", enterprise)
@@ -919,15 +934,7 @@ def _import_jingpin(
                     path.name, row.row, item_label, f"「{enterprise}」的「{item}」已在本批次中，不能重复导入"
                 )
             )
-        if external and external in by_external:
-            problems.append(
-                ImportProblem(
-                    path.name,
-                    row.row,
-                    external_label,
-                    f"外部编号 {external} 已对应案件 {by_external[external]}",
-                )
-            )
+        _external_taken(problems, path, row.row, external_label, external, by_external)
         recommender_id: str | None = None
         named = values.get(form.recommender) if form.recommender else None
         if named:
