@@ -25,6 +25,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from models.access import AccessToken, hash_token
+from models.campaign import Campaign
 from models.context import Actor
 from models.db import Database
 from models.org import TIER_LABELS, Contact, Organisation
@@ -201,12 +202,15 @@ def _viewer_from(db: Database, now: datetime, where: object, via: str) -> Viewer
             if fresh is not None:
                 fresh.last_used_at = now
                 session.add(fresh)
+    with db.read() as session:
+        # A person entered without a program works on every program this database holds.
+        held = session.exec(select(Campaign.program).distinct()).all()
     return Viewer(
         contact_id=contact.id,
         name=contact.name,
         email=contact.email,  # type: ignore[arg-type]
         mobile=contact.mobile,
-        programs=contact.programs,
+        programs=",".join(sorted(contact.program_ids(held))),
         org=org,
         token_id=token.id,  # type: ignore[arg-type]
         expires_at=token.expires_at,

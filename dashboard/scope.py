@@ -8,8 +8,8 @@ A request for something outside the scope is answered 404 for single cases (thei
 itself information) and 403 for whole cities or counties (those are public names).
 
 Programs: a contact registered for 集群遴选 sees and acts on cluster campaigns only, one for
-制造精品 on 精品 only (the roster's 备注; a contact with no note works on both, which is how a
-province office that runs both programs is registered). A campaign of the other program is a
+制造精品 on 精品 only (the roster's 备注; 「全部」 names every program loaded, and a contact whose
+programs are empty works on every program the database holds, a later campaign's included). A campaign of the other program is a
 public name, so asking for it is refused 403 with a message naming the program; a case of the
 other program within the viewer's jurisdiction is refused the same way (the organisation knows
 its own cases), one outside it stays 404.

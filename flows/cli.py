@@ -693,7 +693,7 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
             "mobile": c.mobile,
             "zzd_mobile": c.zzd_mobile,
             "email": c.email,
-            "programs": c.programs.split(","),
+            "programs": c.programs.split(",") if c.programs else [],  # []: every program
             "active": c.active,
             "source": c.source,
         }

@@ -128,7 +128,7 @@ def import_roster(
             ):
                 if (contact.org_id, contact.name, contact.email) in listed or contact.title == "申报联系人":
                     continue
-                if set(contact.programs.split(",")) & programs:
+                if not contact.programs or set(contact.programs.split(",")) & programs:
                     retired.append(_retire(session, ctx, contact))
         if retired:
             summary.notes.append(f"不再在名单上的 {len(retired)} 人已停用：{'、'.join(retired)}")
@@ -293,7 +293,12 @@ def _upsert_people(
         else:
             summary.updated += 1
             # One person on both programs, listed once per program (or in two files): both kept.
-            programs = ",".join(sorted(set(contact.programs.split(",")) | set(row.programs)))
+            # (A person on every program, programs empty, stays on every program.)
+            programs = (
+                ",".join(sorted(set(contact.programs.split(",")) | set(row.programs)))
+                if contact.programs
+                else ""
+            )
             if not contact.active and not reactivate:
                 kept_inactive.append(f"{contact.name} <{contact.email}>")
         contact.department = row.department or ""

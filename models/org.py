@@ -7,6 +7,7 @@ created on import and get a generated id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Column, Index, UniqueConstraint
@@ -65,8 +66,9 @@ class Contact(SQLModel, table=True):
     # (last day, escalations) go to every channel the person has.
     prefers: str = Field(default="email", max_length=10)
     email: str = Field(max_length=200)
-    # Comma-separated programs this person works on: "cluster", "jingpin".
-    programs: str = Field(default="cluster,jingpin", max_length=40)
+    # Comma-separated programs this person works on (program ids of the campaign files); empty:
+    # every program, including one whose campaign is loaded after this person was entered.
+    programs: str = Field(default="", max_length=40)
     active: bool = True
     # Where the person was last loaded from: a roster file and row, or a directory's name such as
     # 「省厅通讯录 2026-05-26」 (``--replace-source`` retires by it).
@@ -74,4 +76,8 @@ class Contact(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
     def works_on(self, program: str) -> bool:
-        return program in self.programs.split(",")
+        return not self.programs or program in self.programs.split(",")
+
+    def program_ids(self, known: Iterable[str]) -> frozenset[str]:
+        """The programs this person works on, of ``known`` (every one of them when none is named)."""
+        return frozenset(known) if not self.programs else frozenset(p for p in self.programs.split(",") if p)

@@ -47,3 +47,24 @@ def test_the_program_filter_and_the_program_refusal_agree(world: World) -> None:
                 else:
                     allowed.add(case.id)
         assert selected == allowed and selected, programs
+
+
+def test_a_person_entered_without_a_program_sees_every_program_the_database_holds(world: World) -> None:
+    """programs empty means every program: the viewer's set is the database's campaigns'
+    programs, so a campaign loaded later is theirs too (no program id written in code)."""
+    from dashboard.auth import viewer_for_token
+    from models.campaign import Campaign
+    from models.org import Contact
+    from tests.dashboard.world import NOW
+
+    viewer = viewer_for_token(world.db, world.token("province"), NOW)
+    assert viewer is not None
+    with world.db.write() as session:
+        contact = session.get(Contact, viewer.contact_id)
+        assert contact is not None
+        contact.programs = ""
+        session.add(contact)
+    with world.db.read() as session:
+        held = set(session.exec(select(Campaign.program).distinct()).all())
+    again = viewer_for_token(world.db, world.token("province"), NOW)
+    assert again is not None and again.program_set == held and held

@@ -95,10 +95,17 @@ def test_a_new_programs_file_syncs_its_platform_and_names_its_applicants(
     # 宁波市 has no application: its reminder to recommend says whose it would be, 企业 (the
     # form's applicant_tier), not a word chosen by program id.
     nb = add_contact(seeded, "宁波市", "孙悦", "sunyue@nb.example", mobile="13905740009", programs="xinzhi")
+    # A person entered with no program works on every program, this new one included; one
+    # registered for the two 2026 programs only is not chased about it.
+    every = add_contact(seeded, "宁波市", "钱程", "qiancheng@nb.example", mobile="13905740010", programs="")
+    other = add_contact(seeded, "宁波市", "周宁", "zhouning@nb.example", mobile="13905740011")
     for when in ("2026-08-20T10:00", "2026-08-21T09:30"):
         tick_at(seeded, make_ctx, when)
+    reminder = "本市暂无企业提交的申报；如确无推荐，请报送“无推荐”"
     texts = [e.text_body for e in emails(seeded, contact_id=nb)]
-    assert texts and any("本市暂无企业提交的申报；如确无推荐，请报送“无推荐”" in t for t in texts)
+    assert texts and any(reminder in t for t in texts)
+    assert any(reminder in e.text_body for e in emails(seeded, contact_id=every))
+    assert not any(reminder in e.text_body for e in emails(seeded, contact_id=other))
 
 
 CLUSTER_FILE = CAMPAIGN_DIR / "2026-cluster-selection.yaml"
