@@ -202,9 +202,11 @@ def _viewer_from(db: Database, now: datetime, where: object, via: str) -> Viewer
             if fresh is not None:
                 fresh.last_used_at = now
                 session.add(fresh)
-    with db.read() as session:
+    held: list[str] = []
+    if not contact.programs:  # asked only then: this runs on every request
         # A person entered without a program works on every program this database holds.
-        held = session.exec(select(Campaign.program).distinct()).all()
+        with db.read() as session:
+            held = list(session.exec(select(Campaign.program).distinct()).all())
     return Viewer(
         contact_id=contact.id,
         name=contact.name,
