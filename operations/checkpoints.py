@@ -101,20 +101,23 @@ def rotate_key(
     return old.verifier, new.verifier, cross
 
 
-def sign(rt: Runtime, session: Session) -> audit_tree.SignedCheckpoint:
-    return audit_tree.sign_now(session, [rt.signer()], rt.now())
+def sign(rt: Runtime, session: Session, now: datetime | None = None) -> audit_tree.SignedCheckpoint:
+    return audit_tree.sign_now(session, [rt.signer()], now or rt.now())
 
 
-def covering_checkpoint(rt: Runtime, session: Session, size: int) -> audit_tree.SignedCheckpoint:
-    """The newest checkpoint that includes event ``size``; signs one when none does yet."""
+def covering_checkpoint(
+    rt: Runtime, session: Session, size: int, now: datetime | None = None
+) -> audit_tree.SignedCheckpoint:
+    """The newest checkpoint that includes event ``size``; signs one (at ``now``, by default the
+    runtime's clock) when none does yet."""
     found = audit_tree.latest_checkpoint(session)
     if found is not None and found.size >= size:
         return found
-    return sign(rt, session)
+    return sign(rt, session, now)
 
 
 def receipt_checkpoint(
-    rt: Runtime, session: Session, size: int
+    rt: Runtime, session: Session, size: int, now: datetime | None = None
 ) -> tuple[audit_tree.SignedCheckpoint, list[VerifierKey]]:
     """The checkpoint a mailed receipt carries, and the public keys that signed it (the mail names
     them and their fingerprints).
@@ -126,7 +129,7 @@ def receipt_checkpoint(
     signature per sweep that has actions, not one per action. Without a signing key here this
     raises KeyProblem and the receipts wait for the first pass that has a covering checkpoint
     (one signed by ``shenbao audit checkpoint`` where the key is counts too)."""
-    checkpoint = covering_checkpoint(rt, session, size)
+    checkpoint = covering_checkpoint(rt, session, size, now)
     keyring = rt.keyring()
     signers = open_checkpoint(checkpoint.note, keyring).signers
     return checkpoint, [k for k in keyring.keys if k.label in signers]

@@ -94,6 +94,14 @@ def test_the_log_is_signed_once_a_day_however_many_sweeps_find_it_grown(
             r.step for r in session.exec(select(Notification).where(Notification.kind == "audit_checkpoint"))
         }
     assert mailed == {"2026-06-20", "2026-06-21"}
+    # A receipt the day's checkpoint does not cover has one of its own, signed at the sweep's
+    # instant (the machine's clock gave a simulated season's receipts today's date).
+    grow_log(runtime, "2026-06-23T08:00")
+    sweep.reconcile(runtime, parse_instant("2026-06-23T09:00"))
+    county = Actor(name="林西", org_id="330106", tier="county")
+    acts.act(runtime, county, world.refs["xihu_core"], "submit", now=parse_instant("2026-06-23T10:00"))
+    sweep.reconcile(runtime, parse_instant("2026-06-23T10:05"))
+    assert signed_per_day(runtime) == {"2026-06-20": 1, "2026-06-21": 1, "2026-06-23": 2}
 
 
 def test_a_cases_receipt_page_and_file_check_offline(
