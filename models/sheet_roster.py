@@ -1,4 +1,8 @@
-"""附件3 工作人员信息汇总表 (+ 电子邮箱): the people of a city and its counties, per program."""
+"""工作人员信息汇总表 (2026: 附件3, + 电子邮箱): the people of a city and its counties, per program.
+
+The columns' words and the programs a 备注 may name are the campaign files' (RosterWords): a
+city filling in the staff form a loaded file declares (``exports: roster:``) imports it as it is.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from models.sheet_reading import (
     ImportProblem,
     PathLike,
     _as_text,
+    _header_key,
     _nfkc,
     read_sheet,
 )
@@ -124,16 +129,22 @@ class RosterWords:
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column key → headers
 
     def columns(self) -> tuple[Column, ...]:
+        # A header a file declares for one column is never another's everyday word: a form whose
+        # 处室 column is headed 单位 must not have it read as the 市、县 column.
+        declared_for = {_header_key(h): key for key, hs in self.headers.items() for h in hs}
         out = []
         for column in _ROSTER_COLUMNS:
             label = column.label
             if column.key == "programs" and self.programs:
                 # 备注(集群遴选/制造精品) in 2026: the form asks which of the programs a person works on.
                 label = f"{column.label}({'/'.join(p.name for p in self.programs.values())})"
-            declared = self.headers.get(column.key, ())
-            aliases = tuple(
-                dict.fromkeys(a for a in (column.label, *declared, *column.aliases) if a != label)
+            everyday = (
+                a
+                for a in (column.label, *column.aliases)
+                if declared_for.get(_header_key(a), column.key) == column.key
             )
+            declared = self.headers.get(column.key, ())
+            aliases = tuple(dict.fromkeys(a for a in (*declared, *everyday) if a != label))
             out.append(replace(column, label=label, aliases=aliases))
         return tuple(out)
 

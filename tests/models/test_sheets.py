@@ -349,6 +349,17 @@ def test_a_roster_in_the_form_a_campaign_file_declares_is_read_by_its_headers(tm
     assert {p.column for p in problems} >= {"姓名", "电子邮箱"}
 
 
+def test_a_header_a_file_declares_for_one_column_is_not_read_as_another(tmp_path: Path) -> None:
+    # 单位 is everyday for 市、县(市、区); this form heads its 处室 column so.
+    words = RosterWords(builtin_programs(), {"org": ("所在地",), "department": ("单位",)})
+    headers = ["单位", "所在地", "姓名", "手机号码", "备注", "电子邮箱"]
+    path = write_sheet(
+        tmp_path / "r.csv", headers, [["产业处", "杭州市", "王明", "13805710001", "集群遴选", "w@hz.gov.cn"]]
+    )
+    [row] = parse_roster(path, words=words)
+    assert (row.org, row.department) == ("杭州市", "产业处")
+
+
 def test_the_programs_column_is_labelled_and_explained_by_the_loaded_programs(tmp_path: Path) -> None:
     rows = [roster_row(programs=""), roster_row(name="李华", email="li@hz.gov.cn", programs="其他")]
     path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
