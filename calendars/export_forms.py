@@ -9,6 +9,7 @@ columns and the notes under it are the notice's words, so they are data of the c
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,6 +79,30 @@ class RosterForm(_Strict):
 class ExportsSpec(_Strict):
     recommendation_summary: RecommendationSummary | None = None
     roster: RosterForm | None = None
+
+    def listed(self, *, year: int) -> list[dict[str, Any]]:
+        """The forms declared, as ``campaign show`` and ``campaign form`` tell them: which form,
+        its annex, title (``{year}`` filled in) and column headers."""
+        out: list[dict[str, Any]] = []
+        for key, form in (("recommendation_summary", self.recommendation_summary), ("roster", self.roster)):
+            if form is None:
+                continue
+            out.append(
+                {
+                    "form": key,
+                    "name": EXPORT_NAMES[key],
+                    "annex": form.annex,
+                    "title": PLACEHOLDER.sub(
+                        lambda m: str(year) if m.group(1) == "year" else m.group(0), form.title
+                    ),
+                    "columns": [{"header": c.header, "field": c.field} for c in form.columns],
+                }
+            )
+        return out
+
+
+# What each form of ``exports:`` is, in the words of the dashboard's 导出.
+EXPORT_NAMES = {"recommendation_summary": "推荐汇总表", "roster": "工作人员表"}
 
 
 def export_problems(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from calendars.campaign import CampaignFileError, builtin_campaign_files
+from calendars.campaign import CampaignFileError, CampaignSpec, builtin_campaign_files
 from calendars.timeutil import format_deadline, format_local, parse_deadline, parse_instant
 from calendars.workdays import UnknownYearError
 from flows import output as out
@@ -235,10 +235,12 @@ def cli(ctx: click.Context, now: str | None, database_url: str | None) -> None:
 
     \b
     常用：
-      shenbao init                      建库、加载内置批次（2026 集群遴选、制造精品）
+      shenbao init                      建库、加载内置批次（calendars/campaigns/ 下的批次文件）
+      shenbao campaign load 批次.yaml    加载其他批次文件（如 calendars/campaigns/available/）
       shenbao campaign show 2026-cluster-selection
-      shenbao contacts import 通讯录.xlsx  导入通讯录（附件3格式），不涉及报送任务
-      shenbao roster import 名单.xlsx --submit  设区市报送工作人员信息汇总表（附件3，含邮箱列）
+      shenbao campaign form 2026-cluster-selection  申报表与上报表格的列名（导入按此读取）
+      shenbao contacts import 通讯录.xlsx  导入通讯录（工作人员表的列 + 电子邮箱），不涉及报送任务
+      shenbao roster import 名单.xlsx --submit  设区市报送工作人员信息汇总表（含电子邮箱列）
       shenbao case import 申报.xlsx --campaign 2026-cluster-selection
       shenbao case act CL26-00001 submit
       shenbao status --campaign 2026-cluster-selection
@@ -333,13 +335,18 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
     """列出已加载的批次。"""
     from sqlmodel import select
 
+    from models.imports import stored_programs
+
     rt = _rt(ctx)
     with rt.db.read() as session:
         rows = session.exec(select(Campaign).order_by(Campaign.id)).all()
+        # The program's name as the database's campaign files give it (a third campaign's too).
+        named = {p.id: p.name for p in stored_programs(session).values()}
         data: list[dict[str, Any]] = [
             {
                 "id": c.id,
                 "program": c.program,
+                "program_name": named.get(c.program, c.program),
                 "name": c.name,
                 "notice": c.spec().notice,
                 "loaded_at": c.loaded_at,
@@ -355,7 +362,7 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
         [
             [
                 d["id"],
-                PROGRAM_LABELS.get(d["program"], d["program"]),
+                d["program_name"],
                 d["name"],
                 d["notice"],
                 format_local(d["loaded_at"]),
@@ -371,7 +378,7 @@ def campaign_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 @handled
 def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
-    """查看批次的各环节：谁办理、截止时间（上海时间，含星期）、剩余工作日、待办数量。"""
+    """查看批次的各环节：谁办理、截止时间（上海时间，含星期）、剩余工作日、待办数量；及上报的表格（exports:）。"""
     from models.status import stage_views
 
     rt = _rt(ctx)
@@ -388,6 +395,7 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
                 "notice": spec.notice,
                 "now": now,
                 "stages": [v.as_dict() for v in views],
+                "exports": spec.exports.listed(year=spec.issued.year),
             }
         )
         return
@@ -418,6 +426,20 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
     out.table(None, ["环节", "名称", "办理方", "截止时间", "剩余", "待办", "依据"], rows)
     for contact in spec.province_contacts:
         out.line(f"联系人：{contact.role} {contact.name} {contact.phone}")
+    _print_exports(spec)
+
+
+def _print_exports(spec: CampaignSpec) -> None:
+    """The official forms the campaign file declares (``exports:``), which the dashboard produces."""
+    listed = spec.exports.listed(year=spec.issued.year)
+    if not listed:
+        out.line("上报的表格：批次文件未写 exports:（看板“导出”没有本批次的上报表格）")
+        return
+    out.line("上报的表格（批次文件 exports:，看板“导出”按此生成）：")
+    for form in listed:
+        # A header may break its line in the cell (产品类别\n（…）): one line here.
+        headers = " | ".join(" ".join(c["header"].split()) for c in form["columns"])
+        out.line(f"  {form['annex']} {form['title']}（{form['name']}）：{headers}")
 
 
 _FIELD_TYPES = {
@@ -440,7 +462,7 @@ _FIELD_TYPES = {
 @click.pass_context
 @handled
 def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
-    """查看批次的申报表：导入表（case import / case add）的每一列、是否必填、类型与可选值。"""
+    """查看批次的申报表：导入表（case import / case add）的每一列、是否必填、类型与可选值；及上报的表格（exports:）。"""
     rt = _rt(ctx)
     with rt.db.read() as session:
         spec = get_campaign(session, campaign_id).spec()
@@ -464,6 +486,7 @@ def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
                     }
                     for f in fields
                 ],
+                "exports": spec.exports.listed(year=spec.issued.year),
             }
         )
         return
@@ -476,6 +499,9 @@ def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         note = "、".join(f.choice_label(c) for c in f.choices) if f.choices else "、".join(f.units)
         rows.append([f.label, required, _FIELD_TYPES.get(f.type, f.type), note, "、".join(f.aliases)])
     out.table(f"{spec.name} 申报表", ["列名", "必填", "类型", "可选值/单位", "其他写法"], rows)
+    _print_exports(spec)
+    if spec.exports.roster is not None:
+        out.line("  工作人员表的列名也是 roster import、contacts import 认得的列名（另须有「电子邮箱」列）")
 
 
 @campaign.command("load")
@@ -593,7 +619,7 @@ def deadline_set(
 
 @cli.group()
 def roster() -> None:
-    """工作人员信息汇总表（附件3）：导入联系人，查看名单。"""
+    """工作人员信息汇总表（批次文件 exports: roster: 所写的表，如 2026 年的附件3）：导入联系人，查看名单。"""
 
 
 @roster.command("import")
@@ -622,7 +648,10 @@ def roster_import(
     admin_reason: str | None,
     as_json: bool,
 ) -> None:
-    """导入 CSV/XLSX：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
+    """导入 CSV/XLSX：单位（市、县(市、区)）| 处室/科室 | 姓名 | 职务 | 手机号码 | 工作类别（备注）| 电子邮箱。
+
+    列名按已加载批次文件 exports: roster: 的 header 及常见写法（见 shenbao campaign form 批次编号）；
+    工作类别填已加载批次的中文名（program_name / program_words），一项或多项，都负责填「全部」。
 
     全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
 
@@ -725,7 +754,7 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
 
 @cli.group()
 def contacts() -> None:
-    """通讯录：导入联系人（省厅通讯录、往年名单等附件3格式的表），不涉及任何报送任务。"""
+    """通讯录：导入联系人（省厅通讯录、往年名单等与工作人员信息汇总表同列的表），不涉及任何报送任务。"""
 
 
 @contacts.command("import")
@@ -752,9 +781,10 @@ def contacts_import(
     admin_reason: str | None,
     as_json: bool,
 ) -> None:
-    """导入 CSV/XLSX（与附件3同列）：市、县(市、区) | 处室/科室 | 姓名 | 职务 | 手机号码(浙政钉号码) | 备注(集群遴选/制造精品) | 电子邮箱。
+    """导入 CSV/XLSX（与 roster import 同列）：单位 | 处室/科室 | 姓名 | 职务 | 手机号码 | 工作类别（备注）| 电子邮箱。
 
-    全部校验通过才写入（任一行有误则整份不导入）。每位联系人记下来源、负责工作（集群遴选/制造精品）、邮箱和浙政钉手机号。
+    列名按已加载批次文件 exports: roster: 的 header 及常见写法（见 shenbao campaign form 批次编号）。
+    全部校验通过才写入（任一行有误则整份不导入）。每位联系人记下来源、负责工作（已加载批次的工作类别）、邮箱和浙政钉手机号。
 
     任何设区市的“工作人员信息汇总表”任务都不会因此记为已报送；已被名单停用的人员也不会因通讯录而恢复。
     """
@@ -788,7 +818,10 @@ def case_import(
     admin_reason: str | None,
     as_json: bool,
 ) -> None:
-    """批量导入申报（CSV/XLSX），列名取自附1-2（集群）或附2-3（精品）。全部校验通过才写入。"""
+    """批量导入申报（CSV/XLSX）。列名按批次文件 form: 的 label/aliases，见 shenbao campaign form 批次编号。
+
+    全部校验通过才写入（任一行有误则整份不导入，并列出每处错误的行与列）。
+    """
     rt = _rt(ctx)
     actor = _actor(rt, as_org, by, admin_reason)
     campaign_id = _default_campaign(rt, campaign_id)

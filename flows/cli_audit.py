@@ -198,7 +198,8 @@ def audit_status(ctx: click.Context) -> None:
         out.line("检查点：尚未签署过")
     else:
         out.line(f"最新检查点：{st.latest.size} 条事件，签署于 {format_local(st.latest.signed_at)}")
-    if not st.signed_today:
+    # A day without events has nothing to sign: the last checkpoint still covers the whole log.
+    if not st.signed_today and (st.latest is None or st.latest.size < st.size):
         out.line(
             f"⚠ 今日（{format_local(now)}）尚未签署检查点"
             + ("：本机没有可用的签名密钥" if st.signing_key is None else "（下一轮对账时签署）")

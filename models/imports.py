@@ -18,19 +18,20 @@ from typing import Any, cast
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from calendars.campaign import CampaignSpec
 from calendars.timeutil import local_date
 from models.actions import ActionRefused, act
 from models.audit import EventDraft
-from models.campaign import get_campaign
+from models.campaign import Campaign, get_campaign
 from models.case import Case
 from models.context import Ctx
 from models.forms import FormRow, attrs_of, iter_form, read_form, title_of
 from models.machines import machine_for
 from models.org import TIER_LABELS, Contact, Organisation
-from models.programs import ProgramName, builtin_programs, programs_of
+from models.programs import ProgramName, builtin_programs, builtin_specs, programs_of
 from models.reference import load_divisions
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
-from models.sheets import ImportProblem, ImportRejected, RosterRow, parse_roster
+from models.sheets import ImportProblem, ImportRejected, RosterRow, RosterWords, parse_roster, roster_words
 
 
 @dataclass
@@ -44,13 +45,22 @@ class ImportSummary:
     notes: list[str] = field(default_factory=list)
 
 
-def stored_programs(session: Session) -> dict[str, ProgramName]:
-    """The programs a roster may name: the built-in campaigns' and those of every campaign loaded."""
-    from models.campaign import Campaign
+def _stored_specs(session: Session) -> list[CampaignSpec]:
+    return [c.spec() for c in session.exec(select(Campaign).order_by(Campaign.id))]
 
-    specs = [c.spec() for c in session.exec(select(Campaign).order_by(Campaign.id))]
+
+def stored_programs(session: Session, specs: list[CampaignSpec] | None = None) -> dict[str, ProgramName]:
+    """The programs a roster may name: the built-in campaigns' and those of every campaign loaded."""
+    specs = _stored_specs(session) if specs is None else specs
     # A file stored before programs were named in it keeps the built-in name and words.
     return builtin_programs() | programs_of(s for s in specs if s.program_name)
+
+
+def stored_roster_words(session: Session) -> RosterWords:
+    """What a roster's columns may be called and its 备注 may name, by every campaign file known:
+    the built-in ones and those loaded (a loaded file's official 附件3 headers included)."""
+    specs = _stored_specs(session)
+    return roster_words([*builtin_specs(), *specs], stored_programs(session, specs))
 
 
 def file_digest(path: Path) -> str:
@@ -109,7 +119,7 @@ def import_roster(
     receiving mail (deactivated, not deleted: their history stays readable). Applicants'
     contacts from application files are left alone.
     """
-    rows = parse_roster(path, programs=stored_programs(session))
+    rows = parse_roster(path, words=stored_roster_words(session))
     if submit:
         _check_roster_submitter(session, ctx)
     ctx.audit.lock(session)  # contacts are looked up, then inserted: one importer at a time
@@ -178,7 +188,7 @@ def import_directory(
     this file are deactivated.
     """
     source = (source or "").strip() or f"{path.stem} {local_date(ctx.now).isoformat()}"
-    rows = parse_roster(path, programs=stored_programs(session))
+    rows = parse_roster(path, words=stored_roster_words(session))
     ctx.audit.lock(session)
     resolved = _resolve_people(session, path, rows)
     summary = ImportSummary(file=path.name, digest=file_digest(path), rows=len(rows))

@@ -34,8 +34,14 @@ def programs_of(specs: Iterable[CampaignSpec]) -> dict[str, ProgramName]:
 
 
 @cache
+def builtin_specs() -> tuple[CampaignSpec, ...]:
+    """The built-in campaign files, read once."""
+    return tuple(load_campaign_file(p) for p in builtin_campaign_files())
+
+
+@cache
 def builtin_programs() -> dict[str, ProgramName]:
-    return programs_of(load_campaign_file(p) for p in builtin_campaign_files())
+    return programs_of(builtin_specs())
 
 
 # Programs of campaigns loaded in this process beyond the built-in ones (their names, for people).

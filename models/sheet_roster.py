@@ -1,18 +1,25 @@
-"""附件3 工作人员信息汇总表 (+ 电子邮箱): the people of a city and its counties, per program."""
+"""工作人员信息汇总表 (2026: 附件3, + 电子邮箱): the people of a city and its counties, per program.
+
+The columns' words and the programs a 备注 may name are the campaign files' (RosterWords): a
+city filling in the staff form a loaded file declares (``exports: roster:``) imports it as it is.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
 
-from models.programs import ProgramName, builtin_programs
+from calendars.campaign import CampaignSpec
+from models.programs import ProgramName, builtin_programs, builtin_specs, programs_of
 from models.sheet_reading import (
     CellValue,
     Column,
     ImportProblem,
     PathLike,
     _as_text,
+    _header_key,
     _nfkc,
     read_sheet,
 )
@@ -55,8 +62,9 @@ def _prefers(value: CellValue) -> str:
 
 def _programs_parser(programs: Mapping[str, ProgramName]) -> Callable[[CellValue], frozenset[str]]:
     """The 备注 column: the programs it names, by the words each campaign file gives its program."""
-    names = "」「".join(p.name for p in programs.values())
-    example = "、".join(p.name for p in programs.values())
+    names = "、".join(p.name for p in programs.values())
+    # The loaded programs by name, so a city sees what it may write (a third campaign's included).
+    expected = f"已加载的工作类别：{names}；可填一项或多项（用、分隔），都负责可填「全部」"
 
     def parse(value: CellValue) -> frozenset[str]:
         shown = _as_text(value)
@@ -68,10 +76,11 @@ def _programs_parser(programs: Mapping[str, ProgramName]) -> Callable[[CellValue
                 continue
             named = next((p.id for p in programs.values() if any(w in token for w in p.words)), None)
             if named is None:
-                raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项，如「{example}」)")
+                where = shown if token == _nfkc(shown).strip() else f"{shown} 中的「{token}」"
+                raise _Bad(f"无法识别的工作类别：{where}（{expected}）")
             found.add(named)
         if not found:
-            raise _Bad(f"无法识别的工作类别：{shown} (应填「{names}」或多项)")
+            raise _Bad(f"无法识别的工作类别：{shown}（{expected}）")
         return frozenset(found)
 
     return parse
@@ -81,7 +90,10 @@ def _programs_parser(programs: Mapping[str, ProgramName]) -> Callable[[CellValue
 # 附件3 工作人员信息汇总表 (+ 电子邮箱)
 # --------------------------------------------------------------------------------------------
 
-ROSTER_COLUMNS: tuple[Column, ...] = (
+# The columns any roster has, by the words people use in any year. What a notice's own form calls
+# them comes from the campaign files (RosterWords): the 备注 column's label is made of the loaded
+# programs' names, and every header an ``exports: roster:`` declares is one more alias.
+_ROSTER_COLUMNS: tuple[Column, ...] = (
     Column(
         "org",
         "市、县(市、区)",
@@ -95,17 +107,69 @@ ROSTER_COLUMNS: tuple[Column, ...] = (
         "手机号码(浙政钉号码)",
         ("手机号码", "手机", "手机号", "浙政钉号码", "浙政钉", "联系电话", "电话"),
     ),
-    Column(
-        "programs",
-        "备注(集群遴选/制造精品)",
-        ("备注", "项目", "工作类别", "所属工作", "类别", "负责工作"),
-    ),
+    Column("programs", "备注", ("项目", "工作类别", "所属工作", "类别", "负责工作")),
     Column("email", "电子邮箱", ("邮箱", "电子邮件", "email", "e-mail", "邮件地址", "邮箱地址")),
     # Optional channels beside email and 浙政钉 (issue 11): a directory may say them.
     Column("sms", "短信号码", ("短信手机", "短信", "短信手机号"), required=False),
     Column("robot", "钉钉群机器人", ("群机器人", "工作群机器人", "钉钉群"), required=False),
     Column("prefers", "接收方式", ("通知方式", "首选渠道", "提醒方式"), required=False),
 )
+
+# An ``exports: roster:`` column's field (calendars/export_forms.ROSTER_FIELDS) → the column read
+# back; the others have the same name.
+_COLUMN_OF_FIELD = {"program": "programs"}
+
+
+@dataclass(frozen=True)
+class RosterWords:
+    """The words a roster is read by, all from the campaign files loaded: the programs a 备注 may
+    name, and the headers their official forms (``exports: roster:``) give each column."""
+
+    programs: Mapping[str, ProgramName]
+    headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # column key → headers
+
+    def columns(self) -> tuple[Column, ...]:
+        # A header a file declares for one column is never another's everyday word: a form whose
+        # 处室 column is headed 单位 must not have it read as the 市、县 column.
+        declared_for = {_header_key(h): key for key, hs in self.headers.items() for h in hs}
+        out = []
+        for column in _ROSTER_COLUMNS:
+            label = column.label
+            if column.key == "programs" and self.programs:
+                # 备注(集群遴选/制造精品) in 2026: the form asks which of the programs a person works on.
+                label = f"{column.label}({'/'.join(p.name for p in self.programs.values())})"
+            everyday = (
+                a
+                for a in (column.label, *column.aliases)
+                if declared_for.get(_header_key(a), column.key) == column.key
+            )
+            declared = self.headers.get(column.key, ())
+            aliases = tuple(dict.fromkeys(a for a in (*declared, *everyday) if a != label))
+            out.append(replace(column, label=label, aliases=aliases))
+        return tuple(out)
+
+
+def roster_words(
+    specs: Iterable[CampaignSpec], programs: Mapping[str, ProgramName] | None = None
+) -> RosterWords:
+    """``programs``: by default those the ``specs`` name (models.imports.stored_programs adds the
+    built-in ones and keeps their names)."""
+    specs = list(specs)
+    headers: dict[str, list[str]] = {}
+    for spec in specs:
+        form = spec.exports.roster
+        for rc in form.columns if form is not None else ():
+            headers.setdefault(_COLUMN_OF_FIELD.get(rc.field, rc.field), []).append(rc.header)
+    return RosterWords(
+        programs if programs is not None else programs_of(specs),
+        {key: tuple(dict.fromkeys(h)) for key, h in headers.items()},
+    )
+
+
+@cache
+def builtin_roster_words() -> RosterWords:
+    return roster_words(builtin_specs(), builtin_programs())
+
 
 # 接收方式 as people write it → the channel (notifications/channels/base.py names them)
 _PREFERS = {
@@ -145,15 +209,17 @@ class RosterRow:
 
 
 def parse_roster(
-    path: PathLike, *, sheet_name: str | None = None, programs: Mapping[str, ProgramName] | None = None
+    path: PathLike, *, sheet_name: str | None = None, words: RosterWords | None = None
 ) -> list[RosterRow]:
-    """``programs``: the programs a 备注 may name (those of the campaigns loaded; by default the
-    built-in campaign files'); 「全部」 means all of them."""
-    programs = programs or builtin_programs()
+    """``words``: the campaigns' words for the columns and the programs a 备注 may name (those of
+    the campaigns loaded, models.imports.stored_roster_words; by default the built-in campaign
+    files'); 「全部」 means all of the programs."""
+    words = words or builtin_roster_words()
+    programs = words.programs
     program_label = {p.id: p.name for p in programs.values()}
     _programs = _programs_parser(programs)
     either = "」或「".join(program_label.values())
-    sheet = read_sheet(path, ROSTER_COLUMNS, sheet_name=sheet_name)
+    sheet = read_sheet(path, words.columns(), sheet_name=sheet_name)
     problems: list[ImportProblem] = []
     rows: list[RosterRow] = []
     for row in sheet.rows:

@@ -8,7 +8,8 @@ is exactly what we want to avoid).
 
 Public API:
     read_sheet(path, columns=None, *, sheet_name=None) -> Sheet
-    parse_roster(path) -> list[RosterRow]                      (附件3 工作人员信息汇总表)
+    parse_roster(path, words=...) -> list[RosterRow]          (附件3-like 工作人员信息汇总表; the
+        column and program words from the campaign files: RosterWords, roster_words)
     (application forms, 附1-2 and 附2-3 included, are declared in the campaign files and read by
     models.forms.read_form / iter_form)
     write_sheet(path, headers, rows) -> Path
@@ -28,7 +29,7 @@ from models.sheet_reading import (
     read_sheet,
     write_sheet,
 )
-from models.sheet_roster import RosterRow, parse_roster
+from models.sheet_roster import RosterRow, RosterWords, parse_roster, roster_words
 
 __all__ = [
     "CellValue",
@@ -36,10 +37,12 @@ __all__ = [
     "ImportProblem",
     "ImportRejected",
     "RosterRow",
+    "RosterWords",
     "Sheet",
     "SheetRow",
     "iter_sheet",
     "parse_roster",
     "read_sheet",
+    "roster_words",
     "write_sheet",
 ]

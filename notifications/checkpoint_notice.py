@@ -1,4 +1,5 @@
-"""Witnesses: every day's signed checkpoint goes to the audit contacts in their digest.
+"""Witnesses: each day's signed checkpoint goes to the audit contacts in their digest (a day on
+which the log grew: operations.checkpoints.daily_checkpoint signs none for a day without events).
 
 Whoever keeps one can later catch a rollback, a rewritten past or a second history shown to
 someone else (``shenbao audit verify --checkpoint``, ``shenbao audit prove``). One notification a

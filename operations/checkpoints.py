@@ -101,20 +101,23 @@ def rotate_key(
     return old.verifier, new.verifier, cross
 
 
-def sign(rt: Runtime, session: Session) -> audit_tree.SignedCheckpoint:
-    return audit_tree.sign_now(session, [rt.signer()], rt.now())
+def sign(rt: Runtime, session: Session, now: datetime | None = None) -> audit_tree.SignedCheckpoint:
+    return audit_tree.sign_now(session, [rt.signer()], now or rt.now())
 
 
-def covering_checkpoint(rt: Runtime, session: Session, size: int) -> audit_tree.SignedCheckpoint:
-    """The newest checkpoint that includes event ``size``; signs one when none does yet."""
+def covering_checkpoint(
+    rt: Runtime, session: Session, size: int, now: datetime | None = None
+) -> audit_tree.SignedCheckpoint:
+    """The newest checkpoint that includes event ``size``; signs one (at ``now``, by default the
+    runtime's clock) when none does yet."""
     found = audit_tree.latest_checkpoint(session)
     if found is not None and found.size >= size:
         return found
-    return sign(rt, session)
+    return sign(rt, session, now)
 
 
 def receipt_checkpoint(
-    rt: Runtime, session: Session, size: int
+    rt: Runtime, session: Session, size: int, now: datetime | None = None
 ) -> tuple[audit_tree.SignedCheckpoint, list[VerifierKey]]:
     """The checkpoint a mailed receipt carries, and the public keys that signed it (the mail names
     them and their fingerprints).
@@ -122,11 +125,11 @@ def receipt_checkpoint(
     Signed when the receipt is planned, not left for the next daily checkpoint: the actor wants
     the proof of a 23:50 submission now, while it can still matter, and a receipt without a
     checkpoint covering its event proves nothing. One signature serves every receipt of a pass
-    (the sweep's daily checkpoint usually already covers them), so the cost is one Ed25519
+    (the day's first sweep's daily checkpoint may already cover them), so the cost is one Ed25519
     signature per sweep that has actions, not one per action. Without a signing key here this
     raises KeyProblem and the receipts wait for the first pass that has a covering checkpoint
     (one signed by ``shenbao audit checkpoint`` where the key is counts too)."""
-    checkpoint = covering_checkpoint(rt, session, size)
+    checkpoint = covering_checkpoint(rt, session, size, now)
     keyring = rt.keyring()
     signers = open_checkpoint(checkpoint.note, keyring).signers
     return checkpoint, [k for k in keyring.keys if k.label in signers]
@@ -160,17 +163,22 @@ def warn_unsigned(rt: Runtime, problem: Exception) -> None:
 
 
 def daily_checkpoint(rt: Runtime, session: Session, now: datetime) -> audit_tree.SignedCheckpoint | None:
-    """Today's checkpoint for the witnesses' digest: the first signed today, else a new one; None
-    when this machine has no signing key (said in the log, once a day, never silently)."""
-    found = audit_tree.latest_checkpoint(session)
+    """The day's checkpoint for the witnesses' digest (Asia/Shanghai days): the first signed
+    today, else one signed now if the log grew since the last; None when nothing happened since
+    (the witnesses have it, or its successor, already) or when this machine has no signing key
+    (said in the log, once a day, never silently).
+
+    Once a day, not at every sweep that finds the log grown: a sweep every few minutes would
+    sign hundreds of checkpoints a day that no witness is sent (their digest takes one a day),
+    and a receipt that needs a newer one signs it itself (receipt_checkpoint)."""
     from calendars.timeutil import local_date
 
-    if (
-        found is not None
-        and local_date(found.signed_at) == local_date(now)
-        and found.size == audit_tree.tree_size(session)
-    ):
-        return found
+    found = audit_tree.latest_checkpoint(session)
+    if found is not None:
+        if local_date(found.signed_at) == local_date(now):
+            return found
+        if found.size >= audit_tree.tree_size(session):
+            return None
     try:
         signer = rt.signer()
     except KeyProblem as exc:

@@ -103,7 +103,9 @@ def _receipts(session: Session, rt: Runtime, now: datetime) -> None:
     from operations.checkpoints import receipt_checkpoint, warn_unsigned
 
     try:
-        plan(session, now, lambda size: receipt_checkpoint(rt, session, size))
+        # Signed at the sweep's instant, not the machine's clock: a simulated season's receipt
+        # checkpoints carry its days (and count as that day's checkpoint, daily_checkpoint).
+        plan(session, now, lambda size: receipt_checkpoint(rt, session, size, now))
     except (KeyProblem, CheckpointInvalid) as exc:
         # The reminders and lapses of this pass must not wait on the audit's key: only the
         # receipts do, and the warning says why.

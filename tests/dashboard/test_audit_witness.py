@@ -13,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
-from calendars.timeutil import parse_instant
+from calendars.timeutil import local_date, parse_instant
 from models import receipts
 from models.actions import perform
+from models.audit import EventDraft
+from models.audit_tree import SignedCheckpoint
 from models.checkpoint import Keyring, open_checkpoint
 from models.context import PLATFORM_SYNC, Actor
 from models.outbox import Email, Notification
@@ -47,12 +49,59 @@ def test_the_days_checkpoint_goes_to_the_provinces_contacts_once(world: World, r
     assert email is not None and note.splitlines()[0] in email.text_body
     # The public key itself, not jinja's dict.keys method (``s.keys`` printed "<built-in method …>").
     assert f"公钥（核对签名用）：{keyring.keys[0].text}" in email.text_body
+    grow_log(runtime, "2026-06-21T08:00")
     sweep.reconcile(runtime, parse_instant("2026-06-21T09:00"))
     with runtime.db.read() as session:
         days = {
             r.step for r in session.exec(select(Notification).where(Notification.kind == "audit_checkpoint"))
         }
     assert days == {"2026-06-20", "2026-06-21"} and kept.size > 0
+
+
+def grow_log(runtime: Runtime, at: str) -> None:
+    """One more audit event, of a kind that asks for no receipt (a roster import's)."""
+    with runtime.db.write() as session:
+        runtime.audit().append(
+            session,
+            EventDraft(
+                at=parse_instant(at), actor="省经信厅/祝博艺", action="import", subject="roster:名单.xlsx"
+            ),
+        )
+
+
+def signed_per_day(runtime: Runtime) -> dict[str, int]:
+    with runtime.db.read() as session:
+        days = [local_date(c.signed_at).isoformat() for c in session.exec(select(SignedCheckpoint))]
+    return {day: days.count(day) for day in sorted(set(days))}
+
+
+def test_the_log_is_signed_once_a_day_however_many_sweeps_find_it_grown(
+    world: World, runtime: Runtime
+) -> None:
+    checkpoints.keygen(runtime)
+    for at in ("2026-06-20T09:00", "2026-06-20T12:00", "2026-06-20T15:00"):
+        grow_log(runtime, at)
+        sweep.reconcile(runtime, parse_instant(at))
+    assert signed_per_day(runtime) == {"2026-06-20": 1}
+    # The next day's first sweep signs what grew after 09:00; a day on which nothing happened
+    # signs nothing, and its witnesses are sent nothing they have not had.
+    sweep.reconcile(runtime, parse_instant("2026-06-21T09:00"))
+    sweep.reconcile(runtime, parse_instant("2026-06-21T15:00"))
+    sweep.reconcile(runtime, parse_instant("2026-06-22T09:00"))
+    assert signed_per_day(runtime) == {"2026-06-20": 1, "2026-06-21": 1}
+    with runtime.db.read() as session:
+        mailed = {
+            r.step for r in session.exec(select(Notification).where(Notification.kind == "audit_checkpoint"))
+        }
+    assert mailed == {"2026-06-20", "2026-06-21"}
+    # A receipt the day's checkpoint does not cover has one of its own, signed at the sweep's
+    # instant (the machine's clock gave a simulated season's receipts today's date).
+    grow_log(runtime, "2026-06-23T08:00")
+    sweep.reconcile(runtime, parse_instant("2026-06-23T09:00"))
+    county = Actor(name="林西", org_id="330106", tier="county")
+    acts.act(runtime, county, world.refs["xihu_core"], "submit", now=parse_instant("2026-06-23T10:00"))
+    sweep.reconcile(runtime, parse_instant("2026-06-23T10:05"))
+    assert signed_per_day(runtime) == {"2026-06-20": 1, "2026-06-21": 1, "2026-06-23": 2}
 
 
 def test_a_cases_receipt_page_and_file_check_offline(

@@ -196,7 +196,28 @@ def test_it_shows_a_campaigns_stages_with_weekday_and_24_00(sb: Shenbao) -> None
 
 
 def test_it_lists_the_loaded_campaigns(sb: Shenbao) -> None:
-    assert [c["id"] for c in sb.json("campaign", "list")] == ["2026-cluster-selection", "2026-jingpin"]
+    listed = sb.json("campaign", "list")
+    assert [(c["id"], c["program"], c["program_name"]) for c in listed] == [
+        ("2026-cluster-selection", "cluster", "集群遴选"),
+        ("2026-jingpin", "jingpin", "制造精品"),
+    ]
+
+
+def test_show_and_form_list_the_official_forms_the_campaign_file_declares(sb: Shenbao) -> None:
+    exports = sb.json("campaign", "show", "2026-jingpin")["exports"]
+    assert [(e["form"], e["annex"], e["title"]) for e in exports] == [
+        ("recommendation_summary", "附2-3", "2026年浙江制造精品推荐汇总表"),
+        ("roster", "附件3", "工作人员信息汇总表"),
+    ]
+    assert exports[1]["columns"][-1] == {"header": "备注(集群遴选/制造精品)", "field": "program"}
+    assert sb.json("campaign", "form", "2026-jingpin")["exports"] == exports
+    # The cluster campaign recommends by a sealed letter: its file declares the staff form only.
+    out = sb("campaign", "show", "2026-cluster-selection").stdout
+    assert "附件3 工作人员信息汇总表（工作人员表）：市、县(市、区) | 处室/科室" in out
+    assert "推荐汇总表" not in out
+    form = sb("campaign", "form", "2026-jingpin").stdout
+    assert "附2-3 2026年浙江制造精品推荐汇总表（推荐汇总表）：序号 | 企业名称" in form
+    assert "roster import" in form
 
 
 def test_it_reports_a_broken_campaign_file_naming_the_field(sb: Shenbao, tmp_path: Path) -> None:

@@ -146,6 +146,25 @@ def test_it_merges_one_person_listed_once_per_program(
     assert [(p.name, p.programs) for p in people] == [("陈刚", "cluster,jingpin")]
 
 
+def test_a_loaded_campaigns_roster_form_and_program_are_what_a_roster_may_use(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    """A city filling in the staff form a loaded campaign file declares imports it as it is."""
+    from models.registry import load_campaign
+    from tests.models.test_sheets import ZJTX_FILE, ZJTX_ROSTER, ZJTX_ROSTER_HEADERS
+
+    row = ["宁波市", "陈刚", "13600000001", "专精特新、集群遴选", "chengang@nb.gov.cn"]
+    path = write_sheet(tmp_path / "联络员.xlsx", ZJTX_ROSTER_HEADERS, [row])
+    assert rejected(run_roster, seeded, make_ctx, path).problems  # no campaign names these columns yet
+    text = ZJTX_FILE.read_text(encoding="utf-8").replace("\nexports:\n", "\nexports:\n" + ZJTX_ROSTER)
+    with seeded.write() as session:
+        load_campaign(session, make_ctx(), text, origin="zjtx.yaml")
+    run_roster(seeded, make_ctx, path)
+    with seeded.read() as session:
+        [person] = session.exec(select(Contact))
+    assert (person.name, person.org_id, person.programs) == ("陈刚", code("宁波市"), "cluster,zjtx")
+
+
 # -- rejected files change nothing ------------------------------------------------------------------
 
 

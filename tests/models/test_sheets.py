@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openpyxl import Workbook
 
-from calendars.campaign import FormSpec, builtin_campaign_files, load_campaign_file
+from calendars.campaign import FormSpec, builtin_campaign_files, load_campaign_file, load_campaign_text
 from models.forms import FormRow, read_form
+from models.programs import builtin_programs, builtin_specs, programs_of
 from models.sheets import (
     Column,
     ImportProblem,
     ImportRejected,
+    RosterWords,
     parse_roster,
     read_sheet,
+    roster_words,
     write_sheet,
 )
 
@@ -299,6 +303,70 @@ def test_it_reports_empty_programs(tmp_path: Path) -> None:
 def test_it_accepts_program_variants(tmp_path: Path, typed: str, expected: set[str]) -> None:
     path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, [roster_row(programs=typed)])
     assert parse_roster(path)[0].programs == frozenset(expected)
+
+
+# --- the roster's words are the campaign files' ------------------------------------------------
+
+ZJTX_FILE = Path(__file__).resolve().parents[2] / "calendars" / "campaigns" / "available" / "2026-zjtx.yaml"
+# A notice's own staff form, in words no built-in alias knows.
+ZJTX_ROSTER = """  roster:
+    annex: 附件5
+    title: 专精特新工作联络员名单
+    heading: "设区市：{city}"
+    columns:
+      - {header: 所在单位, field: org}
+      - {header: 联络员, field: name}
+      - {header: 浙政钉手机, field: mobile}
+      - {header: 负责批次, field: program}
+      - {header: 工作邮箱, field: email}
+"""
+ZJTX_ROSTER_HEADERS = ["所在单位", "联络员", "浙政钉手机", "负责批次", "工作邮箱"]
+
+
+def zjtx_words() -> RosterWords:
+    """The words of the built-in campaigns and of 2026-zjtx.yaml given the form above."""
+    text = ZJTX_FILE.read_text(encoding="utf-8")
+    assert "\nexports:\n" in text
+    spec = load_campaign_text(text.replace("\nexports:\n", "\nexports:\n" + ZJTX_ROSTER), origin="zjtx.yaml")
+    return roster_words([*builtin_specs(), spec], builtin_programs() | programs_of([spec]))
+
+
+def test_a_roster_in_the_form_a_campaign_file_declares_is_read_by_its_headers(tmp_path: Path) -> None:
+    row = ["杭州市", "王明", "13805710001", "专精特新", "wangming@hz.gov.cn"]
+    path = write_sheet(
+        tmp_path / "联络员.xlsx", ZJTX_ROSTER_HEADERS, [row], title_lines=["专精特新工作联络员名单"]
+    )
+    [read] = parse_roster(path, words=zjtx_words())
+    assert (read.org, read.name, read.mobile, read.programs, read.email) == (
+        "杭州市",
+        "王明",
+        "13805710001",
+        frozenset({"zjtx"}),
+        "wangming@hz.gov.cn",
+    )
+    # Without that file its headers name nothing: the aliases are the file's, not the code's.
+    problems = rejected(parse_roster, path)
+    assert {p.column for p in problems} >= {"姓名", "电子邮箱"}
+
+
+def test_a_header_a_file_declares_for_one_column_is_not_read_as_another(tmp_path: Path) -> None:
+    # 单位 is everyday for 市、县(市、区); this form heads its 处室 column so.
+    words = RosterWords(builtin_programs(), {"org": ("所在地",), "department": ("单位",)})
+    headers = ["单位", "所在地", "姓名", "手机号码", "备注", "电子邮箱"]
+    path = write_sheet(
+        tmp_path / "r.csv", headers, [["产业处", "杭州市", "王明", "13805710001", "集群遴选", "w@hz.gov.cn"]]
+    )
+    [row] = parse_roster(path, words=words)
+    assert (row.org, row.department) == ("杭州市", "产业处")
+
+
+def test_the_programs_column_is_labelled_and_explained_by_the_loaded_programs(tmp_path: Path) -> None:
+    rows = [roster_row(programs=""), roster_row(name="李华", email="li@hz.gov.cn", programs="其他")]
+    path = write_sheet(tmp_path / "roster.csv", ROSTER_HEADERS, rows)
+    empty, unknown = rejected(partial(parse_roster, words=zjtx_words()), path)
+    assert empty.column == unknown.column == "备注(集群遴选/制造精品/专精特新)"
+    assert unknown.message.startswith("无法识别的工作类别：其他（")
+    assert "集群遴选、制造精品、专精特新" in unknown.message
 
 
 def test_it_reports_a_duplicate_person_naming_both_rows(tmp_path: Path) -> None:
