@@ -155,15 +155,20 @@ def import_roster(
     tasks = _roster_tasks(session, _cities_by_program(resolved))
     if submit:
         for task in tasks:
-            act(session, ctx, task, "submit", reason=f"随名单 {path.name} 报送")
+            act(session, ctx, task, _submission(task), reason=f"随名单 {path.name} 报送")
             summary.notes.append(f"{task.title}（{task.ref}）已报送")
     else:
         # Said out loud: before, this import alone marked the task done, and people may expect it.
         for task in tasks:
             summary.notes.append(
-                f"{task.title}（{task.ref}）仍为待报送：由设区市报送（加 --submit，或 case act {task.ref} submit）"
+                f"{task.title}（{task.ref}）仍为待报送：由设区市报送（加 --submit，或 case act {task.ref} {_submission(task)}）"
             )
     return summary
+
+
+def _submission(task: Case) -> str:
+    """The roster machine's action of role ``submit`` from the task's state."""
+    return machine_for(task.kind, task.campaign_id).action_for("submit", task.state) or "submit"
 
 
 def import_directory(
