@@ -530,6 +530,25 @@ class FormField(_Strict):
         return self.choice_labels.get(value, value)
 
 
+class RecommenderSpec(_Strict):
+    """Who recommends an application directly, when not its city (附2-3 推荐单位): the field that
+    names it and the words of a name that make it a provincial SOE group or an association.
+    ``recommender: recommender`` (the field alone) takes the words below."""
+
+    field: str
+    soe_group: tuple[str, ...] = Field(default=("集团", "控股", "国资委"), min_length=1)
+    association: tuple[str, ...] = Field(default=("协会", "学会", "联合会"), min_length=1)
+
+    def tier_of(self, name: str) -> str | None:
+        """``soe_group``, ``association`` or None by the words in ``name``; an association's
+        words first (浙江省企业集团协会 is an association)."""
+        if any(word in name for word in self.association):
+            return "association"
+        if any(word in name for word in self.soe_group):
+            return "soe_group"
+        return None
+
+
 class FormSpec(_Strict):
     """The import form: which kind it creates, which column says who applies, the fields."""
 
@@ -549,8 +568,8 @@ class FormSpec(_Strict):
     contact_phone: str | None = None
     contact_email: str | None = None
     # The field naming who recommends the application directly, when not the city (附2-3 推荐单位:
-    # a provincial SOE group or association).
-    recommender: str | None = None
+    # a provincial SOE group or association), and the words that tell which.
+    recommender: RecommenderSpec | None = None
     # How a row repeating an earlier one is named, from field keys (default: each unique field
     # with its label): "「{applicant}」申报细分赛道「{subtrack}」".
     duplicate: str = ""
@@ -558,6 +577,11 @@ class FormSpec(_Strict):
     # zeros: the 2026 files' cases have always been stored so, and one campaign keeps one spelling.
     numbers_as_read: bool = False
     fields: tuple[FormField, ...] = Field(min_length=1)
+
+    @field_validator("recommender", mode="before")
+    @classmethod
+    def _recommender_field(cls, value: Any) -> Any:
+        return {"field": value} if isinstance(value, str) else value
 
     def field(self, key: str) -> FormField | None:
         return next((f for f in self.fields if f.key == key), None)
@@ -597,8 +621,10 @@ class FormSpec(_Strict):
             for _text, name, _spec, _conv in string.Formatter().parse(template):
                 if name and name not in keys:
                     raise ValueError(f"{what} 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
-        if self.recommender is not None and self.recommender not in keys:
-            raise ValueError(f"recommender 指向的字段「{self.recommender}」不在 fields 中")
+        if self.recommender is not None and self.recommender.field not in keys:
+            raise ValueError(
+                f"recommender 指向的字段「{self.recommender.field}」不在 fields 中（已有：{'、'.join(keys)}）"
+            )
         if self.recommender is not None and self.applicant_tier != "enterprise":
             raise ValueError("recommender（直接推荐单位）只用于 applicant_tier: enterprise 的申报表")
         for i, f in enumerate(self.fields):
