@@ -234,3 +234,42 @@ def test_correct_lapse_lives_in_corrections() -> None:
         caught.value
     )
     assert "应写在 corrections 中，而不是 transitions 中" in str(caught.value)
+
+
+def test_the_cli_offers_and_takes_the_files_own_action_ids(tmp_path: Path) -> None:
+    from tests.flows.test_cli import Shenbao
+
+    sh = Shenbao(tmp_path / "home")
+    sh("init", now="2026-07-10T10:00")
+    sh("campaign", "load", str(RENAMED), now="2026-07-10T10:00")
+    sample = CAMPAIGN_DIR / "available" / "2026-zjtx.sample.csv"
+    sh("case", "import", str(sample), "--campaign", "2026-pinyin-actions", now="2026-07-10T10:00")
+    shown = sh("case", "show", "ZQ26-00003", now="2026-07-10T10:00").stdout
+    assert "可执行：提交申报(tijiao)、撤回申报(chehui)" in shown
+    refused = sh(
+        "case",
+        "act",
+        "ZQ26-00003",
+        "submit",
+        "--by",
+        "张伟",
+        "--admin",
+        "测试",
+        now="2026-07-10T10:00",
+        code=3,
+    )
+    assert "没有操作 submit" in refused.stderr and "可执行：提交申报(tijiao)" in refused.stderr
+    done = sh(
+        "case", "act", "ZQ26-00003", "tijiao", "--by", "张伟", "--admin", "测试", now="2026-07-10T10:00"
+    )
+    assert "ZQ26-00003 宁波甬达密封件有限公司：已提交待县级初审" in done.stdout
+
+
+def test_diff_says_when_an_action_changes_its_role() -> None:
+    from calendars.campaign_diff import diff_campaigns
+
+    text = TEXT.replace(
+        "{action: approve, label: 县级初审通过,", "{action: approve, role: attach, label: 县级初审通过,", 1
+    )
+    changes = diff_campaigns(load_campaign_text(TEXT, origin="a"), load_campaign_text(text, origin="b"))
+    assert changes == ["案件类型 zjtx_application：操作 approve 作用 无 → attach"]
