@@ -55,7 +55,8 @@ class Machine:
     final: frozenset[str]
     # The engine undoing one of its own transitions that a source of truth proved wrong (a
     # lapse at the deadline when the platform recorded the submission before it). Not part of
-    # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final.
+    # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final; the
+    # engine asks for one by its role (``find_role("correct_lapse", …)``).
     corrections: tuple[Transition, ...] = ()
     prefix: str = ""
     # The file's ``uses_quota`` where it gives one; else derived (``on_list``).
@@ -69,9 +70,6 @@ class Machine:
             if t.action == action and state in t.sources:
                 return t
         return None
-
-    def correction(self, action: str, state: str) -> Transition | None:
-        return next((t for t in self.corrections if t.action == action and state in t.sources), None)
 
     def actions(self) -> set[str]:
         return {t.action for t in self.transitions}
@@ -109,8 +107,8 @@ class Machine:
     # (Each computed once per machine: a window closing asks for ``lapsed`` once per case.)
     # The engine acts on states by their role (a lapsed draft, an application waiting for its
     # recommender, one on the list), never by their names: a campaign file may call them
-    # anything. Each role is what the actions of the roles (FORMAT.md §3: lapse, recommend,
-    # not_recommend, report_none) say about the states they leave and enter.
+    # anything. Each state's role is what the actions of roles lapse, recommend, not_recommend
+    # and report_none (FORMAT.md §3) say about the states they leave and enter.
 
     def sources_of(self, action: str) -> frozenset[str]:
         return frozenset(s for t in self.transitions if t.action == action for s in t.sources)
