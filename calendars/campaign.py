@@ -242,6 +242,34 @@ class Stage(_Strict):
 
 _NAME = r"^[a-z][a-z0-9_]*$"
 
+# What the engine does at an action of each role, on its own (FORMAT.md §3): the only actions it
+# knows. A file names its actions as its notice does (``action: tuijian, role: recommend``); an
+# action whose id is a role's name has that role unless it says otherwise, so the files written
+# before roles read the same. ``models.machines`` answers which actions have a role.
+ACTION_ROLES: dict[str, str] = {
+    "submit": "提交申报（推荐名单：报送省厅）：平台同步按「提交时间」判断是否逾期；推荐名单报送后才提交的申报，"
+    "告知市和省；名单报送时，名单外待决定的申报自动不予推荐",
+    "resubmit": "退回后重新提交（推荐名单：重新报送）：与 submit 相同",
+    "recommend": "推荐：from 是推荐单位可推荐的状态，to 起是「在推荐名单上」；只有案件的推荐单位（或省）可做；"
+    "guards: [quota] 只能写在它上面",
+    "not_recommend": "不予推荐：推荐名单报送时，系统对仍在它的 from（不在名单上）的申报自动执行；to 是「未推荐」",
+    "withdraw_recommendation": "撤销推荐：释放所占名额；只有案件的推荐单位（或省）可做",
+    "report_none": "推荐名单报送「无推荐」（只用于 recommendation）：to 是「无推荐」",
+    "lapse": "逾期关闭：by: [system]，截止时系统对环节 lapse_states 中的案件自动执行；to 是「逾期关闭」状态",
+    "attach": "上传签章文件（推荐函、汇总表）：须随操作给出文件",
+    "correct_lapse": "纠正逾期关闭（写在 corrections 中，by: [platform]）：平台记录按时提交的，同步撤销逾期关闭",
+}
+# Roles the engine performs or reports as one action of a kind: a window closing tells each
+# organisation of its lapsed cases once, under one action's name and its notify:.
+SINGLE_ACTION_ROLES = frozenset({"lapse"})
+# Roles that live in a kind's corrections:, never among the actions people are offered.
+CORRECTION_ROLES = frozenset({"correct_lapse"})
+
+
+def roles_text() -> str:
+    """The roles and what each means, as an error message lists them."""
+    return "；".join(f"{role}（{meaning}）" for role, meaning in ACTION_ROLES.items())
+
 
 class TransitionSpec(_Strict):
     """One action of a machine, one line in the file:
@@ -250,6 +278,8 @@ class TransitionSpec(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     action: str = Field(pattern=_NAME)
+    # What the engine does at it (ACTION_ROLES); omitted: the action's id where that is a role.
+    role: str | None = None
     label: str
     sources: tuple[str, ...] = Field(alias="from", min_length=1)
     # None: the case stays in its state (attaching a document).
@@ -261,6 +291,31 @@ class TransitionSpec(_Strict):
     guards: tuple[str, ...] = ()
     # Who is told when it happens: applicant, county, city, recommender, province, owner.
     notify: tuple[str, ...] = ()
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str | None) -> str | None:
+        if role is not None and role not in ACTION_ROLES:
+            raise ValueError(f"未知的作用「{role}」；可用的作用：{roles_text()}")
+        return role
+
+    @model_validator(mode="after")
+    def _own_role(self) -> TransitionSpec:
+        if self.action in ACTION_ROLES and self.role not in (None, self.action):
+            # The audit and older files read an action named after a role as that role.
+            raise ProblemAt(
+                ("role",),
+                f"操作编号 {self.action} 是作用的名称，只能有作用 {self.action}（而不是 {self.role}）；"
+                f"请给这个操作另起编号，如 action: {self.action}_2, role: {self.role}",
+            )
+        return self
+
+    @property
+    def engine_role(self) -> str | None:
+        """The role the engine reads: the file's ``role:``, else the id where it is a role's name."""
+        if self.role is not None:
+            return self.role
+        return self.action if self.action in ACTION_ROLES else None
 
 
 class KindSpec(_Strict):
@@ -301,7 +356,46 @@ class KindSpec(_Strict):
                 if (t.action, state) in seen:
                     raise ValueError(f"操作 {t.action} 在状态 {state} 下定义了两次")
                 seen[(t.action, state)] = t.action
+        self._check_roles()
         return self
+
+    def _check_roles(self) -> None:
+        """Each role where the engine can act on it: one action of a role from a state (the engine
+        picks it by role and state), one lapse, the lapse the engine's own, corrections apart."""
+        for section in ("transitions", "corrections"):
+            by_state: dict[tuple[str, str], str] = {}
+            by_role: dict[str, str] = {}
+            for i, t in enumerate(getattr(self, section)):
+                role = t.engine_role
+                if role is None:
+                    continue
+                key = "role" if t.role is not None else "action"
+                if (role in CORRECTION_ROLES) != (section == "corrections"):
+                    where = "corrections" if role in CORRECTION_ROLES else "transitions"
+                    raise ProblemAt(
+                        (section, i, key),
+                        f"作用为 {role} 的操作 {t.action} 应写在 {where} 中，而不是 {section} 中",
+                    )
+                if role in SINGLE_ACTION_ROLES and by_role.setdefault(role, t.action) != t.action:
+                    raise ProblemAt(
+                        (section, i, key),
+                        f"作用 {role} 只能由一个操作编号担任（已有 {by_role[role]}，这里又是 {t.action}）；"
+                        f"把两行写成同一个 action: {by_role[role]}，各写自己的 from",
+                    )
+                for state in t.sources:
+                    other = by_state.setdefault((role, state), t.action)
+                    if other != t.action:
+                        raise ProblemAt(
+                            (section, i, key),
+                            f"状态 {state} 下已有作用为 {role} 的操作 {other}，操作 {t.action} 不能再担任同一作用"
+                            "（引擎按作用和状态找到唯一的操作）",
+                        )
+                if role == "lapse" and tuple(t.by) != ("system",):
+                    raise ProblemAt(
+                        (section, i, "by"),
+                        f"作用为 lapse 的操作 {t.action} 由系统在截止时执行，by 应为 [system]"
+                        f"（实际为 [{', '.join(t.by)}]）",
+                    )
 
 
 # -- the import form of a campaign's applications ---------------------------------------------
@@ -436,6 +530,25 @@ class FormField(_Strict):
         return self.choice_labels.get(value, value)
 
 
+class RecommenderSpec(_Strict):
+    """Who recommends an application directly, when not its city (附2-3 推荐单位): the field that
+    names it and the words of a name that make it a provincial SOE group or an association.
+    ``recommender: recommender`` (the field alone) takes the words below."""
+
+    field: str
+    soe_group: tuple[str, ...] = Field(default=("集团", "控股", "国资委"), min_length=1)
+    association: tuple[str, ...] = Field(default=("协会", "学会", "联合会"), min_length=1)
+
+    def tier_of(self, name: str) -> str | None:
+        """``soe_group``, ``association`` or None by the words in ``name``; an association's
+        words first (浙江省企业集团协会 is an association)."""
+        if any(word in name for word in self.association):
+            return "association"
+        if any(word in name for word in self.soe_group):
+            return "soe_group"
+        return None
+
+
 class FormSpec(_Strict):
     """The import form: which kind it creates, which column says who applies, the fields."""
 
@@ -455,8 +568,8 @@ class FormSpec(_Strict):
     contact_phone: str | None = None
     contact_email: str | None = None
     # The field naming who recommends the application directly, when not the city (附2-3 推荐单位:
-    # a provincial SOE group or association).
-    recommender: str | None = None
+    # a provincial SOE group or association), and the words that tell which.
+    recommender: RecommenderSpec | None = None
     # How a row repeating an earlier one is named, from field keys (default: each unique field
     # with its label): "「{applicant}」申报细分赛道「{subtrack}」".
     duplicate: str = ""
@@ -464,6 +577,11 @@ class FormSpec(_Strict):
     # zeros: the 2026 files' cases have always been stored so, and one campaign keeps one spelling.
     numbers_as_read: bool = False
     fields: tuple[FormField, ...] = Field(min_length=1)
+
+    @field_validator("recommender", mode="before")
+    @classmethod
+    def _recommender_field(cls, value: Any) -> Any:
+        return {"field": value} if isinstance(value, str) else value
 
     def field(self, key: str) -> FormField | None:
         return next((f for f in self.fields if f.key == key), None)
@@ -503,8 +621,10 @@ class FormSpec(_Strict):
             for _text, name, _spec, _conv in string.Formatter().parse(template):
                 if name and name not in keys:
                     raise ValueError(f"{what} 中的 {{{name}}} 不是表单字段（已有：{'、'.join(keys)}）")
-        if self.recommender is not None and self.recommender not in keys:
-            raise ValueError(f"recommender 指向的字段「{self.recommender}」不在 fields 中")
+        if self.recommender is not None and self.recommender.field not in keys:
+            raise ValueError(
+                f"recommender 指向的字段「{self.recommender.field}」不在 fields 中（已有：{'、'.join(keys)}）"
+            )
         if self.recommender is not None and self.applicant_tier != "enterprise":
             raise ValueError("recommender（直接推荐单位）只用于 applicant_tier: enterprise 的申报表")
         for i, f in enumerate(self.fields):
@@ -1092,15 +1212,13 @@ class CampaignSpec(_Strict):
                         f"环节 {stage.id} 的 window_actions 中「{action}」不是「{kind.label}」的操作"
                         f"（已有：{'、'.join(actions)}）",
                     )
-            lapsing = {
-                s for t in kind.transitions if t.action == "lapse" and "system" in t.by for s in t.sources
-            }
+            lapsing = {s for t in kind.transitions if t.engine_role == "lapse" for s in t.sources}
             for state in stage.lapse_states:
                 if state not in lapsing:
                     # Without it nothing would lapse at the deadline, silently.
                     raise ProblemAt(
                         ("stages", i, "lapse_states"),
-                        f"环节 {stage.id} 的 lapse_states 中「{state}」须是「{kind.label}」的 lapse 操作"
+                        f"环节 {stage.id} 的 lapse_states 中「{state}」须是「{kind.label}」作用为 lapse 的操作"
                         f"（by: [system]）的 from 状态之一（现有：{'、'.join(sorted(lapsing)) or '无 lapse 操作'}）",
                     )
             relative = stage.relative
@@ -1543,7 +1661,9 @@ def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:
     for key in loc:
         if isinstance(key, int) and isinstance(node, list) and key < len(node):
             item = node[key]
-            label = (item.get("id") or item.get("key")) if isinstance(item, dict) else None
+            label = (
+                (item.get("id") or item.get("key") or item.get("action")) if isinstance(item, dict) else None
+            )
             parts[-1:] = [f"{parts[-1]}[{label or key}]"] if parts else [f"[{key}]"]
             node = item
         else:

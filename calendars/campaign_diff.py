@@ -99,8 +99,10 @@ def _kind_changes(kind: str, old: KindSpec, new: KindSpec) -> list[str]:
     new_actions = {t.action: t for t in new.transitions}
     for action, t in new_actions.items():
         if action not in old_actions:
+            role = f"，作用 {t.engine_role}" if t.engine_role else ""
             out.append(
-                f"案件类型 {kind}：新增操作 {action}（{t.label}），{_list(t.sources)} → {t.to or '不变'}，由 {_list(t.by)} 办理"
+                f"案件类型 {kind}：新增操作 {action}（{t.label}），{_list(t.sources)} → {t.to or '不变'}，"
+                f"由 {_list(t.by)} 办理{role}"
             )
     for action, t in old_actions.items():
         if action not in new_actions:
@@ -119,8 +121,11 @@ def _kind_changes(kind: str, old: KindSpec, new: KindSpec) -> list[str]:
             ("reason", "须填理由"),
             ("notify", "通知"),
             ("label", "名称"),
+            ("engine_role", "作用"),
         ):
             a, b = getattr(was, attr), getattr(t, attr)
+            if attr == "engine_role":  # what the engine does at it (FORMAT.md §3)
+                a, b = a or "无", b or "无"
             if a != b:
                 parts.append(
                     f"{label} {_list(a) if isinstance(a, tuple) else a} → {_list(b) if isinstance(b, tuple) else b}"

@@ -540,12 +540,14 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
     out.line(
         f"{file}: 格式正确。批次 {spec.id}（{spec.name}）：{len(spec.stages)} 个环节；案件类型 {kinds or '（沿用内置）'}"
     )
-    from models.machines import describe_roles, machine_of
+    from models.machines import describe_action_roles, describe_roles, machine_of
 
-    # What the engine will do with each state (FORMAT.md §3), for the author to check.
+    # What the engine will do at each action and with each state (FORMAT.md §3), for the author to check.
     for kind, declared in spec.kinds.items():
-        roles = describe_roles(machine_of(kind, declared))
+        machine = machine_of(kind, declared)
+        roles = describe_roles(machine)
         if roles and kind not in ("recommendation", "roster"):
+            out.line(f"  {kind} 各操作的作用：{describe_action_roles(machine) or '无'}")
             out.line(f"  {kind} 各状态的作用：{roles}")
 
 
@@ -1088,9 +1090,11 @@ def case_act(
     letter: Path | None,
     as_json: bool,
 ) -> None:
-    """办理案件：submit 提交、return 退回、recommend 推荐、not_recommend 不予推荐、withdraw 撤回、
+    """办理案件：ACTION 是批次文件中该类案件的操作编号，case show 的“可执行”按编号和中文名列出当前可办的操作。
+
+    内置批次如 submit 提交、return 退回、recommend 推荐、not_recommend 不予推荐、withdraw 撤回、
     approve 县级审核通过、pass_preliminary/fail_preliminary 初审、schedule_defence 安排答辩、
-    hold_defence 完成答辩、select/reject 评审结果、attach 上传推荐函 等（见 case show 的“可执行”）。
+    hold_defence 完成答辩、select/reject 评审结果、attach 上传推荐函；其他批次用其文件中的编号（如 tuijian 推荐）。
 
     不允许的操作会被拒绝并说明原因（当前状态、截止时间、名额、资格条件），拒绝本身也记入审计；退出码 3。
     """
@@ -1110,7 +1114,8 @@ def case_act(
     if as_json:
         out.print_json(data)
         return
-    out.line(f"{data['ref']} {data['title']}：{machine_for(data['kind']).state_label(data['state'])}")
+    machine = machine_for(data["kind"], data["campaign"])
+    out.line(f"{data['ref']} {data['title']}：{machine.state_label(data['state'])}")
     # Every action that matters gives its actor a receipt (the event, its proof, a signed checkpoint).
     out.line(
         f"审计回执：shenbao audit receipt {data['ref']} --out 回执.json（离线核对：shenbao audit check-receipt 回执.json）"

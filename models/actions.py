@@ -24,7 +24,14 @@ from models.db import Database
 from models.deadlines import case_deadline, case_met, record_stage_deadline, replan_stages, stage_completed
 from models.eligibility import Finding, case_findings
 from models.letters import Letter, letter_on_file
-from models.machines import Machine, Transition, machine_for
+from models.machines import (
+    LIST_IN_ROLES,
+    RECOMMENDER_ROLES,
+    SUBMISSION_ROLES,
+    Machine,
+    Transition,
+    machine_for,
+)
 from models.org import TIER_LABELS, Organisation
 
 
@@ -135,7 +142,7 @@ def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> N
         )
     # Seeing a case is not deciding it: only the case's own recommender (the city, or the SOE
     # group / association it is filed through) recommends it and uses its quota.
-    if t.action in ("recommend", "not_recommend", "withdraw_recommendation") and org.tier != "province":
+    if t.role in RECOMMENDER_ROLES and org.tier != "province":
         rid = case.recommender_id or case.city_code
         if rid != org.id:
             owner = session.get(Organisation, rid) if rid else None
@@ -240,7 +247,7 @@ def _guard_recommendation_open(session: Session, case: Case) -> None:
     rec = list_in(session, case)
     if rec is not None:
         recommender = _recommender_of(session, case)
-        reported_none = rec.state in machine_for(rec.kind, rec.campaign_id).targets_of("report_none")
+        reported_none = rec.state in machine_for(rec.kind, rec.campaign_id).reported_none
         what = "无推荐" if reported_none else "推荐"
         raise ActionRefused(
             f"{recommender.name if recommender else rec.org_id}的{what}已于 {format_local(rec.state_since)} "
@@ -434,7 +441,7 @@ def act(
         else:  # a guard named in a machine but not implemented is a programming error
             raise RuntimeError(f"unknown guard {guard}")
 
-    if action == "attach" and not isinstance(params.get("letter"), Letter):
+    if t.role == "attach" and not isinstance(params.get("letter"), Letter):
         raise ActionRefused("上传签章推荐函/汇总表须给出文件", rule="letter_missing")
 
     from_state = case.state
@@ -455,18 +462,18 @@ def act(
     if case.kind == "recommendation" and ("letter" in t.guards or isinstance(letter, Letter)):
         # The digest in the audit is what ties the file on disk to what was sent.
         details["letter"] = letter_on_file(case)
-    if action == "schedule_defence":
+    if "defence_time" in t.guards:  # the guard made sure the time is given
         case.defence_at = params["at"]
         details["defence_at"] = format_local(params["at"])
     if "quota" in t.guards and case.kind != "recommendation":
         case.quota_bucket = session.info.pop("claimed_quota", None)
-    elif action == "withdraw_recommendation" or (
+    elif t.role == "withdraw_recommendation" or (
         case.quota_bucket and t.target is not None and t.target not in machine.on_list
     ):
         # Off the list (withdrawn from it, or sent back by whatever action the file names): the
         # slot is free again.
         details["released_quota"], case.quota_bucket = case.quota_bucket, None
-    if action in ("submit", "resubmit") and case.kind != "recommendation":
+    if t.role in SUBMISSION_ROLES and case.kind != "recommendation":
         # Arrived after its recommender's list went in: the city and the province are told
         # (notices.py reads this), and the city decides once the province returns the list.
         late = list_in(session, case)
@@ -516,7 +523,7 @@ def act(
     # and stages counting from a stage this action completes (the list published: 公示 begins).
     case_met(session, ctx, spec, case, action)
     stage_completed(session, ctx, spec, case, action)
-    if case.kind == "recommendation" and action in ("submit", "resubmit", "report_none"):
+    if case.kind == "recommendation" and t.role in LIST_IN_ROLES:
         _cascade_not_recommended(session, ctx, spec, case)
     return events[0]
 
@@ -544,14 +551,14 @@ def _cascade_not_recommended(session: Session, ctx: Ctx, spec: CampaignSpec, rec
     query = on_list(session, spec, org or rec.org_id).where(in_role(spec, "undecided"))
     system = ctx.as_system()
     for case in session.exec(query.order_by(Case.ref)).all():
-        t = machine_for(case.kind, case.campaign_id).find("not_recommend", case.state)
+        t = machine_for(case.kind, case.campaign_id).find_role("not_recommend", case.state)
         if t is None:
             continue
         act(
             session,
             system,
             case,
-            "not_recommend",
+            t.action,
             reason=f"未列入{org.name if org else rec.org_id}报送的推荐（{rec.ref}）",
         )
 
@@ -658,7 +665,7 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
 
     Level-triggered: it looks at what is true at ``ctx.now``, so running it late or twice is
     harmless (a lapsed case has left the lapse states). Each lapse is a system action in the
-    audit, with the deadline as its reason, exactly as ``act(…, "lapse")`` records it; the cases
+    audit, with the deadline as its reason, as ``act`` records an action (and its role); the cases
     are changed in bulk because a window closing over a province's drafts is thousands of
     identical transitions at one instant. A stage whose deadline is per case (``after:
     {action: …}``) lapses each case at its own deadline. Returns the lapsed cases as rows with
@@ -674,7 +681,7 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             if not stage.lapse_states:
                 continue
             machine = machine_for(stage.subject, campaign.id)
-            transitions = {state: machine.find("lapse", state) for state in stage.lapse_states}
+            transitions = {state: machine.find_role("lapse", state) for state in stage.lapse_states}
             states = [state for state, t in transitions.items() if t is not None]
             if not states:
                 continue
@@ -706,7 +713,12 @@ def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None)
             ).all()
             if not cases:
                 continue
-            details = {state: {"action": "lapse", "label": t.label} for state, t in transitions.items() if t}
+            # The role is written out: the notices know a lapse by it, whatever the file calls it.
+            details = {
+                state: {"action": t.action, "label": t.label, "role": "lapse"}
+                for state, t in transitions.items()
+                if t
+            }
             target = {state: t.target or state for state, t in transitions.items() if t}
 
             stage_reason = "" if due is None else _lapse_reason(stage, due, per_case=False)

@@ -8,7 +8,16 @@ status words name states. Every problem names the line and the key and says what
 
 from __future__ import annotations
 
-from calendars.campaign import CampaignFileError, CampaignSpec, Problem, key_lines, load_campaign_text
+from collections.abc import Callable
+
+from calendars.campaign import (
+    ACTION_ROLES,
+    CampaignFileError,
+    CampaignSpec,
+    Problem,
+    key_lines,
+    load_campaign_text,
+)
 from models.actions import GUARDS
 from models.machines import machine_for, machine_of
 
@@ -19,6 +28,54 @@ TIERS = frozenset(
     {"province", "city", "county", "park", "enterprise", "soe_group", "association", "system", "platform"}
 )
 AUDIENCES = frozenset({"applicant", "county", "city", "recommender", "owner", "province"})
+
+
+def _role_needs(spec: CampaignSpec, at: Callable[..., int | None]) -> list[Problem]:
+    """What the campaign asks of the engine that its machines give no action for: a recommendation
+    (the cities' lists) or quotas need an action of role recommend on the applications, a list
+    that may go in as 无推荐 needs submit and report_none."""
+    problems: list[Problem] = []
+    kind = spec.application_kind
+    declared = spec.kinds.get(kind)
+    if declared is None:
+        return problems
+    roles = {t.engine_role for t in declared.transitions}
+    if "recommend" not in roles:
+        needs = [
+            *(["推荐名单（kinds.recommendation）"] if "recommendation" in spec.kinds else []),
+            *(["推荐名额（quotas）"] if spec.quotas else []),
+        ]
+        if needs:
+            problems.append(
+                Problem(
+                    at("kinds", kind, "transitions"),
+                    f"kinds.{kind}.transitions",
+                    f"本批次有{'、'.join(needs)}，但「{declared.label}」没有作用为 recommend 的操作，"
+                    "名单上永远没有申报；请给推荐操作写 role: recommend（或把它的编号写作 recommend）",
+                )
+            )
+    if "not_recommend" not in roles and "recommendation" in spec.kinds:
+        problems.append(
+            Problem(
+                at("kinds", kind, "transitions"),
+                f"kinds.{kind}.transitions",
+                f"本批次有推荐名单 recommendation，但「{declared.label}」没有作用为 not_recommend 的操作："
+                "名单报送时未列入的申报无法自动记为不予推荐；请给不予推荐操作写 role: not_recommend",
+            )
+        )
+    rec = spec.kinds.get("recommendation")
+    if rec is not None:
+        rec_roles = {t.engine_role for t in rec.transitions}
+        for role in ("submit", "report_none"):
+            if role not in rec_roles:
+                problems.append(
+                    Problem(
+                        at("kinds", "recommendation", "transitions"),
+                        "kinds.recommendation.transitions",
+                        f"推荐名单须有作用为 {role} 的操作（{ACTION_ROLES[role]}）",
+                    )
+                )
+    return problems
 
 
 def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None, list[str]]:
@@ -56,14 +113,24 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
                             )
                         )
         for i, t in enumerate(declared.transitions):
-            if kind not in ENGINE_KINDS and "quota" in t.guards and t.action != "recommend":
+            role = t.engine_role
+            if kind not in ENGINE_KINDS and "quota" in t.guards and role != "recommend":
                 # The engine knows the list by recommend (FORMAT.md §3): a quota on another action
                 # would count cases no board, cascade or release ever sees.
                 problems.append(
                     Problem(
                         at("kinds", kind, "transitions", i, "guards"),
                         f"kinds.{kind}.transitions[{t.action}].guards",
-                        f"guards: [quota] 只能用于推荐操作，操作编号须为 recommend（而不是 {t.action}）",
+                        f"guards: [quota] 只能用于作用为 recommend 的推荐操作（{t.action} 的作用为 "
+                        f"{role or '无'}）；是推荐操作的，加 role: recommend",
+                    )
+                )
+            if kind not in ENGINE_KINDS and role == "report_none":
+                problems.append(
+                    Problem(
+                        at("kinds", kind, "transitions", i, "role" if t.role else "action"),
+                        f"kinds.{kind}.transitions[{t.action}]",
+                        "作用 report_none（报送无推荐）只用于推荐名单 recommendation；申报类型中的这个操作引擎不会读到",
                     )
                 )
         if kind in ENGINE_KINDS:
@@ -82,6 +149,7 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
                         "请从 calendars/campaigns/2026-jingpin.yaml 原样复制",
                     )
                 )
+    problems += _role_needs(spec, at)
     if spec.kinds:
         for i, stage in enumerate(spec.stages):
             if stage.subject not in spec.kinds:

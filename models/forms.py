@@ -242,15 +242,26 @@ def iter_form(
         if not r.ok:
             continue
         unique = tuple(_norm_name(str(values.get(k) or "")) for k in form.unique)
-        if seen.first(row.number, unique, partial(_describe, form, values)):
+        if seen.first(row.number, unique, partial(describe_row, form, values)):
             yield FormRow(row.number, values, park)
 
 
-def _describe(form: FormSpec, values: dict[str, Any]) -> str:
+def describe_row(form: FormSpec, values: dict[str, Any]) -> str:
     """A row repeating an earlier one, in the form's words (``duplicate``), else by its unique fields."""
     if form.duplicate:
         return form.duplicate.format_map({k: ("" if v is None else v) for k, v in values.items()})
     return "、".join(f"{form.field(k).label}「{values.get(k)}」" for k in form.unique)  # type: ignore[union-attr]
+
+
+def already_imported(form: FormSpec, values: dict[str, Any], ref: str) -> str:
+    """A row the campaign already has a case of (``ref``), the one wording of every writer: the
+    form's ``duplicate`` phrase, else the case's title."""
+    what = (
+        form.duplicate.format_map({k: ("" if v is None else v) for k, v in values.items()})
+        if form.duplicate
+        else f"「{title_of(form, values)}」"
+    )
+    return f"{what}已在本批次中（{ref}），不能重复导入"
 
 
 def attrs_of(form: FormSpec, row: FormRow) -> dict[str, Any]:

@@ -18,14 +18,14 @@ from typing import Any, cast
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignSpec
+from calendars.campaign import CampaignSpec, RecommenderSpec
 from calendars.timeutil import local_date
 from models.actions import ActionRefused, act
 from models.audit import EventDraft
 from models.campaign import Campaign, get_campaign
 from models.case import Case
 from models.context import Ctx
-from models.forms import FormRow, attrs_of, iter_form, read_form, title_of
+from models.forms import FormRow, already_imported, attrs_of, iter_form, read_form, title_of
 from models.machines import machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.programs import ProgramName, builtin_programs, builtin_specs, programs_of
@@ -165,15 +165,20 @@ def import_roster(
     tasks = _roster_tasks(session, _cities_by_program(resolved))
     if submit:
         for task in tasks:
-            act(session, ctx, task, "submit", reason=f"随名单 {path.name} 报送")
+            act(session, ctx, task, _submission(task), reason=f"随名单 {path.name} 报送")
             summary.notes.append(f"{task.title}（{task.ref}）已报送")
     else:
         # Said out loud: before, this import alone marked the task done, and people may expect it.
         for task in tasks:
             summary.notes.append(
-                f"{task.title}（{task.ref}）仍为待报送：由设区市报送（加 --submit，或 case act {task.ref} submit）"
+                f"{task.title}（{task.ref}）仍为待报送：由设区市报送（加 --submit，或 case act {task.ref} {_submission(task)}）"
             )
     return summary
+
+
+def _submission(task: Case) -> str:
+    """The roster machine's action of role ``submit`` from the task's state."""
+    return machine_for(task.kind, task.campaign_id).action_for("submit", task.state) or "submit"
 
 
 def import_directory(
@@ -454,11 +459,10 @@ def write_cases(
     if not _streamed(spec):
         return _import_form(session, ctx, spec, sheet)
     assert spec.form is not None  # read_cases refuses a campaign without one
+    writer = _CaseWriter(session, ctx, spec, sheet, progress, chunk)
     if spec.form.applicant_tier == "county_or_park":
-        return _import_cluster(
-            session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk)
-        )
-    return _import_jingpin(session, ctx, spec, sheet, _CaseWriter(session, ctx, spec, sheet, progress, chunk))
+        return _import_counties_and_parks(session, ctx, spec, sheet, writer)
+    return _import_enterprises_with_recommenders(session, ctx, spec, sheet, writer)
 
 
 def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> ImportSummary:
@@ -488,7 +492,7 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
                     path.name,
                     row.row,
                     form.field(form.unique[-1]).label,
-                    f"「{title}」已在本批次中（{seen[key]}），不能重复导入",
+                    already_imported(form, row.values, seen[key]),
                 )
             )
         _external_taken(
@@ -589,16 +593,18 @@ class _Counties:
         return county
 
 
-def _existing(session: Session, campaign_id: str) -> tuple[set[tuple[str, str]], dict[str, str]]:
+def _existing(session: Session, campaign_id: str) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """The campaign's applications by (organisation, item) and by platform number, each to its ref."""
     rows = session.exec(
         select(Case.ref, Case.org_id, Case.track, Case.title, Case.external_id).where(
             Case.campaign_id == campaign_id
         )
     ).all()
-    # A cluster application is one applicant and 细分赛道; a 精品 application one enterprise and
-    # product, which only its title ("企业：产品") carries (its track is the 415X cluster).
-    keys = {(org_id, track or title) for _ref, org_id, track, title, _ext in rows}
-    keys |= {(org_id, title) for _ref, org_id, _track, title, _ext in rows}
+    # An application of counties and parks is one applicant and item (its track, 细分赛道); an
+    # enterprise's one enterprise and item, which only its title ("企业：产品") carries (its track
+    # is a cluster that many of its products share).
+    keys = {(org_id, track or title): ref for ref, org_id, track, title, _ext in rows}
+    keys |= {(org_id, title): ref for ref, org_id, _track, title, _ext in rows}
     by_external = {ext: ref for ref, _o, _t, _ti, ext in rows if ext}
     return keys, by_external
 
@@ -776,7 +782,8 @@ def _long_cells(form: Any, row: FormRow, title: str) -> list[tuple[str, str | No
     if title != applicant:
         checks.append((label(form.unique[-1]), title, Case, "title"))
     if form.recommender:
-        checks.append((label(form.recommender), values.get(form.recommender), Organisation, "name"))
+        field = form.recommender.field
+        checks.append((label(field), values.get(field), Organisation, "name"))
     for f in form.fields:
         column = case_column_of(f)
         if column in ("track", "external_id") and isinstance(values.get(f.key), str):
@@ -849,11 +856,12 @@ def _contact_of(form: Any, row: FormRow) -> tuple[str | None, str | None, str | 
     )
 
 
-def _import_cluster(
+def _import_counties_and_parks(
     session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
-    """A county or a park committee applying (附1-2): a park gets its organisation under its
-    county; one application per applicant and 细分赛道 (the form's last unique field)."""
+    """A form of ``applicant_tier: county_or_park``: a county or a park committee applies, a park
+    gets its organisation under its county; one application per applicant and item (the form's
+    last unique field)."""
     path, form = sheet.path, spec.form
     county_label = form.field(form.county).label
     item_label = form.field(form.unique[-1]).label
@@ -883,7 +891,7 @@ def _import_cluster(
                     path.name,
                     row.row,
                     item_label,
-                    f"「{applicant_name}」的「{item}」申报已在本批次中，不能重复导入",
+                    already_imported(form, row.values, existing[(org_id, item)]),
                 )
             )
         _external_taken(problems, path, row.row, external_label, external, by_external)
@@ -912,25 +920,29 @@ def _import_cluster(
     return summary
 
 
-def _recommender_tier(name: str) -> str | None:
-    if "协会" in name or "学会" in name or "联合会" in name:
-        return "association"
-    if "国资委" in name or "集团" in name or "控股" in name:
-        return "soe_group"
-    return None
+def _not_a_recommender(recommender: RecommenderSpec, name: str) -> str:
+    """Why a named recommender is refused, in the form's own words for the tiers."""
+
+    def words(tier: str) -> str:
+        return "“" + "”“".join(getattr(recommender, tier)) + "”"
+
+    return (
+        f"「{name}」不是设区市、{TIER_LABELS['soe_group']}（名称含{words('soe_group')}之一）"
+        f"或{TIER_LABELS['association']}（名称含{words('association')}之一）"
+    )
 
 
-def _import_jingpin(
+def _import_enterprises_with_recommenders(
     session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet, writer: _CaseWriter
 ) -> ImportSummary:
-    """An enterprise applying in its county (附2-3), recommended by its city or directly by the
-    provincial SOE group or association its recommender field names; one application per
-    title (enterprise and product)."""
+    """A form of ``applicant_tier: enterprise`` with a ``recommender:`` field: an enterprise
+    applies in its county, recommended by its city or directly by the SOE group or association
+    the field names (told apart by the form's words); one application per title."""
     path, form = sheet.path, spec.form
     county_label = form.field(form.county).label
     item_label = form.field(form.unique[-1]).label
     external_label = form.column_field("external_id").label if form.column_field("external_id") else ""
-    recommender_label = form.field(form.recommender).label if form.recommender else ""
+    recommender_label = form.field(form.recommender.field).label if form.recommender else ""
     problems: list[ImportProblem] = []
     existing, by_external = _existing(session, spec.id)
     counties = _Counties(session, path, county_label)
@@ -939,32 +951,29 @@ def _import_jingpin(
     for row in sheet.stream(problems):
         rows += 1
         values = row.values
-        title, columns, enterprise, item, external, county = _row_basics(form, row, counties, problems, path)
+        title, columns, enterprise, _item, external, county = _row_basics(form, row, counties, problems, path)
         if county is None:
             continue
         ent_id = _org_id("ENT", enterprise)
         if (ent_id, title) in existing:
             problems.append(
                 ImportProblem(
-                    path.name, row.row, item_label, f"「{enterprise}」的「{item}」已在本批次中，不能重复导入"
+                    path.name, row.row, item_label, already_imported(form, values, existing[(ent_id, title)])
                 )
             )
         _external_taken(problems, path, row.row, external_label, external, by_external)
         recommender_id: str | None = None
-        named = values.get(form.recommender) if form.recommender else None
+        named = values.get(form.recommender.field) if form.recommender else None
         if named:
             rec_div = load_divisions().resolve(named)
             if rec_div is not None and rec_div.tier == "city":
                 recommender_id = None  # the city itself: the default
             else:
-                tier = _recommender_tier(named)
+                tier = form.recommender.tier_of(named)
                 if tier is None:
                     problems.append(
                         ImportProblem(
-                            path.name,
-                            row.row,
-                            recommender_label,
-                            f"「{named}」不是设区市、省属企业集团（名称含“集团”）或省级行业协会（名称含“协会”）",
+                            path.name, row.row, recommender_label, _not_a_recommender(form.recommender, named)
                         )
                     )
                     continue

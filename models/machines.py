@@ -5,6 +5,9 @@ the named guards that apply (the guards themselves are code, in ``models.actions
 module turns those declarations into ``Machine`` objects and keeps them by campaign, so an
 engine that has loaded a new campaign file knows its kinds without any code.
 
+The engine knows actions by their role (``role:`` in the file, ``calendars.campaign.ACTION_ROLES``),
+never by their ids: ``find_role``, ``of_role`` and ``action_for`` here are where it asks.
+
 ``machine_for(kind)`` answers for a kind that every campaign defining it defines the same way
 (the engine's own ``recommendation`` and ``roster``, the 2026 application kinds);
 ``machine_for(kind, campaign_id)`` for one campaign's own definition.
@@ -37,6 +40,8 @@ class Transition:
     guards: tuple[str, ...] = ()
     # Who hears of it (applicant, county, city, recommender, owner, province).
     notify: tuple[str, ...] = ()
+    # What the engine does at it (ACTION_ROLES: recommend, lapse …); None: nothing of its own.
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class Machine:
     final: frozenset[str]
     # The engine undoing one of its own transitions that a source of truth proved wrong (a
     # lapse at the deadline when the platform recorded the submission before it). Not part of
-    # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final.
+    # the lifecycle: nobody is offered them, ``find`` does not see them, final stays final; the
+    # engine asks for one by its role (``find_role("correct_lapse", …)``).
     corrections: tuple[Transition, ...] = ()
     prefix: str = ""
     # The file's ``uses_quota`` where it gives one; else derived (``on_list``).
@@ -65,11 +71,31 @@ class Machine:
                 return t
         return None
 
-    def correction(self, action: str, state: str) -> Transition | None:
-        return next((t for t in self.corrections if t.action == action and state in t.sources), None)
-
     def actions(self) -> set[str]:
         return {t.action for t in self.transitions}
+
+    # -- what actions mean to the engine: their roles ------------------------------------------
+    # Corrections are asked for by their role too (``correct_lapse``); they never share a role
+    # with the lifecycle's actions (calendars.campaign checks), so one lookup serves both.
+
+    def of_role(self, role: str) -> tuple[Transition, ...]:
+        """Every line of the machine whose action has ``role``."""
+        return tuple(t for t in (*self.transitions, *self.corrections) if t.role == role)
+
+    def find_role(self, role: str, state: str) -> Transition | None:
+        """The action of ``role`` open in ``state`` (at most one: calendars.campaign checks)."""
+        return next((t for t in self.of_role(role) if state in t.sources), None)
+
+    def action_for(self, role: str, state: str) -> str | None:
+        """The id of the action of ``role`` to ask for in ``state``: the one open there, else the
+        role's first (``act`` then refuses it and says why); None when the machine has none."""
+        t = self.find_role(role, state)
+        if t is not None:
+            return t.action
+        return next((x.action for x in self.of_role(role)), None)
+
+    def role_of(self, action: str) -> str | None:
+        return next((t.role for t in self.transitions if t.action == action), None)
 
     def state_label(self, state: str) -> str:
         return self.states.get(state, state)
@@ -81,8 +107,8 @@ class Machine:
     # (Each computed once per machine: a window closing asks for ``lapsed`` once per case.)
     # The engine acts on states by their role (a lapsed draft, an application waiting for its
     # recommender, one on the list), never by their names: a campaign file may call them
-    # anything. Each role is what the actions the engine knows (FORMAT.md §3: lapse, recommend,
-    # not_recommend, report_none) say about the states they leave and enter.
+    # anything. Each state's role is what the actions of roles lapse, recommend, not_recommend
+    # and report_none (FORMAT.md §3) say about the states they leave and enter.
 
     def sources_of(self, action: str) -> frozenset[str]:
         return frozenset(s for t in self.transitions if t.action == action for s in t.sources)
@@ -90,20 +116,31 @@ class Machine:
     def targets_of(self, action: str) -> frozenset[str]:
         return frozenset(t.target for t in self.transitions if t.action == action and t.target)
 
+    def role_sources(self, role: str) -> frozenset[str]:
+        return frozenset(s for t in self.transitions if t.role == role for s in t.sources)
+
+    def role_targets(self, role: str) -> frozenset[str]:
+        return frozenset(t.target for t in self.transitions if t.role == role and t.target)
+
     @cached_property
     def lapsed(self) -> frozenset[str]:
         """States a case is in after lapsing at a deadline (``lapse``'s targets)."""
-        return self.targets_of("lapse")
+        return self.role_targets("lapse")
 
     @cached_property
     def candidates(self) -> frozenset[str]:
         """States in which a recommender may recommend the case (``recommend``'s sources)."""
-        return self.sources_of("recommend")
+        return self.role_sources("recommend")
 
     @cached_property
     def declined(self) -> frozenset[str]:
         """States of a case its recommender did not recommend (``not_recommend``'s targets)."""
-        return self.targets_of("not_recommend")
+        return self.role_targets("not_recommend")
+
+    @cached_property
+    def reported_none(self) -> frozenset[str]:
+        """States of a recommendation that went in as 无推荐 (``report_none``'s targets)."""
+        return self.role_targets("report_none")
 
     @cached_property
     def on_list(self) -> frozenset[str]:
@@ -112,8 +149,8 @@ class Machine:
         recommender decides (withdrawn from the list) or declined."""
         if self.declared_on_list is not None:
             return self.declared_on_list
-        stop = self.candidates | self.sources_of("not_recommend") | self.declined
-        found = set(self.targets_of("recommend"))
+        stop = self.candidates | self.role_sources("not_recommend") | self.declined
+        found = set(self.role_targets("recommend"))
         todo = list(found)
         while todo:
             state = todo.pop()
@@ -127,7 +164,7 @@ class Machine:
     def undecided(self) -> frozenset[str]:
         """States whose case its recommender has not decided on: ``not_recommend`` is still open
         to it and it is not on the list. Submitting the list declines them."""
-        return self.sources_of("not_recommend") - self.on_list
+        return self.role_sources("not_recommend") - self.on_list
 
     @cached_property
     def with_recommender(self) -> frozenset[str]:
@@ -141,8 +178,16 @@ class Machine:
         return frozenset(
             s
             for s in self.candidates
-            if any(t.target in self.candidates - {s} for t in self.allowed(s) if t.action != "recommend")
+            if any(t.target in self.candidates - {s} for t in self.allowed(s) if t.role != "recommend")
         )
+
+
+# The recommender's own decisions: seeing a case is not deciding it (models.actions).
+RECOMMENDER_ROLES = frozenset({"recommend", "not_recommend", "withdraw_recommendation"})
+# An application arriving (first or again): judged at its 提交时间 by the sync, late for a list.
+SUBMISSION_ROLES = frozenset({"submit", "resubmit"})
+# A recommendation going in, either way: what is not on it is declined.
+LIST_IN_ROLES = frozenset({"submit", "resubmit", "report_none"})
 
 
 # The roles a board, a guard or the cascade reads, as ``campaign validate`` tells the file's author.
@@ -166,8 +211,17 @@ def describe_roles(machine: Machine) -> str:
     return "；".join(parts)
 
 
+def describe_action_roles(machine: Machine) -> str:
+    """Which action has which role, in one line (``tijiao 提交申报 → submit``), in the file's order."""
+    seen: dict[str, str] = {}
+    for t in (*machine.transitions, *machine.corrections):
+        if t.role is not None:
+            seen.setdefault(t.action, f"{t.action}（{t.label}）→ {t.role}")
+    return "；".join(seen.values())
+
+
 def _transition(t: TransitionSpec) -> Transition:
-    return Transition(t.action, t.label, t.sources, t.to, t.by, t.reason, t.guards, t.notify)
+    return Transition(t.action, t.label, t.sources, t.to, t.by, t.reason, t.guards, t.notify, t.engine_role)
 
 
 def machine_of(kind: str, spec: KindSpec) -> Machine:

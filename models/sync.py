@@ -45,7 +45,7 @@ from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
 from models.forms import parser_for, title_of
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
-from models.machines import Machine, Transition, machine_for, machine_of
+from models.machines import SUBMISSION_ROLES, Machine, Transition, machine_for, machine_of
 from models.org import Organisation
 from models.registry import RefAllocator, new_case
 from models.sheet_reading import Column, ImportProblem, ImportRejected, _as_text, _match_columns, read_sheet
@@ -783,12 +783,12 @@ def _walk_case(
         if row.state == machine.initial:
             report.unchanged += 1  # still 填报中 on the platform after the deadline: the lapse stands
             return
-        correction = machine.correction("correct_lapse", case.state)
+        correction = machine.find_role("correct_lapse", case.state)
         start = correction.target if correction and correction.target else case.state
     paths = walks(machine, start, row.state)
     if correction is not None:
         # The lapse is undone only by a submission the platform recorded before the deadline.
-        paths = [p for p in paths if p[0].action == "submit"]
+        paths = [p for p in paths if p[0].role == "submit"]
     if not paths:
         why = (
             f"平台状态在 shenbao 记录的「{machine.state_label(case.state)}」之前或无法由其到达，"
@@ -826,7 +826,7 @@ def _walk_case(
                 to_state=row.state,
                 from_label=has.strip("「」"),
                 to_label=machine.state_label(row.state),
-                actions=[*(["correct_lapse"] if correction else []), *(t.action for t in path)],
+                actions=[*([correction.action] if correction else []), *(t.action for t in path)],
                 labels=[*([correction.label] if correction else []), *(t.label for t in path)],
                 effective_at=effective,
                 corrected_lapse=correction is not None,
@@ -911,7 +911,7 @@ def _walk(
     for t in path:
         # 状态时间 is no earlier than any step before it: judging a step at it never lets a late
         # submission pass; a submission judged at 提交时间 is judged exactly.
-        effective = (row.submitted_at if t.action in ("submit", "resubmit") else None) or row.status_at
+        effective = (row.submitted_at if t.role in SUBMISSION_ROLES else None) or row.status_at
         at = effective or ctx.now
         reason = f"{platform.name}显示「{row.word}」（{source.name} 第{row.row}行）"
         step = Ctx(now=at, actor=PLATFORM_SYNC, audit=ctx.audit)

@@ -36,9 +36,12 @@ def is_lapse(event: Any) -> bool:
     """A case lapsing at its deadline (the engine's own action; close_windows records it)."""
     # The details are canonical JSON (models.audit._details_text): the pair reads exactly so,
     # and a window closing is 50,000 of them, not worth parsing each.
-    # The lapse is its action, whatever the machine calls the state it leads to.
+    # The lapse is its role, whatever the file calls the action and the state it leads to;
+    # events written before roles name the action ``lapse`` (an id that can have no other role).
     return (
-        event.action == "state_change" and event.case_id is not None and '"action":"lapse"' in event.details
+        event.action == "state_change"
+        and event.case_id is not None
+        and ('"role":"lapse"' in event.details or '"action":"lapse"' in event.details)
     )
 
 
@@ -101,11 +104,12 @@ def lapse_notices(session: Session, d: Directory, events: Sequence[Any]) -> list
         case = cases.get(e.case_id)
         if case is None or e.campaign_id is None:
             continue
-        audiences = machine_for(case.kind, e.campaign_id).notify("lapse")
+        machine = machine_for(case.kind, e.campaign_id)
+        lapse = machine.of_role("lapse")
+        audiences = lapse[0].notify if lapse else ()
         if not audiences:
             continue
         if case.kind not in labels:
-            machine = machine_for(case.kind, e.campaign_id)
             label = json.loads(e.details).get("label", "lapse")
             labels[case.kind] = (
                 label,
@@ -272,7 +276,7 @@ def notices_for_event(session: Session, d: Directory, event: AuditEvent) -> list
 
 
 def _late_note(late: dict[str, Any]) -> str:
-    reported_none = late.get("state") in machine_for("recommendation").targets_of("report_none")
+    reported_none = late.get("state") in machine_for("recommendation").reported_none
     went_in = "无推荐" if reported_none else "推荐"
     return (
         f"本申报在{went_in}报送省经信厅（{late.get('recommendation')}）之后到达，未在已报送的名单中。"

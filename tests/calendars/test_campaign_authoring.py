@@ -173,7 +173,10 @@ def test_lapse_states_must_be_states_the_machine_lapses() -> None:
     _spec, problems = check_campaign_text(bad, origin="f.yaml")
     assert len(problems) == 1
     assert f"lapse_states: 第{line_of(bad, 'lapse_states: [submitted]')}行：" in problems[0]
-    assert "须是「集群遴选申报」的 lapse 操作（by: [system]）的 from 状态之一（现有：draft）" in problems[0]
+    assert (
+        "须是「集群遴选申报」作用为 lapse 的操作（by: [system]）的 from 状态之一（现有：draft）"
+        in problems[0]
+    )
 
 
 def test_the_quota_guard_belongs_to_recommend() -> None:
@@ -182,6 +185,6 @@ def test_the_quota_guard_belongs_to_recommend() -> None:
     _spec, problems = check_campaign_text(bad, origin="f.yaml")
     assert any(
         f"kinds.cluster_application.transitions[tuijian].guards: 第{line_of(bad, 'action: tuijian')}行：" in p
-        and "操作编号须为 recommend" in p
+        and "只能用于作用为 recommend 的推荐操作（tuijian 的作用为 无）" in p
         for p in problems
     ), problems

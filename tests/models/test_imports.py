@@ -389,6 +389,45 @@ def test_it_rejects_a_recommender_that_is_neither_city_nor_soe_nor_association(
     assert [(p.row, p.column) for p in exc.problems] == [(2, "推荐单位")]
 
 
+@pytest.mark.usefixtures("campaigns_forgotten")
+def test_the_form_says_which_names_are_soe_groups_and_associations(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    from calendars.campaign import CAMPAIGN_DIR, load_campaign_text
+    from models.registry import load_campaign
+
+    text = (CAMPAIGN_DIR / "2026-jingpin.yaml").read_text(encoding="utf-8")
+    words = "soe_group: [集团, 控股, 国资委], association: [协会, 学会, 联合会]"
+    assert words in text  # the 2026 file declares its words
+    plain = text.replace(f"{{field: recommender, {words}}}", "recommender", 1)
+    assert (
+        load_campaign_text(plain, origin="t").form.recommender
+        == load_campaign_text(text, origin="t").form.recommender
+    )  # type: ignore[union-attr]
+    mine = text.replace(words, "soe_group: [国资委], association: [商会]", 1)
+    with seeded.write() as session:
+        load_campaign(session, make_ctx(), mine, origin="t")
+    chamber, group = list(JINGPIN_ROW), list(JINGPIN_ROW)
+    chamber[1], chamber[9] = "温州服装有限公司", "温州市服装商会"
+    group[1], group[9] = "宁波能源有限公司", "浙江省能源集团有限公司"
+    exc = rejected(
+        run_cases,
+        seeded,
+        make_ctx,
+        JINGPIN,
+        write_sheet(tmp_path / "精品.csv", JINGPIN_HEADERS, [chamber, group]),
+    )
+    [problem] = exc.problems
+    assert (problem.row, problem.column) == (3, "推荐单位")
+    assert problem.message == (
+        "「浙江省能源集团有限公司」不是设区市、省属企业集团（名称含“国资委”之一）或省级行业协会（名称含“商会”之一）"
+    )
+    run_cases(seeded, make_ctx, JINGPIN, write_sheet(tmp_path / "精品2.csv", JINGPIN_HEADERS, [chamber]))
+    with seeded.read() as session:
+        tier = session.exec(select(Organisation.tier).where(Organisation.name == "温州市服装商会")).one()
+    assert tier == "association"
+
+
 def test_it_treats_a_city_named_as_recommender_as_the_default(
     seeded: Database, make_ctx: Any, tmp_path: Path
 ) -> None:
@@ -410,7 +449,11 @@ def test_it_refuses_to_import_the_same_products_twice(
     again = shutil.copy(path, tmp_path / "精品（第二次）.csv")
     exc = rejected(run_cases, seeded, make_ctx, JINGPIN, Path(again))
     assert [(p.row, p.column) for p in exc.problems] == [(2, "产品名称及型号")]
-    assert "已在本批次中" in exc.problems[0].message
+    # In the form's words (its duplicate: phrase), with the case it repeats.
+    assert exc.problems[0].message.startswith(
+        "「宁波精工有限公司」的产品「数控车床 NB-1」已在本批次中（JP26-"
+    )
+    assert exc.problems[0].message.endswith("），不能重复导入")
     assert counts(seeded) == before
 
 

@@ -128,9 +128,14 @@ def test_uses_quota_in_the_file_overrides_what_the_machine_implies() -> None:
         load_campaign_text(bad, origin="t")
 
 
-def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
-    """One campaign's season, as a dict of what one sees, in the original's words."""
+def _season(db: Database, make_ctx: Any, path: Path, actions: dict[str, str] | None = None) -> dict[str, Any]:
+    """One campaign's season, as a dict of what one sees, in the original's words. ``actions``:
+    the file's id of each of the original's actions it renamed (tests/models/test_action_roles.py)."""
     seen: dict[str, Any] = {}
+
+    def do(action: str) -> str:
+        return (actions or {}).get(action, action)
+
     with db.write() as session:
         campaign, _ = load_campaign(session, make_ctx(), path.read_text(encoding="utf-8"), origin=path.name)
     spec = campaign.spec()
@@ -169,12 +174,13 @@ def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
         ).all()
         for case in cases[2:]:
             try:
-                act(session, make_ctx(now), case, "submit")
+                act(session, make_ctx(now), case, do("submit"))
             except ActionRefused as exc:
                 if exc.rule != "override_required":
                     refused.append(f"{ref(case.ref)}:{exc.rule}")
                     continue
-                act(session, make_ctx(now), case, "submit", overrides={r: REASON for r in exc.data["rules"]})
+                overrides = {r: REASON for r in exc.data["rules"]}
+                act(session, make_ctx(now), case, do("submit"), overrides=overrides)
     seen["refused"] = refused
 
     # The window closes over the drafts: they lapse by themselves, into the lapse's state.
@@ -185,7 +191,7 @@ def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
     with db.write() as session:
         lapsed_case = session.exec(select(Case).where(Case.ref == report.lapsed[0])).one()
         try:
-            act(session, make_ctx(later), lapsed_case, "submit")
+            act(session, make_ctx(later), lapsed_case, do("submit"))
         except ActionRefused as exc:
             seen["submit_after_lapse"] = exc.rule
 
@@ -196,13 +202,13 @@ def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
             .where(
                 Case.campaign_id == spec.id,
                 Case.kind == kind,
-                col(Case.state).in_(sorted(machine.sources_of("approve"))),
+                col(Case.state).in_(sorted(machine.sources_of(do("approve")))),
             )
             .order_by(Case.ref)
         ).all()
-        act(session, make_ctx(later), submitted[0], "return", reason=REASON)
+        act(session, make_ctx(later), submitted[0], do("return"), reason=REASON)
         for case in submitted[1:]:
-            act(session, make_ctx(later), case, "approve")
+            act(session, make_ctx(later), case, do("approve"))
     outcomes: list[str] = []
     with db.write() as session:
         for case in session.exec(
@@ -213,7 +219,7 @@ def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
             if case.state not in machine.candidates:
                 continue
             try:
-                act(session, make_ctx(later), case, "recommend")
+                act(session, make_ctx(later), case, do("recommend"))
                 outcomes.append(f"{ref(case.ref)}:ok")
             except ActionRefused as exc:
                 outcomes.append(f"{ref(case.ref)}:{exc.rule}")
@@ -241,6 +247,16 @@ def _season(db: Database, make_ctx: Any, path: Path) -> dict[str, Any]:
             .order_by(Case.ref)
         ).all()
     seen["states"] = [(ref(r), word(s)) for r, s in states]
+    # Who was told what: the lapse notices of the window closing, the state changes' notices.
+    with db.write() as session:
+        reconcile(session, make_ctx(later + timedelta(hours=1)), CALENDAR)
+    with db.read() as session:
+        seen["notices"] = session.exec(
+            select(Notification.kind, func.count())
+            .where(Notification.campaign_id == spec.id)
+            .group_by(Notification.kind)
+            .order_by(Notification.kind)
+        ).all()
     return seen
 
 
