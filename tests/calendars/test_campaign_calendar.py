@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from calendars.arrangement import read_arrangement
-from calendars.campaign import load_campaign_text
+from calendars.campaign import CampaignFileError, load_campaign_text
 from calendars.campaign_calendar import calendar_findings, explain_findings
 from calendars.workdays import WorkCalendar
 
@@ -68,3 +70,12 @@ def test_a_deadline_counted_into_a_year_not_loaded_is_a_warning() -> None:
     assert refused == []
     assert warning.startswith("x.yaml: stages[publicity].deadline: 第162行：「拟命名名单公示」的截止时间")
     assert "要数到2027年，2027年的节假日安排尚未加载：加载前显示为“另行通知”并注明原因" in warning
+
+
+def test_completed_by_must_name_an_action_of_the_stage_kind() -> None:
+    # Else the 答辩 never completes and the 公示 counted from it stays 另行通知 without a word.
+    text = SFX.replace("completed_by: hold_defence", "completed_by: hold_defense")
+    with pytest.raises(
+        CampaignFileError, match=r"stages\[defence\]\.completed_by: 第153行：.*「hold_defense」不是"
+    ):
+        load_campaign_text(text, origin="x.yaml")
