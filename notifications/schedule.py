@@ -36,15 +36,25 @@ class WorkingHours:
         return calendar.is_working_day(local.date()) and self.start <= local.time() < self.end
 
     def next_open(self, instant: datetime, calendar: WorkCalendar) -> datetime:
-        """``instant`` if within working hours, else the start of the next working period."""
-        if self.contains(instant, calendar):
-            return instant
-        local = to_local(instant)
-        day = local.date()
-        if calendar.is_working_day(day) and local.time() < self.start:
+        """``instant`` if within working hours, else the start of the next working period.
+
+        In a year whose working days are not loaded, by the clock alone (weekends and holidays
+        not known): a mail held to the next morning is better than a tick that stops."""
+        try:
+            if self.contains(instant, calendar):
+                return instant
+            local = to_local(instant)
+            day = local.date()
+            if calendar.is_working_day(day) and local.time() < self.start:
+                return local_time_on(day, self.start.hour, self.start.minute)
+            day = calendar.next_working_day(day)
             return local_time_on(day, self.start.hour, self.start.minute)
-        day = calendar.next_working_day(day)
-        return local_time_on(day, self.start.hour, self.start.minute)
+        except UnknownYearError:
+            local = to_local(instant)
+            if self.start <= local.time() < self.end:
+                return instant
+            day = local.date() if local.time() < self.start else local.date() + timedelta(days=1)
+            return local_time_on(day, self.start.hour, self.start.minute)
 
     def last_open_before(self, instant: datetime, calendar: WorkCalendar) -> datetime:
         """The latest instant within working hours at or before ``instant``."""

@@ -159,3 +159,9 @@ def test_rounds_of_a_december_deadline_stop_short_of_a_year_not_loaded() -> None
     ]
     with pytest.raises(UnknownYearError, match="2027年的节假日安排"):
         rounds(policy, parse_deadline("2026-12-29"), until="2027-01-06T10:00")
+
+
+def test_in_a_year_not_loaded_working_hours_follow_the_clock_alone() -> None:
+    # A notice composed in 2027 before its arrangement is loaded waits for the morning, not for ever.
+    assert format_local(HOURS.next_open(at("2027-01-04T22:00"), CALENDAR)) == "2027-01-05（周二）08:30"
+    assert format_local(HOURS.next_open(at("2027-01-04T10:00"), CALENDAR)) == "2027-01-04（周一）10:00"
