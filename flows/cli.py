@@ -545,11 +545,21 @@ def _authoring_calendar(rt: Runtime) -> Any:
     or the packaged ones where there is no database yet; validate never creates one."""
     from calendars.workdays import load_default_calendar
 
+    env = {"SHENBAO_WORKDAYS_FILE": str(rt.settings.workdays_file)} if rt.settings.workdays_file else {}
     url = rt.settings.resolved_database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        env = {"SHENBAO_WORKDAYS_FILE": str(rt.settings.workdays_file)} if rt.settings.workdays_file else {}
         return load_default_calendar(env)
-    return rt.calendar
+    try:
+        return rt.calendar
+    except Exception as exc:  # a database out of reach: the file can still be checked
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        out.err_console.print(
+            "提示：无法读取数据库中已加载的节假日安排，按内置工作日数据检查", markup=False, highlight=False
+        )
+        return load_default_calendar(env)
 
 
 @campaign.command("validate")

@@ -61,7 +61,10 @@ def test_a_campaign_due_in_a_year_not_loaded_is_refused_until_calendar_load(
         in moved.stderr
     )
 
-    sb("calendar", "load", str(NOTICE))
+    # A December deadline whose later escalation rounds fall in 2027: the load says they are planned now.
+    sb("deadline", "set", "2026-jingpin", "local_review", "2026-12-29", "--reason", "年底")
+    loaded = sb("calendar", "load", str(NOTICE)).stdout
+    assert "2026-jingpin/local_review 督办第2轮：无 → 2027-01-" in loaded
     assert "格式正确" in sb("campaign", "validate", str(file)).stdout
     sb("campaign", "load", str(file))
     shown = sb("campaign", "show", "2026-sfx").stdout
