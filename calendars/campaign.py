@@ -1221,6 +1221,13 @@ class CampaignSpec(_Strict):
                         f"环节 {stage.id} 的 lapse_states 中「{state}」须是「{kind.label}」作用为 lapse 的操作"
                         f"（by: [system]）的 from 状态之一（现有：{'、'.join(sorted(lapsing)) or '无 lapse 操作'}）",
                     )
+            if stage.completed_by is not None and stage.completed_by not in actions:
+                # Else the stage never completes and what counts from it stays 另行通知, silently.
+                raise ProblemAt(
+                    ("stages", i, "completed_by"),
+                    f"环节 {stage.id} 的 completed_by「{stage.completed_by}」不是「{kind.label}」的操作"
+                    f"（应为 kinds.{stage.subject}.transitions 中的 action 之一：{'、'.join(actions)}）",
+                )
             relative = stage.relative
             anchor = relative.anchor.action if relative is not None else None
             if relative is not None and anchor is not None and anchor not in actions:

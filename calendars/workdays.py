@@ -4,8 +4,8 @@ Weekends are not simply days off in China: each year the State Council moves wor
 some Saturdays and Sundays (调休) to build long holidays. Counting "3 working days before the
 deadline" with a Monday-to-Friday rule is wrong several times a year, so this module only answers
 for years whose arrangement is *known*, and raises :class:`UnknownYearError` otherwise. A wrong
-reminder date sent to eleven cities is worse than a loud error that someone fixes by editing a
-YAML file.
+reminder date sent to eleven cities is worse than a loud error that someone fixes by loading the
+year's notice (``shenbao calendar load``).
 
 Sources, in order:
 1. the ``holidays`` library (``holidays.China``): statutory holidays, 补假 and the swapped
@@ -60,24 +60,27 @@ __all__ = [
 DEFAULT_WORKDAYS_FILE = Path(__file__).resolve().parent / "data" / "workdays.yaml"
 WORKDAYS_FILE_ENV = "SHENBAO_WORKDAYS_FILE"
 CACHE_DIR_ENV = usercache.CACHE_DIR_ENV
-_DEFAULT_FILE_DISPLAY = "calendars/data/workdays.yaml"
 
 
 class UnknownYearError(LookupError):
-    """A query needs a year whose official arrangement (with 调休) is not known."""
+    """A query needs a year whose official arrangement (with 调休) is not known.
+
+    The remedy is the same for every reader, staff or operator: load the State Council's notice
+    for that year (``shenbao calendar load``), after which everything counted into it is
+    re-planned. :attr:`short` is the reason as boards and tick reports show it."""
 
     def __init__(self, year: int, overrides_file: Path | None = None) -> None:
         self.year = year
         self.overrides_file = overrides_file
-        where = (
-            _DEFAULT_FILE_DISPLAY
-            if overrides_file is None or overrides_file == DEFAULT_WORKDAYS_FILE
-            else str(overrides_file)
+        self.short = f"{year}年的节假日安排尚未加载（shenbao calendar load）"
+        message = (
+            f"{year}年的节假日安排（含调休）尚未加载：国务院办公厅公布后，用 "
+            f"shenbao calendar load 通知文本.txt 加载{year}年的节假日安排（加载后截止时间、提醒与督办随即重新计算）"
         )
-        super().__init__(
-            f"{year}年的全国节假日安排（含调休）尚无官方数据：请在 {where} 中补充"
-            f"（并把 {year} 加入 official_years），或设置 {WORKDAYS_FILE_ENV}"
-        )
+        if overrides_file is not None and overrides_file != DEFAULT_WORKDAYS_FILE:
+            # An operator's own file (SHENBAO_WORKDAYS_FILE) may be where the year was meant to be.
+            message += f"；本机的工作日文件 {overrides_file} 也未声明 {year} 年（official_years）"
+        super().__init__(message)
 
 
 class WorkdaysFileError(ValueError):

@@ -72,13 +72,14 @@ class StageStatus(StageView):
         if self.per_case:
             return "各案件截止时间不同（见案件）"
         if self.due_at is None:
-            return "截止时间另行通知"
+            return f"截止时间另行通知（{self.waiting}）" if self.waiting else "截止时间另行通知"
         left = self.due_at - self.now
         if left <= timedelta(0):
             return f"已截止 {format_duration_zh(-left)}"
         days = self.working_days_left
         if days is None:
-            return f"还剩 {format_duration_zh(left)}"
+            waits = f"；{self.waiting}，提醒与督办暂缓" if self.waiting else ""
+            return f"还剩 {format_duration_zh(left)}{waits}"
         if days == 0:
             return f"今天截止，还剩 {format_duration_zh(left)}"
         return f"还剩 {days} 个工作日（{format_duration_zh(left)}）"

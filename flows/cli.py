@@ -406,7 +406,9 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         due = v.due_text
         if v.due_at and v.version > 1:
             due += f"（第{v.version}版）"
-        if v.working_days_left is None:
+        if v.waiting:
+            left = "暂缓（见下）"
+        elif v.working_days_left is None:
             left = "—"
         elif v.working_days_left < 0:
             left = "已截止"
@@ -424,6 +426,10 @@ def campaign_show(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
             ]
         )
     out.table(None, ["环节", "名称", "办理方", "截止时间", "剩余", "待办", "依据"], rows)
+    for v in views:
+        if v.waiting:
+            what = "剩余工作日、提醒与督办暂缓" if v.due_at else "截止时间按工作日计算，加载前为另行通知"
+            out.line(f"⚠ {v.stage.id}（{v.stage.name}）：{v.waiting}，{what}")
     for contact in spec.province_contacts:
         out.line(f"联系人：{contact.role} {contact.name} {contact.phone}")
     _print_exports(spec)
@@ -515,8 +521,45 @@ def campaign_load(
     """加载或更新一个批次文件（YAML）。截止时间的变化记为调整事件并写入审计。"""
     rt = _rt(ctx)
     actor = _actor(rt, as_org, by, admin_reason)
-    loaded, changes = acts.load_campaign(rt, actor, file.read_text(encoding="utf-8"), origin=str(file))
+    text = file.read_text(encoding="utf-8")
+    loaded, changes = acts.load_campaign(rt, actor, text, origin=str(file))
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
+    _print_warnings(_date_findings(loaded.spec(), text, str(file), rt.calendar)[1], str(file))
+
+
+def _date_findings(spec: CampaignSpec, text: str, origin: str, calendar: Any) -> tuple[list[str], list[str]]:
+    """(refusals, warnings) about the file's dates from the working-day calendar: a deadline in a
+    year not loaded (refused, by ``campaign load`` too), one on 中秋节 or counted into such a year."""
+    from calendars.campaign_calendar import calendar_findings, explain_findings
+
+    return explain_findings(calendar_findings(spec, calendar), text, origin)
+
+
+def _print_warnings(warnings: list[str], origin: str) -> None:
+    for warning in warnings:
+        out.line(f"  ⚠ 提示：{warning.removeprefix(origin + ': ')}")
+
+
+def _authoring_calendar(rt: Runtime) -> Any:
+    """The days a file is checked against: this home's (with the years ``calendar load`` stored),
+    or the packaged ones where there is no database yet; validate never creates one."""
+    from calendars.workdays import load_default_calendar
+
+    env = {"SHENBAO_WORKDAYS_FILE": str(rt.settings.workdays_file)} if rt.settings.workdays_file else {}
+    url = rt.settings.resolved_database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return load_default_calendar(env)
+    try:
+        return rt.calendar
+    except Exception as exc:  # a database out of reach: the file can still be checked
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if not isinstance(exc, SQLAlchemyError):
+            raise
+        out.err_console.print(
+            "提示：无法读取数据库中已加载的节假日安排，按内置工作日数据检查", markup=False, highlight=False
+        )
+        return load_default_calendar(env)
 
 
 @campaign.command("validate")
@@ -532,7 +575,12 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
     """
     from models.campaign_check import check_campaign_text
 
-    spec, problems = check_campaign_text(file.read_text(encoding="utf-8"), origin=str(file))
+    text = file.read_text(encoding="utf-8")
+    spec, problems = check_campaign_text(text, origin=str(file))
+    warnings: list[str] = []
+    if spec is not None:
+        refused, warnings = _date_findings(spec, text, str(file), _authoring_calendar(_rt(ctx)))
+        problems += refused
     if problems:
         raise Fail("\n".join(problems))
     assert spec is not None
@@ -549,6 +597,7 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
         if roles and kind not in ("recommendation", "roster"):
             out.line(f"  {kind} 各操作的作用：{describe_action_roles(machine) or '无'}")
             out.line(f"  {kind} 各状态的作用：{roles}")
+    _print_warnings(warnings, str(file))
 
 
 @campaign.command("diff")
@@ -1191,7 +1240,8 @@ def status(
         for v in views:
             due = v.due_text
             flag = "  ⚠ 已逾期" if v.overdue else ""
-            out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}")
+            why = f"（⚠ {v.waiting}）" if v.waiting else ""
+            out.line(f"  {v.stage.name}：截止 {due}{why}，待办 {v.pending}{flag}")
 
 
 @cli.command()

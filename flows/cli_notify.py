@@ -63,6 +63,13 @@ def tick(ctx: click.Context, as_json: bool) -> None:
         f"{format_local(now)} 对账：新写入 {written}；取消 {report.cancelled}；"
         f"生成邮件 {report.emails} 封；逾期关闭 {len(report.lapsed)} 件"
     )
+    _print_waiting(report.waiting)
+
+
+def _print_waiting(waiting: dict[str, str]) -> None:
+    """Stages whose reminders or escalations wait for a year's working days: said, never silent."""
+    for where, why in sorted(waiting.items()):
+        out.line(f"  ⚠ {where} 的提醒与督办暂缓：{why}，其余环节照常")
 
 
 @cli.command()
@@ -428,3 +435,7 @@ def _print_timeline(timeline: list[dict[str, Any]], *, dry_run: bool) -> None:
             total += 1
             out.line(f"   → {e['name']} <{e['to']}>  {e['subject']}")
     out.line(f"共 {total} 封邮件{'（演练，未写入、未发送）' if dry_run else ''}")
+    waiting: dict[str, str] = {}
+    for entry in timeline:
+        waiting |= entry["tick"].get("waiting") or {}
+    _print_waiting(waiting)

@@ -7,21 +7,29 @@ refused action leaves only its audit record behind.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, or_, true, update
 from sqlmodel import Session, col, select
 
 from calendars.campaign import CampaignSpec
-from calendars.timeutil import format_deadline, format_local
+from calendars.timeutil import format_deadline, format_local, local_date
+from calendars.workdays import UnknownYearError
 from models import quota as quotas
 from models.audit import AuditEvent, EventDraft
 from models.campaign import Campaign, CaseDeadline, StageDeadline, get_campaign, stage_deadline
 from models.case import Case
 from models.context import PLATFORM_SYNC, SYSTEM, Actor, Ctx
 from models.db import Database
-from models.deadlines import case_deadline, case_met, record_stage_deadline, replan_stages, stage_completed
+from models.deadlines import (
+    calendar_of,
+    case_deadline,
+    case_met,
+    record_stage_deadline,
+    replan_stages,
+    stage_completed,
+)
 from models.eligibility import Finding, case_findings
 from models.letters import Letter, letter_on_file
 from models.machines import (
@@ -652,11 +660,27 @@ def set_deadline(
             rule="deadline_unchanged",
             data={"stage": stage_id, "deadline": due_at.isoformat() if due_at else None},
         )
+    if due_at is not None:
+        _refuse_a_year_not_loaded(session, ctx, stage.name, stage_id, due_at)
     record_stage_deadline(session, ctx, campaign_id, stage, row, due_at, reason)
     session.flush()
     # Stages counting from this one ("5 working days after", "3 working days before") move with it.
     replan_stages(session, ctx, campaign_id, after_stage=stage_id, reason=f"「{stage.name}」截止时间调整")
     return row
+
+
+def _refuse_a_year_not_loaded(session: Session, ctx: Ctx, name: str, stage_id: str, due_at: datetime) -> None:
+    """A date in a year whose working days are not loaded could be neither counted down nor
+    reminded nor escalated: refused, as ``campaign load`` refuses it in a file (what it counts
+    into such a year from here stays 另行通知 with the reason, and is planned once it is loaded)."""
+    try:
+        calendar_of(session, ctx).is_working_day(local_date(due_at - timedelta(microseconds=1)))
+    except UnknownYearError as exc:
+        raise ActionRefused(
+            f"「{name}」截止时间 {format_deadline(due_at)} 在{exc.year}年：{exc}；加载后再设定",
+            rule="workdays_not_loaded",
+            data={"stage": stage_id, "deadline": due_at.isoformat(), "year": exc.year},
+        ) from exc
 
 
 def close_windows(session: Session, ctx: Ctx, *, campaign_id: str | None = None) -> list[Any]:

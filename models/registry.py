@@ -13,14 +13,15 @@ from typing import Any
 from sqlalchemy import func, insert, or_
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignSpec, Stage, load_campaign_text, spec_digest
+from calendars.campaign import CampaignFileError, CampaignSpec, Stage, load_campaign_text, spec_digest
+from calendars.campaign_calendar import calendar_findings, explain_findings
 from calendars.campaign_diff import diff_campaigns
 from models.actions import ActionRefused, set_deadline
 from models.audit import EventDraft
 from models.campaign import Campaign, StageDeadline
 from models.case import Case
 from models.context import Ctx
-from models.deadlines import record_stage_deadline, replan_stages
+from models.deadlines import calendar_of, record_stage_deadline, replan_stages
 from models.machines import machine_for, register
 from models.org import Organisation
 from models.reference import load_divisions
@@ -148,6 +149,7 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     changes: list[str] = []
     if existing is not None and existing.spec_digest == digest:
         return existing, changes
+    _refuse_dates_not_loaded(session, ctx, spec, text, origin)
     if existing is not None and existing.program != spec.program:
         raise ActionRefused(
             f"{origin}: 批次 {spec.id} 已存在且类型为 {existing.program}，不能改为 {spec.program}",
@@ -270,6 +272,18 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     changes += [f"环节 {m.stage_id} 截止时间按相对规则计算为 {m.describe().split('：', 1)[1]}" for m in moved]
     changes += ensure_city_cases(session, ctx, campaign.id, spec)
     return campaign, changes
+
+
+def _refuse_dates_not_loaded(session: Session, ctx: Ctx, spec: CampaignSpec, text: str, origin: str) -> None:
+    """A fixed deadline in a year whose working days are not loaded cannot be counted down,
+    reminded or escalated: the file is refused, naming the stage and ``shenbao calendar load``
+    (calendars.campaign_calendar, the same rule ``campaign validate`` applies)."""
+    refused, _warnings = explain_findings(calendar_findings(spec, calendar_of(session, ctx)), text, origin)
+    if refused:
+        raise CampaignFileError(
+            f"{origin}: 批次文件有 {len(refused)} 处错误：\n"
+            + "\n".join("  " + r.removeprefix(f"{origin}: ") for r in refused)
+        )
 
 
 def _file_dates_in_force(session: Session, campaign_id: str) -> dict[str, Any]:

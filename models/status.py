@@ -18,6 +18,7 @@ from calendars.timeutil import format_deadline
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.campaign import Campaign, deadlines_in_force
 from models.case import Case
+from models.deadlines import planned_stage_due
 from models.machines import machine_for
 from models.org import Organisation
 from models.reference import load_divisions
@@ -34,6 +35,9 @@ class StageView:
     working_days_left: int | None
     now: datetime
     reason: str = ""
+    # Why the countdown (and the stage's reminders), or a deadline counted in working days, waits:
+    # a year whose working days are not loaded ("2027年的节假日安排尚未加载（shenbao calendar load）").
+    waiting: str = ""
 
     @property
     def closed(self) -> bool:
@@ -65,6 +69,7 @@ class StageView:
             "pending": self.pending,
             "working_days_left": self.working_days_left,
             "overdue": self.overdue,
+            "waiting": self.waiting or None,
         }
 
 
@@ -98,12 +103,18 @@ def stage_views(
         due = deadline.due_at
         pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
         left = None
+        waiting = ""
         if due is not None and calendar is not None:
             try:
                 left = calendar.working_days_left(now, due)
-            except UnknownYearError:
-                left = None
-        views.append(StageView(stage, due, deadline.version, pending, left, now, deadline.reason))
+            except UnknownYearError as exc:
+                waiting = exc.short
+        elif calendar is not None and stage.relative is not None and not stage.relative.per_case:
+            try:
+                planned_stage_due(session, campaign.id, spec, stage, calendar)
+            except UnknownYearError as exc:
+                waiting = exc.short  # counted into that year: 另行通知 until it is loaded
+        views.append(StageView(stage, due, deadline.version, pending, left, now, deadline.reason, waiting))
     return views
 
 

@@ -47,6 +47,9 @@ class TickReport:
     cancelled: int = 0
     emails: int = 0
     channels: Counter[str] = field(default_factory=Counter)  # 浙政钉/robot/SMS messages written
+    # Stages whose reminders or escalations wait for a year's working days ("campaign/stage" →
+    # why): that stage waits, every other stage and campaign goes on.
+    waiting: dict[str, str] = field(default_factory=dict)
 
     @property
     def nothing_new(self) -> bool:
@@ -66,6 +69,7 @@ class TickReport:
             "cancelled": self.cancelled,
             "emails": self.emails,
             "channels": dict(self.channels),
+            "waiting": dict(self.waiting),
         }
 
 
@@ -296,21 +300,33 @@ def _plan_stage(
     latest_steps: dict[str, tuple[Any, datetime]] = {}
     if now < due and stage.reminders:
         for audience in ("actor", "supervisor"):
-            steps = [
-                (s, reminder_time(s, due, calendar, hours)) for s in stage.reminders if s.audience == audience
-            ]
+            steps = []
+            for s in stage.reminders:
+                if s.audience != audience:
+                    continue
+                try:
+                    steps.append((s, reminder_time(s, due, calendar, hours)))
+                except UnknownYearError as exc:
+                    # This step waits for its year; the steps that can be counted still go.
+                    report.waiting[f"{spec.id}/{stage.id}"] = exc.short
             latest = latest_due_step(steps, now)
             if latest is not None:
                 latest_steps[audience] = latest
     policy = stage.escalation
     rounds: list[datetime] = []
-    if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
-        rounds = escalation_rounds(policy, due, calendar, until=now)
     stuck_cutoff: datetime | None = None
-    if policy is not None and policy.stuck_after_working_days and now < due:
-        stuck_cutoff = start_of_local_day(
-            calendar.add_working_days(local_date(now), -policy.stuck_after_working_days) + timedelta(days=1)
-        )
+    try:
+        if policy is not None and now >= due and (stage.closes is None or now < stage.closes):
+            rounds = escalation_rounds(policy, due, calendar, until=now)
+        if policy is not None and policy.stuck_after_working_days and now < due:
+            stuck_cutoff = start_of_local_day(
+                calendar.add_working_days(local_date(now), -policy.stuck_after_working_days)
+                + timedelta(days=1)
+            )
+    except UnknownYearError as exc:
+        # A round count is unknown until its year is loaded: no round is better than a wrong one.
+        report.waiting[f"{spec.id}/{stage.id}"] = exc.short
+        rounds, stuck_cutoff = [], None
     if not (latest_steps or rounds or stuck_cutoff):
         # Nothing of this stage can be due yet: its open cases need not be read at all (most
         # stages most of the time; it keeps a tick over 100,000 open cases cheap).
@@ -473,7 +489,8 @@ def _plan_case_deadlines(
                 for s in stage.reminders
                 if s.audience == "actor"
             ]
-        except UnknownYearError:
+        except UnknownYearError as exc:
+            report.waiting[f"{spec.id}/{stage.id}"] = exc.short
             continue
         latest = latest_due_step(steps, now)
         if latest is None:

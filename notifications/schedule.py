@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 
 from calendars.campaign import EscalationPolicy, ReminderStep
 from calendars.timeutil import local_date, local_time_on, to_local
-from calendars.workdays import WorkCalendar
+from calendars.workdays import UnknownYearError, WorkCalendar
 
 
 def _hhmm(text: str) -> tuple[int, int]:
@@ -36,15 +36,25 @@ class WorkingHours:
         return calendar.is_working_day(local.date()) and self.start <= local.time() < self.end
 
     def next_open(self, instant: datetime, calendar: WorkCalendar) -> datetime:
-        """``instant`` if within working hours, else the start of the next working period."""
-        if self.contains(instant, calendar):
-            return instant
-        local = to_local(instant)
-        day = local.date()
-        if calendar.is_working_day(day) and local.time() < self.start:
+        """``instant`` if within working hours, else the start of the next working period.
+
+        In a year whose working days are not loaded, by the clock alone (weekends and holidays
+        not known): a mail held to the next morning is better than a tick that stops."""
+        try:
+            if self.contains(instant, calendar):
+                return instant
+            local = to_local(instant)
+            day = local.date()
+            if calendar.is_working_day(day) and local.time() < self.start:
+                return local_time_on(day, self.start.hour, self.start.minute)
+            day = calendar.next_working_day(day)
             return local_time_on(day, self.start.hour, self.start.minute)
-        day = calendar.next_working_day(day)
-        return local_time_on(day, self.start.hour, self.start.minute)
+        except UnknownYearError:
+            local = to_local(instant)
+            if self.start <= local.time() < self.end:
+                return instant
+            day = local.date() if local.time() < self.start else local.date() + timedelta(days=1)
+            return local_time_on(day, self.start.hour, self.start.minute)
 
     def last_open_before(self, instant: datetime, calendar: WorkCalendar) -> datetime:
         """The latest instant within working hours at or before ``instant``."""
@@ -95,22 +105,35 @@ def latest_due_step(
 def escalation_rounds(
     policy: EscalationPolicy, deadline: datetime, calendar: WorkCalendar, until: datetime
 ) -> list[datetime]:
-    """The instants of escalation rounds 1..max_rounds that fall at or before ``until``."""
+    """The instants of escalation rounds 1..max_rounds that fall at or before ``until``.
+
+    Round 1 is at ``policy.at`` (09:30) on the first working day whose ``at`` is not earlier than
+    ``deadline + first_after_hours`` (plain hours): a deadline of Friday 24:00 is escalated on
+    Monday at 09:30, one of Wednesday 08:00 on Wednesday at 09:30. Each later round is
+    ``repeat_every_working_days`` working days after the one before, at the same time.
+
+    Raises :class:`UnknownYearError` only when a round at or before ``until`` cannot be counted:
+    rounds of a December deadline that would fall in a year not loaded yet are simply not due yet
+    (a working day counted into year Y falls on or after Y's first day)."""
     hh, mm = _hhmm(policy.at)
-    first = deadline + timedelta(hours=policy.first_after_hours)
-    local = to_local(first)
-    day = local.date()
-    if not calendar.is_working_day(day) or local.time() > time(hh, mm):
-        day = (
-            calendar.next_working_day(day)
-            if calendar.is_working_day(day)
-            else calendar.working_day_on_or_after(day)
-        )
     rounds: list[datetime] = []
-    for _ in range(policy.max_rounds):
-        at = local_time_on(day, hh, mm)
-        if at > until:
-            break
-        rounds.append(at)
-        day = calendar.add_working_days(day, policy.repeat_every_working_days)
+    try:
+        first = deadline + timedelta(hours=policy.first_after_hours)
+        local = to_local(first)
+        day = local.date()
+        if not calendar.is_working_day(day) or local.time() > time(hh, mm):
+            day = (
+                calendar.next_working_day(day)
+                if calendar.is_working_day(day)
+                else calendar.working_day_on_or_after(day)
+            )
+        for _ in range(policy.max_rounds):
+            at = local_time_on(day, hh, mm)
+            if at > until:
+                break
+            rounds.append(at)
+            day = calendar.add_working_days(day, policy.repeat_every_working_days)
+    except UnknownYearError as exc:
+        if local_date(until) >= date(exc.year, 1, 1):
+            raise
     return rounds

@@ -9,11 +9,11 @@ still run the level-triggered reconcile at each instant, so a missed wake-up onl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from calendars.timeutil import local_date, local_time_on
+from calendars.timeutil import local_date, local_time_on, start_of_local_day
 from calendars.workdays import UnknownYearError, WorkCalendar
 from models.campaign import Campaign, deadlines_in_force
 from models.deadlines import open_case_deadlines
@@ -62,8 +62,14 @@ def wakeups(session: Session, calendar: WorkCalendar, start: datetime, end: date
                 horizon = min(end, stage.closes) if stage.closes else end
                 try:
                     rounds = escalation_rounds(stage.escalation, due, calendar, until=horizon)
-                except UnknownYearError:
-                    rounds = []
+                except UnknownYearError as exc:
+                    # The rounds before the year not loaded still wake the service; the rest are
+                    # planned when it is loaded.
+                    before = start_of_local_day(date(exc.year, 1, 1)) - timedelta(microseconds=1)
+                    try:
+                        rounds = escalation_rounds(stage.escalation, due, calendar, until=before)
+                    except UnknownYearError:
+                        rounds = []
                 for i, at in enumerate(rounds, 1):
                     found.add(Wakeup(at, f"{campaign.id}/{stage.id} 督办第{i}轮"))
     for pair in hours_pairs or {("08:30", "17:30")}:

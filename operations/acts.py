@@ -236,13 +236,14 @@ def load_workdays(
     from calendars.arrangement import read_arrangement
     from calendars.workdays import load_default_calendar
     from models.workdays import load_arrangement
+    from notifications.wakeups import wakeups
 
     arrangement, text = read_arrangement(path)
     env = {"SHENBAO_WORKDAYS_FILE": str(rt.settings.workdays_file)} if rt.settings.workdays_file else {}
     ctx = rt.ctx(actor, now=now)
     with rt.db.write() as session:
         report = load_arrangement(
-            session, ctx, arrangement, text, load_default_calendar(env), dry_run=dry_run
+            session, ctx, arrangement, text, load_default_calendar(env), dry_run=dry_run, plan=wakeups
         )
     if not dry_run:
         rt.refresh_calendar()

@@ -20,7 +20,8 @@ def describe_tick(report: TickReport) -> str:
     lapsed = f"逾期关闭 {len(report.lapsed)} 件" + (
         f"（{'、'.join(report.lapsed[:5])}{'…' if len(report.lapsed) > 5 else ''}）" if report.lapsed else ""
     )
-    return f"新写入 {written}；取消 {report.cancelled}；生成邮件 {report.emails} 封；{lapsed}"
+    waiting = "".join(f"；{where} 的提醒与督办暂缓：{why}" for where, why in sorted(report.waiting.items()))
+    return f"新写入 {written}；取消 {report.cancelled}；生成邮件 {report.emails} 封；{lapsed}{waiting}"
 
 
 def describe_dispatch(report: DispatchReport) -> str:

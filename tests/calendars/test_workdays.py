@@ -250,8 +250,10 @@ def test_it_raises_for_2027_although_the_library_has_its_holidays(cal: WorkCalen
     with pytest.raises(UnknownYearError) as excinfo:
         cal.holiday_name(date(2027, 1, 1))
     assert excinfo.value.year == 2027
-    assert "calendars/data/workdays.yaml" in str(excinfo.value)
-    assert WORKDAYS_FILE_ENV in str(excinfo.value)
+    # Staff are sent to the command that loads the year, not to a source file (finding F1).
+    assert "用 shenbao calendar load 通知文本.txt 加载2027年的节假日安排" in str(excinfo.value)
+    assert "calendars/data/workdays.yaml" not in str(excinfo.value)
+    assert excinfo.value.short == "2027年的节假日安排尚未加载（shenbao calendar load）"
 
 
 def test_it_raises_when_stepping_into_an_unknown_year(cal: WorkCalendar) -> None:

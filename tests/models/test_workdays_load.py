@@ -90,7 +90,11 @@ def test_a_count_into_an_unknown_year_waits_loudly(december: tuple[Database, str
         ).first()
         case = session.exec(select(Case).where(Case.ref == ref)).one()
         row = session.get(CaseDeadline, (case.id, "resubmission"))
-    assert event is not None and "2027年的全国节假日安排（含调休）尚无官方数据" in event.reason
+    assert (
+        event is not None
+        and "2027年的节假日安排（含调休）尚未加载：国务院办公厅公布后，用 shenbao calendar load"
+        in event.reason
+    )
     assert row is not None and row.due_at is None
 
 

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from calendars.campaign import EscalationPolicy, ReminderStep
 from calendars.timeutil import format_local, parse_deadline
+from calendars.workdays import UnknownYearError
 from notifications.schedule import WorkingHours, escalation_rounds, last_day, latest_due_step, reminder_time
 from tests.notifications.world import CALENDAR, at
 
@@ -132,3 +135,33 @@ def test_it_opens_working_hours_on_the_next_working_morning() -> None:
     assert HOURS.next_open(at("2026-06-22T10:00"), CALENDAR) == at("2026-06-22T10:00")
     assert not HOURS.contains(at("2026-06-19T10:00"), CALENDAR)  # 端午
     assert not HOURS.contains(at("2026-06-22T17:30"), CALENDAR)
+
+
+def test_first_after_hours_are_plain_hours_then_the_next_escalation_time_on_a_working_day() -> None:
+    # FORMAT.md §2 says exactly this: deadline + N hours, then the first `at` (09:30) not before it.
+    wednesday_8 = parse_deadline("2026-07-01 08:00")
+    assert rounds(EscalationPolicy(first_after_hours=1), wednesday_8)[0] == "2026-07-01（周三）09:30"
+    assert rounds(EscalationPolicy(first_after_hours=4), wednesday_8)[0] == "2026-07-02（周四）09:30"
+    friday_night = parse_deadline("2026-07-03 24:00")
+    assert rounds(EscalationPolicy(first_after_hours=1), friday_night)[0] == "2026-07-06（周一）09:30"
+    assert (
+        rounds(EscalationPolicy(first_after_hours=1, at="14:00"), friday_night)[0]
+        == "2026-07-06（周一）14:00"
+    )
+
+
+def test_rounds_of_a_december_deadline_stop_short_of_a_year_not_loaded() -> None:
+    # 2027's arrangement is not known: the 12-30 round is due, the next ones wait for it (finding F1:
+    # a tick on 12-31 used to fail for the whole database).
+    policy = EscalationPolicy(first_after_hours=1, repeat_every_working_days=2, max_rounds=6)
+    assert rounds(policy, parse_deadline("2026-12-29"), until="2026-12-31T23:00") == [
+        "2026-12-30（周三）09:30"
+    ]
+    with pytest.raises(UnknownYearError, match="2027年的节假日安排"):
+        rounds(policy, parse_deadline("2026-12-29"), until="2027-01-06T10:00")
+
+
+def test_in_a_year_not_loaded_working_hours_follow_the_clock_alone() -> None:
+    # A notice composed in 2027 before its arrangement is loaded waits for the morning, not for ever.
+    assert format_local(HOURS.next_open(at("2027-01-04T22:00"), CALENDAR)) == "2027-01-05（周二）08:30"
+    assert format_local(HOURS.next_open(at("2027-01-04T10:00"), CALENDAR)) == "2027-01-04（周一）10:00"
