@@ -515,8 +515,18 @@ def campaign_load(
     """加载或更新一个批次文件（YAML）。截止时间的变化记为调整事件并写入审计。"""
     rt = _rt(ctx)
     actor = _actor(rt, as_org, by, admin_reason)
-    loaded, changes = acts.load_campaign(rt, actor, file.read_text(encoding="utf-8"), origin=str(file))
+    text = file.read_text(encoding="utf-8")
+    loaded, changes = acts.load_campaign(rt, actor, text, origin=str(file))
+    from calendars.campaign import file_warnings
+
+    _print_warnings([f"{file}: {w}" for w in file_warnings(text, loaded.spec(), origin=str(file))])
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    """Warnings apart from errors, on stderr: the file loads; the author reads what may not be meant."""
+    for warning in warnings:
+        out.warning(f"{warning}（不影响加载，请核对是否本意）")
 
 
 @campaign.command("validate")
@@ -528,13 +538,16 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
 
     \b
     例：shenbao campaign validate calendars/campaigns/available/2026-zjtx.yaml
-    有错误时退出码为 2。文件格式见 calendars/campaigns/FORMAT.md。
+    有错误时退出码为 2；只有「提示」（可以加载，但多半不是本意，如门槛表漏了一个类别）时退出码为 0。
+    文件格式见 calendars/campaigns/FORMAT.md。
     """
-    from models.campaign_check import check_campaign_text
+    from models.campaign_check import check_campaign
 
-    spec, problems = check_campaign_text(file.read_text(encoding="utf-8"), origin=str(file))
-    if problems:
-        raise Fail("\n".join(problems))
+    checked = check_campaign(file.read_text(encoding="utf-8"), origin=str(file))
+    _print_warnings(checked.warnings)
+    if checked.problems:
+        raise Fail("\n".join(checked.problems))
+    spec = checked.spec
     assert spec is not None
     kinds = "、".join(f"{k}（{v.label}，{len(v.states)} 个状态）" for k, v in spec.kinds.items())
     out.line(
