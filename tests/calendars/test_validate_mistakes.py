@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from calendars.campaign import CAMPAIGN_DIR, ByField, CampaignFileError, load_campaign_text
+from models.campaign import Campaign
 from models.campaign_check import check_campaign
+from models.db import Database
+from models.registry import load_campaign
 from tests.flows.test_cli import Shenbao
 
 SFX = CAMPAIGN_DIR / "available" / "2026-sfx.yaml"
@@ -191,3 +195,17 @@ def test_validate_prints_warnings_apart_and_exits_0_for_warnings_only(tmp_path: 
         and "没有列出 upgrade（提升类）" in result.stderr
         and "错误" not in result.stderr
     )
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_load_refuses_what_validate_refuses_and_changes_nothing(seeded: Database, make_ctx: Any) -> None:
+    """A kind numbered like the engine's rosters (RS) validated before and loaded, then an import
+    crashed on the numbers; load runs validate's checks now."""
+    text = mistake("prefix: SF", "prefix: RS")
+    with seeded.write() as session, pytest.raises(CampaignFileError) as caught:
+        load_campaign(session, make_ctx(), text, origin="sfx.yaml")
+    assert "kinds.sfx_application.prefix" in str(caught.value) and "工作人员信息汇总表（roster）" in str(
+        caught.value
+    )
+    with seeded.read() as session:
+        assert session.get(Campaign, "2026-sfx") is None
