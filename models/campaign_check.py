@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from calendars.campaign import (
@@ -23,6 +24,8 @@ from calendars.campaign import (
     line_at,
     load_campaign_text,
 )
+from calendars.timeutil import format_date, local_date
+from calendars.workdays import load_default_calendar
 from models.actions import GUARDS
 from models.machines import machine_for, machine_of
 from models.programs import ProgramName, builtin_programs, word_clashes
@@ -111,7 +114,7 @@ def check_campaign(
         return CampaignCheck(None, [str(exc)], [])
     lines = key_lines(text)
     problems = _engine_problems(spec, lines, origin, builtin_programs() if programs is None else programs)
-    warnings = file_warnings(text, spec, origin=origin)
+    warnings = file_warnings(text, spec, origin=origin) + _holiday_deadlines(spec, lines)
     return CampaignCheck(spec, [f"{origin}: {p}" for p in problems], [f"{origin}: {p}" for p in warnings])
 
 
@@ -241,6 +244,30 @@ def _engine_problems(
         except Exception as exc:  # the sync names the word and the state it could not place
             problems.append(Problem(at("platform", "statuses"), "platform.statuses", str(exc)))
     return problems
+
+
+def _holiday_deadlines(spec: CampaignSpec, lines: dict[tuple[Any, ...], int]) -> list[Problem]:
+    """A fixed deadline on a public holiday (中秋, 国庆) is allowed (the notice may say so) but is
+    more often a date copied wrong: a warning. Years without official data are the calendar's to
+    say (shenbao calendar load), not this check's."""
+    calendar = load_default_calendar()
+    out: list[Problem] = []
+    for i, stage in enumerate(spec.stages):
+        if stage.deadline is None:
+            continue
+        day = local_date(stage.deadline - timedelta(microseconds=1))  # 24:00 is the day before's end
+        if not calendar.is_known_year(day.year):
+            continue
+        holiday = calendar.holiday_name(day)
+        if holiday is not None:
+            out.append(
+                Problem(
+                    line_at(lines, ("stages", i, "deadline")),
+                    f"stages[{stage.id}].deadline",
+                    f"截止日 {format_date(day)}是法定节假日（{holiday}）：请核对通知上的日期",
+                )
+            )
+    return out
 
 
 def _quota_unit_problems(spec: CampaignSpec, at: Callable[..., int | None]) -> list[Problem]:

@@ -158,7 +158,10 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
     from models.campaign_check import check_campaign
     from models.imports import stored_programs
 
-    checked = check_campaign(text, origin=origin, programs=stored_programs(session))
+    # The programs of the campaigns loaded (one stored by an earlier release in a format this one
+    # no longer reads is about to be replaced by init: its words are the built-in file's).
+    stored = [spec for c in session.exec(select(Campaign)) if (spec := c.stored_spec()) is not None]
+    checked = check_campaign(text, origin=origin, programs=stored_programs(session, stored))
     if checked.problems or checked.spec is None:
         raise CampaignFileError("\n".join(checked.problems))
     spec = checked.spec

@@ -209,3 +209,17 @@ def test_load_refuses_what_validate_refuses_and_changes_nothing(seeded: Database
     )
     with seeded.read() as session:
         assert session.get(Campaign, "2026-sfx") is None
+
+
+def test_a_deadline_on_a_public_holiday_is_a_warning() -> None:
+    text = mistake(
+        "deadline: 2026-09-30\n    deadline_text: 各设区市经信局于2026年9月30日",
+        "deadline: 2026-10-02\n    deadline_text: 各设区市经信局于2026年9月30日",
+    )
+    checked = check_campaign(text, origin="f.yaml")
+    assert checked.problems == [] and len(checked.warnings) == 1
+    line = line_of(text, "deadline: 2026-10-02")
+    assert (
+        f"stages[city_recommendation].deadline: 第{line}行：截止日 2026-10-02（周五）是法定节假日（国庆节）"
+        in checked.warnings[0]
+    )
