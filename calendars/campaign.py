@@ -1981,6 +1981,8 @@ def _say(err: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) or kind == "missing" else f"，实际为「{got}」"
+    if kind == "string_type" and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return f'应为文字：数字写成的编号、代码要加英文引号，如 "{got}"{shown}'
     if kind == "literal_error":
         return one_of(re.findall(r"'([^']*)'", str(ctx.get("expected", "")))) + shown
     if kind == "string_pattern_mismatch":
