@@ -611,9 +611,13 @@ class FormSpec(_Strict):
     @model_validator(mode="after")
     def _keys(self) -> FormSpec:
         keys = [f.key for f in self.fields]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"字段编号重复：{'、'.join(dupes)}")
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                # At the second one, as a duplicate stage id: the line copied and not renamed.
+                raise ProblemAt(
+                    ("fields", i, "key"),
+                    f"字段编号重复：{key}（第 {keys.index(key) + 1} 个字段已用此编号；字段编号在申报表内须唯一）",
+                )
         named = [self.applicant, self.county, *self.unique]
         named += [k for k in (self.contact_name, self.contact_phone, self.contact_email) if k]
         for key in named:

@@ -144,6 +144,16 @@ def test_a_duplicate_stage_id_is_named_at_the_duplicate_not_at_the_first_line() 
     )
 
 
+def test_a_duplicate_field_key_is_named_at_the_duplicate() -> None:
+    text = mistake(
+        "    - {key: value_added, label: 2025年规上工业增加值（亿元）",
+        "    - {key: growth, label: 2025年规上工业增加值（亿元）",
+    )
+    problems = check_campaign(text, origin="f.yaml").problems
+    line = line_of(text, "{key: growth, label: 2025年规上工业增加值（亿元）")
+    assert len(problems) == 1 and f"form.fields[growth].key: 第{line}行：字段编号重复：growth" in problems[0]
+
+
 def test_a_yaml_syntax_error_is_said_in_chinese_with_its_line_and_column() -> None:
     text = mistake(
         "    pending_states: [publicised, objected]\n    deadline: {working_days: 5",
