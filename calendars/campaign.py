@@ -1869,6 +1869,36 @@ class Problem:
         return f"{self.where()}: " + (f"第{self.line}行：" if self.line else "") + self.message
 
 
+def duplicate_keys(text: str, *, origin: str) -> list[Problem]:
+    """Keys written twice in one mapping: YAML keeps the last silently (a stage's second
+    ``deadline:`` would replace the first without a word), so validate names both lines."""
+    found: list[tuple[Loc, str]] = []
+    try:
+        root = yaml.compose(text, Loader=_TextDatesLoader)
+    except yaml.YAMLError:
+        return []
+
+    def walk(node: yaml.Node, path: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                k, line = str(key.value), key.start_mark.line + 1
+                if k in first and k != "<<":
+                    found.append(
+                        ((*path, k), f"键 {k} 在第{first[k]}行已写过；同一处只能写一次（后写的会覆盖先写的）")
+                    )
+                first.setdefault(k, line)
+                walk(value, (*path, k))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    # key_lines keeps a key's last line: the duplicate's, where the problem is named.
+    return located(text, _load_yaml(text, origin), found) if found else []
+
+
 def key_lines(text: str) -> dict[tuple[Any, ...], int]:
     """Every key path of the YAML text to its 1-based line (lists by index), from the parser's marks."""
     out: dict[tuple[Any, ...], int] = {}

@@ -19,6 +19,7 @@ from calendars.campaign import (
     CampaignFileError,
     CampaignSpec,
     Problem,
+    duplicate_keys,
     file_warnings,
     key_lines,
     line_at,
@@ -113,7 +114,8 @@ def check_campaign(
     except CampaignFileError as exc:
         return CampaignCheck(None, [str(exc)], [])
     lines = key_lines(text)
-    problems = _engine_problems(spec, lines, origin, builtin_programs() if programs is None else programs)
+    problems = duplicate_keys(text, origin=origin)
+    problems += _engine_problems(spec, lines, origin, builtin_programs() if programs is None else programs)
     warnings = file_warnings(text, spec, origin=origin) + _holiday_deadlines(spec, lines)
     return CampaignCheck(spec, [f"{origin}: {p}" for p in problems], [f"{origin}: {p}" for p in warnings])
 

@@ -154,6 +154,16 @@ def test_a_duplicate_field_key_is_named_at_the_duplicate() -> None:
     assert len(problems) == 1 and f"form.fields[growth].key: 第{line}行：字段编号重复：growth" in problems[0]
 
 
+def test_a_key_written_twice_is_refused_not_silently_overwritten() -> None:
+    text = mistake(
+        '    deadline: "2026-09-18 17:00"\n', '    deadline: "2026-09-18 17:00"\n    deadline: 2026-09-25\n'
+    )
+    problems = check_campaign(text, origin="f.yaml").problems
+    first, second = line_of(text, 'deadline: "2026-09-18 17:00"'), line_of(text, "deadline: 2026-09-25")
+    assert len(problems) == 1
+    assert f"stages[application].deadline: 第{second}行：键 deadline 在第{first}行已写过" in problems[0]
+
+
 def test_a_yaml_syntax_error_is_said_in_chinese_with_its_line_and_column() -> None:
     text = mistake(
         "    pending_states: [publicised, objected]\n    deadline: {working_days: 5",
