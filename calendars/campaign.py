@@ -1441,6 +1441,13 @@ class CampaignSpec(_Strict):
         return None
 
 
+# The forms of a key with several (unions): pydantic names each in an error's location.
+_SCALAR_MEMBERS = frozenset({"decimal", "str", "bool", "int", "float", "none"})
+_UNION_MEMBERS = _SCALAR_MEMBERS | frozenset(
+    {"ByField", "FieldValue", "ListRef", "Condition", "TableChoices"}
+)
+
+
 def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     """Parse and validate a campaign file's text; errors name ``origin``, the line and the key."""
     raw = _load_yaml(text, origin)
@@ -2045,21 +2052,80 @@ def _say(err: Any) -> str:
 
 def explain(text: str, raw: Any, exc: ValidationError) -> list[Problem]:
     lines = key_lines(text)
-    problems: list[Problem] = []
+    errors = []
     for err in exc.errors():
-        loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))
+        loc = tuple(err["loc"])
         # The file's spelling: a relative ``deadline:`` is held as ``relative``; aliases as written.
         spelled = {"relative": "deadline", "sources": "from", "in_": "in", "else_": "else"}
         loc = tuple(spelled.get(k, k) if isinstance(k, str) else k for k in loc)
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, ProblemAt):
             loc = (*loc, *cause.loc)
+        errors.append((loc, err))
+    problems: list[Problem] = []
+    for loc, said in _one_form(raw, errors):
         # A rule of the whole file has no line of its own: the first key's line would point at
         # whatever the file happens to start with.
-        line = line_at(lines, loc) if loc else None
-        where = ".".join(_path_label(raw, loc))
-        problems.append(Problem(line, where, _say(err)))
+        problems.append(Problem(line_at(lines, loc) if loc else None, ".".join(_path_label(raw, loc)), said))
     return problems
+
+
+def _union_member(key: Any) -> bool:
+    """A name pydantic puts in an error's location for one form of a key that has several
+    (``min`` is a number, ``{by: …}`` or ``{field: …}``), or for a validator: never a key a file
+    writes."""
+    return isinstance(key, str) and (key in _UNION_MEMBERS or "[" in key)
+
+
+def _one_form(raw: Any, errors: list[tuple[tuple[Any, ...], Any]]) -> list[tuple[tuple[Any, ...], str]]:
+    """Errors as the file's author reads them: where a key may take several forms, a value that
+    is a mapping is told what is wrong in the form it is closest to (fewest errors); any other
+    value is told every form it could take, in one problem."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    groups: dict[tuple[Any, ...], dict[str, list[tuple[tuple[Any, ...], Any]]]] = {}
+    for loc, err in errors:
+        at = next((i for i, k in enumerate(loc) if _union_member(k)), None)
+        if at is None:
+            out.append((loc, _say(err)))
+            continue
+        groups.setdefault(loc[:at], {}).setdefault(loc[at], []).append((loc[:at] + loc[at + 1 :], err))
+    for base, members in groups.items():
+        if len(members) == 1:  # a validator's wrapper, not a choice of forms
+            out += _one_form(raw, next(iter(members.values())))
+            continue
+        value = _value_at(raw, base)
+        if isinstance(value, (dict, list)):
+            # A form the value's shape is not at all (a list is no single condition) says nothing.
+            shaped = {
+                m: e
+                for m, e in members.items()
+                if m not in _SCALAR_MEMBERS and not all(len(loc) == len(base) for loc, _err in e)
+            } or members
+            out += _one_form(raw, min(shaped.values(), key=len))
+            continue
+        heads: list[str] = []
+        got = ""
+        for member_errors in members.values():
+            for _loc, err in member_errors:
+                head, _, rest = _say(err).partition("，实际为")
+                got = got or rest
+                head = head.removeprefix("应为")
+                if head not in heads:
+                    heads.append(head)
+        out.append((base, "应为" + "；或".join(heads) + (f"，实际为{got}" if got else "")))
+    return out
+
+
+def _value_at(raw: Any, loc: tuple[Any, ...]) -> Any:
+    node = raw
+    for key in loc:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
 
 
 def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:

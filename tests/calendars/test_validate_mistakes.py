@@ -243,3 +243,39 @@ def test_a_deadline_on_a_public_holiday_is_a_warning() -> None:
         f"stages[city_recommendation].deadline: 第{line}行：截止日 2026-10-02（周五）是法定节假日（国庆节）"
         in checked.warnings[0]
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        pytest.param(
+            "field: digital_share, min: 8",
+            "field: digital_share, min: 八",
+            ["eligibility[digital_share].min: 第{line}行：应为数字；或映射（键: 值），实际为「八」"],
+            id="a-word-for-a-threshold",
+        ),
+        pytest.param(
+            "min: {by: category, values: {create: 7, upgrade: 6}}",
+            "min: {by: category, valuse: {create: 7, upgrade: 6}}",
+            [
+                "eligibility[growth].min.values: 第{line}行：缺少必填项",
+                "eligibility[growth].min.valuse: 第{line}行：未知的键",
+            ],
+            id="a-by-table-misspelt",
+        ),
+    ],
+)
+def test_a_key_of_several_forms_is_told_once_in_the_form_it_is_closest_to(
+    old: str, new: str, said: list[str]
+) -> None:
+    """``min`` is a number, ``{by: …}`` or ``{field: …}``: pydantic reports each form; the author
+    gets one problem per mistake, never ``min.decimal`` / ``min.ByField``."""
+    text = mistake(old, new)
+    with pytest.raises(CampaignFileError) as caught:
+        load_campaign_text(text, origin="f.yaml")
+    message = str(caught.value)
+    assert (
+        f"批次文件有 {len(said)} 处错误" in message and "decimal" not in message and "ByField" not in message
+    )
+    for part in said:
+        assert part.format(line=line_of(text, new)) in message
