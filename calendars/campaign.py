@@ -240,7 +240,12 @@ class Stage(_Strict):
 
 # -- case kinds and their state machines ------------------------------------------------------
 
+# The kinds whose behaviour is the engine's, one case per city (its list, its staff roster): a
+# file that has them copies their definitions from the built-in files (models.campaign_check).
+ENGINE_KINDS = ("recommendation", "roster")
+
 _NAME = r"^[a-z][a-z0-9_]*$"
+_PREFIX = r"^[A-Z]{2,4}$"
 
 # What the engine does at an action of each role, on its own (FORMAT.md §3): the only actions it
 # knows. A file names its actions as its notice does (``action: tuijian, role: recommend``); an
@@ -323,7 +328,7 @@ class KindSpec(_Strict):
 
     label: str
     # Case numbers: prefix + year + serial, e.g. ZX26-00001.
-    prefix: str = Field(pattern=r"^[A-Z]{2,4}$")
+    prefix: str = Field(pattern=_PREFIX)
     initial: str
     states: dict[str, str]
     # States in which nothing more is expected of anyone.
@@ -606,9 +611,13 @@ class FormSpec(_Strict):
     @model_validator(mode="after")
     def _keys(self) -> FormSpec:
         keys = [f.key for f in self.fields]
-        dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"字段编号重复：{'、'.join(dupes)}")
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                # At the second one, as a duplicate stage id: the line copied and not renamed.
+                raise ProblemAt(
+                    ("fields", i, "key"),
+                    f"字段编号重复：{key}（第 {keys.index(key) + 1} 个字段已用此编号；字段编号在申报表内须唯一）",
+                )
         named = [self.applicant, self.county, *self.unique]
         named += [k for k in (self.contact_name, self.contact_phone, self.contact_email) if k]
         for key in named:
@@ -1027,16 +1036,24 @@ class EligibilityRule(_Strict):
 
     def refs(self) -> list[str]:
         """Every field or derived value the rule reads (for validation)."""
-        out = [self.field] if self.field else []
-        for cond in (*conditions(self.when), *conditions(self.unless)):
-            out += cond.refs()
-        for t in (self.min, self.max, self.mountain_island_min):
+        return [ref for _key, ref in self.refs_at()]
+
+    def refs_at(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every field or derived value the rule reads, with the key it is written under."""
+        out: list[tuple[tuple[str | int, ...], str]] = [(("field",), self.field)] if self.field else []
+        for key in ("when", "unless"):
+            value = getattr(self, key)
+            for j, cond in enumerate(conditions(value)):
+                at: tuple[str | int, ...] = (key, j) if isinstance(value, tuple) else (key,)
+                out += [((*at, "field"), ref) for ref in cond.refs()]
+        for key in ("min", "max", "mountain_island_min"):
+            t = getattr(self, key)
             if isinstance(t, ByField):
-                out.append(t.by)
+                out.append(((key, "by"), t.by))
             elif isinstance(t, FieldValue):
-                out.append(t.field)
+                out.append(((key, "field"), t.field))
         if isinstance(self.in_, ListRef):
-            out.append(self.in_.field)
+            out.append((("in", "field"), self.in_.field))
         return out
 
 
@@ -1180,13 +1197,30 @@ class CampaignSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> CampaignSpec:
         ids = [s.id for s in self.stages]
-        dupes = {i for i in ids if ids.count(i) > 1}
-        if dupes:
-            raise ValueError(f"环节编号重复：{', '.join(sorted(dupes))}")
+        for i, stage_id in enumerate(ids):
+            if stage_id in ids[:i]:
+                # At the second one: that is the line the author copied and forgot to rename.
+                raise ProblemAt(
+                    ("stages", i, "id"),
+                    f"环节编号重复：{stage_id}（第 {ids.index(stage_id) + 1} 个环节已用此编号；环节编号在本文件内须唯一）",
+                )
         self._check_relative_deadlines()
         for name in self.kinds:
             if not re.match(_NAME, name):
                 raise ValueError(f"案件类型名「{name}」应为小写字母、数字和下划线")
+        prefixes: dict[str, str] = {}
+        # The engine's own kinds first: their prefixes are copied as they are, so a clash is the
+        # other kind's to change.
+        engine_first = sorted(self.kinds.items(), key=lambda item: item[0] not in ENGINE_KINDS)
+        for name, declared in engine_first:
+            other = prefixes.setdefault(declared.prefix, name)
+            if other != name:
+                # Two kinds numbered alike would share one serial (RC26-00001 could be either).
+                raise ProblemAt(
+                    ("kinds", name, "prefix"),
+                    f"案件编号前缀 {declared.prefix} 已由 kinds.{other} 使用；每类案件的前缀须不同"
+                    f"（已用：{'、'.join(prefixes)}）",
+                )
         for i, stage in enumerate(self.stages):
             if self.kinds and stage.subject not in self.kinds:
                 raise ProblemAt(
@@ -1342,19 +1376,22 @@ class CampaignSpec(_Strict):
 
     def _check_relative_deadlines(self) -> None:
         by_id = {s.id: s for s in self.stages}
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             rule = stage.relative
             if rule is None or rule.anchor.stage is None:
                 continue
             if rule.anchor.stage not in by_id:
-                raise ValueError(
-                    f"环节 {stage.id} 的 deadline 相对的环节 {rule.anchor.stage} 不存在（已有：{'、'.join(by_id)}）"
+                raise ProblemAt(
+                    ("stages", i, "deadline", "after" if rule.after is not None else "before", "stage"),
+                    f"环节 {stage.id} 的 deadline 相对的环节 {rule.anchor.stage} 不存在（已有：{'、'.join(by_id)}）",
                 )
             seen = [stage.id]
             anchor: str | None = rule.anchor.stage
             while anchor is not None:
                 if anchor in seen:
-                    raise ValueError(f"相对截止时间循环引用：{' → '.join([*seen, anchor])}")
+                    raise ProblemAt(
+                        ("stages", i, "deadline"), f"相对截止时间循环引用：{' → '.join([*seen, anchor])}"
+                    )
                 seen.append(anchor)
                 nxt = by_id[anchor].relative
                 anchor = nxt.anchor.stage if nxt is not None else None
@@ -1411,6 +1448,13 @@ class CampaignSpec(_Strict):
         return None
 
 
+# The forms of a key with several (unions): pydantic names each in an error's location.
+_SCALAR_MEMBERS = frozenset({"decimal", "str", "bool", "int", "float", "none"})
+_UNION_MEMBERS = _SCALAR_MEMBERS | frozenset(
+    {"ByField", "FieldValue", "ListRef", "Condition", "TableChoices"}
+)
+
+
 def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
     """Parse and validate a campaign file's text; errors name ``origin``, the line and the key."""
     raw = _load_yaml(text, origin)
@@ -1421,18 +1465,29 @@ def load_campaign_text(text: str, *, origin: str) -> CampaignSpec:
         raise CampaignFileError(
             f"{origin}: 批次文件有 {len(problems)} 处错误：\n" + "\n".join(f"  {p}" for p in problems)
         ) from exc
-    found = reference_problems(spec)
+    spec, choices = with_choice_values(spec)
+    found = reference_problems(spec) + choices
     if found:
-        lines = key_lines(text)
-        problems = [Problem(_line_of(lines, loc), ".".join(_path_label(raw, loc)), msg) for loc, msg in found]
+        problems = located(text, raw, found)
         raise CampaignFileError(
             f"{origin}: 批次文件有 {len(problems)} 处错误：\n" + "\n".join(f"  {p}" for p in problems)
         )
     return spec
 
 
-def _line_of(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for cut in range(len(loc), -1, -1):
+def located(text: str, raw: Any, found: list[tuple[tuple[Any, ...], str]]) -> list[Problem]:
+    """Problems found at key paths of the file, with their lines and keys as the file writes them."""
+    lines = key_lines(text)
+    return [Problem(line_at(lines, loc), ".".join(_path_label(raw, loc)), msg) for loc, msg in found]
+
+
+def file_warnings(text: str, spec: CampaignSpec, *, origin: str) -> list[Problem]:
+    """``campaign_warnings`` of a file's spec, at their lines."""
+    return located(text, _load_yaml(text, origin), campaign_warnings(spec))
+
+
+def line_at(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for cut in range(len(loc), 0, -1):
         if loc[:cut] in lines:
             return lines[loc[:cut]]
     return None
@@ -1454,14 +1509,32 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
     known = base | set(CASE_COLUMNS)
     where_known = "form.fields" if spec.form is not None else "labels"
 
+    # derive keys that hold a table row (lookup:): ``row.column`` must name one of its columns.
+    rows_of = {d.key: d.lookup.table for d in spec.derive if d.lookup is not None}
+
     def check(loc: tuple[Any, ...], ref: str, names: set[str], what: str) -> None:
-        head = ref.split(".", 1)[0]
+        head, _, rest = ref.partition(".")
         if head not in names:
             out.append(
                 (
                     loc,
                     f"{what}「{ref}」不是已知的字段（{where_known} 中的字段、derive 中在此之前的 key、"
                     f"或 {'、'.join(CASE_COLUMNS)}）",
+                )
+            )
+            return
+        table = rows_of.get(head)
+        column = rest.split(".", 1)[0]
+        if table is None or not column or table not in spec.tables:
+            return
+        have = list(dict.fromkeys(c for r in spec.tables[table] for c in r))
+        if column not in have:
+            # A misspelt column reads as empty on every case: the rule would never apply.
+            out.append(
+                (
+                    loc,
+                    f"{what}「{ref}」：{head} 是 derive 按表 {table} 查到的行，表 {table} 没有列「{column}」"
+                    f"（有：{'、'.join(have)}）",
                 )
             )
 
@@ -1500,8 +1573,8 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
         known = known | {d.key}
     for i, rule in enumerate(spec.eligibility):
         loc = ("eligibility", i)
-        for ref in rule.refs():
-            check(loc, ref, known, "引用的字段")
+        for at, ref in rule.refs_at():
+            check((*loc, *at), ref, known, "引用的字段")
         for key, template in (("message", rule.message), ("basis", rule.basis)):
             for ref in placeholders(template):
                 if ref not in MESSAGE_WORDS:
@@ -1530,6 +1603,197 @@ def reference_problems(spec: CampaignSpec) -> list[tuple[tuple[Any, ...], str]]:
     return out
 
 
+# -- choices as rules write them --------------------------------------------------------------
+# A rule on a choice field compares the value a case stores (create), but people write what they
+# read: the label (创建类), as the notices and FORMAT.md's own examples do. Both are accepted and
+# the label is mapped to its value when the file is loaded; anything else would compare with no
+# case ever, so it is refused with the field's choices.
+
+Loc = tuple[str | int, ...]
+
+
+def choice_field(spec: CampaignSpec, ref: str) -> FormField | None:
+    """The form's choice field a rule's ``field:`` (or ``by:``) names, if it names one."""
+    if spec.form is None or "." in ref:
+        return None
+    f = spec.form.field(ref) or spec.form.column_field(ref)
+    return f if f is not None and f.type == "choice" else None
+
+
+def choice_value(f: FormField, written: str) -> str | None:
+    """The stored value a rule means by ``written``: the value itself, or the value of that label."""
+    if written in f.choices:
+        return written
+    return next((value for value, label in f.choice_labels.items() if label == written), None)
+
+
+def choices_text(f: FormField) -> str:
+    return "、".join(v if f.choice_label(v) == v else f"{v}（{f.choice_label(v)}）" for v in f.choices)
+
+
+def _not_a_choice(f: FormField, written: str) -> str:
+    said = f"「{written}」不是字段 {f.key}（{f.label}）的选项，按它比较的条件永远不成立（可写：{choices_text(f)}）"
+    target = f.synonyms.get(written)
+    if target is not None:
+        # Synonyms are what people type in a sheet; a rule names the choice itself.
+        said += f"；「{written}」是导入时认得的其他写法（synonyms），条件中请写 {target} 或「{f.choice_label(target)}」"
+    return said
+
+
+class _ChoiceWords:
+    """Rewrites the rules of one file with choices by their stored values, noting what is not one."""
+
+    def __init__(self, spec: CampaignSpec) -> None:
+        self.spec = spec
+        self.problems: list[tuple[Loc, str]] = []
+
+    def values(self, f: FormField, written: tuple[str, ...], loc: Loc) -> tuple[str, ...]:
+        out = []
+        for j, word in enumerate(written):
+            value = choice_value(f, word)
+            if value is None:
+                self.problems.append(((*loc, j), _not_a_choice(f, word)))
+            out.append(value or word)
+        return tuple(out)
+
+    def condition(self, cond: Condition, loc: Loc) -> Condition:
+        f = choice_field(self.spec, cond.field)
+        if f is None:
+            return cond
+        update: dict[str, Any] = {}
+        if isinstance(cond.equals, str):
+            value = choice_value(f, cond.equals)
+            if value is None:
+                self.problems.append(((*loc, "equals"), _not_a_choice(f, cond.equals)))
+            update["equals"] = value or cond.equals
+        for key, attr in (("in", "in_"), ("not_in", "not_in")):
+            written = getattr(cond, attr)
+            if isinstance(written, tuple):
+                update[attr] = self.values(f, written, (*loc, key))
+        return cond.model_copy(update=update)
+
+    def conditions(self, value: Conditions | None, loc: Loc) -> Conditions | None:
+        if value is None:
+            return None
+        if isinstance(value, tuple):
+            return tuple(self.condition(c, (*loc, j)) for j, c in enumerate(value))
+        return self.condition(value, loc)
+
+    def threshold(self, t: Threshold | None, loc: Loc) -> Threshold | None:
+        if not isinstance(t, ByField):
+            return t
+        f = choice_field(self.spec, t.by)
+        if f is None:
+            return t
+        values: dict[str, Decimal] = {}
+        for word, limit in t.values.items():
+            value = choice_value(f, word)
+            if value is None:
+                self.problems.append(((*loc, "values", word), _not_a_choice(f, word)))
+                continue
+            if value in values:
+                self.problems.append(
+                    (
+                        (*loc, "values", word),
+                        f"选项 {value}（{f.choice_label(value)}）写了两次（按值和按名称各一次）",
+                    )
+                )
+            values[value] = limit
+        return t.model_copy(update={"values": values})
+
+    def rule(self, rule: EligibilityRule, loc: Loc) -> EligibilityRule:
+        update: dict[str, Any] = {
+            key: self.threshold(getattr(rule, key), (*loc, key))
+            for key in ("min", "max", "mountain_island_min")
+        }
+        update["when"] = self.conditions(rule.when, (*loc, "when"))
+        update["unless"] = self.conditions(rule.unless, (*loc, "unless"))
+        f = choice_field(self.spec, rule.field) if rule.field else None
+        if f is not None and isinstance(rule.in_, tuple):
+            update["in_"] = self.values(f, rule.in_, (*loc, "in"))
+        return rule.model_copy(update=update)
+
+    def resolved(self) -> CampaignSpec:
+        spec = self.spec
+        update: dict[str, Any] = {
+            "eligibility": tuple(self.rule(r, ("eligibility", i)) for i, r in enumerate(spec.eligibility)),
+            "quotas": tuple(
+                q.model_copy(update={"when": self.conditions(q.when, ("quotas", i, "when"))})
+                for i, q in enumerate(spec.quotas)
+            ),
+            "derive": tuple(
+                d.model_copy(
+                    update={
+                        "cases": tuple(
+                            c.model_copy(
+                                update={"when": self.conditions(c.when, ("derive", i, "cases", j, "when"))}
+                            )
+                            for j, c in enumerate(d.cases)
+                        )
+                    }
+                )
+                if d.cases is not None
+                else d
+                for i, d in enumerate(spec.derive)
+            ),
+        }
+        if spec.form is not None:
+            fields = tuple(
+                f.model_copy(
+                    update={
+                        key: self.conditions(getattr(f, key), ("form", "fields", i, key))
+                        for key in ("when", "required_unless")
+                    }
+                )
+                for i, f in enumerate(spec.form.fields)
+            )
+            update["form"] = spec.form.model_copy(update={"fields": fields})
+        return spec.model_copy(update=update)
+
+
+def with_choice_values(spec: CampaignSpec) -> tuple[CampaignSpec, list[tuple[Loc, str]]]:
+    """``spec`` with every rule's choices written as stored values (labels mapped), and the
+    choices that are neither, each at its key path."""
+    words = _ChoiceWords(spec)
+    return words.resolved(), words.problems
+
+
+def campaign_warnings(spec: CampaignSpec) -> list[tuple[Loc, str]]:
+    """What is allowed but likely not meant: a by-table that leaves out a choice (those cases are
+    not checked by the rule), a state no action leads to (no case can ever be in it)."""
+    out: list[tuple[Loc, str]] = []
+    for i, rule in enumerate(spec.eligibility):
+        for key in ("min", "max", "mountain_island_min"):
+            t = getattr(rule, key)
+            f = choice_field(spec, t.by) if isinstance(t, ByField) else None
+            if f is None or not isinstance(t, ByField):
+                continue
+            missing = [c for c in f.choices if c not in t.values]
+            if missing:
+                names = "、".join(
+                    c if f.choice_label(c) == c else f"{c}（{f.choice_label(c)}）" for c in missing
+                )
+                out.append(
+                    (
+                        ("eligibility", i, key, "values"),
+                        f"按 {t.by} 取值的门槛没有列出 {names}：这些申报不检查规则 {rule.id}；"
+                        "若是有意不设门槛，可不理会此提示",
+                    )
+                )
+    for name, kind in spec.kinds.items():
+        reached = {kind.initial} | {t.to for t in (*kind.transitions, *kind.corrections) if t.to}
+        for state, label in kind.states.items():
+            if state not in reached:
+                out.append(
+                    (
+                        ("kinds", name, "states", state),
+                        f"状态 {state}（{label}）既不是 initial，也不是任何操作的 to：没有案件能进入这个状态"
+                        "（是否漏写了一个操作，或某个操作的 to 写错了？）",
+                    )
+                )
+    return out
+
+
 def _load_yaml(text: str, origin: str) -> dict[str, Any]:
     # PyYAML's resolvers (Python, one regex walk per scalar) were most of what reading both
     # campaign files cost a cold `shenbao status`: the parse of a text is kept in the user's
@@ -1544,9 +1808,7 @@ def _load_yaml(text: str, origin: str) -> dict[str, Any]:
     try:
         raw = yaml.load(text, Loader=_TextDatesLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"第{mark.line + 1}行" if mark is not None else ""
-        raise CampaignFileError(f"{origin}: {line} YAML 格式错误：{exc}") from exc
+        raise CampaignFileError(f"{origin}: {yaml_problem(exc, text)}") from exc
     if not isinstance(raw, dict):
         raise CampaignFileError(f"{origin}: 顶层应为映射（id、name、stages …）")
     try:
@@ -1556,6 +1818,53 @@ def _load_yaml(text: str, origin: str) -> dict[str, Any]:
     if same:
         usercache.write_json(entry, raw)
     return raw
+
+
+def yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    """A YAML syntax error as the file's maintainer reads it: line and column, the line itself,
+    and what is wrong in Chinese (PyYAML's and libyaml's wordings both), where the block, quote
+    or bracket it broke began."""
+    problem = str(getattr(exc, "problem", None) or exc)
+    mark = getattr(exc, "problem_mark", None)
+    context = str(getattr(exc, "context", None) or "")
+    began = getattr(exc, "context_mark", None)
+    since = f"第{began.line + 1}行" if began is not None else "上文"
+    opened = {
+        "block collection": f"从{since}开始的列表",
+        "block mapping": f"从{since}开始的一组「键: 值」",
+        "flow mapping": f"从{since}开始的 {{ … }}",
+        "flow sequence": f"从{since}开始的 [ … ]",
+    }
+    block = next((v for k, v in opened.items() if k in context), "同一层")
+    if "expected '-' indicator" in problem or "expected <block end>" in problem or "expected key" in problem:
+        what = (
+            f"缩进不一致：这一行的缩进与{block}中的其他行不同"
+            "（同一层的键须左端对齐，列表各项以同样缩进的「- 」开头；缩进只用空格）"
+        )
+    elif "mapping values are not allowed" in problem:
+        what = (
+            "此处不能写「键: 值」：检查这一行的缩进（是否比上一行多缩进了）；"
+            '若这是一段含冒号的文字，要加英文双引号，如 message: "须满足：……"'
+        )
+    elif "cannot start any token" in problem:
+        what = "此处的字符不能开始一个值：缩进请用空格而不是 Tab；以 @、`、% 开头的文字要加英文双引号"
+    elif "end of stream" in problem and "quoted scalar" in context:
+        what = f"{since}开始的引号没有闭合（少了另一个引号）"
+    elif "',' or '}'" in problem or "',' or ']'" in problem:
+        what = f"{block}没有闭合，或其中两项之间缺少英文逗号"
+    elif "expected ':'" in problem:
+        what = f"{since}应为「键: 值」（缺少英文冒号和空格，或上一行的引号、括号没有闭合）"
+    elif "undefined alias" in problem:
+        what = "引用了没有定义的锚点（*名称）：锚点 &名称 须写在引用之前，且拼写一致"
+    elif "duplicate anchor" in context or "duplicate anchor" in problem:
+        what = "锚点（&名称）重复：同一文件中每个锚点名称只能定义一次"
+    else:
+        what = f"无法解析（{problem}）"
+    if mark is None:
+        return f"YAML 格式错误：{what}"
+    lines = text.splitlines()
+    shown = f"「{lines[mark.line].strip()}」" if mark.line < len(lines) else ""
+    return f"第{mark.line + 1}行第{mark.column + 1}列{shown}：YAML 格式错误：{what}"
 
 
 @dataclass(frozen=True)
@@ -1572,6 +1881,36 @@ class Problem:
     def __str__(self) -> str:
         # The key first (what a maintainer searches for), then the line, then what was expected.
         return f"{self.where()}: " + (f"第{self.line}行：" if self.line else "") + self.message
+
+
+def duplicate_keys(text: str, *, origin: str) -> list[Problem]:
+    """Keys written twice in one mapping: YAML keeps the last silently (a stage's second
+    ``deadline:`` would replace the first without a word), so validate names both lines."""
+    found: list[tuple[Loc, str]] = []
+    try:
+        root = yaml.compose(text, Loader=_TextDatesLoader)
+    except yaml.YAMLError:
+        return []
+
+    def walk(node: yaml.Node, path: Loc) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in node.value:
+                k, line = str(key.value), key.start_mark.line + 1
+                if k in first and k != "<<":
+                    found.append(
+                        ((*path, k), f"键 {k} 在第{first[k]}行已写过；同一处只能写一次（后写的会覆盖先写的）")
+                    )
+                first.setdefault(k, line)
+                walk(value, (*path, k))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    # key_lines keeps a key's last line: the duplicate's, where the problem is named.
+    return located(text, _load_yaml(text, origin), found) if found else []
 
 
 def key_lines(text: str) -> dict[tuple[Any, ...], int]:
@@ -1618,47 +1957,182 @@ _EXPECTED = {
     "date_parsing": "应为日期，如 2026-07-03",
     "date_type": "应为日期，如 2026-07-03",
     "too_short": "不能为空",
+    "string_too_short": "不能为空",
+    "float_parsing": "应为数字",
+    "float_type": "应为数字",
+    "int_parsing_size": "数字过大",
+    "datetime_parsing": "应为时间，如 2026-07-03 17:30",
+    "datetime_type": "应为时间，如 2026-07-03 17:30",
+    "datetime_from_date_parsing": "应为时间，如 2026-07-03 17:30",
+    "time_parsing": "应为时刻，如 17:30",
+    "time_type": "应为时刻，如 17:30",
+    "none_required": "此处应不填（null）",
+    "set_type": "应为列表（[a, b] 或每行一个 - ）",
+    "finite_number": "应为有限的数字",
+    "decimal_max_digits": "数字位数过多",
+    "decimal_max_places": "小数位数过多",
     "model_type": "应为映射（键: 值）",
     "model_attributes_type": "应为映射（键: 值）",
 }
+
+
+# What each word a key may be limited to means (the Literal types above), so a wrong one is
+# answered with the choices and their meaning: 「应为 days（自然日）、working_days（工作日）或 hours（小时）之一」.
+_WORD_MEANINGS = {
+    "days": "自然日",
+    "working_days": "工作日",
+    "hours": "小时",
+    "province": "省",
+    "city": "设区市",
+    "county": "县（市、区）",
+    "enterprise": "企业",
+    "recommender": "推荐单位",
+    "county_or_park": "县（市、区）或园区",
+    "actor": "应办单位",
+    "supervisor": "上一级",
+    "block": "不符合则不能提交",
+    "in_principle": "原则上，须记录理由",
+    "info": "仅提示",
+    "text": "文字",
+    "integer": "整数",
+    "number": "数字",
+    "percent": "百分比",
+    "date": "日期",
+    "yes_no": "是/否",
+    "choice": "选项",
+    "email": "邮箱",
+    "phone": "电话",
+    "track": "赛道",
+    "category": "类别",
+    "zone_type": "申报类型",
+    "external_id": "平台编号",
+    "brand_aligned": "品牌产品",
+}
+
+
+# The file's own patterns (ids, prefixes) said in words.
+_PATTERN_WORDS = {
+    _NAME: "应为小写英文字母开头，只含小写字母、数字和下划线，如 city_review",
+    _PREFIX: "应为 2–4 个大写英文字母，如 ZX",
+}
+
+
+def one_of(words: list[str]) -> str:
+    """「应为 a（…）、b（…）或 c（…）之一」 for the words a key may take."""
+    shown = [f"{w}（{_WORD_MEANINGS[w]}）" if w in _WORD_MEANINGS else w for w in words]
+    if len(shown) == 1:
+        return f"应为 {shown[0]}"
+    return f"应为 {'、'.join(shown[:-1])}或 {shown[-1]}之一"
 
 
 def _say(err: Any) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
     got = err.get("input")
     shown = "" if isinstance(got, (dict, list)) or kind == "missing" else f"，实际为「{got}」"
+    if kind == "string_type" and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return f'应为文字：数字写成的编号、代码要加英文引号，如 "{got}"{shown}'
     if kind == "literal_error":
-        return f"应为以下之一：{ctx.get('expected', '')}{shown}"
+        return one_of(re.findall(r"'([^']*)'", str(ctx.get("expected", "")))) + shown
     if kind == "string_pattern_mismatch":
-        return f"格式不符（应匹配 {ctx.get('pattern', '')}）{shown}"
-    if kind in ("greater_than_equal", "greater_than"):
-        return f"应不小于 {ctx.get('ge', ctx.get('gt'))}{shown}"
+        pattern = str(ctx.get("pattern", ""))
+        return f"格式不符（{_PATTERN_WORDS.get(pattern, f'应匹配 {pattern}')}）{shown}"
+    if kind == "greater_than_equal":
+        return f"应不小于 {ctx.get('ge')}{shown}"
+    if kind == "greater_than":
+        return f"应大于 {ctx.get('gt')}{shown}"
+    if kind == "less_than_equal":
+        return f"应不大于 {ctx.get('le')}{shown}"
+    if kind == "less_than":
+        return f"应小于 {ctx.get('lt')}{shown}"
+    if kind in ("string_too_short", "too_short") and ctx.get("min_length", 1) > 1:
+        return f"至少应有 {ctx['min_length']} 项（个字）{shown}"
+    if kind in ("string_too_long", "too_long"):
+        return f"最多 {ctx.get('max_length')} 项（个字）{shown}"
+    if kind == "enum":
+        return one_of(re.findall(r"'([^']*)'", str(ctx.get("expected", "")))) + shown
     if kind == "value_error":
         return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
     if kind in _EXPECTED:
         return _EXPECTED[kind] + shown
-    return f"{err['msg']}{shown}"
+    return f"不符合要求（{err['msg']}）{shown}"
 
 
 def explain(text: str, raw: Any, exc: ValidationError) -> list[Problem]:
     lines = key_lines(text)
-    problems: list[Problem] = []
+    errors = []
     for err in exc.errors():
-        loc = tuple(k for k in err["loc"] if not (isinstance(k, str) and "[" in k))
+        loc = tuple(err["loc"])
         # The file's spelling: a relative ``deadline:`` is held as ``relative``; aliases as written.
         spelled = {"relative": "deadline", "sources": "from", "in_": "in", "else_": "else"}
         loc = tuple(spelled.get(k, k) if isinstance(k, str) else k for k in loc)
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, ProblemAt):
             loc = (*loc, *cause.loc)
-        line = None
-        for cut in range(len(loc), -1, -1):
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
-        where = ".".join(_path_label(raw, loc))
-        problems.append(Problem(line, where, _say(err)))
+        errors.append((loc, err))
+    problems: list[Problem] = []
+    for loc, said in _one_form(raw, errors):
+        # A rule of the whole file has no line of its own: the first key's line would point at
+        # whatever the file happens to start with.
+        problems.append(Problem(line_at(lines, loc) if loc else None, ".".join(_path_label(raw, loc)), said))
     return problems
+
+
+def _union_member(key: Any) -> bool:
+    """A name pydantic puts in an error's location for one form of a key that has several
+    (``min`` is a number, ``{by: …}`` or ``{field: …}``), or for a validator: never a key a file
+    writes."""
+    return isinstance(key, str) and (key in _UNION_MEMBERS or "[" in key)
+
+
+def _one_form(raw: Any, errors: list[tuple[tuple[Any, ...], Any]]) -> list[tuple[tuple[Any, ...], str]]:
+    """Errors as the file's author reads them: where a key may take several forms, a value that
+    is a mapping is told what is wrong in the form it is closest to (fewest errors); any other
+    value is told every form it could take, in one problem."""
+    out: list[tuple[tuple[Any, ...], str]] = []
+    groups: dict[tuple[Any, ...], dict[str, list[tuple[tuple[Any, ...], Any]]]] = {}
+    for loc, err in errors:
+        at = next((i for i, k in enumerate(loc) if _union_member(k)), None)
+        if at is None:
+            out.append((loc, _say(err)))
+            continue
+        groups.setdefault(loc[:at], {}).setdefault(loc[at], []).append((loc[:at] + loc[at + 1 :], err))
+    for base, members in groups.items():
+        if len(members) == 1:  # a validator's wrapper, not a choice of forms
+            out += _one_form(raw, next(iter(members.values())))
+            continue
+        value = _value_at(raw, base)
+        if isinstance(value, (dict, list)):
+            # A form the value's shape is not at all (a list is no single condition) says nothing.
+            shaped = {
+                m: e
+                for m, e in members.items()
+                if m not in _SCALAR_MEMBERS and not all(len(loc) == len(base) for loc, _err in e)
+            } or members
+            out += _one_form(raw, min(shaped.values(), key=len))
+            continue
+        heads: list[str] = []
+        got = ""
+        for member_errors in members.values():
+            for _loc, err in member_errors:
+                head, _, rest = _say(err).partition("，实际为")
+                got = got or rest
+                head = head.removeprefix("应为")
+                if head not in heads:
+                    heads.append(head)
+        out.append((base, "应为" + "；或".join(heads) + (f"，实际为{got}" if got else "")))
+    return out
+
+
+def _value_at(raw: Any, loc: tuple[Any, ...]) -> Any:
+    node = raw
+    for key in loc:
+        if isinstance(node, dict):
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+            node = node[key]
+        else:
+            return None
+    return node
 
 
 def _path_label(raw: Any, loc: tuple[Any, ...]) -> list[str]:

@@ -524,20 +524,9 @@ def campaign_load(
     text = file.read_text(encoding="utf-8")
     loaded, changes = acts.load_campaign(rt, actor, text, origin=str(file))
     out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
-    _print_warnings(_date_findings(loaded.spec(), text, str(file), rt.calendar)[1], str(file))
+    from models.campaign_check import check_campaign
 
-
-def _date_findings(spec: CampaignSpec, text: str, origin: str, calendar: Any) -> tuple[list[str], list[str]]:
-    """(refusals, warnings) about the file's dates from the working-day calendar: a deadline in a
-    year not loaded (refused, by ``campaign load`` too), one on 中秋节 or counted into such a year."""
-    from calendars.campaign_calendar import calendar_findings, explain_findings
-
-    return explain_findings(calendar_findings(spec, calendar), text, origin)
-
-
-def _print_warnings(warnings: list[str], origin: str) -> None:
-    for warning in warnings:
-        out.line(f"  ⚠ 提示：{warning.removeprefix(origin + ': ')}")
+    _print_warnings(check_campaign(text, origin=str(file), calendar=rt.calendar).warnings)
 
 
 def _authoring_calendar(rt: Runtime) -> Any:
@@ -562,6 +551,12 @@ def _authoring_calendar(rt: Runtime) -> Any:
         return load_default_calendar(env)
 
 
+def _print_warnings(warnings: list[str]) -> None:
+    """Warnings apart from errors, on stderr: the file loads; the author reads what may not be meant."""
+    for warning in warnings:
+        out.warning(f"{warning}（不影响加载，请核对是否本意）")
+
+
 @campaign.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
@@ -571,18 +566,18 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
 
     \b
     例：shenbao campaign validate calendars/campaigns/available/2026-zjtx.yaml
-    有错误时退出码为 2。文件格式见 calendars/campaigns/FORMAT.md。
+    有错误时退出码为 2；只有「提示」（可以加载，但多半不是本意，如门槛表漏了一个类别）时退出码为 0。
+    文件格式见 calendars/campaigns/FORMAT.md。
     """
-    from models.campaign_check import check_campaign_text
+    from models.campaign_check import check_campaign
 
-    text = file.read_text(encoding="utf-8")
-    spec, problems = check_campaign_text(text, origin=str(file))
-    warnings: list[str] = []
-    if spec is not None:
-        refused, warnings = _date_findings(spec, text, str(file), _authoring_calendar(_rt(ctx)))
-        problems += refused
-    if problems:
-        raise Fail("\n".join(problems))
+    checked = check_campaign(
+        file.read_text(encoding="utf-8"), origin=str(file), calendar=_authoring_calendar(_rt(ctx))
+    )
+    _print_warnings(checked.warnings)
+    if checked.problems:
+        raise Fail("\n".join(checked.problems))
+    spec = checked.spec
     assert spec is not None
     kinds = "、".join(f"{k}（{v.label}，{len(v.states)} 个状态）" for k, v in spec.kinds.items())
     out.line(
@@ -597,7 +592,6 @@ def campaign_validate(ctx: click.Context, file: Path) -> None:
         if roles and kind not in ("recommendation", "roster"):
             out.line(f"  {kind} 各操作的作用：{describe_action_roles(machine) or '无'}")
             out.line(f"  {kind} 各状态的作用：{roles}")
-    _print_warnings(warnings, str(file))
 
 
 @campaign.command("diff")

@@ -90,5 +90,10 @@ def line(text: str = "") -> None:
     console.print(printable(text), markup=False, soft_wrap=True)
 
 
+def warning(text: str) -> None:
+    """Something allowed but likely not meant (validate's 提示): apart from errors, on stderr."""
+    err_console.print("[bold yellow]提示：[/]" + escape(printable(text)), markup=True, soft_wrap=True)
+
+
 def error(text: str) -> None:
     err_console.print("[bold red]错误：[/]" + escape(printable(text)), markup=True, soft_wrap=True)

@@ -8,25 +8,34 @@ status words name states. Every problem names the line and the key and says what
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from calendars.campaign import (
     ACTION_ROLES,
+    ENGINE_KINDS,
     CampaignFileError,
     CampaignSpec,
     Problem,
+    duplicate_keys,
+    file_warnings,
     key_lines,
+    line_at,
     load_campaign_text,
 )
+from calendars.campaign_calendar import calendar_findings, explain_findings
+from calendars.workdays import WorkCalendar, load_default_calendar
 from models.actions import GUARDS
 from models.machines import machine_for, machine_of
+from models.programs import ProgramName, builtin_programs, word_clashes
+from models.reference import load_divisions
 
-# Kinds whose behaviour is the engine's (a city's list, its staff roster): their machines must be
-# the ones the engine is built around.
-ENGINE_KINDS = ("recommendation", "roster")
 TIERS = frozenset(
     {"province", "city", "county", "park", "enterprise", "soe_group", "association", "system", "platform"}
 )
+TIER_WORDS = {"province": "省", "city": "设区市", "county": "县（市、区）"}
+KIND_WORDS = {"recommendation": "设区市推荐名单", "roster": "工作人员信息汇总表"}
 AUDIENCES = frozenset({"applicant", "county", "city", "recommender", "owner", "province"})
 
 
@@ -78,22 +87,88 @@ def _role_needs(spec: CampaignSpec, at: Callable[..., int | None]) -> list[Probl
     return problems
 
 
+@dataclass(frozen=True)
+class CampaignCheck:
+    """A campaign file checked: its parse, what refuses it (problems), and what is allowed but
+    likely not meant (warnings: the file loads, the author is told)."""
+
+    spec: CampaignSpec | None
+    problems: list[str]
+    warnings: list[str]
+
+
 def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None, list[str]]:
     """The parsed file and its problems (empty: it can be loaded)."""
+    checked = check_campaign(text, origin=origin)
+    return checked.spec, checked.problems
+
+
+def check_campaign(
+    text: str,
+    *,
+    origin: str,
+    programs: Mapping[str, ProgramName] | None = None,
+    calendar: WorkCalendar | None = None,
+) -> CampaignCheck:
+    """Everything validate says about a campaign file. ``programs``: the programs whose roster
+    words this one's must not repeat (the loaded campaigns'; by default the built-in ones).
+    ``calendar``: the working days its dates are judged by (calendars.campaign_calendar: a
+    deadline in a year not loaded is refused, one on a day off is a warning); by default the
+    packaged days, a home's own (with the years ``calendar load`` stored) where there is one."""
     try:
         spec = load_campaign_text(text, origin=origin)
     except CampaignFileError as exc:
-        return None, [str(exc)]
+        return CampaignCheck(None, [str(exc)], [])
     lines = key_lines(text)
+    problems = duplicate_keys(text, origin=origin)
+    problems += _engine_problems(spec, lines, origin, builtin_programs() if programs is None else programs)
+    refused, date_warnings = explain_findings(
+        calendar_findings(spec, calendar if calendar is not None else load_default_calendar()), text, origin
+    )
+    warnings = file_warnings(text, spec, origin=origin)
+    return CampaignCheck(
+        spec,
+        [f"{origin}: {p}" for p in problems] + refused,
+        [f"{origin}: {p}" for p in warnings] + date_warnings,
+    )
+
+
+def _engine_problems(
+    spec: CampaignSpec, lines: dict[tuple[Any, ...], int], origin: str, programs: Mapping[str, ProgramName]
+) -> list[Problem]:
     problems: list[Problem] = []
 
     def at(*path: object) -> int | None:
-        for cut in range(len(path), -1, -1):
-            if tuple(path[:cut]) in lines:
-                return lines[tuple(path[:cut])]
-        return None
+        return line_at(lines, tuple(path))
+
+    others = [p for p in programs.values() if p.id != spec.program]
+    for word, message in word_clashes(spec, others):
+        if word in spec.program_words:
+            written_at: tuple[Any, ...] = ("program_words", spec.program_words.index(word))
+        else:  # the default word: the program's name
+            written_at = ("program_name",)
+        problems.append(
+            Problem(
+                at(*written_at),
+                f"{written_at[0]}[{word}]" if len(written_at) > 1 else str(written_at[0]),
+                message,
+            )
+        )
+    problems += _quota_unit_problems(spec, at)
 
     kind_names = list(spec.kinds)
+    for kind, declared in spec.kinds.items():
+        for engine_kind in ENGINE_KINDS:
+            # Every campaign has its cities' lists and rosters, declared in the file or not.
+            if engine_kind not in spec.kinds and declared.prefix == machine_for(engine_kind).prefix:
+                problems.append(
+                    Problem(
+                        at("kinds", kind, "prefix"),
+                        f"kinds.{kind}.prefix",
+                        f"案件编号前缀 {declared.prefix} 是引擎内置的{KIND_WORDS[engine_kind]}（{engine_kind}）的前缀，"
+                        "请另选 2–4 个大写字母",
+                    )
+                )
     for kind, declared in spec.kinds.items():
         for i, t in enumerate(declared.transitions):
             where = f"kinds.{kind}.transitions[{t.action}]"
@@ -183,4 +258,37 @@ def check_campaign_text(text: str, *, origin: str) -> tuple[CampaignSpec | None,
             platform_of(spec, origin=origin)
         except Exception as exc:  # the sync names the word and the state it could not place
             problems.append(Problem(at("platform", "statuses"), "platform.statuses", str(exc)))
-    return spec, [f"{origin}: {p}" for p in problems]
+    return problems
+
+
+def _quota_unit_problems(spec: CampaignSpec, at: Callable[..., int | None]) -> list[Problem]:
+    """A quota's ``limits:`` and ``only:`` are keyed by division codes of the units they count
+    (cities, or counties for ``per: county``): a name or a code of nothing would never match a
+    recommender, and the unit would silently get the default."""
+    divisions = load_divisions()
+    problems: list[Problem] = []
+    for i, quota in enumerate(spec.quotas):
+        tier = "county" if quota.per == "county" or set(quota.tiers) == {"county"} else "city"
+        if quota.per != "county" and not set(quota.tiers) <= {"city", "county"}:
+            continue  # an SOE group or association is an organisation of its own, not a division
+        word = "设区市" if tier == "city" else "县（市、区）"
+        where = f"quotas[{quota.id}]"
+        written = [("limits", key, key) for key in quota.limits] + [
+            ("only", j, key) for j, key in enumerate(quota.only or ())
+        ]
+        for section, loc_key, key in written:
+            unit = divisions.by_code(key) if key.isdigit() else None
+            if unit is not None and unit.tier == tier:
+                continue
+            named = unit or (divisions.resolve(key) if not key.isdigit() else None)
+            if named is not None and named.tier == tier:
+                said = f'「{key}」应写{word}代码 "{named.code}"（{named.name}）：名额按单位代码'
+            elif named is not None:
+                said = f"「{key}」是{named.name}（{TIER_WORDS[named.tier]}）的代码或名称，本名额按{word}计，应写{word}代码"
+            else:
+                said = f"「{key}」不是{word}代码（代码见 models/data/zhejiang.yaml"
+                if tier == "city":
+                    said += "：" + "、".join(f"{c.code} {c.name}" for c in divisions.cities)
+                said += "）"
+            problems.append(Problem(at("quotas", i, section, loc_key), f"{where}.{section}", said))
+    return problems

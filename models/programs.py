@@ -33,6 +33,43 @@ def programs_of(specs: Iterable[CampaignSpec]) -> dict[str, ProgramName]:
     return out
 
 
+# Words of a 备注 that mean "every program" (都负责: 全部). A program's word containing one would
+# be read as all of them.
+ALL_PROGRAMS_WORDS = ("全部", "均", "都", "两者", "两项", "以上")
+
+
+def word_clashes(spec: CampaignSpec, others: Iterable[ProgramName]) -> list[tuple[str, str]]:
+    """Why ``spec``'s program words would make a roster's 备注 mean another program: a 备注 names
+    the first program one of whose words it contains (models.sheet_roster), so a word that is, or
+    contains, or is contained in, another program's word puts people on the wrong program."""
+    mine = program_of(spec)
+    out: list[tuple[str, str]] = []
+    for word in mine.words:
+        every = [w for w in ALL_PROGRAMS_WORDS if w in word]
+        if every:
+            out.append(
+                (
+                    word,
+                    f"「{word}」含「{every[0]}」，工作人员表「备注」中会被读作「全部」工作类别；请换一个词",
+                )
+            )
+            continue
+        for other in others:
+            if other.id == mine.id:
+                continue
+            clash = next((w for w in other.words if w in word or word in w), None)
+            if clash is not None:
+                out.append(
+                    (
+                        word,
+                        f"「{word}」与已有工作类别「{other.name}」（{other.id}）的用语「{clash}」相同或互相包含，"
+                        "工作人员表「备注」中无法分辨；请只写本工作类别独有的词",
+                    )
+                )
+                break
+    return out
+
+
 @cache
 def builtin_specs() -> tuple[CampaignSpec, ...]:
     """The built-in campaign files, read once."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 
 from calendars.campaign import CampaignSpec
-from models.programs import ProgramName, builtin_programs, builtin_specs, programs_of
+from models.programs import ALL_PROGRAMS_WORDS, ProgramName, builtin_programs, builtin_specs, programs_of
 from models.sheet_reading import (
     CellValue,
     Column,
@@ -33,7 +33,7 @@ from models.sheet_values import (
     _text_value,
 )
 
-_BOTH_WORDS = ("全部", "均", "都", "两者", "两项", "以上")
+_BOTH_WORDS = ALL_PROGRAMS_WORDS
 
 
 def _sms_mobile(value: CellValue) -> str:

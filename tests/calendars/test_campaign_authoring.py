@@ -31,8 +31,8 @@ def test_it_names_the_line_the_key_and_what_was_expected() -> None:
     with pytest.raises(CampaignFileError) as caught:
         load_campaign_text(bad, origin="f.yaml")
     message = str(caught.value)
-    assert f"stages[application].actor: 第{line_of(bad, 'actor: towns')}行：应为以下之一" in message
-    assert "应为以下之一" in message and "「towns」" in message
+    assert f"stages[application].actor: 第{line_of(bad, 'actor: towns')}行：应为 province（省）、" in message
+    assert "或 recommender（推荐单位）之一，实际为「towns」" in message
 
 
 def test_it_reports_an_unknown_key_with_its_line() -> None:

@@ -31,7 +31,7 @@ def test_a_campaign_text_parsed_once_is_read_back_from_the_cache(cache: Path) ->
 
 
 def test_a_broken_file_is_still_refused_with_its_line_and_nothing_is_cached(cache: Path) -> None:
-    with pytest.raises(CampaignFileError, match=r"bad\.yaml: 第2行 YAML 格式错误"):
+    with pytest.raises(CampaignFileError, match=r"bad\.yaml: 第2行第\d+列.*YAML 格式错误"):
         load_campaign_text("id: x\n  name: [\n", origin="bad.yaml")
     assert not (cache / "campaigns").exists()
 

@@ -293,7 +293,7 @@ def _line_of(text: str, needle: str) -> int:
         (
             "{field: track.open, equals: false}]",
             "{field: trak.open, equals: false}]",
-            "eligibility[track_closed]",
+            "eligibility[track_closed].when[1].field",
             "「trak.open」不是已知的字段",
         ),
         (

@@ -612,6 +612,31 @@ def test_case_numbers_go_on_past_99999(seeded: Database, make_ctx: Any) -> None:
         session.rollback()
 
 
+def test_a_ref_of_the_serials_shape_that_is_no_serial_is_passed_over(seeded: Database, make_ctx: Any) -> None:
+    """A city's case numbered with the application's prefix (CL26-CL-330100: 9 characters after
+    CL26-, like a serial past 99999999) is not read as a number: the next serial follows the
+    highest real one (it crashed with int('CL-330100') when a kind shared the list's prefix)."""
+    from models.campaign import get_campaign
+    from models.registry import RefAllocator, new_case
+
+    with seeded.write() as session:
+        spec = get_campaign(session, CLUSTER).spec()
+        for ref in ("CL26-00007", "CL26-CL-331100"):
+            new_case(
+                session,
+                make_ctx(),
+                spec,
+                kind="cluster_application",
+                ref=ref,
+                org_id=code("鄞州区"),
+                city_code=code("宁波市"),
+                county_code=code("鄞州区"),
+                title=ref,
+            )
+        assert RefAllocator(session, spec, "cluster_application")() == "CL26-00008"
+        session.rollback()
+
+
 # -- a new campaign of the 附1-2 shape, as a file only ----------------------------------------
 
 

@@ -121,6 +121,8 @@ def test_a_county_programs_copy_under_a_new_id_creates_park_cases_and_says_count
     for old, new in (
         ("\nid: 2026-cluster-selection\n", "\nid: 2026-cluster-second\n"),
         ("\nprogram: cluster\n", "\nprogram: jiqun\n"),
+        # Another program's 备注 words are its own: 集群/遴选 would read as the cluster program.
+        ("\nprogram_words: [集群, 遴选]\n", "\nprogram_words: [二批产业群]\n"),
         ("\nprogram_name: 集群遴选\n", "\nprogram_name: 集群遴选（第二批）\n"),
     ):
         assert old in text
