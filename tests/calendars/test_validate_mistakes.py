@@ -240,7 +240,7 @@ def test_a_deadline_on_a_public_holiday_is_a_warning() -> None:
     assert checked.problems == [] and len(checked.warnings) == 1
     line = line_of(text, "deadline: 2026-10-02")
     assert (
-        f"stages[city_recommendation].deadline: 第{line}行：截止日 2026-10-02（周五）是法定节假日（国庆节）"
+        f"stages[city_recommendation].deadline: 第{line}行：「设区市推荐并报送推荐函（盖章）」截止时间 2026-10-02（周五）24:00 是国庆节假期"
         in checked.warnings[0]
     )
 
