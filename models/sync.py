@@ -39,7 +39,7 @@ from sqlmodel import Session, col, select
 from calendars.campaign import CampaignFileError, CampaignSpec, FormSpec, PlatformSpec, case_column_of
 from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
 from models.actions import ActionRefused, act
-from models.audit import AuditEvent, EventDraft
+from models.audit import AuditEvent, EventDraft, events_for_case
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
@@ -779,16 +779,21 @@ def _walk_case(
         return
     correction: Transition | None = None
     original = start = case.state
+    entered: datetime | None = None  # when the case entered the state it lapsed from
     if case.state in machine.lapsed:
-        if row.state == machine.initial:
-            report.unchanged += 1  # still 填报中 on the platform after the deadline: the lapse stands
-            return
         correction = machine.find_role("correct_lapse", case.state)
-        start = correction.target if correction and correction.target else case.state
+        before, entered = _before_lapse(session, case, correction)
+        if row.state in (machine.initial, before):
+            # Still where it lapsed on the platform (填报中 after the deadline, 退回修改 after its
+            # resubmission deadline; or an export older than the lapse): the lapse stands.
+            report.unchanged += 1
+            return
+        start = before if correction is not None else case.state
     paths = walks(machine, start, row.state)
     if correction is not None:
-        # The lapse is undone only by a submission the platform recorded before the deadline.
-        paths = [p for p in paths if p[0].role == "submit"]
+        # The lapse is undone only by a submission (a resubmission, after a return) the platform
+        # recorded before the deadline that lapsed the case.
+        paths = [p for p in paths if p[0].role in SUBMISSION_ROLES]
     if not paths:
         why = (
             f"平台状态在 shenbao 记录的「{machine.state_label(case.state)}」之前或无法由其到达，"
@@ -797,11 +802,16 @@ def _walk_case(
         report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
         return
     if correction is not None:
-        submitted = row.submitted_at or row.status_at
+        submitted = _submission_time(row, entered)
         if submitted is None:
+            given = row.submitted_at or row.status_at
             why = (
                 f"shenbao 已于 {format_local(case.state_since)} 逾期关闭；平台导出未给出提交时间，"
                 "无法判断是否按时提交（请导出含「提交时间」列的清单）"
+                if given is None
+                else f"shenbao 已于 {format_local(case.state_since)} 逾期关闭；平台导出的时间 {format_local(given)} "
+                f"早于案件进入「{machine.state_label(start)}」的 {format_local(entered)}，"  # type: ignore[arg-type]
+                "不是逾期关闭前的那次提交（可能是较早的导出），逾期关闭维持"
             )
             report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
             return
@@ -810,8 +820,8 @@ def _walk_case(
         with _savepoint(session) as undo:
             try:
                 if correction is not None:
-                    _correct(session, ctx, machine, case, correction, row, platform, source)
-                effective = _walk(session, ctx, case, path, row, platform, source)
+                    _correct(session, ctx, case, correction, start, row, entered, platform, source)
+                effective = _walk(session, ctx, case, path, row, platform, source, entered)
             except _StepRefused as exc:
                 undo()
                 if refusal is None:
@@ -854,23 +864,47 @@ def _platform_details(
     }
 
 
+def _before_lapse(session: Session, case: Case, correction: Transition | None) -> tuple[str, datetime | None]:
+    """The state a lapsed case lapsed from (填报中, or 退回修改 at its resubmission deadline) and
+    when it entered that state (None: it was created in it), read from its audit."""
+    changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
+    lapse = next((i for i in range(len(changes) - 1, -1, -1) if changes[i].to_value == case.state), None)
+    if lapse is None or not changes[lapse].from_value:
+        return (correction.target if correction and correction.target else case.state), None
+    before = changes[lapse].from_value
+    entered = next((e.at for e in reversed(changes[:lapse]) if e.to_value == before), None)
+    return before, entered  # type: ignore[return-value]
+
+
+def _submission_time(row: _Row, not_before: datetime | None) -> datetime | None:
+    """The platform's time of the submission a step records: 提交时间, unless it is older than the
+    state the case is submitted from (a platform that keeps the first submission's time after a
+    return), then 状态时间, which is no earlier than the submission; None when neither fits."""
+    for at in (row.submitted_at, row.status_at):
+        if at is not None and (not_before is None or at >= not_before):
+            return at
+    return None
+
+
 def _correct(
     session: Session,
     ctx: Ctx,
-    machine: Machine,
     case: Case,
     t: Transition,
+    back_to: str,
     row: _Row,
+    entered: datetime | None,
     platform: PlatformSpec,
     source: _Source,
 ) -> None:
     """Undo the lapse by an audited correction at the time of the sync: history is not rewritten,
-    the lapse stays in the audit and the correction says why it no longer stands."""
-    submitted = row.submitted_at or row.status_at
-    assert submitted is not None and t.target is not None
+    the lapse stays in the audit and the correction says why it no longer stands. The case goes
+    back to the state it lapsed from, where the platform's submission (or resubmission) starts."""
+    submitted = _submission_time(row, entered)
+    assert submitted is not None
     reason = f"{platform.name}记录该申报于 {format_local(submitted)} 提交（{source.name} 第{row.row}行），逾期关闭不成立"
     from_state = case.state
-    case.state, case.state_since, case.updated_at = t.target, ctx.now, ctx.now
+    case.state, case.state_since, case.updated_at = back_to, ctx.now, ctx.now
     case.version += 1
     session.add(case)
     ctx.audit.append(
@@ -903,15 +937,16 @@ def _walk(
     row: _Row,
     platform: PlatformSpec,
     source: _Source,
+    entered: datetime | None = None,
 ) -> datetime | None:
     """Each step an ``act`` by the platform sync, judged at the platform's time of that action:
-    the submission at 提交时间, the other steps at 状态时间, and when the export has no time at
-    the time of the sync."""
+    the submission at 提交时间 (unless older than ``entered``, the state it leaves), the other
+    steps at 状态时间, and when the export has no time at the time of the sync."""
     effective: datetime | None = None
     for t in path:
         # 状态时间 is no earlier than any step before it: judging a step at it never lets a late
         # submission pass; a submission judged at 提交时间 is judged exactly.
-        effective = (row.submitted_at if t.role in SUBMISSION_ROLES else None) or row.status_at
+        effective = (_submission_time(row, entered) if t.role in SUBMISSION_ROLES else None) or row.status_at
         at = effective or ctx.now
         reason = f"{platform.name}显示「{row.word}」（{source.name} 第{row.row}行）"
         step = Ctx(now=at, actor=PLATFORM_SYNC, audit=ctx.audit)

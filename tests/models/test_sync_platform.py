@@ -1,0 +1,117 @@
+"""Syncing 2026-wlgc (未来工厂), whose applications are known only from 企业之家网's exports: what the
+blind author of that campaign found (briefs/findings-platform.md P1, P5, P6, P9, P11, P12).
+
+The campaign lapses a returned application at its own resubmission deadline (3 working days after
+the return), so a lapse is not always a draft's: these tests use its file and sample as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from calendars.campaign import CAMPAIGN_DIR
+from models.actions import close_windows
+from models.audit import events_for_case
+from models.case import Case
+from models.db import Database
+from models.imports import import_cases
+from models.registry import load_campaign
+from models.sync import SyncReport, sync_rows
+from tests.conftest import built_world
+
+# The same on both databases (no SQL of its own): SQLite only, to keep the suite cheap.
+pytestmark = pytest.mark.backends("sqlite")
+
+WLGC = "2026-wlgc"
+FILE = CAMPAIGN_DIR / "available" / "2026-wlgc.yaml"
+SAMPLE = CAMPAIGN_DIR / "available" / "2026-wlgc.sample.csv"
+YUHANG = {
+    "申报编号": "WLGC2026-0002",
+    "企业名称": "杭州余杭新材料股份有限公司",
+    "统一社会信用代码": "91330110MA2K0W1A4C",
+}
+
+
+def _wlgc(db: Database, make_ctx: Any, folder: Any) -> dict[str, Any]:
+    with db.write() as session:
+        load_campaign(
+            session, make_ctx("2026-07-06T09:00"), FILE.read_text(encoding="utf-8"), origin=FILE.name
+        )
+    with db.write() as session:
+        import_cases(session, make_ctx("2026-07-20T09:00"), WLGC, SAMPLE)
+    return {"db": db}
+
+
+@pytest.fixture
+def wlgc(seeded: Database, request: pytest.FixtureRequest) -> Database:
+    return built_world(request, "sync-wlgc", _wlgc)["db"]
+
+
+def push(db: Database, make_ctx: Any, now: str, *rows: dict[str, str], dry_run: bool = False) -> SyncReport:
+    with db.write() as session:
+        return sync_rows(session, make_ctx(now), WLGC, list(rows), source="企业之家网导出", dry_run=dry_run)
+
+
+def case_of(db: Database, number: str) -> Case:
+    with db.read() as session:
+        return session.exec(select(Case).where(Case.campaign_id == WLGC, Case.external_id == number)).one()
+
+
+def _returned_then_lapsed(db: Database, make_ctx: Any) -> None:
+    """WG26-00002: submitted 07-29, returned 08-07 16:00, lapsed at 08-12 24:00 (3 working days)."""
+    push(db, make_ctx, "2026-08-03T09:00", YUHANG | {"申报状态": "已提交", "提交时间": "2026-07-29 15:30"})
+    returned = {"申报状态": "退回修改", "状态时间": "2026-08-07 16:00", "提交时间": "2026-07-29 15:30"}
+    push(db, make_ctx, "2026-08-10T09:00", YUHANG | returned)
+    with db.write() as session:
+        close_windows(session, make_ctx("2026-08-13T00:05"), campaign_id=WLGC)
+    assert case_of(db, "WLGC2026-0002").state == "lapsed"
+
+
+# -- P1: an old export does not undo a lapse ------------------------------------------------
+
+
+def test_an_old_export_still_showing_the_return_leaves_the_resubmission_lapse_standing(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    _returned_then_lapsed(wlgc, make_ctx)
+    stale = {"申报状态": "退回修改", "状态时间": "2026-08-07 16:00", "提交时间": "2026-07-29 15:30"}
+
+    report = push(wlgc, make_ctx, "2026-08-17T08:05", YUHANG | stale)
+
+    assert report.changes == [] and report.conflicts == [] and report.unchanged == 1
+    assert case_of(wlgc, "WLGC2026-0002").state == "lapsed"
+
+
+def test_the_first_submission_is_no_proof_against_a_resubmission_lapse(wlgc: Database, make_ctx: Any) -> None:
+    _returned_then_lapsed(wlgc, make_ctx)
+    first = {"申报状态": "已提交", "提交时间": "2026-07-29 15:30"}  # an export from before the return
+
+    report = push(wlgc, make_ctx, "2026-08-17T08:05", YUHANG | first)
+
+    assert report.changes == [] and case_of(wlgc, "WLGC2026-0002").state == "lapsed"
+    [conflict] = report.conflicts
+    assert "2026-07-29（周三）15:30" in conflict.why and "早于" in conflict.why and "退回修改" in conflict.why
+
+
+def test_a_resubmission_in_time_undoes_the_lapse_back_to_the_return_and_resubmits(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    _returned_then_lapsed(wlgc, make_ctx)
+    resubmitted = {"申报状态": "已提交", "状态时间": "2026-08-12 15:00", "提交时间": "2026-08-12 15:00"}
+
+    report = push(wlgc, make_ctx, "2026-08-17T08:05", YUHANG | resubmitted)
+
+    [change] = report.changes
+    assert change.actions == ["correct_lapse", "resubmit"] and change.corrected_lapse
+    case = case_of(wlgc, "WLGC2026-0002")
+    assert case.state == "submitted"
+    with wlgc.read() as session:
+        changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
+    assert [(e.from_value, e.to_value) for e in changes[-3:]] == [
+        ("returned", "lapsed"),
+        ("lapsed", "returned"),
+        ("returned", "submitted"),
+    ]
