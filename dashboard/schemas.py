@@ -355,6 +355,7 @@ class SyncRefusalOut(BaseModel):
     action: str
     message: str
     rule: str
+    advice: str = Field(description="再次同步前应做的处理（按被拒绝的规则）")
 
 
 class PlatformSyncOut(BaseModel):

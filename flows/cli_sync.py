@@ -105,7 +105,7 @@ def _print(report: SyncReport) -> None:
                 if report.dry_run
                 else "整个文件未同步，数据库未作任何修改（仅记录了这次拒绝）。"
             )
-            + "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间后再同步。"
+            + f"{r.advice}，然后再同步。"
         )
         return
     summary = (

@@ -136,7 +136,7 @@ def describe(report: SyncReport, now: datetime) -> list[str]:
             "未同步：有一步被拒绝，整个文件未写入（仅记录了这次拒绝）。",
             head,
             f"第{r.row}行 {r.ref}「{r.action}」被拒绝：{r.message}",
-            "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间，再把文件放回收件箱。",
+            f"{r.advice}，再把文件放回收件箱。",
         ]
         return lines
     counts = (

@@ -106,6 +106,23 @@ class Refusal:
     action: str
     message: str
     rule: str
+    advice: str = ""  # what to do before syncing the file again, by the rule refused (advice_for)
+
+
+# What a coordinator does about a refused step before the file is synced again: one sentence per
+# rule, finished by the caller ("后再同步" on the command line, "再放回收件箱" in the inbox).
+_ADVICE = {
+    "window_closed": "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间",
+    "quota": (
+        "平台上的推荐多于 shenbao 的名额：请先核实名额（批次文件 quotas: 有误的，改正后 shenbao campaign load），"
+        "或在 shenbao 中撤销本单位另一项推荐"
+    ),
+    "recommendation_open": "推荐单位的推荐名单已报送，名单上的推荐不能再改：请先由省厅退回推荐名单",
+}
+
+
+def advice_for(rule: str) -> str:
+    return _ADVICE.get(rule, "请先按上述原因在 shenbao 中处理，或从导出中去掉这一行")
 
 
 @dataclass
@@ -231,7 +248,9 @@ def _parse_row(
     if state is None:
         known = "、".join(platform.statuses)
         return Unplaced(
-            file, number, f"未知的平台状态「{status}」（批次文件 platform.statuses 已有：{known}）"
+            file,
+            number,
+            f"「{platform.columns['status'].label}」：未知的平台状态「{status}」（批次文件 platform.statuses 已有：{known}）",
         )
     times: dict[str, datetime | None] = {}
     for key in ("status_at", "submitted_at"):
@@ -695,9 +714,12 @@ def _new_case(
             Unplaced(source.name, row.row, f"新申报「{row.applicant}」须有所在县（市、区）才能新建")
         )
         return None
-    county = _county_of(session, county_name, Path(source.name), row.row, "所在县（市、区）", problems)
+    # The column the county was read from: the export's county column, else the applicant's own.
+    key = "county" if row.county else "applicant"
+    column = platform.columns[key].label if key in platform.columns else "所在县（市、区）"
+    county = _county_of(session, county_name, Path(source.name), row.row, column, problems)
     if county is None:
-        report.unplaced += [Unplaced(p.file, p.row, p.message) for p in problems]
+        report.unplaced += [Unplaced(p.file, p.row, f"「{p.column}」：{p.message}") for p in problems]
         return None
     orgs: dict[str, Organisation] = {}
     kind = application_kind(spec)
@@ -825,7 +847,14 @@ def _walk_case(
             except _StepRefused as exc:
                 undo()
                 if refusal is None:
-                    refusal = Refusal(row.row, case.ref, exc.action, str(exc.refusal), exc.refusal.rule)
+                    refusal = Refusal(
+                        row.row,
+                        case.ref,
+                        exc.action,
+                        str(exc.refusal),
+                        exc.refusal.rule,
+                        advice_for(exc.refusal.rule),
+                    )
                 continue
         report.changes.append(
             StateChange(

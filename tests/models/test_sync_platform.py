@@ -115,3 +115,66 @@ def test_a_resubmission_in_time_undoes_the_lapse_back_to_the_return_and_resubmit
         ("lapsed", "returned"),
         ("returned", "submitted"),
     ]
+
+
+def ident(number: str) -> dict[str, str]:
+    """The row's 申报编号, 企业名称 and 统一社会信用代码, as the sample has them."""
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()[2:]
+    name, code = next(line.split(",")[:2] for line in lines if line.endswith("," + number))
+    return {"申报编号": number, "企业名称": name, "统一社会信用代码": code}
+
+
+def recommended(number: str) -> dict[str, str]:
+    return ident(number) | {
+        "申报状态": "市级推荐",
+        "提交时间": "2026-08-03 10:00",
+        "状态时间": "2026-08-17 08:00",
+    }
+
+
+# -- P8: the advice for a refused step fits the rule refused ----------------------------------
+
+
+def test_a_recommendation_over_the_quota_refuses_the_file_advising_on_the_quota_not_the_deadline(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    numbers = [
+        "WLGC2026-0001",
+        "WLGC2026-0002",
+        "WLGC2026-0003",
+        "WLGC2026-0005",
+        "WLGC2026-0006",
+    ]  # 杭州市: 4
+
+    report = push(wlgc, make_ctx, "2026-08-17T09:00", *(recommended(n) for n in numbers))
+
+    refused = report.refused
+    assert refused is not None and refused.rule == "quota" and refused.row == 5
+    assert "名额" in refused.advice and "campaign load" in refused.advice
+    assert "deadline set" not in refused.advice
+    assert case_of(wlgc, "WLGC2026-0001").state == "draft"  # all or nothing
+
+
+# -- P12: a row it cannot place names the column ----------------------------------------------
+
+
+def test_an_unknown_status_word_and_an_unknown_county_name_their_columns(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    new = {
+        "企业名称": "宁波前湾新材料有限公司",
+        "统一社会信用代码": "91330200MA2K0W1C5C",
+        "所在县（市、区）": "前湾新区",
+    }
+
+    report = push(
+        wlgc,
+        make_ctx,
+        "2026-08-10T09:00",
+        ident("WLGC2026-0010") | {"申报状态": "待补正材料"},
+        new | {"申报状态": "已提交", "提交时间": "2026-08-07 11:00"},
+    )
+
+    status, county = report.unplaced
+    assert status.row == 1 and status.why.startswith("「申报状态」：未知的平台状态「待补正材料」")
+    assert county.row == 2 and county.why.startswith("「所在县（市、区）」：未知的地区：前湾新区")
