@@ -716,8 +716,8 @@ def _new_case(
         return None
     # The column the county was read from: the export's county column, else the applicant's own.
     key = "county" if row.county else "applicant"
-    column = platform.columns[key].label if key in platform.columns else "所在县（市、区）"
-    county = _county_of(session, county_name, Path(source.name), row.row, column, problems)
+    county_column = platform.columns[key].label if key in platform.columns else "所在县（市、区）"
+    county = _county_of(session, county_name, Path(source.name), row.row, county_column, problems)
     if county is None:
         report.unplaced += [Unplaced(p.file, p.row, f"「{p.column}」：{p.message}") for p in problems]
         return None
