@@ -95,6 +95,12 @@ def _print(report: SyncReport) -> None:
                 for ch in report.changes
             ],
         )
+    if report.unqualified:
+        out.table(
+            f"不符合申报条件的申报 {len(report.unqualified)} 个（平台已受理，按平台记录写入，请审核时核实）",
+            ["行", "案件", "名称", "不符合的条件"],
+            [(u.row, u.ref, u.title, "\n".join(u.findings)) for u in report.unqualified],
+        )
     _print_open(report)
     if report.refused is not None:
         r = report.refused

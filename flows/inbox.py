@@ -156,6 +156,10 @@ def describe(report: SyncReport, now: datetime) -> list[str]:
         f"（{' → '.join(c.labels)}；生效时间 {format_local(c.effective_at) if c.effective_at else '同步时'}）"
         for c in report.changes
     ]
+    lines += [
+        f"不符合申报条件（平台已受理，已按平台记录写入）第{u.row}行 {u.ref}：{'；'.join(u.findings)}"
+        for u in report.unqualified
+    ]
     lines += [f"无法对应 第{u.row}行：{u.why}" for u in report.unplaced]
     lines += [
         f"冲突 第{c.row}行 {c.ref}：平台显示「{c.platform_says}」，shenbao 记录「{c.shenbao_has}」：{c.why}"

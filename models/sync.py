@@ -36,13 +36,21 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignFileError, CampaignSpec, FormSpec, PlatformSpec, case_column_of
+from calendars.campaign import (
+    PLATFORM_FIELDS,
+    CampaignFileError,
+    CampaignSpec,
+    FormSpec,
+    PlatformSpec,
+    case_column_of,
+)
 from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
 from models.actions import ActionRefused, act
 from models.audit import AuditEvent, EventDraft, events_for_case
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
+from models.eligibility import case_findings
 from models.forms import parser_for, title_of
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
 from models.machines import SUBMISSION_ROLES, Machine, Transition, machine_for, machine_of
@@ -81,6 +89,17 @@ class StateChange:
     labels: list[str]
     effective_at: datetime | None  # the platform's time of the last step; None: when synced
     corrected_lapse: bool = False
+
+
+@dataclass
+class Unqualified:
+    """An application the platform accepted that fails the campaign's conditions: the platform is
+    the record of who filed, so it is submitted all the same, with its findings for the reviewers."""
+
+    ref: str
+    title: str
+    row: int
+    findings: list[str]  # "✗ [revenue] 上年度营业收入须不低于…", "! [nc_rate] …"
 
 
 @dataclass
@@ -138,6 +157,7 @@ class SyncReport:
     unplaced: list[Unplaced] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     unchanged: int = 0
+    unqualified: list[Unqualified] = field(default_factory=list)
     refused: Refusal | None = None
     # Set when this very content was synced before and nothing differs: nothing was written.
     already_synced_at: datetime | None = None
@@ -214,6 +234,9 @@ class _Row:
     state: str
     status_at: datetime | None
     submitted_at: datetime | None
+    # The export's other columns named after form fields (申报类别 …), as read: kept by a case the
+    # row creates, read only then (a bad cell in a column nobody uses never holds a row back).
+    fields: tuple[tuple[str, Any], ...] = ()
 
 
 def _text(value: Any) -> str | None:
@@ -287,6 +310,11 @@ def _parse_row(
         state=state,
         status_at=times["status_at"],
         submitted_at=times["submitted_at"],
+        fields=tuple(
+            (k, values[k])
+            for k in platform.columns
+            if k not in PLATFORM_FIELDS and k not in item_columns and _text(values.get(k)) is not None
+        ),
     )
     if row.number is None and not (row.applicant and _item(row.items)):
         return Unplaced(file, number, "既无平台编号，也无申报单位与申报内容，无法对应到案件")
@@ -623,6 +651,7 @@ def _sync(
                 "new": [n.ref for n in report.new],
                 "changed": [c.ref for c in report.changes],
                 "unchanged": report.unchanged,
+                "unqualified": [asdict(u) for u in report.unqualified],
                 "unplaced": [asdict(u) for u in report.unplaced],
                 "conflicts": [asdict(c) for c in report.conflicts],
             },
@@ -749,6 +778,21 @@ def _new_case(
     # fields in attrs (or the case columns they fill), its title from the form's ``title``.
     values: dict[str, Any] = {form.applicant: row.applicant}
     values.update(zip(spec.match_fields, row.items, strict=True))
+    if form.county and form.field(form.county) is not None:
+        values[form.county] = county.name
+    # Whatever else the export says of the application, read as the form reads it (智能工厂 ->
+    # smart_factory); a cell the form would refuse is a row it cannot place, naming the column.
+    for key, raw in row.fields:
+        field = form.field(key)
+        if field is None:
+            continue
+        try:
+            values[key] = parser_for(field)(raw)
+        except _Bad as exc:
+            report.unplaced.append(
+                Unplaced(source.name, row.row, f"「{platform.columns[key].label}」：{exc}")
+            )
+            return None
     columns: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
     for key, value in values.items():
@@ -761,8 +805,10 @@ def _new_case(
     if form.column_field("zone_type") is not None:
         columns["zone_type"] = row.zone_type
     attrs["source_row"] = row.row
-    # Fields the export does not carry are empty in the title, as an empty cell would be.
-    title = title_of(form, {f.key: None for f in form.fields} | values)
+    # A field of the title the export does not carry is named as missing, not left blank
+    # ("杭州萧山智控科技有限公司：" told nobody what was applied for).
+    missing = {f.key: f"（平台导出无{f.label}）" for f in form.fields if values.get(f.key) in (None, "")}
+    title = title_of(form, {f.key: None for f in form.fields} | missing | values)
     session.flush()
     case = new_case(
         session,
@@ -843,7 +889,7 @@ def _walk_case(
             try:
                 if correction is not None:
                     _correct(session, ctx, case, correction, start, row, entered, platform, source)
-                effective = _walk(session, ctx, case, path, row, platform, source, entered)
+                effective, findings = _walk(session, ctx, case, path, row, platform, source, entered)
             except _StepRefused as exc:
                 undo()
                 if refusal is None:
@@ -871,6 +917,8 @@ def _walk_case(
                 corrected_lapse=correction is not None,
             )
         )
+        if findings:
+            report.unqualified.append(Unqualified(case.ref, case.title, row.row, findings))
         return
     report.refused = refusal
 
@@ -967,17 +1015,34 @@ def _walk(
     platform: PlatformSpec,
     source: _Source,
     entered: datetime | None = None,
-) -> datetime | None:
+) -> tuple[datetime | None, list[str]]:
     """Each step an ``act`` by the platform sync, judged at the platform's time of that action:
     the submission at 提交时间 (unless older than ``entered``, the state it leaves), the other
-    steps at 状态时间, and when the export has no time at the time of the sync."""
+    steps at 状态时间, and when the export has no time at the time of the sync.
+
+    Returns the time of the last step and the conditions the submission fails, if any: the
+    platform accepted it, so it is not refused (``act`` does not block the platform sync), but
+    the audit says which rules it fails, and a 原则上 rule records the platform's acceptance as
+    its reason, as a person's submission records theirs."""
     effective: datetime | None = None
+    unmet: list[str] = []
     for t in path:
         # 状态时间 is no earlier than any step before it: judging a step at it never lets a late
         # submission pass; a submission judged at 提交时间 is judged exactly.
         effective = (_submission_time(row, entered) if t.role in SUBMISSION_ROLES else None) or row.status_at
         at = effective or ctx.now
         reason = f"{platform.name}显示「{row.word}」（{source.name} 第{row.row}行）"
+        overrides: dict[str, str] = {}
+        if "eligibility" in t.guards:
+            found = [
+                f
+                for f in case_findings(session, get_campaign(session, case.campaign_id).spec(), case)
+                if f.severity in ("block", "in_principle")
+            ]
+            unmet = [f"{'✗' if f.severity == 'block' else '!'} [{f.rule}] {f.message}" for f in found]
+            overrides = {f.rule: f"{reason}，平台已受理" for f in found if f.severity == "in_principle"}
+            if unmet:
+                reason += "；平台已受理，不符合的申报条件：" + "；".join(unmet)
         step = Ctx(now=at, actor=PLATFORM_SYNC, audit=ctx.audit)
         try:
             act(
@@ -986,9 +1051,10 @@ def _walk(
                 case,
                 t.action,
                 reason=reason,
+                overrides=overrides,
                 params={"platform": _platform_details(platform, row, source, effective, ctx.now)},
             )
         except ActionRefused as exc:
             raise _StepRefused(t.action, exc) from exc
         session.flush()
-    return effective
+    return effective, unmet

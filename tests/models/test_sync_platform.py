@@ -7,6 +7,7 @@ the return), so a lapse is not always a draft's: these tests use its file and sa
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from sqlmodel import select
 
 from calendars.campaign import CAMPAIGN_DIR
 from models.actions import close_windows
-from models.audit import events_for_case
+from models.audit import AuditEvent, events_for_case
 from models.case import Case
 from models.db import Database
 from models.imports import import_cases
@@ -178,3 +179,55 @@ def test_an_unknown_status_word_and_an_unknown_county_name_their_columns(
     status, county = report.unplaced
     assert status.row == 1 and status.why.startswith("「申报状态」：未知的平台状态「待补正材料」")
     assert county.row == 2 and county.why.startswith("「所在县（市、区）」：未知的地区：前湾新区")
+
+
+# -- P5: the platform's word on who filed, with the conditions it fails on record ----------------
+
+
+def test_a_submission_failing_a_condition_is_synced_listed_with_its_findings_and_audited(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    qianjiang = ident("WLGC2026-0004") | {
+        "申报状态": "已提交",
+        "提交时间": "2026-08-04 09:30",
+    }  # revenue 4200 < 5000
+
+    report = push(wlgc, make_ctx, "2026-08-10T09:00", qianjiang)
+
+    case = case_of(wlgc, "WLGC2026-0004")
+    assert case.state == "submitted"
+    [unqualified] = report.unqualified
+    assert unqualified.ref == case.ref and unqualified.row == 1
+    assert any(f.startswith("✗ [revenue]") for f in unqualified.findings)
+    with wlgc.read() as session:
+        submit = [e for e in events_for_case(session, case.id) if e.action == "state_change"][-1]  # type: ignore[arg-type]
+        sync = session.exec(select(AuditEvent).where(AuditEvent.action == "sync")).one()
+    assert "不符合的申报条件" in submit.reason and "[revenue]" in submit.reason
+    assert [u["ref"] for u in json.loads(sync.details)["unqualified"]] == [case.ref]
+
+
+# -- P11: a case the platform alone knows keeps what the export says --------------------------
+
+
+def test_a_case_created_from_the_platform_keeps_the_exports_fields_and_names_what_it_lacks(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    xiaoshan = {
+        "申报编号": "WLGC2026-0022",
+        "企业名称": "杭州萧山智控科技有限公司",
+        "统一社会信用代码": "91330109MA2K0W1C4B",
+        "所在县（市、区）": "萧山区",
+        "申报类别": "智能工厂",
+        "申报状态": "已提交",
+        "提交时间": "2026-08-07 10:00",
+    }
+
+    report = push(wlgc, make_ctx, "2026-08-10T09:00", xiaoshan)
+
+    [new] = report.new
+    case = case_of(wlgc, "WLGC2026-0022")
+    assert case.title == new.title == "杭州萧山智控科技有限公司：（平台导出无工厂（车间）名称）"
+    assert case.attrs["category"] == "smart_factory" and case.category == "smart_factory"
+    assert case.attrs["county"] == "萧山区" and case.attrs["credit_code"] == "91330109MA2K0W1C4B"
+    in_principle = [f for f in case.findings if f["severity"] == "in_principle"]
+    assert in_principle and all("平台已受理" in f["override"] for f in in_principle)  # its reason, on record
