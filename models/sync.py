@@ -857,11 +857,29 @@ def _walk_case(
             report.unchanged += 1
             return
         start = before if correction is not None else case.state
+    else:
+        stale = _older_than_history(session, machine, case, row)
+        if stale is not None:
+            report.conflicts.append(Conflict(case.ref, row.row, says, has, stale))
+            return
     paths = walks(machine, start, row.state)
     if correction is not None:
         # The lapse is undone only by a submission (a resubmission, after a return) the platform
         # recorded before the deadline that lapsed the case.
         paths = [p for p in paths if p[0].role in SUBMISSION_ROLES]
+    walkable = [p for p in paths if not any(t.needs_reason for t in p[:-1])]
+    if paths and not walkable:
+        # A decision that needs a reason (撤销推荐, 退回修改, 不予推荐) is taken only when it is
+        # the state the platform shows, never guessed on the way to it: walked silently, a
+        # 市级推荐 case shown as 已提交 lost its recommendation and its quota place.
+        guessed = "、".join(dict.fromkeys(t.label for t in paths[0][:-1] if t.needs_reason))
+        why = (
+            f"由「{machine.state_label(case.state)}」到平台状态须先经「{guessed}」，平台导出未显示这一决定，"
+            "须人工核实（确为平台上的回退的，请在 shenbao 中由有权限的单位办理并说明理由）"
+        )
+        report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
+        return
+    paths = walkable
     if not paths:
         why = (
             f"平台状态在 shenbao 记录的「{machine.state_label(case.state)}」之前或无法由其到达，"
@@ -951,6 +969,24 @@ def _before_lapse(session: Session, case: Case, correction: Transition | None) -
     before = changes[lapse].from_value
     entered = next((e.at for e in reversed(changes[:lapse]) if e.to_value == before), None)
     return before, entered  # type: ignore[return-value]
+
+
+def _older_than_history(session: Session, machine: Machine, case: Case, row: _Row) -> str | None:
+    """Why a row cannot move its case when the platform's times are all older than the case's last
+    change (an export made before shenbao recorded it), else None. A case never changed since it
+    was created is not judged so: a platform submission often predates the import."""
+    times = [t for t in (row.status_at, row.submitted_at) if t is not None]
+    if not times:
+        return None
+    changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
+    if not changes or max(times) >= changes[-1].at:
+        return None
+    last = changes[-1]
+    return (
+        f"平台导出的时间（最晚 {format_local(max(times))}）早于 shenbao 记录的最后一次变化"
+        f"（{format_local(last.at)} 进入「{machine.state_label(last.to_value or case.state)}」），"
+        "可能是较早的导出，未写入；请用最新的导出同步"
+    )
 
 
 def _submission_time(row: _Row, not_before: datetime | None) -> datetime | None:

@@ -231,3 +231,46 @@ def test_a_case_created_from_the_platform_keeps_the_exports_fields_and_names_wha
     assert case.attrs["county"] == "萧山区" and case.attrs["credit_code"] == "91330109MA2K0W1C4B"
     in_principle = [f for f in case.findings if f["severity"] == "in_principle"]
     assert in_principle and all("平台已受理" in f["override"] for f in in_principle)  # its reason, on record
+
+
+# -- P6: a backward move is never guessed -----------------------------------------------------
+
+
+def test_a_recommended_case_the_platform_shows_submitted_is_a_conflict_keeping_its_quota_place(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    push(wlgc, make_ctx, "2026-08-17T09:00", recommended("WLGC2026-0001"))
+    assert case_of(wlgc, "WLGC2026-0001").quota_bucket is not None
+    back = ident("WLGC2026-0001") | {
+        "申报状态": "已提交",
+        "状态时间": "2026-08-18 09:00",
+        "提交时间": "2026-08-03 10:00",
+    }
+
+    report = push(wlgc, make_ctx, "2026-08-18T10:00", back)
+
+    assert report.changes == []
+    [conflict] = report.conflicts
+    assert "撤销推荐" in conflict.why and "须人工核实" in conflict.why
+    case = case_of(wlgc, "WLGC2026-0001")
+    assert case.state == "recommended" and case.quota_bucket is not None
+
+
+# Compares the platform's times with the audit's, which each backend returns in its own way.
+@pytest.mark.backends("sqlite", "postgresql")
+def test_an_export_older_than_the_cases_last_change_is_a_conflict_not_a_walk(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    approved = {"申报状态": "县级审核通过", "状态时间": "2026-08-06 10:00", "提交时间": "2026-07-28 10:12"}
+    push(wlgc, make_ctx, "2026-08-10T09:00", ident("WLGC2026-0001") | approved)
+    older = {
+        "申报状态": "已提交",
+        "状态时间": "2026-07-28 10:12",
+        "提交时间": "2026-07-28 10:12",
+    }  # the 0803 export
+
+    report = push(wlgc, make_ctx, "2026-08-10T09:30", ident("WLGC2026-0001") | older)
+
+    assert report.changes == [] and case_of(wlgc, "WLGC2026-0001").state == "county_approved"
+    [conflict] = report.conflicts
+    assert "早于 shenbao 记录的最后一次变化" in conflict.why and "2026-08-06（周四）10:00" in conflict.why
