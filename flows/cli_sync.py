@@ -101,6 +101,13 @@ def _print(report: SyncReport) -> None:
             ["行", "案件", "名称", "不符合的条件"],
             [(u.row, u.ref, u.title, "\n".join(u.findings)) for u in report.unqualified],
         )
+    if report.absent:
+        out.table(
+            f"此前的导出中有、本导出中没有的申报 {len(report.absent)} 个（仅提示，未作改动；"
+            "导出可能只含部分申报，平台上确已删除的请人工核实）",
+            ["案件", "名称", "shenbao 状态", "最近一次出现在"],
+            [(a.ref, a.title, a.state_label, a.last_file) for a in report.absent],
+        )
     _print_open(report)
     if report.refused is not None:
         r = report.refused

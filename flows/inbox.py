@@ -160,6 +160,10 @@ def describe(report: SyncReport, now: datetime) -> list[str]:
         f"不符合申报条件（平台已受理，已按平台记录写入）第{u.row}行 {u.ref}：{'；'.join(u.findings)}"
         for u in report.unqualified
     ]
+    lines += [
+        f"本导出中没有（此前见于 {a.last_file}，仅提示）{a.ref} {a.title}：{a.state_label}"
+        for a in report.absent
+    ]
     lines += [f"无法对应 第{u.row}行：{u.why}" for u in report.unplaced]
     lines += [
         f"冲突 第{c.row}行 {c.ref}：平台显示「{c.platform_says}」，shenbao 记录「{c.shenbao_has}」：{c.why}"

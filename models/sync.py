@@ -103,6 +103,16 @@ class Unqualified:
 
 
 @dataclass
+class Absent:
+    """A case an earlier export had and this one has not (listed, nothing changed)."""
+
+    ref: str
+    title: str
+    state_label: str
+    last_file: str  # the last synced export that had it
+
+
+@dataclass
 class Unplaced:
     file: str
     row: int | None
@@ -158,6 +168,8 @@ class SyncReport:
     conflicts: list[Conflict] = field(default_factory=list)
     unchanged: int = 0
     unqualified: list[Unqualified] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)  # the refs of every row matched or created
+    absent: list[Absent] = field(default_factory=list)
     refused: Refusal | None = None
     # Set when this very content was synced before and nothing differs: nothing was written.
     already_synced_at: datetime | None = None
@@ -652,6 +664,8 @@ def _sync(
                 "changed": [c.ref for c in report.changes],
                 "unchanged": report.unchanged,
                 "unqualified": [asdict(u) for u in report.unqualified],
+                "placed": report.placed,
+                "absent": [a.ref for a in report.absent],
                 "unplaced": [asdict(u) for u in report.unplaced],
                 "conflicts": [asdict(c) for c in report.conflicts],
             },
@@ -711,6 +725,35 @@ def _walk_all(
         _walk_case(session, ctx, machine, platform, case, parsed, source, report)
         if report.refused is not None:
             return  # all or nothing: the caller undoes what the rows before it did
+    placed = session.exec(select(Case).where(col(Case.id).in_(list(seen)))).all() if seen else []
+    report.placed = sorted(c.ref for c in placed)
+    report.absent = _absent(session, spec, machine, {c.city_code for c in placed}, set(report.placed))
+
+
+def _absent(
+    session: Session, spec: CampaignSpec, machine: Machine, cities: set[str | None], placed: set[str]
+) -> list[Absent]:
+    """Open cases an earlier export of this campaign had that this one lacks, within the cities
+    this one covers (a city's own export says nothing of the others). An export may be partial,
+    so this is told, never acted on: a case gone from the platform is for a person to look into."""
+    earlier: dict[str, str] = {}  # ref -> the last file that had it
+    for event in session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "sync", AuditEvent.campaign_id == spec.id)
+        .order_by(col(AuditEvent.seq))
+    ):
+        details = json.loads(event.details)
+        for ref in details.get("placed") or [*details.get("new", []), *details.get("changed", [])]:
+            earlier[ref] = str(details.get("file", ""))
+    missing = set(earlier) - placed
+    if not missing:
+        return []
+    cases = session.exec(select(Case).where(col(Case.ref).in_(sorted(missing))).order_by(col(Case.ref))).all()
+    return [
+        Absent(c.ref, c.title, machine.state_label(c.state), earlier[c.ref])
+        for c in cases
+        if c.state not in machine.final and c.city_code in cities
+    ]
 
 
 def _new_case(

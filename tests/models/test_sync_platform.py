@@ -274,3 +274,28 @@ def test_an_export_older_than_the_cases_last_change_is_a_conflict_not_a_walk(
     assert report.changes == [] and case_of(wlgc, "WLGC2026-0001").state == "county_approved"
     [conflict] = report.conflicts
     assert "早于 shenbao 记录的最后一次变化" in conflict.why and "2026-08-06（周四）10:00" in conflict.why
+
+
+# -- P9: a case gone from a later export is told -------------------------------------------------
+
+
+def test_a_case_missing_from_a_later_export_is_listed_within_the_cities_it_covers(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    draft = {"申报状态": "填报中", "状态时间": "2026-07-21 09:00"}
+    submitted = {"申报状态": "已提交", "提交时间": "2026-07-30 11:00"}
+    push(
+        wlgc,
+        make_ctx,
+        "2026-08-03T09:00",
+        ident("WLGC2026-0001") | submitted,
+        ident("WLGC2026-0003") | draft,
+        ident("WLGC2026-0008") | submitted,  # 宁波市
+    )
+
+    report = push(wlgc, make_ctx, "2026-08-10T09:00", ident("WLGC2026-0001") | submitted)
+
+    assert [(a.ref, a.state_label, a.last_file) for a in report.absent] == [
+        (case_of(wlgc, "WLGC2026-0003").ref, "填报中", "企业之家网导出")
+    ]  # 宁波市's case is not this 杭州 export's business
+    assert report.changes == [] and not report.needs_attention  # told, not acted on
