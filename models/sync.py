@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from calendars.campaign import (
     PlatformSpec,
     case_column_of,
 )
-from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
+from calendars.timeutil import LOCAL_TZ, format_local, local_date, parse_instant
 from models.actions import ActionRefused, act
 from models.audit import AuditEvent, EventDraft, events_for_case
 from models.campaign import get_campaign
@@ -1024,7 +1024,9 @@ def _older_than_history(session: Session, machine: Machine, case: Case, row: _Ro
     changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
     if not changes or max(times) >= changes[-1].at:
         return None
-    last = changes[-1]
+    last, latest = changes[-1], max(times)
+    if latest.astimezone(LOCAL_TZ).time() == time(0) and local_date(latest) == local_date(last.at):
+        return None  # a date without a time of day ("2026-08-06") says no more than the day
     return (
         f"平台导出的时间（最晚 {format_local(max(times))}）早于 shenbao 记录的最后一次变化"
         f"（{format_local(last.at)} 进入「{machine.state_label(last.to_value or case.state)}」），"
