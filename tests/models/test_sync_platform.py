@@ -299,3 +299,15 @@ def test_a_case_missing_from_a_later_export_is_listed_within_the_cities_it_cover
         (case_of(wlgc, "WLGC2026-0003").ref, "填报中", "企业之家网导出")
     ]  # 宁波市's case is not this 杭州 export's business
     assert report.changes == [] and not report.needs_attention  # told, not acted on
+
+
+def test_a_date_without_a_time_on_the_day_of_the_last_change_is_not_an_old_export(
+    wlgc: Database, make_ctx: Any
+) -> None:
+    submitted = {"申报状态": "已提交", "状态时间": "2026-08-04 09:30", "提交时间": "2026-08-04 09:30"}
+    push(wlgc, make_ctx, "2026-08-05T09:00", ident("WLGC2026-0001") | submitted)
+    approved = {"申报状态": "县级审核通过", "状态时间": "2026-08-04"}  # the platform gave the day only
+
+    report = push(wlgc, make_ctx, "2026-08-05T10:00", ident("WLGC2026-0001") | approved)
+
+    assert report.conflicts == [] and case_of(wlgc, "WLGC2026-0001").state == "county_approved"
