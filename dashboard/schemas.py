@@ -349,12 +349,27 @@ class SyncConflictOut(BaseModel):
     why: str
 
 
+class SyncUnqualifiedOut(BaseModel):
+    ref: str
+    title: str
+    row: int
+    findings: list[str] = Field(description="不符合的申报条件（✗ 硬性条件，! 原则上条件）")
+
+
+class SyncAbsentOut(BaseModel):
+    ref: str
+    title: str
+    state_label: str
+    last_file: str = Field(description="最近一次含有它的已同步导出")
+
+
 class SyncRefusalOut(BaseModel):
     row: int
     ref: str
     action: str
     message: str
     rule: str
+    advice: str = Field(description="再次同步前应做的处理（按被拒绝的规则）")
 
 
 class PlatformSyncOut(BaseModel):
@@ -370,6 +385,13 @@ class PlatformSyncOut(BaseModel):
     unplaced: list[SyncUnplacedOut] = Field(description="无法对应到案件的行（未写入）")
     conflicts: list[SyncConflictOut] = Field(description="与 shenbao 记录矛盾的行（未写入，须人工核实）")
     unchanged: int
+    unqualified: list[SyncUnqualifiedOut] = Field(
+        description="平台已受理、不符合申报条件的申报（已按平台记录写入，附不符合的条件）"
+    )
+    placed: list[str] = Field(description="本次对应到（或新建）的案件编号")
+    absent: list[SyncAbsentOut] = Field(
+        description="此前的导出中有、本次没有的未办结申报（同一设区市范围内；仅提示，未作改动）"
+    )
     refused: SyncRefusalOut | None = Field(description="被拒绝的一步：此时整批未写入")
     already_synced_at: datetime | None = Field(description="同一内容已于此时同步过，本次未作改动")
     applied: bool

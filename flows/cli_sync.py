@@ -45,8 +45,10 @@ def sync(
     \b
     列名与状态用语在批次文件的 platform: 一节声明；按申报编号、否则按申报单位与赛道（精品：产品）
     对应案件，逐步执行状态机操作（操作人「平台同步」，并记录由谁导入），导出含提交时间/状态时间的，按平台时间判断是否逾期。
-    与 shenbao 记录矛盾的行列为冲突、不写入；其余一次性写入，任何一步被拒绝则全部不写入。
-    同一文件再次同步不会有任何改动。
+    与 shenbao 记录矛盾的行列为冲突、不写入（须先经撤销推荐、退回等决定才能到达的平台状态，
+    时间早于案件最后一次变化的较早导出，也是冲突）；其余一次性写入，任何一步被拒绝则全部不写入。
+    平台已受理但不符合申报条件的申报照样写入，并列出不符合的条件；此前导出中有、本导出中没有的
+    未办结申报列出作提示。同一文件再次同步不会有任何改动。规则见 calendars/campaigns/FORMAT.md 4.1。
 
     \b
     退出码：0 全部一致或已写入；2 文件有误（缺列等，指明文件、行、列）；
@@ -95,6 +97,19 @@ def _print(report: SyncReport) -> None:
                 for ch in report.changes
             ],
         )
+    if report.unqualified:
+        out.table(
+            f"不符合申报条件的申报 {len(report.unqualified)} 个（平台已受理，按平台记录写入，请审核时核实）",
+            ["行", "案件", "名称", "不符合的条件"],
+            [(u.row, u.ref, u.title, "\n".join(u.findings)) for u in report.unqualified],
+        )
+    if report.absent:
+        out.table(
+            f"此前的导出中有、本导出中没有的申报 {len(report.absent)} 个（仅提示，未作改动；"
+            "导出可能只含部分申报，平台上确已删除的请人工核实）",
+            ["案件", "名称", "shenbao 状态", "最近一次出现在"],
+            [(a.ref, a.title, a.state_label, a.last_file) for a in report.absent],
+        )
     _print_open(report)
     if report.refused is not None:
         r = report.refused
@@ -105,7 +120,7 @@ def _print(report: SyncReport) -> None:
                 if report.dry_run
                 else "整个文件未同步，数据库未作任何修改（仅记录了这次拒绝）。"
             )
-            + "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间后再同步。"
+            + f"{r.advice}，然后再同步。"
         )
         return
     summary = (

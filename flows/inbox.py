@@ -136,7 +136,7 @@ def describe(report: SyncReport, now: datetime) -> list[str]:
             "未同步：有一步被拒绝，整个文件未写入（仅记录了这次拒绝）。",
             head,
             f"第{r.row}行 {r.ref}「{r.action}」被拒绝：{r.message}",
-            "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间，再把文件放回收件箱。",
+            f"{r.advice}，再把文件放回收件箱。",
         ]
         return lines
     counts = (
@@ -155,6 +155,14 @@ def describe(report: SyncReport, now: datetime) -> list[str]:
         f"状态变化 第{c.row}行 {c.ref} {c.title}：{c.from_label} → {c.to_label}"
         f"（{' → '.join(c.labels)}；生效时间 {format_local(c.effective_at) if c.effective_at else '同步时'}）"
         for c in report.changes
+    ]
+    lines += [
+        f"不符合申报条件（平台已受理，已按平台记录写入）第{u.row}行 {u.ref}：{'；'.join(u.findings)}"
+        for u in report.unqualified
+    ]
+    lines += [
+        f"本导出中没有（此前见于 {a.last_file}，仅提示）{a.ref} {a.title}：{a.state_label}"
+        for a in report.absent
     ]
     lines += [f"无法对应 第{u.row}行：{u.why}" for u in report.unplaced]
     lines += [

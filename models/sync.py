@@ -30,19 +30,27 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignFileError, CampaignSpec, FormSpec, PlatformSpec, case_column_of
-from calendars.timeutil import LOCAL_TZ, format_local, parse_instant
+from calendars.campaign import (
+    PLATFORM_FIELDS,
+    CampaignFileError,
+    CampaignSpec,
+    FormSpec,
+    PlatformSpec,
+    case_column_of,
+)
+from calendars.timeutil import LOCAL_TZ, format_local, local_date, parse_instant
 from models.actions import ActionRefused, act
-from models.audit import AuditEvent, EventDraft
+from models.audit import AuditEvent, EventDraft, events_for_case
 from models.campaign import get_campaign
 from models.case import Case
 from models.context import PLATFORM_SYNC, Ctx
+from models.eligibility import case_findings
 from models.forms import parser_for, title_of
 from models.imports import _county_of, _ensure_org, _ensure_park, _org_id, _too_long, file_digest, resolve_org
 from models.machines import SUBMISSION_ROLES, Machine, Transition, machine_for, machine_of
@@ -84,6 +92,27 @@ class StateChange:
 
 
 @dataclass
+class Unqualified:
+    """An application the platform accepted that fails the campaign's conditions: the platform is
+    the record of who filed, so it is submitted all the same, with its findings for the reviewers."""
+
+    ref: str
+    title: str
+    row: int
+    findings: list[str]  # "✗ [revenue] 上年度营业收入须不低于…", "! [nc_rate] …"
+
+
+@dataclass
+class Absent:
+    """A case an earlier export had and this one has not (listed, nothing changed)."""
+
+    ref: str
+    title: str
+    state_label: str
+    last_file: str  # the last synced export that had it
+
+
+@dataclass
 class Unplaced:
     file: str
     row: int | None
@@ -106,6 +135,23 @@ class Refusal:
     action: str
     message: str
     rule: str
+    advice: str = ""  # what to do before syncing the file again, by the rule refused (advice_for)
+
+
+# What a coordinator does about a refused step before the file is synced again: one sentence per
+# rule, finished by the caller ("后再同步" on the command line, "再放回收件箱" in the inbox).
+_ADVICE = {
+    "window_closed": "如平台已受理逾期申报（省厅延期），请先用 shenbao deadline set 调整截止时间",
+    "quota": (
+        "平台上的推荐多于 shenbao 的名额：请先核实名额（批次文件 quotas: 有误的，改正后 shenbao campaign load），"
+        "或在 shenbao 中撤销本单位另一项推荐"
+    ),
+    "recommendation_open": "推荐单位的推荐名单已报送，名单上的推荐不能再改：请先由省厅退回推荐名单",
+}
+
+
+def advice_for(rule: str) -> str:
+    return _ADVICE.get(rule, "请先按上述原因在 shenbao 中处理，或从导出中去掉这一行")
 
 
 @dataclass
@@ -121,6 +167,9 @@ class SyncReport:
     unplaced: list[Unplaced] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     unchanged: int = 0
+    unqualified: list[Unqualified] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)  # the refs of every row matched or created
+    absent: list[Absent] = field(default_factory=list)
     refused: Refusal | None = None
     # Set when this very content was synced before and nothing differs: nothing was written.
     already_synced_at: datetime | None = None
@@ -197,6 +246,9 @@ class _Row:
     state: str
     status_at: datetime | None
     submitted_at: datetime | None
+    # The export's other columns named after form fields (申报类别 …), as read: kept by a case the
+    # row creates, read only then (a bad cell in a column nobody uses never holds a row back).
+    fields: tuple[tuple[str, Any], ...] = ()
 
 
 def _text(value: Any) -> str | None:
@@ -231,7 +283,9 @@ def _parse_row(
     if state is None:
         known = "、".join(platform.statuses)
         return Unplaced(
-            file, number, f"未知的平台状态「{status}」（批次文件 platform.statuses 已有：{known}）"
+            file,
+            number,
+            f"「{platform.columns['status'].label}」：未知的平台状态「{status}」（批次文件 platform.statuses 已有：{known}）",
         )
     times: dict[str, datetime | None] = {}
     for key in ("status_at", "submitted_at"):
@@ -268,6 +322,11 @@ def _parse_row(
         state=state,
         status_at=times["status_at"],
         submitted_at=times["submitted_at"],
+        fields=tuple(
+            (k, values[k])
+            for k in platform.columns
+            if k not in PLATFORM_FIELDS and k not in item_columns and _text(values.get(k)) is not None
+        ),
     )
     if row.number is None and not (row.applicant and _item(row.items)):
         return Unplaced(file, number, "既无平台编号，也无申报单位与申报内容，无法对应到案件")
@@ -604,6 +663,9 @@ def _sync(
                 "new": [n.ref for n in report.new],
                 "changed": [c.ref for c in report.changes],
                 "unchanged": report.unchanged,
+                "unqualified": [asdict(u) for u in report.unqualified],
+                "placed": report.placed,
+                "absent": [a.ref for a in report.absent],
                 "unplaced": [asdict(u) for u in report.unplaced],
                 "conflicts": [asdict(c) for c in report.conflicts],
             },
@@ -663,6 +725,35 @@ def _walk_all(
         _walk_case(session, ctx, machine, platform, case, parsed, source, report)
         if report.refused is not None:
             return  # all or nothing: the caller undoes what the rows before it did
+    placed = session.exec(select(Case).where(col(Case.id).in_(list(seen)))).all() if seen else []
+    report.placed = sorted(c.ref for c in placed)
+    report.absent = _absent(session, spec, machine, {c.city_code for c in placed}, set(report.placed))
+
+
+def _absent(
+    session: Session, spec: CampaignSpec, machine: Machine, cities: set[str | None], placed: set[str]
+) -> list[Absent]:
+    """Open cases an earlier export of this campaign had that this one lacks, within the cities
+    this one covers (a city's own export says nothing of the others). An export may be partial,
+    so this is told, never acted on: a case gone from the platform is for a person to look into."""
+    earlier: dict[str, str] = {}  # ref -> the last file that had it
+    for event in session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.action == "sync", AuditEvent.campaign_id == spec.id)
+        .order_by(col(AuditEvent.seq))
+    ):
+        details = json.loads(event.details)
+        for ref in details.get("placed") or [*details.get("new", []), *details.get("changed", [])]:
+            earlier[ref] = str(details.get("file", ""))
+    missing = set(earlier) - placed
+    if not missing:
+        return []
+    cases = session.exec(select(Case).where(col(Case.ref).in_(sorted(missing))).order_by(col(Case.ref))).all()
+    return [
+        Absent(c.ref, c.title, machine.state_label(c.state), earlier[c.ref])
+        for c in cases
+        if c.state not in machine.final and c.city_code in cities
+    ]
 
 
 def _new_case(
@@ -695,9 +786,12 @@ def _new_case(
             Unplaced(source.name, row.row, f"新申报「{row.applicant}」须有所在县（市、区）才能新建")
         )
         return None
-    county = _county_of(session, county_name, Path(source.name), row.row, "所在县（市、区）", problems)
+    # The column the county was read from: the export's county column, else the applicant's own.
+    key = "county" if row.county else "applicant"
+    county_column = platform.columns[key].label if key in platform.columns else "所在县（市、区）"
+    county = _county_of(session, county_name, Path(source.name), row.row, county_column, problems)
     if county is None:
-        report.unplaced += [Unplaced(p.file, p.row, p.message) for p in problems]
+        report.unplaced += [Unplaced(p.file, p.row, f"「{p.column}」：{p.message}") for p in problems]
         return None
     orgs: dict[str, Organisation] = {}
     kind = application_kind(spec)
@@ -727,6 +821,21 @@ def _new_case(
     # fields in attrs (or the case columns they fill), its title from the form's ``title``.
     values: dict[str, Any] = {form.applicant: row.applicant}
     values.update(zip(spec.match_fields, row.items, strict=True))
+    if form.county and form.field(form.county) is not None:
+        values[form.county] = county.name
+    # Whatever else the export says of the application, read as the form reads it (智能工厂 ->
+    # smart_factory); a cell the form would refuse is a row it cannot place, naming the column.
+    for key, raw in row.fields:
+        field = form.field(key)
+        if field is None:
+            continue
+        try:
+            values[key] = parser_for(field)(raw)
+        except _Bad as exc:
+            report.unplaced.append(
+                Unplaced(source.name, row.row, f"「{platform.columns[key].label}」：{exc}")
+            )
+            return None
     columns: dict[str, Any] = {}
     attrs: dict[str, Any] = {}
     for key, value in values.items():
@@ -739,8 +848,10 @@ def _new_case(
     if form.column_field("zone_type") is not None:
         columns["zone_type"] = row.zone_type
     attrs["source_row"] = row.row
-    # Fields the export does not carry are empty in the title, as an empty cell would be.
-    title = title_of(form, {f.key: None for f in form.fields} | values)
+    # A field of the title the export does not carry is named as missing, not left blank
+    # ("杭州萧山智控科技有限公司：" told nobody what was applied for).
+    missing = {f.key: f"（平台导出无{f.label}）" for f in form.fields if values.get(f.key) in (None, "")}
+    title = title_of(form, {f.key: None for f in form.fields} | missing | values)
     session.flush()
     case = new_case(
         session,
@@ -779,16 +890,39 @@ def _walk_case(
         return
     correction: Transition | None = None
     original = start = case.state
+    entered: datetime | None = None  # when the case entered the state it lapsed from
     if case.state in machine.lapsed:
-        if row.state == machine.initial:
-            report.unchanged += 1  # still 填报中 on the platform after the deadline: the lapse stands
-            return
         correction = machine.find_role("correct_lapse", case.state)
-        start = correction.target if correction and correction.target else case.state
+        before, entered = _before_lapse(session, case, correction)
+        if row.state in (machine.initial, before):
+            # Still where it lapsed on the platform (填报中 after the deadline, 退回修改 after its
+            # resubmission deadline; or an export older than the lapse): the lapse stands.
+            report.unchanged += 1
+            return
+        start = before if correction is not None else case.state
+    else:
+        stale = _older_than_history(session, machine, case, row)
+        if stale is not None:
+            report.conflicts.append(Conflict(case.ref, row.row, says, has, stale))
+            return
     paths = walks(machine, start, row.state)
     if correction is not None:
-        # The lapse is undone only by a submission the platform recorded before the deadline.
-        paths = [p for p in paths if p[0].role == "submit"]
+        # The lapse is undone only by a submission (a resubmission, after a return) the platform
+        # recorded before the deadline that lapsed the case.
+        paths = [p for p in paths if p[0].role in SUBMISSION_ROLES]
+    walkable = [p for p in paths if not any(t.needs_reason for t in p[:-1])]
+    if paths and not walkable:
+        # A decision that needs a reason (撤销推荐, 退回修改, 不予推荐) is taken only when it is
+        # the state the platform shows, never guessed on the way to it: walked silently, a
+        # 市级推荐 case shown as 已提交 lost its recommendation and its quota place.
+        guessed = "、".join(dict.fromkeys(t.label for t in paths[0][:-1] if t.needs_reason))
+        why = (
+            f"由「{machine.state_label(case.state)}」到平台状态须先经「{guessed}」，平台导出未显示这一决定，"
+            "须人工核实（确为平台上的回退的，请在 shenbao 中由有权限的单位办理并说明理由）"
+        )
+        report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
+        return
+    paths = walkable
     if not paths:
         why = (
             f"平台状态在 shenbao 记录的「{machine.state_label(case.state)}」之前或无法由其到达，"
@@ -797,11 +931,16 @@ def _walk_case(
         report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
         return
     if correction is not None:
-        submitted = row.submitted_at or row.status_at
+        submitted = _submission_time(row, entered)
         if submitted is None:
+            given = row.submitted_at or row.status_at
             why = (
                 f"shenbao 已于 {format_local(case.state_since)} 逾期关闭；平台导出未给出提交时间，"
                 "无法判断是否按时提交（请导出含「提交时间」列的清单）"
+                if given is None
+                else f"shenbao 已于 {format_local(case.state_since)} 逾期关闭；平台导出的时间 {format_local(given)} "
+                f"早于案件进入「{machine.state_label(start)}」的 {format_local(entered)}，"  # type: ignore[arg-type]
+                "不是逾期关闭前的那次提交（可能是较早的导出），逾期关闭维持"
             )
             report.conflicts.append(Conflict(case.ref, row.row, says, has, why))
             return
@@ -810,12 +949,19 @@ def _walk_case(
         with _savepoint(session) as undo:
             try:
                 if correction is not None:
-                    _correct(session, ctx, machine, case, correction, row, platform, source)
-                effective = _walk(session, ctx, case, path, row, platform, source)
+                    _correct(session, ctx, case, correction, start, row, entered, platform, source)
+                effective, findings = _walk(session, ctx, case, path, row, platform, source, entered)
             except _StepRefused as exc:
                 undo()
                 if refusal is None:
-                    refusal = Refusal(row.row, case.ref, exc.action, str(exc.refusal), exc.refusal.rule)
+                    refusal = Refusal(
+                        row.row,
+                        case.ref,
+                        exc.action,
+                        str(exc.refusal),
+                        exc.refusal.rule,
+                        advice_for(exc.refusal.rule),
+                    )
                 continue
         report.changes.append(
             StateChange(
@@ -832,6 +978,8 @@ def _walk_case(
                 corrected_lapse=correction is not None,
             )
         )
+        if findings:
+            report.unqualified.append(Unqualified(case.ref, case.title, row.row, findings))
         return
     report.refused = refusal
 
@@ -854,23 +1002,67 @@ def _platform_details(
     }
 
 
+def _before_lapse(session: Session, case: Case, correction: Transition | None) -> tuple[str, datetime | None]:
+    """The state a lapsed case lapsed from (填报中, or 退回修改 at its resubmission deadline) and
+    when it entered that state (None: it was created in it), read from its audit."""
+    changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
+    lapse = next((i for i in range(len(changes) - 1, -1, -1) if changes[i].to_value == case.state), None)
+    if lapse is None or not changes[lapse].from_value:
+        return (correction.target if correction and correction.target else case.state), None
+    before = changes[lapse].from_value
+    entered = next((e.at for e in reversed(changes[:lapse]) if e.to_value == before), None)
+    return before, entered  # type: ignore[return-value]
+
+
+def _older_than_history(session: Session, machine: Machine, case: Case, row: _Row) -> str | None:
+    """Why a row cannot move its case when the platform's times are all older than the case's last
+    change (an export made before shenbao recorded it), else None. A case never changed since it
+    was created is not judged so: a platform submission often predates the import."""
+    times = [t for t in (row.status_at, row.submitted_at) if t is not None]
+    if not times:
+        return None
+    changes = [e for e in events_for_case(session, case.id) if e.action == "state_change"]  # type: ignore[arg-type]
+    if not changes or max(times) >= changes[-1].at:
+        return None
+    last, latest = changes[-1], max(times)
+    if latest.astimezone(LOCAL_TZ).time() == time(0) and local_date(latest) == local_date(last.at):
+        return None  # a date without a time of day ("2026-08-06") says no more than the day
+    return (
+        f"平台导出的时间（最晚 {format_local(max(times))}）早于 shenbao 记录的最后一次变化"
+        f"（{format_local(last.at)} 进入「{machine.state_label(last.to_value or case.state)}」），"
+        "可能是较早的导出，未写入；请用最新的导出同步"
+    )
+
+
+def _submission_time(row: _Row, not_before: datetime | None) -> datetime | None:
+    """The platform's time of the submission a step records: 提交时间, unless it is older than the
+    state the case is submitted from (a platform that keeps the first submission's time after a
+    return), then 状态时间, which is no earlier than the submission; None when neither fits."""
+    for at in (row.submitted_at, row.status_at):
+        if at is not None and (not_before is None or at >= not_before):
+            return at
+    return None
+
+
 def _correct(
     session: Session,
     ctx: Ctx,
-    machine: Machine,
     case: Case,
     t: Transition,
+    back_to: str,
     row: _Row,
+    entered: datetime | None,
     platform: PlatformSpec,
     source: _Source,
 ) -> None:
     """Undo the lapse by an audited correction at the time of the sync: history is not rewritten,
-    the lapse stays in the audit and the correction says why it no longer stands."""
-    submitted = row.submitted_at or row.status_at
-    assert submitted is not None and t.target is not None
+    the lapse stays in the audit and the correction says why it no longer stands. The case goes
+    back to the state it lapsed from, where the platform's submission (or resubmission) starts."""
+    submitted = _submission_time(row, entered)
+    assert submitted is not None
     reason = f"{platform.name}记录该申报于 {format_local(submitted)} 提交（{source.name} 第{row.row}行），逾期关闭不成立"
     from_state = case.state
-    case.state, case.state_since, case.updated_at = t.target, ctx.now, ctx.now
+    case.state, case.state_since, case.updated_at = back_to, ctx.now, ctx.now
     case.version += 1
     session.add(case)
     ctx.audit.append(
@@ -903,17 +1095,35 @@ def _walk(
     row: _Row,
     platform: PlatformSpec,
     source: _Source,
-) -> datetime | None:
+    entered: datetime | None = None,
+) -> tuple[datetime | None, list[str]]:
     """Each step an ``act`` by the platform sync, judged at the platform's time of that action:
-    the submission at 提交时间, the other steps at 状态时间, and when the export has no time at
-    the time of the sync."""
+    the submission at 提交时间 (unless older than ``entered``, the state it leaves), the other
+    steps at 状态时间, and when the export has no time at the time of the sync.
+
+    Returns the time of the last step and the conditions the submission fails, if any: the
+    platform accepted it, so it is not refused (``act`` does not block the platform sync), but
+    the audit says which rules it fails, and a 原则上 rule records the platform's acceptance as
+    its reason, as a person's submission records theirs."""
     effective: datetime | None = None
+    unmet: list[str] = []
     for t in path:
         # 状态时间 is no earlier than any step before it: judging a step at it never lets a late
         # submission pass; a submission judged at 提交时间 is judged exactly.
-        effective = (row.submitted_at if t.role in SUBMISSION_ROLES else None) or row.status_at
+        effective = (_submission_time(row, entered) if t.role in SUBMISSION_ROLES else None) or row.status_at
         at = effective or ctx.now
         reason = f"{platform.name}显示「{row.word}」（{source.name} 第{row.row}行）"
+        overrides: dict[str, str] = {}
+        if "eligibility" in t.guards:
+            found = [
+                f
+                for f in case_findings(session, get_campaign(session, case.campaign_id).spec(), case)
+                if f.severity in ("block", "in_principle")
+            ]
+            unmet = [f"{'✗' if f.severity == 'block' else '!'} [{f.rule}] {f.message}" for f in found]
+            overrides = {f.rule: f"{reason}，平台已受理" for f in found if f.severity == "in_principle"}
+            if unmet:
+                reason += "；平台已受理，不符合的申报条件：" + "；".join(unmet)
         step = Ctx(now=at, actor=PLATFORM_SYNC, audit=ctx.audit)
         try:
             act(
@@ -922,9 +1132,10 @@ def _walk(
                 case,
                 t.action,
                 reason=reason,
+                overrides=overrides,
                 params={"platform": _platform_details(platform, row, source, effective, ctx.now)},
             )
         except ActionRefused as exc:
             raise _StepRefused(t.action, exc) from exc
         session.flush()
-    return effective
+    return effective, unmet

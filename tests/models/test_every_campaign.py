@@ -5,7 +5,8 @@ Data-driven: a new campaign is a new YAML file (and, for the scenario, its sampl
 a sample is loaded into a running engine, its sample imported, its applicants reminded before
 the window closes, every application submitted (blocked ones refused, 原则上 ones with a
 recorded reason), walked to its recommendation, recommended until each recommender's quota is
-full (one more is refused naming the quota), walked on to a final state, and the audit checks.
+full (an ``overflow`` quota passing to the next; one more is refused naming the last), walked on
+to a final state, and the audit checks.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from models.db import Database
 from models.forms import read_form
 from models.imports import import_cases
 from models.machines import Machine, Transition, machine_for
+from models.org import Organisation
 from models.outbox import Notification
-from models.quota import quota_for
+from models.quota import candidates
 from models.registry import load_campaign
 from models.replay import verify
 from notifications.reconcile import reconcile
@@ -145,10 +147,11 @@ def test_a_campaign_runs_from_its_file_alone(
                 assert any(f.severity == "block" for f in exc.findings)
     assert submitted
 
-    # Walked to where a recommender decides, then recommended until each quota is full.
+    # Walked to where a recommender decides, then recommended until each quota is full. A
+    # recommendation takes the first of its quotas with a free place (one marked overflow passes
+    # to the next when full); when every one is full it is refused naming the last.
     ready = {s for t in machine.transitions if "quota" in t.guards for s in t.sources}
     recommend = next(t for t in machine.transitions if "quota" in t.guards)
-    by_bucket: dict[str, list[str]] = {}
     with seeded.write() as session:
         for ref in submitted:
             case = session.exec(select(Case).where(Case.ref == ref)).one()
@@ -156,30 +159,27 @@ def test_a_campaign_runs_from_its_file_alone(
             assert walk is not None, f"{ref}: no way from {case.state} to {ready}"
             for t in walk:
                 _do(session, make_ctx(now), case, t)
-            quota = quota_for(session, spec, case, None)
-            by_bucket.setdefault(quota.bucket, []).append(ref)
-    refused_for_quota = 0
+    taken: dict[str, int] = {}  # places used so far, by quota bucket
     recommended: list[str] = []
-    for refs in by_bucket.values():
-        with seeded.write() as session:
-            first = session.exec(select(Case).where(Case.ref == refs[0])).one()
-            limit = quota_for(session, spec, first, None).limit
-        for i, ref in enumerate(refs):
-            try:
-                with seeded.write() as session:
-                    case = session.exec(select(Case).where(Case.ref == ref)).one()
-                    _do(session, make_ctx(now), case, recommend)
-                recommended.append(ref)
-                assert limit is None or i < limit
-            except ActionRefused as exc:
-                assert exc.rule == "quota" and limit is not None and i >= limit, exc
-                assert "名额" in str(exc)
-                refused_for_quota += 1
+    for ref in submitted:
+        with seeded.read() as session:
+            case = session.exec(select(Case).where(Case.ref == ref)).one()
+            recommender = session.get(Organisation, case.recommender_id or case.city_code)
+            applicable = candidates(session, spec, case, recommender)
+        free = [q for q in applicable if q.limit is None or taken.get(q.bucket, 0) < q.limit]
+        try:
+            with seeded.write() as session:
+                case = session.exec(select(Case).where(Case.ref == ref)).one()
+                _do(session, make_ctx(now), case, recommend)
+                bucket = case.quota_bucket
+        except ActionRefused as exc:
+            assert exc.rule == "quota" and not free, exc
+            assert applicable[-1].name in str(exc) and "名额" in str(exc)
+            continue
+        assert free and bucket == free[0].bucket, (ref, bucket, [q.bucket for q in applicable])
+        taken[bucket] = taken.get(bucket, 0) + 1
+        recommended.append(ref)
     assert recommended
-    assert refused_for_quota == sum(
-        max(0, len(refs) - (lim if lim is not None else len(refs)))
-        for refs, lim in ((r, _limit(seeded, spec, r[0])) for r in by_bucket.values())
-    )
 
     # The tiers above finish the recommended cases: each reaches a final state.
     with seeded.write() as session:
@@ -195,12 +195,6 @@ def test_a_campaign_runs_from_its_file_alone(
         report = verify(session, audit)
     assert report.problems == [], report.problems
     assert local_date(now) <= local_date(window.deadline)
-
-
-def _limit(db: Database, spec: CampaignSpec, ref: str) -> int | None:
-    with db.read() as session:
-        case = session.exec(select(Case).where(Case.ref == ref)).one()
-        return quota_for(session, spec, case, None).limit
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
