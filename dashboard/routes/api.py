@@ -24,7 +24,6 @@ from dashboard.queries import (
     CHANNEL_STATUS,
     EMAIL_STATUS,
     application_kind,
-    case_history,
     city_recommendation,
     list_cases,
     mail_log,
@@ -70,6 +69,7 @@ from models.actions import ActionRefused, CaseNotFound, get_case
 from models.audit import AuditEvent
 from models.campaign import Campaign
 from models.case import Case
+from models.history import case_history
 from models.letters import Letter, LetterRefused, letter_on_file
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation

@@ -18,7 +18,6 @@ from dashboard.queries import (
     NOTIFICATION_KINDS,
     NOTIFICATION_STATUS,
     application_kind,
-    case_history,
     city_recommendation,
     division_name,
     list_cases,
@@ -33,6 +32,7 @@ from dashboard.web import absolute_url, now, page_viewer, render, runtime
 from models.actions import CaseNotFound, get_case
 from models.campaign import Campaign, get_campaign
 from models.case import Case
+from models.history import case_history
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
 from models.reference import load_divisions
