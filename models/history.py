@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.audit import AuditEvent
 from models.case import Case
@@ -59,7 +59,7 @@ class HistoryItem:
 def case_history(session: Session, case: Case) -> list[HistoryItem]:
     machine = machine_for(case.kind, case.campaign_id)
     events = session.exec(
-        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
+        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(col(AuditEvent.seq))
     ).all()
     items = []
     for e in events:
