@@ -213,7 +213,7 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     shown = {"applicant": names.get(case.org_id), "track": case.track, "subtrack": case.track}
     spec = get_campaign(session, case.campaign_id).spec()
     attrs = [
-        (spec.field_label(k), v)
+        (spec.field_label(k), spec.shown_value(k, v))
         for k, v in case.attrs.items()
         if k != "source_row" and v not in (None, "") and shown.get(k) != v
     ]
