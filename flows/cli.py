@@ -23,7 +23,7 @@ from calendars.workdays import UnknownYearError
 from flows import output as out
 from models.actions import ActionRefused, CaseNotFound, get_case, offered
 from models.audit import AuditKeyMissing, events_for_case
-from models.campaign import Campaign, campaign_kinds, get_campaign, resolve_kind
+from models.campaign import Campaign, campaign_kinds, get_campaign, resolve_kind, resolve_state
 from models.case import PROGRAM_LABELS, Case
 from models.context import Actor
 from models.letters import LetterStore
@@ -1053,7 +1053,7 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 )
 @click.option("--city", help="设区市")
 @click.option("--county", help="县（市、区）")
-@click.option("--state", help="状态，如 draft、submitted")
+@click.option("--state", help="状态：编号或中文名，如 draft、submitted、填报中")
 @click.option("--limit", default=200, show_default=True, help="最多列出多少条")
 @json_option
 @click.pass_context
@@ -1077,6 +1077,8 @@ def case_list(
     with rt.db.read() as session:
         if kind:
             kind = resolve_kind(session, kind, campaign_id)
+        if state:
+            state = resolve_state(session, state, kind, campaign_id)
         cases = list_cases(
             session, campaign_id, kind=kind, city=city_code, county=county_code, state=state, limit=limit
         )
@@ -1204,7 +1206,7 @@ def case_act(
 )
 @click.option("--city", help="设区市：按县（市、区）展开")
 @click.option("--county", help="县（市、区）：按申报单位展开")
-@click.option("--state", help="只统计某一状态")
+@click.option("--state", help="只统计某一状态（编号或中文名）")
 @json_option
 @click.pass_context
 @handled
@@ -1237,6 +1239,8 @@ def status(
             kind = resolve_kind(session, kind, campaign_id)
             # A kind of one campaign says nothing of the others: only those that have it.
             campaigns = [c for c in campaigns if kind in campaign_kinds(c.spec())]
+        if state:
+            state = resolve_state(session, state, kind, campaign_id)
         for c in campaigns:
             k = kind or c.spec().application_kind
             b = board(session, c.id, k, city=city_code, county=county_code, state=state)

@@ -193,3 +193,10 @@ def test_campaign_load_reports_every_change_campaign_diff_shows(
     for line in diff.splitlines():
         assert line.removeprefix("- ") in loaded, (line, loaded)
     assert "推荐名额（quotas）[city].limits.330900：2 → 3" in loaded and "last-day" in loaded
+
+
+def test_state_options_take_a_state_of_the_loaded_machines_by_id_or_label(blind: Shenbao) -> None:
+    by_label = blind.json("case", "list", "--campaign", "2026-sttt", "--state", "逾期未提交", now=LATE)
+    assert "ST26-00019" in {c["ref"] for c in by_label} and {c["state"] for c in by_label} == {"lapsed"}
+    wrong = blind("case", "list", "--kind", "sttt_application", "--state", "逾期", now=LATE, code=2).stderr
+    assert "没有状态「逾期」" in wrong and "lapsed（逾期未提交）" in wrong
