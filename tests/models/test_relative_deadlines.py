@@ -238,3 +238,16 @@ def test_a_per_case_rule_names_the_action_by_its_label() -> None:
     )
     rule = sttt.stage("resubmission").relative
     assert rule is not None and rule.describe() == "本案件最近一次「退回修改」之后第 5 个工作日24:00"
+
+
+def test_a_diff_words_a_per_case_rule_as_boards_do_and_sees_its_time_of_day() -> None:
+    from calendars.campaign_diff import diff_campaigns
+
+    path = Path(__file__).resolve().parents[2] / "calendars/campaigns/available/2026-sttt.yaml"
+    text = path.read_text(encoding="utf-8")
+    later = text.replace("after: {action: return}}", 'after: {action: return}, at: "17:00"}')
+    changes = diff_campaigns(load_campaign_text(text, origin="v1"), load_campaign_text(later, origin="v2"))
+    assert (
+        "截止时间 本案件最近一次「退回修改」之后第 5 个工作日24:00 → 本案件最近一次「退回修改」之后第 5 个工作日17:00"
+        in "；".join(changes)
+    ), changes
