@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from calendars import usercache
 from calendars.export_forms import ExportsSpec, export_problems
@@ -105,6 +113,21 @@ class DeadlineAnchor(_Strict):
 
     stage: str | None = None
     action: str | None = None
+    # The action's label (退回修改 for return), filled in by the campaign that checked the action
+    # against its kind: people read the label, the file names the id.
+    _action_label: str | None = PrivateAttr(default=None)
+
+    @property
+    def action_label(self) -> str | None:
+        return self._action_label or self.action
+
+    @property
+    def labelled(self) -> bool:
+        return self._action_label is not None
+
+    def label_action(self, label: str | None) -> None:
+        """Name the action as its machine labels it (set once the machine is known)."""
+        self._action_label = label
 
     @model_validator(mode="after")
     def _one(self) -> DeadlineAnchor:
@@ -164,7 +187,7 @@ class RelativeDeadline(_Strict):
 
     def describe(self) -> str:
         anchor = self.anchor
-        what = f"环节 {anchor.stage}" if anchor.stage else f"本案件最近一次「{anchor.action}」"
+        what = f"环节 {anchor.stage}" if anchor.stage else f"本案件最近一次「{anchor.action_label}」"
         side = "之后" if self.after is not None else "之前"
         return f"{what}{side}第 {self.working_days} 个工作日{self.at or '24:00'}"
 
@@ -1270,6 +1293,8 @@ class CampaignSpec(_Strict):
                     f"环节 {stage.id} 的相对截止时间指向的操作「{anchor}」不是「{kind.label}」的操作"
                     f"（应为 kinds.{stage.subject}.transitions 中的 action 之一：{'、'.join(actions)}）",
                 )
+            if relative is not None and anchor is not None:
+                relative.anchor.label_action(next(t.label for t in kind.transitions if t.action == anchor))
         if self.form is not None:
             self._resolve_choices()
             if self.kinds and self.form.kind not in self.kinds:
@@ -1422,6 +1447,19 @@ class CampaignSpec(_Strict):
         if field is not None:
             return field.label
         return self.labels.get(key, key)
+
+    def column_name(self, column: str) -> str | None:
+        """What people call a case's indexed column (细分赛道 for track): the label of the form's
+        field that fills it; None when the form has no such field (nothing to show)."""
+        field = self.form.column_field(column) if self.form is not None else None
+        return field.label if field is not None else None
+
+    def shown_value(self, key: str, value: Any) -> Any:
+        """A case field's stored value as people read it: a choice by its label (创建类 for
+        create), anything else as stored."""
+        if not isinstance(value, str) or self.form is None:
+            return value
+        return self.form.choice_label(key, value)
 
     def column_label(self, column: str, value: str | None) -> str:
         """A case's indexed column (zone_type, category …) as people read it: the label the

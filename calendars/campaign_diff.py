@@ -40,12 +40,13 @@ def _when(value: datetime | None) -> str:
 
 
 def _deadline(stage: Stage) -> str:
-    if stage.relative is not None:
-        r = stage.relative
-        anchor = r.anchor
-        what = f"环节 {anchor.stage}" if anchor.stage else f"本案件最近一次「{anchor.action}」"
-        return f"{what}{'之后' if r.after else '之前'} {r.working_days} 个工作日"
-    return _when(stage.deadline)
+    # The rule's one wording (RelativeDeadline.describe: the action by its label, the time of day).
+    return stage.relative.describe() if stage.relative is not None else _when(stage.deadline)
+
+
+def _deadline_rule(stage: Stage) -> Any:
+    # What the file says, not how it reads: a renamed action label is not a moved deadline.
+    return stage.relative.model_dump() if stage.relative is not None else stage.deadline
 
 
 def _list(values: Any) -> str:
@@ -54,7 +55,7 @@ def _list(values: Any) -> str:
 
 def _stage_changes(old: Stage, new: Stage) -> list[str]:
     out: list[str] = []
-    if _deadline(old) != _deadline(new):
+    if _deadline_rule(old) != _deadline_rule(new):
         out.append(f"截止时间 {_deadline(old)} → {_deadline(new)}")
     for key, label in (("opens", "开放时间"), ("closes", "停止督办时间")):
         a, b = getattr(old, key), getattr(new, key)

@@ -6,7 +6,6 @@ totals, so the counts here take the scope filter of :mod:`dashboard.scope`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
@@ -192,69 +191,6 @@ def division_name(code: str | None) -> str:
         return "市本级"
     d = load_divisions().by_code(code)
     return d.name if d else code
-
-
-# -- history ---------------------------------------------------------------------------------------
-
-EVENT_NAMES = {
-    "create": "新建",
-    "state_change": "状态变化",
-    "override": "说明理由",
-    "refusal": "被拒绝",
-    "update": "更新",
-    "deadline_change": "截止时间调整",
-    "import": "导入",
-    "campaign_load": "加载批次",
-}
-
-
-@dataclass
-class HistoryItem:
-    seq: int
-    at: datetime
-    actor: str
-    action: str
-    action_label: str
-    what: str
-    from_label: str
-    to_label: str
-    reason: str
-    details: dict[str, Any]
-
-
-def case_history(session: Session, case: Case) -> list[HistoryItem]:
-    machine = machine_for(case.kind, case.campaign_id)
-    events = session.exec(
-        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.seq)
-    ).all()
-    items = []
-    for e in events:
-        details = json.loads(e.details or "{}")
-        what = details.get("label") or ""
-        if e.action == "override":
-            what = f"规则 {e.from_value}：{details.get('finding', '')}"
-        elif e.action == "refusal":
-            action = details.get("action", "")
-            what = next((t.label for t in machine.transitions if t.action == action), action)
-        elif e.action == "create":
-            what = "新建案件"
-        from_label = machine.state_label(e.from_value) if e.from_value and e.action != "override" else ""
-        to_label = machine.state_label(e.to_value) if e.to_value and e.action != "override" else ""
-        items.append(
-            HistoryItem(
-                e.seq,
-                e.at,
-                e.actor,
-                e.action,
-                EVENT_NAMES.get(e.action, e.action),
-                what,
-                from_label,
-                to_label,
-                e.reason,
-                details,
-            )
-        )
-    return items
 
 
 # -- progress (charts) ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from calendars.workdays import UnknownYearError
 from flows import output as out
 from models.actions import ActionRefused, CaseNotFound, get_case, offered
 from models.audit import AuditKeyMissing, events_for_case
-from models.campaign import Campaign, get_campaign
+from models.campaign import Campaign, campaign_kinds, get_campaign, resolve_kind, resolve_state
 from models.case import PROGRAM_LABELS, Case
 from models.context import Actor
 from models.letters import LetterStore
@@ -315,7 +315,7 @@ def init(
     out.line(f"结构版本：{before or '（新建）'} → {after}")
     out.line(f"行政区划：新增 {result['divisions_added']} 个（省、11 个设区市、90 个县（市、区））")
     for cid, changes in result["campaigns"].items():
-        out.line(f"批次 {cid}：{'；'.join(changes) if changes else '已是最新'}")
+        _print_changes(f"批次 {cid}", changes or ["已是最新"])
     out.line(f"审计密钥：{rt.settings.resolved_key_file}（请妥善保管，勿与数据库放在同一备份中）")
 
 
@@ -489,6 +489,8 @@ def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
                         "required": f.required,
                         "units": list(f.units),
                         "choices": [f.choice_label(c) for c in f.choices],
+                        # Other spellings an import takes for a choice, and the choice each means.
+                        "synonyms": {alias: f.choice_label(c) for alias, c in f.synonyms.items()},
                     }
                     for f in fields
                 ],
@@ -503,6 +505,9 @@ def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         else:
             required = "是" if f.required else "否"
         note = "、".join(f.choice_label(c) for c in f.choices) if f.choices else "、".join(f.units)
+        if f.synonyms:
+            also = "、".join(f"{alias}→{f.choice_label(c)}" for alias, c in f.synonyms.items())
+            note += f"（也认：{also}）"
         rows.append([f.label, required, _FIELD_TYPES.get(f.type, f.type), note, "、".join(f.aliases)])
     out.table(f"{spec.name} 申报表", ["列名", "必填", "类型", "可选值/单位", "其他写法"], rows)
     _print_exports(spec)
@@ -523,7 +528,7 @@ def campaign_load(
     actor = _actor(rt, as_org, by, admin_reason)
     text = file.read_text(encoding="utf-8")
     loaded, changes = acts.load_campaign(rt, actor, text, origin=str(file))
-    out.line(f"批次 {loaded.id}（{loaded.name}）：{'；'.join(changes) if changes else '内容未变化'}")
+    _print_changes(f"批次 {loaded.id}（{loaded.name}）", changes or ["内容未变化"])
     from models.campaign_check import check_campaign
 
     _print_warnings(check_campaign(text, origin=str(file), calendar=rt.calendar).warnings)
@@ -555,6 +560,14 @@ def _print_warnings(warnings: list[str]) -> None:
     """Warnings apart from errors, on stderr: the file loads; the author reads what may not be meant."""
     for warning in warnings:
         out.warning(f"{warning}（不影响加载，请核对是否本意）")
+
+
+def _print_changes(what: str, changes: list[str]) -> None:
+    """A load's outcome, then each change (the file's, as `campaign diff` lists them, and what
+    the engine did about them) on a line of its own."""
+    out.line(f"{what}：{changes[0]}")
+    for change in changes[1:]:
+        out.line(f"  - {change}")
 
 
 @campaign.command("validate")
@@ -739,9 +752,9 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
     rt = _rt(ctx)
     city_code = _resolve_division(rt, city, "city")
     with rt.db.read() as session:
+        # The programs are the loaded campaign files', not a list fixed here.
+        known = stored_programs(session)
         if program:
-            # The programs are the loaded campaign files', not a list fixed here.
-            known = stored_programs(session)
             named = {p.name: p.id for p in known.values()}
             if program not in known and program not in named:
                 listed = "、".join(f"{p.id}（{p.name}）" for p in known.values())
@@ -787,11 +800,19 @@ def roster_list(ctx: click.Context, city: str | None, program: str | None, as_js
                 d["title"],
                 d["mobile"],
                 d["email"],
-                "、".join(PROGRAM_LABELS[p] for p in d["programs"] if p in PROGRAM_LABELS),
+                _works_on(d["programs"], {p.id: p.name for p in known.values()}),
             ]
             for d in data
         ],
     )
+
+
+def _works_on(programs: list[str], names: dict[str, str]) -> str:
+    """A contact's programs by the names the loaded campaign files give them; 「全部」 for every one
+    (none named, or each loaded program: what a roster's 「全部」 was stored as)."""
+    if not programs or set(names) <= set(programs):
+        return "全部"
+    return "、".join(names.get(p, PROGRAM_LABELS.get(p, p)) for p in programs)
 
 
 # -- contacts --------------------------------------------------------------------------------------
@@ -969,6 +990,8 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "category_name": spec.field_label("category"),
         "category_label": spec.column_label("category", case.category),
         "track": case.track,
+        "track_name": spec.column_name("track") or "赛道",
+        "track_label": spec.column_label("track", case.track),
         "recommender_id": case.recommender_id,
         "quota_bucket": case.quota_bucket,
         "defence_at": case.defence_at,
@@ -976,6 +999,9 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
         "external_id": case.external_id,
         "attrs": case.attrs,
         "labels": {key: spec.field_label(key) for key in case.attrs},
+        # A choice as the form labels it (创建类, not create): what case show prints.
+        "attrs_shown": {key: spec.shown_value(key, value) for key, value in case.attrs.items()},
+        "case_deadlines": _case_deadlines(session, spec, case),
         "findings": findings,
         "findings_are_preview": not checked,
         "allowed_actions": [
@@ -983,6 +1009,35 @@ def _case_dict(session: Any, case: Case) -> dict[str, Any]:
             for t in offered(machine, case.state)
         ],
     }
+
+
+def _case_deadlines(session: Any, spec: CampaignSpec, case: Case) -> list[dict[str, Any]]:
+    """The case's own deadlines (a returned application's resubmission, N working days after
+    its return): each per-case stage the case has met, with its date."""
+    from sqlmodel import select
+
+    from models.campaign import CaseDeadline
+
+    rows = session.exec(
+        select(CaseDeadline).where(CaseDeadline.case_id == case.id).order_by(CaseDeadline.stage_id)
+    ).all()
+    found = []
+    for row in rows:
+        stage = next((s for s in spec.stages if s.id == row.stage_id), None)
+        if stage is None:
+            continue
+        found.append(
+            {
+                "stage": stage.id,
+                "name": stage.name,
+                "due_at": row.due_at,
+                "due_text": format_deadline(row.due_at) if row.due_at else "待节假日安排公布后计算",
+                "rule": stage.relative.describe() if stage.relative else "",
+                "version": row.version,
+                "pending": case.state in stage.pending_states,
+            }
+        )
+    return found
 
 
 @case.command("show")
@@ -1000,10 +1055,17 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         return
     out.line(f"{data['ref']}  {data['kind_label']}  {data['title']}")
     out.line(f"状态：{data['state_label']}（{data['state']}，自 {format_local(data['state_since'])}）")
-    if data["zone_type"]:
-        out.line(f"{data['zone_type_name']}：{data['zone_type_label']}  赛道：{data['track']}")
-    if data["category"]:
-        out.line(f"{data['category_name']}：{data['category_label']}  赛道：{data['track']}")
+    # The case's indexed columns, each named by the form and only where it has a value.
+    shown = [
+        f"{data[f'{column}_name']}：{data[f'{column}_label']}"
+        for column in ("zone_type", "category", "track")
+        if data[column]
+    ]
+    if shown:
+        out.line("  ".join(shown))
+    for d in data["case_deadlines"]:
+        state = "" if d["pending"] else "；本案件已不在此环节"
+        out.line(f"本案件「{d['name']}」截止：{d['due_text']}（{d['rule']}{state}）")
     if data["defence_at"]:
         out.line(f"现场答辩：{format_local(data['defence_at'])}")
     if data["letter"]:
@@ -1012,8 +1074,9 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         out.line(f"占用名额：{data['quota_bucket']}")
     for key, value in data["attrs"].items():
         if value not in (None, "") and key != "source_row":
-            shown = {True: "是", False: "否"}.get(value, value) if isinstance(value, bool) else value
-            out.line(f"  {data['labels'].get(key, key)}：{shown}")
+            value = data["attrs_shown"][key]
+            text = {True: "是", False: "否"}.get(value, value) if isinstance(value, bool) else value
+            out.line(f"  {data['labels'].get(key, key)}：{text}")
     if data["findings"] and data["findings_are_preview"]:
         out.line("资格预检（提交时将按此检查）：")
     for f in data["findings"]:
@@ -1026,10 +1089,14 @@ def case_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 @case.command("list")
 @click.option("--campaign", "campaign_id", help="批次编号")
-@click.option("--kind", type=click.Choice(sorted(KIND_LABELS)), help="案件类型")
+@click.option(
+    "--kind",
+    metavar="类型",
+    help="案件类型：已加载批次文件 kinds: 中的编号或中文名（如 cluster_application、集群申报）",
+)
 @click.option("--city", help="设区市")
 @click.option("--county", help="县（市、区）")
-@click.option("--state", help="状态，如 draft、submitted")
+@click.option("--state", help="状态：编号或中文名，如 draft、submitted、填报中")
 @click.option("--limit", default=200, show_default=True, help="最多列出多少条")
 @json_option
 @click.pass_context
@@ -1051,6 +1118,10 @@ def case_list(
     city_code = _resolve_division(rt, city, "city")
     county_code = _resolve_division(rt, county, "county")
     with rt.db.read() as session:
+        if kind:
+            kind = resolve_kind(session, kind, campaign_id)
+        if state:
+            state = resolve_state(session, state, kind, campaign_id)
         cases = list_cases(
             session, campaign_id, kind=kind, city=city_code, county=county_code, state=state, limit=limit
         )
@@ -1062,6 +1133,7 @@ def case_list(
                 "state_label": machine_for(c.kind, c.campaign_id).state_label(c.state),
                 "title": c.title,
                 "track": c.track,
+                "track_label": get_campaign(session, c.campaign_id).spec().column_label("track", c.track),
                 "since": c.state_since,
             }
             for c in cases
@@ -1077,7 +1149,7 @@ def case_list(
                 d["ref"],
                 KIND_LABELS[d["kind"]],
                 d["title"],
-                d["track"],
+                d["track_label"],
                 d["state_label"],
                 format_local(d["since"]),
             ]
@@ -1170,10 +1242,14 @@ def case_act(
 
 @cli.command()
 @click.option("--campaign", "campaign_id", help="批次编号（默认全部）")
-@click.option("--kind", type=click.Choice(sorted(KIND_LABELS)), help="案件类型（默认该批次的申报）")
+@click.option(
+    "--kind",
+    metavar="类型",
+    help="案件类型：已加载批次文件 kinds: 中的编号或中文名（默认各批次的申报）",
+)
 @click.option("--city", help="设区市：按县（市、区）展开")
 @click.option("--county", help="县（市、区）：按申报单位展开")
-@click.option("--state", help="只统计某一状态")
+@click.option("--state", help="只统计某一状态（编号或中文名）")
 @json_option
 @click.pass_context
 @handled
@@ -1202,6 +1278,12 @@ def status(
             if campaign_id
             else list(session.exec(select(Campaign).order_by(Campaign.id)))
         )
+        if kind:
+            kind = resolve_kind(session, kind, campaign_id)
+            # A kind of one campaign says nothing of the others: only those that have it.
+            campaigns = [c for c in campaigns if kind in campaign_kinds(c.spec())]
+        if state:
+            state = resolve_state(session, state, kind, campaign_id)
         for c in campaigns:
             k = kind or c.spec().application_kind
             b = board(session, c.id, k, city=city_code, county=county_code, state=state)
@@ -1254,11 +1336,13 @@ def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
 
     from sqlmodel import select
 
+    from models.history import case_history
+
     rt = _rt(ctx)
     with rt.db.read() as session:
         c = get_case(session, ref)
-        machine = machine_for(c.kind, c.campaign_id)
         events = events_for_case(session, c.id)  # type: ignore[arg-type]
+        timeline = case_history(session, c)
         org_names = dict(session.exec(select(Organisation.id, Organisation.name)).all())
     data: list[dict[str, Any]] = [
         {
@@ -1286,30 +1370,21 @@ def history(ctx: click.Context, ref: str, proofs: bool, as_json: bool) -> None:
                 raise Fail(str(exc)) from exc
         out.print_json(export)
         return
-    names = {
-        "create": "新建",
-        "state_change": "状态变化",
-        "override": "说明理由",
-        "refusal": "被拒绝",
-        "update": "更新",
-    }
     rows = []
-    for d in data:
-        what = d["details"].get("label") or d["details"].get("action") or ""
-        if d["action"] == "override":
-            what = f"规则 {d['from']}"
-        change = ""
-        if d["action"] in ("state_change", "create"):
-            change = f"{machine.state_label(d['from']) if d['from'] else ''} → {machine.state_label(d['to'] or '')}"
-        elif d["action"] == "refusal":
-            change = f"（{machine.state_label(d['from'] or '')}，未变化）"
+    for d, item in zip(data, timeline, strict=True):
+        if item.action == "refusal":
+            change = f"（{item.from_label}，未变化）"
+        elif item.from_label or item.to_label:
+            change = f"{item.from_label} → {item.to_label}"
+        else:
+            change = ""
         rows.append(
             [
                 d["seq"],
                 format_local(d["at"]),
                 d["actor_text"],
-                names.get(d["action"], d["action"]),
-                what,
+                item.action_label,
+                item.what,
                 change,
                 d["reason"],
             ]

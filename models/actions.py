@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, or_, true, update
 from sqlmodel import Session, col, select
 
-from calendars.campaign import CampaignSpec
+from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, format_local, local_date
 from calendars.workdays import UnknownYearError
 from models import quota as quotas
@@ -164,6 +164,14 @@ def _check_actor(session: Session, actor: Actor, case: Case, t: Transition) -> N
 # -- guards ------------------------------------------------------------------------------
 
 
+def window_due(session: Session, case: Case, stage: Stage) -> datetime | None:
+    """When ``stage`` closes for ``case``: the case's own deadline at a per-case stage (N working
+    days after its return), else the stage's; the one answer for the guard and for a refusal."""
+    if stage.relative is not None and stage.relative.per_case:
+        return case_deadline(session, case, stage)
+    return stage_deadline(session, case.campaign_id, stage).due_at
+
+
 def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t: Transition) -> None:
     stage = spec.window_stage_for(t.action, case.kind)
     if stage is None:
@@ -174,10 +182,7 @@ def _guard_window(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, t:
             rule="window_not_open",
             data={"stage": stage.id, "opens": stage.opens.isoformat()},
         )
-    if stage.relative is not None and stage.relative.per_case:
-        due = case_deadline(session, case, stage)  # this case's own: N working days after its return
-    else:
-        due = stage_deadline(session, case.campaign_id, stage).due_at
+    due = window_due(session, case, stage)
     if due is not None and ctx.now >= due:
         raise ActionRefused(
             f"「{stage.name}」已于 {format_deadline(due)} 截止，逾期不再受理（{stage.basis(due) or stage.source}）",
@@ -387,10 +392,11 @@ def act(
             spec = get_campaign(session, case.campaign_id).spec()
             stage = spec.window_stage_for(action, case.kind)
             if stage is not None:
-                due = stage_deadline(session, case.campaign_id, stage).due_at
+                due = window_due(session, case, stage)
+                closed = f"已于 {format_deadline(due)} 截止" if due else "已截止"
                 raise ActionRefused(
-                    f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」已于 "
-                    f"{format_deadline(due) if due else '截止时间'} 截止，逾期不再受理，不能执行「{label}」",
+                    f"{case.ref} 当前状态为「{machine.state_label(case.state)}」：「{stage.name}」{closed}，"
+                    f"逾期不再受理，不能执行「{label}」",
                     rule="window_closed",
                     data={"action": action, "stage": stage.id, "deadline": due.isoformat() if due else None}
                     | _allowed_data(machine, case.state),

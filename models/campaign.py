@@ -153,3 +153,69 @@ def get_campaign(session: Session, campaign_id: str) -> Campaign:
         )
         raise LookupError(f"未知的批次：{campaign_id}（已有：{known}）")
     return campaign
+
+
+def campaign_kinds(spec: CampaignSpec) -> list[str]:
+    """The case kinds a campaign has: its file's ``kinds:``, else the ones its stages and form
+    name (a file that keeps the built-in machines)."""
+    if spec.kinds:
+        return list(spec.kinds)
+    named = [s.subject for s in spec.stages] + ([spec.form.kind] if spec.form is not None else [])
+    return list(dict.fromkeys(named))
+
+
+def loaded_kinds(session: Session, campaign_id: str | None = None) -> dict[str, str]:
+    """Kind → label of every case kind of the campaigns in the database (or of one): what a
+    ``--kind`` may name, read from the loaded files rather than from a list fixed in code."""
+    from models.machines import machine_for
+
+    campaigns = (
+        [get_campaign(session, campaign_id)]
+        if campaign_id
+        else session.exec(select(Campaign).order_by(Campaign.id)).all()
+    )
+    found: dict[str, str] = {}
+    for c in campaigns:
+        for kind in campaign_kinds(c.spec()):
+            found.setdefault(kind, machine_for(kind, c.id).label)
+    return found
+
+
+def resolve_kind(session: Session, text: str, campaign_id: str | None = None) -> str:
+    """The kind ``text`` names, by its id or its label (集群申报); LookupError listing the valid
+    kinds of the loaded campaigns (or of ``campaign_id``) otherwise."""
+    kinds = loaded_kinds(session, campaign_id)
+    if text in kinds:
+        return text
+    by_label = [k for k, label in kinds.items() if label == text]
+    if len(by_label) == 1:
+        return by_label[0]
+    where = f"批次 {campaign_id} 的" if campaign_id else "已加载批次的"
+    listed = "、".join(f"{k}（{label}）" for k, label in kinds.items()) or "无，请先加载批次"
+    raise LookupError(f"没有案件类型「{text}」：{where}案件类型为 {listed}")
+
+
+def resolve_state(session: Session, text: str, kind: str | None, campaign_id: str | None = None) -> str:
+    """The state ``text`` names (its id, or its label such as 已提交), of ``kind`` or of any kind
+    of the loaded campaigns (or of ``campaign_id``); LookupError listing the states otherwise."""
+    from models.machines import machine_for
+
+    campaigns = (
+        [get_campaign(session, campaign_id)]
+        if campaign_id
+        else session.exec(select(Campaign).order_by(Campaign.id)).all()
+    )
+    states: dict[str, str] = {}
+    for c in campaigns:
+        for k in campaign_kinds(c.spec()):
+            if kind is None or k == kind:
+                for state, label in machine_for(k, c.id).states.items():
+                    states.setdefault(state, label)
+    if text in states:
+        return text
+    by_label = sorted({s for s, label in states.items() if label == text})
+    if len(by_label) == 1:
+        return by_label[0]
+    where = f"案件类型 {kind} 的状态" if kind else "已加载批次的状态"
+    listed = "、".join(f"{s}（{label}）" for s, label in states.items())
+    raise LookupError(f"没有状态「{text}」：{where}为 {listed}")

@@ -196,7 +196,7 @@ def case_met(session: Session, ctx: Ctx, spec: CampaignSpec, case: Case, action:
         except UnknownYearError:
             due = None  # counted once the year's arrangement is loaded (replan_cases)
         moved += _write_case_deadline(
-            session, ctx, spec, stage, case, due, ctx.now, reason=f"「{action}」后重新计算"
+            session, ctx, spec, stage, case, due, ctx.now, reason=f"「{rule.anchor.action_label}」后重新计算"
         )
     return moved
 
@@ -230,6 +230,8 @@ def _write_case_deadline(
     else:
         row.due_at, row.anchor_at, row.version, row.changed_at = due, anchor_at, row.version + 1, ctx.now
     session.add(row)
+    to_text = format_deadline(due) if due else "待节假日安排公布后计算"
+    rule = stage.relative.describe() if stage.relative else ""
     ctx.audit.append(
         session,
         EventDraft(
@@ -241,13 +243,14 @@ def _write_case_deadline(
             campaign_id=spec.id,
             from_value=old.isoformat() if old else None,
             to_value=due.isoformat() if due else None,
-            reason=f"{reason}：{stage.relative.describe() if stage.relative else ''}",
+            # The date itself, not only the rule: the timeline is read by people.
+            reason=f"{reason}：「{stage.name}」截止时间为 {to_text}（{rule}）",
             details={
                 "stage": stage.id,
                 "stage_name": stage.name,
                 "version": row.version,
                 "from_text": format_deadline(old) if old else "无",
-                "to_text": format_deadline(due) if due else "待节假日安排公布后计算",
+                "to_text": to_text,
             }
             | ctx.actor.audit_details(),
         ),

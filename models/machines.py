@@ -263,6 +263,19 @@ def register(spec: CampaignSpec) -> None:
     note(spec)
     if spec.kinds:
         _BY_CAMPAIGN[spec.id] = machines_of(spec)
+        return
+    # A file keeping the built-in machines: its per-case deadlines name their action by the
+    # built-in label (the file's own kinds are labelled when the file is read).
+    for stage in spec.stages:
+        anchor = stage.relative.anchor if stage.relative is not None else None
+        if anchor is not None and anchor.action is not None and not anchor.labelled:
+            try:
+                machine = machine_for(stage.subject)
+            except KeyError:
+                continue
+            anchor.label_action(
+                next((t.label for t in machine.transitions if t.action == anchor.action), None)
+            )
 
 
 # Where campaigns not yet parsed in this process can be found (the databases it opened), asked

@@ -250,6 +250,10 @@ def load_campaign(session: Session, ctx: Ctx, text: str, *, origin: str) -> tupl
             if old_spec is not None
             else "批次文件格式升级（旧文本无法读取，已按新文件重新加载）"
         )
+        if old_spec is not None:
+            # What the file changed, as recorded above and as `campaign diff` says it; then what
+            # the engine did about it (a deadline event, a re-plan).
+            changes += what_changed
         # Without the old text, a stage's old file date is the one in force unless a person
         # moved it (a later version): a date the new file changes is then still applied.
         old_deadlines = (

@@ -352,7 +352,7 @@ def section_for(
             return None
         forwarded = [o for o in orgs if o != contact.org_id]
         base |= {
-            "items": [_item(c) for c in cases[:ITEM_LIMIT]],
+            "items": [_item(c, spec) for c in cases[:ITEM_LIMIT]],
             "total": total,
             "more": max(0, total - ITEM_LIMIT),
             "forwarded": [d.name(o) for o in forwarded],
@@ -443,7 +443,7 @@ def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any
             {
                 "ref": c.ref,
                 "title": c.title,
-                "track": c.track or "",
+                "track": spec.column_label("track", c.track),
                 "county": d.name(c.county_code) if by_county else "",
             }
             for c in still[:LAPSE_LIST_LIMIT]
@@ -514,7 +514,7 @@ def _case_reminder(
         "deadline_note": stage.deadline_text or (stage.relative.describe() if stage.relative else ""),
         "step": n.step,
         "urgent": n.urgent,
-        "items": [_item(case)],
+        "items": [_item(case, spec)],
         "total": 1,
         "more": 0,
         "forwarded": [],
@@ -524,12 +524,14 @@ def _case_reminder(
     return base | _countdown(calendar, now, row.due_at)
 
 
-def _item(case: Any) -> dict[str, str]:
+def _item(case: Any, spec: Any) -> dict[str, str]:
+    # The campaign's own machine and form: another campaign may name the same kind's states, or
+    # the track's choices, otherwise.
     return {
         "ref": case.ref,
         "title": case.title,
-        "state": machine_for(case.kind).state_label(case.state),
-        "track": case.track or "",
+        "state": machine_for(case.kind, spec.id).state_label(case.state),
+        "track": spec.column_label("track", case.track),
     }
 
 

@@ -24,7 +24,6 @@ from dashboard.queries import (
     CHANNEL_STATUS,
     EMAIL_STATUS,
     application_kind,
-    case_history,
     city_recommendation,
     list_cases,
     mail_log,
@@ -68,8 +67,9 @@ from dashboard.schemas import (
 from dashboard.web import api_viewer, check_api_csrf, now, runtime
 from models.actions import ActionRefused, CaseNotFound, get_case
 from models.audit import AuditEvent
-from models.campaign import Campaign
+from models.campaign import Campaign, campaign_kinds
 from models.case import Case
+from models.history import case_history
 from models.letters import Letter, LetterRefused, letter_on_file
 from models.machines import KIND_LABELS, machine_for
 from models.org import Organisation
@@ -233,8 +233,8 @@ def board_api(
     with rt.db.read() as session:
         c = get_campaign_or_404(session, campaign_id, viewer)
         kind = kind or application_kind(c)
-        if kind not in KIND_LABELS:
-            raise HTTPException(404, f"没有这类案件：{kind}")
+        if kind not in campaign_kinds(c.spec()):
+            raise HTTPException(404, f"本批次没有这类案件：{kind}")
         machine = machine_for(kind, c.id)
         grid = board(session, c.id, kind, city=level.get("city"), county=level.get("county"), state=state)
         late = overdue_states(stage_statuses(session, c, org, now(request), rt.calendar), kind)

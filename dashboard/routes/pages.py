@@ -18,7 +18,6 @@ from dashboard.queries import (
     NOTIFICATION_KINDS,
     NOTIFICATION_STATUS,
     application_kind,
-    case_history,
     city_recommendation,
     division_name,
     list_cases,
@@ -31,9 +30,10 @@ from dashboard.queries import (
 )
 from dashboard.web import absolute_url, now, page_viewer, render, runtime
 from models.actions import CaseNotFound, get_case
-from models.campaign import Campaign, get_campaign
+from models.campaign import Campaign, campaign_kinds, get_campaign
 from models.case import Case
-from models.machines import KIND_LABELS, machine_for
+from models.history import case_history
+from models.machines import machine_for
 from models.org import Organisation
 from models.reference import load_divisions
 from models.status import board
@@ -131,7 +131,7 @@ def board_page(
         scope.require_county(org, county)
     with rt.db.read() as session:
         c = get_campaign_or_404(session, campaign_id, viewer)
-        kinds = [k for k in KIND_LABELS if k in {s.subject for s in c.spec().stages}]
+        kinds = [k for k in campaign_kinds(c.spec()) if k in {s.subject for s in c.spec().stages}]
         kind = kind or application_kind(c)
         if kind not in kinds:
             raise HTTPException(404, f"本批次没有这类案件：{kind}")
@@ -213,7 +213,7 @@ def _case_view(session: Session, viewer: Viewer, case: Case) -> dict[str, Any]:
     shown = {"applicant": names.get(case.org_id), "track": case.track, "subtrack": case.track}
     spec = get_campaign(session, case.campaign_id).spec()
     attrs = [
-        (spec.field_label(k), v)
+        (spec.field_label(k), spec.shown_value(k, v))
         for k, v in case.attrs.items()
         if k != "source_row" and v not in (None, "") and shown.get(k) != v
     ]

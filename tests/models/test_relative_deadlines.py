@@ -209,3 +209,45 @@ def test_a_returned_application_s_county_is_reminded_of_its_own_deadline(
         tick(session, make_ctx("2026-06-29T10:00"), calendar, identity, renderer)
         keys = session.exec(select(Notification.key).where(Notification.kind == "reminder")).all()
     assert sorted(k.split(":")[4] for k in keys) == ["v1", "v2"]
+
+
+def test_a_cases_deadline_event_states_the_date_and_the_actions_label(rel: Database, make_ctx: Any) -> None:
+    ref = application(rel, make_ctx)
+    perform(rel, make_ctx("2026-06-10T10:00", PLATFORM_SYNC), ref, "submit")
+    perform(rel, make_ctx("2026-06-16T10:00", OPERATOR), ref, "return", reason="材料不全")
+    with rel.read() as session:
+        case = session.exec(select(Case).where(Case.ref == ref)).one()
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "case_deadline", AuditEvent.case_id == case.id)
+        ).one()
+        from models.history import case_history
+
+        shown = [i for i in case_history(session, case) if i.action == "case_deadline"]
+    assert "2026-06-24（周三）24:00" in event.reason and "退回修改" in event.reason
+    assert "「return」" not in event.reason
+    # The timeline names the event and gives dates where a state change gives states.
+    [item] = shown
+    assert (item.action_label, item.to_label) == ("案件截止时间", "2026-06-24（周三）24:00")
+
+
+def test_a_per_case_rule_names_the_action_by_its_label() -> None:
+    from calendars.campaign import load_campaign_file
+
+    sttt = load_campaign_file(
+        Path(__file__).resolve().parents[2] / "calendars/campaigns/available/2026-sttt.yaml"
+    )
+    rule = sttt.stage("resubmission").relative
+    assert rule is not None and rule.describe() == "本案件最近一次「退回修改」之后第 5 个工作日24:00"
+
+
+def test_a_diff_words_a_per_case_rule_as_boards_do_and_sees_its_time_of_day() -> None:
+    from calendars.campaign_diff import diff_campaigns
+
+    path = Path(__file__).resolve().parents[2] / "calendars/campaigns/available/2026-sttt.yaml"
+    text = path.read_text(encoding="utf-8")
+    later = text.replace("after: {action: return}}", 'after: {action: return}, at: "17:00"}')
+    changes = diff_campaigns(load_campaign_text(text, origin="v1"), load_campaign_text(later, origin="v2"))
+    assert (
+        "截止时间 本案件最近一次「退回修改」之后第 5 个工作日24:00 → 本案件最近一次「退回修改」之后第 5 个工作日17:00"
+        in "；".join(changes)
+    ), changes
