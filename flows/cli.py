@@ -836,6 +836,8 @@ def case_import(
     out.line(
         f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个"
     )
+    for note in summary.notes:
+        out.line(f"  {note}")
 
 
 def _import_progress(what: str, done: int, total: int) -> None:
