@@ -1193,7 +1193,8 @@ def status(
         for v in views:
             due = v.due_text
             flag = "  ⚠ 已逾期" if v.overdue else ""
-            out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}")
+            notes = "".join(f"；{n}" for n in v.notes)
+            out.line(f"  {v.stage.name}：截止 {due}，待办 {v.pending}{flag}{notes}")
 
 
 @cli.command()
