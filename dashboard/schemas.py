@@ -32,7 +32,14 @@ class StageOut(BaseModel):
     deadline_version: int
     deadline_text: str
     source: str
-    pending: int = Field(description="本单位范围内尚待办理的数量")
+    pending: int = Field(description="本单位范围内尚待办理的数量（尚无申报到达的推荐单位不计）")
+    idle_recommenders: int = Field(0, description="尚无申报到达、可报“无推荐”的推荐单位数（不计入待办）")
+    units_without_contacts: int | None = Field(
+        None, description="应办单位中没有本工作类别联系人、未能提醒的单位数；企业自身填报的环节为 null"
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="待办数的说明，如「2 个单位无联系人，未能提醒」"
+    )
     working_days_left: int | None
     countdown: str
     overdue: bool

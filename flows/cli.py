@@ -900,6 +900,8 @@ def case_import(
     out.line(
         f"{file.name}：导入 {len(summary.created)} 个申报（{first} … {last}），新建单位 {summary.organisations} 个"
     )
+    for note in summary.notes:
+        out.line(f"  {note}")
 
 
 def _import_progress(what: str, done: int, total: int) -> None:
@@ -1317,7 +1319,8 @@ def status(
             due = v.due_text
             flag = "  ⚠ 已逾期" if v.overdue else ""
             why = f"（⚠ {v.waiting}）" if v.waiting else ""
-            out.line(f"  {v.stage.name}：截止 {due}{why}，待办 {v.pending}{flag}")
+            notes = "".join(f"；{n}" for n in v.notes)
+            out.line(f"  {v.stage.name}：截止 {due}{why}，待办 {v.pending}{flag}{notes}")
 
 
 @cli.command()

@@ -325,6 +325,27 @@ def nothing_to_review(session: Session, campaign_id: str, recommender_id: str) -
     return session.exec(query.limit(1)).first() is None
 
 
+def _guard_history_order(session: Session, ctx: Ctx, case: Case, action: str) -> None:
+    """A person's action is recorded at ``ctx.now`` (``--now``): not before what the case's own
+    history already holds, or its history would read out of order (a submission recorded before
+    the return it answers). The engine is exempt: a lapse is stamped at its deadline, a platform's
+    record at the platform's time. Refusals are attempts, not the case's facts: they do not count."""
+    latest = session.exec(
+        select(AuditEvent.at, AuditEvent.action)
+        .where(AuditEvent.case_id == case.id, AuditEvent.action != "refusal")
+        .order_by(col(AuditEvent.at).desc())
+        .limit(1)
+    ).first()
+    if latest is None or latest[0] <= ctx.now:
+        return
+    raise ActionRefused(
+        f"{case.ref} 最近一条记录在 {format_local(latest[0])}，不能把操作记在它之前"
+        f"（本次时间 {format_local(ctx.now)}）；请用更晚的时间（--now）或不写 --now",
+        rule="before_history",
+        data={"action": action, "latest_event_at": latest[0].isoformat(), "now": ctx.now.isoformat()},
+    )
+
+
 def _guard_empty_list(session: Session, spec: CampaignSpec, rec: Case) -> None:
     listed = session.exec(on_list(session, spec, rec.org_id).where(in_role(spec, "on_list"))).all()
     if listed:
@@ -457,6 +478,9 @@ def act(
 
     if t.role == "attach" and not isinstance(params.get("letter"), Letter):
         raise ActionRefused("上传签章推荐函/汇总表须给出文件", rule="letter_missing")
+    if not ctx.actor.is_engine:
+        # Last: a rule of the case itself (its window, its state) says more than the order.
+        _guard_history_order(session, ctx, case, action)
 
     from_state = case.state
     details: dict[str, Any] = {"action": action, "label": t.label} | ctx.actor.audit_details()

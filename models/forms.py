@@ -18,9 +18,10 @@ from datetime import date
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from calendars.campaign import FormField, FormSpec
+from models.reference import county_named
 from models.sheet_reading import (
     CellValue,
     Column,
@@ -109,6 +110,16 @@ def _choice(f: FormField) -> Callable[[CellValue], str]:
     return parse
 
 
+def _county(value: CellValue) -> str:
+    """A county by any spelling the divisions know, kept as written (the writers resolve it to
+    its code again): checked here so that an unknown county is listed with every other problem
+    of the file, not only once the rest is clean."""
+    text = _text_value(value)
+    if county_named(text)[1] is not None:
+        raise _Bad(cast(str, county_named(text)[1]))
+    return text
+
+
 def parser_for(f: FormField) -> Callable[[CellValue], Any]:
     if f.type == "integer":
         base: Callable[[CellValue], Any] = _count
@@ -126,7 +137,9 @@ def parser_for(f: FormField) -> Callable[[CellValue], Any]:
         base = lambda v: _phone(v).display  # noqa: E731
     elif f.type == "choice":
         base = _choice(f)
-    else:  # text, county (resolved against the divisions when written)
+    elif f.type == "county":
+        base = _county
+    else:
         base = _text_value
     return _bounded(f, base)
 
@@ -232,6 +245,9 @@ def iter_form(
             if values.get(form.county) is None and form.county not in failed:
                 if found is False:
                     values[form.county] = applicant  # a county applying for itself
+                    why = county_named(applicant)[1]
+                    if why is not None:
+                        r.problem(form.county, why)
                 else:
                     r.problem(
                         form.county,

@@ -29,7 +29,7 @@ from models.forms import FormRow, already_imported, attrs_of, iter_form, read_fo
 from models.machines import machine_for
 from models.org import TIER_LABELS, Contact, Organisation
 from models.programs import ProgramName, builtin_programs, builtin_specs, programs_of
-from models.reference import load_divisions
+from models.reference import county_named, load_divisions, read_as
 from models.registry import RefAllocator, bulk_new_cases, city_case_ref, new_case
 from models.sheets import ImportProblem, ImportRejected, RosterRow, RosterWords, parse_roster, roster_words
 
@@ -470,7 +470,7 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
     form = spec.form
     path, rows = sheet.path, cast(list[FormRow], sheet.form_rows)
     problems: list[ImportProblem] = []
-    county_label = form.field(form.county).label
+    counties = _Counties(session, path, form.field(form.county).label)
     seen = {
         tuple(str((attrs or {}).get(k) or "") for k in form.unique): ref
         for ref, attrs in session.exec(
@@ -482,7 +482,7 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
     for row in rows:
         title = title_of(form, row.values)
         _too_long(problems, path, row.row, [(form.field(form.applicant).label, title, Case, "title")])
-        county = _county_of(session, str(row.values[form.county]), path, row.row, county_label, problems)
+        county = counties(str(row.values[form.county]), row.row, problems)
         if county is None:
             continue
         key = tuple(str(row.values.get(k) or "") for k in form.unique)
@@ -508,7 +508,7 @@ def _import_form(session: Session, ctx: Ctx, spec: Any, sheet: CaseSheet) -> Imp
         planned.append((row, county, org_id))
     if problems:
         raise ImportRejected(problems)
-    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows))
+    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=len(rows), notes=counties.notes())
     orgs: dict[str, Organisation] = {}
     allocate = RefAllocator(session, spec, form.kind)
     new_rows: list[dict[str, Any]] = []
@@ -569,9 +569,9 @@ def import_cases(session: Session, ctx: Ctx, campaign_id: str, path: Path) -> Im
 def _county_of(
     session: Session, name: str, path: Path, row: int, column: str, problems: list[ImportProblem]
 ) -> Organisation | None:
-    division, why = load_divisions().resolve_or_explain(name)
-    if division is None or division.tier != "county":
-        problems.append(ImportProblem(path.name, row, column, why or f"「{name}」不是县（市、区）"))
+    division, why = county_named(name)
+    if division is None:
+        problems.append(ImportProblem(path.name, row, column, cast(str, why)))
         return None
     return session.get(Organisation, division.code)
 
@@ -582,15 +582,28 @@ class _Counties:
     def __init__(self, session: Session, path: Path, column: str) -> None:
         self.session, self.path, self.column = session, path, column
         self.found: dict[str, tuple[Organisation | None, list[str]]] = {}
+        # Spellings that reached their county only approximately (吴兴县 for 吴兴区): the
+        # summary says how each was read, with the first row that wrote it.
+        self.read_as: dict[str, tuple[str, int]] = {}
 
     def __call__(self, name: str, row: int, problems: list[ImportProblem]) -> Organisation | None:
         if name not in self.found:
             said: list[ImportProblem] = []
             county = _county_of(self.session, name, self.path, row, self.column, said)
             self.found[name] = (county, [p.message for p in said])
+            division = county_named(name)[0]
+            official = read_as(name, division) if division is not None else None
+            if official is not None:
+                self.read_as[name] = (official, row)
         county, messages = self.found[name]
         problems.extend(ImportProblem(self.path.name, row, self.column, m) for m in messages)
         return county
+
+    def notes(self) -> list[str]:
+        return [
+            f"{self.column}“{name}”按“{official}”导入（第{row}行起）"
+            for name, (official, row) in self.read_as.items()
+        ]
 
 
 def _existing(session: Session, campaign_id: str) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
@@ -914,7 +927,9 @@ def _import_counties_and_parks(
     if problems:
         raise _rejected(problems)
     writer.flush()
-    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=rows, created=writer.created)
+    summary = ImportSummary(
+        file=path.name, digest=sheet.digest, rows=rows, created=writer.created, notes=counties.notes()
+    )
     summary.organisations = len(writer.orgs)
     ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
     return summary
@@ -1038,7 +1053,9 @@ def _import_enterprises_with_recommenders(
                 title=f"{org.name}推荐报送",
                 reason=f"导入 {path.name}",
             )
-    summary = ImportSummary(file=path.name, digest=sheet.digest, rows=rows, created=writer.created)
+    summary = ImportSummary(
+        file=path.name, digest=sheet.digest, rows=rows, created=writer.created, notes=counties.notes()
+    )
     summary.organisations = len(writer.orgs)
     ctx.audit.append(session, _import_event(ctx, spec.id, path, summary))
     return summary

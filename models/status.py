@@ -21,6 +21,7 @@ from models.case import Case
 from models.deadlines import planned_stage_due
 from models.machines import machine_for
 from models.org import Organisation
+from models.owing import acting_units, idle_recommenders, owed, without_contacts
 from models.reference import load_divisions
 
 
@@ -38,6 +39,12 @@ class StageView:
     # Why the countdown (and the stage's reminders), or a deadline counted in working days, waits:
     # a year whose working days are not loaded ("2027年的节假日安排尚未加载（shenbao calendar load）").
     waiting: str = ""
+    # Recommenders whose list waits here though no application reached them (models.owing): not
+    # in ``pending``, reminded that they may report 无推荐.
+    idle: int = 0
+    # Of the units that owe this stage, those with no contact for the program: nobody there is
+    # reminded (None: not counted, the applicants' own stages).
+    unreached: int | None = None
 
     @property
     def closed(self) -> bool:
@@ -67,10 +74,22 @@ class StageView:
             "deadline_version": self.version,
             "deadline_text": self.stage.deadline_text,
             "pending": self.pending,
+            "idle_recommenders": self.idle,
+            "units_without_contacts": self.unreached,
             "working_days_left": self.working_days_left,
             "overdue": self.overdue,
             "waiting": self.waiting or None,
         }
+
+    @property
+    def notes(self) -> list[str]:
+        """What the count of 待办 leaves out or cannot do, in the board's words."""
+        out = []
+        if self.idle:
+            out.append(f"另有 {self.idle} 个推荐单位尚无申报到达，可报“无推荐”，不计入待办")
+        if self.unreached:
+            out.append(f"{self.unreached} 个单位无联系人，未能提醒")
+        return out
 
 
 def stage_views(
@@ -87,13 +106,14 @@ def stage_views(
     or within ``scope``, a filter on cases such as the dashboard's viewer scope)."""
     spec = campaign.spec()
     deadlines = deadlines_in_force(session, campaign.id, spec)
-    query = select(Case.kind, Case.state, func.count()).where(Case.campaign_id == campaign.id)
+    filters: list[Any] = []
     if scope is not None:
-        query = query.where(scope)
+        filters.append(scope)
     if city:
-        query = query.where(Case.city_code == city)
+        filters.append(Case.city_code == city)
     if county:
-        query = query.where(Case.county_code == county)
+        filters.append(Case.county_code == county)
+    query = select(Case.kind, Case.state, func.count()).where(Case.campaign_id == campaign.id, *filters)
     counts = dict(
         ((kind, state), n) for kind, state, n in session.exec(query.group_by(Case.kind, Case.state)).all()
     )
@@ -102,6 +122,20 @@ def stage_views(
         deadline = deadlines[stage.id]
         due = deadline.due_at
         pending = sum(counts.get((stage.subject, s), 0) for s in stage.pending_states)
+        # Who owes what: the rule of the reminders and the escalation (models.owing).
+        idle = idle_recommenders(session, spec, stage) if pending else set()
+        idle_here = 0
+        if idle:
+            idle_here = session.exec(
+                select(func.count())
+                .select_from(Case)
+                .where(*owed(spec, stage, ()), col(Case.org_id).in_(sorted(idle)), *filters)
+            ).one()
+            pending -= idle_here
+        unreached = None
+        units = acting_units(session, spec, stage, idle, *filters) if pending else set()
+        if units is not None:
+            unreached = len(without_contacts(session, spec.program, units))
         left = None
         waiting = ""
         if due is not None and calendar is not None:
@@ -114,7 +148,20 @@ def stage_views(
                 planned_stage_due(session, campaign.id, spec, stage, calendar)
             except UnknownYearError as exc:
                 waiting = exc.short  # counted into that year: 另行通知 until it is loaded
-        views.append(StageView(stage, due, deadline.version, pending, left, now, deadline.reason, waiting))
+        views.append(
+            StageView(
+                stage,
+                due,
+                deadline.version,
+                pending,
+                left,
+                now,
+                deadline.reason,
+                waiting,
+                idle_here,
+                unreached,
+            )
+        )
     return views
 
 

@@ -13,25 +13,10 @@ from sqlmodel import Session, select
 
 from calendars.campaign import Stage
 from models.org import Contact, Organisation
+from models.owing import PROVINCE, acting_org
 
-PROVINCE = "330000"
-
-
-def acting_org(stage: Stage, org_id: str, county: str | None, city: str | None) -> str:
-    """Who still has to act on a case waiting at ``stage``: the one rule reconcile, compose and
-    the stuck check all follow.
-
-    The county bureau files an application on the provincial platform (a park's too), a city
-    reviews what its counties sent, an enterprise files its own product, and a city, SOE group or
-    association owns its roster task and its recommendation.
-    """
-    if stage.actor == "province":
-        return PROVINCE
-    if stage.actor == "county":
-        return county or org_id
-    if stage.actor == "city" and stage.subject not in ("roster", "recommendation"):
-        return city or org_id
-    return org_id
+# Who acts at a stage is the rule of the board and the reminders alike (models.owing).
+__all__ = ["PROVINCE", "Directory", "acting_org", "lookup_keys", "supervisor_id"]
 
 
 def lookup_keys(stage: Stage, org_id: str, county: str | None, city: str | None) -> set[str]:

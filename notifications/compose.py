@@ -394,7 +394,15 @@ def section_for(
     if not late:
         return None
     round_no = int(n.step[1:]) if n.kind == "escalation" and n.step and n.step.startswith("r") else None
-    return base | {"late": late, "round": round_no, "shown": sorted(shown), "shown_counts": counts}
+    # Units nobody could be reminded at: the province hears how many, not only a count of late ones.
+    no_contact = sum(1 for u in late if not u["contacts"])
+    return base | {
+        "late": late,
+        "round": round_no,
+        "no_contact": no_contact,
+        "shown": sorted(shown),
+        "shown_counts": counts,
+    }
 
 
 def _lapse_section(d: Directory, campaigns: _Campaigns, n: Any) -> dict[str, Any] | None:

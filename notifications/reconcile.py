@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 from calendars.campaign import CampaignSpec, Stage
 from calendars.timeutil import format_deadline, local_date, start_of_local_day
 from calendars.workdays import UnknownYearError, WorkCalendar
-from models.actions import close_windows, nothing_to_review
+from models.actions import close_windows
 from models.audit import AuditEvent, AuditHead, EventDraft
 from models.campaign import Campaign, deadlines_of
 from models.case import Case
@@ -34,6 +34,7 @@ from models.context import Ctx
 from models.deadlines import open_case_deadlines
 from models.org import Organisation
 from models.outbox import CANCELLED, PENDING, Notification, ReconcileCursor, ReconcilePlan
+from models.owing import idle_recommenders
 from notifications.audience import Directory, acting_org
 from notifications.notices import is_lapse, lapse_notices, notices_for_event
 from notifications.schedule import WorkingHours, escalation_rounds, latest_due_step, reminder_time
@@ -384,9 +385,12 @@ def _plan_stage(
         if rounds:
             k, at = len(rounds), rounds[-1]
             step_id = f"r{k}"
+            # Nothing reached an idle recommender: not late (nor 待办 on the board, the same
+            # rule), and its reminders said it may report 无推荐.
+            idle = idle_recommenders(session, spec, stage)
             for org_id in pending:
-                if stage.subject == "recommendation" and nothing_to_review(session, spec.id, org_id):
-                    continue  # nothing reached it: not late, and its reminders said it may report 无推荐
+                if org_id in idle:
+                    continue
                 up = d.supervisor(org_id)
                 targets = [up] if up else []
                 if k >= policy.ladder_after and up:

@@ -428,6 +428,19 @@ def test_it_reports_status_as_json(sb: Shenbao, cases: dict[str, str]) -> None:
     assert stages["defence"]["due_at"] is None
 
 
+def test_it_refuses_an_action_recorded_before_the_cases_latest_event(
+    sb: Shenbao, cases: dict[str, str]
+) -> None:
+    ref = cases["西湖区"]
+    sb("case", "act", ref, "submit", "--as", "西湖区", "--by", "赵静", now="2026-06-10T10:00")
+    refused = sb(
+        "case", "act", ref, "withdraw", "--reason", "补录", "--as", "西湖区", "--by", "赵静",
+        now="2026-06-09T10:00", code=3,
+    )  # fmt: skip
+    assert "最近一条记录在 2026-06-10（周三）10:00，不能把操作记在它之前" in refused.stderr + refused.stdout
+    assert "已提交" in sb("case", "show", ref).stdout
+
+
 def test_it_breaks_status_down_by_county(sb: Shenbao, cases: dict[str, str]) -> None:
     [report] = sb.json("status", "--campaign", "2026-cluster-selection", "--city", "杭州市")
     assert report["board"]["group_by"] == "county"

@@ -126,6 +126,29 @@ def test_it_refuses_a_submission_after_the_window_naming_the_deadline(
     assert state_of(seeded, hz["桐庐县"]) == "draft"
 
 
+def test_a_person_cannot_record_an_action_before_the_cases_latest_event(
+    seeded: Database, make_ctx: Any, hz: dict[str, str]
+) -> None:
+    ref = hz["西湖区"]
+    do(seeded, make_ctx, ref, "submit", who="西湖区", at=parse_instant("2026-06-20T10:00"))
+    exc = refused(
+        do,
+        seeded,
+        make_ctx,
+        ref,
+        "withdraw",
+        who="西湖区",
+        at=parse_instant("2026-06-19T10:00"),
+        reason="撤回",
+    )
+    assert exc.rule == "before_history"
+    assert "最近一条记录在 2026-06-20（周六）10:00" in str(exc) and "2026-06-19（周五）10:00" in str(exc)
+    assert state_of(seeded, ref) == "submitted"
+    # The same instant as the latest event is not before it.
+    do(seeded, make_ctx, ref, "withdraw", who="西湖区", at=parse_instant("2026-06-20T10:00"), reason="撤回")
+    assert state_of(seeded, ref) == "withdrawn"
+
+
 def test_it_refuses_a_submission_before_the_window_opens(
     seeded: Database, make_ctx: Any, hz: dict[str, str]
 ) -> None:

@@ -669,3 +669,17 @@ def test_a_campaign_file_with_counties_and_parks_applying_needs_no_code(
         org = session.get(Organisation, cases["杭州未来科技城管委会"].org_id)
     assert cases["西湖区"].org_id == code("西湖区") and cases["西湖区"].attrs["county"] == "西湖区"
     assert org is not None and (org.tier, org.county_code) == ("park", code("余杭区"))
+
+
+def test_a_county_read_only_approximately_is_named_in_the_summary(
+    seeded: Database, make_ctx: Any, tmp_path: Path
+) -> None:
+    other = [2, "宁波精密有限公司", "鄞州区", *JINGPIN_ROW[3:]]
+    path = write_sheet(
+        tmp_path / "精品.csv", JINGPIN_HEADERS, [[*JINGPIN_ROW[:2], "鄞州县", *JINGPIN_ROW[3:]], other]
+    )
+    summary = run_cases(seeded, make_ctx, JINGPIN, path)
+    assert summary.notes == ["所在县（市、区）“鄞州县”按“宁波市鄞州区”导入（第2行起）"]
+    with seeded.read() as session:
+        made = session.exec(select(Case).where(Case.ref.in_(summary.created))).all()  # type: ignore[attr-defined]
+    assert [c.county_code for c in made] == [code("鄞州区")] * 2

@@ -15,7 +15,7 @@ from models.db import Database
 from models.letters import check_letter
 from models.outbox import CANCELLED
 from tests.conftest import CLUSTER, JINGPIN
-from tests.models.spine import code, jingpin_case, rec_ref
+from tests.models.spine import code, jingpin_case, rec_ref, roster_ref
 from tests.notifications.world import (
     act,
     add_contact,
@@ -193,3 +193,51 @@ def test_an_application_after_the_list_went_in_is_announced_to_the_city_and_the_
     for contact in (ids["hz"], ids["prov"]):
         (mail,) = [e for e in emails(db, contact_id=contact) if town["xihu"] in e.text_body]
         assert "之后到达" in mail.text_body and "请注意" in mail.html_body
+
+
+def board_stage(db: Database, campaign: str, stage_id: str, when: str) -> Any:
+    from calendars.timeutil import parse_instant
+    from models.campaign import get_campaign
+    from models.status import stage_views
+    from tests.notifications.world import CALENDAR
+
+    with db.read() as session:
+        views = stage_views(session, get_campaign(session, campaign), parse_instant(when), CALENDAR)
+    return next(v for v in views if v.stage.id == stage_id)
+
+
+@pytest.mark.parametrize("campaign", [CLUSTER, JINGPIN])
+def test_the_board_counts_as_pending_exactly_the_recommenders_the_escalation_names(
+    town: dict[str, Any], make_ctx: Any, campaign: str
+) -> None:
+    db = town["db"]
+    give_hangzhou_an_application(db, make_ctx, town, campaign)
+    ticks = days(*SPANS[campaign])
+    for when in ticks:
+        tick_at(db, make_ctx, when)
+
+    escalations = notifications(db, campaign_id=campaign, stage_id="city_recommendation", kind="escalation")
+    escalated = {org for n in escalations for org in n.payload["orgs"]}
+    view = board_stage(db, campaign, "city_recommendation", ticks[-1])
+    # Before: 待办 11 ⚠ 已逾期 for 11 cities, of which the escalation named only 杭州市.
+    assert escalated == {code("杭州市")}
+    assert (view.pending, view.overdue, view.idle, view.unreached) == (1, True, 10, 0)
+    assert view.notes == ["另有 10 个推荐单位尚无申报到达，可报“无推荐”，不计入待办"]
+
+
+def test_units_without_any_contact_are_named_on_the_board_and_in_the_escalation(
+    seeded: Database, make_ctx: Any
+) -> None:
+    # 宁波市 and 温州市 owe their roster; only 宁波市 has a contact.
+    keep = (roster_ref(CLUSTER, code("宁波市")), roster_ref(CLUSTER, code("温州市")))
+    town = build_town(seeded, make_ctx, keep_rosters=keep)
+    add_contact(seeded, "宁波市", "周敏", "zhoumin@nb.example", mobile="13905740001")
+    tick_at(seeded, make_ctx, "2026-06-08T09:30")
+
+    view = board_stage(seeded, CLUSTER, "roster", "2026-06-08T09:30")
+    assert (view.pending, view.overdue, view.unreached) == (2, True, 1)
+    assert view.notes == ["1 个单位无联系人，未能提醒"]
+    [escalation] = [e for e in emails(seeded, contact_id=town["ids"]["prov"]) if "【督办】" in e.subject]
+    assert "2个单位逾期未办理" in escalation.subject
+    assert "其中 1 个单位无联系人，未能提醒" in escalation.text_body
+    assert "其中 1 个单位无联系人，未能提醒" in escalation.html_body
