@@ -7,16 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from calendars.campaign import CAMPAIGN_DIR
+from dashboard.app import create_app
 from dashboard.auth import issue_token
 from models.actions import ActionRefused, act
 from models.case import Case
 from models.imports import import_cases
 from models.org import Contact, Organisation
 from models.registry import load_campaign
-from tests.dashboard.conftest import csrf_of, sign_in
+from tests.dashboard.conftest import WEB, csrf_of, make_runtime, sign_in
 from tests.dashboard.world import World
 
 RENAMED = Path(__file__).resolve().parents[1] / "fixtures" / "renamed-actions.yaml"
@@ -25,8 +27,10 @@ pytestmark = [pytest.mark.backends("sqlite"), pytest.mark.usefixtures("campaigns
 
 
 def test_the_board_recommends_and_declines_by_the_files_action_ids(
-    client, world: World, make_ctx: Any
-) -> None:  # type: ignore[no-untyped-def]
+    world: World, make_ctx: Any, tmp_path: Path
+) -> None:
+    # The zjtx window opens in July; the board acts after the cases' own records (an action is
+    # never recorded before a case's latest event), so its clock is an hour after the set-up's.
     at = "2026-07-10T10:00"
     with world.db.write() as session:
         load_campaign(session, make_ctx(at), RENAMED.read_text(encoding="utf-8"), origin=RENAMED.name)
@@ -57,6 +61,8 @@ def test_the_board_recommends_and_declines_by_the_files_action_ids(
         assert org is not None
         token = issue_token(session, person, org, make_ctx(at).now, days=90).token
     assert len(refs) == 3  # 杭州: three in the sample
+    runtime = make_runtime(world.db, tmp_path, now="2026-07-10T11:00")
+    client = TestClient(create_app(runtime, WEB), base_url="http://testserver")
     sign_in(client, token)
     back = f"/campaigns/{CAMPAIGN}/cities/330100"
     page = client.get(back).text
@@ -72,3 +78,5 @@ def test_the_board_recommends_and_declines_by_the_files_action_ids(
     with world.db.read() as session:
         states = [session.exec(select(Case.state).where(Case.ref == r)).one() for r in refs[:2]]
     assert states == ["recommended", "not_recommended"]
+    client.close()
+    runtime.db.dispose()
