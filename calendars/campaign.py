@@ -2055,6 +2055,11 @@ _PATTERN_WORDS = {
 }
 
 
+def word_meaning(word: str) -> str:
+    """A word of the file format (a field type, a tier, a unit) in Chinese: number → 数字."""
+    return _WORD_MEANINGS.get(word, word)
+
+
 def one_of(words: list[str]) -> str:
     """「应为 a（…）、b（…）或 c（…）之一」 for the words a key may take."""
     shown = [f"{w}（{_WORD_MEANINGS[w]}）" if w in _WORD_MEANINGS else w for w in words]

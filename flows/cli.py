@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 
-from calendars.campaign import CampaignFileError, CampaignSpec, builtin_campaign_files
+from calendars.campaign import CampaignFileError, CampaignSpec, builtin_campaign_files, word_meaning
 from calendars.timeutil import format_deadline, format_local, parse_deadline, parse_instant
 from calendars.workdays import UnknownYearError
 from flows import output as out
@@ -448,20 +448,6 @@ def _print_exports(spec: CampaignSpec) -> None:
         out.line(f"  {form['annex']} {form['title']}（{form['name']}）：{headers}")
 
 
-_FIELD_TYPES = {
-    "text": "文字",
-    "integer": "整数",
-    "number": "数字",
-    "percent": "百分比",
-    "date": "日期",
-    "yes_no": "是/否",
-    "choice": "选项",
-    "email": "邮箱",
-    "phone": "电话",
-    "county": "县（市、区）",
-}
-
-
 @campaign.command("form")
 @click.argument("campaign_id")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出")
@@ -508,7 +494,7 @@ def campaign_form(ctx: click.Context, campaign_id: str, as_json: bool) -> None:
         if f.synonyms:
             also = "、".join(f"{alias}→{f.choice_label(c)}" for alias, c in f.synonyms.items())
             note += f"（也认：{also}）"
-        rows.append([f.label, required, _FIELD_TYPES.get(f.type, f.type), note, "、".join(f.aliases)])
+        rows.append([f.label, required, word_meaning(f.type), note, "、".join(f.aliases)])
     out.table(f"{spec.name} 申报表", ["列名", "必填", "类型", "可选值/单位", "其他写法"], rows)
     _print_exports(spec)
     if spec.exports.roster is not None:
