@@ -251,13 +251,10 @@ def _engine_problems(
                         "请删去此行（labels 只写申报表中没有的字段）",
                     )
                 )
-    if spec.platform is not None:
-        from models.sync import platform_of
+    from models.sync import unknown_statuses
 
-        try:
-            platform_of(spec, origin=origin)
-        except Exception as exc:  # the sync names the word and the state it could not place
-            problems.append(Problem(at("platform", "statuses"), "platform.statuses", str(exc)))
+    for word, message in unknown_statuses(spec):
+        problems.append(Problem(at("platform", "statuses", word), f"platform.statuses.{word}", message))
     return problems
 
 

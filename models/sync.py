@@ -201,20 +201,29 @@ def platform_of(spec: CampaignSpec, *, origin: str | None = None) -> PlatformSpe
         raise PlatformNotDeclared(
             f"批次 {spec.id} 的批次文件没有 platform: 一节（平台导出的列与状态用语），无法同步"
         )
-    kind = application_kind(spec)
-    # The file's own machine: a file being validated is not loaded yet.
-    machine = machine_of(kind, spec.kinds[kind]) if kind in spec.kinds else machine_for(kind)
-    wrong = {word: state for word, state in spec.platform.statuses.items() if state not in machine.states}
+    wrong = unknown_statuses(spec)
     if wrong:
-        known = "、".join(machine.states)
-        lines = [
-            f"  platform.statuses.{word}: 未知状态「{state}」（应为：{known}）"
-            for word, state in wrong.items()
-        ]
+        lines = [f"  platform.statuses.{word}: {message}" for word, message in wrong]
         raise CampaignFileError(
             f"{origin or '批次 ' + spec.id}: 批次文件有 {len(lines)} 处错误：\n" + "\n".join(lines)
         )
     return spec.platform
+
+
+def unknown_statuses(spec: CampaignSpec) -> list[tuple[str, str]]:
+    """(platform word, what is wrong) for each status word mapped to a state the application
+    machine lacks: one rule for the sync and for ``campaign validate`` (which puts each at its line)."""
+    if spec.platform is None:
+        return []
+    kind = application_kind(spec)
+    # The file's own machine: a file being validated is not loaded yet.
+    machine = machine_of(kind, spec.kinds[kind]) if kind in spec.kinds else machine_for(kind)
+    known = "、".join(machine.states)
+    return [
+        (word, f"未知状态「{state}」（应为：{known}）")
+        for word, state in spec.platform.statuses.items()
+        if state not in machine.states
+    ]
 
 
 def application_kind(spec: CampaignSpec) -> str:

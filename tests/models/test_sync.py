@@ -347,7 +347,7 @@ def test_a_status_mapped_to_a_state_the_machine_lacks_is_refused_naming_the_key(
     text_ = text_.replace("    已提交: submitted\n", "    已提交: handed_in\n")
     before = counts(seeded)
     with pytest.raises(
-        CampaignFileError, match=r"x\.yaml: .*\n  platform\.statuses\.已提交: 未知状态「handed_in」"
+        CampaignFileError, match=r"x\.yaml: platform\.statuses\.已提交: 第\d+行：未知状态「handed_in」"
     ):
         with seeded.write() as session:
             load_campaign(session, make_ctx(IN_WINDOW), text_, origin="x.yaml")
