@@ -23,7 +23,7 @@ from models.campaign_check import check_campaign_text
 from models.db import Database
 from models.machines import describe_action_roles, machines_of
 from models.replay import verify
-from tests.models.test_state_roles import ORIGINAL, _season
+from tests.models.test_state_roles import ORIGINAL, STATE_ROLES, _season
 
 RENAMED = Path(__file__).resolve().parents[1] / "fixtures" / "renamed-actions.yaml"
 # The original's actions under the renamed file's ids.
@@ -60,15 +60,7 @@ def test_the_renamed_file_renames_every_action_and_keeps_every_role() -> None:
     assert not original.actions() & renamed.actions()
     for t in original.transitions:
         assert renamed.role_of(IDS[t.action]) == t.role, t.action
-    for role in (
-        "lapsed",
-        "candidates",
-        "on_list",
-        "undecided",
-        "unreviewed",
-        "declined",
-        "with_recommender",
-    ):
+    for role in STATE_ROLES:
         assert getattr(renamed, role) == getattr(original, role), role
     assert renamed.find_role("recommend", "county_approved").action == "tuijian"  # type: ignore[union-attr]
     assert "tuijian（推荐）→ recommend" in describe_action_roles(renamed)

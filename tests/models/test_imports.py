@@ -590,24 +590,31 @@ def test_a_streamed_import_writes_every_row_in_chunks_with_its_park_and_contact_
     assert refs == [f"CL26-{i:05d}" for i in range(1, 7)]
 
 
+def _add_cases(session: Any, make_ctx: Any, spec: Any, refs: tuple[str, ...]) -> None:
+    """Cluster applications of 鄞州区 numbered as given (the allocator reads what is stored)."""
+    from models.registry import new_case
+
+    for ref in refs:
+        new_case(
+            session,
+            make_ctx(),
+            spec,
+            kind="cluster_application",
+            ref=ref,
+            org_id=code("鄞州区"),
+            city_code=code("宁波市"),
+            county_code=code("鄞州区"),
+            title=ref,
+        )
+
+
 def test_case_numbers_go_on_past_99999(seeded: Database, make_ctx: Any) -> None:
     from models.campaign import get_campaign
-    from models.registry import RefAllocator, new_case
+    from models.registry import RefAllocator
 
     with seeded.write() as session:
         spec = get_campaign(session, CLUSTER).spec()
-        for ref in ("CL26-99999", "CL26-100000"):
-            new_case(
-                session,
-                make_ctx(),
-                spec,
-                kind="cluster_application",
-                ref=ref,
-                org_id=code("鄞州区"),
-                city_code=code("宁波市"),
-                county_code=code("鄞州区"),
-                title=ref,
-            )
+        _add_cases(session, make_ctx, spec, ("CL26-99999", "CL26-100000"))
         assert RefAllocator(session, spec, "cluster_application")() == "CL26-100001"
         session.rollback()
 
@@ -617,22 +624,11 @@ def test_a_ref_of_the_serials_shape_that_is_no_serial_is_passed_over(seeded: Dat
     CL26-, like a serial past 99999999) is not read as a number: the next serial follows the
     highest real one (it crashed with int('CL-330100') when a kind shared the list's prefix)."""
     from models.campaign import get_campaign
-    from models.registry import RefAllocator, new_case
+    from models.registry import RefAllocator
 
     with seeded.write() as session:
         spec = get_campaign(session, CLUSTER).spec()
-        for ref in ("CL26-00007", "CL26-CL-331100"):
-            new_case(
-                session,
-                make_ctx(),
-                spec,
-                kind="cluster_application",
-                ref=ref,
-                org_id=code("鄞州区"),
-                city_code=code("宁波市"),
-                county_code=code("鄞州区"),
-                title=ref,
-            )
+        _add_cases(session, make_ctx, spec, ("CL26-00007", "CL26-CL-331100"))
         assert RefAllocator(session, spec, "cluster_application")() == "CL26-00008"
         session.rollback()
 

@@ -66,6 +66,10 @@ BACK = {
 }
 
 
+# What the engine derives from a machine's states (models.machines), compared role by role.
+STATE_ROLES = ("lapsed", "candidates", "on_list", "undecided", "unreviewed", "declined", "with_recommender")
+
+
 def test_the_roles_of_the_2026_machines_are_the_sets_the_engine_used_to_name() -> None:
     cluster = machines_of(load_campaign_file(CAMPAIGN_DIR / "2026-cluster-selection.yaml"))
     jingpin = machines_of(load_campaign_file(CAMPAIGN_DIR / "2026-jingpin.yaml"))
@@ -102,15 +106,7 @@ def test_the_roles_of_the_2026_machines_are_the_sets_the_engine_used_to_name() -
 def test_the_renamed_machine_has_the_same_roles_under_its_own_names() -> None:
     original = machines_of(load_campaign_file(ORIGINAL))["zjtx_application"]
     renamed = machines_of(load_campaign_file(RENAMED))["qiye_shenqing"]
-    for role in (
-        "lapsed",
-        "candidates",
-        "on_list",
-        "undecided",
-        "unreviewed",
-        "declined",
-        "with_recommender",
-    ):
+    for role in STATE_ROLES:
         assert {BACK[s] for s in getattr(renamed, role)} == set(getattr(original, role)), role
     assert BACK[renamed.initial] == original.initial
 
